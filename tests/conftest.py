@@ -1,0 +1,56 @@
+"""Shared fixtures. Tests marked `docker` use the real engine that scripts/bootstrap.sh starts."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nexus_assets.settings import SAMPLE_REPO, Settings
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from nexus_assets.resources import docker_client as connect
+
+    client = connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A private copy of the bundled sample monorepo, safe to edit."""
+    target = tmp_path / "repo"
+    shutil.copytree(SAMPLE_REPO, target, symlinks=True)
+    return target
+
+
+@pytest.fixture
+def unique_registry() -> str:
+    """A registry name no other test uses, so image tags never collide between tests."""
+    return f"test-{uuid.uuid4().hex[:8]}.local"
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, unique_registry: str):
+    def make(repo: Path, **overrides) -> Settings:
+        values = dict(repo=repo, workdir=tmp_path / "work", registry=unique_registry, version="1.0.0", max_parallel=4)
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def remove_test_images(docker_client, unique_registry):
+    """Removes every image tagged under this test's registry name afterwards."""
+    yield
+    for image in docker_client.images.list():
+        if any(tag.startswith(unique_registry + "/") for tag in image.tags):
+            try:
+                docker_client.images.remove(image.id, force=True)
+            except Exception:
+                pass
