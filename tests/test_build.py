@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from nexus_assets.baseimages import load_base_image_map
+from nexus_assets.build import build_image, plan_build
+from nexus_assets.errors import BuildError
+from nexus_assets.services import find_services
+
+pytestmark = pytest.mark.docker
+
+
+def _service(repo, name, dockerfile):
+    folder = repo / "services" / name
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text(dockerfile)
+    (folder / "app.py").write_text("print('ok')\n")
+    return next(s for s in find_services(repo) if s.name == name)
+
+
+def test_build_tags_labels_and_records_substituted_base(tmp_path, docker_client, unique_registry, remove_test_images):
+    service = _service(tmp_path / "repo", "hello", "FROM python:3.11-slim\nCOPY app.py /app.py\nCMD [\"python3\", \"/app.py\"]\n")
+    plan = plan_build(service, docker_client, load_base_image_map())
+    assert plan.bases[0]["substituted"] is True
+    result = build_image(docker_client, plan, registry=unique_registry, version="2.3.4", revision="abc123",
+                         source="services/hello", log_path=tmp_path / "build_hello.log")
+    image = docker_client.images.get(result["image_id"])
+    assert f"{unique_registry}/nexus/hello:2.3.4" in image.tags
+    assert f"{unique_registry}/nexus/hello:latest" in image.tags
+    labels = image.labels
+    assert labels["org.opencontainers.image.version"] == "2.3.4"
+    assert labels["org.opencontainers.image.revision"] == "abc123"
+    assert labels["io.nexus-assets.source-hash"] == plan.fingerprint
+    assert "Successfully built" in (tmp_path / "build_hello.log").read_text()
+    assert docker_client.containers.run(result["image_id"], remove=True).decode().strip() == "ok"
+
+
+def test_fingerprint_changes_with_source_and_not_otherwise(tmp_path, docker_client):
+    service = _service(tmp_path / "repo", "fp", "FROM python:3.11-slim\nCOPY app.py /app.py\n")
+    base_map = load_base_image_map()
+    first = plan_build(service, docker_client, base_map).fingerprint
+    assert plan_build(service, docker_client, base_map).fingerprint == first
+    (service.path / "app.py").write_text("print('changed')\n")
+    assert plan_build(service, docker_client, base_map).fingerprint != first
+
+
+def test_failing_dockerfile_names_the_service_and_keeps_the_log(tmp_path, docker_client, unique_registry, remove_test_images):
+    service = _service(tmp_path / "repo", "broken", "FROM python:3.11-slim\nRUN exit 3\n")
+    plan = plan_build(service, docker_client, load_base_image_map())
+    log = tmp_path / "build_broken.log"
+    with pytest.raises(BuildError, match="service broken: docker build failed") as info:
+        build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=None,
+                    source="services/broken", log_path=log)
+    assert str(log) in str(info.value)
+    assert "ERROR" in log.read_text()
+
+
+def test_missing_dockerfile_fails_alone_with_what_to_do(tmp_path, docker_client):
+    folder = tmp_path / "repo" / "services" / "nodocker"
+    folder.mkdir(parents=True)
+    (folder / "app.py").write_text("x\n")
+    service = find_services(tmp_path / "repo")[0]
+    with pytest.raises(BuildError, match="service nodocker: no Dockerfile"):
+        plan_build(service, docker_client, load_base_image_map())
