@@ -1,0 +1,88 @@
+"""The runs behind `nexus-agent`: prepare (steps A-D), then only the stale images, then the
+manifest. Definitions are built again after the prepare step so that services scaffolded or
+added since the last load become assets of this very run: no reload by hand."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import dagster as dg
+
+from .baseimages import load_base_image_map
+from .definitions import PREPARE_ASSETS, build_definitions
+from .resources import docker_client
+from .services import find_services
+from .settings import Settings
+from .staleness import build_services, image_key, service_states
+
+progress = logging.getLogger("nexus_assets.progress")
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent Dagster instance under DAGSTER_HOME (default: WORKDIR/.dagster_home),
+    the same one `dagster dev` shows when started with that DAGSTER_HOME."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance) -> tuple[bool, list[str]]:
+    """Materialize keys (and their checks) in-process; returns (ok, failed blocking gates)."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET)
+    failed = []
+    for evaluation in result.get_asset_check_evaluations():
+        label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if evaluation.passed:
+            progress.info("gate %s passed", label)
+        else:
+            failed.append(label)
+            progress.error("gate %s FAILED: %s", label, evaluation.description or "")
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        progress.error("step %s failed: %s", event.step_key, error.message.strip() if error else "unknown error")
+    return result.success, failed
+
+
+def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> bool:
+    find_services(settings.repo)  # a missing repo or services/ ends here, in one line
+    docker_client().close()  # so does an unreachable engine
+    instance = open_instance(settings)
+    progress.info("target %s -> workdir %s (registry %s, version %s)", settings.repo, settings.workdir, settings.registry, settings.version)
+
+    ok, gates = _execute(build_definitions(settings), [a.key for a in PREPARE_ASSETS], instance)
+    if not ok:
+        return False
+
+    defs = build_definitions(settings)  # now sees the synced and scaffolded services
+    services = build_services(settings)
+    client = docker_client()
+    try:
+        states = service_states(services, client, instance, load_base_image_map())
+    finally:
+        client.close()
+    stale = [s for s in states if rebuild_all or s.needs_build]
+    progress.info("%d service(s): %d to build, %d current", len(states), len(stale), len(states) - len(stale))
+    for state in stale:
+        progress.info("  %s: %s", state.service.name, state.reason)
+    keys = [image_key(s.service.name) for s in stale] + [dg.AssetKey("artifacts_manifest")]
+    ok2, gates2 = _execute(defs, keys, instance)
+    return ok and ok2 and not gates and not gates2
+
+
+def show_status(settings: Settings) -> int:
+    instance = open_instance(settings)
+    client = docker_client()
+    try:
+        states = service_states(build_services(settings), client, instance, load_base_image_map())
+    finally:
+        client.close()
+    for state in states:
+        print(f"{state.service.name:40} {state.status:14} {state.reason}")
+    return 0
