@@ -56,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
         started = time.monotonic()
-        ok = run_pipeline(settings, rebuild_all=args.all)
-        print(f"[nexus] {'done' if ok else 'FAILED: a blocking gate did not pass'} in {time.monotonic() - started:.1f}s; "
-              f"reports in {settings.reports}, manifest in {settings.artifacts / 'artifacts_manifest.json'}")
-        return 0 if ok else EXIT_GATE_FAILED
+        summary = run_pipeline(settings, rebuild_all=args.all)
+        verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
+        print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
+              f"{len(summary.failed)} failed; reports in {settings.reports}, "
+              f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
+        return 0 if summary.ok else EXIT_GATE_FAILED
     except NexusError as exc:
         print(f"nexus-agent: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

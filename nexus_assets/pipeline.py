@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -32,33 +33,57 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance) -> tuple[bool, list[str]]:
-    """Materialize keys (and their checks) in-process; returns (ok, failed blocking gates)."""
+@dataclass
+class RunSummary:
+    """What one `nexus-agent run` did: the benchmark and the tests read it."""
+
+    ok: bool = True
+    built: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    failed_gates: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+
+
+def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, summary: RunSummary) -> None:
+    """Materialize keys (and their checks) in-process and add what happened to summary."""
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET)
-    failed = []
+    summary.run_ids.append(result.run_id)
+    summary.ok = summary.ok and result.success
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key
+        if key.path[0] == "image":
+            summary.built.append(key.path[-1])
+    for event in result.get_asset_observation_events():
+        observation = event.asset_observation_data.asset_observation
+        status = observation.metadata.get("status")
+        if observation.asset_key.path[0] == "image" and status is not None and status.value == "failed":
+            summary.failed.append(observation.asset_key.path[-1])
+    passed = 0
     for evaluation in result.get_asset_check_evaluations():
         label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:
-            progress.info("gate %s passed", label)
+            passed += 1
         else:
-            failed.append(label)
-            progress.error("gate %s FAILED: %s", label, evaluation.description or "")
+            summary.failed_gates.append(label)
+            progress.error("check %s FAILED: %s", label, evaluation.description or "")
+    if passed:
+        progress.info("%d check(s) passed", passed)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         progress.error("step %s failed: %s", event.step_key, error.message.strip() if error else "unknown error")
-    return result.success, failed
 
 
-def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> bool:
+def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary:
     find_services(settings.repo)  # a missing repo or services/ ends here, in one line
     docker_client().close()  # so does an unreachable engine
     instance = open_instance(settings)
     progress.info("target %s -> workdir %s (registry %s, version %s)", settings.repo, settings.workdir, settings.registry, settings.version)
 
-    ok, gates = _execute(build_definitions(settings), [a.key for a in PREPARE_ASSETS], instance)
-    if not ok:
-        return False
+    summary = RunSummary()
+    _execute(build_definitions(settings), [a.key for a in PREPARE_ASSETS], instance, summary)
+    if not summary.ok:
+        return summary
 
     defs = build_definitions(settings)  # now sees the synced and scaffolded services
     services = build_services(settings)
@@ -71,9 +96,13 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> bool:
     progress.info("%d service(s): %d to build, %d current", len(states), len(stale), len(states) - len(stale))
     for state in stale:
         progress.info("  %s: %s", state.service.name, state.reason)
-    keys = [image_key(s.service.name) for s in stale] + [dg.AssetKey("artifacts_manifest")]
-    ok2, gates2 = _execute(defs, keys, instance)
-    return ok and ok2 and not gates and not gates2
+    if stale:
+        _execute(defs, [image_key(s.service.name) for s in stale], instance, summary)
+    # Its own run: Dagster skips a step downstream of an image that failed, and the
+    # manifest must still say which service has no current image and why.
+    _execute(defs, [dg.AssetKey("artifacts_manifest")], instance, summary)
+    summary.ok = summary.ok and not summary.failed and not summary.failed_gates
+    return summary
 
 
 def show_status(settings: Settings) -> int:

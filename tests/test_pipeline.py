@@ -1,0 +1,82 @@
+"""The whole graph against the real engine: cold run, nothing changed, one change, a new
+service, a broken service and its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nexus_assets.pipeline import run_pipeline
+from nexus_assets.scaffold import scaffold_service
+from nexus_assets.synthetic import SCAFFOLD_CONFIG, generate_monorepo
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def small_repo(tmp_path):
+    repo = tmp_path / "repo"
+    generate_monorepo(repo, 3)
+    return repo
+
+
+@pytest.fixture
+def settings(small_repo, settings_for, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return settings_for(small_repo)
+
+
+def _manifest(settings):
+    return json.loads((settings.artifacts / "artifacts_manifest.json").read_text())
+
+
+def test_only_stale_images_rebuild(settings, small_repo, docker_client, remove_test_images):
+    cold = run_pipeline(settings)
+    assert cold.ok, cold
+    assert sorted(cold.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
+    manifest = _manifest(settings)
+    assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0}
+    for entry in manifest["images"]:
+        assert docker_client.images.get(entry["image"]).id == entry["digest"]
+    for name in ("discovery_parsed.json", "discrepancy_report.json"):
+        assert (settings.reports / name).is_file()
+
+    unchanged = run_pipeline(settings)
+    assert unchanged.ok and unchanged.built == []
+
+    (small_repo / "services" / "node-svc-002" / "server.js").open("a").write("\n// touched\n")
+    one = run_pipeline(settings)
+    assert one.ok and one.built == ["node-svc-002"]
+    assert (settings.workdir / "services" / "node-svc-002" / "server.js").read_text().endswith("// touched\n")
+
+    assert scaffold_service(small_repo, "py-svc-new", "added by hand", SCAFFOLD_CONFIG).created
+    new = run_pipeline(settings)
+    assert new.ok and new.built == ["py-svc-new"], "a new service is picked up without a reload by hand"
+    assert _manifest(settings)["totals"]["with_digest"] == 4
+
+
+def test_a_broken_service_fails_alone_and_rebuilds_once_fixed(settings, small_repo, remove_test_images):
+    dockerfile = small_repo / "services" / "node-svc-001" / "Dockerfile"
+    good = dockerfile.read_text()
+    dockerfile.write_text(good.replace("WORKDIR /app", "RUN exit 7\nWORKDIR /app", 1))
+    first = run_pipeline(settings)
+    assert not first.ok
+    assert first.failed == ["node-svc-001"]
+    assert sorted(first.built) == ["node-svc-002", "py-svc-003"]
+    problems = _manifest(settings)["problems"]
+    assert [p["service"] for p in problems] == ["node-svc-001"]
+    assert "node-svc-001" in (settings.reports / "build_node-svc-001.log").read_text() or problems[0]["reason"]
+
+    dockerfile.write_text(good)
+    fixed = run_pipeline(settings)
+    assert fixed.ok and fixed.built == ["node-svc-001"]
+
+
+def test_absent_base_image_is_reported_on_its_service(settings, small_repo, remove_test_images):
+    dockerfile = small_repo / "services" / "py-svc-003" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("python:3.11-slim", "python:2.7-nowhere"))
+    summary = run_pipeline(settings)
+    assert summary.failed == ["py-svc-003"] and sorted(summary.built) == ["node-svc-001", "node-svc-002"]
+    reason = _manifest(settings)["problems"][0]["reason"]
+    assert "python:2.7-nowhere" in reason and "base-image map" in reason
