@@ -1,0 +1,85 @@
+'use strict';
+// auth-service: Sign-in, sessions and token issuing (the canonical module auth, under its historical folder name).
+// Standard library only, so the image builds offline. `node server.js` starts it;
+// tests require() this module and call createServer() without starting anything.
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const SERVICE = 'auth-service';
+const { version: VERSION } = require('./package.json');
+const DEFAULT_PORT = 3002;
+const SPEC = JSON.parse(fs.readFileSync(path.join(__dirname, 'openapi.json'), 'utf8'));
+
+const PROVIDERS = [
+  { id: 'password', display_name: 'Email and password', enabled: true },
+  { id: 'magic-link', display_name: 'Email link', enabled: true },
+  { id: 'oauth-google', display_name: 'Google', enabled: false },
+];
+
+// path -> (url) => response body. Every path here is listed in openapi.json.
+const ROUTES = new Map([
+  ['/health', () => ({ status: 'ok', service: SERVICE })],
+  ['/', () => ({ name: SERVICE, version: VERSION, description: SPEC.info.description })],
+  ['/openapi.json', () => SPEC],
+  ['/auth/providers', () => ({ providers: PROVIDERS })],
+  ['/auth/session', () => ({ authenticated: false, login_url: '/auth/login', providers: PROVIDERS.filter((p) => p.enabled).map((p) => p.id) })],
+]);
+
+function log(fields) {
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), service: SERVICE, ...fields }) + '\n');
+}
+
+function sendJson(req, res, status, body, headers = {}) {
+  const data = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(data),
+    'X-Content-Type-Options': 'nosniff',
+    ...headers,
+  });
+  res.end(req.method === 'HEAD' ? undefined : data);
+}
+
+function handler(req, res) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    return sendJson(req, res, 405, { error: 'method not allowed', method: req.method }, { Allow: 'GET, HEAD' });
+  }
+  const url = new URL(req.url, 'http://localhost');
+  const route = ROUTES.get(url.pathname);
+  if (!route) {
+    return sendJson(req, res, 404, { error: 'not found', path: url.pathname });
+  }
+  try {
+    return sendJson(req, res, 200, route(url));
+  } catch (err) {
+    log({ event: 'error', path: url.pathname, error: String(err && err.message) });
+    return sendJson(req, res, 500, { error: 'internal error' });
+  }
+}
+
+function createServer() {
+  return http.createServer(handler);
+}
+
+function start({ port = Number(process.env.PORT) || DEFAULT_PORT, host = process.env.HOST || '0.0.0.0' } = {}) {
+  const server = createServer();
+  // As PID 1 in a container, node ignores SIGTERM unless it handles it: exit promptly
+  // so `docker stop` does not wait for the kill timeout.
+  const stop = (signal) => {
+    log({ event: 'stopping', signal });
+    server.close(() => process.exit(0));
+    if (typeof server.closeAllConnections === 'function') server.closeAllConnections();
+    setTimeout(() => process.exit(0), 500).unref();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  server.listen(port, host, () => log({ event: 'listening', host, port: server.address().port, version: VERSION }));
+  return server;
+}
+
+module.exports = { createServer, handler, start, SERVICE, ROUTES };
+
+if (require.main === module) {
+  start();
+}
