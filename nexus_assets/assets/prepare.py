@@ -81,7 +81,8 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
 def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
     inventory = json.loads((settings.reports / "discovery_parsed.json").read_text(encoding="utf-8"))
-    canonical = synopsis.parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md")
+    canonical = synopsis.parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
+                                        display_path="docs/investor_synopsis.md")
     config = load_repo_config(settings.workdir)
     first = parity.compare(canonical, inventory, config)
     planned = [name for name, _ in parity.modules_to_scaffold(first)]
