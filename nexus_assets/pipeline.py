@@ -94,8 +94,10 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary
         client.close()
     stale = [s for s in states if rebuild_all or s.needs_build]
     progress.info("%d service(s): %d to build, %d current", len(states), len(stale), len(states) - len(stale))
-    for state in stale:
+    for state in stale[:10]:
         progress.info("  %s: %s", state.service.name, state.reason)
+    if len(stale) > 10:
+        progress.info("  ... and %d more (nexus-agent status lists them all)", len(stale) - 10)
     if stale:
         _execute(defs, [image_key(s.service.name) for s in stale], instance, summary)
     # Its own run: Dagster skips a step downstream of an image that failed, and the
