@@ -18,8 +18,9 @@ def assemble_manifest(states: list[ServiceState], settings: Settings) -> dict:
             "status": state.status,
             "source_hash": state.fingerprint,
         }
-        if state.status == "current":
+        if state.status in ("current", "tests_failed"):
             entry.update({
+                "tests": last.get("tests"),
                 "image": last.get("image"),
                 "tags": last.get("tags"),
                 "image_id": last.get("image_id"),
@@ -30,7 +31,7 @@ def assemble_manifest(states: list[ServiceState], settings: Settings) -> dict:
                 "substituted_bases": [b["requested"] for b in last.get("base_images") or [] if b.get("substituted")],
                 "build_log": last.get("build_log"),
             })
-        else:
+        if state.status != "current":
             problems.append({"service": state.service.name, "status": state.status, "reason": state.reason})
             entry["reason"] = state.reason
         images.append(entry)
@@ -40,6 +41,7 @@ def assemble_manifest(states: list[ServiceState], settings: Settings) -> dict:
         "version": settings.version,
         "registry": settings.registry,
         "images": images,
-        "totals": {"services": len(images), "with_digest": len(with_digest), "problems": len(problems)},
+        "totals": {"services": len(images), "with_digest": len(with_digest), "problems": len(problems),
+                   "tests_failed": sum(1 for i in images if i["status"] == "tests_failed")},
         "problems": problems,
     }

@@ -41,6 +41,7 @@ class RunSummary:
     built: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     failed_gates: list[str] = field(default_factory=list)
+    test_containers: int = 0
     run_ids: list[str] = field(default_factory=list)
 
 
@@ -54,6 +55,8 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         key = event.asset_key
         if key.path[0] == "image":
             summary.built.append(key.path[-1])
+            containers = event.materialization.metadata.get("test_containers")
+            summary.test_containers += containers.value if containers is not None else 0
     for event in result.get_asset_observation_events():
         observation = event.asset_observation_data.asset_observation
         status = observation.metadata.get("status")

@@ -56,6 +56,7 @@ class NexusConfig(dg.ConfigurableResource):
     registry: str
     version: str
     max_parallel: int = 4
+    test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
 
     def settings(self):
         from .settings import Settings

@@ -37,7 +37,7 @@ def build_services(settings: Settings, *, prefer_repo: bool = False) -> list[Ser
 @dataclass(frozen=True)
 class ServiceState:
     service: Service
-    status: str  # current | stale | never_built | image_missing | unbuildable
+    status: str  # current | stale | never_built | image_missing | tests_failed | unbuildable
     reason: str
     fingerprint: str | None
     last: dict | None  # metadata of the last materialization, plain values
@@ -71,6 +71,9 @@ def service_states(services: list[Service], client, instance: dg.DagsterInstance
             states.append(ServiceState(service, "never_built", "no image built yet", plan.fingerprint, None))
         elif last.get("source_hash") != plan.fingerprint:
             states.append(ServiceState(service, "stale", f"source changed ({last.get('source_hash')} -> {plan.fingerprint})", plan.fingerprint, last))
+        elif failed_tests := sorted(stage for stage, result in (last.get("tests") or {}).items() if result == "failed"):
+            # Retested on the next run: the cause may lie outside the source (a timeout, the engine).
+            states.append(ServiceState(service, "tests_failed", f"{', '.join(failed_tests)} tests failed last time", plan.fingerprint, last))
         else:
             try:
                 client.images.get(last.get("image_id"))

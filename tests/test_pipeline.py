@@ -36,7 +36,7 @@ def test_only_stale_images_rebuild(settings, small_repo, docker_client, remove_t
     assert cold.ok, cold
     assert sorted(cold.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     manifest = _manifest(settings)
-    assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0}
+    assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0}
     for entry in manifest["images"]:
         assert docker_client.images.get(entry["image"]).id == entry["digest"]
     for name in ("discovery_parsed.json", "discrepancy_report.json"):
@@ -80,3 +80,19 @@ def test_absent_base_image_is_reported_on_its_service(settings, small_repo, remo
     assert summary.failed == ["py-svc-003"] and sorted(summary.built) == ["node-svc-001", "node-svc-002"]
     reason = _manifest(settings)["problems"][0]["reason"]
     assert "python:2.7-nowhere" in reason and "base-image map" in reason
+
+
+def test_failing_unit_test_keeps_the_image_fails_its_check_and_is_retested(settings, small_repo, remove_test_images):
+    test_file = next((small_repo / "services" / "py-svc-003" / "tests").glob("test_*.py"))
+    test_file.write_text(test_file.read_text() + "\n\nclass Broken(unittest.TestCase):\n    def test_fails(self):\n        self.fail('on purpose')\n")
+    first = run_pipeline(settings)
+    assert not first.ok and "image/py-svc-003:unit" in first.failed_gates
+    assert sorted(first.built) == ["node-svc-001", "node-svc-002", "py-svc-003"], "a failing test stops no build"
+    assert first.test_containers >= 6
+    entry = next(i for i in _manifest(settings)["images"] if i["service"] == "py-svc-003")
+    assert entry["digest"] and entry["status"] == "tests_failed" and entry["tests"]["unit"] == "failed"
+    log = (settings.reports / "test_results_py-svc-003_unit.log").read_text()
+    assert "on purpose" in log
+
+    again = run_pipeline(settings)
+    assert again.built == ["py-svc-003"], "only the service whose tests failed is retested"
