@@ -9,6 +9,7 @@ import os
 import dagster as dg
 
 from .assets import prepare
+from .assets.e2e import e2e_tests_asset
 from .assets.images import service_images_asset
 from .assets.manifest import artifacts_manifest_asset, manifest_has_digests
 from .baseimages import load_base_image_map
@@ -39,6 +40,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     assets: list = list(PREPARE_ASSETS)
     if services:
         assets.append(service_images_asset(services, versions))
+    assets.append(e2e_tests_asset([s.name for s in services]))
     assets.append(artifacts_manifest_asset([s.name for s in services]))
     return dg.Definitions(
         assets=assets,

@@ -7,9 +7,12 @@ there is one (opened and parsed by `safe_archive`). Every bad input becomes a pr
 `{file, line, service, message}` and discovery goes on; only a missing repository or
 `services/` folder raises (TargetRepoError), since nothing useful can follow.
 
+Dockerfiles are parsed by `dockerfile`, text files read by `textfiles`.
+
 Secrets: the values of every `.env*` file, of the archive's `env_dump.txt` and of inline
 compose `environment:` entries are collected once (rules in `secret_values`) and every string
-of the result, dict keys included, is scrubbed by `mask_secrets`. Keys are reported, values never.
+of the result, dict keys included, is scrubbed by `mask_secrets` (both in `secrets_mask`).
+Keys are reported, values never.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import datetime as _dt
 import json
 import os
 import re
-import shlex
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,315 +28,35 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
-from .safe_archive import decode_text, inside, problem, read_bounded, read_discovery_archive
+# Secret handling and Dockerfile parsing live in their own modules; the public names that
+# used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
+from .dockerfile import no_healthcheck, parse_dockerfile
+from .safe_archive import problem, read_discovery_archive
+from .secrets_mask import (MASK, MIN_SECRET_LEN, mask_secrets, mask_tree, parse_env_text, read_env_files,  # noqa: F401
+                           secret_values)
 from .services import find_services, services_root, valid_service_name
+from .textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, read_text, rel_path, walk_files  # noqa: F401
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
-# Folders that never hold the repository's own compose or env files.
-SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache",
-                       ".mypy_cache", ".tox", "nexus-discovery"})
-OUTPUT_DIRS = frozenset({"reports", "artifacts", "output"})
-MAX_TEXT_BYTES = 4 * 1024 * 1024
 MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")
-MIN_SECRET_LEN = 4
-MASK = "***"
 _COMPOSE_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")
-_ENV_NAME_RE = re.compile(r"^(\.env(\..+)?|.+\.env)$")
-_TEMPLATE_SUFFIXES = (".example", ".template", ".sample", ".dist", ".tmpl")
 _TEST_DIRS = frozenset({"test", "tests", "__tests__", "spec"})
 _TEST_FILE_RE = re.compile(r"^(test_.*\.py|.*_test\.py|.*\.(test|spec)\.[cm]?[jt]sx?)$")
-_ENV_LINE_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
-_SECRET_KEY_RE = re.compile(r"PASS|PWD|PW$|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|SALT|AUTH|COOKIE|"
-                            r"SESSION|DSN|CERT|SIGN|DATABASE_URL|_URI$|(^|_)(PIN|OTP)($|_)", re.IGNORECASE)
-_VAR_ONLY_RE = re.compile(r"^\$\{?\w+(?::?[-+?][^}]*)?\}?$")
-# Words that carry no secret and, masked, would wreck the report (ports, flags, hostnames).
-_PLAIN_VALUE_RE = re.compile(r"^(\d+|true|false|yes|no|on|off|null|none|[a-z]+(?:[._-][a-z]+)*)$")
-_KEYED_SECRET_RE = re.compile(
-    r"(?i)\b([A-Z0-9_]*(?:PASS(?:WORD)?|PWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIALS?)[A-Z0-9_]*)"
-    r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)")
-_URL_CRED_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@")
-_BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_VAR_RE = re.compile(r"\$\{(\w+)(?::?([-+])([^}]*))?\}|\$(\w+)")
-
-
-def read_text(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict]]:
-    """A text file's content; non-UTF-8 bytes are replaced and reported with the line of the
-    first bad byte, so one Latin-1 file never stops discovery. None when unreadable or huge."""
-    try:
-        data = read_bounded(path, MAX_TEXT_BYTES)
-    except InputError:
-        return None, [problem(shown, None, f"larger than {MAX_TEXT_BYTES} bytes; not read", service)]
-    except OSError as exc:
-        return None, [problem(shown, None, f"cannot read: {exc.strerror}", service)]
-    return decode_text(data, shown, service)
-
-
-def _rel(path: Path, repo: Path) -> str:
-    try:
-        return path.relative_to(repo).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _walk_files(repo: Path, match: re.Pattern[str]) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(repo):
-        # The pipeline's own outputs live in reports/, artifacts/ and output/ of a working copy.
-        top = OUTPUT_DIRS if Path(dirpath) == repo else frozenset()
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d not in top)
-        found.extend(Path(dirpath) / f for f in filenames if match.match(f))
-    return sorted(found, key=lambda p: p.relative_to(repo).as_posix())
-
-
-# --- secrets ---------------------------------------------------------------------------
-
-def parse_env_text(text: str) -> tuple[list[tuple[str, str]], list[int]]:
-    """(key, value) pairs of a dotenv text and the numbers of lines that are not KEY=VALUE."""
-    pairs, bad = [], []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _ENV_LINE_RE.match(line)
-        if not m:
-            bad.append(number)
-            continue
-        value = m.group(2).strip()
-        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) >= 2:
-            value = value[1:-1]
-        else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
-        pairs.append((m.group(1), value))
-    return pairs, bad
-
-
-def secret_values(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] = (),
-                  extra: Iterable[str] = ()) -> list[str]:
-    """The values to scrub from every output, longest first.
-
-    Rules (err on masking): a value shorter than MIN_SECRET_LEN is never masked (it cannot be
-    scrubbed without destroying the report, and is no credible secret). The value of a key that
-    looks secret (PASSWORD, SECRET, TOKEN, KEY, AUTH, DSN, ...) is always masked. The value of
-    any other key is masked unless it is plainly public: a number (ports), a boolean word, a
-    name already public in the repository (a service folder or compose service, e.g.
-    DB_HOST=postgres), or a lowercase word such as `production` or `nexus`. `extra` values
-    (e.g. a registry token from the environment) are always masked."""
-    public = {n.lower() for n in public_names}
-    found = {v for v in extra if len(v) >= MIN_SECRET_LEN}
-    for key, value in pairs:
-        value = value.strip()
-        if len(value) < MIN_SECRET_LEN:
-            continue
-        if _VAR_ONLY_RE.match(value):  # `${POSTGRES_PASSWORD}` names a secret, it is not one
-            continue
-        if _SECRET_KEY_RE.search(key) or not (_PLAIN_VALUE_RE.match(value) or value.lower() in public):
-            found.add(value)
-    return sorted(found, key=lambda v: (-len(v), v))
-
-
-def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    """text with every known secret value replaced by ***, plus anything shaped like a secret:
-    `PASSWORD=...`/`token: ...` assignments, credentials in URLs, bearer tokens."""
-    for value in secrets:  # longest first, so a secret containing another is masked whole
-        if value and value in text:
-            text = text.replace(value, MASK)
-    text = _KEYED_SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-    text = _URL_CRED_RE.sub(lambda m: m.group(1) + MASK + "@", text)
-    return _BEARER_RE.sub(lambda m: m.group(1) + " " + MASK, text)
-
-
-def mask_tree(obj: Any, secrets: list[str]) -> Any:
-    """A copy of a JSON-like structure with mask_secrets applied to every string and key."""
-    if isinstance(obj, str):
-        return mask_secrets(obj, secrets)
-    if isinstance(obj, dict):
-        return {mask_tree(k, secrets) if isinstance(k, str) else k: mask_tree(v, secrets) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [mask_tree(v, secrets) for v in obj]
-    return obj
-
-
-def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Per `.env*` file: its keys (never values) and problems; plus all (key, value) pairs
-    for secret_values."""
-    files, pairs = [], []
-    for path in _walk_files(repo, _ENV_NAME_RE):
-        if path.is_symlink() and not inside(repo, path):
-            files.append({"file": _rel(path, repo), "keys": [], "template": False,
-                          "problems": [problem(_rel(path, repo), None, "link pointing outside the repository; not read")]})
-            continue
-        shown = _rel(path, repo)
-        text, probs = read_text(path, shown)
-        found, bad = parse_env_text(text or "")
-        # The line itself may hold a secret: name the line, never echo it.
-        probs += [problem(shown, n, "not a KEY=VALUE line; ignored") for n in bad]
-        template = path.name.endswith(_TEMPLATE_SUFFIXES)
-        # A template is committed, so its plain placeholders (`changeme`, `postgres`) are public;
-        # anything else in it is masked in case a real secret slipped in.
-        pairs.extend((k, v) for k, v in found if not (template and _PLAIN_VALUE_RE.match(v)))
-        files.append({"file": shown, "keys": sorted({k for k, _ in found}), "template": template,
-                      "problems": probs})
-    return files, pairs
-
-
-# --- Dockerfiles -------------------------------------------------------------------------
-
-def _substitute(value: str, variables: dict[str, str]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(4)
-        if name in variables and variables[name] != "":
-            return variables[name] if m.group(2) != "+" else (m.group(3) or "")
-        if m.group(2) == "-":
-            return m.group(3) or ""
-        return m.group(0)
-    return _VAR_RE.sub(repl, value)
-
-
-def _instructions(text: str) -> list[tuple[int, str, str]]:
-    """(line, KEYWORD, arguments) with continuations joined, comments and heredoc bodies skipped."""
-    out: list[tuple[int, str, str]] = []
-    lines = text.splitlines()
-    escape = "\\"
-    for raw in lines[:5]:  # parser directives sit at the very top
-        m = re.match(r"^#\s*escape\s*=\s*(\S)\s*$", raw)
-        if m:
-            escape = m.group(1)
-    i = 0
-    while i < len(lines):
-        start, current = i + 1, lines[i].rstrip()
-        i += 1
-        if not current.strip() or current.strip().startswith("#"):
-            continue
-        parts = []
-        while current.endswith(escape):
-            parts.append(current[:-1].strip())
-            # Docker drops comment and blank lines inside a continued instruction.
-            while i < len(lines) and (not lines[i].strip() or lines[i].strip().startswith("#")):
-                i += 1
-            if i >= len(lines):
-                current = ""
-                break
-            current = lines[i].rstrip()
-            i += 1
-        parts.append(current.strip())
-        keyword, _, args = " ".join(p for p in parts if p).partition(" ")
-        out.append((start, keyword.upper(), args.strip()))
-        heredoc = re.search(r"<<(-?)\s*[\"']?([A-Za-z_]\w*)[\"']?", args)
-        if heredoc and keyword.upper() in ("RUN", "COPY", "ADD"):
-            while i < len(lines) and lines[i].strip() != heredoc.group(2):
-                i += 1
-            i += 1
-    return out
-
-
-def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
-    """Stages, external base images, EXPOSEd ports and HEALTHCHECK of the image the Dockerfile
-    builds. Stage-aware: a `FROM builder` names an earlier stage, not an image to pull, and
-    EXPOSE/HEALTHCHECK of the final stage include what it inherits from its parent stages."""
-    global_args: dict[str, str] = {}
-    stages: list[dict] = []
-    problems: list[dict] = []
-    for line, keyword, args in _instructions(text):
-        if keyword == "FROM":
-            tokens = [t for t in args.split() if not t.startswith("--")]
-            if not tokens:
-                problems.append(problem(shown, line, "FROM without an image", service))
-                continue
-            image = _substitute(tokens[0], global_args)
-            alias = tokens[2].lower() if len(tokens) >= 3 and tokens[1].lower() == "as" else None
-            parent = next((s for s in stages if s["alias"] and s["alias"] == image.lower()), None)
-            stages.append({"line": line, "image": image, "alias": alias,
-                           "from_stage": parent["alias"] if parent else None,
-                           "vars": dict(global_args), "ports": set(), "healthcheck": None})
-        elif not stages:
-            if keyword == "ARG":
-                name, _, default = args.partition("=")
-                global_args[name.strip()] = default.strip().strip("\"'")
-            else:
-                problems.append(problem(shown, line, f"{keyword} before the first FROM", service))
-        elif keyword in ("ARG", "ENV"):
-            assigned = re.findall(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S*)", args)
-            if not assigned and args.split():  # `ENV PORT 3000`, or `ARG NAME` keeping its global default
-                assigned = [tuple((args.split(None, 1) + [""])[:2])]
-            scope = stages[-1]["vars"]
-            for name, value in assigned:
-                if value or name not in scope:
-                    scope[name] = _substitute(value.strip("\"'"), scope)
-        elif keyword == "EXPOSE":
-            for token in args.split():
-                value = _substitute(token, stages[-1]["vars"])
-                m = re.match(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", value, re.IGNORECASE)
-                if not m:
-                    problems.append(problem(shown, line, f"EXPOSE {token!r} cannot be resolved to a port", service))
-                    continue
-                low, high = int(m.group(1)), int(m.group(2) or m.group(1))
-                stages[-1]["ports"].update(range(low, min(high, low + 100) + 1))
-        elif keyword == "HEALTHCHECK":
-            stages[-1]["healthcheck"] = _healthcheck(args, line, shown, service, problems)
-    if not stages:
-        problems.append(problem(shown, None, "no FROM instruction: not a buildable Dockerfile", service))
-        return {"stages": [], "base_images": [], "final_base_image": None, "exposed_ports": [],
-                "healthcheck": _no_healthcheck(), "problems": problems}
-    chain, stage = [], stages[-1]
-    while stage is not None:
-        chain.append(stage)
-        stage = next((s for s in stages if s["alias"] == stage["from_stage"]), None) if stage["from_stage"] else None
-    health = next((s["healthcheck"] for s in chain if s["healthcheck"]), None)
-    external = [s["image"] for s in stages if not s["from_stage"] and s["image"].lower() != "scratch"]
-    root_image = chain[-1]["image"]
-    return {
-        "stages": [{"line": s["line"], "image": s["image"], "alias": s["alias"], "from_stage": s["from_stage"]}
-                   for s in stages],
-        "base_images": list(dict.fromkeys(external)),
-        "final_base_image": None if root_image.lower() == "scratch" else root_image,
-        "exposed_ports": sorted(set().union(*(s["ports"] for s in chain))),
-        "healthcheck": health or _no_healthcheck(),
-        "problems": problems,
-    }
-
-
-def _no_healthcheck(line: int | None = None, *, disabled: bool = False) -> dict:
-    return {"present": False, "disabled": disabled, "command": None, "line": line, "options": {}}
-
-
-def _healthcheck(args: str, line: int, shown: str, service: str | None, problems: list[dict]) -> dict:
-    if args.strip().upper() == "NONE":
-        return _no_healthcheck(line, disabled=True)
-    options, rest = {}, args
-    while rest.startswith("--"):
-        opt, _, rest = rest.partition(" ")
-        key, _, value = opt[2:].partition("=")
-        options[key] = value
-        rest = rest.strip()
-    if not rest.upper().startswith("CMD"):
-        problems.append(problem(shown, line, "HEALTHCHECK without CMD", service))
-        return {**_no_healthcheck(line), "options": options}
-    command = rest[3:].strip()
-    if command.startswith("["):
-        try:
-            command = shlex.join(str(p) for p in json.loads(command))
-        except (json.JSONDecodeError, TypeError):
-            pass  # not valid exec form: keep the text as written
-    if "start-interval" in options:
-        problems.append(problem(shown, line, "HEALTHCHECK --start-interval needs Docker engine 25 or newer; "
-                                             "older engines (Debian's 20.10) refuse the build", service))
-    return {"present": True, "disabled": False, "command": command, "line": line, "options": options}
 
 
 # --- services, service list, compose ------------------------------------------------------
 
 def inspect_service(repo: Path, svc: Any) -> dict:
     """One services/<name>/ folder: language, Dockerfile facts, manifest, tests, problems."""
-    folder_rel = _rel(svc.path, repo)
+    folder_rel = rel_path(svc.path, repo)
     info: dict[str, Any] = {"name": svc.name, "path": folder_rel, "language": svc.language,
                             "dockerfile": None, "stages": [], "base_images": [], "final_base_image": None,
-                            "exposed_ports": [], "healthcheck": _no_healthcheck(), "problems": []}
+                            "exposed_ports": [], "healthcheck": no_healthcheck(), "problems": []}
     if svc.dockerfile is None:
         info["problems"].append(problem(folder_rel, None, "no Dockerfile: the service cannot be built "
                                         "(add one, or let scaffolding create it)", svc.name))
     else:
-        shown = _rel(svc.dockerfile, repo)
+        shown = rel_path(svc.dockerfile, repo)
         info["dockerfile"] = shown
         text, probs = read_text(svc.dockerfile, shown, svc.name)
         info["problems"] += probs
@@ -408,7 +130,7 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
     and flagged when outside services/ or the repository, ports, depends_on, environment keys);
     plus inline environment (key, value) pairs, which are secrets. Invalid YAML is a problem with
     the line from the YAML error mark."""
-    shown = _rel(path, repo)
+    shown = rel_path(path, repo)
     text, probs = read_text(path, shown)
     result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": probs}
     pairs: list[tuple[str, str]] = []
@@ -548,7 +270,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     problems: list[dict] = []
     for folder in sorted(services_root(repo).iterdir()):
         if folder.is_dir() and not folder.name.startswith(".") and not valid_service_name(folder.name.lower()):
-            problems.append(problem(_rel(folder, repo)[:80], None, "folder name is not a valid service name "
+            problems.append(problem(rel_path(folder, repo)[:80], None, "folder name is not a valid service name "
                                     "(lowercase letters, digits, '-', '_', '.'); skipped"))
     service_list = read_service_list(repo)
     services = [inspect_service(repo, s) for s in svcs]
@@ -558,7 +280,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     service_list["without_folder"] = sorted(set(service_list["names"]) - {s["name"] for s in services})
     service_list["folders_not_listed"] = sorted(s["name"] for s in services if not s["in_service_list"])
     compose, pairs = [], []
-    for path in _walk_files(repo, _COMPOSE_RE):
+    for path in walk_files(repo, _COMPOSE_RE):
         parsed, env_pairs = parse_compose_file(repo, path)
         compose.append(parsed)
         pairs += env_pairs
@@ -578,7 +300,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         archive_info: dict[str, Any] = {"present": False, "message": "no discovery archive: proceeding with "
                                         "current system discovery (normal without a pre-existing archive)"}
     else:
-        archive_info, archive_pairs = read_discovery_archive(located, _rel(located, repo))
+        archive_info, archive_pairs = read_discovery_archive(located, rel_path(located, repo))
         pairs += archive_pairs
         problems += archive_info.get("problems", [])
     public = ({s["name"] for s in services} | {s["name"] for c in compose for s in c["services"]}

