@@ -8,21 +8,16 @@ was substituted."""
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dockerfile import instructions, substitute
 from .errors import BuildError, ConfigError
 
 DEFAULT_MAP = Path(__file__).parent / "base_images.toml"
 SUBSTITUTE_LABEL = "io.nexus-assets.substitutes"
 SUBSTITUTE_BASE_LABEL = "io.nexus-assets.substitute-base"
-
-_ARG_RE = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECASE)
-_FROM_RE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
-_VAR_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}?")
-
 
 @dataclass(frozen=True)
 class BaseImageMap:
@@ -50,7 +45,8 @@ class FromLine:
 
 
 def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -> list[FromLine]:
-    """The images a Dockerfile starts from, ARG defaults expanded, earlier stages left out."""
+    """The images a Dockerfile starts from, ARG defaults expanded, earlier stages left out.
+    Read with the same tokenizer as discovery (continuations, comments, heredocs, escape)."""
     try:
         text = dockerfile.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -59,33 +55,26 @@ def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -
     stages: set[str] = set()
     found: list[FromLine] = []
     seen_from = False
-    # Join continuation lines, keeping the number of the first physical line.
-    logical: list[tuple[int, str]] = []
-    buf, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not buf:
-            start = number
-        if raw.rstrip().endswith("\\"):
-            buf += raw.rstrip()[:-1] + " "
+    for line, keyword, rest in instructions(text):
+        if keyword == "ARG" and not seen_from:
+            name, _, default = rest.partition("=")
+            args.setdefault(name.strip(), default.strip().strip("\"'"))
             continue
-        logical.append((start, buf + raw))
-        buf = ""
-    for number, line in logical:
-        arg = _ARG_RE.match(line)
-        if arg and not seen_from:
-            args.setdefault(arg.group(1), arg.group(2) or "")
-            continue
-        match = _FROM_RE.match(line)
-        if not match:
+        if keyword != "FROM":
             continue
         seen_from = True
-        image = _VAR_RE.sub(lambda m: args.get(m.group(1)) or (m.group(2) or ""), match.group(1))
-        if match.group(2):
-            stages.add(match.group(2).lower())
+        tokens = [t for t in rest.split() if not t.startswith("--")]
+        if not tokens:
+            raise BuildError(f"{dockerfile}:{line}: FROM without an image")
+        image = substitute(tokens[0], args)
+        if len(tokens) >= 3 and tokens[1].lower() == "as":
+            stages.add(tokens[2].lower())
         if image.lower() in stages or image.lower() == "scratch":
             continue
-        found.append(FromLine(image=image, line=number))
-    if not found and not seen_from:
+        if "$" in image:
+            raise BuildError(f"{dockerfile}:{line}: base image {tokens[0]} names a build arg that has no value")
+        found.append(FromLine(image=image, line=line))
+    if not seen_from:
         raise BuildError(f"{dockerfile}: no FROM instruction")
     return found
 

@@ -16,7 +16,7 @@ from .safe_archive import problem
 _VAR_RE = re.compile(r"\$\{(\w+)(?::?([-+])([^}]*))?\}|\$(\w+)")
 
 
-def _substitute(value: str, variables: dict[str, str]) -> str:
+def substitute(value: str, variables: dict[str, str]) -> str:
     """value with `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}` expanded from variables;
     an unset or empty variable without a `-` default is left as written."""
     def repl(m: re.Match[str]) -> str:
@@ -29,7 +29,7 @@ def _substitute(value: str, variables: dict[str, str]) -> str:
     return _VAR_RE.sub(repl, value)
 
 
-def _instructions(text: str) -> list[tuple[int, str, str]]:
+def instructions(text: str) -> list[tuple[int, str, str]]:
     """(line, KEYWORD, arguments) with continuations joined, comments and heredoc bodies skipped."""
     out: list[tuple[int, str, str]] = []
     lines = text.splitlines()
@@ -73,13 +73,13 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
     global_args: dict[str, str] = {}
     stages: list[dict] = []
     problems: list[dict] = []
-    for line, keyword, args in _instructions(text):
+    for line, keyword, args in instructions(text):
         if keyword == "FROM":
             tokens = [t for t in args.split() if not t.startswith("--")]
             if not tokens:
                 problems.append(problem(shown, line, "FROM without an image", service))
                 continue
-            image = _substitute(tokens[0], global_args)
+            image = substitute(tokens[0], global_args)
             alias = tokens[2].lower() if len(tokens) >= 3 and tokens[1].lower() == "as" else None
             parent = next((s for s in stages if s["alias"] and s["alias"] == image.lower()), None)
             stages.append({"line": line, "image": image, "alias": alias,
@@ -98,10 +98,10 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
             scope = stages[-1]["vars"]
             for name, value in assigned:
                 if value or name not in scope:
-                    scope[name] = _substitute(value.strip("\"'"), scope)
+                    scope[name] = substitute(value.strip("\"'"), scope)
         elif keyword == "EXPOSE":
             for token in args.split():
-                value = _substitute(token, stages[-1]["vars"])
+                value = substitute(token, stages[-1]["vars"])
                 m = re.match(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", value, re.IGNORECASE)
                 if not m:
                     problems.append(problem(shown, line, f"EXPOSE {token!r} cannot be resolved to a port", service))

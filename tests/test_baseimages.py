@@ -59,3 +59,22 @@ def test_absent_unmapped_base_fails_with_file_line_and_what_to_do(tmp_path, dock
         resolve_base(docker_client, external_bases(path)[0], path, load_base_image_map())
     message = str(info.value)
     assert f"{path}:1" in message and "golang:1.99-nowhere" in message and "base-image map" in message
+
+
+def test_external_bases_reads_like_the_builder(tmp_path):
+    path = _dockerfile(tmp_path, (
+        "# escape=`\n"
+        "ARG V\n"
+        "FROM node:20 AS build\n"
+        "RUN <<EOF\nFROM evil:1\nEOF\n"
+        "FROM python:3.11-slim `\n"
+        "  # a comment inside a continuation\n"
+        "  AS final\n"
+    ))
+    assert [(b.image, b.line) for b in external_bases(path)] == [("node:20", 3), ("python:3.11-slim", 7)]
+
+
+def test_unset_build_arg_in_from_names_the_line(tmp_path):
+    path = _dockerfile(tmp_path, "ARG NODE\nFROM node:${NODE}-alpine\n")
+    with pytest.raises(BuildError, match=r":2: base image node:\$\{NODE\}-alpine names a build arg"):
+        external_bases(path)

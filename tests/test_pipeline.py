@@ -112,3 +112,16 @@ def test_e2e_stack_runs_when_the_repository_defines_it_and_only_after_a_change(s
 
     again = run_pipeline(settings)
     assert again.ok and again.built == [] and again.test_containers == 0, "nothing changed: no e2e either"
+
+
+def test_editing_the_synopsis_changes_the_module_list_and_scaffolds_the_new_module(settings, small_repo, remove_test_images):
+    assert run_pipeline(settings).ok
+    synopsis = small_repo / "docs" / "investor_synopsis.md"
+    synopsis.write_text(synopsis.read_text() + "\n## 9. Added\n\n- **extra-module** - added by the operator\n")
+    after = run_pipeline(settings)
+    assert after.ok and after.built == ["extra-module"]
+    report = json.loads((settings.reports / "discrepancy_report.json").read_text())
+    extra = next(m for m in report["modules"] if m["name"] == "extra-module")
+    assert extra["scaffolded"] and "extra-module" in report["scaffolded"]
+    assert (settings.workdir / "services" / "extra-module" / "openapi.json").is_file()
+    assert not (small_repo / "services" / "extra-module").exists()
