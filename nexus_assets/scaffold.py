@@ -42,6 +42,10 @@ LANGUAGES = ("node", "python")
 # Scaffolded services get ports apart from the hand-written ones (3000-3099, 8000-8099).
 PORT_RANGES = {"node": (3100, 3999), "python": (8100, 8999)}
 
+# Left in every scaffolded folder so later runs (and auditors) can tell a scaffold from a
+# service the repository really has: parity reports it as scaffolded, not as present.
+SCAFFOLD_MARKER = ".nexus-scaffolded"
+
 REASON_CREATED = "created"
 REASON_EXISTS = "exists: left untouched"
 REASON_PMMG = "PMMG is browser-only: never containerized"
@@ -208,6 +212,9 @@ def scaffold_service(
     try:
         os.chmod(tmp, 0o755)
         _write_tree(language, tmp, module, chosen, clean_description(description, module))
+        marker = {"module": module, "language": language, "template": f"nexus_assets/templates/{language}"}
+        (tmp / SCAFFOLD_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
+        os.chmod(tmp / SCAFFOLD_MARKER, 0o644)
         if target.exists() or target.is_symlink():  # appeared while we were writing
             shutil.rmtree(tmp)
             return ScaffoldResult(module, language, target, 0, False, REASON_EXISTS)

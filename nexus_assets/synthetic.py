@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .fileio import write_atomic
-from .scaffold import scaffold_missing
+from .scaffold import SCAFFOLD_MARKER, scaffold_missing
 
 # Every third service is Python, the rest Node.js, as in the real platform.
 SCAFFOLD_CONFIG = {"python": ["py-*"], "default_language": "node"}
@@ -27,6 +27,8 @@ def generate_monorepo(dest: Path, count: int) -> list[str]:
     refused = [r for r in results if not r.created]
     if refused:
         raise FileExistsError(f"{dest}: could not create {', '.join(r.name for r in refused)} ({refused[0].reason})")
+    for result in results:  # these are the repository's own services, not scaffolds
+        (result.path / SCAFFOLD_MARKER).unlink()
     lines = ["# Synthetic Nexus COS synopsis", "", "Generated for benchmarks and tests.", ""]
     for start in range(0, count, 10):
         lines += [f"## {start // 10 + 1}. Group {start // 10 + 1}", ""]

@@ -44,9 +44,9 @@ SAMPLE_WITH_DOCKERFILE = sorted(p.name for p in SAMPLE_SERVICES.iterdir() if (p 
 CANONICAL = [(m.name, m.description) for m in parse_synopsis(SAMPLE_REPO / "docs" / "investor_synopsis.md").modules]
 EXPECTED_FILES = {
     "node": {"Dockerfile", "server.js", "openapi.json", "package.json", "tests/server.test.js", ".env.example",
-             "README.md", ".dockerignore"},
+             "README.md", ".dockerignore", ".nexus-scaffolded"},
     "python": {"Dockerfile", "app.py", "openapi.json", "requirements.txt", "tests/test_app.py", "tests/__init__.py",
-               ".env.example", "README.md", ".dockerignore"},
+               ".env.example", "README.md", ".dockerignore", ".nexus-scaffolded"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Loopback only: never send test traffic through a proxy from the environment.
@@ -182,6 +182,8 @@ def test_scaffold_writes_a_complete_service_with_every_placeholder_filled(workdi
             assert not re.search(r"\{\{[A-Z_]+\}\}", path.read_text(encoding="utf-8")), f"{path}: placeholder left"
     assert (result.path / ".env.example").read_text().count(f"PORT={result.port}") == 1
     assert "Sign-in & sessions" in (result.path / "README.md").read_text()
+    marker = json.loads((result.path / ".nexus-scaffolded").read_text())
+    assert marker == {"module": module, "language": language, "template": f"nexus_assets/templates/{language}"}
     # Only the service folder appears: no temporary folder is left beside it.
     assert [p.name for p in (workdir / "services").iterdir()] == [module]
 
@@ -242,7 +244,7 @@ def test_files_are_readable_by_the_container_user_whatever_the_umask(workdir):
 def test_templates_are_found_next_to_the_module():
     assert scaffold.TEMPLATES_DIR == Path(scaffold.__file__).parent / "templates"
     for language in ("node", "python"):
-        assert {str(p) for p in scaffold.template_files(language)} == EXPECTED_FILES[language]
+        assert {str(p) for p in scaffold.template_files(language)} == EXPECTED_FILES[language] - {".nexus-scaffolded"}
 
 
 # --- the rules: never overwrite, never escape, never PMMG -------------------------------

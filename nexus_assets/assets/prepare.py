@@ -84,9 +84,14 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
     canonical = synopsis.parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
                                         display_path="docs/investor_synopsis.md")
     config = load_repo_config(settings.workdir)
-    first = parity.compare(canonical, inventory, config)
-    planned = [name for name, _ in parity.modules_to_scaffold(first)]
-    report = parity.compare(canonical, inventory, config, scaffolded=planned)
+    # Folders scaffolded by an earlier run are not evidence that the repository has the
+    # module: they stay "scaffolded" in every report until the real service arrives.
+    earlier = sorted(s["name"] for s in inventory["services"]
+                     if (settings.workdir / "services" / s["name"] / scaffold.SCAFFOLD_MARKER).is_file())
+    source_view = {**inventory, "services": [s for s in inventory["services"] if s["name"] not in earlier]}
+    first = parity.compare(canonical, source_view, config, scaffolded=earlier)
+    planned = sorted(set(earlier) | {name for name, _ in parity.modules_to_scaffold(first)})
+    report = parity.compare(canonical, source_view, config, scaffolded=planned)
     path = settings.reports / "discrepancy_report.json"
     write_json(path, report)
     totals = report["totals"]
