@@ -125,3 +125,14 @@ def test_editing_the_synopsis_changes_the_module_list_and_scaffolds_the_new_modu
     assert extra["scaffolded"] and "extra-module" in report["scaffolded"]
     assert (settings.workdir / "services" / "extra-module" / "openapi.json").is_file()
     assert not (small_repo / "services" / "extra-module").exists()
+
+
+def test_missing_synopsis_fails_the_gate_and_nothing_else(settings, small_repo, remove_test_images):
+    (small_repo / "docs" / "investor_synopsis.md").unlink()
+    summary = run_pipeline(settings)
+    assert not summary.ok
+    assert summary.failed_gates == ["discrepancy_report:critical_modules_gate"]
+    assert summary.broken_steps == []
+    assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
+    report = json.loads((settings.reports / "discrepancy_report.json").read_text())
+    assert not report["gate"]["passed"] and "investor_synopsis.md" in report["gate"]["message"]
