@@ -20,7 +20,7 @@ mkdir -p "$STATE"
 
 # --- Debian packages -------------------------------------------------------------
 need=()
-for pkg in docker.io docker-registry docker-compose debootstrap apache2-utils openssh-server \
+for pkg in docker.io docker-registry docker-compose debootstrap apache2-utils openssh-server curl \
            git chromium python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
