@@ -25,3 +25,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def write_json(path: Path, payload: object) -> None:
     """Pretty, sorted, newline-terminated JSON, written atomically."""
     write_atomic(path, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> object:
+    """A report an upstream asset wrote (always UTF-8)."""
+    return json.loads(path.read_text(encoding="utf-8"))

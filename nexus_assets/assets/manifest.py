@@ -1,13 +1,12 @@
 """The artifacts manifest asset and its gate: image digests for every service, not empty."""
 
 
-import json
 import logging
 
 import dagster as dg
 
 from ..baseimages import load_base_image_map
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from ..hashing import file_sha256, json_version
 from ..manifest import assemble_manifest
 from ..resources import DockerEngine, NexusConfig
@@ -49,7 +48,7 @@ def artifacts_manifest_asset(service_names: list[str]) -> dg.AssetsDefinition:
                 description="Guide gate: the manifest exists and lists an image digest for every service.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
     path = nexus.settings().artifacts / "artifacts_manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = read_json(path)
     missing = [i["service"] for i in manifest["images"] if not i.get("digest")]
     totals = manifest["totals"]
     passed = totals["with_digest"] > 0 and not missing

@@ -2,7 +2,6 @@
 canonical synopsis, and the services scaffolded for missing modules."""
 
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +10,7 @@ import dagster as dg
 
 from .. import discovery, parity, scaffold, synopsis
 from ..errors import EngineError
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from ..hashing import file_sha256, json_version, tree_hash
 from ..repo_config import load_repo_config
 from ..resources import DockerEngine, NexusConfig
@@ -80,7 +79,7 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
 )
 def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
-    inventory = json.loads((settings.reports / "discovery_parsed.json").read_text(encoding="utf-8"))
+    inventory = read_json(settings.reports / "discovery_parsed.json")
     canonical = synopsis.parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
                                         display_path="docs/investor_synopsis.md")
     config = load_repo_config(settings.workdir)
@@ -108,7 +107,7 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
 @dg.asset_check(asset=discrepancy_report, blocking=True,
                 description="Guide gate: at most 6 critical modules missing, or auto-scaffolded.")
 def critical_modules_gate(nexus: NexusConfig) -> dg.AssetCheckResult:
-    report = json.loads((nexus.settings().reports / "discrepancy_report.json").read_text(encoding="utf-8"))
+    report = read_json(nexus.settings().reports / "discrepancy_report.json")
     passed, message = parity.critical_gate(report)
     return dg.AssetCheckResult(passed=passed, description=message,
                                metadata={"critical_missing": report.get("critical_missing", []),
@@ -122,7 +121,7 @@ def critical_modules_gate(nexus: NexusConfig) -> dg.AssetCheckResult:
 )
 def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
-    report = json.loads((settings.reports / "discrepancy_report.json").read_text(encoding="utf-8"))
+    report = read_json(settings.reports / "discrepancy_report.json")
     config = load_repo_config(settings.workdir)
     results = scaffold.scaffold_missing(settings.workdir, parity.modules_to_scaffold(report), config["scaffold"])
     rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
