@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--registry", help="image registry host[:port] (REGISTRY; default 127.0.0.1:5000)")
         cmd.add_argument("--version", help="release version X.Y.Z (VERSION; default 1.0.0)")
         cmd.add_argument("--max-parallel", type=int, help="concurrent builds (NEXUS_MAX_PARALLEL; default 4)")
+        cmd.add_argument("--test-timeout", type=float,
+                         help="seconds per test stage and service (NEXUS_TEST_TIMEOUT; default 120)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
-                                     version=args.version, max_parallel=args.max_parallel)
+                                     version=args.version, max_parallel=args.max_parallel,
+                                     test_timeout=args.test_timeout)
         settings.validate()
         from .pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
 

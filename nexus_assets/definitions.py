@@ -50,7 +50,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[repo_change_sensor([s.name for s in services])],
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
-                                 version=settings.version, max_parallel=settings.max_parallel),
+                                 version=settings.version, max_parallel=settings.max_parallel,
+                                 test_timeout=settings.test_timeout),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

@@ -63,5 +63,5 @@ class NexusConfig(dg.ConfigurableResource):
 
         return Settings(
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
-            version=self.version, max_parallel=self.max_parallel,
+            version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
         )

@@ -22,6 +22,7 @@ class Settings:
     registry: str
     version: str
     max_parallel: int
+    test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
 
     @property
     def reports(self) -> Path:
@@ -42,14 +43,16 @@ class Settings:
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
-        except ValueError:
-            raise ConfigError(f"NEXUS_MAX_PARALLEL={env['NEXUS_MAX_PARALLEL']!r} is not a number") from None
+            test_timeout = float(env.get("NEXUS_TEST_TIMEOUT") or 120)
+        except ValueError as exc:
+            raise ConfigError(f"NEXUS_MAX_PARALLEL and NEXUS_TEST_TIMEOUT must be numbers: {exc}") from None
         settings = cls(
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
             registry=env.get("REGISTRY") or DEFAULT_REGISTRY,
             version=env.get("VERSION") or DEFAULT_VERSION,
             max_parallel=max_parallel,
+            test_timeout=test_timeout,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
@@ -61,6 +64,8 @@ class Settings:
     def validate(self) -> None:
         if self.max_parallel < 1:
             raise ConfigError(f"max parallel builds must be at least 1, got {self.max_parallel}")
+        if self.test_timeout <= 0:
+            raise ConfigError(f"test timeout must be positive seconds, got {self.test_timeout}")
         if not self.version or any(c in self.version for c in " /:@"):
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():

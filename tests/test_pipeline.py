@@ -136,3 +136,15 @@ def test_missing_synopsis_fails_the_gate_and_nothing_else(settings, small_repo, 
     assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     report = json.loads((settings.reports / "discrepancy_report.json").read_text())
     assert not report["gate"]["passed"] and "investor_synopsis.md" in report["gate"]["message"]
+
+
+def test_a_hung_test_stage_times_out_on_its_service_only(settings_for, small_repo, tmp_path, monkeypatch, remove_test_images):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    settings = settings_for(small_repo, test_timeout=10)
+    test_file = next((small_repo / "services" / "py-svc-003" / "tests").glob("test_*.py"))
+    test_file.write_text(test_file.read_text() + "\n\nclass Hangs(unittest.TestCase):\n    def test_hangs(self):\n"
+                         "        import time\n        time.sleep(600)\n")
+    summary = run_pipeline(settings)
+    assert summary.failed_gates == ["image/py-svc-003:unit"]
+    assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
+    assert "FAILED: timed out after 10s" in (settings.reports / "test_results_py-svc-003_unit.log").read_text()

@@ -29,7 +29,7 @@ def e2e_tests_asset(service_names: list[str]) -> dg.AssetsDefinition:
         try:
             result = service_tests.run_e2e(
                 client, settings.workdir / E2E_COMPOSE, settings.workdir, settings.reports,
-                env={"REGISTRY": settings.registry, "VERSION": settings.version}, timeout=nexus.test_timeout * 2,
+                env={"REGISTRY": settings.registry, "VERSION": settings.version}, timeout=settings.test_timeout * 2,
             )
         finally:
             client.close()

@@ -97,7 +97,7 @@ def service_images_asset(services: list[Service], code_versions: dict[str, str])
         progress.info("building and testing %d service(s), up to %d at a time", len(selected), settings.max_parallel)
         failures = []
         with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
-            futures = {pool.submit(build_and_test, docker_engine, settings, s, revision, nexus.test_timeout): s
+            futures = {pool.submit(build_and_test, docker_engine, settings, s, revision, settings.test_timeout): s
                        for s in selected}
             for future in as_completed(futures):
                 service = futures[future]
