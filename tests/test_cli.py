@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]
 
