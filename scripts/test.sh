@@ -5,4 +5,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
+"$ROOT/.venv/bin/ruff" check --quiet "$ROOT"
 exec "$ROOT/.venv/bin/python" -m pytest "$@"
