@@ -26,7 +26,9 @@ PREPARE_CHECKS = [prepare.critical_modules_gate]
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
-    services = build_services(settings)
+    # Code versions come from the repository (the source of truth, so the UI shows a change
+    # there as stale at once); builds read the synced working copy at run time.
+    services = build_services(settings, prefer_repo=True)
     try:
         client = docker_client(os.environ.get("DOCKER_HOST", ""), timeout=30)
     except EngineError:

@@ -80,3 +80,64 @@ def test_asset_graph_page_renders_in_chromium(webserver, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "discovery_parsed" in done.stdout and "artifacts_manifest" in done.stdout
+
+
+def _start_webserver(env: dict, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _stale_status(url: str) -> dict[str, str]:
+    deadline = time.monotonic() + 90
+    while True:
+        nodes = _graphql(url, "{ assetNodes { assetKey { path } staleStatus } }")["assetNodes"]
+        if nodes or time.monotonic() > deadline:
+            return {"/".join(n["assetKey"]["path"]): n["staleStatus"] for n in nodes}
+        time.sleep(2)
+
+
+@pytest.mark.docker
+def test_ui_shows_exactly_the_changed_service_as_stale(tmp_path, remove_test_images, unique_registry):
+    from nexus_assets.pipeline import run_pipeline
+    from nexus_assets.settings import Settings
+    from nexus_assets.synthetic import generate_monorepo
+
+    repo, home, work = tmp_path / "repo", tmp_path / "home", tmp_path / "work"
+    generate_monorepo(repo, 2)
+    env = {"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(home), "NEXUS_REPO": str(repo), "NEXUS_WORKDIR": str(work),
+           "REGISTRY": unique_registry}
+    import os
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        assert run_pipeline(Settings(repo=repo, workdir=work, registry=unique_registry, version="1.0.0",
+                                     max_parallel=2)).ok
+    finally:
+        os.environ.pop("DAGSTER_HOME") if previous is None else os.environ.__setitem__("DAGSTER_HOME", previous)
+
+    port = _free_port()
+    proc = _start_webserver(env, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/server_info", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        before = _stale_status(url)
+        assert before["image/node-svc-001"] == "FRESH" and before["image/node-svc-002"] == "FRESH", before
+
+        (repo / "services" / "node-svc-002" / "server.js").open("a").write("\n// changed\n")
+        _graphql(url, 'mutation { reloadRepositoryLocation(repositoryLocationName: "nexus_assets") { __typename } }')
+        time.sleep(3)
+        after = _stale_status(url)
+        assert after["image/node-svc-002"] == "STALE", after
+        assert after["image/node-svc-001"] == "FRESH", after
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -17,7 +17,7 @@ from ..build import build_image, plan_build
 from ..errors import EngineError, NexusError
 from ..resources import DockerEngine, GitRepo, NexusConfig
 from ..services import Service
-from ..staleness import image_key
+from ..staleness import build_services, image_key
 
 progress = logging.getLogger("nexus_assets.progress")
 SCAFFOLDED = dg.AssetKey("scaffolded_services")
@@ -92,7 +92,11 @@ def service_images_asset(services: list[Service], code_versions: dict[str, str])
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine, git: GitRepo):
         settings = nexus.settings()
-        selected = [by_key[key] for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
+        # Resolve the folders now, not at load time: the workspace step of this same run may
+        # just have synced or scaffolded them into the working copy.
+        current = {s.name: s for s in build_services(settings)}
+        selected = [current.get(by_key[key].name, by_key[key])
+                    for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
         revision = git.revision()
         progress.info("building and testing %d service(s), up to %d at a time", len(selected), settings.max_parallel)
         failures = []
