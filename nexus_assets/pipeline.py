@@ -56,13 +56,10 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
     summary.ok = summary.ok and result.success
     for event in result.get_asset_materialization_events():
         key = event.asset_key
-        if key.path == ["e2e_tests"]:
-            containers = event.materialization.metadata.get("containers")
-            summary.test_containers += containers.value if containers is not None else 0
         if key.path[0] == "image":
             summary.built.append(key.path[-1])
-            containers = event.materialization.metadata.get("test_containers")
-            summary.test_containers += containers.value if containers is not None else 0
+        containers = event.materialization.metadata.get("test_containers")  # images and e2e
+        summary.test_containers += containers.value if containers is not None else 0
     for event in result.get_asset_observation_events():
         observation = event.asset_observation_data.asset_observation
         status = observation.metadata.get("status")
@@ -98,12 +95,7 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary
         return summary  # a failed gate still lets the images build; a crashed step does not
 
     defs = build_definitions(settings)  # now sees the synced and scaffolded services
-    services = build_services(settings)
-    client = docker_client()
-    try:
-        states = service_states(services, client, instance, load_base_image_map())
-    finally:
-        client.close()
+    states = _current_states(settings, instance)
     stale = [s for s in states if rebuild_all or s.needs_build]
     progress.info("%d service(s): %d to build, %d current", len(states), len(stale), len(states) - len(stale))
     for state in stale[:10]:
@@ -123,13 +115,15 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary
     return summary
 
 
-def show_status(settings: Settings) -> int:
-    instance = open_instance(settings)
+def _current_states(settings: Settings, instance: dg.DagsterInstance):
     client = docker_client()
     try:
-        states = service_states(build_services(settings), client, instance, load_base_image_map())
+        return service_states(build_services(settings), client, instance, load_base_image_map())
     finally:
         client.close()
-    for state in states:
+
+
+def show_status(settings: Settings) -> int:
+    for state in _current_states(settings, open_instance(settings)):
         print(f"{state.service.name:40} {state.status:14} {state.reason}")
     return 0

@@ -36,7 +36,7 @@ def e2e_tests_asset(service_names: list[str]) -> dg.AssetsDefinition:
         progress.info("e2e: %s", "skipped (" + result.reason + ")" if result.skipped else
                       ("passed" if result.passed else "FAILED: " + result.reason))
         return dg.MaterializeResult(
-            metadata={"passed": result.passed, "skipped": result.skipped, "containers": result.containers,
+            metadata={"passed": result.passed, "skipped": result.skipped, "test_containers": result.containers,
                       "log": dg.MetadataValue.path(result.log_path), "seconds": round(result.seconds, 1)},
             check_results=[dg.AssetCheckResult(passed=result.passed, check_name="e2e", description=result.reason,
                                                metadata={"details": dg.MetadataValue.json(result.details)})],
