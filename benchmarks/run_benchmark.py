@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from nexus_assets import service_tests
-from nexus_assets.pipeline import run_pipeline
+from nexus_assets.cli.pipeline import run_pipeline
+from nexus_assets.core.services import find_services
+from nexus_assets.core.settings import Settings
 from nexus_assets.resources import docker_client
-from nexus_assets.services import find_services
-from nexus_assets.settings import Settings
 from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.verify import service_tests
 
 NAIVE_REGISTRY = "bench-naive.local"
 OURS_REGISTRY = "bench-ours.local"

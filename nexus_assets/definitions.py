@@ -8,20 +8,24 @@ import os
 
 import dagster as dg
 
-from .assets import prepare
-from .assets.e2e import e2e_tests_asset
-from .assets.images import service_images_asset
-from .assets.manifest import artifacts_manifest_asset, manifest_has_digests
-from .baseimages import load_base_image_map
-from .build import code_version
-from .errors import EngineError
-from .resources import DockerEngine, GitRepo, NexusConfig, docker_client
-from .sensors import repo_change_sensor
-from .settings import Settings
-from .staleness import build_services
+from nexus_assets.automation.sensors import repo_change_sensor
+from nexus_assets.core.errors import EngineError
+from nexus_assets.core.settings import Settings
+from nexus_assets.discovery.assets import discovery_parsed
+from nexus_assets.images.assets import service_images_asset
+from nexus_assets.images.baseimages import load_base_image_map
+from nexus_assets.images.build import code_version
+from nexus_assets.images.staleness import build_services
+from nexus_assets.parity.assets import discrepancy_report
+from nexus_assets.parity.checks import critical_modules_gate
+from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_digests
+from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig, docker_client
+from nexus_assets.scaffold.assets import scaffolded_services
+from nexus_assets.verify.assets import e2e_tests_asset
+from nexus_assets.workspace.assets import workspace
 
-PREPARE_ASSETS = [prepare.workspace, prepare.discovery_parsed, prepare.discrepancy_report, prepare.scaffolded_services]
-PREPARE_CHECKS = [prepare.critical_modules_gate]
+PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
+PREPARE_CHECKS = [critical_modules_gate]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

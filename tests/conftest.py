@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.settings import SAMPLE_REPO, Settings
+from nexus_assets.core.settings import SAMPLE_REPO, Settings
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_assets.baseimages import load_base_image_map
-from nexus_assets.build import build_image, plan_build
-from nexus_assets.errors import BuildError
-from nexus_assets.services import find_services
+from nexus_assets.core.errors import BuildError
+from nexus_assets.core.services import find_services
+from nexus_assets.images.baseimages import load_base_image_map
+from nexus_assets.images.build import build_image, plan_build
 
 pytestmark = pytest.mark.docker
 

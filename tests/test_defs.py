@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from nexus_assets.core.settings import SAMPLE_REPO, Settings
 from nexus_assets.definitions import build_definitions
-from nexus_assets.settings import SAMPLE_REPO, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.discovery import discover, mask_secrets, parse_dockerfile, secret_values
-from nexus_assets.errors import TargetRepoError
+from nexus_assets.core.errors import TargetRepoError
+from nexus_assets.discovery.inventory import discover, mask_secrets, parse_dockerfile, secret_values
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

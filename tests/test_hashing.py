@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nexus_assets.hashing import fingerprint, json_version, tree_hash
+from nexus_assets.core.hashing import fingerprint, json_version, tree_hash
 
 
 def _tree(root: Path) -> Path:

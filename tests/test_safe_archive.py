@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.errors import InputError
-from nexus_assets.safe_archive import extract_tar_safely, read_discovery_archive
+from nexus_assets.core.errors import InputError
+from nexus_assets.discovery.archive import extract_tar_safely, read_discovery_archive
 
 ARCHIVE_FIXTURE = Path(__file__).parent / "fixtures" / "discovery_archive"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nexus_assets.pipeline import run_pipeline
+from nexus_assets.cli.pipeline import run_pipeline
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -19,8 +19,8 @@ def sample_run(tmp_path_factory):
     import shutil
     import uuid
 
+    from nexus_assets.core.settings import SAMPLE_REPO, Settings
     from nexus_assets.resources import docker_client
-    from nexus_assets.settings import SAMPLE_REPO, Settings
 
     root = tmp_path_factory.mktemp("sample")
     repo = root / "repo"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.definitions import build_definitions
-from nexus_assets.pipeline import open_instance, run_pipeline
-from nexus_assets.scaffold import scaffold_service
+from nexus_assets.scaffold.generate import scaffold_service
 from nexus_assets.synthetic import SCAFFOLD_CONFIG, generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets import service_tests as st
-from nexus_assets.service_tests import StageResult, run_e2e, run_integration, run_lint, run_unit, stage_summary
-from nexus_assets.services import find_services
-from nexus_assets.settings import SAMPLE_REPO
+from nexus_assets.core.services import find_services
+from nexus_assets.core.settings import SAMPLE_REPO
+from nexus_assets.verify import service_tests as st
+from nexus_assets.verify.service_tests import StageResult, run_e2e, run_integration, run_lint, run_unit, stage_summary
 
 NODE, PYTHON = "backend-api", "analytics"
 

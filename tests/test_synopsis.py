@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nexus_assets.synopsis import parse_synopsis
+from nexus_assets.parity.synopsis import parse_synopsis
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nexus_mini" / "docs" / "investor_synopsis.md"
 

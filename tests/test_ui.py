@@ -100,8 +100,8 @@ def _stale_status(url: str) -> dict[str, str]:
 
 @pytest.mark.docker
 def test_ui_shows_exactly_the_changed_service_as_stale(tmp_path, remove_test_images, unique_registry):
-    from nexus_assets.pipeline import run_pipeline
-    from nexus_assets.settings import Settings
+    from nexus_assets.cli.pipeline import run_pipeline
+    from nexus_assets.core.settings import Settings
     from nexus_assets.synthetic import generate_monorepo
 
     repo, home, work = tmp_path / "repo", tmp_path / "home", tmp_path / "work"

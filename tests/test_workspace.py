@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from nexus_assets.workspace import sync_workspace
+from nexus_assets.workspace.sync import sync_workspace
 
 
 def test_sync_copies_only_changes_and_removes_deleted_files(tmp_path):

@@ -1,1 +1,0 @@
-"""Dagster asset definitions, one module per pipeline stage."""

@@ -1,0 +1,76 @@
+"""nexus-agent: the operator's one command. `nexus-agent run` materializes what is stale,
+prints progress a person can follow, and exits non-zero when a blocking gate fails."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from nexus_assets.core.errors import NexusError
+from nexus_assets.core.settings import Settings
+
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nexus-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "materialize every stale asset of the pipeline"),
+                       ("status", "show which service images are stale, and why")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("--repo", help="target Nexus COS checkout (NEXUS_REPO; default: the bundled sample)")
+        cmd.add_argument("--workdir", help="working copy, reports and artifacts (NEXUS_WORKDIR; default /tmp/nexus_agent)")
+        cmd.add_argument("--registry", help="image registry host[:port] (REGISTRY; default 127.0.0.1:5000)")
+        cmd.add_argument("--version", help="release version X.Y.Z (VERSION; default 1.0.0)")
+        cmd.add_argument("--max-parallel", type=int, help="concurrent builds (NEXUS_MAX_PARALLEL; default 4)")
+        cmd.add_argument("--test-timeout", type=float,
+                         help="seconds per test stage and service (NEXUS_TEST_TIMEOUT; default 120)")
+        if name == "run":
+            cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
+            cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+    return parser
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[nexus] %(message)s"))
+    log = logging.getLogger("nexus_assets.progress")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging()
+    try:
+        settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
+                                     version=args.version, max_parallel=args.max_parallel,
+                                     test_timeout=args.test_timeout)
+        settings.validate()
+        from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
+
+        if args.command == "status":
+            return show_status(settings)
+        if args.deploy_staging:
+            raise NexusError("--deploy-staging: the staging deploy step is not built yet")
+        started = time.monotonic()
+        summary = run_pipeline(settings, rebuild_all=args.all)
+        verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
+        print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
+              f"{len(summary.failed)} failed; reports in {settings.reports}, "
+              f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
+        return 0 if summary.ok else EXIT_GATE_FAILED
+    except NexusError as exc:
+        print(f"nexus-agent: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("nexus-agent: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

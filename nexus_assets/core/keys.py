@@ -1,0 +1,34 @@
+"""The asset keys of the graph, in one place: every stage names its neighbours by key, never
+by importing them, so stages stay independent of one another."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+WORKSPACE = dg.AssetKey("workspace")
+DISCOVERY_PARSED = dg.AssetKey("discovery_parsed")
+DISCREPANCY_REPORT = dg.AssetKey("discrepancy_report")
+SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
+E2E_TESTS = dg.AssetKey("e2e_tests")
+ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
+PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
+
+
+def image_key(service_name: str) -> dg.AssetKey:
+    """image/<service>: the built and tested Docker image of one service."""
+    return dg.AssetKey(["image", service_name])
+
+
+def source_key(service_name: str) -> dg.AssetKey:
+    """source/<service>: what one service's image is built from (observed, not built)."""
+    return dg.AssetKey(["source", service_name])
+
+
+def base_image_key(name: str) -> dg.AssetKey:
+    """base_image/<name>: a base image in the engine, its data version the image id."""
+    return dg.AssetKey(["base_image", *[part for part in _key_safe(name).split("/") if part]])
+
+
+def _key_safe(name: str) -> str:
+    # asset key parts allow letters, digits and underscores only
+    return "".join(c if c.isalnum() or c in "_/" else "_" for c in name)

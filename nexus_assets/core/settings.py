@@ -1,0 +1,72 @@
+"""Where the pipeline reads from and writes to. Flags beat environment, environment beats
+defaults; secrets are never stored here, only read from the environment where used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nexus_assets.core.errors import ConfigError
+
+SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
+DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
+DEFAULT_REGISTRY = "127.0.0.1:5000"
+DEFAULT_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo: Path
+    workdir: Path
+    registry: str
+    version: str
+    max_parallel: int
+    test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
+
+    @property
+    def reports(self) -> Path:
+        return self.workdir / "reports"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.workdir / "artifacts"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.workdir / ".dagster_home")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL;
+        keyword overrides (from flags) win when not None."""
+        env = os.environ
+        try:
+            max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
+            test_timeout = float(env.get("NEXUS_TEST_TIMEOUT") or 120)
+        except ValueError as exc:
+            raise ConfigError(f"NEXUS_MAX_PARALLEL and NEXUS_TEST_TIMEOUT must be numbers: {exc}") from None
+        settings = cls(
+            repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
+            workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
+            registry=env.get("REGISTRY") or DEFAULT_REGISTRY,
+            version=env.get("VERSION") or DEFAULT_VERSION,
+            max_parallel=max_parallel,
+            test_timeout=test_timeout,
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("repo", "workdir"):
+            if key in given:
+                given[key] = Path(str(given[key]))
+        settings = replace(settings, **given)
+        return replace(settings, repo=settings.repo.expanduser().absolute(), workdir=settings.workdir.expanduser().absolute())
+
+    def validate(self) -> None:
+        if self.max_parallel < 1:
+            raise ConfigError(f"max parallel builds must be at least 1, got {self.max_parallel}")
+        if self.test_timeout <= 0:
+            raise ConfigError(f"test timeout must be positive seconds, got {self.test_timeout}")
+        if not self.version or any(c in self.version for c in " /:@"):
+            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
+        if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
+            raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")

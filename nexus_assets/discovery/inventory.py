@@ -1,0 +1,351 @@
+"""Step B of the guide: inventory a target repository into `reports/discovery_parsed.json`.
+
+`discover()` only reads: service folders (Dockerfile stages, ports, HEALTHCHECK, package
+manifest, tests), `deployment/service_list.txt`, every compose file, `.env*` keys, git state,
+the containers of a Docker engine when a client is given, and the VPS discovery archive when
+there is one (opened and parsed by `safe_archive`). Every bad input becomes a problem
+`{file, line, service, message}` and discovery goes on; only a missing repository or
+`services/` folder raises (TargetRepoError), since nothing useful can follow.
+
+Dockerfiles are parsed by `dockerfile`, text files read by `textfiles`.
+
+Secrets: the values of every `.env*` file, of the archive's `env_dump.txt` and of inline
+compose `environment:` entries are collected once (rules in `secret_values`) and every string
+of the result, dict keys included, is scrubbed by `mask_secrets` (both in `secrets_mask`).
+Keys are reported, values never.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Secret handling and Dockerfile parsing live in their own modules; the public names that
+# used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
+from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile
+from nexus_assets.core.secrets import (  # noqa: F401
+    MASK,
+    MIN_SECRET_LEN,
+    mask_secrets,
+    mask_tree,
+    parse_env_text,
+    read_env_files,
+    secret_values,
+)
+from nexus_assets.core.services import find_services, services_root, valid_service_name
+from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, problem, read_text, rel_path, walk_files  # noqa: F401
+from nexus_assets.discovery.archive import read_discovery_archive
+
+SERVICE_LIST = Path("deployment") / "service_list.txt"
+MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")
+_COMPOSE_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")
+_TEST_DIRS = frozenset({"test", "tests", "__tests__", "spec"})
+_TEST_FILE_RE = re.compile(r"^(test_.*\.py|.*_test\.py|.*\.(test|spec)\.[cm]?[jt]sx?)$")
+
+
+# --- services, service list, compose ------------------------------------------------------
+
+def inspect_service(repo: Path, svc: Any) -> dict:
+    """One services/<name>/ folder: language, Dockerfile facts, manifest, tests, problems."""
+    folder_rel = rel_path(svc.path, repo)
+    info: dict[str, Any] = {"name": svc.name, "path": folder_rel, "language": svc.language,
+                            "dockerfile": None, "stages": [], "base_images": [], "final_base_image": None,
+                            "exposed_ports": [], "healthcheck": no_healthcheck(), "problems": []}
+    if svc.dockerfile is None:
+        info["problems"].append(problem(folder_rel, None, "no Dockerfile: the service cannot be built "
+                                        "(add one, or let scaffolding create it)", svc.name))
+    else:
+        shown = rel_path(svc.dockerfile, repo)
+        info["dockerfile"] = shown
+        text, probs = read_text(svc.dockerfile, shown, svc.name)
+        info["problems"] += probs
+        if text is not None:
+            parsed = parse_dockerfile(text, shown, svc.name)
+            info["problems"] += parsed.pop("problems")
+            info.update(parsed)
+    manifest = next((m for m in MANIFESTS if (svc.path / m).is_file()), None)
+    info["package_manifest"] = f"{folder_rel}/{manifest}" if manifest else None
+    if manifest == "package.json":
+        text, probs = read_text(svc.path / manifest, info["package_manifest"], svc.name)
+        info["problems"] += probs
+        try:
+            json.loads(text or "{}")
+        except json.JSONDecodeError as exc:  # a broken package.json breaks `npm ci` in the build
+            info["problems"].append(problem(info["package_manifest"], exc.lineno,
+                                            f"invalid JSON: {exc.msg}", svc.name))
+    test_files = _test_files(svc.path)
+    info["tests_present"] = bool(test_files)
+    info["test_files"] = len(test_files)
+    return info
+
+
+def _test_files(folder: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        in_test_dir = bool(_TEST_DIRS & set(Path(dirpath).relative_to(folder).parts))
+        found.extend(f for f in filenames if in_test_dir or _TEST_FILE_RE.match(f))
+    return found
+
+
+def read_service_list(repo: Path) -> dict:
+    """Names from deployment/service_list.txt (`#` comments, blank lines), with a problem per
+    line that is not a valid service name (path traversal, shell characters, spaces)."""
+    path, shown = repo / SERVICE_LIST, SERVICE_LIST.as_posix()
+    if not path.is_file():
+        return {"file": None, "names": [], "problems": [problem(
+            shown, None, "service list not found (the guide's step 'Adding New Services' writes it)")]}
+    text, probs = read_text(path, shown)
+    names: dict[str, int] = {}
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        entry = raw.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not valid_service_name(entry.lower()):
+            shown_entry = entry if len(entry) <= 60 else entry[:57] + "..."
+            probs.append(problem(shown, number, f"{shown_entry!r} is not a valid service name (lowercase "
+                                 "letters, digits, '-', '_', '.'; no spaces, '..', '/' or shell characters); skipped"))
+        elif entry in names:
+            probs.append(problem(shown, number, f"{entry!r} is listed twice (lines {names[entry]} and {number})"))
+        else:
+            names[entry] = number
+    return {"file": shown, "names": sorted(names), "problems": probs}
+
+
+def _ports(raw: Any) -> list[str]:
+    out = []
+    for p in raw if isinstance(raw, list) else []:
+        if isinstance(p, dict):
+            published = f"{p['published']}:" if p.get("published") is not None else ""
+            out.append(f"{p.get('host_ip', '') + ':' if p.get('host_ip') else ''}{published}{p.get('target')}"
+                       f"/{p.get('protocol', 'tcp')}")
+        else:
+            out.append(str(p))
+    return sorted(out)
+
+
+def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """One compose file: its services (image, build context resolved against the file's folder
+    and flagged when outside services/ or the repository, ports, depends_on, environment keys);
+    plus inline environment (key, value) pairs, which are secrets. Invalid YAML is a problem with
+    the line from the YAML error mark."""
+    shown = rel_path(path, repo)
+    text, probs = read_text(path, shown)
+    result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": probs}
+    pairs: list[tuple[str, str]] = []
+    try:
+        data = yaml.safe_load(text or "")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        what = getattr(exc, "problem", None) or "syntax error"
+        # Only the error's own words: its snippet would quote the file, which may hold a secret.
+        probs.append(problem(shown, mark.line + 1 if mark else None, f"invalid YAML: {what}; file skipped"))
+        return result, pairs
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        probs.append(problem(shown, None, "no `services:` mapping; not a compose file"))
+        return result, pairs
+    result["valid"] = True
+    for name in sorted(services, key=str):
+        spec = services[name] if isinstance(services[name], dict) else {}
+        name = str(name)
+        if not valid_service_name(name.lower()):
+            probs.append(problem(shown, None, f"compose service {name[:60]!r} is not a valid service name", name))
+        env = spec.get("environment") or {}
+        if not isinstance(env, (dict, list)):
+            probs.append(problem(shown, None, "`environment:` is neither a mapping nor a list; ignored", name))
+            env = {}
+        env_items = env.items() if isinstance(env, dict) else (str(e).partition("=")[::2] for e in env)
+        env_keys = []
+        for key, value in env_items:
+            env_keys.append(str(key))
+            if value is not None:
+                pairs.append((str(key), str(value)))
+        depends = spec.get("depends_on") or []
+        depends = [depends] if isinstance(depends, str) else depends if isinstance(depends, (list, dict)) else []
+        result["services"].append({
+            "name": name,
+            "image": str(spec["image"]) if spec.get("image") is not None else None,
+            "build": _build(repo, path, spec.get("build")),
+            "container_name": spec.get("container_name"),
+            "ports": _ports(spec.get("ports")),
+            "depends_on": sorted(str(d) for d in depends),
+            "environment_keys": sorted(set(env_keys)),
+            "healthcheck": isinstance(spec.get("healthcheck"), dict) and not spec["healthcheck"].get("disable"),
+        })
+    return result, pairs
+
+
+def _build(repo: Path, compose: Path, build: Any) -> dict | None:
+    if build is None:
+        return None
+    spec = build if isinstance(build, dict) else {}
+    context = build if isinstance(build, str) else str(spec.get("context") or ".")
+    dockerfile = str(spec.get("dockerfile") or "Dockerfile")
+    remote = "://" in context or context.startswith(("git@", "github.com/"))
+    if remote or "$" in context:
+        # A URL or an unexpanded ${VAR}: nothing on disk to check.
+        return {"context": context, "remote": remote, "unresolved": not remote, "exists": None,
+                "dockerfile": dockerfile, "dockerfile_exists": None, "outside_services": True,
+                "outside_repo": remote}
+    resolved = Path(os.path.normpath(compose.parent / context))
+    rel = Path(os.path.relpath(resolved, repo)).as_posix()
+    outside_repo = rel == ".." or rel.startswith("../")
+    return {"context": rel, "remote": False, "unresolved": False, "exists": resolved.is_dir(),
+            "dockerfile": dockerfile, "dockerfile_exists": (resolved / dockerfile).is_file(),
+            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo}
+
+
+# --- git and the engine -----------------------------------------------------------------
+
+def git_state(repo: Path) -> dict | None:
+    """Commit, branch and dirtiness (scoped to repo) of the checkout; None when not in git."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), *args],
+                                  capture_output=True, text=True, timeout=20, check=False,
+                                  env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+    top = git("rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    status = git("status", "--porcelain", "--", ".")
+    return {"commit": git("rev-parse", "HEAD"), "branch": git("symbolic-ref", "--short", "-q", "HEAD"),
+            "dirty": bool(status), "changed_files": len(status.splitlines()) if status else 0,
+            "repo_is_toplevel": Path(top).resolve() == repo.resolve()}
+
+
+def _health(status_text: str) -> str | None:
+    m = re.search(r"\((healthy|unhealthy|health: starting)\)", status_text or "")
+    return m.group(1).replace("health: ", "") if m else None
+
+
+def list_containers(client: Any) -> tuple[list[dict], list[dict]]:
+    """Every container of the engine (running or not), from the list endpoint only: no inspect
+    per container, so a container removed meanwhile cannot fail the listing."""
+    try:
+        items = client.containers.list(all=True, sparse=True)
+    except Exception as exc:  # noqa: BLE001 - the SDK raises many types; each means "no inventory"
+        return [], [problem("docker engine", None, f"cannot list containers ({type(exc).__name__}); "
+                            "is dockerd running? continuing without running containers")]
+    out = []
+    for c in items:
+        a = getattr(c, "attrs", {}) or {}
+        labels = a.get("Labels") or {}
+        names = a.get("Names") or [getattr(c, "name", "") or ""]
+        ports = sorted(f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p.get('Type', 'tcp')}" if p.get("PublicPort")
+                       else f"{p.get('PrivatePort')}/{p.get('Type', 'tcp')}" for p in a.get("Ports") or [])
+        out.append({"name": names[0].lstrip("/"), "image": a.get("Image"), "status": a.get("State"),
+                    "health": _health(a.get("Status", "")), "ports": sorted(set(ports)),
+                    "compose_service": labels.get("com.docker.compose.service"),
+                    "compose_project": labels.get("com.docker.compose.project")})
+    return sorted(out, key=lambda c: c["name"]), []
+
+
+# --- the whole inventory -----------------------------------------------------------------
+
+def locate_archive(repo: Path, archive: Path | None) -> Path | None:
+    """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz, else None."""
+    if archive is not None:
+        return archive
+    for candidate in (repo / "nexus-discovery", repo / "nexus-discovery.tar.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
+             extra_secrets: Iterable[str] = ()) -> dict:
+    """The full inventory of repo as a JSON-serializable dict (see the module docstring).
+
+    archive: a discovery archive folder or .tar.gz (default: nexus-discovery[.tar.gz] in repo);
+    docker_client: a docker SDK client whose containers are listed (None: not queried);
+    extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
+    Raises TargetRepoError when repo or its services/ folder is missing."""
+    repo = Path(repo)
+    svcs = find_services(repo)
+    problems: list[dict] = []
+    for folder in sorted(services_root(repo).iterdir()):
+        if folder.is_dir() and not folder.name.startswith(".") and not valid_service_name(folder.name.lower()):
+            problems.append(problem(rel_path(folder, repo)[:80], None, "folder name is not a valid service name "
+                                    "(lowercase letters, digits, '-', '_', '.'); skipped"))
+    service_list = read_service_list(repo)
+    services = [inspect_service(repo, s) for s in svcs]
+    for s in services:
+        s["in_service_list"] = s["name"] in service_list["names"]
+    # The guide adds a service in two places (list and folder): report each half on its own.
+    service_list["without_folder"] = sorted(set(service_list["names"]) - {s["name"] for s in services})
+    service_list["folders_not_listed"] = sorted(s["name"] for s in services if not s["in_service_list"])
+    compose, pairs = [], []
+    for path in walk_files(repo, _COMPOSE_RE):
+        parsed, env_pairs = parse_compose_file(repo, path)
+        compose.append(parsed)
+        pairs += env_pairs
+    outside = sorted(({"compose_file": c["file"], "service": s["name"], **s["build"]} for c in compose
+                      for s in c["services"] if s["build"] and s["build"]["outside_services"]),
+                     key=lambda b: (b["context"], b["compose_file"], b["service"]))
+    env_files, env_pairs = read_env_files(repo)
+    pairs += env_pairs
+    containers: list[dict] = []
+    engine = {"queried": docker_client is not None, "reachable": None}
+    if docker_client is not None:
+        containers, probs = list_containers(docker_client)
+        engine["reachable"] = not probs
+        problems += probs
+    located = locate_archive(repo, Path(archive) if archive is not None else None)
+    if located is None:
+        archive_info: dict[str, Any] = {"present": False, "message": "no discovery archive: proceeding with "
+                                        "current system discovery (normal without a pre-existing archive)"}
+    else:
+        archive_info, archive_pairs = read_discovery_archive(located, rel_path(located, repo))
+        pairs += archive_pairs
+        problems += archive_info.get("problems", [])
+    public = ({s["name"] for s in services} | {s["name"] for c in compose for s in c["services"]}
+              | set(service_list["names"]))
+    secrets = secret_values(pairs, public, extra_secrets)
+    problems += service_list["problems"]
+    problems += [p for s in services for p in s["problems"]]
+    problems += [p for c in compose for p in c["problems"]]
+    problems += [p for e in env_files for p in e["problems"]]
+    result = {
+        "generated_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "repo": str(repo),
+        "services": services,
+        "service_list": service_list,
+        "compose": compose,
+        "build_contexts_outside_services": outside,
+        "env_files": env_files,
+        "git": git_state(repo),
+        "engine": engine,
+        "containers": containers,
+        "archive": archive_info,
+        "summary": {
+            "services": len(services),
+            "services_with_dockerfile": sum(1 for s in services if s["dockerfile"]),
+            "services_without_dockerfile": sum(1 for s in services if not s["dockerfile"]),
+            "services_with_healthcheck": sum(1 for s in services if s["healthcheck"]["present"]),
+            "services_with_tests": sum(1 for s in services if s["tests_present"]),
+            "service_list_entries": len(service_list["names"]),
+            "compose_files": len(compose),
+            "compose_services": sum(len(c["services"]) for c in compose),
+            "build_contexts_outside_services": len(outside),
+            "env_files": len(env_files),
+            "env_keys": len({k for e in env_files for k in e["keys"]}),
+            "containers": len(containers),
+            "containers_running": sum(1 for c in containers if c["status"] == "running"),
+            "archive_present": bool(archive_info.get("present")),
+            "problems": len(problems),
+        },
+        "problems": sorted(problems, key=lambda p: (str(p["file"]), p["line"] or 0, str(p["service"]), p["message"])),
+    }
+    return mask_tree(result, secrets)

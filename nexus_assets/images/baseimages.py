@@ -1,0 +1,109 @@
+"""Base images: what a Dockerfile starts FROM, and how this machine provides it.
+
+No image can be pulled here, so scripts/bootstrap.sh builds one base from Debian packages
+and makes the names in the base-image map aliases of it. Every alias carries the label
+io.nexus-assets.substitutes, which is how a build learns (and records) that its FROM
+was substituted."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nexus_assets.core.dockerfile import instructions, substitute
+from nexus_assets.core.errors import BuildError, ConfigError
+
+DEFAULT_MAP = Path(__file__).parent / "base_images.toml"
+SUBSTITUTE_LABEL = "io.nexus-assets.substitutes"
+SUBSTITUTE_BASE_LABEL = "io.nexus-assets.substitute-base"
+
+@dataclass(frozen=True)
+class BaseImageMap:
+    path: Path
+    base: str
+    substitutes: dict[str, str] = field(default_factory=dict)
+
+
+def load_base_image_map(path: Path | None = None) -> BaseImageMap:
+    """The map at path, NEXUS_BASE_IMAGE_MAP, or the one shipped with the package."""
+    path = path or Path(os.environ.get("NEXUS_BASE_IMAGE_MAP") or DEFAULT_MAP)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return BaseImageMap(path=path, base=data["base"]["name"], substitutes=dict(data.get("substitutes", {})))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"base-image map {path} does not exist (NEXUS_BASE_IMAGE_MAP)") from exc
+    except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"base-image map {path} is invalid: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class FromLine:
+    image: str
+    line: int
+
+
+def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -> list[FromLine]:
+    """The images a Dockerfile starts from, ARG defaults expanded, earlier stages left out.
+    Read with the same tokenizer as discovery (continuations, comments, heredocs, escape)."""
+    try:
+        text = dockerfile.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"{dockerfile}: not UTF-8 (byte {exc.start})") from exc
+    args = dict(build_args or {})
+    stages: set[str] = set()
+    found: list[FromLine] = []
+    seen_from = False
+    for line, keyword, rest in instructions(text):
+        if keyword == "ARG" and not seen_from:
+            name, _, default = rest.partition("=")
+            args.setdefault(name.strip(), default.strip().strip("\"'"))
+            continue
+        if keyword != "FROM":
+            continue
+        seen_from = True
+        tokens = [t for t in rest.split() if not t.startswith("--")]
+        if not tokens:
+            raise BuildError(f"{dockerfile}:{line}: FROM without an image")
+        image = substitute(tokens[0], args)
+        if len(tokens) >= 3 and tokens[1].lower() == "as":
+            stages.add(tokens[2].lower())
+        if image.lower() in stages or image.lower() == "scratch":
+            continue
+        if "$" in image:
+            raise BuildError(f"{dockerfile}:{line}: base image {tokens[0]} names a build arg that has no value")
+        found.append(FromLine(image=image, line=line))
+    if not seen_from:
+        raise BuildError(f"{dockerfile}: no FROM instruction")
+    return found
+
+
+def resolve_base(client, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict:
+    """Where a FROM image comes from on this engine, or a BuildError saying what to do.
+
+    Never pulls: an absent image would make the legacy builder try the hub and hang."""
+    import docker.errors
+
+    try:
+        image = client.images.get(base.image)
+    except docker.errors.ImageNotFound:
+        if base.image in base_map.substitutes:
+            raise BuildError(
+                f"{dockerfile}:{base.line}: base image {base.image} is mapped to "
+                f"{base_map.substitutes[base.image]} in {base_map.path} but is not in the engine: "
+                "run `bash scripts/bootstrap.sh` to build the base images"
+            ) from None
+        raise BuildError(
+            f"{dockerfile}:{base.line}: base image {base.image} is not in the engine and not in the "
+            f"base-image map {base_map.path}: add a substitute there, or load the image with `docker load`"
+        ) from None
+    labels = image.labels or {}
+    substituted = labels.get(SUBSTITUTE_LABEL) == base.image
+    return {
+        "requested": base.image,
+        "image_id": image.id,
+        "substituted": substituted,
+        "substitute": labels.get(SUBSTITUTE_BASE_LABEL) if substituted else None,
+        "line": base.line,
+    }

@@ -1,0 +1,112 @@
+"""Step H, one service: resolve its base images, build its image on the real engine, tag it.
+
+Plain functions on a docker SDK client; the Dagster asset in assets/images.py runs many of
+these concurrently and records what they return."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nexus_assets.core.errors import BuildError, EngineError
+from nexus_assets.core.hashing import fingerprint, tree_hash
+from nexus_assets.core.services import Service
+from nexus_assets.images.baseimages import BaseImageMap, external_bases, resolve_base
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything that decides a service's image, known before building it."""
+
+    service: Service
+    tree_hash: str
+    fingerprint: str
+    bases: list[dict]
+    build_args: dict[str, str] = field(default_factory=dict)
+
+    def tags(self, registry: str, version: str) -> list[str]:
+        repo = f"{registry}/{self.service.image_repo}"
+        return [f"{repo}:{version}", f"{repo}:latest"]
+
+
+def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None) -> BuildPlan:
+    """Hash the service and resolve its bases; BuildError names the service when it cannot build."""
+    if service.dockerfile is None:
+        raise BuildError(f"service {service.name}: no Dockerfile in {service.path}; add one or remove the folder")
+    args = dict(build_args or {})
+    bases = [resolve_base(client, line, service.dockerfile, base_map) for line in external_bases(service.dockerfile, args)]
+    tree = tree_hash(service.path)
+    return BuildPlan(
+        service=service,
+        tree_hash=tree,
+        fingerprint=fingerprint(tree, args, {b["requested"]: b["image_id"] for b in bases}),
+        bases=bases,
+        build_args=args,
+    )
+
+
+def code_version(service: Service, client, base_map: BaseImageMap) -> str:
+    """The fingerprint used as Dagster code_version at load time. A service that cannot be
+    planned (no Dockerfile, absent base) still gets a version from its tree, so a fix to it
+    shows up as a change."""
+    try:
+        return plan_build(service, client, base_map).fingerprint if client else "tree-" + tree_hash(service.path)[:20]
+    except BuildError:
+        return "unbuildable-" + tree_hash(service.path)[:16]
+
+
+def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
+                source: str, log_path: Path) -> dict:
+    """Build and tag the image; write the builder's output to log_path. Returns what an auditor
+    needs: tags, image id, size, seconds, and the OCI labels set."""
+    import docker.errors
+
+    service = plan.service
+    tags = plan.tags(registry, version)
+    labels = {
+        "org.opencontainers.image.title": service.name,
+        "org.opencontainers.image.source": source,
+        "org.opencontainers.image.revision": revision or "unknown",
+        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.version": version,
+        "io.nexus-assets.source-hash": plan.fingerprint,
+        "io.nexus-assets.service": service.name,
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    image_id = None
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            stream = client.api.build(
+                path=str(service.path), tag=tags[0], labels=labels, buildargs=plan.build_args or None,
+                rm=True, forcerm=True, pull=False, decode=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    log.write(chunk["stream"])
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    log.write(f"ERROR: {chunk['error']}\n")
+                    raise BuildError(f"service {service.name}: docker build failed: {chunk['error'].strip()} (log: {log_path})")
+        except docker.errors.APIError as exc:
+            log.write(f"ERROR: {exc}\n")
+            raise BuildError(f"service {service.name}: the engine refused the build: {exc.explanation or exc} (log: {log_path})") from exc
+        except (docker.errors.DockerException, ConnectionError, OSError) as exc:
+            log.write(f"ERROR: {exc}\n")
+            raise EngineError(f"service {service.name}: lost the Docker engine during the build: {exc}") from exc
+    image = client.images.get(image_id or tags[0])
+    for tag in tags[1:]:
+        repo, _, tag_name = tag.rpartition(":")
+        image.tag(repo, tag_name)
+    return {
+        "service": service.name,
+        "tags": tags,
+        "image_id": image.id,
+        "size_bytes": image.attrs.get("Size"),
+        "seconds": round(time.monotonic() - started, 2),
+        "labels": labels,
+        "build_log": str(log_path),
+    }

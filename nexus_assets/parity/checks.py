@@ -1,0 +1,18 @@
+"""The guide's parity gate as a blocking asset check."""
+
+import dagster as dg
+
+from nexus_assets.core.fileio import read_json
+from nexus_assets.parity.assets import discrepancy_report
+from nexus_assets.parity.compare import critical_gate
+from nexus_assets.resources import NexusConfig
+
+
+@dg.asset_check(asset=discrepancy_report, blocking=True,
+                description="Guide gate: at most 6 critical modules missing, or auto-scaffolded.")
+def critical_modules_gate(nexus: NexusConfig) -> dg.AssetCheckResult:
+    report = read_json(nexus.settings().reports / "discrepancy_report.json")
+    passed, message = critical_gate(report)
+    return dg.AssetCheckResult(passed=passed, description=message,
+                               metadata={"critical_missing": report.get("critical_missing", []),
+                                         "scaffolded": report.get("scaffolded", [])})

@@ -1,0 +1,33 @@
+"""The Docker engine that builds and runs the service images."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexus_assets.core.errors import EngineError
+
+
+def docker_client(base_url: str = "", timeout: int = 300):
+    """A docker SDK client that has answered a ping, or an EngineError saying what to do."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+        where = base_url or "DOCKER_HOST or unix:///var/run/docker.sock"
+        raise EngineError(
+            f"no Docker engine reachable at {where}: start it with `bash scripts/bootstrap.sh` "
+            f"(or `dockerd &`), or set DOCKER_HOST ({type(exc).__name__})"
+        ) from None
+
+
+class DockerEngine(dg.ConfigurableResource):
+    """The Docker engine that builds and runs the service images."""
+
+    base_url: str = ""
+    timeout_seconds: int = 300
+
+    def client(self):
+        return docker_client(self.base_url, self.timeout_seconds)

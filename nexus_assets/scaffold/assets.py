@@ -1,0 +1,37 @@
+"""Step D as an asset: services scaffolded in the working copy for missing canonical modules."""
+
+import logging
+
+import dagster as dg
+
+from nexus_assets.core.fileio import read_json, write_json
+from nexus_assets.core.hashing import json_version
+from nexus_assets.core.keys import DISCREPANCY_REPORT
+from nexus_assets.core.repo_config import load_repo_config
+from nexus_assets.core.reports import modules_to_scaffold
+from nexus_assets.resources import NexusConfig
+from nexus_assets.scaffold.generate import scaffold_missing
+
+progress = logging.getLogger("nexus_assets.progress")
+
+
+@dg.asset(
+    deps=[DISCREPANCY_REPORT], group_name="prepare", kinds={"python"},
+    description="Step D: services/<name>/ in the working copy for every missing canonical module "
+                "(Python or Node.js template; existing folders never overwritten; PMMG never containerized).",
+)
+def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+    settings = nexus.settings()
+    report = read_json(settings.reports / "discrepancy_report.json")
+    config = load_repo_config(settings.workdir)
+    results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"])
+    rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
+            for r in results]
+    write_json(settings.reports / "scaffold_report.json", {"services": rows})
+    created = [r.name for r in results if r.created]
+    progress.info("scaffold: %d created, %d already there", len(created), len(results) - len(created))
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(json_version(sorted(r.name for r in results))),
+        metadata={"scaffolded": [r.name for r in results], "created_now": created,
+                  "services": dg.MetadataValue.json(rows)},
+    )

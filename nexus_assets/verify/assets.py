@@ -1,0 +1,45 @@
+"""Step F, end to end: where the repository defines docker-compose.e2e.yml, bring that stack
+up from the images just built, wait for every service to be healthy, and take it down."""
+
+import logging
+
+import dagster as dg
+
+from nexus_assets.images.staleness import image_key
+from nexus_assets.resources import DockerEngine, NexusConfig
+from nexus_assets.verify import service_tests
+
+progress = logging.getLogger("nexus_assets.progress")
+E2E_COMPOSE = "docker-compose.e2e.yml"
+
+
+def e2e_tests_asset(service_names: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="e2e_tests",
+        deps=[image_key(name) for name in service_names],
+        group_name="tests", kinds={"docker"},
+        check_specs=[dg.AssetCheckSpec("e2e", asset="e2e_tests",
+                                       description="the e2e compose stack came up with every service healthy")],
+        description=f"The repository's {E2E_COMPOSE} stack, up on the real engine from the built images, "
+                    "every service healthy, then down. Skipped where the repository defines none.",
+    )
+    def e2e_tests(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine):
+        settings = nexus.settings()
+        client = docker_engine.client()
+        try:
+            result = service_tests.run_e2e(
+                client, settings.workdir / E2E_COMPOSE, settings.workdir, settings.reports,
+                env={"REGISTRY": settings.registry, "VERSION": settings.version}, timeout=settings.test_timeout * 2,
+            )
+        finally:
+            client.close()
+        progress.info("e2e: %s", "skipped (" + result.reason + ")" if result.skipped else
+                      ("passed" if result.passed else "FAILED: " + result.reason))
+        return dg.MaterializeResult(
+            metadata={"passed": result.passed, "skipped": result.skipped, "test_containers": result.containers,
+                      "log": dg.MetadataValue.path(result.log_path), "seconds": round(result.seconds, 1)},
+            check_results=[dg.AssetCheckResult(passed=result.passed, check_name="e2e", description=result.reason,
+                                               metadata={"details": dg.MetadataValue.json(result.details)})],
+        )
+
+    return e2e_tests
