@@ -1,6 +1,8 @@
-"""Builds the Dagster definitions for one target repository. The per-service assets are
-known at load time from the repository (and the working copy, for scaffolded services);
-a new service appears after a code location reload, which `nexus-agent run` does itself."""
+"""Wiring only: the Dagster definitions for one target repository, from the stages' assets.
+
+Loading does no engine or network call: services and their base-image names are read from
+files, versions come from observations made at run time (core.lineage). A service added to
+the repository becomes an asset at the next load (nexus-agent reloads by itself)."""
 
 from __future__ import annotations
 
@@ -9,51 +11,55 @@ import os
 import dagster as dg
 
 from nexus_assets.automation.sensors import repo_change_sensor
-from nexus_assets.core.errors import EngineError
+from nexus_assets.core.console import nexus_console
+from nexus_assets.core.lineage import declared_bases
+from nexus_assets.core.services import build_services
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.stage import ServiceTests
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
-from nexus_assets.images.baseimages import load_base_image_map
-from nexus_assets.images.build import code_version
-from nexus_assets.images.staleness import build_services
+from nexus_assets.images.sources import base_image_assets, source_assets
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
 from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_digests
-from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig, docker_client
+from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.verify.assets import e2e_tests_asset
+from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit
 from nexus_assets.workspace.assets import workspace
 
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
-PREPARE_CHECKS = [critical_modules_gate]
+SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration)
+PIPELINE_JOB = "nexus_pipeline"
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
-    # Code versions come from the repository (the source of truth, so the UI shows a change
-    # there as stale at once); builds read the synced working copy at run time.
-    services = build_services(settings, prefer_repo=True)
-    try:
-        client = docker_client(os.environ.get("DOCKER_HOST", ""), timeout=30)
-    except EngineError:
-        client = None  # the UI still shows the graph; builds will say the engine is missing
-    base_map = load_base_image_map()
-    try:
-        versions = {s.name: code_version(s, client, base_map) for s in services}
-    finally:
-        if client is not None:
-            client.close()
-    assets: list = list(PREPARE_ASSETS)
+    services = build_services(settings)
+    names = [s.name for s in services]
+    base_names = sorted({b.image for s in services for b in declared_bases(s)})
+    # Steps that ask Dagster what is stale need the whole graph, which exists once defs does.
+    built: dict[str, dg.Definitions] = {}
+
+    def asset_graph():
+        return built["defs"].resolve_asset_graph()
+
+    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph)]
     if services:
-        assets.append(service_images_asset(services, versions))
-    assets.append(e2e_tests_asset([s.name for s in services]))
-    assets.append(artifacts_manifest_asset([s.name for s in services]))
-    return dg.Definitions(
+        assets += [source_assets(services),
+                   service_images_asset(services, SERVICE_TESTS, asset_graph,
+                                        registry=settings.registry, version=settings.version)]
+    if base_names:
+        assets.append(base_image_assets(base_names))
+    built["defs"] = dg.Definitions(
         assets=assets,
-        asset_checks=[*PREPARE_CHECKS, manifest_has_digests],
-        jobs=[dg.define_asset_job("nexus_pipeline", selection=dg.AssetSelection.all(),
-                                  description="The whole pipeline: workspace to manifest.")],
-        sensors=[repo_change_sensor([s.name for s in services])],
+        asset_checks=[critical_modules_gate, manifest_has_digests],
+        jobs=[dg.define_asset_job(
+            PIPELINE_JOB, selection=dg.AssetSelection.all(),
+            description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
+                        "tagged nexus/force=true rebuilds every selected image.")],
+        sensors=[repo_change_sensor(names)],
+        loggers={"console": nexus_console},
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
@@ -62,3 +68,4 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             "git": GitRepo(path=str(settings.repo)),
         },
     )
+    return built["defs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -25,9 +26,31 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
     assert defs.resolve_job_def("nexus_pipeline") is not None
     assert defs.resolve_sensor_def("repo_change_sensor") is not None
     manifest = graph.get(dg.AssetKey("artifacts_manifest"))
-    assert {dg.AssetKey(["image", s]) for s in sample_services} <= set(manifest.parent_keys)
-    image = graph.get(dg.AssetKey(["image", sample_services[0]]))
-    assert image.code_version, "every image carries its source fingerprint as code version"
+    assert set(manifest.parent_keys) == {dg.AssetKey("tagged_images"), dg.AssetKey("e2e_tests")}
+    tagged = graph.get(dg.AssetKey("tagged_images"))
+    assert {dg.AssetKey(["image", s]) for s in sample_services} <= set(tagged.parent_keys)
+    for service in sample_services:
+        image = graph.get(dg.AssetKey(["image", service]))
+        parents = {k.to_user_string() for k in image.parent_keys}
+        # What the image is made from is in the graph: its sources, its base images, and the
+        # working copy (order only); its code version is the recipe, the same for every service.
+        assert f"source/{service}" in parents and "scaffolded_services" in parents
+        assert any(p.startswith("base_image/") for p in parents), parents
+        assert image.code_version and image.code_version.startswith("recipe-")
+        assert graph.get(dg.AssetKey(["source", service])).is_observable
+
+
+def test_definitions_load_without_an_engine_and_without_waiting(tmp_path, monkeypatch):
+    """Loading does no engine or network call: a code server or run worker that cannot see the
+    engine gets the same graph and the same code versions."""
+    settings = Settings(repo=SAMPLE_REPO, workdir=tmp_path / "w", registry="r", version="1.0.0", max_parallel=2)
+    with_engine = build_definitions(settings).resolve_asset_graph()
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    started = time.monotonic()
+    without = build_definitions(settings).resolve_asset_graph()
+    assert time.monotonic() - started < 10
+    assert {k: with_engine.get(k).code_version for k in with_engine.get_all_asset_keys()} == \
+        {k: without.get(k).code_version for k in without.get_all_asset_keys()}
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

@@ -1,4 +1,5 @@
-"""The repository change sensor asks for the stale assets only, once per repository state."""
+"""The repository change sensor reads Dagster's own staleness: one change requests one image (and
+what follows it), a revert rebuilds, a failed build is not requested again until it changes."""
 
 from __future__ import annotations
 
@@ -7,21 +8,30 @@ import pytest
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.definitions import build_definitions
-from nexus_assets.scaffold.generate import scaffold_service
-from nexus_assets.synthetic import SCAFFOLD_CONFIG, generate_monorepo
+from nexus_assets.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+AFTER = {"tagged_images", "e2e_tests", "artifacts_manifest"}
+PREPARE = {"workspace", "discovery_parsed", "discrepancy_report", "scaffolded_services"}
 
 
-def _evaluate(settings, instance, cursor=None):
+def _tick(settings, instance, cursor=None):
+    """One sensor evaluation: (run request or None, skip message, new cursor)."""
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("repo_change_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
-                                      definitions=defs)
-    return sensor(context), context
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs)
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult), result
+    request = result.run_requests[0] if result.run_requests else None
+    skip = result.skip_reason.skip_message if result.skip_reason else ""
+    return request, skip, result.cursor
 
 
-def test_sensor_requests_only_what_changed(tmp_path, settings_for, monkeypatch, remove_test_images):
+def _keys(request) -> set[str]:
+    return {k.to_user_string() for k in request.asset_selection}
+
+
+def test_sensor_requests_only_what_changed_and_a_revert(tmp_path, settings_for, monkeypatch, remove_test_images):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     repo = tmp_path / "repo"
     generate_monorepo(repo, 2)
@@ -29,19 +39,51 @@ def test_sensor_requests_only_what_changed(tmp_path, settings_for, monkeypatch, 
     assert run_pipeline(settings).ok
     instance = open_instance(settings)
 
-    quiet, _ = _evaluate(settings, instance)
-    assert isinstance(quiet, dg.SkipReason) and "nothing stale" in quiet.skip_message
+    request, skip, cursor = _tick(settings, instance)
+    assert request is None and "nothing stale" in skip
 
-    (repo / "services" / "node-svc-002" / "server.js").open("a").write("\n// changed\n")
-    request, context = _evaluate(settings, instance)
-    assert isinstance(request, dg.RunRequest)
-    keys = {k.to_user_string() for k in request.asset_selection}
-    assert keys == {"workspace", "discovery_parsed", "discrepancy_report", "scaffolded_services",
-                    "image/node-svc-002", "artifacts_manifest"}
-    repeat, _ = _evaluate(settings, instance, cursor=context.cursor)
-    assert isinstance(repeat, dg.SkipReason), "one request per repository state"
+    server = repo / "services" / "node-svc-002" / "server.js"
+    original = server.read_text()
+    server.write_text(original + "\n// changed\n")
+    request, _, cursor = _tick(settings, instance, cursor)
+    assert request is not None and request.job_name == "nexus_pipeline"
+    assert _keys(request) == PREPARE | AFTER | {"image/node-svc-002"}
+    assert request.tags["nexus/origin"] == "sensor" and request.tags["nexus/invocation"]
+    again, skip, cursor = _tick(settings, instance, cursor)
+    assert again is None, "the same versions are requested once"
 
-    assert scaffold_service(repo, "node-svc-new", "new", SCAFFOLD_CONFIG).created
-    request, _ = _evaluate(settings, instance, cursor=context.cursor)
-    # The definitions are rebuilt here, as a code location reload would: the new service is an asset.
-    assert "image/node-svc-new" in {k.to_user_string() for k in request.asset_selection}
+    # The run the sensor asked for, launched as the daemon would (same job, selection, tags).
+    defs = build_definitions(settings)
+    result = defs.resolve_job_def("nexus_pipeline").execute_in_process(
+        instance=instance, asset_selection=list(request.asset_selection), tags=request.tags)
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "image/node-svc-002" in built and "image/node-svc-001" not in built
+
+    server.write_text(original)  # the revert: A -> B -> A must build A again
+    request, _, cursor = _tick(settings, instance, cursor)
+    assert request is not None and "image/node-svc-002" in _keys(request)
+
+
+def test_a_failed_build_is_not_requested_again_until_it_changes(tmp_path, settings_for, monkeypatch,
+                                                               remove_test_images):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    repo = tmp_path / "repo"
+    generate_monorepo(repo, 2)
+    settings = settings_for(repo)
+    assert run_pipeline(settings).ok
+    instance = open_instance(settings)
+    dockerfile = repo / "services" / "node-svc-001" / "Dockerfile"
+    good = dockerfile.read_text()
+    dockerfile.write_text(good.replace("WORKDIR /app", "RUN exit 3\nWORKDIR /app", 1))
+
+    request, _, cursor = _tick(settings, instance)
+    assert request is not None and "image/node-svc-001" in _keys(request)
+    defs = build_definitions(settings)
+    defs.resolve_job_def("nexus_pipeline").execute_in_process(
+        instance=instance, asset_selection=list(request.asset_selection), tags=request.tags, raise_on_error=False)
+    again, skip, cursor = _tick(settings, instance, cursor)
+    assert again is None and "already requested" in skip, "no retry loop for a broken build"
+
+    dockerfile.write_text(good)
+    fixed, _, _ = _tick(settings, instance, cursor)
+    assert fixed is not None and "image/node-svc-001" in _keys(fixed)

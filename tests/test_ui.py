@@ -133,8 +133,11 @@ def test_ui_shows_exactly_the_changed_service_as_stale(tmp_path, remove_test_ima
         assert before["image/node-svc-001"] == "FRESH" and before["image/node-svc-002"] == "FRESH", before
 
         (repo / "services" / "node-svc-002" / "server.js").open("a").write("\n// changed\n")
-        _graphql(url, 'mutation { reloadRepositoryLocation(repositoryLocationName: "nexus_assets") { __typename } }')
-        time.sleep(3)
+        # Observing the sources (what the sensor does every 30 s, and nexus-agent before a run)
+        # records the change; the UI reads Dagster's verdict from the same instance.
+        status = subprocess.run([str(Path(sys.executable).parent / "nexus-agent"), "status"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert "node-svc-002" in status.stdout and "source/node-svc-002 has a new data version" in status.stdout
         after = _stale_status(url)
         assert after["image/node-svc-002"] == "STALE", after
         assert after["image/node-svc-001"] == "FRESH", after

@@ -1,54 +1,74 @@
-"""Sensors: react to changes in the target repository by asking for the stale assets only."""
+"""The repository change sensor: observes what the images are made from, asks Dagster which
+images are stale, and requests the same run `nexus-agent run` would launch.
 
+Its cursor remembers, per service, the versions it last requested a build for. A service is
+requested when Dagster holds it stale and those versions differ from the last request: so a
+revert (A -> B -> A) rebuilds, a build that failed is retried when its sources change (or when
+someone asks, from the UI or nexus-agent), and never in a loop."""
 
-import hashlib
+from __future__ import annotations
+
+import json
+import uuid
 
 import dagster as dg
 
+from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.hashing import tree_hash
-from nexus_assets.images.baseimages import load_base_image_map
-from nexus_assets.images.staleness import build_services, image_key, service_states
+from nexus_assets.core.keys import AFTER_IMAGES, INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE
+from nexus_assets.core.lineage import latest_data_versions, observe_and_judge
+from nexus_assets.core.services import build_services
 from nexus_assets.resources import DockerEngine, NexusConfig
 
-PREPARE_KEYS = [dg.AssetKey(k) for k in ("workspace", "discovery_parsed", "discrepancy_report", "scaffolded_services")]
+
+def _inputs(asset_graph, instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
+    """The versions an image would be built from now: its parents' data versions and its own."""
+    parents = sorted(asset_graph.get(key).parent_keys, key=lambda k: k.to_user_string())
+    held = latest_data_versions(instance, [*parents, key])
+    return "|".join(f"{k.to_user_string()}={held.get(k, '')}" for k in [*parents, key])
 
 
-def _last_data_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    return event.asset_materialization.tags.get("dagster/data_version")
-
-
-def plan_repo_change_run(context, nexus: NexusConfig, docker_engine: DockerEngine, known: set[str]):
-    """What the repository change sensor would request now: (run_key, asset keys, notes)."""
+def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine,
+                    known: set[str]) -> tuple[dg.RunRequest | None, str, list[str]]:
+    """(run request or None, new cursor, notes) for this tick."""
     settings = nexus.settings()
-    keys: list[dg.AssetKey] = []
+    asset_graph = context.repository_def.asset_graph
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    requested: dict[str, str] = cursor.get("requested", {})
     notes: list[str] = []
-    repo_version = tree_hash(settings.repo)[:24]
-    if _last_data_version(context.instance, dg.AssetKey("workspace")) != repo_version:
-        keys += PREPARE_KEYS
-        notes.append("repository content changed")
+    services = build_services(settings)
     client = docker_engine.client()
     try:
-        states = service_states(build_services(settings, prefer_repo=True), client, context.instance, load_base_image_map())
+        verdict = observe_and_judge(asset_graph, context.instance, services, client, load_base_image_map())
     finally:
         client.close()
-    for state in states:
-        if not state.needs_build:
+    for service in services:
+        if service.name not in known:
+            notes.append(f"new service {service.name}: reload the code location (Deployment > Reload) to add its "
+                         "asset; Dagster cannot add assets without a reload")
+    images = []
+    for key, reason in sorted(verdict.items(), key=lambda kv: kv[0].to_user_string()):
+        name, inputs = key.path[-1], _inputs(asset_graph, context.instance, key)
+        if requested.get(name) == inputs:
+            notes.append(f"{name}: {reason} (already requested for these versions; not again)")
             continue
-        if state.service.name not in known:
-            notes.append(f"new service {state.service.name}: reload the code location to add its asset")
-            continue
-        keys.append(image_key(state.service.name))
-        notes.append(f"{state.service.name}: {state.reason}")
-    if not keys:
-        return None, [], notes
-    keys.append(dg.AssetKey("artifacts_manifest"))
-    fingerprints = ",".join(f"{s.service.name}={s.fingerprint}" for s in states)
-    run_key = hashlib.sha256(f"{repo_version}|{fingerprints}".encode()).hexdigest()[:20]
-    return run_key, keys, notes
+        requested[name] = inputs
+        images.append(key)
+        notes.append(f"{name}: {reason}")
+    repo_version = tree_hash(settings.repo)[:24]
+    prepare = latest_data_versions(context.instance, [WORKSPACE]).get(WORKSPACE) != repo_version \
+        and cursor.get("repo") != repo_version
+    new_cursor = json.dumps({"requested": requested, "repo": repo_version}, sort_keys=True)
+    if not images and not prepare:
+        return None, new_cursor, notes
+    keys = [*PREPARE_KEYS, *images, *AFTER_IMAGES] if images else [*PREPARE_KEYS]
+    if prepare:
+        notes.append("repository content changed")
+    request = dg.RunRequest(
+        job_name="nexus_pipeline", asset_selection=keys,
+        tags={INVOCATION_TAG: uuid.uuid4().hex[:12], ORIGIN_TAG: "sensor", "nexus/reason": "; ".join(notes)[:200]})
+    return request, new_cursor, notes
 
 
 def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
@@ -56,22 +76,20 @@ def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="repo_change_sensor", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Watches the target repository; on a new commit or a changed or new service it requests "
-                    "the prepare steps and the stale images only (and the manifest).",
-        asset_selection=dg.AssetSelection.all(),
+        job_name="nexus_pipeline",
+        description="Observes the target repository's services and base images every 30 s; requests the "
+                    "stale images (with tags, e2e and the manifest), as nexus-agent run would.",
     )
     def sensor(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine):
         try:
-            run_key, keys, notes = plan_repo_change_run(context, nexus, docker_engine, known)
+            request, cursor, notes = plan_sensor_run(context, nexus, docker_engine, known)
         except NexusError as exc:
             return dg.SkipReason(str(exc))
         for note in notes:
             context.log.info(note)
-        if run_key is None:
-            return dg.SkipReason("nothing stale" + (f" ({'; '.join(notes)})" if notes else ""))
-        if run_key == context.cursor:
-            return dg.SkipReason("a run for this state was already requested")
-        context.update_cursor(run_key)
-        return dg.RunRequest(run_key=run_key, asset_selection=keys, tags={"nexus/reason": "; ".join(notes)[:200]})
+        if request is None:
+            return dg.SensorResult(skip_reason="nothing stale" + (f" ({'; '.join(notes)})" if notes else ""),
+                                   cursor=cursor)
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
 
     return sensor

@@ -4,7 +4,6 @@ prints progress a person can follow, and exits non-zero when a blocking gate fai
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
@@ -34,18 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("[nexus] %(message)s"))
-    log = logging.getLogger("nexus_assets.progress")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging()
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,

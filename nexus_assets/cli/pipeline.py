@@ -1,26 +1,40 @@
-"""The runs behind `nexus-agent`: prepare (steps A-D), then only the stale images, then the
-manifest. Definitions are built again after the prepare step so that services scaffolded or
-added since the last load become assets of this very run: no reload by hand."""
+"""The run behind `nexus-agent run`: observe what the images are made from, ask Dagster which
+images are stale, and launch one run of the `nexus_pipeline` job with the prepare steps, those
+images and what follows them (tags, e2e, manifest), exactly as the sensor would.
+
+A second run happens only when scaffolding has just added services that the loaded
+definitions could not know: definitions are built again and the new images run like any other."""
 
 from __future__ import annotations
 
-import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from nexus_assets.core.services import find_services
+from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.core.fileio import read_json
+from nexus_assets.core.hashing import tree_hash
+from nexus_assets.core.keys import (
+    AFTER_IMAGES,
+    FORCE_TAG,
+    INVOCATION_TAG,
+    ORIGIN_TAG,
+    PREPARE_KEYS,
+    WORKSPACE,
+    image_key,
+)
+from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, stale_images
+from nexus_assets.core.services import build_services, find_services
 from nexus_assets.core.settings import Settings
-from nexus_assets.definitions import PREPARE_ASSETS, build_definitions
-from nexus_assets.images.baseimages import load_base_image_map
-from nexus_assets.images.staleness import build_services, image_key, service_states
+from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.resources import docker_client
 
-progress = logging.getLogger("nexus_assets.progress")
-# Dagster's own console log would repeat every failure with a stack trace; the progress
-# lines below say what failed and where, and the full events stay in the instance.
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+# The job's console logger prints each step's own lines as [nexus] lines (the same lines the
+# UI's run log shows); Dagster's engine events stay in the instance.
+CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def open_instance(settings: Settings) -> dg.DagsterInstance:
@@ -46,84 +60,127 @@ class RunSummary:
     test_containers: int = 0
     broken_steps: list[str] = field(default_factory=list)  # steps that raised: not gates
     run_ids: list[str] = field(default_factory=list)
+    stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
 
 
-def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, summary: RunSummary) -> None:
-    """Materialize keys (and their checks) in-process and add what happened to summary."""
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET)
+def stale_services(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> dict[str, str]:
+    """{service: reason} for every image Dagster holds stale or missing, after observing."""
+    client = docker_client()
+    try:
+        verdict = observe_and_judge(defs.resolve_asset_graph(), instance, build_services(settings), client,
+                                    load_base_image_map())
+    finally:
+        client.close()
+    return {key.path[-1]: reason for key, reason in verdict.items()}
+
+
+def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
+             summary: RunSummary) -> None:
+    """One run of the pipeline job over keys, in this process; what happened goes to summary."""
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
     summary.run_ids.append(result.run_id)
     summary.ok = summary.ok and result.success
     for event in result.get_asset_materialization_events():
-        key = event.asset_key
-        if key.path[0] == "image":
-            summary.built.append(key.path[-1])
+        if event.asset_key.path[0] == "image":
+            summary.built.append(event.asset_key.path[-1])
         containers = event.materialization.metadata.get("test_containers")  # images and e2e
-        summary.test_containers += containers.value if containers is not None else 0
+        summary.test_containers += int(containers.value) if containers is not None else 0
     for event in result.get_asset_observation_events():
         observation = event.asset_observation_data.asset_observation
         status = observation.metadata.get("status")
         if observation.asset_key.path[0] == "image" and status is not None and status.value == "failed":
             summary.failed.append(observation.asset_key.path[-1])
-    passed = 0
     for evaluation in result.get_asset_check_evaluations():
-        label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        if evaluation.passed:
-            passed += 1
-        else:
+        if not evaluation.passed:
+            label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.failed_gates.append(label)
-            progress.error("check %s FAILED: %s", label, evaluation.description or "")
-    if passed:
-        progress.info("%d check(s) passed", passed)
+            print(f"[nexus] check {label} FAILED: {evaluation.description or ''}", flush=True)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
             continue  # a blocking gate: reported above with its reason
         summary.broken_steps.append(event.step_key)
-        progress.error("step %s failed: %s", event.step_key, error.message.strip() if error else "unknown error")
+        print(f"[nexus] step {event.step_key} failed: {_root_cause(error)}", flush=True)
+
+
+def _root_cause(error) -> str:
+    """The innermost error's message: Dagster wraps a step's own exception in its own."""
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip()}" if error.cls_name else error.message.strip()
+
+
+def _announce(stale: dict[str, str], total: int) -> None:
+    print(f"[nexus] {total} service(s): {len(stale)} to build, {total - len(stale)} current", flush=True)
+    for name, reason in sorted(stale.items())[:10]:
+        print(f"[nexus]   {name}: {reason}", flush=True)
+    if len(stale) > 10:
+        print(f"[nexus]   ... and {len(stale) - 10} more (nexus-agent status lists them all)", flush=True)
 
 
 def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary:
     find_services(settings.repo)  # a missing repo or services/ ends here, in one line
     docker_client().close()  # so does an unreachable engine
     instance = open_instance(settings)
-    progress.info("target %s -> workdir %s (registry %s, version %s)", settings.repo, settings.workdir, settings.registry, settings.version)
-
+    print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
+          f"(registry {settings.registry}, version {settings.version})", flush=True)
+    tags = {INVOCATION_TAG: uuid.uuid4().hex[:12], ORIGIN_TAG: "cli"}
+    if rebuild_all:
+        tags[FORCE_TAG] = "true"
     summary = RunSummary()
-    _execute(build_definitions(settings), [a.key for a in PREPARE_ASSETS], instance, summary)
-    if summary.broken_steps:
-        return summary  # a failed gate still lets the images build; a crashed step does not
+    defs = build_definitions(settings)
+    known = {s.name for s in build_services(settings)}
+    summary.stale = stale_services(defs, instance, settings)
+    wanted = sorted(known) if rebuild_all else sorted(summary.stale)
+    _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
+    if not wanted and _nothing_to_do(defs, instance, settings):
+        summary.ok = _last_verdict(settings)
+        print("[nexus] nothing changed since the last run: no run launched", flush=True)
+        return summary
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary)
 
-    defs = build_definitions(settings)  # now sees the synced and scaffolded services
-    states = _current_states(settings, instance)
-    stale = [s for s in states if rebuild_all or s.needs_build]
-    progress.info("%d service(s): %d to build, %d current", len(states), len(stale), len(states) - len(stale))
-    for state in stale[:10]:
-        progress.info("  %s: %s", state.service.name, state.reason)
-    if len(stale) > 10:
-        progress.info("  ... and %d more (nexus-agent status lists them all)", len(stale) - 10)
-    if stale:
-        _execute(defs, [image_key(s.service.name) for s in stale], instance, summary)
-    # Their own run: Dagster skips a step downstream of an image that failed, and the
-    # manifest must still say which service has no current image and why. The e2e stack
-    # is retested only when an image changed (or it never ran).
-    final = [dg.AssetKey("artifacts_manifest")]
-    if summary.built or instance.get_latest_materialization_event(dg.AssetKey("e2e_tests")) is None:
-        final.insert(0, dg.AssetKey("e2e_tests"))
-    _execute(defs, final, instance, summary)
-    summary.ok = summary.ok and not summary.failed and not summary.failed_gates
+    # Scaffolding may just have made services the loaded definitions cannot know.
+    if not summary.broken_steps and (settings.workdir / "services").is_dir():
+        new = {s.name for s in build_services(settings)} - known
+        if new:
+            defs = build_definitions(settings)
+            verdict = stale_services(defs, instance, settings)
+            summary.stale.update(verdict)
+            fresh = sorted(set(verdict) & new)
+            print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
+            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary)
+    summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
 
 
-def _current_states(settings: Settings, instance: dg.DagsterInstance):
-    client = docker_client()
+def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> bool:
+    """True when the repository is as the last run synced it and what follows the images (tags,
+    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
+    if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
+        return False
+    return not stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES))
+
+
+def _last_verdict(settings: Settings) -> bool:
+    """The gates as the last run left them, read from its reports."""
     try:
-        return service_states(build_services(settings), client, instance, load_base_image_map())
-    finally:
-        client.close()
+        manifest = read_json(settings.artifacts / "artifacts_manifest.json")
+        report = read_json(settings.reports / "discrepancy_report.json")
+    except (OSError, ValueError):
+        return False
+    totals = manifest["totals"]
+    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"])
 
 
 def show_status(settings: Settings) -> int:
-    for state in _current_states(settings, open_instance(settings)):
-        print(f"{state.service.name:40} {state.status:14} {state.reason}")
+    """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
+    instance = open_instance(settings)
+    defs = build_definitions(settings)
+    stale = stale_services(defs, instance, settings)
+    for service in build_services(settings):
+        reason = stale.get(service.name)
+        print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")
     return 0

@@ -30,3 +30,52 @@ def write_json(path: Path, payload: object) -> None:
 def read_json(path: Path) -> object:
     """A report an upstream asset wrote (always UTF-8)."""
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def mirror_tree(src: Path, dst: Path, ignored: frozenset[str] = frozenset()) -> int:
+    """Make dst hold exactly src's files (links copied as links, never followed), copying only
+    what changed and removing what src no longer has. Returns the number of files written or
+    removed. Used to refresh one service's build context from the repository."""
+    import filecmp
+    import shutil
+
+    changed = 0
+    wanted: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(src):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in ignored)
+        links = [d for d in dirnames if (here / d).is_symlink()]
+        for name in sorted(filenames) + links:
+            if name in ignored:
+                continue
+            source = here / name
+            rel = source.relative_to(src)
+            wanted.add(rel.as_posix())
+            target = dst / rel
+            if source.is_symlink():
+                if target.is_symlink() and os.readlink(target) == os.readlink(source):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.is_symlink() or target.is_file():
+                    target.unlink()
+                os.symlink(os.readlink(source), target)
+            elif target.is_file() and not target.is_symlink() and filecmp.cmp(source, target, shallow=False):
+                continue
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.is_symlink():
+                    target.unlink()
+                shutil.copy2(source, target)
+            changed += 1
+    if dst.is_dir():
+        for dirpath, dirnames, filenames in os.walk(dst, topdown=False):
+            here = Path(dirpath)
+            for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+                rel = (here / name).relative_to(dst)
+                if rel.parts[0] in ignored or name in ignored or rel.as_posix() in wanted:
+                    continue
+                (here / name).unlink()
+                changed += 1
+            if here != dst and not any(here.iterdir()):
+                here.rmdir()
+    return changed

@@ -9,9 +9,15 @@ WORKSPACE = dg.AssetKey("workspace")
 DISCOVERY_PARSED = dg.AssetKey("discovery_parsed")
 DISCREPANCY_REPORT = dg.AssetKey("discrepancy_report")
 SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
+TAGGED_IMAGES = dg.AssetKey("tagged_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
+# What follows the images in every run that built or retagged one.
+AFTER_IMAGES = (TAGGED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
+FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
+INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
+ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
 
 
 def image_key(service_name: str) -> dg.AssetKey:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus_assets.core.errors import TargetRepoError
+from nexus_assets.core.settings import Settings
 
 # A name that is safe as a folder, a compose key and a Docker repository path component.
 # Real repositories use underscores; we keep them (Docker accepts them in repository names).
@@ -83,3 +84,15 @@ def find_services(repo: Path) -> list[Service]:
             )
         )
     return found
+
+
+def build_services(settings: Settings, *, in_workdir: bool = False) -> list[Service]:
+    """The services the pipeline builds: the repository's, plus those that exist only in the
+    working copy (scaffolded ones). Paths point into the repository, the source of truth that
+    observations hash, or with in_workdir into the synced working copy that builds read."""
+    by_name: dict[str, Service] = {s.name: s for s in find_services(settings.repo)}
+    if (settings.workdir / "services").is_dir():
+        for service in find_services(settings.workdir):
+            if in_workdir or service.name not in by_name:
+                by_name[service.name] = service
+    return [by_name[name] for name in sorted(by_name)]

@@ -87,3 +87,13 @@ def docker_errors():
     import requests
 
     return docker.errors.APIError, (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+@dataclass(frozen=True)
+class ServiceTests:
+    """The per-service test stages, handed to the image step by definitions.py, so that the
+    images stage runs the verify stage's tests without importing it."""
+
+    lint: Any  # (service, log_dir, *, timeout) -> StageResult
+    unit: Any  # (client, service, image_id, log_dir, *, timeout) -> StageResult
+    integration: Any  # (client, service, image_id, log_dir, *, timeout) -> StageResult

@@ -1,6 +1,5 @@
 """Step B as an asset: reports/discovery_parsed.json."""
 
-import logging
 import os
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from nexus_assets.core.metadata import report_metadata
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.resources import DockerEngine, NexusConfig
 
-progress = logging.getLogger("nexus_assets.progress")
 GUIDE_ARCHIVE = Path("/tmp/nexus-full-discovery.tar.gz")  # where the guide's troubleshooting looks
 
 
@@ -43,7 +41,7 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
     for problem in inventory.get("problems", []):
         context.log.warning(f"{problem.get('file') or problem.get('service')}:{problem.get('line') or ''} {problem['message']}")
     summary = inventory.get("summary", {})
-    progress.info("discovery: %s", ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+    context.log.info("discovery: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(json_version(inventory)),
         metadata={**report_metadata(path), **{k: v for k, v in summary.items() if isinstance(v, int)},

@@ -1,153 +1,176 @@
-"""Steps F and H per service: one image asset per service, with its lint, unit and
-integration tests as asset checks. One step builds and tests all selected (stale) services
-concurrently up to the configured limit; one step rather than one per service keeps a
-100-service run from paying Dagster's per-step process start-up a hundred times.
+"""Steps F and H per service: one image asset per service, its lint, unit and integration tests
+as asset checks, and `tagged_images`, the set of current images under the release tags.
+
+One step builds and tests every selected service concurrently up to the configured limit: one
+step rather than one per service keeps a 100-service run from paying Dagster's per-step
+process start-up a hundred times. `tagged_images` lives in the same step so that a failed
+service never makes Dagster skip what comes after it (e2e, the manifest): those depend on
+`tagged_images`, which is always produced and says which service has no current image.
 
 A failing test does not stop the other services or the build (the guide: tests are
 non-blocking); it fails the service's check, which blocks the release gate."""
 
-import logging
+
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
-from nexus_assets.core.errors import EngineError, NexusError
-from nexus_assets.core.services import Service
-from nexus_assets.images.baseimages import load_base_image_map
-from nexus_assets.images.build import build_image, plan_build
-from nexus_assets.images.staleness import build_services, image_key
+from nexus_assets.core.errors import EngineError
+from nexus_assets.core.fileio import mirror_tree
+from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.keys import (
+    FORCE_TAG,
+    ORIGIN_TAG,
+    SCAFFOLDED_SERVICES,
+    TAGGED_IMAGES,
+    base_image_key,
+    image_key,
+    source_key,
+)
+from nexus_assets.core.lineage import (
+    declared_bases,
+    latest_data_versions,
+    recipe_version,
+    source_event,
+    stale_images,
+)
+from nexus_assets.core.services import Service, build_services
+from nexus_assets.core.stage import ServiceTests, StageResult
+from nexus_assets.images.outcome import build_and_test, failure_events, success_event
+from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
-from nexus_assets.verify import service_tests
 
-progress = logging.getLogger("nexus_assets.progress")
-SCAFFOLDED = dg.AssetKey("scaffolded_services")
 TEST_STAGES = ("lint", "unit", "integration")
 
 
-def _check_result(stage: service_tests.StageResult) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=image_key(stage.service),
-        check_name=stage.stage,
-        passed=stage.passed,
-        description=stage.reason,
-        metadata={"skipped": stage.skipped, "seconds": round(stage.seconds, 2), "containers": stage.containers,
-                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
+def image_spec(service: Service) -> dg.AssetSpec:
+    bases = sorted({base_image_key(b.image) for b in declared_bases(service)}, key=lambda k: k.to_user_string())
+    return dg.AssetSpec(
+        key=image_key(service.name),
+        # scaffolded_services only orders the step after the working copy is ready: its data
+        # version never changes, so it never makes an image stale.
+        deps=[source_key(service.name), *bases, SCAFFOLDED_SERVICES],
+        description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
+        group_name="images",
+        kinds={"docker"},
+        code_version=recipe_version({}),
+        skippable=True,
+        tags={"nexus/language": service.language},
+        metadata={"service_path": f"services/{service.name}"},
     )
 
 
-def _not_run(service: Service, stage: str, reason: str, log_path: str) -> service_tests.StageResult:
-    return service_tests.StageResult(service=service.name, stage=stage, passed=False, skipped=False,
-                                     reason=f"not run: {reason}", seconds=0.0, log_path=log_path,
-                                     details={}, containers=0)
-
-
-def build_and_test(engine: DockerEngine, settings, service: Service, revision: str | None, timeout: float) -> dict:
-    """Lint, build, then unit and integration tests in the built image, for one service.
-    Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}."""
-    reports = settings.reports
-    stages = [service_tests.run_lint(service, reports, timeout=timeout)]
-    client = engine.client()  # one client per thread: the SDK's session is not shared safely
-    try:
-        try:
-            plan = plan_build(service, client, load_base_image_map())
-            built = build_image(
-                client, plan, registry=settings.registry, version=settings.version, revision=revision,
-                source=str(settings.repo / "services" / service.name),
-                log_path=reports / f"build_{service.name}.log",
-            )
-        except NexusError as exc:
-            log = str(reports / f"build_{service.name}.log")
-            stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
-            return {"built": None, "error": str(exc), "stages": stages}
-        built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
-        stages.append(service_tests.run_unit(client, service, built["image_id"], reports, timeout=timeout))
-        stages.append(service_tests.run_integration(client, service, built["image_id"], reports, timeout=timeout))
-        return {"built": built, "error": None, "stages": stages}
-    finally:
-        client.close()
-
-
-def service_images_asset(services: list[Service], code_versions: dict[str, str]) -> dg.AssetsDefinition:
-    """The multi-asset holding image/<service> and its test checks for every service known at load."""
-    by_key = {image_key(s.name): s for s in services}
-    specs = [
-        dg.AssetSpec(
-            key=image_key(s.name),
-            deps=[SCAFFOLDED],
-            description=f"Docker image of services/{s.name}, tagged REGISTRY/nexus/{s.name}:VERSION and :latest.",
-            group_name="images",
-            kinds={"docker"},
-            code_version=code_versions[s.name],
-            skippable=True,
-            tags={"nexus/language": s.language},
-            metadata={"service_path": f"services/{s.name}"},
-        )
-        for s in services
-    ]
-    check_specs = [
-        dg.AssetCheckSpec(stage, asset=image_key(s.name), description=f"{stage} tests of services/{s.name}")
-        for s in services for stage in TEST_STAGES
-    ]
+def service_images_asset(services: list[Service], tests: ServiceTests, asset_graph, *, registry: str,
+                         version: str) -> dg.AssetsDefinition:
+    """The multi-asset holding image/<service> (with its test checks) for every service known at
+    load, and tagged_images."""
+    names = [s.name for s in services]
+    specs = [image_spec(s) for s in services]
+    specs.append(dg.AssetSpec(
+        key=TAGGED_IMAGES, deps=[*(image_key(n) for n in names), SCAFFOLDED_SERVICES], group_name="images", kinds={"docker"},
+        code_version=tags_code_version(registry, version), skippable=False,
+        description="Every service's current image under REGISTRY/nexus/<service>:VERSION and :latest; a tag "
+                    "that points at another image is moved back, a tag collision between services is an error."))
+    check_specs = [dg.AssetCheckSpec(stage, asset=image_key(n), description=f"{stage} tests of services/{n}")
+                   for n in names for stage in TEST_STAGES]
 
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
-    def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine, git: GitRepo):
+    def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
+                       git: GitRepo):
         settings = nexus.settings()
-        # Resolve the folders now, not at load time: the workspace step of this same run may
-        # just have synced or scaffolded them into the working copy.
-        current = {s.name: s for s in build_services(settings)}
-        selected = [current.get(by_key[key].name, by_key[key])
-                    for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
-        revision = git.revision()
-        progress.info("building and testing %d service(s), up to %d at a time", len(selected), settings.max_parallel)
-        failures = []
-        with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
-            futures = {pool.submit(build_and_test, docker_engine, settings, s, revision, settings.test_timeout): s
-                       for s in selected}
-            for future in as_completed(futures):
-                service = futures[future]
-                try:
-                    outcome = future.result()
-                except EngineError as exc:  # the engine went away mid-run: this service only
-                    outcome = {"built": None, "error": str(exc), "stages": []}
-                checks = [_check_result(stage) for stage in outcome["stages"]]
-                failed_stages = [s.stage for s in outcome["stages"] if not s.passed]
-                if outcome["built"] is None:
-                    failures.append(service.name)
-                    progress.error("  FAILED %s: %s", service.name, outcome["error"])
-                    context.log.error(outcome["error"])
-                    yield dg.AssetObservation(
-                        asset_key=image_key(service.name),
-                        metadata={"status": "failed", "reason": outcome["error"],
-                                  "build_log": str(settings.reports / f"build_{service.name}.log")},
-                    )
-                    yield from checks
-                    continue
-                built = outcome["built"]
-                progress.info("  built %s %s in %.1fs; tests %s", service.name, built["image_id"][:19], built["seconds"],
-                              "passed" if not failed_stages else "FAILED: " + ", ".join(failed_stages))
-                yield dg.MaterializeResult(
-                    asset_key=image_key(service.name),
-                    data_version=dg.DataVersion(built["image_id"]),
-                    check_results=checks,
-                    metadata={
-                        "status": "built",
-                        "image": built["tags"][0],
-                        "tags": built["tags"],
-                        "image_id": built["image_id"],
-                        "digest": built["image_id"],
-                        "size_bytes": built["size_bytes"],
-                        "build_seconds": built["seconds"],
-                        "source_hash": built["source_hash"],
-                        "tree_hash": built["tree_hash"],
-                        "base_images": built["base_images"],
-                        "labels": built["labels"],
-                        "build_log": dg.MetadataValue.path(built["build_log"]),
-                        "tests": {s.stage: ("skipped" if s.skipped else "passed" if s.passed else "failed")
-                                  for s in outcome["stages"]},
-                        "test_containers": sum(s.containers for s in outcome["stages"]),
-                    },
-                )
-        if failures:
-            context.log.warning(f"{len(failures)} image(s) failed, the others were built: {', '.join(sorted(failures))}")
+        selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
+        to_build = _worth_building(context, asset_graph(), selected)
+        contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
+        repo_folders = {s.name: s for s in build_services(settings)}
+        built: dict[str, str] = {}
+        if to_build:
+            revision = git.revision()
+            context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
+            with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
+                futures = {}
+                for name in to_build:
+                    service = _build_context(settings, repo_folders.get(name), contexts.get(name), name)
+                    futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests)] = service
+                for future in as_completed(futures):
+                    service = futures[future]
+                    try:
+                        outcome = future.result()
+                    except EngineError as exc:  # the engine went away mid-run: this service only
+                        outcome = {"built": None, "error": str(exc), "stages": []}
+                    if outcome["built"] is None:
+                        context.log.error(f"FAILED {service.name}: {outcome['error']}")
+                        yield from failure_events(service, outcome, settings.reports)
+                        continue
+                    event = success_event(service, outcome)
+                    built[service.name] = outcome["built"]["image_id"]
+                    context.log.info(str(event.metadata["summary"]))
+                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                    yield event
+        yield from _checks_alone(context, docker_engine, settings, tests, contexts)
+        if TAGGED_IMAGES in context.selected_asset_keys:
+            yield tag_current_images(context, docker_engine, settings, names, built)
 
     return service_images
+
+
+def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]) -> list[str]:
+    """The selected images Dagster holds stale or missing (all of them in a forced run, or one that
+    nexus-agent or the sensor planned): a fresh image selected by "Materialize all" in the UI is
+    left as it is, and said so."""
+    if not selected:
+        return []
+    if context.run.tags.get(FORCE_TAG) == "true" or context.run.tags.get(ORIGIN_TAG) in ("cli", "sensor"):
+        return sorted(selected)  # forced, or planned from Dagster's verdict moments ago
+    stale = stale_images(graph, context.instance,
+                         [image_key(n) for n in sorted(selected)])
+    fresh = sorted(selected - {key.path[-1] for key in stale})
+    if fresh:
+        context.log.info(f"{len(fresh)} selected image(s) are fresh and left as they are "
+                         f"(run with tag {FORCE_TAG}=true to rebuild them): {', '.join(fresh[:10])}")
+    for key, reason in sorted(stale.items(), key=lambda kv: kv[0].to_user_string()):
+        context.log.info(f"{key.path[-1]}: {reason}")
+    return sorted(key.path[-1] for key in stale)
+
+
+def _build_context(settings, in_repo: Service | None, in_workdir: Service | None, name: str) -> Service:
+    """The service as the build sees it: the working copy's folder, refreshed from the repository
+    first so that it holds exactly what source/<service> observed (scaffolded services exist only
+    in the working copy)."""
+    if in_repo is None:
+        assert in_workdir is not None, name
+        return in_workdir
+    target = settings.workdir / in_repo.path.relative_to(settings.repo)
+    mirror_tree(in_repo.path, target, IGNORED_NAMES)
+    dockerfile = target / in_repo.dockerfile.relative_to(in_repo.path) if in_repo.dockerfile else None
+    return dataclasses.replace(in_repo, path=target, dockerfile=dockerfile)
+
+
+def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings, tests: ServiceTests,
+                  contexts: dict[str, Service]):
+    """Checks selected without their image (the UI's "Execute" on one check): run that stage
+    again for that service, against the image Dagster last recorded for it."""
+    alone = sorted((key.asset_key.path[-1], key.name) for key in context.selected_asset_check_keys
+                   if key.asset_key not in context.selected_asset_keys)
+    if not alone:
+        return
+    recorded = latest_data_versions(context.instance, [image_key(name) for name, _ in alone])
+    client = docker_engine.client()
+    try:
+        for name, stage in alone:
+            service = contexts.get(name)
+            image_id = recorded.get(image_key(name))
+            if service is None:
+                result = StageResult(name, stage, False, False, f"not run: services/{name} no longer exists", 0.0, "")
+            elif stage == "lint":
+                result = tests.lint(service, settings.reports, timeout=settings.test_timeout)
+            elif not image_id or not image_id.startswith("sha256:"):
+                result = StageResult(name, stage, False, False, "not run: no image built yet", 0.0, "")
+            else:
+                runner = tests.unit if stage == "unit" else tests.integration
+                result = runner(client, service, image_id, settings.reports, timeout=settings.test_timeout)
+            context.log.info(f"{name} {stage}: {'passed' if result.passed else 'FAILED'}: {result.reason}")
+            yield dg.AssetCheckResult(asset_key=image_key(name), check_name=stage, passed=result.passed,
+                                      description=result.reason, metadata={"image_id": image_id or ""})
+    finally:
+        client.close()

@@ -1,7 +1,5 @@
 """Step C as an asset: reports/discrepancy_report.json against the canonical synopsis."""
 
-import logging
-
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
@@ -15,7 +13,6 @@ from nexus_assets.parity.compare import compare
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.resources import NexusConfig
 
-progress = logging.getLogger("nexus_assets.progress")
 
 
 @dg.asset(
@@ -40,9 +37,8 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
     path = settings.reports / "discrepancy_report.json"
     write_json(path, report)
     totals = report["totals"]
-    progress.info("parity %.1f%%: %s; critical missing %s; gate %s",
-                  report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
-                  report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED")
+    context.log.info("parity %.1f%%: %s; critical missing %s; gate %s" % (report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
+                  report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED"))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(json_version(report)),
         metadata={**report_metadata(path), **totals, "parity_percent": report["parity_percent"],

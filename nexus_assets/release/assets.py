@@ -1,54 +1,75 @@
 """The artifacts manifest asset and its gate: image digests for every service, not empty."""
 
 
-import logging
-
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
-from nexus_assets.core.hashing import file_sha256, json_version
-from nexus_assets.images.baseimages import load_base_image_map
-from nexus_assets.images.staleness import build_services, image_key, service_states
-from nexus_assets.release.manifest import assemble_manifest
-from nexus_assets.resources import DockerEngine, NexusConfig
+from nexus_assets.core.hashing import json_version
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, E2E_TESTS, TAGGED_IMAGES, image_key
+from nexus_assets.core.lineage import stale_images
+from nexus_assets.core.metadata import report_metadata
+from nexus_assets.release.manifest import ServiceRecord, assemble_manifest
+from nexus_assets.resources import NexusConfig
 
-progress = logging.getLogger("nexus_assets.progress")
+
+def _plain(metadata) -> dict:
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
-def artifacts_manifest_asset(service_names: list[str]) -> dg.AssetsDefinition:
+def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
+    event = instance.get_latest_materialization_event(key)
+    return _plain(event.asset_materialization.metadata) if event and event.asset_materialization else None
+
+
+def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) -> list[ServiceRecord]:
+    """Dagster's records for every service image, read in one place for the manifest."""
+    instance = context.instance
+    tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
+    rows = tagged.get("images") or {}
+    stale = stale_images(graph, instance, [image_key(n) for n in names])
+    records = []
+    for name in names:
+        key = image_key(name)
+        materialized = instance.fetch_materializations(key, limit=1).records
+        observed = instance.fetch_observations(key, limit=1).records
+        failure = None
+        if observed and (not materialized or observed[0].storage_id > materialized[0].storage_id):
+            meta = _plain(observed[0].event_log_entry.asset_observation.metadata)
+            failure = meta.get("reason") if meta.get("status") == "failed" else None
+        records.append(ServiceRecord(name=name, last=_latest_metadata(instance, key), failure=failure,
+                                     stale=stale.get(key), tagged=rows.get(name)))
+    return records
+
+
+def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
-        name="artifacts_manifest",
-        deps=[image_key(name) for name in service_names],
+        key=ARTIFACTS_MANIFEST,
+        deps=[TAGGED_IMAGES, E2E_TESTS],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image, tags and digest of every service, "
-                    "with base-image substitutions, read back from the engine and Dagster's records.",
+                    "with base-image substitutions and the e2e result, read from Dagster's records.",
     )
-    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine) -> dg.MaterializeResult:
+    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
         settings = nexus.settings()
-        client = docker_engine.client()
-        try:
-            states = service_states(build_services(settings), client, context.instance, load_base_image_map())
-        finally:
-            client.close()
-        manifest = assemble_manifest(states, settings)
+        e2e = _latest_metadata(context.instance, E2E_TESTS)
+        manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
+                                     {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None)
         path = settings.artifacts / "artifacts_manifest.json"
         write_json(path, manifest)
         totals = manifest["totals"]
-        progress.info("manifest %s: %d/%d services with a digest", path, totals["with_digest"], totals["services"])
+        context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a digest")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(json_version(manifest)),
-            metadata={"path": dg.MetadataValue.path(str(path)), "sha256": file_sha256(path), **totals,
-                      "problems": dg.MetadataValue.json(manifest["problems"])},
+            metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
         )
 
     return artifacts_manifest
 
 
-@dg.asset_check(asset="artifacts_manifest", blocking=True,
+@dg.asset_check(asset=ARTIFACTS_MANIFEST, blocking=True,
                 description="Guide gate: the manifest exists and lists an image digest for every service.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
-    path = nexus.settings().artifacts / "artifacts_manifest.json"
-    manifest = read_json(path)
+    manifest = read_json(nexus.settings().artifacts / "artifacts_manifest.json")
     missing = [i["service"] for i in manifest["images"] if not i.get("digest")]
     totals = manifest["totals"]
     passed = totals["with_digest"] > 0 and not missing

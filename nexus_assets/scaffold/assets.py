@@ -1,18 +1,16 @@
 """Step D as an asset: services scaffolded in the working copy for missing canonical modules."""
 
-import logging
-
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
-from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.reports import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
+
+WORKING_COPY_READY = "working-copy-ready"
 from nexus_assets.scaffold.generate import scaffold_missing
 
-progress = logging.getLogger("nexus_assets.progress")
 
 
 @dg.asset(
@@ -29,9 +27,11 @@ def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -
             for r in results]
     write_json(settings.reports / "scaffold_report.json", {"services": rows})
     created = [r.name for r in results if r.created]
-    progress.info("scaffold: %d created, %d already there", len(created), len(results) - len(created))
+    context.log.info("scaffold: %d created, %d already there" % (len(created), len(results) - len(created)))
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(json_version(sorted(r.name for r in results))),
+        # Images depend on this asset only to run after the working copy is ready: a constant data
+        # version keeps a new scaffolded module from making every image stale.
+        data_version=dg.DataVersion(WORKING_COPY_READY),
         metadata={"scaffolded": [r.name for r in results], "created_now": created,
                   "services": dg.MetadataValue.json(rows)},
     )

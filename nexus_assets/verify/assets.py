@@ -1,22 +1,19 @@
 """Step F, end to end: where the repository defines docker-compose.e2e.yml, bring that stack
 up from the images just built, wait for every service to be healthy, and take it down."""
 
-import logging
-
 import dagster as dg
 
-from nexus_assets.images.staleness import image_key
+from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.verify import service_tests
 
-progress = logging.getLogger("nexus_assets.progress")
 E2E_COMPOSE = "docker-compose.e2e.yml"
 
 
-def e2e_tests_asset(service_names: list[str]) -> dg.AssetsDefinition:
+def e2e_tests_asset() -> dg.AssetsDefinition:
     @dg.asset(
-        name="e2e_tests",
-        deps=[image_key(name) for name in service_names],
+        key=E2E_TESTS,
+        deps=[TAGGED_IMAGES],
         group_name="tests", kinds={"docker"},
         check_specs=[dg.AssetCheckSpec("e2e", asset="e2e_tests",
                                        description="the e2e compose stack came up with every service healthy")],
@@ -33,8 +30,8 @@ def e2e_tests_asset(service_names: list[str]) -> dg.AssetsDefinition:
             )
         finally:
             client.close()
-        progress.info("e2e: %s", "skipped (" + result.reason + ")" if result.skipped else
-                      ("passed" if result.passed else "FAILED: " + result.reason))
+        context.log.info("e2e: %s" % ("skipped (" + result.reason + ")" if result.skipped else
+                      ("passed" if result.passed else "FAILED: " + result.reason)))
         return dg.MaterializeResult(
             metadata={"passed": result.passed, "skipped": result.skipped, "test_containers": result.containers,
                       "log": dg.MetadataValue.path(result.log_path), "seconds": round(result.seconds, 1)},

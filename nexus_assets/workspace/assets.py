@@ -1,14 +1,11 @@
 """Step A as an asset: the target repository synced into the working copy."""
 
-import logging
-
 import dagster as dg
 
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.resources import NexusConfig
 from nexus_assets.workspace.sync import sync_workspace
 
-progress = logging.getLogger("nexus_assets.progress")
 
 
 @dg.asset(
@@ -18,7 +15,7 @@ progress = logging.getLogger("nexus_assets.progress")
 def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
     result = sync_workspace(settings.repo, settings.workdir)
-    progress.info("workspace %s: %d files, %d copied, %d removed", settings.workdir, result.files, result.copied, result.removed)
+    context.log.info("workspace %s: %d files, %d copied, %d removed" % (settings.workdir, result.files, result.copied, result.removed))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
         metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,

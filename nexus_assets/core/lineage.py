@@ -1,0 +1,194 @@
+"""What an image is made from, as Dagster sees it, and Dagster's own answer to "what is stale".
+
+Each service's sources (`source/<service>`) and each base image (`base_image/<name>`) are
+observable assets: their data version is the content hash of the service folder and the image
+id in the engine. An image's code version is its recipe (build args, recipe version), known
+without any I/O. Dagster records the versions an image was built from; an image is stale when
+one of them changed, and missing when it was never built or is gone from the engine. The CLI,
+the sensor, the UI and the manifest all read that one answer through `stale_images`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from nexus_assets.core.baseimages import BaseImageMap, FromLine, external_bases
+from nexus_assets.core.errors import BuildError
+from nexus_assets.core.hashing import tree_hash
+from nexus_assets.core.keys import base_image_key, image_key, source_key
+from nexus_assets.core.services import Service
+
+# Bump when what a build does changes (labels, tags, build flags): every image becomes stale.
+RECIPE_VERSION = "2"
+ABSENT = "absent"  # data version of a base image the engine does not have
+
+
+@dataclass(frozen=True)
+class Observation:
+    key: dg.AssetKey
+    data_version: str
+    metadata: dict = field(default_factory=dict)
+
+    def event(self) -> dg.AssetObservation:
+        return dg.AssetObservation(asset_key=self.key, metadata=self.metadata,
+                                   tags={"dagster/data_version": self.data_version})
+
+
+def recipe_version(build_args: Mapping[str, str]) -> str:
+    """An image's code version: how it is built, not what from."""
+    payload = json.dumps({"recipe": RECIPE_VERSION, "args": dict(sorted(build_args.items()))}, sort_keys=True)
+    return "recipe-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def declared_bases(service: Service) -> list[FromLine]:
+    """The images a service's Dockerfile starts FROM, read from the file (no engine)."""
+    if service.dockerfile is None:
+        return []
+    try:
+        return external_bases(service.dockerfile)
+    except BuildError:
+        return []  # reported by the build, which fails alone naming the line
+
+
+def observe_sources(services: Iterable[Service], gone: Mapping[str, str] | None = None) -> list[Observation]:
+    """source/<service>: the hash of the folder the image is built from. A service whose last
+    image is gone from the engine (gone: name -> image id) is observed with a version that says
+    so: Dagster then holds its image stale, so the UI, the sensor and the CLI all rebuild it. The
+    build records the plain version again (source_event), so that happens once."""
+    gone = gone or {}
+    found = []
+    for s in services:
+        version, metadata = tree_hash(s.path)[:24], {"path": str(s.path)}
+        if s.name in gone:
+            version += "+image-gone-" + gone[s.name].removeprefix("sha256:")[:12]
+            metadata["image_gone"] = gone[s.name]
+        found.append(Observation(source_key(s.name), version, metadata))
+    return found
+
+
+def source_event(name: str, tree: str) -> dg.AssetObservation:
+    """The observation an image build records of the context it really built."""
+    return Observation(source_key(name), tree[:24], {"observed_by": "build"}).event()
+
+
+def observe_base_images(names: Iterable[str], client, base_map: BaseImageMap) -> list[Observation]:
+    """base_image/<name>: the id of that image in the engine (a substitute says so)."""
+    import docker.errors
+
+    found = []
+    for name in sorted(set(names)):
+        try:
+            image = client.images.get(name)
+        except docker.errors.ImageNotFound:
+            found.append(Observation(base_image_key(name), ABSENT, {"image": name, "present": False}))
+            continue
+        substitute = (image.labels or {}).get("io.nexus-assets.substitutes") == name
+        found.append(Observation(base_image_key(name), image.id,
+                                 {"image": name, "present": True, "substituted": substitute,
+                                  "map": str(base_map.path) if substitute else ""}))
+    return found
+
+
+def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, str]:
+    """The data version Dagster holds now for each key (newest observation or materialization)."""
+    versions: dict[dg.AssetKey, tuple[int, str]] = {}
+    for key in keys:
+        for fetch in (instance.fetch_observations, instance.fetch_materializations):
+            records = fetch(key, limit=1).records
+            if records:
+                entry = records[0].event_log_entry
+                event = entry.asset_observation or entry.asset_materialization
+                version = event.tags.get("dagster/data_version") if event and event.tags else None
+                if version and records[0].storage_id > versions.get(key, (-1, ""))[0]:
+                    versions[key] = (records[0].storage_id, version)
+    return {key: version for key, (_, version) in versions.items()}
+
+
+def record_changes(instance: dg.DagsterInstance, observations: list[Observation]) -> list[Observation]:
+    """Store the observations whose data version differs from what Dagster holds, so a tick
+    that finds nothing new writes nothing. Returns those stored."""
+    held = latest_data_versions(instance, [o.key for o in observations])
+    changed = [o for o in observations if held.get(o.key) != o.data_version]
+    for observation in changed:
+        instance.report_runless_asset_event(observation.event())
+    return changed
+
+
+def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client) -> dict[str, str]:
+    """{service: image id} for each service whose last built image is no longer in the engine."""
+    import docker.errors
+
+    gone = {}
+    for service in services:
+        event = instance.get_latest_materialization_event(image_key(service.name))
+        if event is None or event.asset_materialization is None:
+            continue
+        image_id = event.asset_materialization.metadata.get("image_id")
+        image_id = getattr(image_id, "value", image_id)
+        try:
+            client.images.get(image_id)
+        except docker.errors.ImageNotFound:
+            gone[service.name] = str(image_id)
+    return gone
+
+
+def stale_images(asset_graph, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, str]:
+    """Dagster's own verdict on each image: {key: reason} for the stale and missing ones.
+
+    This is the resolver behind the UI's "Stale" badge and RunRequest(stale_assets_only=True);
+    Dagster has no public function for it yet, so it is imported here and nowhere else."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContext
+
+    class _Loading(LoadingContext):  # one batch-loading scope for this call
+        def __init__(self) -> None:
+            self._loaders: dict = {}
+
+        @property
+        def instance(self) -> dg.DagsterInstance:
+            return instance
+
+        @property
+        def loaders(self) -> dict:
+            return self._loaders
+
+    resolver = CachingStaleStatusResolver(instance, asset_graph, _Loading())
+    found: dict[dg.AssetKey, str] = {}
+    for key in keys:
+        status = resolver.get_status(key)
+        if status == StaleStatus.MISSING:
+            found[key] = "never built"
+        elif status == StaleStatus.STALE:
+            causes = resolver.get_stale_root_causes(key)
+            found[key] = "; ".join(sorted({_cause_text(resolver, c) for c in causes})) or "stale"
+    return found
+
+
+def _cause_text(resolver, cause) -> str:
+    """A root cause in words: "source/users has a new data version", "image/users has a new code version"."""
+    upstream = cause.key.asset_key
+    if "+image-gone-" in resolver.get_current_data_version(upstream).value:
+        return "its image is gone from the engine"
+    return f"{upstream.to_user_string()} {cause.reason}"
+
+
+def observe_and_judge(asset_graph, instance: dg.DagsterInstance, services: list[Service], client,
+                      base_map: BaseImageMap) -> dict[dg.AssetKey, str]:
+    """Observe every service's sources, the base images and the images' presence in the engine,
+    record what changed, and return Dagster's verdict: {image key: reason} for each stale or
+    missing image that the loaded definitions know. The CLI and the sensor both start here."""
+    observations = observe_sources(services, gone_images(instance, services, client))
+    observations += observe_base_images({b.image for s in services for b in declared_bases(s)}, client, base_map)
+    known = [o for o in observations if asset_graph.has(o.key)]
+    record_changes(instance, known)
+    images = [image_key(s.name) for s in services if asset_graph.has(image_key(s.name))]
+    verdict = stale_images(asset_graph, instance, images)
+    # A build records the versions of its inputs as Dagster holds them when its step starts. Put
+    # back the plain version of a source observed "image gone" now that the verdict is taken, so
+    # the rebuild records what it really builds from (the run is planned from this verdict).
+    record_changes(instance, observe_sources([s for s in services if asset_graph.has(source_key(s.name))]))
+    return verdict

@@ -1,0 +1,104 @@
+"""One service through the image step: lint, build, unit and integration tests, and the Dagster
+events that record what happened (a materialization with its checks, or a failure observation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.core.errors import NexusError
+from nexus_assets.core.keys import image_key, source_key
+from nexus_assets.core.services import Service
+from nexus_assets.core.stage import ServiceTests, StageResult
+from nexus_assets.images.build import build_image, plan_build
+
+
+def check_result(stage: StageResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=image_key(stage.service),
+        check_name=stage.stage,
+        passed=stage.passed,
+        description=stage.reason,
+        metadata={"skipped": stage.skipped, "seconds": round(stage.seconds, 2), "containers": stage.containers,
+                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
+    )
+
+
+def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageResult:
+    return StageResult(service=service.name, stage=stage, passed=False, skipped=False, reason=f"not run: {reason}",
+                       seconds=0.0, log_path=log_path, details={}, containers=0)
+
+
+def build_and_test(engine, settings, service: Service, revision: str | None, tests: ServiceTests) -> dict:
+    """Lint, build, then unit and integration tests in the built image, for one service.
+    Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}."""
+    reports, timeout = settings.reports, settings.test_timeout
+    stages = [tests.lint(service, reports, timeout=timeout)]
+    client = engine.client()  # one client per thread: the SDK's session is not shared safely
+    try:
+        try:
+            plan = plan_build(service, client, load_base_image_map())
+            built = build_image(
+                client, plan, registry=settings.registry, version=settings.version, revision=revision,
+                source=str(settings.repo / service.path.relative_to(settings.workdir))
+                if service.path.is_relative_to(settings.workdir) else str(service.path),
+                log_path=reports / f"build_{service.name}.log",
+            )
+        except NexusError as exc:
+            log = str(reports / f"build_{service.name}.log")
+            stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
+            return {"built": None, "error": str(exc), "stages": stages}
+        built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
+        stages.append(tests.unit(client, service, built["image_id"], reports, timeout=timeout))
+        stages.append(tests.integration(client, service, built["image_id"], reports, timeout=timeout))
+        return {"built": built, "error": None, "stages": stages}
+    finally:
+        client.close()
+
+
+def _test_states(stages: list[StageResult]) -> dict[str, str]:
+    return {s.stage: ("skipped" if s.skipped else "passed" if s.passed else "failed") for s in stages}
+
+
+def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
+    """image/<service> materialized: data version is the image id; the checks ride along."""
+    built, stages = outcome["built"], outcome["stages"]
+    failed = [s.stage for s in stages if not s.passed]
+    summary = (f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s; tests "
+               + ("passed" if not failed else "FAILED: " + ", ".join(failed)))
+    return dg.MaterializeResult(
+        asset_key=image_key(service.name),
+        data_version=dg.DataVersion(built["image_id"]),
+        check_results=[check_result(s) for s in stages],
+        metadata={
+            "status": "built",
+            "summary": summary,
+            "image": built["tags"][0],
+            "tags": built["tags"],
+            "image_id": built["image_id"],
+            "digest": built["image_id"],
+            "size_bytes": built["size_bytes"],
+            "build_seconds": built["seconds"],
+            "source_hash": built["source_hash"],
+            "source_version": built["tree_hash"][:24],
+            "tree_hash": built["tree_hash"],
+            "base_images": built["base_images"],
+            "labels": built["labels"],
+            "build_log": dg.MetadataValue.path(built["build_log"]),
+            "tests": _test_states(stages),
+            "test_containers": sum(s.containers for s in stages),
+        },
+    )
+
+
+def failure_events(service: Service, outcome: dict, reports: Path):
+    """A service that did not build: an observation on its asset (status failed, the reason and
+    the build log), and its check results saying the tests did not run."""
+    yield dg.AssetObservation(
+        asset_key=image_key(service.name),
+        metadata={"status": "failed", "reason": outcome["error"], "build_log": str(reports / f"build_{service.name}.log"),
+                  "source_key": source_key(service.name).to_user_string()},
+    )
+    yield from (check_result(s) for s in outcome["stages"])

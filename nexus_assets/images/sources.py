@@ -1,0 +1,65 @@
+"""What images are made from, as observable assets: source/<service> (the service folder's
+content hash) and base_image/<name> (the image id in the engine). "Observe sources" in the UI,
+the sensor and nexus-agent all record the same observations (core.lineage)."""
+
+
+import warnings
+
+import dagster as dg
+
+from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.core.keys import base_image_key, source_key
+from nexus_assets.core.lineage import gone_images, observe_base_images, observe_sources
+from nexus_assets.core.services import Service, build_services
+
+
+# multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_observable_source_asset.*")
+
+
+def source_assets(services: list[Service]) -> dg.AssetsDefinition:
+    """source/<service> for every service known at load."""
+    specs = [dg.AssetSpec(source_key(s.name), group_name="sources", kinds={"folder"},
+                          description=f"The build context of service {s.name}: its data version is the "
+                                      "content hash of the folder (Dockerfile included).")
+             for s in services]
+
+    @dg.multi_observable_source_asset(name="service_sources", specs=specs, can_subset=True,
+                                      required_resource_keys={"nexus", "docker_engine"})
+    def service_sources(context: dg.AssetExecutionContext):
+        wanted = {key.path[-1] for key in context.selected_asset_keys}
+        current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
+        client = context.resources.docker_engine.client()
+        try:
+            gone = gone_images(context.instance, current, client)
+        finally:
+            client.close()
+        for observation in observe_sources(current, gone):
+            yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
+                                   metadata=observation.metadata)
+
+    return service_sources
+
+
+def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
+    """base_image/<name> for every FROM image the services name."""
+    by_key = {base_image_key(n): n for n in names}
+    specs = [dg.AssetSpec(key, group_name="sources", kinds={"docker"},
+                          description=f"Base image {name} in the engine (or its substitute): data version "
+                                      "is the image id.")
+             for key, name in sorted(by_key.items(), key=lambda kv: kv[1])]
+
+    @dg.multi_observable_source_asset(name="base_images", specs=specs, can_subset=True,
+                                      required_resource_keys={"docker_engine"})
+    def base_images(context: dg.AssetExecutionContext):
+        client = context.resources.docker_engine.client()
+        try:
+            found = observe_base_images([by_key[k] for k in context.selected_asset_keys], client,
+                                        load_base_image_map())
+        finally:
+            client.close()
+        for observation in found:
+            yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
+                                   metadata=observation.metadata)
+
+    return base_images

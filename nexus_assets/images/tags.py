@@ -1,0 +1,99 @@
+"""tagged_images: every service's current image under the release tags, and nothing else.
+
+A tag is current only when it points at the image Dagster recorded for the service: a new
+--version or --registry tags the current images without rebuilding them, a tag moved by
+another build is moved back, and two services whose images would share a name are an error
+naming both."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+
+from nexus_assets.core.keys import image_key
+
+
+def tags_code_version(registry: str, version: str) -> str:
+    """tagged_images' code version: the tags it gives, so a new version or registry is a change."""
+    return "tags-" + hashlib.sha256(f"{registry}|{version}".encode()).hexdigest()[:16]
+
+
+def release_tags(registry: str, service: str, version: str) -> list[str]:
+    repo = f"{registry}/nexus/{service.lower()}"
+    return [f"{repo}:{version}", f"{repo}:latest"]
+
+
+def _recorded_images(instance: dg.DagsterInstance, names: list[str]) -> dict[str, str | None]:
+    """The image id of each service's newest materialization, or None when there is none or the
+    image was observed gone since."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        key = image_key(name)
+        materialized = instance.fetch_materializations(key, limit=1).records
+        observed = instance.fetch_observations(key, limit=1).records
+        if not materialized:
+            found[name] = None
+            continue
+        if observed and observed[0].storage_id > materialized[0].storage_id:
+            tags = observed[0].event_log_entry.asset_observation.tags or {}
+            if tags.get("dagster/data_version") == "NULL":
+                found[name] = None
+                continue
+        metadata = materialized[0].event_log_entry.asset_materialization.metadata
+        image_id = metadata.get("image_id")
+        found[name] = getattr(image_id, "value", image_id)
+    return found
+
+
+def tag_current_images(context, docker_engine, settings, names: list[str], built: dict[str, str]
+                       ) -> dg.MaterializeResult:
+    """Point every release tag at its service's recorded image; report what had no image."""
+    import docker.errors
+
+    recorded = _recorded_images(context.instance, names)
+    recorded.update(built)
+    owners: dict[str, list[str]] = {}
+    for name in names:
+        owners.setdefault(name.lower(), []).append(name)
+    collisions = {lower: owned for lower, owned in owners.items() if len(owned) > 1}
+    rows, problems, moved = {}, [], []
+    client = docker_engine.client()
+    try:
+        for name in sorted(names):
+            if name.lower() in collisions:
+                problems.append({"service": name, "reason": "image name nexus/" + name.lower() + " is shared by "
+                                 + " and ".join(f"services/{n}" for n in collisions[name.lower()])
+                                 + ": rename one folder"})
+                continue
+            image_id = recorded.get(name)
+            if not image_id:
+                problems.append({"service": name, "reason": "no current image (never built, failed, or gone)"})
+                continue
+            try:
+                image = client.images.get(image_id)
+            except docker.errors.ImageNotFound:
+                problems.append({"service": name, "reason": f"image {image_id} is gone from the engine"})
+                continue
+            tags = release_tags(settings.registry, name, settings.version)
+            for tag in tags:
+                if tag not in image.tags:
+                    repo, _, tag_name = tag.rpartition(":")
+                    image.tag(repo, tag_name)
+                    moved.append(tag)
+            rows[name] = {"image_id": image_id, "tags": tags}
+    finally:
+        client.close()
+    if moved:
+        context.log.info(f"tagged {len(moved)} tag(s) onto the recorded images: {', '.join(moved[:6])}"
+                         + (" ..." if len(moved) > 6 else ""))
+    for problem in problems:
+        context.log.warning(f"{problem['service']}: {problem['reason']}")
+    version = hashlib.sha256(json.dumps([rows, problems], sort_keys=True).encode()).hexdigest()[:24]
+    return dg.MaterializeResult(
+        asset_key="tagged_images",
+        data_version=dg.DataVersion(version),
+        metadata={"images": dg.MetadataValue.json(rows), "problems": dg.MetadataValue.json(problems),
+                  "tagged": len(rows), "retagged": moved, "registry": settings.registry, "version": settings.version},
+    )
