@@ -26,3 +26,8 @@ class EngineError(NexusError):
 
 class BuildError(NexusError):
     """One service's image could not be built; names the service."""
+
+
+class ReportError(NexusError):
+    """A report the pipeline produced does not match its model (schemas/); names the report
+    and the field."""

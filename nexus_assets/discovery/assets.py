@@ -10,7 +10,9 @@ from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import WORKSPACE
 from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.report_models import checked_report
 from nexus_assets.discovery.inventory import discover
+from nexus_assets.discovery.report import DiscoveryReport
 from nexus_assets.resources import DockerEngine, NexusConfig
 
 GUIDE_ARCHIVE = Path("/tmp/nexus-full-discovery.tar.gz")  # where the guide's troubleshooting looks
@@ -37,7 +39,7 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
         client = None
     inventory = discover(settings.workdir, archive=_archive_path(settings.workdir), docker_client=client)
     path = settings.reports / "discovery_parsed.json"
-    write_json(path, inventory)
+    write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
     for problem in inventory.get("problems", []):
         context.log.warning(f"{problem.get('file') or problem.get('service')}:{problem.get('line') or ''} {problem['message']}")
     summary = inventory.get("summary", {})

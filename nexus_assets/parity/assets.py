@@ -6,10 +6,12 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import DISCOVERY_PARSED
 from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.report_models import checked_report
 from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.reports import modules_to_scaffold
 from nexus_assets.core.services import SCAFFOLD_MARKER
 from nexus_assets.parity.compare import compare
+from nexus_assets.parity.report import DiscrepancyReport
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.resources import NexusConfig
 
@@ -35,7 +37,7 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
     planned = sorted(set(earlier) | {name for name, _ in modules_to_scaffold(first)})
     report = compare(canonical, source_view, config, scaffolded=planned)
     path = settings.reports / "discrepancy_report.json"
-    write_json(path, report)
+    write_json(path, checked_report(DiscrepancyReport, report, "reports/discrepancy_report.json"))
     totals = report["totals"]
     context.log.info("parity %.1f%%: %s; critical missing %s; gate %s" % (report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
                   report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED"))

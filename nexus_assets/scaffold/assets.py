@@ -5,11 +5,13 @@ import dagster as dg
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.repo_config import load_repo_config
+from nexus_assets.core.report_models import checked_report
 from nexus_assets.core.reports import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
 
 WORKING_COPY_READY = "working-copy-ready"
 from nexus_assets.scaffold.generate import scaffold_missing
+from nexus_assets.scaffold.report import ScaffoldReport
 
 
 
@@ -25,7 +27,8 @@ def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -
     results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"])
     rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
             for r in results]
-    write_json(settings.reports / "scaffold_report.json", {"services": rows})
+    write_json(settings.reports / "scaffold_report.json",
+               checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
     created = [r.name for r in results if r.created]
     context.log.info("scaffold: %d created, %d already there" % (len(created), len(results) - len(created)))
     return dg.MaterializeResult(
