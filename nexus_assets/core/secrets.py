@@ -46,9 +46,10 @@ _PLAIN_VALUE_RE = re.compile(r"^(\d{1,6}|true|false|yes|no|on|off|null|none|[a-z
 _VERSION_RE = re.compile(r"^v?\d+(\.\d+){1,3}$")
 _HOSTNAME = r"[a-z0-9]+(?:[.-][a-z0-9]+)*"
 _HOST_PORT_RE = re.compile(rf"^{_HOSTNAME}:\d{{1,5}}$")
-# A URL without credentials, query or random path segments (`http://auth-service:3001/health`).
+# A URL without credentials or query and at most one plain path word (`http://users:8001/health`);
+# a longer path may carry a token (`/services/T000/B000/...`).
 _PLAIN_URL_RE = re.compile(rf"^[a-z][a-z0-9+.-]*://({_HOSTNAME}|\[[0-9a-fA-F:]+\])(:\d{{1,5}})?"
-                           r"(/[a-z]+\d*(?:[._-][a-z]+\d*)*)*/?$")
+                           r"(/[a-z]+(?:[._-][a-z]+)*)?/?$")
 _KEYED_SECRET_RE = re.compile(
     r"(?i)\b([A-Z0-9_]*(?:PASS(?:WORD)?|PWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIALS?)[A-Z0-9_]*)"
     r"(\s*[=:]\s*)(\"[^\"]*\"?|'[^']*'?|[^\s,;&\"']+)")
