@@ -74,7 +74,7 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
 def test_addresses_and_plain_values_are_not_masked_but_secrets_are():
     pairs = [("HOST", "0.0.0.0"), ("BIND", "127.0.0.1:8080"), ("LISTEN", "[::]:80"), ("AUTH_HOST", "auth-service"),
              ("SESSION_PORT", "6379"), ("USERS_URL", "http://users:8001"), ("REDIS", "redis:6379"),
-             ("IMAGE_TAG", "1.25.3"), ("JWT_SECRET", "0.0.0.0"),
+             ("IMAGE_TAG", "1.25.3"), ("JWT_SECRET", "0.0.0.0"), ("DEBUG", "True"),
              # real secrets, even when shaped like something public
              ("BASIC_AUTH", "admin:1234"), ("ADMIN_PIN", "8812"), ("API_KEY", "deadbeef:cafe"),
              ("HOOK", "https://hooks.example/services/T000/B000/xyz"), ("DB_PASSWORD", "correct-horse-battery")]

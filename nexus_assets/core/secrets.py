@@ -42,7 +42,7 @@ _SECRET_KEY_RE = re.compile(r"PASS|PWD|PW$|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|S
 _LOCATION_KEY_RE = re.compile(r"(^|_)(HOST|HOSTNAME|PORT|ADDR|ADDRESS|BIND|LISTEN|IP)$", re.IGNORECASE)
 _VAR_ONLY_RE = re.compile(r"^\$\{?\w+(?::?[-+?][^}]*)?\}?$")
 # Words that carry no secret and, masked, would wreck the report (ports, flags, hostnames).
-_PLAIN_VALUE_RE = re.compile(r"^(\d{1,6}|true|false|yes|no|on|off|null|none|[a-z]+(?:[._-][a-z]+)*)$")
+_PLAIN_VALUE_RE = re.compile(r"^(\d{1,6}|(?i:true|false|yes|no|on|off|null|none)|[a-z]+(?:[._-][a-z]+)*)$")
 _VERSION_RE = re.compile(r"^v?\d+(\.\d+){1,3}$")
 _HOSTNAME = r"[a-z0-9]+(?:[.-][a-z0-9]+)*"
 _HOST_PORT_RE = re.compile(rf"^{_HOSTNAME}:\d{{1,5}}$")
@@ -110,8 +110,8 @@ def parse_env_dump(text: str) -> tuple[list[str], list[tuple[str, str]]]:
     key, value, quote = None, "", ""
     for line in _lines(text):
         m = _ENV_DUMP_RE.search(line)
-        assigns = m is not None and not quote and not (m.group(2) and not m.group(2).strip("="))
-        if not assigns:
+        # `MIIB...==`, the base64 tail of a key, looks like an assignment of `=`: it is not one.
+        if m is None or quote or (m.group(2) and not m.group(2).strip("=")):
             if key is None:
                 pairs.extend(_unparsed(line))
             else:
@@ -120,7 +120,6 @@ def parse_env_dump(text: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         if key is not None:
             pairs.append((key, value.strip().strip("\"'")))
-        assert m is not None
         key, value = m.group(1), m.group(2).strip()
         keys.append(key)
         opened = value[:1] if value[:1] in ("'", '"') else ""
@@ -223,7 +222,8 @@ def mask_tree(obj: Any, secrets: list[str]) -> Any:
 def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     """Per `.env*` file: its keys (never values) and problems; plus all (key, value) pairs
     for secret_values."""
-    files, pairs = [], []
+    files: list[dict] = []
+    pairs: list[tuple[str, str]] = []
     for path in walk_files(repo, _ENV_NAME_RE):
         shown = rel_path(path, repo)
         if path.is_symlink() and not inside(repo, path):
