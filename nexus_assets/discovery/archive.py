@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from nexus_assets.core.errors import InputError
+from nexus_assets.core.secrets import mask_tree, parse_env_dump, secret_values
 from nexus_assets.core.textfiles import decode_text, inside, problem, read_bounded  # noqa: F401
 
 DEFAULT_MAX_MEMBER_BYTES = 64 * 1024 * 1024
@@ -198,7 +199,6 @@ ARCHIVE_FILES = ("docker_ps.json", "systemd_services.txt", "compose_dump.txt", "
 MAX_ARCHIVE_FILE_BYTES = 16 * 1024 * 1024
 JOURNAL_TAIL_LINES = 20
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_ENV_DUMP_RE = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _UNIT_RE = re.compile(r"^[\s●*]*([\w@.:\\-]+\.service)\s+(\S+)(?:\s+(\S+))?(?:\s+(\S+))?")
 _LISTEN_RE = re.compile(r"(?:^|\s)(\S*?):(\d{1,5})\s")
 _PROCESS_RE = re.compile(r"users:\(\(\"([^\"]+)\"|\s\d+/([\w.-]+)")
@@ -245,13 +245,10 @@ def _parse_archive(root: Path, kind: str, members: list[str], shown: str) -> tup
             continue
         problems += probs
         texts[name] = text
-    pairs: list[tuple[str, str]] = []
-    env_keys: set[str] = set()
-    for line in texts.get("env_dump.txt", "").splitlines():
-        m = _ENV_DUMP_RE.search(line.strip())
-        if m:
-            env_keys.add(m.group(1))
-            pairs.append((m.group(1), m.group(2).strip().strip("\"'")))
+    env_keys, pairs = parse_env_dump(texts.get("env_dump.txt", ""))
+    # The journal is masked here with the dump's own values, so this summary is safe on its own;
+    # discover() masks the whole report again with the repository's secrets as well.
+    journal["last_lines"] = mask_tree(journal["last_lines"], secret_values(pairs))
     containers, probs = _docker_ps(texts.get("docker_ps.json", ""), f"{shown}/docker_ps.json")
     problems += probs
     compose, probs = _compose_dump(texts.get("compose_dump.txt", ""), f"{shown}/compose_dump.txt")
@@ -265,7 +262,7 @@ def _parse_archive(root: Path, kind: str, members: list[str], shown: str) -> tup
         "docker_ps": containers,
         "systemd_services": _systemd(texts.get("systemd_services.txt", "")),
         "compose_dump": compose,
-        "env_keys": sorted(env_keys),
+        "env_keys": env_keys,
         "ports": _port_map(texts.get("port_map.txt", "")),
         "journal": {k: v for k, v in journal.items() if k != "present"},
         "problems": problems,
@@ -274,13 +271,16 @@ def _parse_archive(root: Path, kind: str, members: list[str], shown: str) -> tup
 
 def _journal(path: Path) -> dict:
     # Journals grow without bound: count lines in chunks and keep only the tail.
-    lines, tail = 0, b""
+    lines, tail, cut = 0, b"", False
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             lines += chunk.count(b"\n")
+            cut = cut or len(tail) + len(chunk) > 65536
             tail = (tail + chunk)[-65536:]
     if tail and not tail.endswith(b"\n"):
         lines += 1
+    if cut:  # the tail starts inside a line: that fragment of a secret would match no known value
+        tail = tail.partition(b"\n")[2]
     last = tail.decode("utf-8", errors="replace").splitlines()[-JOURNAL_TAIL_LINES:]
     return {"present": True, "lines": lines, "last_lines": [_EMAIL_RE.sub("***@***", s) for s in last]}
 
