@@ -40,7 +40,7 @@ from nexus_assets.core.secrets import (  # noqa: F401
     read_env_files,
     secret_values,
 )
-from nexus_assets.core.services import find_services, services_root, valid_service_name
+from nexus_assets.core.services import find_services, scan_services, services_root, valid_service_name  # noqa: F401
 from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, problem, read_text, rel_path, walk_files  # noqa: F401
 from nexus_assets.discovery.archive import read_discovery_archive
 
@@ -273,12 +273,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
     Raises TargetRepoError when repo or its services/ folder is missing."""
     repo = Path(repo)
-    svcs = find_services(repo)
-    problems: list[dict] = []
-    for folder in sorted(services_root(repo).iterdir()):
-        if folder.is_dir() and not folder.name.startswith(".") and not valid_service_name(folder.name.lower()):
-            problems.append(problem(rel_path(folder, repo)[:80], None, "folder name is not a valid service name "
-                                    "(lowercase letters, digits, '-', '_', '.'); skipped"))
+    svcs, problems = scan_services(repo)
     service_list = read_service_list(repo)
     services = [inspect_service(repo, s) for s in svcs]
     for s in services:
