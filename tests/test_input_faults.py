@@ -104,3 +104,42 @@ def test_sync_never_writes_or_deletes_through_a_link(repo, host_dir, tmp_path):
     assert (host_dir / "worker.js").read_text() == "host file\n"
     assert not (work / "services" / "email-worker").is_symlink()
     assert (work / "services" / "email-worker" / "worker.js").read_text() == "repo file\n"
+
+
+# --- 2. a compose build context or Dockerfile outside the repository ----------------------
+
+def test_compose_build_context_outside_the_repo_is_refused_and_no_parity_evidence(repo, tmp_path):
+    from nexus_assets.core.repo_config import load_repo_config
+    from nexus_assets.parity.compare import compare
+    from nexus_assets.parity.synopsis import parse_synopsis
+
+    syn = parse_synopsis(repo / "docs" / "investor_synopsis.md", display_path="docs/investor_synopsis.md")
+    before = compare(syn, json.loads(json.dumps(discover(repo))), load_repo_config(repo))
+    assert "backend-api" in before["critical_missing"]
+    (repo / "deployment" / "link-out").symlink_to("/etc")
+    (repo / "docker-compose.evil.yml").write_text(
+        "services:\n"
+        "  backend-api:\n    build: {context: /etc, dockerfile: passwd}\n"
+        "  puabo-blac-financing:\n    build: {context: services/users, dockerfile: ../../../../../../etc/passwd}\n"
+        "  payments:\n    build: deployment/link-out\n")
+    report = json.loads(json.dumps(discover(repo)))
+    evil = next(c for c in report["compose"] if c["file"] == "docker-compose.evil.yml")
+    builds = {s["name"]: s["build"] for s in evil["services"]}
+    assert all(b["refused"] and b["exists"] is None and b["dockerfile_exists"] is None for b in builds.values())
+    flagged = {p["service"] for p in report["problems"] if p["file"] == "docker-compose.evil.yml"
+               and "resolves outside the repository" in p["message"]}
+    assert flagged == {"backend-api", "puabo-blac-financing", "payments"}
+    after = compare(syn, report, load_repo_config(repo))
+    assert after["critical_missing"] == before["critical_missing"]
+    status = {m["name"]: m["status"] for m in after["modules"]}
+    assert status["backend-api"] == status["payments"] == "missing"
+    assert "root:" not in json.dumps(report)
+
+
+def test_compose_context_inside_the_repo_through_a_link_still_counts(repo):
+    (repo / "deployment" / "users-link").symlink_to(Path("..") / "services" / "users")
+    (repo / "docker-compose.ok.yml").write_text("services:\n  users:\n    build: deployment/users-link\n")
+    report = discover(repo)
+    ok = next(c for c in report["compose"] if c["file"] == "docker-compose.ok.yml")
+    build = ok["services"][0]["build"]
+    assert not build["refused"] and build["exists"] and build["dockerfile_exists"]

@@ -41,7 +41,7 @@ from nexus_assets.core.secrets import (  # noqa: F401
     secret_values,
 )
 from nexus_assets.core.services import find_services, scan_services, services_root, valid_service_name  # noqa: F401
-from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, problem, read_text, rel_path, walk_files  # noqa: F401
+from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, inside, problem, read_text, rel_path, walk_files  # noqa: F401
 from nexus_assets.discovery.archive import read_discovery_archive
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
@@ -171,10 +171,15 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
                 pairs.append((str(key), str(value)))
         depends = spec.get("depends_on") or []
         depends = [depends] if isinstance(depends, str) else depends if isinstance(depends, (list, dict)) else []
+        build = _build(repo, path, spec.get("build"))
+        if build and build["refused"]:
+            where = "build context" if build["outside_repo"] else "dockerfile"
+            probs.append(problem(shown, None, f"{where} of compose service {name[:60]!r} resolves outside the "
+                                 "repository; refused: not built, no evidence of a module", name))
         result["services"].append({
             "name": name,
             "image": str(spec["image"]) if spec.get("image") is not None else None,
-            "build": _build(repo, path, spec.get("build")),
+            "build": build,
             "container_name": spec.get("container_name"),
             "ports": _ports(spec.get("ports")),
             "depends_on": sorted(str(d) for d in depends),
@@ -185,23 +190,29 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
 
 
 def _build(repo: Path, compose: Path, build: Any) -> dict | None:
+    """A compose `build:` resolved against the compose file's folder. A context or Dockerfile
+    that resolves outside the repository (links followed) is `refused`: nothing there is looked
+    at, built or counted as evidence of a module."""
     if build is None:
         return None
     spec = build if isinstance(build, dict) else {}
     context = build if isinstance(build, str) else str(spec.get("context") or ".")
     dockerfile = str(spec.get("dockerfile") or "Dockerfile")
     remote = "://" in context or context.startswith(("git@", "github.com/"))
-    if remote or "$" in context:
+    if remote or "$" in context or "\0" in context + dockerfile:
         # A URL or an unexpanded ${VAR}: nothing on disk to check.
         return {"context": context, "remote": remote, "unresolved": not remote, "exists": None,
                 "dockerfile": dockerfile, "dockerfile_exists": None, "outside_services": True,
-                "outside_repo": remote}
+                "outside_repo": remote, "refused": False}
     resolved = Path(os.path.normpath(compose.parent / context))
     rel = Path(os.path.relpath(resolved, repo)).as_posix()
-    outside_repo = rel == ".." or rel.startswith("../")
-    return {"context": rel, "remote": False, "unresolved": False, "exists": resolved.is_dir(),
-            "dockerfile": dockerfile, "dockerfile_exists": (resolved / dockerfile).is_file(),
-            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo}
+    outside_repo = not inside(repo, resolved)
+    refused = outside_repo or "$" in dockerfile or not inside(repo, resolved / dockerfile)
+    return {"context": rel, "remote": False, "unresolved": False,
+            "exists": None if refused else resolved.is_dir(),
+            "dockerfile": dockerfile, "dockerfile_exists": None if refused else (resolved / dockerfile).is_file(),
+            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo,
+            "refused": refused}
 
 
 # --- git and the engine -----------------------------------------------------------------
