@@ -143,3 +143,116 @@ def test_compose_context_inside_the_repo_through_a_link_still_counts(repo):
     ok = next(c for c in report["compose"] if c["file"] == "docker-compose.ok.yml")
     build = ok["services"][0]["build"]
     assert not build["refused"] and build["exists"] and build["dockerfile_exists"]
+
+
+# --- 3. the smaller ones ---------------------------------------------------------------------
+
+def test_env_files_in_a_build_context_are_a_warning_unless_dockerignored(repo):
+    users = repo / "services" / "users"
+    (users / ".env.local").write_text("SESSION_SECRET=users-local-sess-4411\n")
+    (users / "config").mkdir()
+    (users / "config" / "prod.env").write_text("DB_PASSWORD=users-prod-pass-9921\n")
+    (users / ".env.example").write_text("DB_PASSWORD=changeme\n")  # a template is meant to be shipped
+    report = discover(repo)
+    warned = {p["file"]: p for p in report["problems"] if "env file in the build context" in p["message"]}
+    assert {"services/users/.env.local", "services/users/config/prod.env"} <= set(warned)
+    assert "services/users/.env.example" not in warned
+    assert warned["services/users/.env.local"]["service"] == "users"
+    assert warned["services/users/.env.local"]["message"].startswith("warning:")
+    # .dockerignore patterns are honoured the way the docker SDK sends the build context.
+    (users / ".dockerignore").write_text("# secrets stay home\n.env*\n**/*.env\n")
+    report = discover(repo)
+    assert not [p for p in report["problems"] if p["service"] == "users" and "env file" in p["message"]]
+    (users / ".dockerignore").write_text("config\n")
+    report = discover(repo)
+    files = {p["file"] for p in report["problems"] if p["service"] == "users" and "env file" in p["message"]}
+    assert files == {"services/users/.env.local"}
+    assert "users-prod-pass-9921" not in json.dumps(report) and "users-local-sess-4411" not in json.dumps(report)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("services:\n  web:\n    image: nginx\n\tports: []\n", 4),      # a tab
+    ("services:\n  web:\n    image: [nginx\n", 4),                   # unclosed flow sequence
+    ("services:\n  web:\n    image: x\n    labels:\n      built: 2001-13-45\n", 5),  # bad date
+    ("services:\n  web:\n    cpus: !!float many\n", 3),
+])
+def test_invalid_compose_yaml_names_the_file_and_line(repo, text, line):
+    (repo / "docker-compose.bad.yml").write_text(text)
+    report = discover(repo)
+    (bad,) = [p for p in report["problems"] if p["file"] == "docker-compose.bad.yml"]
+    assert bad["line"] == line and bad["message"].startswith("invalid YAML")
+    assert "many" not in bad["message"]  # the value itself is never quoted
+
+
+def test_links_out_of_the_repository_for_compose_list_and_archive_are_not_read(repo, tmp_path):
+    (tmp_path / "host-compose.yml").write_text("services:\n  backend-api:\n    image: x\n")
+    (repo / "docker-compose.host.yml").symlink_to(tmp_path / "host-compose.yml")
+    (repo / "deployment" / "service_list.txt").unlink()
+    (tmp_path / "list.txt").write_text("backend-api\n")
+    (repo / "deployment" / "service_list.txt").symlink_to(tmp_path / "list.txt")
+    shutil.copytree(FIXTURES / "discovery_archive", tmp_path / "host-archive")
+    (repo / "nexus-discovery").symlink_to(tmp_path / "host-archive")
+    report = discover(repo)
+    host = next(c for c in report["compose"] if c["file"] == "docker-compose.host.yml")
+    assert host["services"] == [] and "outside the repository" in host["problems"][0]["message"]
+    assert report["service_list"]["names"] == []
+    assert "outside the repository" in messages_for(report, "deployment/service_list.txt")[0]
+    assert report["archive"]["present"] is False
+    assert "outside the repository" in messages_for(report, "nexus-discovery")[0]
+
+
+def test_hidden_and_dots_folders_are_reported_not_silently_skipped(repo):
+    for name in (".hidden", "...", ".cache"):
+        (repo / "services" / name).mkdir()
+        (repo / "services" / name / "Dockerfile").write_text("FROM busybox\n")
+    report = discover(repo)
+    names = [s["name"] for s in report["services"]]
+    for name in (".hidden", "...", ".cache"):
+        assert name not in names
+        assert "not a service" in messages_for(report, f"services/{name}")[0]
+
+
+def test_upper_case_folder_is_reported_with_its_image_name_and_collisions_name_both(repo):
+    shutil.copytree(repo / "services" / "api", repo / "services" / "UpperCase")
+    shutil.copytree(repo / "services" / "api", repo / "services" / "Users")
+    report = discover(repo)
+    (upper,) = messages_for(report, "services/UpperCase")
+    assert "nexus/uppercase" in upper and upper.startswith("warning:")
+    assert "UpperCase" in [s["name"] for s in report["services"]]
+    clash = [p["message"] for p in report["problems"] if "same image name" in p["message"]]
+    assert clash == ["folders services/Users and services/users map to the same image name nexus/users; "
+                     "only services/users is built"]
+    assert [s.name for s in find_services(repo)].count("users") == 1 and "Users" not in [s.name for s in find_services(repo)]
+    # With no all-lowercase folder, none of them takes the image name.
+    shutil.rmtree(repo / "services" / "users")
+    shutil.copytree(repo / "services" / "api", repo / "services" / "USERS")
+    services, problems = scan_services(repo)
+    assert not {"USERS", "Users"} & {s.name for s in services}
+    assert any("services/USERS and services/Users" in p["message"] and "none is built" in p["message"]
+               for p in problems)
+
+
+def test_latin1_byte_in_a_dockerfile_comment_keeps_the_service_buildable(repo):
+    from nexus_assets.core.dockerfile import read_dockerfile
+
+    dockerfile = repo / "services" / "email-worker" / "Dockerfile"
+    dockerfile.write_bytes(b"FROM node:18-alpine\n# caf\xe9 cr\xe8me\nEXPOSE 7000\n")
+    text, problems = read_dockerfile(dockerfile, "services/email-worker/Dockerfile", "email-worker")
+    assert "FROM node:18-alpine" in text and "\ufffd" in text
+    (warning,) = problems
+    assert warning["line"] == 2 and warning["message"].startswith("warning:") and "builds it" in warning["message"]
+    report = discover(repo)
+    worker = next(s for s in report["services"] if s["name"] == "email-worker")
+    assert worker["base_images"] == ["node:18-alpine"] and worker["exposed_ports"] == [7000]
+    assert not [p for p in worker["problems"] if "no FROM" in p["message"] or "unbuildable" in p["message"]]
+
+
+def test_discovery_archive_comes_only_from_the_setting_or_the_repository(repo, monkeypatch, tmp_path):
+    from nexus_assets.discovery.assets import _archive_path
+
+    monkeypatch.delenv("NEXUS_DISCOVERY_ARCHIVE", raising=False)
+    assert _archive_path() is None  # never /tmp/nexus-full-discovery.tar.gz behind the operator's back
+    monkeypatch.setenv("NEXUS_DISCOVERY_ARCHIVE", str(tmp_path / "given.tar.gz"))
+    assert _archive_path() == tmp_path / "given.tar.gz"
+    shutil.copytree(FIXTURES / "discovery_archive", repo / "nexus-discovery")
+    assert discover(repo, archive=None)["archive"]["path"] == "nexus-discovery"

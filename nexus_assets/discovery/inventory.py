@@ -30,7 +30,8 @@ import yaml
 
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
-from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile
+from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
+from nexus_assets.core.hashing import IGNORED_NAMES
 from nexus_assets.core.secrets import (  # noqa: F401
     MASK,
     MIN_SECRET_LEN,
@@ -40,6 +41,7 @@ from nexus_assets.core.secrets import (  # noqa: F401
     read_env_files,
     secret_values,
 )
+from nexus_assets.core.secrets import _ENV_NAME_RE, _TEMPLATE_SUFFIXES
 from nexus_assets.core.services import find_services, scan_services, services_root, valid_service_name  # noqa: F401
 from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, inside, problem, read_text, rel_path, walk_files  # noqa: F401
 from nexus_assets.discovery.archive import read_discovery_archive
@@ -65,7 +67,7 @@ def inspect_service(repo: Path, svc: Any) -> dict:
     else:
         shown = rel_path(svc.dockerfile, repo)
         info["dockerfile"] = shown
-        text, probs = read_text(svc.dockerfile, shown, svc.name)
+        text, probs = read_dockerfile(svc.dockerfile, shown, svc.name)
         info["problems"] += probs
         if text is not None:
             parsed = parse_dockerfile(text, shown, svc.name)
@@ -81,10 +83,38 @@ def inspect_service(repo: Path, svc: Any) -> dict:
         except json.JSONDecodeError as exc:  # a broken package.json breaks `npm ci` in the build
             info["problems"].append(problem(info["package_manifest"], exc.lineno,
                                             f"invalid JSON: {exc.msg}", svc.name))
+    info["problems"] += _env_files_in_context(svc, folder_rel)
     test_files = _test_files(svc.path)
     info["tests_present"] = bool(test_files)
     info["test_files"] = len(test_files)
     return info
+
+
+def _env_files_in_context(svc: Any, folder_rel: str) -> list[dict]:
+    """A warning per env file (`.env.local`, `config/prod.env`) the image build would send to the
+    engine, where `COPY . .` puts it in the image. Files the service's `.dockerignore` excludes
+    are fine: the patterns are matched by the docker SDK that sends the build context."""
+    from docker.utils.build import PatternMatcher
+
+    patterns: list[str] = []
+    ignore = svc.path / ".dockerignore"
+    if ignore.is_file():
+        text, _ = read_text(ignore, f"{folder_rel}/.dockerignore", svc.name)
+        # The SDK's own reading of .dockerignore (docker.api.build): stripped, no blanks or comments.
+        patterns = [line.strip() for line in (text or "").splitlines() if line.strip() and not line.strip().startswith("#")]
+    matcher = PatternMatcher(patterns)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(svc.path):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
+        for name in sorted(filenames):
+            if not _ENV_NAME_RE.match(name) or name.endswith(_TEMPLATE_SUFFIXES):
+                continue
+            rel = (Path(dirpath) / name).relative_to(svc.path).as_posix()
+            if not matcher.matches(rel):
+                found.append(problem(f"{folder_rel}/{rel}", None, "warning: env file in the build context: the "
+                                     f"image would get it (COPY . .); add {rel} to {folder_rel}/.dockerignore",
+                                     svc.name))
+    return found
 
 
 def _test_files(folder: Path) -> list[str]:
@@ -100,6 +130,9 @@ def read_service_list(repo: Path) -> dict:
     """Names from deployment/service_list.txt (`#` comments, blank lines), with a problem per
     line that is not a valid service name (path traversal, shell characters, spaces)."""
     path, shown = repo / SERVICE_LIST, SERVICE_LIST.as_posix()
+    if (path.is_file() or path.is_symlink()) and not inside(repo, path):
+        return {"file": None, "names": [], "problems": [problem(
+            shown, None, "link pointing outside the repository; not read")]}
     if not path.is_file():
         return {"file": None, "names": [], "problems": [problem(
             shown, None, "service list not found (the guide's step 'Adding New Services' writes it)")]}
@@ -125,11 +158,25 @@ def _ports(raw: Any) -> list[str]:
     for p in raw if isinstance(raw, list) else []:
         if isinstance(p, dict):
             published = f"{p['published']}:" if p.get("published") is not None else ""
-            out.append(f"{p.get('host_ip', '') + ':' if p.get('host_ip') else ''}{published}{p.get('target')}"
+            out.append(f"{str(p['host_ip']) + ':' if p.get('host_ip') else ''}{published}{p.get('target')}"
                        f"/{p.get('protocol', 'tcp')}")
         else:
             out.append(str(p))
     return sorted(out)
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a value it cannot build (`2001-13-45`, `!!int x`)
+    raises a YAMLError with the value's line instead of a bare ValueError; the message names
+    only the kind of failure, never the value."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"this {node.tag.rsplit(':', 1)[-1]} value cannot be read ({type(exc).__name__})",
+                node.start_mark) from exc
 
 
 def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, str]]]:
@@ -138,16 +185,23 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
     plus inline environment (key, value) pairs, which are secrets. Invalid YAML is a problem with
     the line from the YAML error mark."""
     shown = rel_path(path, repo)
-    text, probs = read_text(path, shown)
-    result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": probs}
+    result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": []}
     pairs: list[tuple[str, str]] = []
+    if not inside(repo, path):
+        result["problems"].append(problem(shown, None, "link pointing outside the repository; not read"))
+        return result, pairs
+    text, probs = read_text(path, shown)
+    result["problems"] = probs
     try:
-        data = yaml.safe_load(text or "")
+        data = yaml.load(text or "", Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         what = getattr(exc, "problem", None) or "syntax error"
         # Only the error's own words: its snippet would quote the file, which may hold a secret.
         probs.append(problem(shown, mark.line + 1 if mark else None, f"invalid YAML: {what}; file skipped"))
+        return result, pairs
+    except RecursionError:
+        probs.append(problem(shown, None, "invalid YAML: nested too deeply; file skipped"))
         return result, pairs
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict):
@@ -180,7 +234,7 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
             "name": name,
             "image": str(spec["image"]) if spec.get("image") is not None else None,
             "build": build,
-            "container_name": spec.get("container_name"),
+            "container_name": None if spec.get("container_name") is None else str(spec["container_name"]),
             "ports": _ports(spec.get("ports")),
             "depends_on": sorted(str(d) for d in depends),
             "environment_keys": sorted(set(env_keys)),
@@ -265,14 +319,18 @@ def list_containers(client: Any) -> tuple[list[dict], list[dict]]:
 
 # --- the whole inventory -----------------------------------------------------------------
 
-def locate_archive(repo: Path, archive: Path | None) -> Path | None:
-    """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz, else None."""
+def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[dict]]:
+    """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz when it
+    lies inside the repository (a link out of it is a problem, not an archive), else None."""
     if archive is not None:
-        return archive
+        return archive, []
     for candidate in (repo / "nexus-discovery", repo / "nexus-discovery.tar.gz"):
+        if candidate.is_symlink() and not inside(repo, candidate):
+            return None, [problem(candidate.name, None, "link pointing outside the repository; archive not read "
+                                  "(name it with NEXUS_DISCOVERY_ARCHIVE to use it)")]
         if candidate.exists():
-            return candidate
-    return None
+            return candidate, []
+    return None, []
 
 
 def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
@@ -308,7 +366,8 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         containers, probs = list_containers(docker_client)
         engine["reachable"] = not probs
         problems += probs
-    located = locate_archive(repo, Path(archive) if archive is not None else None)
+    located, probs = locate_archive(repo, Path(archive) if archive is not None else None)
+    problems += probs
     if located is None:
         archive_info: dict[str, Any] = {"present": False, "message": "no discovery archive: proceeding with "
                                         "current system discovery (normal without a pre-existing archive)"}
