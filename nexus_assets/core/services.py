@@ -11,7 +11,8 @@ from pathlib import Path
 
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.hashing import IGNORED_NAMES
-from nexus_assets.core.textfiles import inside, problem
+from nexus_assets.core.secrets import _ENV_NAME_RE, _TEMPLATE_SUFFIXES
+from nexus_assets.core.textfiles import inside, problem, read_text
 
 # A name that is safe as a folder, a compose key and a Docker repository path component.
 # Real repositories use underscores; we keep them (Docker accepts them in repository names).
@@ -156,3 +157,31 @@ def link_outside(repo: Path, folder: Path) -> Path | None:
             elif entry.is_dir(follow_symlinks=False) and entry.name not in IGNORED_NAMES:
                 todo.append(path)
     return None
+
+
+def env_files_in_context(svc: Service) -> list[dict]:
+    """A warning per env file (`.env.local`, `config/prod.env`) the image build would send to the
+    engine, where `COPY . .` puts it in the image. Files the service's `.dockerignore` excludes
+    are fine: the patterns are matched by the docker SDK that sends the build context."""
+    from docker.utils.build import PatternMatcher
+
+    folder_rel = f"services/{svc.path.name}"
+    patterns: list[str] = []
+    ignore = svc.path / ".dockerignore"
+    if ignore.is_file():
+        text, _ = read_text(ignore, f"{folder_rel}/.dockerignore", svc.name)
+        # The SDK's own reading of .dockerignore (docker.api.build): stripped, no blanks or comments.
+        patterns = [line.strip() for line in (text or "").splitlines() if line.strip() and not line.strip().startswith("#")]
+    matcher = PatternMatcher(patterns)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(svc.path):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
+        for name in sorted(filenames):
+            if not _ENV_NAME_RE.match(name) or name.endswith(_TEMPLATE_SUFFIXES):
+                continue
+            rel = (Path(dirpath) / name).relative_to(svc.path).as_posix()
+            if not matcher.matches(rel):
+                found.append(problem(f"{folder_rel}/{rel}", None, "warning: env file in the build context: the "
+                                     f"image would get it (COPY . .); add {rel} to {folder_rel}/.dockerignore",
+                                     svc.name))
+    return found

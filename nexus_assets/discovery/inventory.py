@@ -31,7 +31,6 @@ import yaml
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
 from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
-from nexus_assets.core.hashing import IGNORED_NAMES
 from nexus_assets.core.secrets import (  # noqa: F401
     MASK,
     MIN_SECRET_LEN,
@@ -41,8 +40,7 @@ from nexus_assets.core.secrets import (  # noqa: F401
     read_env_files,
     secret_values,
 )
-from nexus_assets.core.secrets import _ENV_NAME_RE, _TEMPLATE_SUFFIXES
-from nexus_assets.core.services import find_services, scan_services, services_root, valid_service_name  # noqa: F401
+from nexus_assets.core.services import env_files_in_context, find_services, scan_services, services_root, valid_service_name  # noqa: F401
 from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, inside, problem, read_text, rel_path, walk_files  # noqa: F401
 from nexus_assets.discovery.archive import read_discovery_archive
 
@@ -83,38 +81,11 @@ def inspect_service(repo: Path, svc: Any) -> dict:
         except json.JSONDecodeError as exc:  # a broken package.json breaks `npm ci` in the build
             info["problems"].append(problem(info["package_manifest"], exc.lineno,
                                             f"invalid JSON: {exc.msg}", svc.name))
-    info["problems"] += _env_files_in_context(svc, folder_rel)
+    info["problems"] += env_files_in_context(svc)
     test_files = _test_files(svc.path)
     info["tests_present"] = bool(test_files)
     info["test_files"] = len(test_files)
     return info
-
-
-def _env_files_in_context(svc: Any, folder_rel: str) -> list[dict]:
-    """A warning per env file (`.env.local`, `config/prod.env`) the image build would send to the
-    engine, where `COPY . .` puts it in the image. Files the service's `.dockerignore` excludes
-    are fine: the patterns are matched by the docker SDK that sends the build context."""
-    from docker.utils.build import PatternMatcher
-
-    patterns: list[str] = []
-    ignore = svc.path / ".dockerignore"
-    if ignore.is_file():
-        text, _ = read_text(ignore, f"{folder_rel}/.dockerignore", svc.name)
-        # The SDK's own reading of .dockerignore (docker.api.build): stripped, no blanks or comments.
-        patterns = [line.strip() for line in (text or "").splitlines() if line.strip() and not line.strip().startswith("#")]
-    matcher = PatternMatcher(patterns)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(svc.path):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
-        for name in sorted(filenames):
-            if not _ENV_NAME_RE.match(name) or name.endswith(_TEMPLATE_SUFFIXES):
-                continue
-            rel = (Path(dirpath) / name).relative_to(svc.path).as_posix()
-            if not matcher.matches(rel):
-                found.append(problem(f"{folder_rel}/{rel}", None, "warning: env file in the build context: the "
-                                     f"image would get it (COPY . .); add {rel} to {folder_rel}/.dockerignore",
-                                     svc.name))
-    return found
 
 
 def _test_files(folder: Path) -> list[str]:
