@@ -50,6 +50,21 @@ def test_symlinked_service_folder_outside_the_repo_is_refused_and_reported(repo,
     assert "host-only-content-7731" not in json.dumps(report)
 
 
+def test_the_image_stage_never_gets_the_outside_folder_from_repo_or_working_copy(repo, host_dir, tmp_path):
+    from nexus_assets.core.settings import Settings
+    from nexus_assets.images.staleness import build_services
+
+    (repo / "services" / "linked").symlink_to(host_dir)
+    settings = Settings(repo=repo, workdir=tmp_path / "work", registry="r", version="1.0.0", max_parallel=1)
+    assert "linked" not in [s.name for s in build_services(settings)]
+    sync_workspace(repo, settings.workdir)
+    for prefer_repo in (False, True):
+        built = build_services(settings, prefer_repo=prefer_repo)
+        assert "linked" not in [s.name for s in built] and "users" in [s.name for s in built]
+        assert all(s.path.resolve().is_relative_to(root.resolve()) for s in built
+                   for root in [settings.workdir if s.path.is_relative_to(settings.workdir) else repo])
+
+
 def test_dockerfile_or_file_linking_outside_refuses_the_service(repo, host_dir):
     users = repo / "services" / "users"
     (users / "Dockerfile").unlink()

@@ -232,10 +232,11 @@ def _build(repo: Path, compose: Path, build: Any) -> dict | None:
     resolved = Path(os.path.normpath(compose.parent / context))
     rel = Path(os.path.relpath(resolved, repo)).as_posix()
     outside_repo = not inside(repo, resolved)
-    refused = outside_repo or "$" in dockerfile or not inside(repo, resolved / dockerfile)
-    return {"context": rel, "remote": False, "unresolved": False,
-            "exists": None if refused else resolved.is_dir(),
-            "dockerfile": dockerfile, "dockerfile_exists": None if refused else (resolved / dockerfile).is_file(),
+    unresolved = "$" in dockerfile  # `${DOCKERFILE}`: the file cannot be checked, the context can
+    refused = outside_repo or (not unresolved and not inside(repo, resolved / dockerfile))
+    return {"context": rel, "remote": False, "unresolved": unresolved,
+            "exists": None if refused else resolved.is_dir(), "dockerfile": dockerfile,
+            "dockerfile_exists": None if refused or unresolved else (resolved / dockerfile).is_file(),
             "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo,
             "refused": refused}
 
