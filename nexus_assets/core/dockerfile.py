@@ -132,7 +132,8 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
         problems.append(problem(shown, None, "no FROM instruction: not a buildable Dockerfile", service))
         return {"stages": [], "base_images": [], "final_base_image": None, "exposed_ports": [],
                 "healthcheck": no_healthcheck(), "problems": problems}
-    chain, stage = [], stages[-1]
+    chain: list[dict] = []
+    stage: dict | None = stages[-1]
     while stage is not None:
         chain.append(stage)
         stage = next((s for s in stages if s["alias"] == stage["from_stage"]), None) if stage["from_stage"] else None

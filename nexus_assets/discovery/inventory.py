@@ -89,7 +89,7 @@ def inspect_service(repo: Path, svc: Any) -> dict:
 
 
 def _test_files(folder: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         in_test_dir = bool(_TEST_DIRS & set(Path(dirpath).relative_to(folder).parts))

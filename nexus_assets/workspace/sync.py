@@ -88,15 +88,15 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
         src, dst = repo / rel, workdir / rel
         _clear_linked_parents(workdir, rel, checked)
         if src.is_symlink():
-            target = _link_text(repo, rel)
-            if dst.is_symlink() and os.readlink(dst) == target:
+            link_to = _link_text(repo, rel)
+            if dst.is_symlink() and os.readlink(dst) == link_to:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             if dst.is_dir() and not dst.is_symlink():
                 shutil.rmtree(dst)  # was a folder, is a link now
             elif dst.exists() or dst.is_symlink():
                 dst.unlink()
-            os.symlink(target, dst)
+            os.symlink(link_to, dst)
             copied += 1
             continue
         if dst.is_file() and not dst.is_symlink() and filecmp.cmp(src, dst, shallow=False):
