@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.services import find_services
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.images.build import build_image, plan_build
 
 pytestmark = pytest.mark.docker

@@ -126,7 +126,11 @@ def test_compose_files_build_contexts_ports_and_depends_on(repo):
     outside = {b["service"]: b for b in report["build_contexts_outside_services"]}
     assert outside["creator-dashboard"]["context"] == "apps/creator-dashboard"
     assert outside["creator-dashboard"]["exists"] and not outside["creator-dashboard"]["outside_repo"]
-    assert outside["ott-mini"]["outside_repo"] and outside["ott-mini"]["exists"] is False
+    # Outside the repository: refused, and nothing there is looked at.
+    assert outside["ott-mini"]["outside_repo"] and outside["ott-mini"]["refused"]
+    assert outside["ott-mini"]["exists"] is None and not outside["creator-dashboard"]["refused"]
+    assert any(p["file"] == "docker-compose.full.yml" and p["service"] == "ott-mini"
+               and "outside the repository" in p["message"] for p in report["problems"])
 
 
 def test_invalid_yaml_in_one_compose_file_is_reported_and_others_still_parsed(repo):

@@ -31,7 +31,6 @@ from nexus_assets.core.settings import Settings
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.resources import docker_client
 
-
 # The job's console logger prints each step's own lines as [nexus] lines (the same lines the
 # UI's run log shows); Dagster's engine events stay in the instance.
 CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

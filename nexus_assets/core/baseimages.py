@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.dockerfile import instructions, substitute
+from nexus_assets.core.dockerfile import instructions, read_dockerfile, substitute
 from nexus_assets.core.errors import BuildError, ConfigError
 
 DEFAULT_MAP = Path(__file__).parent / "base_images.toml"
@@ -47,10 +47,10 @@ class FromLine:
 def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -> list[FromLine]:
     """The images a Dockerfile starts from, ARG defaults expanded, earlier stages left out.
     Read with the same tokenizer as discovery (continuations, comments, heredocs, escape)."""
-    try:
-        text = dockerfile.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BuildError(f"{dockerfile}: not UTF-8 (byte {exc.start})") from exc
+    # Bad bytes (a Latin-1 comment) are read with replacement characters, as the engine accepts them.
+    text, _ = read_dockerfile(dockerfile, str(dockerfile))
+    if text is None:
+        raise BuildError(f"{dockerfile}: cannot be read (unreadable or larger than 4 MiB)")
     args = dict(build_args or {})
     stages: set[str] = set()
     found: list[FromLine] = []

@@ -9,7 +9,6 @@ import sys
 
 import dagster as dg
 
-
 # Dagster prefixes a step's message with "<job> - <run id> - <step> - "; the terminal drops it.
 _PREFIX = re.compile(r"^\S+ - [0-9a-f]{8}-[0-9a-f-]{27} - (?:\S+ - )?")
 

@@ -10,10 +10,26 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
-from nexus_assets.core.textfiles import problem
+from nexus_assets.core.errors import InputError
+from nexus_assets.core.textfiles import MAX_TEXT_BYTES, decode_text, problem, read_bounded
 
 _VAR_RE = re.compile(r"\$\{(\w+)(?::?([-+])([^}]*))?\}|\$(\w+)")
+
+
+def read_dockerfile(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict]]:
+    """A Dockerfile's text for parsing. The engine builds a Dockerfile with non-UTF-8 bytes (a
+    Latin-1 `é` in a comment), so such bytes are replaced and reported as a warning only: the
+    service stays buildable. None (with a problem) when the file is unreadable or huge."""
+    try:
+        data = read_bounded(path, MAX_TEXT_BYTES)
+    except InputError:
+        return None, [problem(shown, None, f"larger than {MAX_TEXT_BYTES} bytes; not read", service)]
+    except OSError as exc:
+        return None, [problem(shown, None, f"cannot read: {exc.strerror}", service)]
+    text, probs = decode_text(data, shown, service)
+    return text, [{**p, "message": f"warning: {p['message']}; the engine builds it as is"} for p in probs]
 
 
 def substitute(value: str, variables: dict[str, str]) -> str:
@@ -102,11 +118,13 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
         elif keyword == "EXPOSE":
             for token in args.split():
                 value = substitute(token, stages[-1]["vars"])
-                m = re.match(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", value, re.IGNORECASE)
-                if not m:
-                    problems.append(problem(shown, line, f"EXPOSE {token!r} cannot be resolved to a port", service))
+                m = re.match(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$", value, re.IGNORECASE)
+                low, high = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else (0, -1)
+                if not m or high > 65535 or low > high:
+                    shown_token = token if len(token) <= 40 else token[:37] + "..."
+                    problems.append(problem(shown, line, f"EXPOSE {shown_token!r} cannot be resolved to a port",
+                                            service))
                     continue
-                low, high = int(m.group(1)), int(m.group(2) or m.group(1))
                 stages[-1]["ports"].update(range(low, min(high, low + 100) + 1))
         elif keyword == "HEALTHCHECK":
             stages[-1]["healthcheck"] = _healthcheck(args, line, shown, service, problems)
@@ -114,7 +132,8 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
         problems.append(problem(shown, None, "no FROM instruction: not a buildable Dockerfile", service))
         return {"stages": [], "base_images": [], "final_base_image": None, "exposed_ports": [],
                 "healthcheck": no_healthcheck(), "problems": problems}
-    chain, stage = [], stages[-1]
+    chain: list[dict] = []
+    stage: dict | None = stages[-1]
     while stage is not None:
         chain.append(stage)
         stage = next((s for s in stages if s["alias"] == stage["from_stage"]), None) if stage["from_stage"] else None
@@ -155,7 +174,7 @@ def _healthcheck(args: str, line: int, shown: str, service: str | None, problems
     if command.startswith("["):
         try:
             command = shlex.join(str(p) for p in json.loads(command))
-        except (json.JSONDecodeError, TypeError):
+        except (json.JSONDecodeError, TypeError, RecursionError):
             pass  # not valid exec form: keep the text as written
     if "start-interval" in options:
         problems.append(problem(shown, line, "HEALTHCHECK --start-interval needs Docker engine 25 or newer; "

@@ -30,8 +30,8 @@ MASK = "***"
 # The key given to text of an env file that is no KEY=VALUE binding (a bare line, a broken
 # quote): most likely the continuation of a value, so it is always treated as a secret.
 UNPARSED = "UNPARSED_SECRET_LINE"
-_ENV_NAME_RE = re.compile(r"^(\.env(\..+)?|.+\.env)$")
-_TEMPLATE_SUFFIXES = (".example", ".template", ".sample", ".dist", ".tmpl")
+ENV_NAME_RE = re.compile(r"^(\.env(\..+)?|.+\.env)$")
+TEMPLATE_SUFFIXES = (".example", ".template", ".sample", ".dist", ".tmpl")
 _KEY_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _NEWLINE_RE = re.compile(r"\r\n|\n|\r")
 _SECRET_KEY_RE = re.compile(r"PASS|PWD|PW$|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|SALT|AUTH|COOKIE|"
@@ -224,7 +224,7 @@ def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     for secret_values."""
     files: list[dict] = []
     pairs: list[tuple[str, str]] = []
-    for path in walk_files(repo, _ENV_NAME_RE):
+    for path in walk_files(repo, ENV_NAME_RE):
         shown = rel_path(path, repo)
         if path.is_symlink() and not inside(repo, path):
             files.append({"file": shown, "keys": [], "template": False,
@@ -234,7 +234,7 @@ def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
         found, bad = parse_env_text(text or "")
         # The line itself may hold a secret: name the line, never echo it.
         probs += [problem(shown, n, "not a KEY=VALUE line; ignored") for n in bad]
-        template = path.name.endswith(_TEMPLATE_SUFFIXES)
+        template = path.name.endswith(TEMPLATE_SUFFIXES)
         # A template is committed, so its plain placeholders (`changeme`, `postgres`) are public;
         # anything else in it is masked in case a real secret slipped in.
         pairs.extend((k, v) for k, v in found if not (template and _PLAIN_VALUE_RE.match(v)))

@@ -15,14 +15,14 @@ from nexus_assets.discovery.inventory import discover
 from nexus_assets.discovery.report import DiscoveryReport
 from nexus_assets.resources import DockerEngine, NexusConfig
 
-GUIDE_ARCHIVE = Path("/tmp/nexus-full-discovery.tar.gz")  # where the guide's troubleshooting looks
 
-
-def _archive_path(workdir: Path) -> Path | None:
+def _archive_path() -> Path | None:
+    """The discovery archive named by NEXUS_DISCOVERY_ARCHIVE, else None: discovery then looks
+    only in the repository's own nexus-discovery/ (or nexus-discovery.tar.gz). Never the guide's
+    /tmp/nexus-full-discovery.tar.gz by default: anyone on the host can write there, and the
+    archive's contents become evidence and secrets in the reports. To use it, set the variable."""
     explicit = os.environ.get("NEXUS_DISCOVERY_ARCHIVE")
-    if explicit:
-        return Path(explicit)
-    return GUIDE_ARCHIVE if GUIDE_ARCHIVE.exists() else None
+    return Path(explicit) if explicit else None
 
 
 @dg.asset(
@@ -37,7 +37,7 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
     except EngineError as exc:
         context.log.warning(f"running containers not inventoried: {exc}")
         client = None
-    inventory = discover(settings.workdir, archive=_archive_path(settings.workdir), docker_client=client)
+    inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client)
     path = settings.reports / "discovery_parsed.json"
     write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
     for problem in inventory.get("problems", []):

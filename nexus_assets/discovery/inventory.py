@@ -30,7 +30,7 @@ import yaml
 
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
-from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile
+from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
 from nexus_assets.core.secrets import (  # noqa: F401
     MASK,
     MIN_SECRET_LEN,
@@ -40,8 +40,23 @@ from nexus_assets.core.secrets import (  # noqa: F401
     read_env_files,
     secret_values,
 )
-from nexus_assets.core.services import find_services, services_root, valid_service_name
-from nexus_assets.core.textfiles import MAX_TEXT_BYTES, OUTPUT_DIRS, SKIP_DIRS, problem, read_text, rel_path, walk_files  # noqa: F401
+from nexus_assets.core.services import (  # noqa: F401
+    env_files_in_context,
+    find_services,
+    scan_services,
+    services_root,
+    valid_service_name,
+)
+from nexus_assets.core.textfiles import (  # noqa: F401
+    MAX_TEXT_BYTES,
+    OUTPUT_DIRS,
+    SKIP_DIRS,
+    inside,
+    problem,
+    read_text,
+    rel_path,
+    walk_files,
+)
 from nexus_assets.discovery.archive import read_discovery_archive
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
@@ -65,7 +80,7 @@ def inspect_service(repo: Path, svc: Any) -> dict:
     else:
         shown = rel_path(svc.dockerfile, repo)
         info["dockerfile"] = shown
-        text, probs = read_text(svc.dockerfile, shown, svc.name)
+        text, probs = read_dockerfile(svc.dockerfile, shown, svc.name)
         info["problems"] += probs
         if text is not None:
             parsed = parse_dockerfile(text, shown, svc.name)
@@ -81,6 +96,7 @@ def inspect_service(repo: Path, svc: Any) -> dict:
         except json.JSONDecodeError as exc:  # a broken package.json breaks `npm ci` in the build
             info["problems"].append(problem(info["package_manifest"], exc.lineno,
                                             f"invalid JSON: {exc.msg}", svc.name))
+    info["problems"] += env_files_in_context(svc)
     test_files = _test_files(svc.path)
     info["tests_present"] = bool(test_files)
     info["test_files"] = len(test_files)
@@ -88,7 +104,7 @@ def inspect_service(repo: Path, svc: Any) -> dict:
 
 
 def _test_files(folder: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         in_test_dir = bool(_TEST_DIRS & set(Path(dirpath).relative_to(folder).parts))
@@ -100,6 +116,9 @@ def read_service_list(repo: Path) -> dict:
     """Names from deployment/service_list.txt (`#` comments, blank lines), with a problem per
     line that is not a valid service name (path traversal, shell characters, spaces)."""
     path, shown = repo / SERVICE_LIST, SERVICE_LIST.as_posix()
+    if (path.is_file() or path.is_symlink()) and not inside(repo, path):
+        return {"file": None, "names": [], "problems": [problem(
+            shown, None, "link pointing outside the repository; not read")]}
     if not path.is_file():
         return {"file": None, "names": [], "problems": [problem(
             shown, None, "service list not found (the guide's step 'Adding New Services' writes it)")]}
@@ -125,11 +144,25 @@ def _ports(raw: Any) -> list[str]:
     for p in raw if isinstance(raw, list) else []:
         if isinstance(p, dict):
             published = f"{p['published']}:" if p.get("published") is not None else ""
-            out.append(f"{p.get('host_ip', '') + ':' if p.get('host_ip') else ''}{published}{p.get('target')}"
+            out.append(f"{str(p['host_ip']) + ':' if p.get('host_ip') else ''}{published}{p.get('target')}"
                        f"/{p.get('protocol', 'tcp')}")
         else:
             out.append(str(p))
     return sorted(out)
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a value it cannot build (`2001-13-45`, `!!int x`)
+    raises a YAMLError with the value's line instead of a bare ValueError; the message names
+    only the kind of failure, never the value."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"this {node.tag.rsplit(':', 1)[-1]} value cannot be read ({type(exc).__name__})",
+                node.start_mark) from exc
 
 
 def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, str]]]:
@@ -138,16 +171,23 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
     plus inline environment (key, value) pairs, which are secrets. Invalid YAML is a problem with
     the line from the YAML error mark."""
     shown = rel_path(path, repo)
-    text, probs = read_text(path, shown)
-    result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": probs}
+    result: dict[str, Any] = {"file": shown, "valid": False, "services": [], "problems": []}
     pairs: list[tuple[str, str]] = []
+    if not inside(repo, path):
+        result["problems"].append(problem(shown, None, "link pointing outside the repository; not read"))
+        return result, pairs
+    text, probs = read_text(path, shown)
+    result["problems"] = probs
     try:
-        data = yaml.safe_load(text or "")
+        data = yaml.load(text or "", Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         what = getattr(exc, "problem", None) or "syntax error"
         # Only the error's own words: its snippet would quote the file, which may hold a secret.
         probs.append(problem(shown, mark.line + 1 if mark else None, f"invalid YAML: {what}; file skipped"))
+        return result, pairs
+    except RecursionError:
+        probs.append(problem(shown, None, "invalid YAML: nested too deeply; file skipped"))
         return result, pairs
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict):
@@ -171,11 +211,16 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
                 pairs.append((str(key), str(value)))
         depends = spec.get("depends_on") or []
         depends = [depends] if isinstance(depends, str) else depends if isinstance(depends, (list, dict)) else []
+        build = _build(repo, path, spec.get("build"))
+        if build and build["refused"]:
+            where = "build context" if build["outside_repo"] else "dockerfile"
+            probs.append(problem(shown, None, f"{where} of compose service {name[:60]!r} resolves outside the "
+                                 "repository; refused: not built, no evidence of a module", name))
         result["services"].append({
             "name": name,
             "image": str(spec["image"]) if spec.get("image") is not None else None,
-            "build": _build(repo, path, spec.get("build")),
-            "container_name": spec.get("container_name"),
+            "build": build,
+            "container_name": None if spec.get("container_name") is None else str(spec["container_name"]),
             "ports": _ports(spec.get("ports")),
             "depends_on": sorted(str(d) for d in depends),
             "environment_keys": sorted(set(env_keys)),
@@ -185,23 +230,30 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
 
 
 def _build(repo: Path, compose: Path, build: Any) -> dict | None:
+    """A compose `build:` resolved against the compose file's folder. A context or Dockerfile
+    that resolves outside the repository (links followed) is `refused`: nothing there is looked
+    at, built or counted as evidence of a module."""
     if build is None:
         return None
     spec = build if isinstance(build, dict) else {}
     context = build if isinstance(build, str) else str(spec.get("context") or ".")
     dockerfile = str(spec.get("dockerfile") or "Dockerfile")
     remote = "://" in context or context.startswith(("git@", "github.com/"))
-    if remote or "$" in context:
+    if remote or "$" in context or "\0" in context + dockerfile:
         # A URL or an unexpanded ${VAR}: nothing on disk to check.
         return {"context": context, "remote": remote, "unresolved": not remote, "exists": None,
                 "dockerfile": dockerfile, "dockerfile_exists": None, "outside_services": True,
-                "outside_repo": remote}
+                "outside_repo": remote, "refused": False}
     resolved = Path(os.path.normpath(compose.parent / context))
     rel = Path(os.path.relpath(resolved, repo)).as_posix()
-    outside_repo = rel == ".." or rel.startswith("../")
-    return {"context": rel, "remote": False, "unresolved": False, "exists": resolved.is_dir(),
-            "dockerfile": dockerfile, "dockerfile_exists": (resolved / dockerfile).is_file(),
-            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo}
+    outside_repo = not inside(repo, resolved)
+    unresolved = "$" in dockerfile  # `${DOCKERFILE}`: the file cannot be checked, the context can
+    refused = outside_repo or (not unresolved and not inside(repo, resolved / dockerfile))
+    return {"context": rel, "remote": False, "unresolved": unresolved,
+            "exists": None if refused else resolved.is_dir(), "dockerfile": dockerfile,
+            "dockerfile_exists": None if refused or unresolved else (resolved / dockerfile).is_file(),
+            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo,
+            "refused": refused}
 
 
 # --- git and the engine -----------------------------------------------------------------
@@ -254,14 +306,18 @@ def list_containers(client: Any) -> tuple[list[dict], list[dict]]:
 
 # --- the whole inventory -----------------------------------------------------------------
 
-def locate_archive(repo: Path, archive: Path | None) -> Path | None:
-    """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz, else None."""
+def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[dict]]:
+    """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz when it
+    lies inside the repository (a link out of it is a problem, not an archive), else None."""
     if archive is not None:
-        return archive
+        return archive, []
     for candidate in (repo / "nexus-discovery", repo / "nexus-discovery.tar.gz"):
+        if candidate.is_symlink() and not inside(repo, candidate):
+            return None, [problem(candidate.name, None, "link pointing outside the repository; archive not read "
+                                  "(name it with NEXUS_DISCOVERY_ARCHIVE to use it)")]
         if candidate.exists():
-            return candidate
-    return None
+            return candidate, []
+    return None, []
 
 
 def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
@@ -273,12 +329,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
     Raises TargetRepoError when repo or its services/ folder is missing."""
     repo = Path(repo)
-    svcs = find_services(repo)
-    problems: list[dict] = []
-    for folder in sorted(services_root(repo).iterdir()):
-        if folder.is_dir() and not folder.name.startswith(".") and not valid_service_name(folder.name.lower()):
-            problems.append(problem(rel_path(folder, repo)[:80], None, "folder name is not a valid service name "
-                                    "(lowercase letters, digits, '-', '_', '.'); skipped"))
+    svcs, problems = scan_services(repo)
     service_list = read_service_list(repo)
     services = [inspect_service(repo, s) for s in svcs]
     for s in services:
@@ -302,7 +353,8 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         containers, probs = list_containers(docker_client)
         engine["reachable"] = not probs
         problems += probs
-    located = locate_archive(repo, Path(archive) if archive is not None else None)
+    located, probs = locate_archive(repo, Path(archive) if archive is not None else None)
+    problems += probs
     if located is None:
         archive_info: dict[str, Any] = {"present": False, "message": "no discovery archive: proceeding with "
                                         "current system discovery (normal without a pre-existing archive)"}

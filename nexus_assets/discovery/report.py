@@ -80,6 +80,8 @@ class BuildContext(ReportModel):
                                                        "or unresolved.")
     outside_services: bool = Field(description="The context is not under services/.")
     outside_repo: bool = Field(description="The context leaves the repository (or is remote).")
+    refused: bool = Field(description="The context or its Dockerfile resolves outside the repository: never "
+                                      "built, never counted as evidence of a module.")
 
 
 class OutsideBuildContext(BuildContext):

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint, tree_hash
 from nexus_assets.core.services import Service
-from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from nexus_assets.core.keys import base_image_key, source_key
 from nexus_assets.core.lineage import gone_images, observe_base_images, observe_sources
 from nexus_assets.core.services import Service, build_services
 
-
 # multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_observable_source_asset.*")
 

@@ -30,7 +30,8 @@ Status of a module:
 - ``partial``: only weak evidence: a folder without Dockerfile, a compose entry with an image only
   or a missing/remote build context, a stopped local container, or only the VPS archive;
   a family with fewer strong members than its declared count;
-- ``missing``: no evidence at all.
+- ``missing``: no evidence at all. A compose service whose build context or Dockerfile resolves
+  outside the repository (``refused`` by discovery) is no evidence of anything.
 
 A module is critical when `[parity] critical` of ``nexus-agent.toml`` names it (default: the
 guide's set backend-api, auth, users, streaming-engine, puabo-blac-financing, ott-mini,
@@ -160,6 +161,8 @@ def _candidates(discovery: dict) -> list[dict]:
     for c in discovery.get("compose") or []:
         for s in c.get("services") or []:
             b = s.get("build") or {}
+            if b.get("refused"):  # context or Dockerfile outside the repository: discovery reports it
+                continue
             strong = bool(b) and bool(b.get("exists")) and bool(b.get("dockerfile_exists"))
             note = None if strong else ("image only, no build context" if not b else "build context or Dockerfile missing")
             out.append({"source": "compose", "name": s["name"], "file": c["file"], "strong": strong, "note": note})

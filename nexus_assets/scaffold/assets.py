@@ -14,7 +14,6 @@ from nexus_assets.scaffold.generate import scaffold_missing
 from nexus_assets.scaffold.report import ScaffoldReport
 
 
-
 @dg.asset(
     deps=[DISCREPANCY_REPORT], group_name="prepare", kinds={"python"},
     description="Step D: services/<name>/ in the working copy for every missing canonical module "

@@ -7,7 +7,6 @@ from nexus_assets.resources import NexusConfig
 from nexus_assets.workspace.sync import sync_workspace
 
 
-
 @dg.asset(
     group_name="prepare", kinds={"python"},
     description="Step A: the target repository synced into the working copy (reports/, artifacts/, output/ made).",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
 GENERATED = ("reports", "artifacts", "output", ".dagster_home", STATE_FILE)
@@ -29,14 +30,43 @@ class SyncResult:
 
 
 def _repo_files(repo: Path, workdir: Path) -> list[str]:
+    """Relative paths of the repository's files and links (a link to a folder is one entry:
+    it is mirrored as a link, never followed)."""
     files = []
     skip = {workdir.resolve()}
     for dirpath, dirnames, filenames in os.walk(repo):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES and (here / d).resolve() not in skip)
-        for name in sorted(filenames):
+        linked = [d for d in dirnames if (here / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES and d not in linked
+                             and (here / d).resolve() not in skip)
+        for name in sorted(filenames + [d for d in linked if d not in IGNORED_NAMES]):
             files.append((here / name).relative_to(repo).as_posix())
-    return files
+    return sorted(files)
+
+
+def _link_text(repo: Path, rel: str) -> str:
+    """What the working copy's link at rel points to. A link that stays inside the repository
+    points to the same place inside the working copy (written relative, so an absolute one
+    does not lead back into the repository); any other is kept as written, so discovery finds
+    it there and reports it, and every reader refuses what resolves outside."""
+    src = repo / rel
+    if not inside(repo, src):
+        return os.readlink(src)
+    in_repo = os.path.relpath(src.resolve(), repo.resolve())
+    return os.path.relpath(in_repo, os.path.dirname(rel) or ".")
+
+
+def _clear_linked_parents(workdir: Path, rel: str, checked: set[str]) -> None:
+    """Remove working-copy links standing where the repository now has a real folder, so a
+    write to rel can never go through a link to somewhere else."""
+    parts = rel.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if prefix in checked:
+            continue
+        checked.add(prefix)
+        if (workdir / prefix).is_symlink():
+            (workdir / prefix).unlink()
 
 
 def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
@@ -53,15 +83,20 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
             previous = set()
     files = _repo_files(repo, workdir)
     copied = 0
+    checked: set[str] = set()
     for rel in files:
         src, dst = repo / rel, workdir / rel
+        _clear_linked_parents(workdir, rel, checked)
         if src.is_symlink():
-            if dst.is_symlink() and os.readlink(dst) == os.readlink(src):
+            link_to = _link_text(repo, rel)
+            if dst.is_symlink() and os.readlink(dst) == link_to:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if dst.exists() or dst.is_symlink():
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst)  # was a folder, is a link now
+            elif dst.exists() or dst.is_symlink():
                 dst.unlink()
-            os.symlink(os.readlink(src), dst)
+            os.symlink(link_to, dst)
             copied += 1
             continue
         if dst.is_file() and not dst.is_symlink() and filecmp.cmp(src, dst, shallow=False):
@@ -74,8 +109,8 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
     removed = 0
     for rel in sorted(previous - set(files)):
         target = workdir / rel
-        if rel.split("/")[0] in GENERATED:
-            continue
+        if rel.split("/")[0] in GENERATED or not inside(workdir, target.parent):
+            continue  # never delete through a link (the folder became a link, or was removed)
         if target.is_file() or target.is_symlink():
             target.unlink()
             removed += 1
