@@ -102,3 +102,16 @@ def test_bad_options_stop_before_touching_the_engine():
     assert done.returncode == 2 and "fast" in done.stderr
     done = subprocess.run([sys.executable, str(SCRIPT), "--services", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and "at least 1" in done.stderr
+
+
+def test_cached_steps_counts_cache_hits_in_the_build_logs_of_this_run_only(tmp_path: Path):
+    import os
+
+    (tmp_path / "reports").mkdir()
+    old = tmp_path / "reports" / "build_a.log"
+    old.write_text("Step 2/9 : WORKDIR /app\n ---> Using cache\n")
+    os.utime(old, (1_000, 1_000))
+    (tmp_path / "reports" / "build_b.log").write_text(" ---> Using cache\n ---> Using cache\nStep 5/9 : COPY . .\n")
+    (tmp_path / "reports" / "test_results_b_unit.log").write_text("Using cache\n")  # not a build log
+    assert bench.cached_steps(tmp_path) == 3
+    assert bench.cached_steps(tmp_path, since=2_000) == 2
