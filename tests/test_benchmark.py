@@ -4,6 +4,7 @@ the ratios and targets it reports. No engine: the benchmark itself runs by hand.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib.util
 import subprocess
 import sys
@@ -19,8 +20,9 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
-def run(seconds: float, builds: int = 0, containers: int = 0, failures: int = 0) -> dict:
-    return {"seconds": seconds, "builds": builds, "test_containers": containers, "failures": failures}
+def run(seconds: float, builds: int = 0, containers: int = 0, failures: int = 0, steps: int = 0, cached: int = 0) -> dict:
+    return {"seconds": seconds, "builds": builds, "test_containers": containers, "failures": failures,
+            "build_steps": steps, "cached_steps": cached}
 
 
 def test_pipelines_option_keeps_run_order_and_refuses_unknown_names():
@@ -63,14 +65,16 @@ def test_a_subset_reports_only_the_ratios_it_measured():
 
 
 def test_exact_work_checks_ours_and_that_the_scripts_build_everything():
-    results = {"buildonly_cold": run(9, builds=4), "buildonly_unchanged": run(5, builds=4),
-               "ours_unchanged": run(1), "ours_one_change": run(2, builds=1, containers=2)}
+    results = {"buildonly_cold": run(9, builds=4, steps=36), "buildonly_unchanged": run(5, builds=4, steps=36, cached=36),
+               "ours_unchanged": run(1), "ours_one_change": run(2, builds=1, containers=2, steps=16, cached=3)}
     assert all(bench.exact_work(results, 4).values())
     results["ours_unchanged"] = run(1, containers=2)
-    results["buildonly_unchanged"] = run(5, builds=4, failures=1)
+    results["buildonly_unchanged"] = run(5, builds=4, failures=1, steps=36, cached=36)
     checks = bench.exact_work(results, 4)
     assert not checks["ours, nothing changed: 0 builds, 0 test containers"]
     assert not checks["buildonly: 4 builds every run, no failure"]
+    results["buildonly_unchanged"] = run(5, builds=4, steps=36, cached=12)  # rebuilt from COPY on: not "unchanged"
+    assert not bench.exact_work(results, 4)["buildonly, nothing changed: every build step from the cache"]
 
 
 def test_changed_file_is_the_middle_services_entry_point_even_for_tiny_repos(tmp_path: Path):
@@ -90,10 +94,10 @@ def test_each_pipeline_changes_the_file_differently_and_it_stays_valid_source(tm
 
 
 def test_table_lists_every_measured_run():
-    table = bench.format_table({"buildonly_cold": run(12.34, builds=4), "ours_one_change": run(1.5, 1, 2)})
+    table = bench.format_table({"buildonly_cold": run(12.34, builds=4, steps=36), "ours_one_change": run(1.5, 1, 2)})
     lines = table.splitlines()
     assert len(lines) == 3
-    assert "build-only script" in lines[1] and "12.3" in lines[1]
+    assert "build-only script" in lines[1] and "12.3" in lines[1] and lines[1].endswith(" 0/36")
     assert "one service changed" in lines[2]
 
 
@@ -104,14 +108,13 @@ def test_bad_options_stop_before_touching_the_engine():
     assert done.returncode == 2 and "at least 1" in done.stderr
 
 
-def test_cached_steps_counts_cache_hits_in_the_build_logs_of_this_run_only(tmp_path: Path):
-    import os
-
+def test_build_steps_counts_steps_and_cache_hits_in_the_build_logs_of_this_run_only(tmp_path: Path):
     (tmp_path / "reports").mkdir()
     old = tmp_path / "reports" / "build_a.log"
-    old.write_text("Step 2/9 : WORKDIR /app\n ---> Using cache\n")
+    old.write_text("Step 1/9 : FROM node:20-alpine\nStep 2/9 : WORKDIR /app\n ---> Using cache\n")
     os.utime(old, (1_000, 1_000))
-    (tmp_path / "reports" / "build_b.log").write_text(" ---> Using cache\n ---> Using cache\nStep 5/9 : COPY . .\n")
-    (tmp_path / "reports" / "test_results_b_unit.log").write_text("Using cache\n")  # not a build log
-    assert bench.cached_steps(tmp_path) == 3
-    assert bench.cached_steps(tmp_path, since=2_000) == 2
+    (tmp_path / "reports" / "build_b.log").write_text(
+        "Step 1/3 : FROM x\nStep 2/3 : WORKDIR /app\n ---> Using cache\nStep 3/3 : COPY . .\n ---> 1a2b\n")
+    (tmp_path / "reports" / "test_results_b_unit.log").write_text("Step 1/1 : x\n ---> Using cache\n")  # not a build
+    assert bench.build_steps(tmp_path) == {"build_steps": 5, "cached_steps": 2}
+    assert bench.build_steps(tmp_path, since=2_000) == {"build_steps": 3, "cached_steps": 1}
