@@ -126,11 +126,11 @@ def exact_work(results: dict[str, dict], services: int) -> dict[str, bool]:
     return checks
 
 
-STEP = re.compile(r"^Step \d+/\d+ : ", re.MULTILINE)
+STEP = re.compile(r"^Step \d+/\d+ : (?!FROM )", re.MULTILINE)  # FROM is never "from the cache"
 
 
 def build_steps(log_dir: Path, since: float = 0.0) -> dict[str, int]:
-    """The classic builder's steps in the build logs under log_dir written since `since`, and
+    """The classic builder's steps after FROM in the build logs under log_dir written since `since`, and
     how many it took from its cache: none in a cold run unless an image outside the benchmark
     (another build on this engine) holds identical layers."""
     texts = [log.read_text(errors="replace") for log in log_dir.rglob("build*.log") if log.stat().st_mtime >= since]
