@@ -84,6 +84,6 @@ def test_a_failed_build_is_not_requested_again_until_it_changes(tmp_path, settin
     again, skip, cursor = _tick(settings, instance, cursor)
     assert again is None and "already requested" in skip, "no retry loop for a broken build"
 
-    dockerfile.write_text(good)
+    dockerfile.write_text(good + "\n# fixed\n")
     fixed, _, _ = _tick(settings, instance, cursor)
     assert fixed is not None and "image/node-svc-001" in _keys(fixed)

@@ -82,7 +82,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
         selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
         to_build = _worth_building(context, asset_graph(), selected)
         contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
-        repo_folders = {s.name: s for s in build_services(settings)}
+        repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
         built: dict[str, str] = {}
         if to_build:
             revision = git.revision()

@@ -8,7 +8,9 @@ from nexus_assets.parity.compare import critical_gate
 from nexus_assets.resources import NexusConfig
 
 
-@dg.asset_check(asset=discrepancy_report, blocking=True,
+# Not blocking in Dagster's sense: the guide lets images build and test after a failed parity
+# gate; what the gate blocks is the release, which reads this check's result.
+@dg.asset_check(asset=discrepancy_report, blocking=False,
                 description="Guide gate: at most 6 critical modules missing, or auto-scaffolded.")
 def critical_modules_gate(nexus: NexusConfig) -> dg.AssetCheckResult:
     report = read_json(nexus.settings().reports / "discrepancy_report.json")
