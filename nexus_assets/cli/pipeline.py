@@ -28,6 +28,7 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, stale_images
 from nexus_assets.core.services import build_services, find_services
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.resources import docker_client
 
@@ -120,13 +121,21 @@ def _announce(stale: dict[str, str], total: int) -> None:
         print(f"[nexus]   ... and {len(stale) - 10} more (nexus-agent status lists them all)", flush=True)
 
 
-def run_pipeline(settings: Settings, *, rebuild_all: bool = False) -> RunSummary:
+def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: float = 60.0) -> RunSummary:
+    """Observe, judge, and run what is stale, holding the working copy for the whole invocation
+    (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
     find_services(settings.repo)  # a missing repo or services/ ends here, in one line
     docker_client().close()  # so does an unreachable engine
+    invocation = uuid.uuid4().hex[:12]
+    with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
+        return _run_locked(settings, invocation, rebuild_all)
+
+
+def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSummary:
     instance = open_instance(settings)
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
-    tags = {INVOCATION_TAG: uuid.uuid4().hex[:12], ORIGIN_TAG: "cli"}
+    tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli"}
     if rebuild_all:
         tags[FORCE_TAG] = "true"
     summary = RunSummary()

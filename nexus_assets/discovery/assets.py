@@ -32,20 +32,21 @@ def _archive_path() -> Path | None:
 )
 def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine) -> dg.MaterializeResult:
     settings = nexus.settings()
-    try:
-        client = docker_engine.client()
-    except EngineError as exc:
-        context.log.warning(f"running containers not inventoried: {exc}")
-        client = None
-    inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client)
-    path = settings.reports / "discovery_parsed.json"
-    write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
-    for problem in inventory.get("problems", []):
-        context.log.warning(f"{problem.get('file') or problem.get('service')}:{problem.get('line') or ''} {problem['message']}")
-    summary = inventory.get("summary", {})
-    context.log.info("discovery: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(json_version(inventory)),
-        metadata={**report_metadata(path), **{k: v for k, v in summary.items() if isinstance(v, int)},
-                  "problems": len(inventory.get("problems", []))},
-    )
+    with nexus.hold_workdir(context):  # one writer per working copy
+        try:
+            client = docker_engine.client()
+        except EngineError as exc:
+            context.log.warning(f"running containers not inventoried: {exc}")
+            client = None
+        inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client)
+        path = settings.reports / "discovery_parsed.json"
+        write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
+        for problem in inventory.get("problems", []):
+            context.log.warning(f"{problem.get('file') or problem.get('service')}:{problem.get('line') or ''} {problem['message']}")
+        summary = inventory.get("summary", {})
+        context.log.info("discovery: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(json_version(inventory)),
+            metadata={**report_metadata(path), **{k: v for k, v in summary.items() if isinstance(v, int)},
+                      "problems": len(inventory.get("problems", []))},
+        )

@@ -79,37 +79,38 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
                        git: GitRepo):
         settings = nexus.settings()
-        selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
-        to_build = _worth_building(context, asset_graph(), selected)
-        contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
-        repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
-        built: dict[str, str] = {}
-        if to_build:
-            revision = git.revision()
-            context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
-            with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
-                futures = {}
-                for name in to_build:
-                    service = _build_context(settings, repo_folders.get(name), contexts.get(name), name)
-                    futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests)] = service
-                for future in as_completed(futures):
-                    service = futures[future]
-                    try:
-                        outcome = future.result()
-                    except EngineError as exc:  # the engine went away mid-run: this service only
-                        outcome = {"built": None, "error": str(exc), "stages": []}
-                    if outcome["built"] is None:
-                        context.log.error(f"FAILED {service.name}: {outcome['error']}")
-                        yield from failure_events(service, outcome, settings.reports)
-                        continue
-                    event = success_event(service, outcome)
-                    built[service.name] = outcome["built"]["image_id"]
-                    context.log.info(str(event.metadata["summary"]))
-                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
-                    yield event
-        yield from _checks_alone(context, docker_engine, settings, tests, contexts)
-        if TAGGED_IMAGES in context.selected_asset_keys:
-            yield tag_current_images(context, docker_engine, settings, names, built)
+        with nexus.hold_workdir(context):  # one writer per working copy
+            selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
+            to_build = _worth_building(context, asset_graph(), selected)
+            contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
+            repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
+            built: dict[str, str] = {}
+            if to_build:
+                revision = git.revision()
+                context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
+                with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
+                    futures = {}
+                    for name in to_build:
+                        service = _build_context(settings, repo_folders.get(name), contexts.get(name), name)
+                        futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests)] = service
+                    for future in as_completed(futures):
+                        service = futures[future]
+                        try:
+                            outcome = future.result()
+                        except EngineError as exc:  # the engine went away mid-run: this service only
+                            outcome = {"built": None, "error": str(exc), "stages": []}
+                        if outcome["built"] is None:
+                            context.log.error(f"FAILED {service.name}: {outcome['error']}")
+                            yield from failure_events(service, outcome, settings.reports)
+                            continue
+                        event = success_event(service, outcome)
+                        built[service.name] = outcome["built"]["image_id"]
+                        context.log.info(str(event.metadata["summary"]))
+                        yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                        yield event
+            yield from _checks_alone(context, docker_engine, settings, tests, contexts)
+            if TAGGED_IMAGES in context.selected_asset_keys:
+                yield tag_current_images(context, docker_engine, settings, names, built)
 
     return service_images
 

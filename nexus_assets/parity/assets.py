@@ -23,25 +23,26 @@ from nexus_assets.resources import NexusConfig
 )
 def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
-    inventory = read_json(settings.reports / "discovery_parsed.json")
-    canonical = parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
-                                        display_path="docs/investor_synopsis.md")
-    config = load_repo_config(settings.workdir)
-    # Folders scaffolded by an earlier run are not evidence that the repository has the
-    # module: they stay "scaffolded" in every report until the real service arrives.
-    earlier = sorted(s["name"] for s in inventory["services"]
-                     if (settings.workdir / "services" / s["name"] / SCAFFOLD_MARKER).is_file())
-    source_view = {**inventory, "services": [s for s in inventory["services"] if s["name"] not in earlier]}
-    first = compare(canonical, source_view, config, scaffolded=earlier)
-    planned = sorted(set(earlier) | {name for name, _ in modules_to_scaffold(first)})
-    report = compare(canonical, source_view, config, scaffolded=planned)
-    path = settings.reports / "discrepancy_report.json"
-    write_json(path, checked_report(DiscrepancyReport, report, "reports/discrepancy_report.json"))
-    totals = report["totals"]
-    context.log.info("parity %.1f%%: %s; critical missing %s; gate %s" % (report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
-                  report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED"))
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(json_version(report)),
-        metadata={**report_metadata(path), **totals, "parity_percent": report["parity_percent"],
-                  "critical_missing": report["critical_missing"], "to_scaffold": planned},
-    )
+    with nexus.hold_workdir(context):  # one writer per working copy
+        inventory = read_json(settings.reports / "discovery_parsed.json")
+        canonical = parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
+                                            display_path="docs/investor_synopsis.md")
+        config = load_repo_config(settings.workdir)
+        # Folders scaffolded by an earlier run are not evidence that the repository has the
+        # module: they stay "scaffolded" in every report until the real service arrives.
+        earlier = sorted(s["name"] for s in inventory["services"]
+                         if (settings.workdir / "services" / s["name"] / SCAFFOLD_MARKER).is_file())
+        source_view = {**inventory, "services": [s for s in inventory["services"] if s["name"] not in earlier]}
+        first = compare(canonical, source_view, config, scaffolded=earlier)
+        planned = sorted(set(earlier) | {name for name, _ in modules_to_scaffold(first)})
+        report = compare(canonical, source_view, config, scaffolded=planned)
+        path = settings.reports / "discrepancy_report.json"
+        write_json(path, checked_report(DiscrepancyReport, report, "reports/discrepancy_report.json"))
+        totals = report["totals"]
+        context.log.info("parity %.1f%%: %s; critical missing %s; gate %s" % (report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
+                      report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED"))
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(json_version(report)),
+            metadata={**report_metadata(path), **totals, "parity_percent": report["parity_percent"],
+                      "critical_missing": report["critical_missing"], "to_scaffold": planned},
+        )

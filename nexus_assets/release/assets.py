@@ -51,17 +51,18 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
     )
     def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
         settings = nexus.settings()
-        e2e = _latest_metadata(context.instance, E2E_TESTS)
-        manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
-                                     {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None)
-        path = settings.artifacts / "artifacts_manifest.json"
-        write_json(path, manifest)
-        totals = manifest["totals"]
-        context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a digest")
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(json_version(manifest)),
-            metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
-        )
+        with nexus.hold_workdir(context):  # one writer per working copy
+            e2e = _latest_metadata(context.instance, E2E_TESTS)
+            manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
+                                         {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None)
+            path = settings.artifacts / "artifacts_manifest.json"
+            write_json(path, manifest)
+            totals = manifest["totals"]
+            context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a digest")
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(json_version(manifest)),
+                metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
+            )
 
     return artifacts_manifest
 

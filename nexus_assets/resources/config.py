@@ -6,7 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from nexus_assets.core.keys import INVOCATION_TAG
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.workdir_lock import workdir_lock
+
+# A step of another run waits this long for the working copy before it fails naming the holder.
+STEP_LOCK_WAIT_SECONDS = 600.0
 
 
 class NexusConfig(dg.ConfigurableResource):
@@ -24,3 +29,9 @@ class NexusConfig(dg.ConfigurableResource):
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
         )
+
+    def hold_workdir(self, context):
+        """The working copy held for this step: a no-op inside the nexus-agent invocation that
+        holds it already, a bounded wait behind any other run."""
+        invocation = context.run.tags.get(INVOCATION_TAG) or context.run_id
+        return workdir_lock(Path(self.workdir), invocation, wait_seconds=STEP_LOCK_WAIT_SECONDS)

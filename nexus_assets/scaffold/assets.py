@@ -21,19 +21,20 @@ from nexus_assets.scaffold.report import ScaffoldReport
 )
 def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
-    report = read_json(settings.reports / "discrepancy_report.json")
-    config = load_repo_config(settings.workdir)
-    results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"])
-    rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
-            for r in results]
-    write_json(settings.reports / "scaffold_report.json",
-               checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
-    created = [r.name for r in results if r.created]
-    context.log.info("scaffold: %d created, %d already there" % (len(created), len(results) - len(created)))
-    return dg.MaterializeResult(
-        # Images depend on this asset only to run after the working copy is ready: a constant data
-        # version keeps a new scaffolded module from making every image stale.
-        data_version=dg.DataVersion(WORKING_COPY_READY),
-        metadata={"scaffolded": [r.name for r in results], "created_now": created,
-                  "services": dg.MetadataValue.json(rows)},
-    )
+    with nexus.hold_workdir(context):  # one writer per working copy
+        report = read_json(settings.reports / "discrepancy_report.json")
+        config = load_repo_config(settings.workdir)
+        results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"])
+        rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
+                for r in results]
+        write_json(settings.reports / "scaffold_report.json",
+                   checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
+        created = [r.name for r in results if r.created]
+        context.log.info("scaffold: %d created, %d already there" % (len(created), len(results) - len(created)))
+        return dg.MaterializeResult(
+            # Images depend on this asset only to run after the working copy is ready: a constant data
+            # version keeps a new scaffolded module from making every image stale.
+            data_version=dg.DataVersion(WORKING_COPY_READY),
+            metadata={"scaffolded": [r.name for r in results], "created_now": created,
+                      "services": dg.MetadataValue.json(rows)},
+        )

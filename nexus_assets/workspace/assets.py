@@ -13,10 +13,11 @@ from nexus_assets.workspace.sync import sync_workspace
 )
 def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
-    result = sync_workspace(settings.repo, settings.workdir)
-    context.log.info("workspace %s: %d files, %d copied, %d removed" % (settings.workdir, result.files, result.copied, result.removed))
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
-        metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,
-                  "copied": result.copied, "removed": result.removed},
-    )
+    with nexus.hold_workdir(context):  # one writer per working copy
+        result = sync_workspace(settings.repo, settings.workdir)
+        context.log.info("workspace %s: %d files, %d copied, %d removed" % (settings.workdir, result.files, result.copied, result.removed))
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
+            metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,
+                      "copied": result.copied, "removed": result.removed},
+        )
