@@ -79,6 +79,7 @@ def _plain(content: str) -> list[tuple[str, str, int]]:
     while trailing := _TRAILING_PAREN_RE.search(head):  # `puabo-dsp-* (3 services)`
         head, rest = head[: trailing.start()], f"({trailing.group(1)}) {rest}"
     found = []
+    offset, counted = 0, 0
     for part in re.finditer(r"[^,]+", head.rstrip(" .;")):
         raw = part.group().strip().strip("`")
         if not raw:
@@ -86,7 +87,8 @@ def _plain(content: str) -> list[tuple[str, str, int]]:
         name = _clean(raw)
         if raw.lower() != raw or not _valid(name):
             return []
-        found.append((name, rest, content.count("\n", 0, part.start())))
+        offset, counted = offset + content.count("\n", counted, part.start()), part.start()
+        found.append((name, rest, offset))
     return found
 
 
@@ -135,10 +137,11 @@ def _members(family: CanonicalModule, item: Item, kids: list[int], items: list[I
                          + r"(?![a-z0-9_*-])")
     found: dict[str, tuple[int, str]] = {}
     text = item.content.lower()
+    line, counted = item.line, 0
     for hit in pattern.finditer(text):
-        if valid_service_name(hit.group()):
-            found.setdefault(hit.group(), (item.line + text.count("\n", 0, hit.start()),
-                                             family.description))
+        line, counted = line + text.count("\n", counted, hit.start()), hit.start()
+        if hit.group() not in found and valid_service_name(hit.group()):
+            found[hit.group()] = (line, family.description)
     for kid in kids:
         child = items[kid]
         bold = _BOLD_RE.match(child.content)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,25 @@ class Blocks:
 
 @cache
 def _parser() -> MarkdownIt:
+    # Block structure only: inline parsing of every paragraph is most of markdown-it's time and
+    # the synopsis reads only heading titles inline (below, one heading at a time).
+    return MarkdownIt("commonmark").disable("inline")
+
+
+@cache
+def _inline_parser() -> MarkdownIt:
     return MarkdownIt("commonmark")
 
 
-def _plain(inline: Token) -> str:
+def _plain(source: str) -> str:
     """A heading's text without its inline markup (`**1. Core**` reads as `1. Core`)."""
     parts: list[str] = []
-    for child in inline.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
+    for inline in _inline_parser().parseInline(source):
+        for child in inline.children or []:
+            if child.type in ("text", "code_inline"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append(" ")
     return " ".join("".join(parts).split())
 
 
@@ -80,7 +87,7 @@ def parse_blocks(text: str) -> Blocks:
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
             inline = tokens[i + 1] if i + 1 < len(tokens) else None
-            title = _plain(inline) if inline is not None and inline.type == "inline" else ""
+            title = _plain(inline.content) if inline is not None and inline.type == "inline" else ""
             raw_headings.append((int(tok.tag[1:]), title, tok.map[0] + 1))
         elif tok.type == "list_item_open" and tok.map:
             content = ""
@@ -96,8 +103,15 @@ def parse_blocks(text: str) -> Blocks:
             # A fence's content starts on the line after its opening ``` line.
             first = tok.map[0] + (2 if tok.type == "fence" else 1)
             code.append(CodeBlock(line=first, content=tok.content))
-    headings = []
-    for n, (level, title, line) in enumerate(raw_headings):
-        end = next((ln for lv, _, ln in raw_headings[n + 1:] if lv <= level), last_line)
-        headings.append(Heading(level=level, text=title, line=line, end=end))
+    # Each heading ends where the next heading of its level or higher starts: one backward pass.
+    ends: list[int] = []
+    later: list[tuple[int, int]] = []  # (level, line) of later headings, levels rising to the top
+    for level, _, line in reversed(raw_headings):
+        while later and later[-1][0] > level:
+            later.pop()
+        ends.append(later[-1][1] if later else last_line)
+        later.append((level, line))
+    ends.reverse()
+    headings = [Heading(level=level, text=title, line=line, end=end)
+                for (level, title, line), end in zip(raw_headings, ends, strict=True)]
     return Blocks(headings=headings, items=items, code=code, last_line=last_line)

@@ -152,8 +152,10 @@ class _Layout:
         self.headings = blocks.headings
         self.parents = _parents(self.headings)
         self.titles = [_title(h.text) for h in self.headings]
-        sections = [i for i, h in enumerate(self.headings) if _SECTION_RE.match(self.titles[i][0])]
-        self.sections = [i for i in sections if not any(s in sections for s in self._ancestors(i)[1:])]
+        sections = {i for i, h in enumerate(self.headings) if _SECTION_RE.match(self.titles[i][0])}
+        # A module section inside another one is part of it, not a second one.
+        self.sections = [i for i in sorted(sections) if not any(s in sections for s in self._ancestors(i)[1:])]
+        self._section_set = set(self.sections)
         self._starts = [h.line for h in self.headings]
 
     def _ancestors(self, i: int | None) -> list[int]:
@@ -179,7 +181,7 @@ class _Layout:
         module on this line is outside every category."""
         chain = self._ancestors(self.governing(line))
         if self.sections:
-            section = next((s for s in self.sections if s in chain), None)
+            section = next((s for s in chain if s in self._section_set), None)
             if section is None:
                 return None
             inside = chain[: chain.index(section) + 1]
@@ -196,18 +198,21 @@ class _Layout:
         """Headings that name a category, in document order."""
         if not self.sections:
             return [i for i in range(len(self.headings)) if self.is_legacy_category(i)]
-        return [i for i in range(len(self.headings)) if i in self.sections or self.parents[i] in self.sections]
+        return [i for i in range(len(self.headings)) if i in self._section_set or self.parents[i] in self._section_set]
+
+    def is_section(self, i: int) -> bool:
+        return i in self._section_set
+
+    def _in_section(self, i: int | None) -> bool:
+        return any(s in self._section_set for s in self._ancestors(i))
 
     def counts(self, i: int) -> bool:
         """True when heading i's declared count is about modules (and so is checked)."""
-        if not self.sections:
-            return self.is_legacy_category(i)
-        return any(s in self.sections for s in self._ancestors(i))
+        return self._in_section(i) if self.sections else self.is_legacy_category(i)
 
     def in_scope(self, line: int) -> bool:
-        if not self.sections:
-            return True
-        return any(self.headings[s].line < line < self.headings[s].end for s in self.sections)
+        """True when a module could be written on line (code blocks are checked with it)."""
+        return self._in_section(self.governing(line)) if self.sections else True
 
 
 def parse_synopsis_text(text: str, shown: str) -> Synopsis:
@@ -230,23 +235,24 @@ def parse_synopsis_text(text: str, shown: str) -> Synopsis:
             continue
         seen[module.name] = module.line
         modules.append(module)
-        for h in heads:
-            tallies.setdefault(h, []).append(module)
+        for head in heads:
+            tallies.setdefault(head, []).append(module)
 
-    categories: list[str] = []
+    categories: dict[str, None] = {}  # ordered set
+    listed = {m.category for m in modules}
     for i in layout.category_candidates():
         title, count, numbered = layout.titles[i]
-        listed_here = any(m.category == title for m in modules)
-        if title not in categories and (listed_here or ((numbered or count is not None) and i not in layout.sections)):
-            categories.append(title)
+        if title in listed or ((numbered or count is not None) and not layout.is_section(i)):
+            categories.setdefault(title)
     for i, h in enumerate(layout.headings):
         title, count, _ = layout.titles[i]
         if count is not None and layout.counts(i):
-            problems.extend(_count_problem(shown, h, title, count, tallies.get(i, []), i in layout.sections))
+            problems.extend(_count_problem(shown, h, title, count, tallies.get(i, []),
+                                          layout.is_section(i)))
     if not modules:
         problems.append(_nothing_found(shown, blocks, layout))
     problems.sort(key=lambda p: (p["line"] is None, p["line"] or 0))
-    return Synopsis(path=shown, categories=categories, modules=modules, problems=problems,
+    return Synopsis(path=shown, categories=list(categories), modules=modules, problems=problems,
                     pmmg=_pmmg(text, blocks))
 
 
