@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -336,11 +337,23 @@ _FRAGMENTS = ["#", "## ", "### ", "#### ", "1. ", "- ", "* ", "+ ", "  ", "    "
               "auth", "puabo-nuki-", "Required Modules", "(3)", "(4 services)", "(43 Total)", "(Mandatory)",
               " - ", " – ", " — ", ": ", ", ", "PMMG", "browser-only", "<!--", "-->", "> ", "===", "---",
               "\\*", "é", "\t", "\r", "\u2028", "x3"]
+_NAMES = (st.from_regex(r"[a-zA-Z0-9][a-z0-9._-]{0,12}\*{0,4}", fullmatch=True) | st.sampled_from(_FRAGMENTS)
+          | st.sampled_from(["puabo-nuki-*", "puabo-nuki-****", "puabo-nuki-\\*"]))
+_HEADINGS = st.builds(lambda level, num, title, count: "#" * level + " " + num + title + count,
+                      st.integers(1, 6), st.sampled_from(["", "1. ", "12) "]),
+                      st.sampled_from(["Required Modules", "Core", "Feature Requirements", "Phase 11: PMMG", "Notes"]),
+                      st.sampled_from(["", " (2)", " (3 modules)", " (43 Total)"]))
+_BULLETS = st.builds(lambda indent, marker, name, other, tail: indent + marker + name.replace("N", other) + tail,
+                     st.sampled_from(["", "  ", "    "]), st.sampled_from(["- ", "* ", "+ ", "1. "]),
+                     st.sampled_from(["**N**", "N", "N, N", "`N`", "**N****"]), _NAMES,
+                     st.sampled_from(["", " - desc", " – d", ": d", " (Mandatory)", " (4 services) - a-b, a-c",
+                                      " (2 services): puabo-nuki-a, puabo-nuki-b"]))
+_CHAOS = st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=4), max_size=8).map("".join)
+_MARKDOWNISH = st.lists(_HEADINGS | _BULLETS | _BULLETS | _BULLETS | _CHAOS, max_size=25).map("\n".join)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=4), max_size=8).map("".join),
-                max_size=25).map("\n".join))
+@given(_MARKDOWNISH)
 def test_random_markdownish_text_never_raises(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("syn") / "investor_synopsis.md"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -349,6 +362,9 @@ def test_random_markdownish_text_never_raises(tmp_path_factory, text):
     except NexusError:
         return  # the project's own errors are allowed; anything else fails the test
     json.dumps(s.to_dict())
-    assert all(valid_service_name(m.name.replace("*", "x")) and m.line >= 1 for m in s.modules)
+    lines = re.sub(r"\r\n?", "\n", text.removeprefix("\ufeff")).split("\n")
+    for m in s.modules:  # a valid name, found on the line the module says it is written on
+        assert valid_service_name(m.name.replace("*", "x")) and 1 <= m.line <= len(lines)
+        assert m.name.split("*")[0] in lines[m.line - 1].lower()
     assert all(p["file"] == "docs/investor_synopsis.md" and p["message"] for p in s.problems)
     assert s.modules or s.problems  # no modules is always said

@@ -76,7 +76,10 @@ def _plain(content: str) -> list[tuple[str, str, int]]:
     `uploader - text`); [] when any of them is not a name as written, i.e. the bullet is prose."""
     split = _PLAIN_SPLIT_RE.search(content)
     head, rest = (content[: split.start()], content[split.start():]) if split else (content, "")
-    while trailing := _TRAILING_PAREN_RE.search(head):  # `puabo-dsp-* (3 services)`
+    for _ in range(3):  # `puabo-dsp-* (3 services)`, `auth (Mandatory)`
+        trailing = _TRAILING_PAREN_RE.search(head)
+        if not trailing:
+            break
         head, rest = head[: trailing.start()], f"({trailing.group(1)}) {rest}"
     found = []
     offset, counted = 0, 0
@@ -112,7 +115,10 @@ def _module(raw_name: str, rest: str, category: str, line: int,
                                           "module skipped")
     full = rest = rest.strip()
     mandatory = False
-    while leading := _LEADING_PAREN_RE.match(rest):  # `(4 services)` or `(Mandatory)` before the text
+    for _ in range(3):  # `(4 services)` or `(Mandatory)` before the text
+        leading = _LEADING_PAREN_RE.match(rest)
+        if not leading:
+            break
         if leading.group(1).lower() == "mandatory":
             mandatory = True
         elif not _COUNT_WORDS_RE.match(leading.group(1)):

@@ -47,8 +47,8 @@ a problem naming the line, and the module is left out.
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
