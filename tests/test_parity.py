@@ -332,3 +332,18 @@ def test_name_helpers():
 def test_auth_lookalikes_are_not_auth(tmp_path, candidate):
     syn = synopsis_of(tmp_path, {"Core": ["auth - a"]})
     assert module(compare(syn, inventory(folders=[candidate]), CONFIG), "auth")["status"] == "missing"
+
+
+def test_platform_shaped_synopsis_members_and_wildcards_in_the_report():
+    """The real platform's layout (a `## Required Modules` section, `####` sub-groups, a family
+    naming its members, one that does not) gives modules parity can find."""
+    fixture = Path(__file__).parent / "fixtures" / "synopses" / "platform_nested.md"
+    syn = parse_synopsis(fixture, display_path="docs/investor_synopsis.md")
+    report = compare(syn, inventory(folders=["puabo-nuki-inventory-mgr", "puabo-dsp-upload-mgr", "auth",
+                                             "sandbox"]), CONFIG)
+    assert report["synopsis"]["module_count"] == 41 and report["synopsis"]["problems"] == []
+    assert module(report, "puabo-nuki-inventory-mgr")["status"] == "present"
+    assert module(report, "puabo-nuki-shipping-service")["status"] == "missing"
+    dsp = module(report, "puabo-dsp-*")
+    assert dsp["family"] and dsp["family_members"] == ["puabo-dsp-upload-mgr"] and dsp["status"] == "partial"
+    assert all(m["name"] != "sandbox" for m in report["modules"])  # a bold bullet outside the section
