@@ -16,14 +16,6 @@ from nexus_assets.core.report_models import Problem, ReportModel, sometimes
 Status = Literal["present", "partial", "missing"]
 
 
-class SynopsisProblem(ReportModel):
-    """Something wrong in the synopsis; the module concerned is left out."""
-
-    file: str = Field(description="The synopsis, relative to the repository.")
-    line: int | None = Field(description="1-based line, when the problem has one.")
-    message: str
-
-
 class PmmgNote(ReportModel):
     """What the synopsis says about PMMG (N3XUS-SYSTEM-PMMG)."""
 
@@ -38,7 +30,8 @@ class SynopsisSummary(ReportModel):
     path: str = Field(description="The synopsis, relative to the repository.")
     categories: list[str] = Field(description="Categories in document order.")
     module_count: int = Field(description="Canonical modules read; 0 fails the gate.")
-    problems: list[SynopsisProblem]
+    problems: list[Problem] = Field(description="Something wrong in the synopsis, with its line; the module "
+                                                "concerned is left out.")
     pmmg: PmmgNote
 
 

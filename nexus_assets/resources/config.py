@@ -33,5 +33,5 @@ class NexusConfig(dg.ConfigurableResource):
     def hold_workdir(self, context):
         """The working copy held for this step: a no-op inside the nexus-agent invocation that
         holds it already, a bounded wait behind any other run."""
-        invocation = context.run.tags.get(INVOCATION_TAG) or context.run_id
+        invocation = context.run.tags.get(INVOCATION_TAG) or context.run.run_id
         return workdir_lock(Path(self.workdir), invocation, wait_seconds=STEP_LOCK_WAIT_SECONDS)
