@@ -361,12 +361,10 @@ def test_dockerfile_parser_edge_cases():
 
 @pytest.mark.docker
 def test_running_container_on_the_real_engine(repo):
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - only an unreachable engine skips this test
-        pytest.skip(f"Docker engine unreachable: {type(exc).__name__}")
+    import docker
+
+    client = docker.from_env(timeout=60)
+    client.ping()  # the engine is part of the suite (scripts/bootstrap.sh starts it): no skip
     image = "nexus-base/bookworm:1"
     try:
         client.images.get(image)

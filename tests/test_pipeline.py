@@ -66,7 +66,10 @@ def test_a_broken_service_fails_alone_and_rebuilds_once_fixed(settings, small_re
     assert sorted(first.built) == ["node-svc-002", "py-svc-003"]
     problems = _manifest(settings)["problems"]
     assert [p["service"] for p in problems] == ["node-svc-001"]
-    assert "node-svc-001" in (settings.reports / "build_node-svc-001.log").read_text() or problems[0]["reason"]
+    # The reason names the service and the failing instruction's exit code; the log holds the build.
+    assert problems[0]["status"] == "failed" and "node-svc-001" in problems[0]["reason"]
+    assert "returned a non-zero code: 7" in problems[0]["reason"], problems[0]["reason"]
+    assert "exit 7" in (settings.reports / "build_node-svc-001.log").read_text()
 
     dockerfile.write_text(good)
     fixed = run_pipeline(settings)
