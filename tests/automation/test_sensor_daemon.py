@@ -15,7 +15,7 @@ import pytest
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.synthetic import generate_monorepo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

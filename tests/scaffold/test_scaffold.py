@@ -158,7 +158,7 @@ def test_port_is_in_the_language_range_and_identical_in_another_process():
             "print(json.dumps({n: port_for(n, language_for(n, c)) for n in sys.argv[1:]}))")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, check=True,
-                         env=env, cwd=Path(__file__).parent.parent, timeout=60)
+                         env=env, cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert json.loads(out.stdout) == ports
 
 

@@ -15,7 +15,7 @@ import pytest
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.discovery.inventory import discover, mask_secrets, parse_dockerfile, secret_values
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 # Fake secrets planted in the repository and the archive; none may appear in any output.
 ENV_TEXT = """# local secrets, never committed

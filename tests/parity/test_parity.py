@@ -15,7 +15,7 @@ from nexus_assets.discovery.inventory import discover
 from nexus_assets.parity.compare import compare, critical_gate, modules_to_scaffold, name_variants, normalize
 from nexus_assets.parity.synopsis import parse_synopsis
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONFIG = {"parity": dict(DEFAULTS["parity"])}
 
 
@@ -337,7 +337,7 @@ def test_auth_lookalikes_are_not_auth(tmp_path, candidate):
 def test_platform_shaped_synopsis_members_and_wildcards_in_the_report():
     """The real platform's layout (a `## Required Modules` section, `####` sub-groups, a family
     naming its members, one that does not) gives modules parity can find."""
-    fixture = Path(__file__).parent / "fixtures" / "synopses" / "platform_nested.md"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "synopses" / "platform_nested.md"
     syn = parse_synopsis(fixture, display_path="docs/investor_synopsis.md")
     report = compare(syn, inventory(folders=["puabo-nuki-inventory-mgr", "puabo-dsp-upload-mgr", "auth",
                                              "sandbox"]), CONFIG)

@@ -12,7 +12,7 @@ import pytest
 from nexus_assets.core.errors import InputError
 from nexus_assets.discovery.archive import extract_tar_safely, read_discovery_archive
 
-ARCHIVE_FIXTURE = Path(__file__).parent / "fixtures" / "discovery_archive"
+ARCHIVE_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "discovery_archive"
 
 
 def make_tar(path: Path, members: list[tuple[str, str, object]], mode: str = "w:gz") -> Path:

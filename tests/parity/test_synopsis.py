@@ -13,7 +13,7 @@ from nexus_assets.core.errors import NexusError
 from nexus_assets.core.services import valid_service_name
 from nexus_assets.parity.synopsis import parse_synopsis
 
-FIXTURE = Path(__file__).parent / "fixtures" / "nexus_mini" / "docs" / "investor_synopsis.md"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nexus_mini" / "docs" / "investor_synopsis.md"
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:
@@ -175,8 +175,8 @@ def test_to_dict_is_json_serializable_and_stable():
 
 # --- Any well-formed Markdown (markdown-it-py): fixtures under tests/fixtures/synopses/ -------
 
-SYNOPSES = Path(__file__).parent / "fixtures" / "synopses"
-SAMPLE = Path(__file__).parents[1] / "nexus_assets" / "sample_repo" / "docs" / "investor_synopsis.md"
+SYNOPSES = Path(__file__).resolve().parents[1] / "fixtures" / "synopses"
+SAMPLE = Path(__file__).parents[2] / "nexus_assets" / "sample_repo" / "docs" / "investor_synopsis.md"
 # The bundled sample's modules and lines as the regex parser read them before markdown-it-py.
 SAMPLE_MODULES = [
     ("backend-api", 14), ("auth", 15), ("users", 16), ("content-cms", 20), ("transcoder", 21),
