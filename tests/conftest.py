@@ -54,3 +54,24 @@ def remove_test_images(docker_client, unique_registry):
                 docker_client.images.remove(image.id, force=True)
             except Exception:
                 pass
+
+
+@pytest.fixture
+def auth_service_container(docker_client):
+    """A running container on the real engine that compose would call auth-service: (name, image)."""
+    import time
+
+    image = "nexus-base/bookworm:1"
+    name = f"nexus-inventory-test-{uuid.uuid4().hex[:8]}"
+    container = docker_client.containers.run(image, ["sleep", "60"], name=name, detach=True,
+                                             labels={"com.docker.compose.service": "auth-service"})
+    try:
+        for _ in range(50):
+            container.reload()
+            if container.status == "running":
+                break
+            time.sleep(0.1)
+        assert container.status == "running", container.status
+        yield name, image
+    finally:
+        container.remove(force=True)

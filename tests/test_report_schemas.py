@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import uuid
 from pathlib import Path
 
@@ -165,23 +164,12 @@ def test_reports_the_assets_write_validate_and_keep_their_bytes(sample_copy, tmp
 
 
 @pytest.mark.docker
-def test_containers_of_the_real_engine_validate(sample_copy, tmp_path, docker_client):
-    image = "nexus-base/bookworm:1"
-    name = f"nexus-schema-test-{uuid.uuid4().hex[:8]}"
-    container = docker_client.containers.run(image, ["sleep", "30"], name=name, detach=True,
-                                             labels={"com.docker.compose.service": "auth-service"})
-    try:
-        for _ in range(50):
-            container.reload()
-            if container.status == "running":
-                break
-            time.sleep(0.1)
-        inventory, report = reports_of(sample_copy, docker_client=docker_client)
-        assert any(c["name"] == name and c["status"] == "running" for c in inventory["containers"])
-        assert any(e["source"] == "container" for m in report["modules"] for e in m["evidence"])
-        check_real(tmp_path, inventory, report)
-    finally:
-        container.remove(force=True)
+def test_containers_of_the_real_engine_validate(sample_copy, tmp_path, docker_client, auth_service_container):
+    name, _ = auth_service_container
+    inventory, report = reports_of(sample_copy, docker_client=docker_client)
+    assert any(c["name"] == name and c["status"] == "running" for c in inventory["containers"])
+    assert any(e["source"] == "container" for m in report["modules"] for e in m["evidence"])
+    check_real(tmp_path, inventory, report)
 
 
 # --- (c) a report of the wrong shape is refused, naming the field -----------------------------

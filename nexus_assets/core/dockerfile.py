@@ -12,8 +12,7 @@ import re
 import shlex
 from pathlib import Path
 
-from nexus_assets.core.errors import InputError
-from nexus_assets.core.textfiles import MAX_TEXT_BYTES, decode_text, problem, read_bounded
+from nexus_assets.core.textfiles import problem, read_text
 
 _VAR_RE = re.compile(r"\$\{(\w+)(?::?([-+])([^}]*))?\}|\$(\w+)")
 
@@ -22,13 +21,9 @@ def read_dockerfile(path: Path, shown: str, service: str | None = None) -> tuple
     """A Dockerfile's text for parsing. The engine builds a Dockerfile with non-UTF-8 bytes (a
     Latin-1 `é` in a comment), so such bytes are replaced and reported as a warning only: the
     service stays buildable. None (with a problem) when the file is unreadable or huge."""
-    try:
-        data = read_bounded(path, MAX_TEXT_BYTES)
-    except InputError:
-        return None, [problem(shown, None, f"larger than {MAX_TEXT_BYTES} bytes; not read", service)]
-    except OSError as exc:
-        return None, [problem(shown, None, f"cannot read: {exc.strerror}", service)]
-    text, probs = decode_text(data, shown, service)
+    text, probs = read_text(path, shown, service)
+    if text is None:
+        return None, probs
     return text, [{**p, "message": f"warning: {p['message']}; the engine builds it as is"} for p in probs]
 
 

@@ -6,8 +6,6 @@ import json
 import shutil
 import subprocess
 import tarfile
-import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -360,30 +358,10 @@ def test_dockerfile_parser_edge_cases():
 
 
 @pytest.mark.docker
-def test_running_container_on_the_real_engine(repo):
-    import docker
-
-    client = docker.from_env(timeout=60)
-    client.ping()  # the engine is part of the suite (scripts/bootstrap.sh starts it): no skip
-    image = "nexus-base/bookworm:1"
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"{image} missing: run scripts/bootstrap.sh")
-    name = f"nexus-discovery-test-{uuid.uuid4().hex[:8]}"
-    container = client.containers.run(image, ["sleep", "30"], name=name, detach=True,
-                                      labels={"com.docker.compose.service": "auth-service"})
-    try:
-        for _ in range(50):
-            container.reload()
-            if container.status == "running":
-                break
-            time.sleep(0.1)
-        report = discover(repo, docker_client=client)
-        assert report["engine"] == {"queried": True, "reachable": True}
-        found = next(c for c in report["containers"] if c["name"] == name)
-        assert found["status"] == "running" and found["image"] == image
-        assert found["compose_service"] == "auth-service"
-    finally:
-        container.remove(force=True)
-        client.close()
+def test_running_container_on_the_real_engine(repo, docker_client, auth_service_container):
+    name, image = auth_service_container
+    report = discover(repo, docker_client=docker_client)
+    assert report["engine"] == {"queried": True, "reachable": True}
+    found = next(c for c in report["containers"] if c["name"] == name)
+    assert found["status"] == "running" and found["image"] == image
+    assert found["compose_service"] == "auth-service"
