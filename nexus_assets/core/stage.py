@@ -80,7 +80,7 @@ class Stage:
                            self.details, self.containers)
 
 
-def docker_errors():
+def docker_errors() -> tuple[type[Exception], tuple[type[Exception], ...]]:
     """(refusal, lost engine): the docker SDK exception types for an engine that answered
     with an error, and for one that could not be reached (docker is imported only when called)."""
     import docker.errors
