@@ -38,7 +38,7 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME") or self.workdir / ".dagster_home")
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL;
         keyword overrides (from flags) win when not None."""
         env = os.environ

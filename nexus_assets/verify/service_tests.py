@@ -112,7 +112,7 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
     except json.JSONDecodeError:
         st.write(done.stdout + done.stderr)
         return [f"hadolint could not run (exit {done.returncode}): {done.stderr.strip()[:200]}"]
-    levels = {lvl: 0 for lvl in ("error", "warning", "info", "style")}
+    levels = dict.fromkeys(("error", "warning", "info", "style"), 0)
     for f in findings:
         levels[f.get("level", "error")] = levels.get(f.get("level", "error"), 0) + 1
         st.write(f"{service.dockerfile.name}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}")
@@ -317,7 +317,7 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         test = (config.get("Healthcheck") or {}).get("Test") or []
         has_health = bool(test) and test[0] != "NONE"
         st.details.update(port=ports[0], healthcheck=has_health)
-        container = _start(client, st, image_id, ports={p: ("127.0.0.1", None) for p in ports})
+        container = _start(client, st, image_id, ports=dict.fromkeys(ports, ("127.0.0.1", None)))
         failure, host_port = _wait_ready(container, st, ports[0], has_health)
         if failure:
             st.write("# container output:\n" + _container_logs(container))
