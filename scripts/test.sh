@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs what is missing (scripts/bootstrap.sh), then runs the test suite against the real
-# Docker engine, registry and git. Extra arguments go to pytest (e.g. -m "not docker").
+# Installs what is missing (scripts/bootstrap.sh), lints (ruff), type-checks (mypy), then runs the
+# test suite against the real Docker engine, registry and git. Extra arguments go to pytest
+# (e.g. -m "not docker").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 "$ROOT/.venv/bin/ruff" check --quiet "$ROOT"
+"$ROOT/.venv/bin/mypy" --config-file "$ROOT/pyproject.toml"   # files and strictness: [tool.mypy]
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from pathlib import Path
@@ -37,7 +38,8 @@ def unique_registry() -> str:
 @pytest.fixture
 def settings_for(tmp_path: Path, unique_registry: str):
     def make(repo: Path, **overrides) -> Settings:
-        values = dict(repo=repo, workdir=tmp_path / "work", registry=unique_registry, version="1.0.0", max_parallel=4)
+        values = {"repo": repo, "workdir": tmp_path / "work", "registry": unique_registry, "version": "1.0.0",
+                  "max_parallel": 4}
         values.update(overrides)
         return Settings(**values)
 
@@ -50,10 +52,8 @@ def remove_test_images(docker_client, unique_registry):
     yield
     for image in docker_client.images.list():
         if any(tag.startswith(unique_registry + "/") for tag in image.tags):
-            try:
+            with contextlib.suppress(Exception):
                 docker_client.images.remove(image.id, force=True)
-            except Exception:
-                pass
 
 
 @pytest.fixture

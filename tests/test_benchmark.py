@@ -4,8 +4,8 @@ the ratios and targets it reports. No engine: the benchmark itself runs by hand.
 from __future__ import annotations
 
 import argparse
-import os
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path

@@ -45,7 +45,7 @@ VALUES = ["", "2001-13-45", "!!int x", "!!float y", "!!timestamp 2001-01-01x", "
           "{host_ip: 1, target: 80}", "[{host_ip: 7, target: 1, published: 2}]", "{context: /etc, dockerfile: passwd}",
           "[a, b]", "{disable: true}", "42", "null", "&a 1", "*a", "\"\\q\"", "\"a\\0b\""]
 raw_trees = st.recursive(st.one_of(st.sampled_from(VALUES), st.text(alphabet="abc/.:-[]{}", max_size=10)),
-                         lambda inner: st.dictionaries(st.sampled_from(COMPOSE_KEYS + ["web", "api"]), inner,
+                         lambda inner: st.dictionaries(st.sampled_from([*COMPOSE_KEYS, "web", "api"]), inner,
                                                        min_size=1, max_size=4),
                          max_leaves=20)
 
@@ -94,7 +94,7 @@ def test_compose_reader_never_crashes(data):
     repo, path, tmp = _write(data, "docker-compose.yml")
     with tmp:
         try:
-            parsed, pairs = parse_compose_file(repo, path)
+            parsed, _pairs = parse_compose_file(repo, path)
         except NexusError:
             return
         json.dumps(parsed)
@@ -107,10 +107,10 @@ def test_compose_reader_never_crashes(data):
 @BOUNDED
 @given(st.one_of(dockerfile_text, any_bytes))
 def test_dockerfile_reader_never_crashes(data):
-    repo, path, tmp = _write(data, "services/x/Dockerfile")
+    _repo, path, tmp = _write(data, "services/x/Dockerfile")
     with tmp:
         try:
-            text, problems = read_dockerfile(path, "services/x/Dockerfile", "x")
+            text, _problems = read_dockerfile(path, "services/x/Dockerfile", "x")
             parsed = parse_dockerfile(text or "", "services/x/Dockerfile", "x")
         except NexusError:
             return

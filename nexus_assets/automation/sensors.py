@@ -33,6 +33,7 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
                     known: set[str]) -> tuple[dg.RunRequest | None, str, list[str]]:
     """(run request or None, new cursor, notes) for this tick."""
     settings = nexus.settings()
+    assert context.repository_def is not None  # Dagster always evaluates a sensor within its repository
     asset_graph = context.repository_def.asset_graph
     cursor = json.loads(context.cursor) if context.cursor else {}
     requested: dict[str, str] = cursor.get("requested", {})

@@ -82,10 +82,12 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
     summary.run_ids.append(result.run_id)
     summary.ok = summary.ok and result.success
     for event in result.get_asset_materialization_events():
+        assert event.asset_key is not None  # a materialization always names its asset
         if event.asset_key.path[0] == "image":
             summary.built.append(event.asset_key.path[-1])
         containers = event.materialization.metadata.get("test_containers")  # images and e2e
-        summary.test_containers += int(containers.value) if containers is not None else 0
+        # Dagster types .value as any packable value; this one is the int our assets write.
+        summary.test_containers += int(containers.value) if containers is not None else 0  # type: ignore[arg-type]
     for event in result.get_asset_observation_events():
         observation = event.asset_observation_data.asset_observation
         status = observation.metadata.get("status")
@@ -100,6 +102,7 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         error = event.step_failure_data.error
         if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
             continue  # a blocking gate: reported above with its reason
+        assert event.step_key is not None  # a step failure always names its step
         summary.broken_steps.append(event.step_key)
         print(f"[nexus] step {event.step_key} failed: {_root_cause(error)}", flush=True)
 

@@ -11,9 +11,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nexus_assets.core.dockerfile import instructions, read_dockerfile, substitute
 from nexus_assets.core.errors import BuildError, ConfigError
+
+if TYPE_CHECKING:
+    from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
 
 DEFAULT_MAP = Path(__file__).parent / "base_images.toml"
 SUBSTITUTE_LABEL = "io.nexus-assets.substitutes"
@@ -79,7 +83,7 @@ def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -
     return found
 
 
-def resolve_base(client, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict:
+def resolve_base(client: DockerClient, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict:
     """Where a FROM image comes from on this engine, or a BuildError saying what to do.
 
     Never pulls: an absent image would make the legacy builder try the hub and hang."""

@@ -26,7 +26,7 @@ class _NexusFormatter(logging.Formatter):
 
 @dg.logger(config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO")},
            description="One [nexus] line per message of the pipeline's own steps, on stdout.")
-def nexus_console(init_context) -> logging.Logger:
+def nexus_console(init_context: dg.InitLoggerContext) -> logging.Logger:
     log = logging.getLogger("nexus_assets.console")
     log.setLevel(init_context.logger_config["log_level"])
     log.propagate = False

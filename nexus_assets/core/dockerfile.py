@@ -7,6 +7,7 @@ every instruction it cannot use as a problem `{file, line, service, message}`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -105,7 +106,7 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
         elif keyword in ("ARG", "ENV"):
             assigned = re.findall(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S*)", args)
             if not assigned and args.split():  # `ENV PORT 3000`, or `ARG NAME` keeping its global default
-                assigned = [tuple((args.split(None, 1) + [""])[:2])]
+                assigned = [tuple([*args.split(None, 1), ""][:2])]
             scope = stages[-1]["vars"]
             for name, value in assigned:
                 if value or name not in scope:
@@ -167,10 +168,9 @@ def _healthcheck(args: str, line: int, shown: str, service: str | None, problems
         return {**no_healthcheck(line), "options": options}
     command = rest[3:].strip()
     if command.startswith("["):
-        try:
+        # Not valid exec form: keep the text as written.
+        with contextlib.suppress(json.JSONDecodeError, TypeError, RecursionError):
             command = shlex.join(str(p) for p in json.loads(command))
-        except (json.JSONDecodeError, TypeError, RecursionError):
-            pass  # not valid exec form: keep the text as written
     if "start-interval" in options:
         problems.append(problem(shown, line, "HEALTHCHECK --start-interval needs Docker engine 25 or newer; "
                                              "older engines (Debian's 20.10) refuse the build", service))

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -27,8 +28,8 @@ def write_json(path: Path, payload: object) -> None:
     write_atomic(path, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
 
 
-def read_json(path: Path) -> object:
-    """A report an upstream asset wrote (always UTF-8)."""
+def read_json(path: Path) -> Any:
+    """A report an upstream asset wrote (always UTF-8); its shape is the writer's schema."""
     return json.loads(path.read_text(encoding="utf-8"))
 
 

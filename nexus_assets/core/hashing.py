@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 # Never part of a service's source: tool caches and VCS state.
 IGNORED_NAMES = frozenset({".git", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache", ".venv"})

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,6 +22,11 @@ from nexus_assets.core.errors import BuildError
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import base_image_key, image_key, source_key
 from nexus_assets.core.services import Service
+
+if TYPE_CHECKING:  # for annotations only: at run time the private imports stay inside stale_images
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCause
+    from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
 
 # Bump when what a build does changes (labels, tags, build flags): every image becomes stale.
 RECIPE_VERSION = "2"
@@ -75,7 +81,7 @@ def source_event(name: str, tree: str) -> dg.AssetObservation:
     return Observation(source_key(name), tree[:24], {"observed_by": "build"}).event()
 
 
-def observe_base_images(names: Iterable[str], client, base_map: BaseImageMap) -> list[Observation]:
+def observe_base_images(names: Iterable[str], client: DockerClient, base_map: BaseImageMap) -> list[Observation]:
     """base_image/<name>: the id of that image in the engine (a substitute says so)."""
     import docker.errors
 
@@ -118,7 +124,7 @@ def record_changes(instance: dg.DagsterInstance, observations: list[Observation]
     return changed
 
 
-def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client) -> dict[str, str]:
+def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client: DockerClient) -> dict[str, str]:
     """{service: image id} for each service whose last built image is no longer in the engine."""
     import docker.errors
 
@@ -136,7 +142,8 @@ def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], clien
     return gone
 
 
-def stale_images(asset_graph, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, str]:
+def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
+                 keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, str]:
     """Dagster's own verdict on each image: {key: reason} for the stale and missing ones.
 
     This is the resolver behind the UI's "Stale" badge and RunRequest(stale_assets_only=True);
@@ -168,7 +175,7 @@ def stale_images(asset_graph, instance: dg.DagsterInstance, keys: Iterable[dg.As
     return found
 
 
-def _cause_text(resolver, cause) -> str:
+def _cause_text(resolver: CachingStaleStatusResolver, cause: StaleCause) -> str:
     """A root cause in words: "source/users has a new data version", "image/users has a new code version"."""
     upstream = cause.key.asset_key
     if "+image-gone-" in resolver.get_current_data_version(upstream).value:
@@ -176,8 +183,8 @@ def _cause_text(resolver, cause) -> str:
     return f"{upstream.to_user_string()} {cause.reason}"
 
 
-def observe_and_judge(asset_graph, instance: dg.DagsterInstance, services: list[Service], client,
-                      base_map: BaseImageMap) -> dict[dg.AssetKey, str]:
+def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance, services: list[Service],
+                      client: DockerClient, base_map: BaseImageMap) -> dict[dg.AssetKey, str]:
     """Observe every service's sources, the base images and the images' presence in the engine,
     record what changed, and return Dagster's verdict: {image key: reason} for each stale or
     missing image that the loaded definitions know. The CLI and the sensor both start here."""

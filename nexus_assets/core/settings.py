@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import ConfigError
 
@@ -37,7 +38,7 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME") or self.workdir / ".dagster_home")
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL;
         keyword overrides (from flags) win when not None."""
         env = os.environ
@@ -54,7 +55,7 @@ class Settings:
             max_parallel=max_parallel,
             test_timeout=test_timeout,
         )
-        given = {k: v for k, v in overrides.items() if v is not None}
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
             if key in given:
                 given[key] = Path(str(given[key]))

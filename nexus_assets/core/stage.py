@@ -40,7 +40,8 @@ class Stage:
         self.name, self.stage, self.timeout = name, stage, timeout
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"test_results_{name}_{stage}.log"
-        self.log = open(self.log_path, "w", encoding="utf-8")
+        # Open as long as the stage runs; result() closes it.
+        self.log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
         self.started = time.monotonic()
         self.deadline = self.started + timeout
         self.details: dict[str, Any] = {}
@@ -80,7 +81,7 @@ class Stage:
                            self.details, self.containers)
 
 
-def docker_errors():
+def docker_errors() -> tuple[type[Exception], tuple[type[Exception], ...]]:
     """(refusal, lost engine): the docker SDK exception types for an engine that answered
     with an error, and for one that could not be reached (docker is imported only when called)."""
     import docker.errors

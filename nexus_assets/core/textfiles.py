@@ -78,7 +78,7 @@ def rel_path(path: Path, repo: Path) -> str:
 def walk_files(repo: Path, match: re.Pattern[str]) -> list[Path]:
     """Files under repo whose name matches, sorted by relative path; SKIP_DIRS are never
     entered, nor the pipeline's own output folders at the top of repo."""
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(repo):
         # The pipeline's own outputs live in reports/, artifacts/ and output/ of a working copy.
         top = OUTPUT_DIRS if Path(dirpath) == repo else frozenset()

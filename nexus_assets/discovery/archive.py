@@ -26,7 +26,7 @@ import yaml
 
 from nexus_assets.core.errors import InputError
 from nexus_assets.core.secrets import mask_tree, parse_env_dump, secret_values
-from nexus_assets.core.textfiles import decode_text, inside, problem, read_bounded  # noqa: F401
+from nexus_assets.core.textfiles import decode_text, inside, problem, read_bounded
 
 DEFAULT_MAX_MEMBER_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
@@ -304,9 +304,9 @@ def _docker_ps(text: str, where: str) -> tuple[list[dict], list[dict]]:
                 except json.JSONDecodeError as exc:
                     problems.append(problem(where, number, f"invalid JSON: {exc.msg}; line skipped"))
     out = []
-    for number, e in entries:
+    for line_no, e in entries:
         if not isinstance(e, dict):
-            problems.append(problem(where, number, "entry is not a JSON object; skipped"))
+            problems.append(problem(where, line_no, "entry is not a JSON object; skipped"))
             continue
         get = _getter(e)
         names = get("Names", "names", "Name", "name") or ""

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
 from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
@@ -57,7 +56,7 @@ from nexus_assets.core.textfiles import (  # noqa: F401
     walk_files,
 )
 from nexus_assets.discovery.archive import read_discovery_archive
-from nexus_assets.discovery.compose import parse_compose_file  # noqa: F401  (tests import it here)
+from nexus_assets.discovery.compose import parse_compose_file
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
 MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")

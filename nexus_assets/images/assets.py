@@ -105,6 +105,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                             continue
                         event = success_event(service, outcome)
                         built[service.name] = outcome["built"]["image_id"]
+                        assert event.metadata is not None  # success_event always sets it
                         context.log.info(str(event.metadata["summary"]))
                         yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
                         yield event

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
@@ -69,7 +69,7 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         "org.opencontainers.image.title": service.name,
         "org.opencontainers.image.source": source,
         "org.opencontainers.image.revision": revision or "unknown",
-        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.version": version,
         "io.nexus-assets.source-hash": plan.fingerprint,
         "io.nexus-assets.service": service.name,

@@ -37,13 +37,18 @@ def _recorded_images(instance: dg.DagsterInstance, names: list[str]) -> dict[str
             found[name] = None
             continue
         if observed and observed[0].storage_id > materialized[0].storage_id:
-            tags = observed[0].event_log_entry.asset_observation.tags or {}
+            observation = observed[0].event_log_entry.asset_observation
+            assert observation is not None  # a record fetch_observations returned
+            tags = observation.tags or {}
             if tags.get("dagster/data_version") == "NULL":
                 found[name] = None
                 continue
-        metadata = materialized[0].event_log_entry.asset_materialization.metadata
+        materialization = materialized[0].event_log_entry.asset_materialization
+        assert materialization is not None  # a record fetch_materializations returned
+        metadata = materialization.metadata
         image_id = metadata.get("image_id")
-        found[name] = getattr(image_id, "value", image_id)
+        # A stored value is a TextMetadataValue; mypy matches an Optional default only to getattr's None overload.
+        found[name] = getattr(image_id, "value", image_id)  # type: ignore[arg-type]
     return found
 
 

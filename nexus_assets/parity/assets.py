@@ -39,8 +39,10 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
         path = settings.reports / "discrepancy_report.json"
         write_json(path, checked_report(DiscrepancyReport, report, "reports/discrepancy_report.json"))
         totals = report["totals"]
-        context.log.info("parity %.1f%%: %s; critical missing %s; gate %s" % (report["parity_percent"], ", ".join(f"{k} {v}" for k, v in totals.items()),
-                      report["critical_missing"] or "none", "passed" if report["gate"]["passed"] else "FAILED"))
+        counts = ", ".join(f"{k} {v}" for k, v in totals.items())
+        gate = "passed" if report["gate"]["passed"] else "FAILED"
+        context.log.info(f"parity {report['parity_percent']:.1f}%: {counts}; "
+                         f"critical missing {report['critical_missing'] or 'none'}; gate {gate}")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(json_version(report)),
             metadata={**report_metadata(path), **totals, "parity_percent": report["parity_percent"],

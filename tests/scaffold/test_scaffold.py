@@ -4,6 +4,7 @@ services that must come up healthy and answer every GET path of their OpenAPI sp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -223,7 +224,7 @@ def test_hostile_description_cannot_break_any_generated_file(workdir):
         assert "\n" not in description and "$" not in description and "`" not in description
         assert "{{" not in description and '"' not in description and "\x00" not in description
         assert "He said 'hi'" in description
-        label = [line for line in (result.path / "Dockerfile").read_text().splitlines() if "description=" in line][0]
+        label = next(line for line in (result.path / "Dockerfile").read_text().splitlines() if "description=" in line)
         assert "$" not in label and label.count('"') == 2
     json.loads((node.path / "package.json").read_text())
     py_compile.compile(str(python.path / "app.py"), cfile=str(workdir / "app.pyc"), doraise=True)
@@ -479,10 +480,8 @@ def check_image_end_to_end(client, context: Path, name: str) -> None:
     finally:
         if container is not None:
             container.remove(force=True)
-        try:
+        with contextlib.suppress(Exception):
             client.images.remove(tag)  # by tag: an identical image another test tagged stays
-        except Exception:
-            pass
 
 
 @pytest.mark.docker

@@ -3,6 +3,7 @@ integration against the running container, e2e with docker-compose."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -74,10 +75,8 @@ def built(docker_client, tmp_path_factory):
     for image in docker_client.images.list():
         for tag in image.tags:
             if tag.startswith(registry + "/"):
-                try:
+                with contextlib.suppress(Exception):
                     docker_client.images.remove(tag)
-                except Exception:
-                    pass
 
 
 # ---------------------------------------------------------------- lint (no engine needed)
@@ -268,7 +267,7 @@ def test_image_without_healthcheck_is_ready_when_its_port_answers(docker_client,
     result = run_integration(docker_client, service, _build(docker_client, service, unique_registry), tmp_path, timeout=30)
     assert result.passed, result.reason
     assert result.details["healthcheck"] is False and result.details["health"] is None
-    assert [e["path"] for e in result.details["endpoints"]][0] == "/health"
+    assert next(e["path"] for e in result.details["endpoints"]) == "/health"
 
 
 @pytest.mark.docker
