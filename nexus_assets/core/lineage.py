@@ -188,7 +188,8 @@ def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     """Observe every service's sources, the base images and the images' presence in the engine,
     record what changed, and return Dagster's verdict: {image key: reason} for each stale or
     missing image that the loaded definitions know. The CLI and the sensor both start here."""
-    observations = observe_sources(services, gone_images(instance, services, client))
+    gone = gone_images(instance, services, client)
+    observations = observe_sources(services, gone)
     observations += observe_base_images({b.image for s in services for b in declared_bases(s)}, client, base_map)
     known = [o for o in observations if asset_graph.has(o.key)]
     record_changes(instance, known)
@@ -197,5 +198,7 @@ def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     # A build records the versions of its inputs as Dagster holds them when its step starts. Put
     # back the plain version of a source observed "image gone" now that the verdict is taken, so
     # the rebuild records what it really builds from (the run is planned from this verdict).
-    record_changes(instance, observe_sources([s for s in services if asset_graph.has(source_key(s.name))]))
+    if gone:
+        record_changes(instance, observe_sources([s for s in services if s.name in gone
+                                                  and asset_graph.has(source_key(s.name))]))
     return verdict
