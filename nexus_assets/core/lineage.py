@@ -100,18 +100,25 @@ def observe_base_images(names: Iterable[str], client: DockerClient, base_map: Ba
 
 
 def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, str]:
-    """The data version Dagster holds now for each key (newest observation or materialization)."""
-    versions: dict[dg.AssetKey, tuple[int, str]] = {}
+    """The data version Dagster holds now for each key: its last materialization's (one query for
+    all keys), or for an asset that is observed, never materialized, its last observation's."""
+    keys = list(keys)
+    versions: dict[dg.AssetKey, str] = {}
+    for record in instance.get_asset_records(keys):
+        last = record.asset_entry.last_materialization
+        event = last.asset_materialization if last else None
+        version = event.tags.get("dagster/data_version") if event and event.tags else None
+        if version:
+            versions[record.asset_entry.asset_key] = version
     for key in keys:
-        for fetch in (instance.fetch_observations, instance.fetch_materializations):
-            records = fetch(key, limit=1).records
-            if records:
-                entry = records[0].event_log_entry
-                event = entry.asset_observation or entry.asset_materialization
-                version = event.tags.get("dagster/data_version") if event and event.tags else None
-                if version and records[0].storage_id > versions.get(key, (-1, ""))[0]:
-                    versions[key] = (records[0].storage_id, version)
-    return {key: version for key, (_, version) in versions.items()}
+        if key in versions:
+            continue
+        records = instance.fetch_observations(key, limit=1).records
+        observation = records[0].event_log_entry.asset_observation if records else None
+        version = observation.tags.get("dagster/data_version") if observation and observation.tags else None
+        if version:
+            versions[key] = version
+    return versions
 
 
 def record_changes(instance: dg.DagsterInstance, observations: list[Observation]) -> list[Observation]:
@@ -126,20 +133,46 @@ def record_changes(instance: dg.DagsterInstance, observations: list[Observation]
 
 def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client: DockerClient) -> dict[str, str]:
     """{service: image id} for each service whose last built image is no longer in the engine."""
-    import docker.errors
-
+    names = {image_key(s.name): s.name for s in services}
+    present = set(client.api.images(quiet=True, all=True))  # one call for the engine's image ids
     gone = {}
-    for service in services:
-        event = instance.get_latest_materialization_event(image_key(service.name))
-        if event is None or event.asset_materialization is None:
+    for record in instance.get_asset_records(list(names)):  # one query for the last materializations
+        last = record.asset_entry.last_materialization
+        materialization = last.asset_materialization if last else None
+        if materialization is None:
             continue
-        image_id = event.asset_materialization.metadata.get("image_id")
+        image_id = materialization.metadata.get("image_id")
         image_id = getattr(image_id, "value", image_id)
-        try:
-            client.images.get(image_id)
-        except docker.errors.ImageNotFound:
-            gone[service.name] = str(image_id)
+        if image_id and image_id not in present:
+            gone[names[record.asset_entry.asset_key]] = str(image_id)
     return gone
+
+
+def may_be_stale(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
+                 keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The keys Dagster could hold stale or missing, read from its own records in a few batch
+    reads: no materialization yet, another code version, or an input whose data version differs
+    from the one recorded when it was made (or an input added or removed). Those are the only
+    causes Dagster's resolver finds for an unpartitioned asset, so the others are fresh and only
+    these need the resolver, which reads the event log once per input of each key."""
+    keys = list(keys)
+    parents = {key: set(asset_graph.get(key).parent_keys) for key in keys}
+    held = latest_data_versions(instance, {p for ps in parents.values() for p in ps})
+    records = {r.asset_entry.asset_key: r for r in instance.get_asset_records(keys)}
+    candidates = []
+    for key in keys:
+        record = records.get(key)
+        last = record.asset_entry.last_materialization if record else None
+        materialization = last.asset_materialization if last else None
+        provenance = dg.DataProvenance.from_tags(materialization.tags or {}) if materialization else None
+        if provenance is None or provenance.code_version != asset_graph.get(key).code_version:
+            candidates.append(key)
+            continue
+        recorded = {k: v.value for k, v in provenance.input_data_versions.items()}
+        current = {k: held.get(k) for k in parents[key]}
+        if recorded.keys() != current.keys() or any(current[k] != v for k, v in recorded.items()):
+            candidates.append(key)
+    return candidates
 
 
 def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
@@ -150,6 +183,7 @@ def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     Dagster has no public function for it yet, so it is imported here and nowhere else."""
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContext
+    from dagster._utils.caching_instance_queryer import CachingInstanceQueryer
 
     class _Loading(LoadingContext):  # one batch-loading scope for this call
         def __init__(self) -> None:
@@ -163,7 +197,14 @@ def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
         def loaders(self) -> dict:
             return self._loaders
 
-    resolver = CachingStaleStatusResolver(instance, asset_graph, _Loading())
+    keys = may_be_stale(asset_graph, instance, keys)  # the resolver only where Dagster could say stale
+    if not keys:
+        return {}
+    loading = _Loading()
+    queryer = CachingInstanceQueryer(instance, asset_graph, loading)
+    # One query for every asset record the verdict reads, instead of one query per record.
+    queryer.prefetch_asset_records({k for key in keys for k in (key, *asset_graph.get(key).parent_keys)})
+    resolver = CachingStaleStatusResolver(instance, asset_graph, loading, instance_queryer=queryer)
     found: dict[dg.AssetKey, str] = {}
     for key in keys:
         status = resolver.get_status(key)

@@ -26,29 +26,15 @@ def release_tags(registry: str, service: str, version: str) -> list[str]:
 
 
 def _recorded_images(instance: dg.DagsterInstance, names: list[str]) -> dict[str, str | None]:
-    """The image id of each service's newest materialization, or None when there is none or the
-    image was observed gone since."""
-    found: dict[str, str | None] = {}
-    for name in names:
-        key = image_key(name)
-        materialized = instance.fetch_materializations(key, limit=1).records
-        observed = instance.fetch_observations(key, limit=1).records
-        if not materialized:
-            found[name] = None
-            continue
-        if observed and observed[0].storage_id > materialized[0].storage_id:
-            observation = observed[0].event_log_entry.asset_observation
-            assert observation is not None  # a record fetch_observations returned
-            tags = observation.tags or {}
-            if tags.get("dagster/data_version") == "NULL":
-                found[name] = None
-                continue
-        materialization = materialized[0].event_log_entry.asset_materialization
-        assert materialization is not None  # a record fetch_materializations returned
-        metadata = materialization.metadata
-        image_id = metadata.get("image_id")
-        # A stored value is a TextMetadataValue; mypy matches an Optional default only to getattr's None overload.
-        found[name] = getattr(image_id, "value", image_id)  # type: ignore[arg-type]
+    """The image id of each service's newest materialization (one query for all), or None."""
+    found: dict[str, str | None] = dict.fromkeys(names)
+    by_key = {image_key(name): name for name in names}
+    for record in instance.get_asset_records(list(by_key)):
+        last = record.asset_entry.last_materialization
+        materialization = last.asset_materialization if last else None
+        if materialization is not None:
+            image_id = materialization.metadata.get("image_id")
+            found[by_key[record.asset_entry.asset_key]] = str(getattr(image_id, "value", image_id))
     return found
 
 

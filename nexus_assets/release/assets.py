@@ -27,17 +27,26 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
     stale = stale_images(graph, instance, [image_key(n) for n in names])
+    last: dict[dg.AssetKey, tuple[int, dict]] = {}
+    for asset in instance.get_asset_records([image_key(n) for n in names]):  # one query for all
+        record = asset.asset_entry.last_materialization_record
+        if record is not None and record.event_log_entry.asset_materialization is not None:
+            last[asset.asset_entry.asset_key] = (record.storage_id,
+                                                 _plain(record.event_log_entry.asset_materialization.metadata))
     records = []
     for name in names:
         key = image_key(name)
-        materialized = instance.fetch_materializations(key, limit=1).records
-        observed = instance.fetch_observations(key, limit=1).records
+        storage_id, metadata = last.get(key, (-1, None))
+        # A build that failed after the last image was made: its failure observation is newer.
+        observed = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=storage_id if storage_id >= 0 else None),
+            limit=1).records
         failure = None
-        if observed and (not materialized or observed[0].storage_id > materialized[0].storage_id):
+        if observed:
             meta = _plain(observed[0].event_log_entry.asset_observation.metadata)
             failure = meta.get("reason") if meta.get("status") == "failed" else None
-        records.append(ServiceRecord(name=name, last=_latest_metadata(instance, key), failure=failure,
-                                     stale=stale.get(key), tagged=rows.get(name)))
+        records.append(ServiceRecord(name=name, last=metadata, failure=failure, stale=stale.get(key),
+                                     tagged=rows.get(name)))
     return records
 
 

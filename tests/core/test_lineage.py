@@ -1,0 +1,55 @@
+"""Dagster's verdict, read fast: may_be_stale never misses an asset Dagster holds stale, and
+stale_images gives Dagster's own reasons (fast, no engine: an in-process instance)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexus_assets.core.lineage import Observation, may_be_stale, record_changes, stale_images
+
+SOURCES = [dg.AssetKey(["source", n]) for n in ("a", "b", "c")]
+
+
+def _defs(code_version: str = "recipe-1") -> dg.Definitions:
+    @dg.multi_observable_source_asset(specs=[dg.AssetSpec(k) for k in SOURCES])
+    def sources():
+        yield from ()
+
+    @dg.multi_asset(specs=[dg.AssetSpec(["image", k.path[-1]], deps=[k], code_version=code_version, skippable=True)
+                           for k in SOURCES], can_subset=True)
+    def images(context):
+        for key in sorted(context.selected_asset_keys):
+            yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion("img-" + key.path[-1]))
+
+    return dg.Definitions(assets=[sources, images])
+
+
+def _observe(instance, versions: dict[str, str]) -> None:
+    record_changes(instance, [Observation(dg.AssetKey(["source", n]), v) for n, v in versions.items()])
+
+
+def test_fast_reading_agrees_with_dagsters_resolver():
+    instance = dg.DagsterInstance.ephemeral()
+    defs = _defs()
+    graph = defs.resolve_asset_graph()
+    images = [dg.AssetKey(["image", n]) for n in ("a", "b", "c")]
+    _observe(instance, {"a": "1", "b": "1", "c": "1"})
+    assert set(may_be_stale(graph, instance, images)) == set(images)  # never built
+    assert set(stale_images(graph, instance, images).values()) == {"never built"}
+
+    defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, asset_selection=images[:2])
+    assert may_be_stale(graph, instance, images) == [images[2]]
+    assert stale_images(graph, instance, images) == {images[2]: "never built"}
+
+    _observe(instance, {"b": "2"})
+    assert record_changes(instance, [Observation(SOURCES[0], "1")]) == [], "an unchanged observation is not stored"
+    assert may_be_stale(graph, instance, images[:2]) == [images[1]]
+    assert stale_images(graph, instance, images[:2]) == {images[1]: "source/b has a new data version"}
+
+    _observe(instance, {"b": "1"})  # the revert: b is what a was built from again
+    assert stale_images(graph, instance, images[:2]) == {}
+
+    recipe = _defs("recipe-2").resolve_asset_graph()  # a new recipe: every built image is stale
+    assert set(may_be_stale(recipe, instance, images[:2])) == set(images[:2])
+    assert set(stale_images(recipe, instance, images[:2]).values()) == {
+        "image/a has a new code version", "image/b has a new code version"}
