@@ -62,6 +62,12 @@ def test_nexus_compose_file_picks_the_stack(real, tmp_path, monkeypatch):
     monkeypatch.setenv("NEXUS_COMPOSE_FILE", "docker-compose.prod.yml")
     settings = Settings.from_env(repo=real.root, workdir=tmp_path / "work")
     assert "metrics-exporter" in {s.name for s in build_services(settings)}
+    from nexus_assets.core.keys import image_key
+    from nexus_assets.definitions import build_definitions
+
+    defs = build_definitions(settings)  # the runs' resource carries the choice too
+    assert defs.resolve_asset_graph().has(image_key("metrics-exporter"))
+    assert defs.resources["nexus"].settings().compose_file == "docker-compose.prod.yml"
     assert stack_file(real.root, "missing.yml")[0] is None
     # Without docker-compose.yml, the first compose file by name is the stack.
     (real.root / "docker-compose.yml").unlink()
