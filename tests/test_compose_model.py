@@ -141,3 +141,14 @@ def test_bundled_and_synthetic_repositories_keep_their_service_names(tmp_path):
     assert all(s.compose_file == "docker-compose.yml" for s in found)
     names = generate_monorepo(tmp_path / "synth", 5)
     assert [s.name for s in find_services(tmp_path / "synth")] == sorted(names)
+
+
+def test_nested_and_top_level_folders_with_one_name_are_both_refused(real):
+    shutil.copytree(real.root / "services/media/thumbnailer", real.root / "services/thumbnailer")
+    shutil.copytree(real.root / "services/media/thumbnailer", real.root / "services/media/.cache")
+    services, problems = scan_services(real.root)
+    assert "thumbnailer" not in {s.name for s in services} and "transcoder" in {s.name for s in services}
+    messages = [p["message"] for p in problems]
+    assert ("folders services/media/thumbnailer and services/thumbnailer map to the same image name "
+            "nexus/thumbnailer; none is built: rename all but one") in messages
+    assert any(p["file"] == "services/media/.cache" and "hidden" in p["message"] for p in problems)

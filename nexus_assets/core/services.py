@@ -150,7 +150,8 @@ def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], li
     found = []
     for image_name, folders in sorted(by_image.items()):
         if len(folders) > 1:
-            keep = next((f for f in folders if f.name == image_name), None)
+            exact = [f for f in folders if f.name == image_name]  # two when nested: services/a/x, services/x
+            keep = exact[0] if len(exact) == 1 else None
             names = " and ".join(rel_path(f, repo) for f in folders)
             outcome = (f"only {rel_path(keep, repo)} is built" if keep
                        else "none is built: rename all but one")
