@@ -138,6 +138,7 @@ def build_args(raw: Any, env: dict[str, str], shown: str, service: str) -> tuple
     problems: list[dict] = []
     if raw is None:
         return {}, problems
+    items: list[tuple[str, str | None]]
     if isinstance(raw, dict):
         items = [(str(k), None if v is None else _scalar(v)) for k, v in raw.items()]
     elif isinstance(raw, list):
@@ -190,6 +191,7 @@ def stack_file(repo: Path, chosen: str | None = None) -> tuple[Path | None, list
     as not built from, so a reader knows why a service of `.prod.yml` has no image."""
     found = compose_files(repo)
     notes: list[dict] = []
+    path: Path | None
     if chosen:
         path = Path(os.path.normpath(repo / chosen))
         if not inside(repo, path) or not path.is_file():
