@@ -144,8 +144,8 @@ def build_args(raw: Any, env: dict[str, str], shown: str, service: str) -> tuple
     elif isinstance(raw, list):
         items = []
         for entry in raw:
-            key, eq, value = str(entry).partition("=")
-            items.append((key.strip(), value if eq else None))
+            name, eq, given = str(entry).partition("=")
+            items.append((name.strip(), given if eq else None))
     else:
         return {}, [problem(shown, None, "`build.args` is neither a mapping nor a list; ignored", service)]
     args: dict[str, str] = {}
