@@ -152,3 +152,15 @@ def test_nested_and_top_level_folders_with_one_name_are_both_refused(real):
     assert ("folders services/media/thumbnailer and services/thumbnailer map to the same image name "
             "nexus/thumbnailer; none is built: rename all but one") in messages
     assert any(p["file"] == "services/media/.cache" and "hidden" in p["message"] for p in problems)
+
+
+def test_the_build_copy_in_the_working_copy_hashes_as_the_repository_observes(real, tmp_path):
+    from nexus_assets.images.assets import _build_context
+
+    settings = Settings(repo=real.root, workdir=tmp_path / "work", registry="r", version="1.0.0", max_parallel=1)
+    for service in find_services(real.root):
+        copy = _build_context(settings, service, None, service.name)
+        assert copy.path == settings.workdir / service.folder and copy.build_args == service.build_args
+        assert copy.dockerfile is not None and copy.dockerfile.is_file()
+        assert copy.sources_hash() == service.sources_hash(), service.name  # else every run rebuilds it
+    assert (settings.workdir / "docker/node.Dockerfile").read_text() == (real.root / "docker/node.Dockerfile").read_text()
