@@ -13,6 +13,7 @@ one Dockerfile that is broken on a known line. Every service comes from the scaf
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,17 @@ class RealisticRepo:
 
 def _write(path: Path, text: str) -> None:
     write_atomic(path, text.encode())
+
+
+def _readable(root: Path) -> None:
+    """Folders 0755 and files 0644, as in a checkout: the images run as user 10001 and read
+    what COPY put there (write_atomic's temporary files are private to their owner)."""
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            os.chmod(Path(dirpath) / name, 0o755)
+        for name in filenames:
+            os.chmod(Path(dirpath) / name, 0o644)
 
 
 def _service(dest: Path, language: str, name: str, port: int, *, needs_arg: bool, dockerfile: bool = True) -> None:
@@ -140,6 +152,7 @@ def generate_realistic_monorepo(dest: Path, count: int = 8) -> RealisticRepo:
     _write(dest / "docs" / "investor_synopsis.md", "\n".join(synopsis) + "\n")
     _write(dest / "deployment" / "service_list.txt", "# generated\n" + "\n".join(names) + "\n")
     _write(dest / "nexus-agent.toml", "[parity]\ncritical = []\n")
+    _readable(dest)
     return RealisticRepo(root=dest, services=services, broken="legacy-reports",
                          broken_dockerfile="services/legacy_reports/Dockerfile", broken_line=broken_line,
                          libraries=["services/shared-lib"], not_built=["metrics-exporter"])
