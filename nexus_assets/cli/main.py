@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--max-parallel", type=int, help="concurrent builds (NEXUS_MAX_PARALLEL; default 4)")
         cmd.add_argument("--test-timeout", type=float,
                          help="seconds per test stage and service (NEXUS_TEST_TIMEOUT; default 120)")
+        cmd.add_argument("--compose-file", help="the compose file that is the stack to build, relative to the "
+                                                "repository (NEXUS_COMPOSE_FILE; default docker-compose.yml)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
-                                     test_timeout=args.test_timeout)
+                                     test_timeout=args.test_timeout, compose_file=args.compose_file)
         settings.validate()
         from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
 

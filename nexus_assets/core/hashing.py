@@ -31,20 +31,55 @@ def iter_tree(root: Path) -> Iterable[Path]:
                 yield Path(dirpath) / d
 
 
+def _add_file(digest: hashlib._Hash, path: Path, rel: str) -> None:
+    """Relative path, executable bit and content (or link target) of one file into digest."""
+    if path.is_symlink():
+        digest.update(f"L {rel} -> {os.readlink(path)}\n".encode())
+        return
+    mode = "x" if os.access(path, os.X_OK) else "-"
+    digest.update(f"F {rel} {mode}\n".encode())
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    digest.update(b"\n")
+
+
 def tree_hash(root: Path) -> str:
     """sha256 over relative path, executable bit and content (or link target) of every file."""
     digest = hashlib.sha256()
     for path in iter_tree(root):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            digest.update(f"L {rel} -> {os.readlink(path)}\n".encode())
-            continue
-        mode = "x" if os.access(path, os.X_OK) else "-"
-        digest.update(f"F {rel} {mode}\n".encode())
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 16), b""):
-                digest.update(chunk)
-        digest.update(b"\n")
+        _add_file(digest, path, path.relative_to(root).as_posix())
+    return digest.hexdigest()
+
+
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore as the docker SDK reads it: stripped, no blanks or comments."""
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def context_hash(context: Path, dockerfile: Path | None = None) -> str:
+    """sha256 over exactly what a build reads: the files of the context that its .dockerignore
+    lets through (matched by the docker SDK that sends the context), which Dockerfile is used,
+    and that Dockerfile's content when it lies outside the context. Tool caches are left out as
+    everywhere (the working copy never holds them). The same for a folder and its mirror."""
+    from docker.utils.build import exclude_paths
+
+    rel_df = os.path.relpath(dockerfile, context) if dockerfile is not None else "Dockerfile"
+    outside = rel_df == ".." or rel_df.startswith("../")
+    kept = (exclude_paths(str(context), dockerignore_patterns(context), dockerfile=None if outside else rel_df)
+            if context.is_dir() else set())
+    digest = hashlib.sha256()
+    digest.update(f"D {rel_df}\n".encode())
+    for path in iter_tree(context):
+        rel = path.relative_to(context).as_posix()
+        if rel in kept:
+            _add_file(digest, path, rel)
+    if outside and dockerfile is not None and dockerfile.is_file():
+        _add_file(digest, dockerfile, rel_df)
     return digest.hexdigest()
 
 

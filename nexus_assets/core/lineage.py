@@ -19,7 +19,6 @@ import dagster as dg
 
 from nexus_assets.core.baseimages import BaseImageMap, FromLine, external_bases
 from nexus_assets.core.errors import BuildError
-from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import base_image_key, image_key, source_key
 from nexus_assets.core.services import Service
 
@@ -55,20 +54,21 @@ def declared_bases(service: Service) -> list[FromLine]:
     if service.dockerfile is None:
         return []
     try:
-        return external_bases(service.dockerfile)
+        return external_bases(service.dockerfile, service.build_args)
     except BuildError:
         return []  # reported by the build, which fails alone naming the line
 
 
 def observe_sources(services: Iterable[Service], gone: Mapping[str, str] | None = None) -> list[Observation]:
-    """source/<service>: the hash of the folder the image is built from. A service whose last
+    """source/<service>: the hash of what its build reads (the context through its .dockerignore,
+    and the Dockerfile, also when outside the context). A service whose last
     image is gone from the engine (gone: name -> image id) is observed with a version that says
     so: Dagster then holds its image stale, so the UI, the sensor and the CLI all rebuild it. The
     build records the plain version again (source_event), so that happens once."""
     gone = gone or {}
     found = []
     for s in services:
-        version, metadata = tree_hash(s.path)[:24], {"path": str(s.path)}
+        version, metadata = s.sources_hash()[:24], {"path": str(s.path)}
         if s.name in gone:
             version += "+image-gone-" + gone[s.name].removeprefix("sha256:")[:12]
             metadata["image_gone"] = gone[s.name]

@@ -1,19 +1,24 @@
-"""The service folders of a target repository (services/<name>/) and what each holds.
+"""The services of a target repository: compose first, folders second.
 
-Plain functions, no Dagster: discovery, parity, images and the benchmark all use them."""
+A service is what compose's stack file builds (its `build:` context, Dockerfile and args, named
+by the compose service), then every folder under services/ (or services/<group>/) holding a
+Dockerfile that no compose service builds, named by its folder. `scan_folders` is the plain
+folder view discovery reports on. Plain functions, no Dagster: discovery, parity, images and
+the benchmark all use them."""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
-from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.hashing import IGNORED_NAMES, context_hash
 from nexus_assets.core.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.textfiles import inside, problem, read_text
+from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
 # A name that is safe as a folder, a compose key and a Docker repository path component.
 # Real repositories use underscores; we keep them (Docker accepts them in repository names).
@@ -26,12 +31,22 @@ SERVICE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 
 @dataclass(frozen=True)
 class Service:
-    """One folder under services/."""
+    """One buildable service: `path` is its build context folder, `dockerfile` the Dockerfile the
+    build uses (None: there is none). Compose services carry their compose name, the compose
+    file and their build args; folder services have none of these."""
 
     name: str
     path: Path
     dockerfile: Path | None
     language: str  # "node", "python" or "unknown"
+    build_args: dict[str, str] = field(default_factory=dict, hash=False)
+    compose_name: str | None = None
+    compose_file: str | None = None
+    folder: str | None = None  # the context relative to the repository, POSIX
+
+    def sources_hash(self) -> str:
+        """The hash of what its build reads (core.hashing.context_hash)."""
+        return context_hash(self.path, self.dockerfile)
 
     @property
     def image_repo(self) -> str:
@@ -71,21 +86,47 @@ def services_root(repo: Path) -> Path:
     return root
 
 
-def find_services(repo: Path) -> list[Service]:
-    """Every usable folder under services/, sorted by name; `scan_services` says why the others
-    are left out."""
-    return scan_services(repo)[0]
+def find_services(repo: Path, compose_file: str | None = None) -> list[Service]:
+    """Every buildable service of repo, sorted by name; `scan_services` says why others are
+    left out."""
+    return scan_services(repo, compose_file)[0]
 
 
-def scan_services(repo: Path) -> tuple[list[Service], list[dict]]:
-    """The service folders of repo, and a problem `{file, line, service, message}` for every
-    folder under services/ that is not one: hidden (`.x`, `...`), an invalid name, a folder,
-    Dockerfile or file that resolves outside the repository (a link: building it would put host
-    files in the image), or an image name another folder already has (`users`, `Users`).
-    A folder name with upper case is a service, reported with the image name it gets."""
+def _refusal(repo: Path, folder: Path, shown: str, name: str) -> dict | None:
+    """Why folder cannot be a service (hidden, invalid name, outside the repository), or None."""
+    if not inside(repo, folder):
+        return problem(shown, None, "resolves outside the repository (a link); not a service, never built or counted")
+    if name.startswith("."):
+        return problem(shown[:80], None, "hidden folder (name starts with '.'); not a service: rename it if it is one")
+    if not valid_service_name(name.lower()):
+        return problem(shown[:80], None, "folder name is not a valid service name "
+                                         "(lowercase letters, digits, '-', '_', '.'); skipped")
+    escaped = link_outside(repo, folder)
+    if escaped is not None:
+        return problem(escaped.relative_to(repo).as_posix(), None, "resolves outside the repository (a link); the "
+                       "service is refused: nothing is built from outside the repository", name)
+    return None
+
+
+def _is_group(repo: Path, folder: Path) -> bool:
+    """A grouping folder: no Dockerfile of its own, and a subfolder with one (services/media/encoder)."""
+    if (folder / "Dockerfile").exists() or folder.name.startswith(".") or not inside(repo, folder):
+        return False
+    return any(c.is_dir() and (c / "Dockerfile").is_file() for c in folder.iterdir())
+
+
+def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], list[dict]]:
+    """The folders under services/ as services named by folder, and a problem `{file, line,
+    service, message}` for every folder that is not one: hidden (`.x`, `...`), an invalid name,
+    a folder, Dockerfile or file that resolves outside the repository (a link: building it would
+    put host files in the image), or an image name another folder already has (`users`,
+    `Users`). A folder name with upper case is a service, reported with the image name it gets.
+    With nested, a grouping folder (`services/<group>/`, no Dockerfile, subfolders with one)
+    stands for its subfolders that hold a Dockerfile."""
     root = services_root(repo)
     problems: list[dict] = []
     usable: list[Path] = []
+    candidates: list[Path] = []
     for folder in sorted(root.iterdir()):
         shown = f"services/{folder.name}"
         if not folder.is_dir():
@@ -93,49 +134,87 @@ def scan_services(repo: Path) -> tuple[list[Service], list[dict]]:
                 problems.append(problem(shown, None, "link under services/ that is not a folder inside the "
                                                      "repository; not a service"))
             continue  # plain files (a README) are not services
-        if not inside(repo, folder):
-            problems.append(problem(shown, None, "resolves outside the repository (a link); not a service, "
-                                                 "never built or counted"))
-            continue
-        if folder.name.startswith("."):
-            problems.append(problem(shown[:80], None, "hidden folder (name starts with '.'); not a service: "
-                                                      "rename it if it is one"))
-            continue
-        if not valid_service_name(folder.name.lower()):
-            problems.append(problem(shown[:80], None, "folder name is not a valid service name "
-                                    "(lowercase letters, digits, '-', '_', '.'); skipped"))
-            continue
-        escaped = link_outside(repo, folder)
-        if escaped is not None:
-            problems.append(problem(escaped.relative_to(repo).as_posix(), None,
-                                    "resolves outside the repository (a link); the service is refused: "
-                                    "nothing is built from outside the repository", folder.name))
-            continue
-        usable.append(folder)
+        if nested and _is_group(repo, folder):
+            candidates += [c for c in sorted(folder.iterdir()) if c.is_dir() and (c / "Dockerfile").is_file()]
+        else:
+            candidates.append(folder)
+    for folder in candidates:
+        refused = _refusal(repo, folder, rel_path(folder, repo), folder.name)
+        if refused is not None:
+            problems.append(refused)
+        else:
+            usable.append(folder)
     by_image: dict[str, list[Path]] = {}
     for folder in usable:
         by_image.setdefault(folder.name.lower(), []).append(folder)
     found = []
     for image_name, folders in sorted(by_image.items()):
         if len(folders) > 1:
-            keep = next((f for f in folders if f.name == image_name), None)
-            names = " and ".join(f"services/{f.name}" for f in folders)
-            outcome = (f"only services/{keep.name} is built" if keep
+            exact = [f for f in folders if f.name == image_name]  # two when nested: services/a/x, services/x
+            keep = exact[0] if len(exact) == 1 else None
+            names = " and ".join(rel_path(f, repo) for f in folders)
+            outcome = (f"only {rel_path(keep, repo)} is built" if keep
                        else "none is built: rename all but one")
-            problems.append(problem(f"services/{folders[0].name}", None,
+            problems.append(problem(rel_path(folders[0], repo), None,
                                     f"folders {names} map to the same image name nexus/{image_name}; {outcome}",
                                     image_name))
             folders = [keep] if keep else []
         for folder in folders:
             if folder.name != image_name:
-                problems.append(problem(f"services/{folder.name}", None,
+                problems.append(problem(rel_path(folder, repo), None,
                                         f"warning: folder name has upper case; its image is named nexus/{image_name}",
                                         folder.name))
             dockerfile = folder / "Dockerfile"
             found.append(Service(name=folder.name, path=folder,
                                  dockerfile=dockerfile if dockerfile.is_file() else None,
-                                 language=detect_language(folder)))
+                                 language=detect_language(folder), folder=rel_path(folder, repo)))
     return sorted(found, key=lambda s: s.name), problems
+
+
+def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Service], list[dict]]:
+    """The buildable services of repo, compose first, folders second, and the problems found.
+
+    Compose: every service of the stack file (compose_model.stack_file: compose_file, else
+    docker-compose.yml, else the first by name) with a `build:` inside the repository, named by
+    the compose service, with its build args. Folders: every folder under services/ (or one
+    level down under a grouping folder) with a Dockerfile that no compose service builds (its
+    context or its Dockerfile's folder), named by the folder. A folder with no Dockerfile that
+    compose does not build (a library) is not a service. Refused as in `scan_folders`; a folder
+    whose image name a compose service has is not built (the compose service is)."""
+    folders, problems = scan_folders(repo, nested=True)
+    builds, _stack, compose_problems = compose_builds(repo, compose_file)
+    problems += compose_problems
+    found: dict[str, Service] = {}
+    covered: set[Path] = set()
+    for build in builds:
+        if not valid_service_name(build.name):
+            problems.append(problem(build.compose_file, None, f"compose service {build.name[:60]!r} is not a valid "
+                                    "service name (lowercase letters, digits, '-', '_', '.'); not built", build.name))
+            continue
+        escaped = link_outside(repo, build.context)
+        if escaped is not None:
+            problems.append(problem(rel_path(escaped, repo), None, "resolves outside the repository (a link); the "
+                                    "service is refused: nothing is built from outside the repository", build.name))
+            continue
+        covered |= {build.context, build.dockerfile.parent}
+        found[build.name] = Service(
+            name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
+            language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
+            compose_file=build.compose_file, folder=rel_path(build.context, repo))
+    for service in folders:
+        shown = rel_path(service.path, repo)
+        if service.path in covered:
+            continue
+        if service.dockerfile is None:
+            problems.append(problem(shown, None, "info: no Dockerfile and no compose service builds it (a library?); "
+                                                 "not a service", service.name))
+        elif service.name.lower() in found:
+            problems.append(problem(shown, None, f"compose service {service.name.lower()} builds elsewhere and has "
+                                    f"the image name nexus/{service.name.lower()}; this folder is not built",
+                                    service.name))
+        else:
+            found[service.name] = service
+    return sorted(found.values(), key=lambda s: s.name), problems
 
 
 def link_outside(repo: Path, folder: Path) -> Path | None:
@@ -166,7 +245,7 @@ def env_files_in_context(svc: Service) -> list[dict]:
     are fine: the patterns are matched by the docker SDK that sends the build context."""
     from docker.utils.build import PatternMatcher
 
-    folder_rel = f"services/{svc.path.name}"
+    folder_rel = svc.folder or f"services/{svc.path.name}"
     patterns: list[str] = []
     ignore = svc.path / ".dockerignore"
     if ignore.is_file():
@@ -192,9 +271,9 @@ def build_services(settings: Settings, *, in_workdir: bool = False) -> list[Serv
     """The services the pipeline builds: the repository's, plus those that exist only in the
     working copy (scaffolded ones). Paths point into the repository, the source of truth that
     observations hash, or with in_workdir into the synced working copy that builds read."""
-    by_name: dict[str, Service] = {s.name: s for s in find_services(settings.repo)}
+    by_name: dict[str, Service] = {s.name: s for s in find_services(settings.repo, settings.compose_file)}
     if (settings.workdir / "services").is_dir():
-        for service in find_services(settings.workdir):
+        for service in find_services(settings.workdir, settings.compose_file):
             if in_workdir or service.name not in by_name:
                 by_name[service.name] = service
     return [by_name[name] for name in sorted(by_name)]

@@ -24,6 +24,9 @@ class Settings:
     version: str
     max_parallel: int
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
+    # The compose file that is the stack to build, relative to the repository (NEXUS_COMPOSE_FILE);
+    # None: docker-compose.yml, else the first compose file by name (core.compose_model).
+    compose_file: str | None = None
 
     @property
     def reports(self) -> Path:
@@ -39,7 +42,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL;
+        """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
+        NEXUS_TEST_TIMEOUT, NEXUS_COMPOSE_FILE;
         keyword overrides (from flags) win when not None."""
         env = os.environ
         try:
@@ -54,6 +58,7 @@ class Settings:
             version=env.get("VERSION") or DEFAULT_VERSION,
             max_parallel=max_parallel,
             test_timeout=test_timeout,
+            compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):

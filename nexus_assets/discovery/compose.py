@@ -3,12 +3,10 @@ leave the repository, ports, env keys (their values are secrets for the caller t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from nexus_assets.core.compose_model import load_compose_yaml, resolve_build
 from nexus_assets.core.services import valid_service_name
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
@@ -25,20 +23,6 @@ def _ports(raw: Any) -> list[str]:
     return sorted(out)
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader, except that a value it cannot build (`2001-13-45`, `!!int x`)
-    raises a YAMLError with the value's line instead of a bare ValueError; the message names
-    only the kind of failure, never the value."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"this {node.tag.rsplit(':', 1)[-1]} value cannot be read ({type(exc).__name__})",
-                node.start_mark) from exc
-
-
 def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, str]]]:
     """One compose file: its services (image, build context resolved against the file's folder
     and flagged when outside services/ or the repository, ports, depends_on, environment keys);
@@ -52,16 +36,9 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
         return result, pairs
     text, probs = read_text(path, shown)
     result["problems"] = probs
-    try:
-        data = yaml.load(text or "", Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        what = getattr(exc, "problem", None) or "syntax error"
-        # Only the error's own words: its snippet would quote the file, which may hold a secret.
-        probs.append(problem(shown, mark.line + 1 if mark else None, f"invalid YAML: {what}; file skipped"))
-        return result, pairs
-    except RecursionError:
-        probs.append(problem(shown, None, "invalid YAML: nested too deeply; file skipped"))
+    data, errors = load_compose_yaml(text or "", shown)
+    if errors:
+        probs += errors
         return result, pairs
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict):
@@ -85,7 +62,7 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
                 pairs.append((str(key), str(value)))
         depends = spec.get("depends_on") or []
         depends = [depends] if isinstance(depends, str) else depends if isinstance(depends, (list, dict)) else []
-        build = _build(repo, path, spec.get("build"))
+        build = resolve_build(repo, path, spec.get("build"))
         if build and build["refused"]:
             where = "build context" if build["outside_repo"] else "dockerfile"
             probs.append(problem(shown, None, f"{where} of compose service {name[:60]!r} resolves outside the "
@@ -101,33 +78,6 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
             "healthcheck": isinstance(spec.get("healthcheck"), dict) and not spec["healthcheck"].get("disable"),
         })
     return result, pairs
-
-
-def _build(repo: Path, compose: Path, build: Any) -> dict | None:
-    """A compose `build:` resolved against the compose file's folder. A context or Dockerfile
-    that resolves outside the repository (links followed) is `refused`: nothing there is looked
-    at, built or counted as evidence of a module."""
-    if build is None:
-        return None
-    spec = build if isinstance(build, dict) else {}
-    context = build if isinstance(build, str) else str(spec.get("context") or ".")
-    dockerfile = str(spec.get("dockerfile") or "Dockerfile")
-    remote = "://" in context or context.startswith(("git@", "github.com/"))
-    if remote or "$" in context or "\0" in context + dockerfile:
-        # A URL or an unexpanded ${VAR}: nothing on disk to check.
-        return {"context": context, "remote": remote, "unresolved": not remote, "exists": None,
-                "dockerfile": dockerfile, "dockerfile_exists": None, "outside_services": True,
-                "outside_repo": remote, "refused": False}
-    resolved = Path(os.path.normpath(compose.parent / context))
-    rel = Path(os.path.relpath(resolved, repo)).as_posix()
-    outside_repo = not inside(repo, resolved)
-    unresolved = "$" in dockerfile  # `${DOCKERFILE}`: the file cannot be checked, the context can
-    refused = outside_repo or (not unresolved and not inside(repo, resolved / dockerfile))
-    return {"context": rel, "remote": False, "unresolved": unresolved,
-            "exists": None if refused else resolved.is_dir(), "dockerfile": dockerfile,
-            "dockerfile_exists": None if refused or unresolved else (resolved / dockerfile).is_file(),
-            "outside_services": outside_repo or not rel.startswith("services/"), "outside_repo": outside_repo,
-            "refused": refused}
 
 
 # --- git and the engine -----------------------------------------------------------------

@@ -41,6 +41,7 @@ from nexus_assets.core.secrets import (  # noqa: F401
 from nexus_assets.core.services import (  # noqa: F401
     env_files_in_context,
     find_services,
+    scan_folders,
     scan_services,
     services_root,
     valid_service_name,
@@ -209,7 +210,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
     Raises TargetRepoError when repo or its services/ folder is missing."""
     repo = Path(repo)
-    svcs, problems = scan_services(repo)
+    svcs, problems = scan_folders(repo, nested=True)  # the folder view; the build model is scan_services
     service_list = read_service_list(repo)
     services = [inspect_service(repo, s) for s in svcs]
     for s in services:

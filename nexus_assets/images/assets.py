@@ -12,6 +12,7 @@ non-blocking); it fails the service's check, which blocks the release gate."""
 
 
 import dataclasses
+import shutil
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
@@ -54,10 +55,11 @@ def image_spec(service: Service) -> dg.AssetSpec:
         description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
         group_name="images",
         kinds={"docker"},
-        code_version=recipe_version({}),
+        code_version=recipe_version(service.build_args),  # the args are part of how it is built
         skippable=True,
         tags={"nexus/language": service.language},
-        metadata={"service_path": f"services/{service.name}"},
+        metadata={"service_path": service.folder or f"services/{service.name}",
+                  "compose_file": service.compose_file or "", "compose_service": service.compose_name or ""},
     )
 
 
@@ -136,15 +138,24 @@ def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]
 
 
 def _build_context(settings, in_repo: Service | None, in_workdir: Service | None, name: str) -> Service:
-    """The service as the build sees it: the working copy's folder, refreshed from the repository
-    first so that it holds exactly what source/<service> observed (scaffolded services exist only
-    in the working copy)."""
+    """The service as the build sees it: its context in the working copy (wherever it lies in
+    the repository), refreshed from the repository first so that it holds exactly what
+    source/<service> observed, and so its Dockerfile when that lies outside the context
+    (scaffolded services exist only in the working copy). The repository's root as a context
+    is not mirrored here: the working copy's sync already holds it, and a mirror would remove
+    the pipeline's own reports."""
     if in_repo is None:
         assert in_workdir is not None, name
         return in_workdir
     target = settings.workdir / in_repo.path.relative_to(settings.repo)
-    mirror_tree(in_repo.path, target, IGNORED_NAMES)
-    dockerfile = target / in_repo.dockerfile.relative_to(in_repo.path) if in_repo.dockerfile else None
+    if in_repo.path != settings.repo:
+        mirror_tree(in_repo.path, target, IGNORED_NAMES)
+    dockerfile = None
+    if in_repo.dockerfile is not None:
+        dockerfile = settings.workdir / in_repo.dockerfile.relative_to(settings.repo)
+        if not in_repo.dockerfile.is_relative_to(in_repo.path):
+            dockerfile.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(in_repo.dockerfile, dockerfile)
     return dataclasses.replace(in_repo, path=target, dockerfile=dockerfile)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.errors import BuildError, EngineError
-from nexus_assets.core.hashing import fingerprint, tree_hash
+from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.services import Service
 
 
@@ -32,12 +32,15 @@ class BuildPlan:
 
 
 def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None) -> BuildPlan:
-    """Hash the service and resolve its bases; BuildError names the service when it cannot build."""
+    """Hash what the build reads and resolve its bases; BuildError names the service when it
+    cannot build. build_args default to the service's own (from compose)."""
     if service.dockerfile is None:
-        raise BuildError(f"service {service.name}: no Dockerfile in {service.path}; add one or remove the folder")
-    args = dict(build_args or {})
+        where = f"compose file {service.compose_file}" if service.compose_file else "the folder"
+        raise BuildError(f"service {service.name}: no Dockerfile in {service.path} (named by {where}); "
+                         "add one or remove the service")
+    args = dict(service.build_args if build_args is None else build_args)
     bases = [resolve_base(client, line, service.dockerfile, base_map) for line in external_bases(service.dockerfile, args)]
-    tree = tree_hash(service.path)
+    tree = service.sources_hash()
     return BuildPlan(
         service=service,
         tree_hash=tree,
@@ -52,9 +55,20 @@ def code_version(service: Service, client, base_map: BaseImageMap) -> str:
     planned (no Dockerfile, absent base) still gets a version from its tree, so a fix to it
     shows up as a change."""
     try:
-        return plan_build(service, client, base_map).fingerprint if client else "tree-" + tree_hash(service.path)[:20]
+        return plan_build(service, client, base_map).fingerprint if client else "tree-" + service.sources_hash()[:20]
     except BuildError:
-        return "unbuildable-" + tree_hash(service.path)[:16]
+        return "unbuildable-" + service.sources_hash()[:16]
+
+
+def dockerfile_argument(service: Service) -> str | None:
+    """The SDK's `dockerfile=`: relative to the context when inside it, else the absolute path
+    (the SDK then sends its content along with the context, as `docker build -f` does)."""
+    if service.dockerfile is None:
+        return None
+    try:
+        return service.dockerfile.relative_to(service.path).as_posix()
+    except ValueError:
+        return str(service.dockerfile)
 
 
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
@@ -80,7 +94,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     with open(log_path, "w", encoding="utf-8") as log:
         try:
             stream = client.api.build(
-                path=str(service.path), tag=tags[0], labels=labels, buildargs=plan.build_args or None,
+                path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
+                buildargs=plan.build_args or None,
                 rm=True, forcerm=True, pull=False, decode=True,
             )
             for chunk in stream:

@@ -39,7 +39,7 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
     client = engine.client()  # one client per thread: the SDK's session is not shared safely
     try:
         try:
-            plan = plan_build(service, client, load_base_image_map())
+            plan = plan_build(service, client, load_base_image_map(), service.build_args)
             built = build_image(
                 client, plan, registry=settings.registry, version=settings.version, revision=revision,
                 source=str(settings.repo / service.path.relative_to(settings.workdir))

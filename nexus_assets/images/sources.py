@@ -20,7 +20,8 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
     """source/<service> for every service known at load."""
     specs = [dg.AssetSpec(source_key(s.name), group_name="sources", kinds={"folder"},
                           description=f"The build context of service {s.name}: its data version is the "
-                                      "content hash of the folder (Dockerfile included).")
+                                      "content hash of what the build reads (.dockerignore honoured, the "
+                                      "Dockerfile included).")
              for s in services]
 
     @dg.multi_observable_source_asset(name="service_sources", specs=specs, can_subset=True,

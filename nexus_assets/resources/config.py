@@ -24,11 +24,13 @@ class NexusConfig(dg.ConfigurableResource):
     version: str
     max_parallel: int = 4
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
+    compose_file: str = ""  # the stack compose file (NEXUS_COMPOSE_FILE); "": the default choice
 
     def settings(self) -> Settings:
         return Settings(
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
+            compose_file=self.compose_file or None,
         )
 
     def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:

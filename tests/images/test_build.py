@@ -59,6 +59,30 @@ def test_missing_dockerfile_fails_alone_with_what_to_do(tmp_path, docker_client)
     folder = tmp_path / "repo" / "services" / "nodocker"
     folder.mkdir(parents=True)
     (folder / "app.py").write_text("x\n")
+    # A folder without a Dockerfile is a library unless compose builds it: here compose does.
+    assert find_services(tmp_path / "repo") == []
+    (tmp_path / "repo" / "docker-compose.yml").write_text("services:\n  nodocker:\n    build: ./services/nodocker\n")
     service = find_services(tmp_path / "repo")[0]
     with pytest.raises(BuildError, match="service nodocker: no Dockerfile"):
         plan_build(service, docker_client, load_base_image_map())
+
+
+def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_path, docker_client, unique_registry,
+                                                                           remove_test_images):
+    from nexus_assets.realistic import generate_realistic_monorepo
+
+    real = generate_realistic_monorepo(tmp_path / "repo")
+    billing = next(s for s in find_services(real.root) if s.name == "billing")
+    assert not billing.dockerfile.is_relative_to(billing.path)
+    # Without compose's args the Dockerfile refuses to build, as it does in the real checkout.
+    bare = plan_build(billing, docker_client, load_base_image_map(), {})
+    with pytest.raises(BuildError, match="returned a non-zero code: 1"):
+        build_image(docker_client, bare, registry=unique_registry, version="1.0.0", revision=None,
+                    source="services/billing-service", log_path=tmp_path / "bare.log")
+    assert "build arg SERVICE_PORT is required" in (tmp_path / "bare.log").read_text()
+    plan = plan_build(billing, docker_client, load_base_image_map())  # the service's own args
+    assert plan.build_args == billing.build_args and plan.fingerprint != bare.fingerprint
+    result = build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=None,
+                         source="services/billing-service", log_path=tmp_path / "billing.log")
+    env = docker_client.images.get(result["image_id"]).attrs["Config"]["Env"]
+    assert f"PORT={billing.build_args['SERVICE_PORT']}" in env

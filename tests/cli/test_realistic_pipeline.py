@@ -1,0 +1,49 @@
+"""Issue 8 on the real engine: a checkout shaped like the real platform (compose names that
+differ from folders, nested services, a context outside services/, a Dockerfile outside its
+context, build args only compose supplies, a library, infrastructure, a second compose file)
+builds every sound service from compose, the broken one fails alone naming its Dockerfile line,
+and a second run builds nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nexus_assets.cli.pipeline import run_pipeline
+from nexus_assets.realistic import generate_realistic_monorepo
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_realistic_checkout_builds_and_tests_every_sound_service_from_compose(
+        tmp_path, settings_for, monkeypatch, docker_client, remove_test_images):
+    real = generate_realistic_monorepo(tmp_path / "repo", 7)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    settings = settings_for(real.root)
+
+    first = run_pipeline(settings)
+    assert sorted(first.built) == real.sound, first
+    assert first.failed == [real.broken]
+    # Its checks fail, and the manifest's gate names it; nothing else fails.
+    assert sorted(first.failed_gates) == ["artifacts_manifest:manifest_has_digests",
+                                          *(f"image/{real.broken}:{s}" for s in ("integration", "lint", "unit"))]
+    manifest = json.loads((settings.artifacts / "artifacts_manifest.json").read_text())
+    (problem,) = manifest["problems"]
+    assert problem["service"] == real.broken and problem["status"] == "failed"
+    assert f"line {real.broken_line}" in problem["reason"] and "COPPY" in problem["reason"], problem["reason"]
+    entries = {e["service"]: e for e in manifest["images"]}
+    for name in real.sound:
+        assert entries[name]["status"] == "current", entries[name]
+        assert entries[name]["tests"] == {"lint": "passed", "unit": "passed", "integration": "passed"}, name
+    # The args compose supplies reached the build: the shared Dockerfile (outside the context)
+    # bakes SERVICE_PORT into the image's PORT, and the image is named by the compose service.
+    billing = docker_client.images.get(entries["billing"]["digest"])
+    assert f"{settings.registry}/nexus/billing:{settings.version}" in billing.tags
+    port = real.root.joinpath("docker-compose.yml").read_text().split("BILLING_PORT:-", 1)[1].split("}", 1)[0]
+    assert f"PORT={port}" in billing.attrs["Config"]["Env"]
+    assert {"web", "auth-service", "thumbnailer"} <= set(entries)
+    assert "metrics-exporter" not in entries and "shared-lib" not in entries
+
+    second = run_pipeline(settings)
+    assert second.built == [], second
