@@ -1,7 +1,7 @@
 """What every test stage shares: its result record (StageResult) and its bookkeeping (Stage:
 log file, clock and timeout, containers to remove, result builder).
 
-Split out of `service_tests` so that `service_tests` (lint, unit, integration) and `e2e_stage`
+Split out of `service_tests` so that `service_tests` (lint, unit, integration) and `verify.e2e`
 (the compose run) both build on it without importing each other.
 """
 

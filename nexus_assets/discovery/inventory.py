@@ -3,7 +3,7 @@
 `discover()` only reads: service folders (Dockerfile stages, ports, HEALTHCHECK, package
 manifest, tests), `deployment/service_list.txt`, every compose file, `.env*` keys, git state,
 the containers of a Docker engine when a client is given, and the VPS discovery archive when
-there is one (opened and parsed by `safe_archive`). Every bad input becomes a problem
+there is one (opened and parsed by `discovery.archive`). Every bad input becomes a problem
 `{file, line, service, message}` and discovery goes on; only a missing repository or
 `services/` folder raises (TargetRepoError), since nothing useful can follow.
 
@@ -11,7 +11,7 @@ Dockerfiles are parsed by `dockerfile`, text files read by `textfiles`.
 
 Secrets: the values of every `.env*` file, of the archive's `env_dump.txt` and of inline
 compose `environment:` entries are collected once (rules in `secret_values`) and every string
-of the result, dict keys included, is scrubbed by `mask_secrets` (both in `secrets_mask`).
+of the result, dict keys included, is scrubbed by `mask_secrets` (both in `core.secrets`).
 Keys are reported, values never.
 """
 
