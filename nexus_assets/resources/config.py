@@ -23,11 +23,13 @@ class NexusConfig(dg.ConfigurableResource):
     version: str
     max_parallel: int = 4
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
+    build_timeout: float = 1800.0  # seconds per image build; a longer build is stopped and fails alone
 
     def settings(self):
         return Settings(
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
+            build_timeout=self.build_timeout,
         )
 
     def hold_workdir(self, context):
