@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print("nexus-agent: interrupted: builds and test containers stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a full disk, wherever it hit (our writes, Dagster's storage)
-        full = no_space_line(exc, settings.dagster_home if settings else None)
+        full = no_space_line(exc, [settings.dagster_home, settings.workdir] if settings else [])
         if full is None:
             raise
         print(f"nexus-agent: error: {full}: free some space or use another --workdir / DAGSTER_HOME",

@@ -78,7 +78,7 @@ def stale_services(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
-             summary: RunSummary) -> None:
+             summary: RunSummary, settings: Settings) -> None:
     """One run of the pipeline job over keys, in this process; what happened goes to summary."""
     result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
@@ -107,7 +107,7 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
             continue  # a blocking gate: reported above with its reason
         summary.broken_steps.append(event.step_key)
-        print(f"[nexus] step {event.step_key} failed: {_root_cause(error)}", flush=True)
+        print(f"[nexus] step {event.step_key} failed: {_root_cause(error, settings)}", flush=True)
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
@@ -121,14 +121,14 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     return False
 
 
-def _root_cause(error) -> str:
+def _root_cause(error, settings: Settings) -> str:
     """The innermost error's message: Dagster wraps a step's own exception in its own. A full
     disk is said in one line naming the path."""
     if error is None:
         return "unknown error"
     while error.cause is not None:
         error = error.cause
-    full = no_space_line(f"{error.message}\n" + "".join(error.stack or []))
+    full = no_space_line(f"{error.message}\n" + "".join(error.stack or []), [settings.workdir, settings.dagster_home])
     if full:
         return full
     return f"{error.cls_name}: {error.message.strip()}" if error.cls_name else error.message.strip()
@@ -170,7 +170,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -181,7 +181,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(verdict)
             fresh = sorted(set(verdict) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary)
+            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
 

@@ -4,7 +4,9 @@ that is wrong and what to do, and never a secret value."""
 from __future__ import annotations
 
 import errno
+import os
 import re
+from collections.abc import Iterable
 
 
 class NexusError(Exception):
@@ -37,29 +39,44 @@ class ReportError(NexusError):
 
 
 # A full disk shows up as OSError(ENOSPC) from our own writes, or as SQLite's "database or disk
-# is full" from Dagster's storage: both become one line naming the path.
+# is full" from Dagster's storage: both become one line naming the path. A failed write() names
+# no file: then the line names the first of the candidate folders whose filesystem is full.
 _ENOSPC_TEXT = re.compile(r"\[Errno 28\][^:\n]*(?::\s*'([^'\n]*)')?")
 _SQLITE_FULL = "database or disk is full"
 
 
-def no_space_line(error: BaseException | str, fallback_path: object = None) -> str | None:
+def _full_one(candidates: Iterable[object]) -> str | None:
+    folders = [str(c) for c in candidates if c]
+    for folder in folders:
+        probe = folder
+        while probe and not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        try:
+            stats = os.statvfs(probe or "/")
+        except OSError:
+            continue
+        if stats.f_bavail * stats.f_frsize < 1 << 20:
+            return folder
+    return folders[0] if folders else None
+
+
+def no_space_line(error: BaseException | str, candidates: Iterable[object] = ()) -> str | None:
     """'no space left on device: PATH' when error (an exception with its causes, or the text of
     one) says the disk is full; None otherwise."""
     if isinstance(error, str):
         match = _ENOSPC_TEXT.search(error)
         if match:
-            return f"no space left on device: {match.group(1) or fallback_path or '(path not given)'}"
+            return f"no space left on device: {match.group(1) or _full_one(candidates) or '(path not given)'}"
         if _SQLITE_FULL in error:
-            return f"no space left on device: {fallback_path or 'the Dagster instance storage'} ({_SQLITE_FULL})"
+            return f"no space left on device: {_full_one(candidates) or 'the Dagster storage'} ({_SQLITE_FULL})"
         return None
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            path = current.filename or fallback_path or "(path not given)"
-            return f"no space left on device: {path}"
+            return f"no space left on device: {current.filename or _full_one(candidates) or '(path not given)'}"
         if _SQLITE_FULL in str(current):
-            return f"no space left on device: {fallback_path or 'the Dagster instance storage'} ({_SQLITE_FULL})"
+            return f"no space left on device: {_full_one(candidates) or 'the Dagster storage'} ({_SQLITE_FULL})"
         current = current.__cause__ or current.__context__
     return None
