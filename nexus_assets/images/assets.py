@@ -133,7 +133,7 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: list[Se
         cancel.cancel("interrupted")
         pool.shutdown(wait=False, cancel_futures=True)
         left = wait(futures, timeout=CANCEL_GRACE_SECONDS).not_done
-        context.log.warning(f"interrupted: stopped {running} build(s) and their test containers"
+        context.log.debug(f"interrupted: stopped {running} build(s) and their test containers"
                             + (f"; {len(left)} did not stop within {CANCEL_GRACE_SECONDS:g}s" if left else ""))
         raise
     finally:
