@@ -12,6 +12,7 @@ non-blocking); it fails the service's check, which blocks the release gate."""
 
 
 import dataclasses
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
 import dagster as dg
@@ -92,7 +93,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                 _sweep(context, docker_engine, settings)
                 revision = git.revision()
                 context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
-                jobs = [(_build_context(settings, repo_folders.get(n), contexts.get(n), n)) for n in to_build]
+                # refreshed one by one as they are submitted: the first builds start at once
+                jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
                 for service, outcome in _build_all(context, docker_engine, settings, jobs, revision, tests):
                     if outcome["built"] is None:
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
@@ -110,7 +112,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
     return service_images
 
 
-def _build_all(context, docker_engine: DockerEngine, settings, services: list[Service], revision, tests):
+def _build_all(context, docker_engine: DockerEngine, settings, services: Iterable[Service], revision, tests):
     """(service, outcome) as each service finishes, up to max_parallel at a time. An interrupt
     (Ctrl-C, SIGTERM, the run terminated) reaches this generator in the step's main thread:
     it throws the step's cancel switch, which stops every build in the engine and removes every
@@ -128,12 +130,13 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: list[Se
             except EngineError as exc:  # the engine went away mid-run: this service only
                 outcome = {"built": None, "error": str(exc), "stages": []}
             yield service, outcome
-    except BaseException:
+    except BaseException as exc:
         running = sum(not f.done() for f in futures)
-        cancel.cancel("interrupted")
+        cancel.cancel("interrupted" if not isinstance(exc, Exception) else "stopped after an error")
         pool.shutdown(wait=False, cancel_futures=True)
-        left = wait(futures, timeout=CANCEL_GRACE_SECONDS).not_done
-        context.log.debug(f"interrupted: stopped {running} build(s) and their test containers"
+        started = [f for f in futures if not f.cancelled()]  # a cancelled one never counts as done
+        left = wait(started, timeout=CANCEL_GRACE_SECONDS).not_done
+        context.log.debug(f"{cancel.reason}: stopped {running} build(s) and their test containers"
                             + (f"; {len(left)} did not stop within {CANCEL_GRACE_SECONDS:g}s" if left else ""))
         raise
     finally:
