@@ -140,8 +140,12 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
         command = _sleepy(repo / "services" / "node-svc-001")
         proc, out = agent()
         build_log = agent.workdir / "reports" / "build_node-svc-001.log"
-        _until(lambda: build_log.is_file() and "Running in" in build_log.read_text().split(command)[-1],
-               240, "the hanging build step to start")
+
+        def hanging() -> bool:
+            text = build_log.read_text() if build_log.is_file() else ""
+            return command in text and "Running in" in text.split(command, 1)[1]
+
+        _until(hanging, 240, "the hanging build step to start")
     else:
         _hanging_unit_test(repo / "services" / "py-svc-003")
         proc, out = agent("--test-timeout", "600")

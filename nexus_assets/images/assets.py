@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 import dagster as dg
 
 from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.cleanup import label_created, remove_leftovers
+from nexus_assets.core.cleanup import fail_orphan_runs, label_created, remove_leftovers
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.fileio import mirror_tree
 from nexus_assets.core.hashing import IGNORED_NAMES
@@ -144,14 +144,17 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
 
 
 def _sweep(context, docker_engine: DockerEngine, settings) -> None:
-    """Remove what a killed run left (test containers and networks), holding the working copy."""
+    """Remove what a killed run left (test containers and networks) holding the working copy, and
+    mark failed the runs whose nexus-agent is gone."""
     client = docker_engine.client()
     try:
         containers, networks = remove_leftovers(client, settings.workdir)
     finally:
         client.close()
-    if containers or networks:
-        context.log.info(f"removed {len(containers)} container(s) and {len(networks)} network(s) left by a killed run")
+    runs = fail_orphan_runs(context.instance)
+    if containers or networks or runs:
+        context.log.info(f"cleaned up after a killed run: removed {len(containers)} container(s), "
+                         f"{len(networks)} network(s); marked {len(runs)} run(s) failed")
 
 
 def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]) -> list[str]:
