@@ -132,7 +132,7 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     if timer is not None:
         timer.daemon = True
         timer.start()
-    with open(log_path, "w", encoding="utf-8") as log, \
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log, \
             (cancel.hook(lambda: stopper.stop(f"stopped: the run was {cancel.reason}")) if cancel else contextlib.nullcontext()):
         try:
             stream = client.api.build(
