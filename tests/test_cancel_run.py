@@ -48,7 +48,7 @@ def _left_in_engine(client, command: str) -> list[str]:
     found = [c.name for c in client.containers.list(all=True)
              if command in " ".join([c.attrs.get("Path") or "", *(c.attrs.get("Args") or [])])]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return found + [line for line in ps.splitlines() if line.strip() == command]
+    return found + [line for line in ps.splitlines() if command in line]
 
 
 def _until(condition, seconds: float, what: str):
