@@ -136,6 +136,9 @@ def test_no_space_lines():
     assert no_space_line(OSError(errno.ENOSPC, "No space left on device", "/w/reports/x.json")) == \
         "no space left on device: /w/reports/x.json"
     assert no_space_line("OSError: [Errno 28] No space left on device: '/w/a'\n") == "no space left on device: /w/a"
+    copy = OSError(errno.ENOSPC, "No space left on device", "/repo/blob.bin", None, "/w/blob.bin")
+    assert no_space_line(copy) == "no space left on device: /w/blob.bin"
+    assert no_space_line(f"OSError: {copy}") == "no space left on device: /w/blob.bin"
     assert no_space_line("sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database or disk is full",
                          ["/dh"]) == "no space left on device: /dh (database or disk is full)"
     assert no_space_line(OSError(errno.EACCES, "Permission denied", "/w")) is None

@@ -41,7 +41,8 @@ class ReportError(NexusError):
 # A full disk shows up as OSError(ENOSPC) from our own writes, or as SQLite's "database or disk
 # is full" from Dagster's storage: both become one line naming the path. A failed write() names
 # no file: then the line names the first of the candidate folders whose filesystem is full.
-_ENOSPC_TEXT = re.compile(r"\[Errno 28\][^:\n]*(?::\s*'([^'\n]*)')?")
+# shutil's copies say "'source' -> 'destination'": the destination is the full one.
+_ENOSPC_TEXT = re.compile(r"\[Errno 28\][^:\n]*(?::\s*'([^'\n]*)'(?:\s*->\s*'([^'\n]*)')?)?")
 _SQLITE_FULL = "database or disk is full"
 
 
@@ -66,7 +67,8 @@ def no_space_line(error: BaseException | str, candidates: Iterable[object] = ())
     if isinstance(error, str):
         match = _ENOSPC_TEXT.search(error)
         if match:
-            return f"no space left on device: {match.group(1) or _full_one(candidates) or '(path not given)'}"
+            path = match.group(2) or match.group(1) or _full_one(candidates) or "(path not given)"
+            return f"no space left on device: {path}"
         if _SQLITE_FULL in error:
             return f"no space left on device: {_full_one(candidates) or 'the Dagster storage'} ({_SQLITE_FULL})"
         return None
@@ -75,7 +77,8 @@ def no_space_line(error: BaseException | str, candidates: Iterable[object] = ())
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            return f"no space left on device: {current.filename or _full_one(candidates) or '(path not given)'}"
+            path = current.filename2 or current.filename or _full_one(candidates) or "(path not given)"
+            return f"no space left on device: {path}"
         if _SQLITE_FULL in str(current):
             return f"no space left on device: {_full_one(candidates) or 'the Dagster storage'} ({_SQLITE_FULL})"
         current = current.__cause__ or current.__context__
