@@ -45,8 +45,7 @@ def _hanging_unit_test(service_dir: Path) -> None:
 
 def _left_in_engine(client, command: str) -> list[str]:
     """Containers (any state) running command, and host processes running it."""
-    found = [c.name for c in client.containers.list(all=True)
-             if command in " ".join([c.attrs.get("Path") or "", *(c.attrs.get("Args") or [])])]
+    found = [c["Names"][0] for c in client.api.containers(all=True) if command in (c.get("Command") or "")]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     return found + [line for line in ps.splitlines() if command in line]
 
@@ -61,14 +60,16 @@ def _until(condition, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-def _test_containers(client, workdir: Path) -> list:
-    return [c for c in client.containers.list(all=True, filters={"label": TEST_LABEL})
-            if c.labels.get(WORKDIR_LABEL) == str(workdir)]
+def _test_containers(client, workdir: Path) -> list[dict]:
+    """This workdir's test containers, as one listing (no inspect that races their removal)."""
+    return [c for c in client.api.containers(all=True, filters={"label": TEST_LABEL})
+            if (c.get("Labels") or {}).get(WORKDIR_LABEL) == str(workdir)]
 
 
-def _hanging_test_running(client, workdir: Path) -> list:
-    return [c for c in _test_containers(client, workdir) if c.status == "running"
-            and c.labels.get("io.nexus-assets.service") == "py-svc-003" and c.labels.get("io.nexus-assets.stage") == "unit"]
+def _hanging_test_running(client, workdir: Path) -> list[dict]:
+    return [c for c in _test_containers(client, workdir) if c["State"] == "running"
+            and c["Labels"].get("io.nexus-assets.service") == "py-svc-003"
+            and c["Labels"].get("io.nexus-assets.stage") == "unit"]
 
 
 @pytest.fixture
@@ -175,8 +176,8 @@ def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, r
     proc.kill()  # SIGKILL: nothing of ours runs
     proc.wait(timeout=30)
     time.sleep(1)
-    assert docker_client.containers.get(hanging[0].id).status == "running", "the fault: it stays running"
-    left = [c.id for c in _test_containers(docker_client, agent.workdir)]
+    assert docker_client.containers.get(hanging[0]["Id"]).status == "running", "the fault: it stays running"
+    left = [c["Id"] for c in _test_containers(docker_client, agent.workdir)]
     home = agent.env["DAGSTER_HOME"]
     instance = dg.DagsterInstance.from_config(home)
     killed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED]
@@ -190,7 +191,7 @@ def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, r
     assert code == 0, text
     assert f"cleaned up after a killed run: removed {len(left)} container(s), 0 network(s); marked 1 run(s) failed" \
         in text
-    remaining = {c.id for c in docker_client.containers.list(all=True)}
+    remaining = {c["Id"] for c in docker_client.api.containers(all=True)}
     assert not remaining & set(left)
     assert _test_containers(docker_client, agent.workdir) == []
     instance = dg.DagsterInstance.from_config(home)
