@@ -63,7 +63,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
-                                 test_timeout=settings.test_timeout, compose_file=settings.compose_file or ""),
+                                 test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
+                                 build_timeout=settings.build_timeout),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

@@ -4,14 +4,17 @@ prints progress a person can follow, and exits non-zero when a blocking gate fai
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 
-from nexus_assets.core.errors import NexusError
+from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.settings import Settings
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: builds and test containers stopped
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds per test stage and service (NEXUS_TEST_TIMEOUT; default 120)")
         cmd.add_argument("--compose-file", help="the compose file that is the stack to build, relative to the "
                                                 "repository (NEXUS_COMPOSE_FILE; default docker-compose.yml)")
+        cmd.add_argument("--build-timeout", type=float,
+                         help="seconds per image build before it is stopped and fails (NEXUS_BUILD_TIMEOUT; default 1800)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
@@ -37,10 +42,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM stops a run like Ctrl-C does (Dagster maps it so during a run; before one, its
+    # default would kill us without a word).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    settings = None
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
-                                     test_timeout=args.test_timeout, compose_file=args.compose_file)
+                                     test_timeout=args.test_timeout, compose_file=args.compose_file,
+                                     build_timeout=args.build_timeout)
         settings.validate()
         from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
 
@@ -59,8 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nexus-agent: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("nexus-agent: interrupted", file=sys.stderr)
-        return 130
+        from nexus_assets.core.cancel import cancel_all
+
+        cancel_all("interrupted")
+        print("nexus-agent: interrupted: builds and test containers stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a full disk, wherever it hit (our writes, Dagster's storage)
+        full = no_space_line(exc, [settings.dagster_home, settings.workdir] if settings else [])
+        if full is None:
+            raise
+        print(f"nexus-agent: error: {full}: free some space or use another --workdir / DAGSTER_HOME",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.core.cancel import cancel_all
+from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
+from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
@@ -75,11 +78,14 @@ def stale_services(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
-             summary: RunSummary) -> None:
+             summary: RunSummary, settings: Settings) -> None:
     """One run of the pipeline job over keys, in this process; what happened goes to summary."""
     result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
     summary.run_ids.append(result.run_id)
+    if _interrupted(result):
+        cancel_all("interrupted")  # a step the interrupt reached between two events never saw it
+        raise KeyboardInterrupt
     summary.ok = summary.ok and result.success
     for event in result.get_asset_materialization_events():
         assert event.asset_key is not None  # a materialization always names its asset
@@ -104,15 +110,30 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
             continue  # a blocking gate: reported above with its reason
         assert event.step_key is not None  # a step failure always names its step
         summary.broken_steps.append(event.step_key)
-        print(f"[nexus] step {event.step_key} failed: {_root_cause(error)}", flush=True)
+        print(f"[nexus] step {event.step_key} failed: {_root_cause(error, settings)}", flush=True)
 
 
-def _root_cause(error) -> str:
-    """The innermost error's message: Dagster wraps a step's own exception in its own."""
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether Ctrl-C or SIGTERM ended the run: Dagster's in-process run turns the signal into a
+    step failure (or, between steps, a run failure) instead of raising it."""
+    for event in result.all_events:
+        if event.is_step_failure and getattr(event.step_failure_data.error_source, "name", "") == "INTERRUPT":
+            return True
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and "interrupted" in (event.message or ""):
+            return True
+    return False
+
+
+def _root_cause(error, settings: Settings) -> str:
+    """The innermost error's message: Dagster wraps a step's own exception in its own. A full
+    disk is said in one line naming the path."""
     if error is None:
         return "unknown error"
     while error.cause is not None:
         error = error.cause
+    full = no_space_line(f"{error.message}\n" + "".join(error.stack or []), [settings.workdir, settings.dagster_home])
+    if full:
+        return full
     return f"{error.cls_name}: {error.message.strip()}" if error.cls_name else error.message.strip()
 
 
@@ -138,7 +159,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     instance = open_instance(settings)
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
-    tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli"}
+    _clean_up_after_killed_runs(settings, instance)
+    tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli", OWNER_TAG: owner()}
     if rebuild_all:
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
@@ -151,7 +173,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -162,9 +184,23 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(verdict)
             fresh = sorted(set(verdict) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary)
+            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
+
+
+def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
+    """Holding the working copy: remove the test containers and networks a killed run left, and
+    mark failed the runs whose nexus-agent is gone (they would stay STARTED for ever)."""
+    client = docker_client()
+    try:
+        containers, networks = remove_leftovers(client, settings.workdir)
+    finally:
+        client.close()
+    runs = fail_orphan_runs(instance)
+    if containers or networks or runs:
+        print(f"[nexus] cleaned up after a killed run: removed {len(containers)} container(s), "
+              f"{len(networks)} network(s); marked {len(runs)} run(s) failed", flush=True)
 
 
 def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> bool:

@@ -43,5 +43,8 @@ def _ours(record: logging.LogRecord) -> bool:
     meta = getattr(record, "dagster_meta", None) or {}
     event = meta.get("dagster_event")
     # Dagster's own events (step started, failed with a stack trace, ...) stay in the run log;
-    # nexus-agent prints one line per failure with its cause.
-    return event is None
+    # nexus-agent prints one line per failure with its cause, so Dagster's "Dependencies for
+    # step X failed ... Not executing" for every step after it is left there too.
+    if event is not None:
+        return False
+    return not (record.getMessage().find("Dependencies for step ") >= 0 and "Not executing" in record.getMessage())

@@ -27,6 +27,7 @@ class Settings:
     # The compose file that is the stack to build, relative to the repository (NEXUS_COMPOSE_FILE);
     # None: docker-compose.yml, else the first compose file by name (core.compose_model).
     compose_file: str | None = None
+    build_timeout: float = 1800.0  # seconds per image build; a build still running is stopped and fails alone
 
     @property
     def reports(self) -> Path:
@@ -43,14 +44,16 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
-        NEXUS_TEST_TIMEOUT, NEXUS_COMPOSE_FILE;
+        NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE;
         keyword overrides (from flags) win when not None."""
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
             test_timeout = float(env.get("NEXUS_TEST_TIMEOUT") or 120)
+            build_timeout = float(env.get("NEXUS_BUILD_TIMEOUT") or 1800)
         except ValueError as exc:
-            raise ConfigError(f"NEXUS_MAX_PARALLEL and NEXUS_TEST_TIMEOUT must be numbers: {exc}") from None
+            raise ConfigError("NEXUS_MAX_PARALLEL, NEXUS_TEST_TIMEOUT and NEXUS_BUILD_TIMEOUT must be numbers: "
+                              f"{exc}") from None
         settings = cls(
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
@@ -59,6 +62,7 @@ class Settings:
             max_parallel=max_parallel,
             test_timeout=test_timeout,
             compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
+            build_timeout=build_timeout,
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
@@ -72,6 +76,9 @@ class Settings:
             raise ConfigError(f"max parallel builds must be at least 1, got {self.max_parallel}")
         if self.test_timeout <= 0:
             raise ConfigError(f"test timeout must be positive seconds, got {self.test_timeout}")
+        if not self.build_timeout > 0 or self.build_timeout == float("inf"):
+            raise ConfigError(f"build timeout must be positive seconds (--build-timeout, NEXUS_BUILD_TIMEOUT), "
+                              f"got {self.build_timeout}")
         if not self.version or any(c in self.version for c in " /:@"):
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():

@@ -13,10 +13,13 @@ non-blocking); it fails the service's check, which blocks the release gate."""
 
 import dataclasses
 import shutil
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
 import dagster as dg
 
+from nexus_assets.core.cancel import Cancellation
+from nexus_assets.core.cleanup import fail_orphan_runs, label_created, remove_leftovers
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.fileio import mirror_tree
 from nexus_assets.core.hashing import IGNORED_NAMES
@@ -43,6 +46,7 @@ from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 
 TEST_STAGES = ("lint", "unit", "integration")
+CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
 
 def image_spec(service: Service) -> dg.AssetSpec:
@@ -88,34 +92,72 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
             built: dict[str, str] = {}
             if to_build:
+                _sweep(context, docker_engine, settings)
                 revision = git.revision()
                 context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
-                with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build") as pool:
-                    futures = {}
-                    for name in to_build:
-                        service = _build_context(settings, repo_folders.get(name), contexts.get(name), name)
-                        futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests)] = service
-                    for future in as_completed(futures):
-                        service = futures[future]
-                        try:
-                            outcome = future.result()
-                        except EngineError as exc:  # the engine went away mid-run: this service only
-                            outcome = {"built": None, "error": str(exc), "stages": []}
-                        if outcome["built"] is None:
-                            context.log.error(f"FAILED {service.name}: {outcome['error']}")
-                            yield from failure_events(service, outcome, settings.reports)
-                            continue
-                        event = success_event(service, outcome)
-                        built[service.name] = outcome["built"]["image_id"]
-                        assert event.metadata is not None  # success_event always sets it
-                        context.log.info(str(event.metadata["summary"]))
-                        yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
-                        yield event
+                # refreshed one by one as they are submitted: the first builds start at once
+                jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
+                for service, outcome in _build_all(context, docker_engine, settings, jobs, revision, tests):
+                    if outcome["built"] is None:
+                        context.log.error(f"FAILED {service.name}: {outcome['error']}")
+                        yield from failure_events(service, outcome, settings.reports)
+                        continue
+                    event = success_event(service, outcome)
+                    built[service.name] = outcome["built"]["image_id"]
+                    assert event.metadata is not None  # success_event always sets it
+                    context.log.info(str(event.metadata["summary"]))
+                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                    yield event
             yield from _checks_alone(context, docker_engine, settings, tests, contexts)
             if TAGGED_IMAGES in context.selected_asset_keys:
                 yield tag_current_images(context, docker_engine, settings, names, built)
 
     return service_images
+
+
+def _build_all(context, docker_engine: DockerEngine, settings, services: Iterable[Service], revision, tests):
+    """(service, outcome) as each service finishes, up to max_parallel at a time. An interrupt
+    (Ctrl-C, SIGTERM, the run terminated) reaches this generator in the step's main thread:
+    it throws the step's cancel switch, which stops every build in the engine and removes every
+    test container within seconds, and the interrupt goes on up to Dagster."""
+    cancel = Cancellation()
+    pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
+    futures = {}
+    try:
+        for service in services:
+            futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests, cancel)] = service
+        for future in as_completed(futures):
+            service = futures[future]
+            try:
+                outcome = future.result()
+            except EngineError as exc:  # the engine went away mid-run: this service only
+                outcome = {"built": None, "error": str(exc), "stages": []}
+            yield service, outcome
+    except BaseException as exc:
+        running = sum(not f.done() for f in futures)
+        cancel.cancel("interrupted" if not isinstance(exc, Exception) else "stopped after an error")
+        pool.shutdown(wait=False, cancel_futures=True)
+        started = [f for f in futures if not f.cancelled()]  # a cancelled one never counts as done
+        left = wait(started, timeout=CANCEL_GRACE_SECONDS).not_done
+        context.log.debug(f"{cancel.reason}: stopped {running} build(s) and their test containers"
+                            + (f"; {len(left)} did not stop within {CANCEL_GRACE_SECONDS:g}s" if left else ""))
+        raise
+    finally:
+        pool.shutdown(wait=not cancel.cancelled)
+
+
+def _sweep(context, docker_engine: DockerEngine, settings) -> None:
+    """Remove what a killed run left (test containers and networks) holding the working copy, and
+    mark failed the runs whose nexus-agent is gone."""
+    client = docker_engine.client()
+    try:
+        containers, networks = remove_leftovers(client, settings.workdir)
+    finally:
+        client.close()
+    runs = fail_orphan_runs(context.instance)
+    if containers or networks or runs:
+        context.log.info(f"cleaned up after a killed run: removed {len(containers)} container(s), "
+                         f"{len(networks)} network(s); marked {len(runs)} run(s) failed")
 
 
 def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]) -> list[str]:
@@ -169,6 +211,7 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
         return
     recorded = latest_data_versions(context.instance, [image_key(name) for name, _ in alone])
     client = docker_engine.client()
+    label_created(client, settings.workdir)
     try:
         for name, stage in alone:
             service = contexts.get(name)

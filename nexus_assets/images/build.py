@@ -5,12 +5,16 @@ these concurrently and records what they return."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
+from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.services import Service
@@ -71,10 +75,56 @@ def dockerfile_argument(service: Service) -> str | None:
         return str(service.dockerfile)
 
 
+class _BuildStopper:
+    """Stops a build that streams on a client's connection: shutting the socket down ends the
+    blocked read at once, and the engine's classic builder cancels a build whose client went
+    away (it kills and removes the step's container). Installed on a per-thread client only."""
+
+    def __init__(self, api) -> None:
+        self.reason: str | None = None
+        self._responses: list = []
+        self._lock = threading.Lock()
+        original = api._stream_helper
+
+        def stream_helper(response, decode=False):  # the SDK hands every streamed response here
+            with self._lock:
+                self._responses.append(response)
+                stopped = self.reason is not None
+            if stopped:
+                self._shut(response)
+            return original(response, decode=decode)
+
+        api._stream_helper = stream_helper
+        self._api, self._original = api, original
+
+    def stop(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            responses = list(self._responses)
+        for response in responses:
+            self._shut(response)
+
+    @staticmethod
+    def _shut(response) -> None:
+        with contextlib.suppress(Exception):
+            raw = response.raw._fp.fp.raw  # the socket file under http.client's response
+            sock = getattr(raw, "_sock", raw)
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            response.close()
+
+    def restore(self) -> None:
+        self._api._stream_helper = self._original
+
+
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
-                source: str, log_path: Path) -> dict:
+                source: str, log_path: Path, timeout: float | None = None,
+                cancel: Cancellation | None = None) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
-    needs: tags, image id, size, seconds, and the OCI labels set."""
+    needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
+    timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError)."""
     import docker.errors
 
     service = plan.service
@@ -91,7 +141,13 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
-    with open(log_path, "w", encoding="utf-8") as log:
+    stopper = _BuildStopper(client.api)
+    timer = threading.Timer(timeout, stopper.stop, args=(f"timed out after {timeout:g}s",)) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log, \
+            (cancel.hook(lambda: stopper.stop(f"stopped: the run was {cancel.reason}")) if cancel else contextlib.nullcontext()):
         try:
             stream = client.api.build(
                 path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
@@ -109,9 +165,19 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         except docker.errors.APIError as exc:
             log.write(f"ERROR: {exc}\n")
             raise BuildError(f"service {service.name}: the engine refused the build: {exc.explanation or exc} (log: {log_path})") from exc
-        except (docker.errors.DockerException, ConnectionError, OSError) as exc:
-            log.write(f"ERROR: {exc}\n")
-            raise EngineError(f"service {service.name}: lost the Docker engine during the build: {exc}") from exc
+        except Exception as exc:
+            if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
+                raise
+            if stopper.reason is None:
+                log.write(f"ERROR: {exc}\n")
+                raise EngineError(f"service {service.name}: lost the Docker engine during the build: {exc}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            stopper.restore()
+        if stopper.reason is not None:  # the stream ended because we shut it: not a finished build
+            log.write(f"ERROR: build {stopper.reason}\n")
+            raise BuildError(f"service {service.name}: build {stopper.reason} (log: {log_path})")
     image = client.images.get(image_id or tags[0])
     for tag in tags[1:]:
         repo, _, tag_name = tag.rpartition(":")

@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.core.cancel import Cancellation
+from nexus_assets.core.cleanup import label_created
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
 from nexus_assets.core.services import Service
@@ -31,29 +33,48 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
                        seconds=0.0, log_path=log_path, details={}, containers=0)
 
 
-def build_and_test(engine, settings, service: Service, revision: str | None, tests: ServiceTests) -> dict:
+def build_and_test(engine, settings, service: Service, revision: str | None, tests: ServiceTests,
+                   cancel: Cancellation | None = None) -> dict:
     """Lint, build, then unit and integration tests in the built image, for one service.
-    Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}."""
+    Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}. A build longer
+    than settings.build_timeout fails this service alone; when cancel is thrown, the build is
+    stopped, the test containers removed, and Cancelled raised."""
+    cancel = cancel or Cancellation()
     reports, timeout = settings.reports, settings.test_timeout
+    cancel.raise_if_cancelled(f"service {service.name}")
     stages = [tests.lint(service, reports, timeout=timeout)]
     client = engine.client()  # one client per thread: the SDK's session is not shared safely
-    try:
+    created = label_created(client, settings.workdir)  # owner-labelled: a killed run's are found
+
+    def remove_containers() -> None:  # from the cancelling thread, on a client of its own
+        other = engine.client()
         try:
-            plan = plan_build(service, client, load_base_image_map(), service.build_args)
-            built = build_image(
-                client, plan, registry=settings.registry, version=settings.version, revision=revision,
-                source=str(settings.repo / service.path.relative_to(settings.workdir))
-                if service.path.is_relative_to(settings.workdir) else str(service.path),
-                log_path=reports / f"build_{service.name}.log",
-            )
-        except NexusError as exc:
-            log = str(reports / f"build_{service.name}.log")
-            stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
-            return {"built": None, "error": str(exc), "stages": stages}
-        built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
-        stages.append(tests.unit(client, service, built["image_id"], reports, timeout=timeout))
-        stages.append(tests.integration(client, service, built["image_id"], reports, timeout=timeout))
-        return {"built": built, "error": None, "stages": stages}
+            created.remove_with(other)
+        finally:
+            other.close()
+
+    try:
+        with cancel.hook(remove_containers):
+            try:
+                cancel.raise_if_cancelled(f"service {service.name}")
+                plan = plan_build(service, client, load_base_image_map(), service.build_args)
+                built = build_image(
+                    client, plan, registry=settings.registry, version=settings.version, revision=revision,
+                    source=str(settings.repo / service.path.relative_to(settings.workdir))
+                    if service.path.is_relative_to(settings.workdir) else str(service.path),
+                    log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
+                )
+            except NexusError as exc:
+                cancel.raise_if_cancelled(f"service {service.name}")
+                log = str(reports / f"build_{service.name}.log")
+                stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
+                return {"built": None, "error": str(exc), "stages": stages}
+            built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
+            for stage, runner in (("unit", tests.unit), ("integration", tests.integration)):
+                cancel.raise_if_cancelled(f"service {service.name} {stage} tests")
+                stages.append(runner(client, service, built["image_id"], reports, timeout=timeout))
+            cancel.raise_if_cancelled(f"service {service.name}")  # a stage cut short by the cancel
+            return {"built": built, "error": None, "stages": stages}
     finally:
         client.close()
 
