@@ -51,8 +51,11 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
             stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
             return {"built": None, "error": str(exc), "stages": stages}
         built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
-        stages.append(tests.unit(client, service, built["image_id"], reports, timeout=timeout))
-        stages.append(tests.integration(client, service, built["image_id"], reports, timeout=timeout))
+        if tests.unit_and_integration is not None:  # one container for both stages
+            stages += tests.unit_and_integration(client, service, built["image_id"], reports, timeout=timeout)
+        else:
+            stages.append(tests.unit(client, service, built["image_id"], reports, timeout=timeout))
+            stages.append(tests.integration(client, service, built["image_id"], reports, timeout=timeout))
         return {"built": built, "error": None, "stages": stages}
     finally:
         client.close()
