@@ -11,15 +11,18 @@ network) whatever happens."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 
 from nexus_assets.core.stage import Stage
 
 TEST_LABEL = "io.nexus-assets.test"
 CONTAINER_PREFIX = "nexus-test-"
 POLL = 0.1  # seconds between two looks at a container, and between two /health probes
+STALE_NETWORK = 3600  # seconds after which an empty test network is taken as left behind
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 
 # A tiny HTTP client for each interpreter a service image may have. Arguments: mode, base URL,
@@ -111,19 +114,41 @@ def start_container(client, st: Stage, image_id: str, *, role: str = "", **kwarg
 
 def create_network(client, st: Stage):
     """A bridge network made for this test only: internal (no route out of the machine),
-    removed by st.cleanup() after its containers."""
+    removed by st.cleanup() after its containers. If the engine has no address range left
+    (networks that killed runs left behind use them up), the test networks that have stood
+    empty for more than STALE_NETWORK seconds are removed and the creation tried once more."""
+    import docker.errors
+
     name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex}"
-    network = client.networks.create(name, driver="bridge", internal=True, labels=labels(st), check_duplicate=True)
+    create = lambda: client.networks.create(name, driver="bridge", internal=True,  # noqa: E731
+                                            labels=labels(st), check_duplicate=True)
+    try:
+        network = create()
+    except docker.errors.APIError as exc:
+        if "address pool" not in str(exc):
+            raise
+        st.write(f"# {exc}: removing test networks left behind")
+        remove_stale_networks(client, st)
+        network = create()
     st.networks.append(network)
     st.details["network"] = name
     st.write(f"# network {name} (internal)")
     return network
 
 
-def network_ip(container, network_name: str) -> str | None:
-    container.reload()
-    networks = container.attrs["NetworkSettings"].get("Networks") or {}
-    return (networks.get(network_name) or {}).get("IPAddress") or None
+def remove_stale_networks(client, st: Stage) -> None:
+    """Remove the test networks with no container that are older than STALE_NETWORK seconds
+    (a younger one may be a concurrent stage's, about to get its container)."""
+    now = datetime.now(timezone.utc)
+    for network in client.networks.list(filters={"label": f"{TEST_LABEL}=1"}):
+        try:
+            network.reload()
+            created = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", network.attrs["Created"]).replace("Z", "+00:00"))
+            if not network.attrs.get("Containers") and (now - created).total_seconds() > STALE_NETWORK:
+                network.remove()
+                st.write(f"# removed test network {network.name} left behind (created {network.attrs['Created']})")
+        except Exception as exc:  # in use after all, or gone already
+            st.write(f"# kept test network {network.name}: {exc}")
 
 
 def exec_in(client, container, cmd: list[str], limit: float, *, environment: dict | None = None) -> tuple[int | None, str]:

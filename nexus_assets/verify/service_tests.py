@@ -289,7 +289,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         except api_error as exc:  # the container is not running (any more)
             code, output = -1, f"(exec refused: {exc})"
         container.reload()
-        if code != 0 and container.attrs["State"]["Status"] != "running":
+        if code != 0 and container.attrs["State"]["Status"] != "running" and st.remaining() > 0:
             st.write(output)
             st.write(f"# the service container stopped (exit {container.attrs['State'].get('ExitCode')}) "
                      "while the unit tests ran: running them again in a container of their own")
