@@ -10,8 +10,8 @@ import time
 import urllib.parse
 
 from nexus_assets.core.stage import Stage
-from nexus_assets.verify.sandbox import (Prober, container_logs, create_network, exec_in, healthcheck_command,
-                                         start_container)
+from nexus_assets.verify.sandbox import (POLL, Prober, container_logs, create_network, exec_in,
+                                         healthcheck_command, start_container)
 
 
 def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
@@ -62,11 +62,13 @@ def _wait_answering(st: Stage, container, prober: Prober, port: str, api_error) 
         networks = container.attrs["NetworkSettings"].get("Networks") or {}
         ip = (networks.get(st.details["network"]) or {}).get("IPAddress")
         st.details["address"] = f"{ip}:{port.split('/')[0]}"
-        try:
-            code, found, output = prober.run(["wait", f"http://{st.details['address']}",
-                                              f"{min(2.0, st.remaining()):.2f}"], st.remaining())
+        slice_ = min(2.0, st.remaining())
+        try:  # a slice of probing, with time for the interpreter to start (a stuck one is left behind)
+            code, found, output = prober.run(["wait", f"http://{st.details['address']}", f"{slice_:.2f}"],
+                                             min(st.remaining(), slice_ + 5.0))
         except api_error as exc:  # the container stopped between the two looks
             st.write(f"# probe refused: {exc}")
+            time.sleep(POLL)
             continue
         if found and found[-1]["status"] is not None:
             return None
