@@ -52,16 +52,19 @@ def _network_gone(client, name: str) -> bool:
 
 @pytest.fixture(autouse=True)
 def no_test_containers_left(request):
-    """After every test that uses the engine: no container labelled io.nexus-assets.test=1
-    that appeared during the test is still there (compared with before, so that a concurrent
+    """After every test that uses the engine: no container or network labelled
+    io.nexus-assets.test=1 for a service these tests use that appeared during the test is
+    still there (compared with before, and other services' left out, so that a concurrent
     run elsewhere on the engine cannot make this test fail)."""
     if request.node.get_closest_marker("docker") is None:
         yield
         return
     client = request.getfixturevalue("docker_client")
+    ours = lambda labels: (labels or {}).get("io.nexus-assets.service") in (NODE, PYTHON)  # noqa: E731
     label = {"label": f"{st.TEST_LABEL}=1"}
-    listing = lambda: {c.id: c.name for c in client.containers.list(all=True, filters=label)}  # noqa: E731
-    networks = lambda: {n.id: n.name for n in client.networks.list(filters=label)}  # noqa: E731
+    listing = lambda: {c["Id"]: c["Names"] for c in client.api.containers(all=True, filters=label)  # noqa: E731
+                       if ours(c.get("Labels"))}
+    networks = lambda: {n["Id"]: n["Name"] for n in client.api.networks(filters=label) if ours(n.get("Labels"))}  # noqa: E731
     before, networks_before = listing(), networks()
     yield
     left = {cid: name for cid, name in listing().items() if cid not in before}
