@@ -53,14 +53,15 @@ def _network_gone(client, name: str) -> bool:
 @pytest.fixture(autouse=True)
 def no_test_containers_left(request):
     """After every test that uses the engine: no container or network labelled
-    io.nexus-assets.test=1 for a service these tests use that appeared during the test is
-    still there (compared with before, and other services' left out, so that a concurrent
-    run elsewhere on the engine cannot make this test fail)."""
+    io.nexus-assets.test=1 that this process started during the test is still there (compared
+    with before, and other processes' left out, so that a concurrent run elsewhere on the
+    engine cannot make this test fail)."""
     if request.node.get_closest_marker("docker") is None:
         yield
         return
     client = request.getfixturevalue("docker_client")
-    ours = lambda labels: (labels or {}).get("io.nexus-assets.service") in (NODE, PYTHON)  # noqa: E731
+    me = sandbox.labels(type("S", (), {"name": "", "stage": ""})())[sandbox.PID_LABEL]
+    ours = lambda labels: (labels or {}).get(sandbox.PID_LABEL) == me  # noqa: E731
     label = {"label": f"{st.TEST_LABEL}=1"}
     listing = lambda: {c["Id"]: c["Names"] for c in client.api.containers(all=True, filters=label)  # noqa: E731
                        if ours(c.get("Labels"))}
@@ -205,13 +206,19 @@ def test_probe_script_waits_for_health_and_reports_each_path(local_http, languag
     command = sandbox.INTERPRETERS[language]
     run = lambda *args: subprocess.run(command + list(args), capture_output=True, text=True, timeout=20)  # noqa: E731
     waited = run("wait", local_http, "2")
-    assert waited.returncode == 0 and sandbox.answers(waited.stdout) == [{"path": "/health", "status": 200, "error": ""}]
+    assert waited.returncode == 0
+    assert sandbox.answers(waited.stdout) == [{"path": "/health", "status": 200, "error": "", "wait": True}]
+    # Waiting, then each path once, in one run.
+    both = sandbox.answers(run("wait", local_http, "2", "/health", "/missing").stdout)
+    assert [(a["path"], a["status"], a.get("wait")) for a in both] == [
+        ("/health", 200, True), ("/health", 200, None), ("/missing", 404, None)]
     got = sandbox.answers(run("get", local_http, "5", "/health", "/a", "/missing").stdout)
     assert [(a["path"], a["status"]) for a in got] == [("/health", 200), ("/a", 200), ("/missing", 404)]
     started = time.monotonic()
     refused = sandbox.answers(run("wait", "http://127.0.0.1:1", "0.6").stdout)
     assert 0.5 < time.monotonic() - started < 10  # polled until its time was up, then said why
     assert refused[0]["status"] is None and refused[0]["error"]
+    assert len(sandbox.answers(run("wait", "http://127.0.0.1:1", "0.2", "/a").stdout)) == 1  # no answer: no GETs
 
 
 def test_healthcheck_command_from_image_config():

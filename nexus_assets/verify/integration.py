@@ -43,35 +43,36 @@ def _engine_unhealthy(st: Stage, state: dict) -> str:
             f"last probe exit {last.get('ExitCode')}{': ' + said if said else ''})")
 
 
-def _wait_answering(st: Stage, container, prober: Prober, port: str, api_error) -> str | None:
-    """Until GET /health answers (any status) from inside the engine. Returns a failure or None.
-    The probe runs in slices of at most 2 s, between which the container is looked at: one
-    that exited or that the engine found unhealthy fails at once."""
+def _wait_answering(st: Stage, container, prober: Prober, port: str, order: list[str], api_error):
+    """Until GET /health answers (any status) from inside the engine, then GET every path of
+    order in the same probe run. Returns (failure or None, the GET answers, the probe's exit
+    code and output). The probe waits in slices of at most 2 s, between which the container is
+    looked at: one that exited or that the engine found unhealthy fails at once."""
     while True:
         container.reload()
         failure = _exited(container)
         if failure:
-            return failure
+            return failure, [], None, ""
         state = container.attrs["State"]
         st.details["engine_health"] = (state.get("Health") or {}).get("Status")
         if st.details["engine_health"] == "unhealthy":
             st.details["health"] = "unhealthy"
-            return _engine_unhealthy(st, state)
+            return _engine_unhealthy(st, state), [], None, ""
         if st.remaining() <= 0:
-            return f"{st.timed_out()} waiting for GET /health to answer"
+            return f"{st.timed_out()} waiting for GET /health to answer", [], None, ""
         networks = container.attrs["NetworkSettings"].get("Networks") or {}
         ip = (networks.get(st.details["network"]) or {}).get("IPAddress")
         st.details["address"] = f"{ip}:{port.split('/')[0]}"
-        slice_ = min(2.0, st.remaining())
-        try:  # a slice of probing, with time for the interpreter to start (a stuck one is left behind)
-            code, found, output = prober.run(["wait", f"http://{st.details['address']}", f"{slice_:.2f}"],
-                                             min(st.remaining(), slice_ + 5.0))
+        try:
+            code, found, output = prober.run(["wait", f"http://{st.details['address']}",
+                                              f"{min(2.0, st.remaining()):.2f}", *order], st.remaining())
         except api_error as exc:  # the container stopped between the two looks
             st.write(f"# probe refused: {exc}")
             time.sleep(POLL)
             continue
-        if found and found[-1]["status"] is not None:
-            return None
+        waited = [a for a in found if a.get("wait")]
+        if waited and waited[-1]["status"] is not None:
+            return None, [a for a in found if not a.get("wait")], code, output
         if code not in (0, None):
             st.write(f"# probe exit {code}: {output.strip()[-300:]}")
 
@@ -103,10 +104,7 @@ def _healthcheck(client, st: Stage, container, config: dict, command: list[str])
         time.sleep(0.5)
 
 
-def _call_endpoints(st: Stage, prober: Prober, paths: list[str]) -> tuple[bool, str]:
-    order = ["/health"] + [p for p in paths if p != "/health"]
-    code, found, output = prober.run(["get", f"http://{st.details['address']}", f"{min(5.0, st.remaining()):.2f}",
-                                      *order], st.remaining())
+def _endpoints(st: Stage, order: list[str], found: list[dict], code: int | None, output: str) -> tuple[bool, str]:
     bad = []
     for answer in found:
         path, status, error = str(answer["path"]), answer.get("status"), answer.get("error") or ""
@@ -145,7 +143,10 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
             network = create_network(client, st)
             container = start_container(client, st, image_id, network=network.name)
         prober = Prober(client, st, container, network, service.language, lambda: load_base_image_map().base)
-        failure = _wait_answering(st, container, prober, ports[0], api_error)
+        # The endpoints are called as soon as /health answers (one probe run), but reported only
+        # once the HEALTHCHECK has passed: an unhealthy container fails with none reported.
+        order = ["/health"] + [p for p in paths if p != "/health"]
+        failure, found, code, output = _wait_answering(st, container, prober, ports[0], order, api_error)
         if failure is None and health_cmd:
             failure = _healthcheck(client, st, container, config, health_cmd)
         if failure:
@@ -153,7 +154,7 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
             return False, failure
         st.write(f"# ready after {time.monotonic() - st.started:.1f}s at {st.details['address']} "
                  f"(probed with {prober.how})")
-        passed, reason = _call_endpoints(st, prober, paths)
+        passed, reason = _endpoints(st, order, found, code, output)
         st.write("# container output:\n" + container_logs(container))
         return passed, reason
 

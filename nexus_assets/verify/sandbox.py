@@ -11,7 +11,9 @@ network) whatever happens."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -21,13 +23,15 @@ from nexus_assets.core.stage import Stage
 
 TEST_LABEL = "io.nexus-assets.test"
 CONTAINER_PREFIX = "nexus-test-"
+PID_LABEL = "io.nexus-assets.started-by"
 POLL = 0.1  # seconds between two looks at a container, and between two /health probes
 STALE_NETWORK = 3600  # seconds after which an empty test network is taken as left behind
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 
 # A tiny HTTP client for each interpreter a service image may have. Arguments: mode, base URL,
 # seconds, paths. "wait": GET /health every 100 ms until it answers (any status) or the seconds
-# run out; "get": each path once, at most `seconds` each. One JSON line per answer printed.
+# run out (that line marked "wait"), then, if it answered, each path once (at most 5 s each);
+# "get": each path once, at most `seconds` each. One JSON line per answer printed.
 PY_PROBE = """
 import json, sys, time, urllib.error, urllib.request as u
 mode, base, limit, paths = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
@@ -42,8 +46,8 @@ def get(path, seconds):
         return err.code, ""
     except Exception as err:
         return None, str(getattr(err, "reason", err))
-def say(path, answer):
-    print(json.dumps({"path": path, "status": answer[0], "error": answer[1]}), flush=True)
+def say(path, answer, **more):
+    print(json.dumps(dict({"path": path, "status": answer[0], "error": answer[1]}, **more)), flush=True)
 if mode == "wait":
     end = time.monotonic() + limit
     while True:
@@ -51,7 +55,9 @@ if mode == "wait":
         if answer[0] is not None or time.monotonic() >= end:
             break
         time.sleep(0.1)
-    say("/health", answer)
+    say("/health", answer, wait=True)
+    for path in paths if answer[0] is not None else []:
+        say(path, get(path, 5.0))
 else:
     for path in paths:
         say(path, get(path, limit))
@@ -69,7 +75,7 @@ const get = (path, seconds) => new Promise((done) => {
   req.on('timeout', () => req.destroy(new Error('timed out')));
   req.on('error', (err) => done([null, String(err.message)]));
 });
-const say = (path, [status, error]) => console.log(JSON.stringify({ path, status, error }));
+const say = (path, [status, error], more = {}) => console.log(JSON.stringify({ path, status, error, ...more }));
 (async () => {
   if (mode === 'wait') {
     const end = Date.now() + Number(limit) * 1000;
@@ -79,7 +85,8 @@ const say = (path, [status, error]) => console.log(JSON.stringify({ path, status
       if (answer[0] !== null || Date.now() >= end) break;
       await new Promise((wake) => setTimeout(wake, 100));
     }
-    say('/health', answer);
+    say('/health', answer, { wait: true });
+    if (answer[0] !== null) for (const path of paths) say(path, await get(path, 5));
   } else {
     for (const path of paths) say(path, await get(path, Number(limit)));
   }
@@ -90,7 +97,10 @@ INTERPRETERS = {"python": ["python3", "-c", PY_PROBE], "node": ["node", "-e", JS
 
 
 def labels(st: Stage) -> dict[str, str]:
-    return {TEST_LABEL: "1", "io.nexus-assets.service": st.name, "io.nexus-assets.stage": st.stage}
+    """The test label, the service and stage, and the process that started it (so that what a
+    killed run left behind can be told from a concurrent run's)."""
+    return {TEST_LABEL: "1", "io.nexus-assets.service": st.name, "io.nexus-assets.stage": st.stage,
+            PID_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def container_logs(container) -> str:
