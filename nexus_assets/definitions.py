@@ -25,11 +25,12 @@ from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_d
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.verify.assets import e2e_tests_asset
-from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit
+from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit, run_unit_and_integration
 from nexus_assets.workspace.assets import workspace
 
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
-SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration)
+SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
+                             unit_and_integration=run_unit_and_integration)
 PIPELINE_JOB = "nexus_pipeline"
 
 

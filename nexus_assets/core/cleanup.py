@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import dagster as dg
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
 
-TEST_LABEL = "io.nexus-assets.test"  # verify/service_tests.py labels its containers with it
+TEST_LABEL = "io.nexus-assets.test"  # every test container and network (verify/sandbox.py)
 OWNER_LABEL = "io.nexus-assets.owner"
 WORKDIR_LABEL = "io.nexus-assets.workdir"
 OWNER_TAG = "nexus/owner"  # on the Dagster runs nexus-agent launches

@@ -11,6 +11,7 @@ values never."""
 
 from __future__ import annotations
 
+import bisect
 import io
 import ipaddress
 import re
@@ -80,11 +81,15 @@ def parse_env_text(text: str) -> tuple[list[tuple[str, str]], list[int]]:
     masked: it is most likely the continuation of a secret value. Never raises."""
     pairs: list[tuple[str, str]] = []
     bad: list[int] = []
+    # Line numbers as an editor shows them: python-dotenv may split a CRLF between two bindings
+    # and count it twice, so lines are counted here from where each binding's text starts.
+    breaks = [m.end() for m in _NEWLINE_RE.finditer(text)]
+    offset = 0
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         body = original.lstrip()
-        # The binding starts at the blank lines and comments before it: count them off.
-        line = binding.original.line + len(_NEWLINE_RE.findall(original[: len(original) - len(body)]))
+        start, offset = offset + len(original) - len(body), offset + len(original)
+        line = bisect.bisect_right(breaks, start) + 1
         if not binding.error and binding.key is None:
             continue  # blank lines and comments
         key, value = binding.key, binding.value

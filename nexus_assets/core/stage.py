@@ -1,5 +1,5 @@
 """What every test stage shares: its result record (StageResult) and its bookkeeping (Stage:
-log file, clock and timeout, containers to remove, result builder).
+log file, clock and timeout, containers and networks to remove, result builder).
 
 Split out of `service_tests` so that `service_tests` (lint, unit, integration) and `verify.e2e`
 (the compose run) both build on it without importing each other.
@@ -47,6 +47,7 @@ class Stage:
         self.details: dict[str, Any] = {}
         self.containers = 0
         self.running: list = []  # containers to remove before the result is written
+        self.networks: list = []  # test networks to remove after those containers
         self.write(f"# {stage} stage of {name} (timeout {timeout:g}s)")
 
     def write(self, text: str) -> None:
@@ -63,14 +64,24 @@ class Stage:
         return f"timed out after {self.timeout:g}s"
 
     def cleanup(self) -> None:
-        """Remove every container this stage started (force: a hung one is killed)."""
+        """Remove every container this stage started (force: a hung one is killed), then its
+        networks (a network cannot go while a container is attached to it). Notes go to the
+        log while it is open (a shared container may outlive the stage that started it)."""
+        note = self.write if not self.log.closed else (lambda text: None)
         while self.running:
             container = self.running.pop()
             try:
                 container.remove(force=True, v=True)
-                self.write(f"# removed container {container.id[:12]}")
+                note(f"# removed container {container.id[:12]}")
             except Exception as exc:  # already gone, or the engine is going away
-                self.write(f"# could not remove container {container.id[:12]}: {exc}")
+                note(f"# could not remove container {container.id[:12]}: {exc}")
+        while self.networks:
+            network = self.networks.pop()
+            try:
+                network.remove()
+                note(f"# removed network {network.name}")
+            except Exception as exc:
+                note(f"# could not remove network {network.name}: {exc}")
 
     def result(self, passed: bool, reason: str, skipped: bool = False) -> StageResult:
         """Log the outcome, close the log and return the StageResult."""
@@ -98,3 +109,6 @@ class ServiceTests:
     lint: Any  # (service, log_dir, *, timeout) -> StageResult
     unit: Any  # (client, service, image_id, log_dir, *, timeout) -> StageResult
     integration: Any  # (client, service, image_id, log_dir, *, timeout) -> StageResult
+    # Both against one container: (client, service, image_id, log_dir, *, timeout) -> (unit, integration).
+    # None: the image step calls unit and then integration.
+    unit_and_integration: Any = None

@@ -70,9 +70,13 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
                 stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
                 return {"built": None, "error": str(exc), "stages": stages}
             built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
-            for stage, runner in (("unit", tests.unit), ("integration", tests.integration)):
-                cancel.raise_if_cancelled(f"service {service.name} {stage} tests")
-                stages.append(runner(client, service, built["image_id"], reports, timeout=timeout))
+            cancel.raise_if_cancelled(f"service {service.name} tests")
+            if tests.unit_and_integration is not None:  # one container for both stages
+                stages += tests.unit_and_integration(client, service, built["image_id"], reports, timeout=timeout)
+            else:
+                for stage, runner in (("unit", tests.unit), ("integration", tests.integration)):
+                    cancel.raise_if_cancelled(f"service {service.name} {stage} tests")
+                    stages.append(runner(client, service, built["image_id"], reports, timeout=timeout))
             cancel.raise_if_cancelled(f"service {service.name}")  # a stage cut short by the cancel
             return {"built": built, "error": None, "stages": stages}
     finally:

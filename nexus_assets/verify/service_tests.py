@@ -5,11 +5,14 @@ Plain functions on a docker SDK client, no Dagster. Each runs one stage and retu
 StageResult; a test that fails is a result (passed=False), never an exception. Only a lost
 engine raises (EngineError), because then no result means anything. Every stage writes its
 full log to <log_dir>/test_results_<service>_<stage>.log, has a timeout (a hung stage ends
-failed, "timed out after Ns"), and removes every container it started, named nexus-test-*
-and labelled io.nexus-assets.test=1, whatever happens."""
+failed, "timed out after Ns"), and removes every container and network it started, named
+nexus-test-* and labelled io.nexus-assets.test=1, whatever happens. The image step runs unit
+and integration together (`run_unit_and_integration`): one container per service, on a test
+network of its own, with nothing published on the host (see `sandbox`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,29 +20,31 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from pathlib import Path
 
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
+from nexus_assets.verify.integration import integration_body, spec_get_paths
+from nexus_assets.verify.sandbox import (  # noqa: F401
+    CONTAINER_PREFIX,
+    POLL,
+    TEST_LABEL,
+    container_logs,
+    create_network,
+    exec_in,
+    start_container,
+)
 
-TEST_LABEL = "io.nexus-assets.test"
-CONTAINER_PREFIX = "nexus-test-"
 STAGES = ("lint", "unit", "integration", "e2e")
 UNIT_COMMANDS = {
     "node": ["node", "--test", "tests/"],
     "python": ["python3", "-m", "unittest", "discover", "-s", "tests", "-v"],
 }
+UNIT_ENV = {"CI": "1", "NO_COLOR": "1"}
 # Folders whose files are not the service's own source.
 _SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "build"}
-_POLL = 0.25
-# Loopback only, and never through a proxy from the environment.
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _engine_lost(service: str, stage: str, exc: Exception) -> EngineError:
@@ -154,8 +159,9 @@ def _syntax_checks(st: Stage, service: Service) -> list[str]:
 
 
 def _guarded(st: Stage, body) -> StageResult:
-    """Run body() -> (passed, reason); always remove the stage's containers first. An engine
-    refusal (no such image, bad port…) is a failed result; a lost engine raises EngineError."""
+    """Run body() -> (passed, reason); always remove the stage's containers and networks first.
+    An engine refusal (no such image, bad port…) is a failed result; a lost engine raises
+    EngineError."""
     api_error, engine_error = docker_errors()
     try:
         try:
@@ -169,25 +175,6 @@ def _guarded(st: Stage, body) -> StageResult:
         st.result(False, f"lost the Docker engine: {exc}")
         raise _engine_lost(st.name, st.stage, exc) from exc
     return st.result(passed, reason)
-
-
-def _start(client, st: Stage, image_id: str, **kwargs):
-    name = f"{CONTAINER_PREFIX}{st.name.lower()}-{st.stage}-{uuid.uuid4().hex[:8]}"
-    labels = {TEST_LABEL: "1", "io.nexus-assets.service": st.name, "io.nexus-assets.stage": st.stage}
-    container = client.containers.create(image_id, name=name, labels=labels, **kwargs)
-    st.running.append(container)  # registered before start, so even a failed start is removed
-    st.containers += 1
-    st.details["container_id"] = container.id
-    st.write(f"# container {name} ({container.id[:12]}) from image {image_id}")
-    container.start()
-    return container
-
-
-def _container_logs(container) -> str:
-    try:
-        return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-    except Exception as exc:
-        return f"(logs unavailable: {exc})"
 
 
 def count_tests(output: str) -> dict:
@@ -206,100 +193,56 @@ def count_tests(output: str) -> dict:
     return counts
 
 
+def _unit_command(service: Service) -> tuple[list[str] | None, str]:
+    """(the runner command, "") or (None, why the unit stage is skipped)."""
+    tests = service.path / "tests"
+    if not tests.is_dir() or not any(tests.iterdir()):
+        return None, "no unit tests"
+    command = UNIT_COMMANDS.get(service.language)
+    if command is None:
+        return None, f"no unit test runner for language {service.language!r}"
+    return command, ""
+
+
+def _unit_verdict(st: Stage, output: str, code: int | None) -> tuple[bool, str]:
+    st.write(output)
+    st.details["tests"] = count_tests(output)
+    if code is None:
+        return False, st.timed_out()
+    st.details["exit_code"] = code
+    summary = ", ".join(f"{k} {v}" for k, v in st.details["tests"].items()) or "no test counts"
+    if code != 0:
+        return False, f"unit tests failed (exit {code}; {summary}); see {st.log_path.name}"
+    return True, f"unit tests passed ({summary})"
+
+
+def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str]) -> tuple[bool, str]:
+    """The tests as the command of a container of their own, network disabled."""
+    st.write(f"$ {' '.join(command)}   (network disabled)")
+    container = start_container(client, st, image_id, role="unit", command=command, network_disabled=True,
+                                environment=UNIT_ENV)
+    status = container.attrs["State"]["Status"]
+    while status not in ("exited", "dead") and st.remaining() > 0:
+        time.sleep(POLL)
+        container.reload()
+        status = container.attrs["State"]["Status"]
+    done = status in ("exited", "dead")
+    return _unit_verdict(st, container_logs(container), container.attrs["State"]["ExitCode"] if done else None)
+
+
 def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
     """The service's own tests inside its built image, network disabled; exit code 0 passes.
     No tests/ folder (or no runner for the language) is a skip."""
     st = Stage(service.name, "unit", log_dir, timeout)
-    tests = service.path / "tests"
-    if not tests.is_dir() or not any(tests.iterdir()):
-        return st.result(True, "no unit tests", skipped=True)
-    command = UNIT_COMMANDS.get(service.language)
+    command, skip = _unit_command(service)
     if command is None:
-        return st.result(True, f"no unit test runner for language {service.language!r}", skipped=True)
+        return st.result(True, skip, skipped=True)
     st.details["command"] = command
-
-    def body() -> tuple[bool, str]:
-        st.write(f"$ {' '.join(command)}   (network disabled)")
-        container = _start(client, st, image_id, command=command, network_disabled=True,
-                           environment={"CI": "1", "NO_COLOR": "1"})
-        status = container.attrs["State"]["Status"]
-        while status not in ("exited", "dead") and st.remaining() > 0:
-            time.sleep(_POLL)
-            container.reload()
-            status = container.attrs["State"]["Status"]
-        output = _container_logs(container)
-        st.write(output)
-        st.details["tests"] = count_tests(output)
-        if status not in ("exited", "dead"):
-            return False, st.timed_out()
-        code = container.attrs["State"]["ExitCode"]
-        st.details["exit_code"] = code
-        summary = ", ".join(f"{k} {v}" for k, v in st.details["tests"].items()) or "no test counts"
-        if code != 0:
-            return False, f"unit tests failed (exit {code}; {summary}); see {st.log_path.name}"
-        return True, f"unit tests passed ({summary})"
-
-    return _guarded(st, body)
+    return _guarded(st, lambda: _unit_in_own_container(client, st, image_id, command))
 
 
-def _http_get(url: str, timeout: float) -> tuple[int | None, str]:
-    """(status, error): any HTTP answer gives a status; no answer gives None and why."""
-    try:
-        with _HTTP.open(url, timeout=timeout) as res:
-            res.read()
-            return res.status, ""
-    except urllib.error.HTTPError as err:
-        return err.code, ""
-    except (urllib.error.URLError, OSError) as err:
-        return None, str(getattr(err, "reason", err))
-
-
-def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
-    """(testable, skipped): GET paths of an OpenAPI document, with the base path of its first
-    server; paths with {parameters} cannot be called blindly, so they are skipped."""
-    servers = spec.get("servers") or [{}]
-    base = urllib.parse.urlsplit(str(servers[0].get("url", ""))).path.rstrip("/")
-    testable: list[str] = []
-    skipped: list[str] = []
-    for path, ops in (spec.get("paths") or {}).items():
-        if isinstance(ops, dict) and "get" in ops:
-            (skipped if "{" in path else testable).append(base + path)
-    return testable, skipped
-
-
-def _wait_ready(container, st: Stage, port_key: str, has_health: bool) -> tuple[str | None, int | None]:
-    """Wait until the container is healthy (or, without a HEALTHCHECK, answers HTTP).
-    Returns (failure reason or None, host port)."""
-    host_port = None
-    while True:
-        container.reload()
-        state = container.attrs["State"]
-        if state["Status"] in ("exited", "dead"):
-            tail = " | ".join(_container_logs(container).strip().splitlines()[-3:])[-300:]
-            return f"container exited with code {state.get('ExitCode')} before it was ready: {tail}", None
-        bound = (container.attrs["NetworkSettings"].get("Ports") or {}).get(port_key) or []
-        host_port = int(bound[0]["HostPort"]) if bound else None
-        health = (state.get("Health") or {}).get("Status")
-        st.details["health"] = health
-        if has_health and health == "healthy" and host_port:
-            return None, host_port
-        if has_health and health == "unhealthy":
-            last = (state["Health"].get("Log") or [{}])[-1]
-            st.write(f"# last health probe: {last}")
-            said = str(last.get("Output") or "").strip()[:120]
-            return (f"container became unhealthy (failing streak {state['Health'].get('FailingStreak')}, "
-                    f"last probe exit {last.get('ExitCode')}{': ' + said if said else ''})"), None
-        if not has_health and host_port and _http_get(f"http://127.0.0.1:{host_port}/health", 2)[0] is not None:
-            return None, host_port
-        if st.remaining() <= 0:
-            return f"{st.timed_out()} waiting for the container to become ready (health: {health or 'no HEALTHCHECK'})", None
-        time.sleep(_POLL)
-
-
-def run_integration(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
-    """Start the image with its EXPOSEd port on 127.0.0.1, wait until healthy, then GET /health
-    (200) and every parameter-free GET path of the service's openapi.json (2xx)."""
-    st = Stage(service.name, "integration", log_dir, timeout)
+def _read_spec(st: Stage, service: Service) -> list[str] | None:
+    """The GET paths to call (None, logged, if openapi.json cannot be read)."""
     spec_file = service.path / "openapi.json"
     paths: list[str] = []
     skipped: list[str] = []
@@ -307,42 +250,80 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         try:
             paths, skipped = spec_get_paths(json.loads(spec_file.read_text(encoding="utf-8")))
         except (ValueError, AttributeError, UnicodeDecodeError) as exc:
-            return st.result(False, f"openapi.json of {service.name} cannot be read: {exc}")
+            st.details["spec_error"] = f"openapi.json of {service.name} cannot be read: {exc}"
+            return None
     st.details.update(openapi=spec_file.is_file(), skipped_endpoints=skipped, endpoints=[])
+    return paths
+
+
+def run_integration(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120,
+                    shared=None) -> StageResult:
+    """Start the image on an internal test network of its own, wait until GET /health answers
+    and its HEALTHCHECK passes, then GET /health (200) and every parameter-free GET path of the
+    service's openapi.json (2xx). shared: the (container, network) of run_unit_and_integration,
+    used (and removed) instead of starting them."""
+    st = Stage(service.name, "integration", log_dir, timeout)
+    if shared:  # removed by this stage's cleanup whatever happens from here on
+        st.running.append(shared[0])
+        st.networks.append(shared[1])
+        st.details["container_id"] = shared[0].id
+    paths = _read_spec(st, service)
+    if paths is None:
+        st.cleanup()
+        return st.result(False, st.details["spec_error"])
+    return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0]))
+
+
+def run_unit_and_integration(client, service: Service, image_id: str, log_dir: Path, *,
+                             timeout: float = 120) -> tuple[StageResult, StageResult]:
+    """Both stages against one container of the image, on an internal test network: the unit
+    tests run inside it (`docker exec`) while the service starts, then the integration probes
+    call it. Each stage keeps its own log and timeout (a hung unit run fails the unit stage
+    alone; it ends with the container). The container is counted on the unit stage. If the
+    service's process died while the unit tests ran, they are run again in a container of
+    their own (network disabled), so that a crashing service does not fail its unit tests."""
+    command, skip = _unit_command(service)
+    if command is None:
+        unit = Stage(service.name, "unit", log_dir, timeout).result(True, skip, skipped=True)
+        return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
+    st = Stage(service.name, "unit", log_dir, timeout)
+    st.details["command"] = command
+    api_error = docker_errors()[0]
+    shared: list = []  # (container, network), handed from the unit stage to the integration stage
 
     def body() -> tuple[bool, str]:
-        config = client.images.get(image_id).attrs.get("Config") or {}
-        ports = sorted((p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp")),
-                       key=lambda p: int(p.split("/")[0]))
-        if not ports:
-            return False, "the image EXPOSEs no TCP port: add EXPOSE <port> to the Dockerfile"
-        test = (config.get("Healthcheck") or {}).get("Test") or []
-        has_health = bool(test) and test[0] != "NONE"
-        st.details.update(port=ports[0], healthcheck=has_health)
-        container = _start(client, st, image_id, ports=dict.fromkeys(ports, ("127.0.0.1", None)))
-        failure, host_port = _wait_ready(container, st, ports[0], has_health)
-        if failure:
-            st.write("# container output:\n" + _container_logs(container))
-            return False, failure
-        st.details["host_port"] = host_port
-        st.write(f"# ready after {time.monotonic() - st.started:.1f}s on 127.0.0.1:{host_port}")
-        bad = []
-        for path in ["/health"] + [p for p in paths if p != "/health"]:
-            if st.remaining() <= 0:
-                return False, f"{st.timed_out()} while calling the endpoints"
-            status, error = _http_get(f"http://127.0.0.1:{host_port}{path}", min(5.0, st.remaining()))
-            ok = status == 200 if path == "/health" else status is not None and 200 <= status < 300
-            st.details["endpoints"].append({"path": path, "status": status, "ok": ok})
-            st.write(f"GET {path} -> {status if status is not None else error}")
-            if not ok:
-                bad.append(f"GET {path} -> {status if status is not None else error}")
-        st.write("# container output:\n" + _container_logs(container))
-        if bad:
-            return False, f"{len(bad)} endpoint(s) failed: {', '.join(bad)}"
-        return True, f"healthy; {len(st.details['endpoints'])} endpoints answered 2xx"
+        network = create_network(client, st)
+        container = start_container(client, st, image_id, role="service", network=network.name)
+        st.write(f"$ {' '.join(command)}   (docker exec in the service container, internal test network)")
+        try:
+            code, output = exec_in(client, container, command, st.remaining(), environment=UNIT_ENV)
+        except api_error as exc:  # the container is not running (any more)
+            code, output = -1, f"(exec refused: {exc})"
+        container.reload()
+        if code != 0 and container.attrs["State"]["Status"] != "running" and st.remaining() > 0:
+            st.write(output)
+            st.write(f"# the service container stopped (exit {container.attrs['State'].get('ExitCode')}) "
+                     "while the unit tests ran: running them again in a container of their own")
+            verdict = _unit_in_own_container(client, st, image_id, command)
+        else:
+            verdict = _unit_verdict(st, output, code)
+        st.running.remove(container)
+        st.networks.remove(network)
+        shared.append((container, network))
+        return verdict
 
-    return _guarded(st, body)
-
+    try:
+        unit = _guarded(st, body)
+        if not shared:  # nothing left running to share (the engine refused): start afresh
+            return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
+        integration = run_integration(client, service, image_id, log_dir, timeout=timeout, shared=shared[0])
+        shared.clear()  # the integration stage has removed them
+        return unit, integration
+    finally:
+        for container, network in shared:  # only if the integration stage never took them
+            for thing in (container, network):
+                with contextlib.suppress(Exception):
+                    thing.remove(force=True, v=True) if thing is container else thing.remove()
 
 
 def stage_summary(results: list[StageResult]) -> dict:

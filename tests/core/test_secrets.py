@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nexus_assets.core.errors import NexusError
@@ -206,6 +206,7 @@ _LINE = st.one_of(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_LINE, max_size=12).map("\n".join))
+@example("0\x850\r\n0")  # a CRLF python-dotenv splits between two bindings
 def test_env_reader_never_raises_on_random_text(text):
     try:
         pairs, bad = parse_env_text(text)

@@ -15,8 +15,17 @@ import pytest
 
 from nexus_assets.core.services import find_services
 from nexus_assets.core.settings import SAMPLE_REPO
+from nexus_assets.verify import sandbox
 from nexus_assets.verify import service_tests as st
-from nexus_assets.verify.service_tests import StageResult, run_e2e, run_integration, run_lint, run_unit, stage_summary
+from nexus_assets.verify.service_tests import (
+    StageResult,
+    run_e2e,
+    run_integration,
+    run_lint,
+    run_unit,
+    run_unit_and_integration,
+    stage_summary,
+)
 
 NODE, PYTHON = "backend-api", "analytics"
 
@@ -45,20 +54,32 @@ def _gone(client, container_id: str) -> bool:
     return False
 
 
+def _network_gone(client, name: str) -> bool:
+    return name.startswith("nexus-test-") and client.networks.list(names=[name]) == []
+
+
 @pytest.fixture(autouse=True)
 def no_test_containers_left(request):
-    """After every test that uses the engine: no container labelled io.nexus-assets.test=1
-    that appeared during the test is still there (compared with before, so that a concurrent
-    run elsewhere on the engine cannot make this test fail)."""
+    """After every test that uses the engine: no container or network labelled
+    io.nexus-assets.test=1 that this process started during the test is still there (compared
+    with before, and other processes' left out, so that a concurrent run elsewhere on the
+    engine cannot make this test fail)."""
     if request.node.get_closest_marker("docker") is None:
         yield
         return
     client = request.getfixturevalue("docker_client")
-    listing = lambda: {c.id: c.name for c in client.containers.list(all=True, filters={"label": f"{st.TEST_LABEL}=1"})}  # noqa: E731
-    before = listing()
+    me = sandbox.labels(type("S", (), {"name": "", "stage": ""})())[sandbox.OWNER_LABEL]
+    ours = lambda labels: (labels or {}).get(sandbox.OWNER_LABEL) == me  # noqa: E731
+    label = {"label": f"{st.TEST_LABEL}=1"}
+    listing = lambda: {c["Id"]: c["Names"] for c in client.api.containers(all=True, filters=label)  # noqa: E731
+                       if ours(c.get("Labels"))}
+    networks = lambda: {n["Id"]: n["Name"] for n in client.api.networks(filters=label) if ours(n.get("Labels"))}  # noqa: E731
+    before, networks_before = listing(), networks()
     yield
     left = {cid: name for cid, name in listing().items() if cid not in before}
     assert not left, f"test containers left behind: {left}"
+    left = {nid: name for nid, name in networks().items() if nid not in networks_before}
+    assert not left, f"test networks left behind: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +184,59 @@ def test_spec_get_paths_applies_server_base_and_skips_parameters():
     assert st.spec_get_paths(spec) == (["/api/v1/items"], ["/api/v1/items/{id}"])
 
 
+@pytest.fixture
+def local_http():
+    """An HTTP server on 127.0.0.1: /health and /a answer 200, anything else 404."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path in ("/health", "/a") else 404)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_probe_script_waits_for_health_and_reports_each_path(local_http, language):
+    import subprocess
+
+    command = sandbox.INTERPRETERS[language]
+    run = lambda *args: subprocess.run(command + list(args), capture_output=True, text=True, timeout=20)  # noqa: E731
+    waited = run("wait", local_http, "2")
+    assert waited.returncode == 0
+    assert sandbox.answers(waited.stdout) == [{"path": "/health", "status": 200, "error": "", "wait": True}]
+    # Waiting, then each path once, in one run.
+    both = sandbox.answers(run("wait", local_http, "2", "/health", "/missing").stdout)
+    assert [(a["path"], a["status"], a.get("wait")) for a in both] == [
+        ("/health", 200, True), ("/health", 200, None), ("/missing", 404, None)]
+    got = sandbox.answers(run("get", local_http, "5", "/health", "/a", "/missing").stdout)
+    assert [(a["path"], a["status"]) for a in got] == [("/health", 200), ("/a", 200), ("/missing", 404)]
+    started = time.monotonic()
+    refused = sandbox.answers(run("wait", "http://127.0.0.1:1", "0.6").stdout)
+    assert 0.5 < time.monotonic() - started < 10  # polled until its time was up, then said why
+    assert refused[0]["status"] is None and refused[0]["error"]
+    assert len(sandbox.answers(run("wait", "http://127.0.0.1:1", "0.2", "/a").stdout)) == 1  # no answer: no GETs
+
+
+def test_healthcheck_command_from_image_config():
+    assert sandbox.healthcheck_command({}) is None
+    assert sandbox.healthcheck_command({"Healthcheck": {"Test": ["NONE"]}}) is None
+    assert sandbox.healthcheck_command({"Healthcheck": {"Test": ["CMD", "node", "-e", "x"]}}) == ["node", "-e", "x"]
+    assert sandbox.healthcheck_command({"Healthcheck": {"Test": ["CMD-SHELL", "curl -f x || exit 1"]}}) == [
+        "/bin/sh", "-c", "curl -f x || exit 1"]
+    assert sandbox.missing_executable(127, 'exec: "node": executable file not found in $PATH')
+    assert not sandbox.missing_executable(1, "executable file not found")
+
+
 def test_stage_summary_counts_and_lists_failures():
     def r(service, stage, passed, skipped=False, containers=0):
         return StageResult(service, stage, passed, skipped, "why" if not passed else "ok", 1.0, f"/r/{service}", {}, containers)
@@ -199,6 +273,77 @@ def test_healthy_sample_passes_unit_and_integration(docker_client, built, tmp_pa
     assert "GET /health -> 200" in log
     for container_id in (unit.details["container_id"], integ.details["container_id"]):
         assert _gone(docker_client, container_id)
+    assert _network_gone(docker_client, integ.details["network"])
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", [NODE, PYTHON])
+def test_one_container_serves_unit_and_integration(docker_client, built, tmp_path, name):
+    service, image_id = built[name]
+    unit, integ = run_unit_and_integration(docker_client, service, image_id, tmp_path)
+    assert unit.passed and not unit.skipped, unit.reason
+    assert unit.details["exit_code"] == 0 and unit.details["tests"]["fail"] == 0 and unit.details["tests"]["tests"] >= 5
+    assert integ.passed, integ.reason
+    # One container in all, started by the unit stage and probed by the integration stage.
+    assert unit.containers == 1 and integ.containers == 0 and integ.details["shared_container"] is True
+    assert unit.details["container_id"] == integ.details["container_id"]
+    assert integ.details["health"] == "healthy" and integ.details["probe"].endswith("inside the service container")
+    checked = {e["path"]: e["status"] for e in integ.details["endpoints"]}
+    assert set(checked) == {"/health", *_spec_paths(service)} and all(s == 200 for s in checked.values())
+    assert Path(unit.log_path).name == f"test_results_{name}_unit.log" and "docker exec" in Path(unit.log_path).read_text()
+    assert "GET /health -> 200" in Path(integ.log_path).read_text()
+    assert _gone(docker_client, unit.details["container_id"])
+    assert _network_gone(docker_client, integ.details["network"])
+
+
+@pytest.mark.docker
+def test_hung_unit_run_in_the_shared_container_fails_the_unit_stage_alone(docker_client, sample_copy, unique_registry,
+                                                                           remove_test_images, tmp_path):
+    service = _services(sample_copy)[PYTHON]
+    (service.path / "tests" / "test_hang.py").write_text(
+        "import time, unittest\n\nclass Hang(unittest.TestCase):\n"
+        "    def test_hangs(self):\n        print('about to hang', flush=True)\n        time.sleep(600)\n")
+    image_id = _build(docker_client, service, unique_registry)
+    started = time.monotonic()
+    unit, integ = run_unit_and_integration(docker_client, service, image_id, tmp_path, timeout=8)
+    assert time.monotonic() - started < 2 * 8 + 10
+    assert not unit.passed and unit.reason == "timed out after 8s"
+    assert "about to hang" in Path(unit.log_path).read_text()
+    assert integ.passed, integ.reason
+    assert _gone(docker_client, unit.details["container_id"])
+
+
+@pytest.mark.docker
+def test_service_that_crashes_still_gets_its_unit_tests_run(docker_client, sample_copy, unique_registry,
+                                                            remove_test_images, tmp_path):
+    service = _services(sample_copy)[PYTHON]
+    text = service.dockerfile.read_text().replace(
+        'CMD ["python3", "app.py"]', 'CMD ["python3", "-c", "import sys; print(\'startup-crash-marker\'); sys.exit(3)"]')
+    service.dockerfile.write_text(text)
+    unit, integ = run_unit_and_integration(docker_client, service, _build(docker_client, service, unique_registry),
+                                           tmp_path, timeout=60)
+    # The unit tests ran (in a container of their own when the service's had died under them).
+    assert unit.passed, unit.reason
+    assert unit.details["exit_code"] == 0 and unit.details["tests"]["fail"] == 0
+    assert unit.containers in (1, 2)
+    assert not integ.passed and "exited with code 3" in integ.reason and "startup-crash-marker" in integ.reason
+
+
+@pytest.mark.docker
+def test_image_without_python_or_node_is_probed_from_a_probe_container(docker_client, sample_copy, unique_registry,
+                                                                       remove_test_images, tmp_path):
+    service = _services(sample_copy)[PYTHON]
+    # The service runs under a renamed interpreter: the probe finds neither python3 nor node.
+    text = service.dockerfile.read_text().replace("COPY . .", (
+        "COPY . .\nUSER root\nRUN cp \"$(readlink -f /usr/bin/python3)\" /usr/local/bin/svc-python \\\n"
+        "    && rm -f /usr/bin/python3* /usr/bin/node /usr/bin/nodejs\nUSER 10001"))
+    text = text.replace('CMD ["python3", "app.py"]', 'CMD ["svc-python", "app.py"]')
+    service.dockerfile.write_text(text)
+    _replace_healthcheck(service, "HEALTHCHECK NONE\n")
+    result = run_integration(docker_client, service, _build(docker_client, service, unique_registry), tmp_path, timeout=60)
+    assert result.passed, result.reason
+    assert result.details["probe"].startswith("python3 in a probe container of ") and result.containers >= 2
+    assert {e["path"] for e in result.details["endpoints"]} == {"/health", *_spec_paths(service)}
 
 
 @pytest.mark.docker

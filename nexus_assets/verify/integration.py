@@ -1,0 +1,168 @@
+"""The integration stage: the service's container on a test network of its own, ready as soon
+as GET /health answers (probed every 100 ms from inside the engine, not at the HEALTHCHECK's
+interval), its HEALTHCHECK passing, then GET /health (200) and every parameter-free GET path
+of its openapi.json (2xx). Nothing is published on the host, so the stage runs the same on
+the host and in a run launched in a container."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+from nexus_assets.core.stage import Stage
+from nexus_assets.verify.sandbox import (
+    POLL,
+    Prober,
+    container_logs,
+    create_network,
+    exec_in,
+    healthcheck_command,
+    start_container,
+)
+
+
+def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
+    """(testable, skipped): GET paths of an OpenAPI document, with the base path of its first
+    server; paths with {parameters} cannot be called blindly, so they are skipped."""
+    servers = spec.get("servers") or [{}]
+    base = urllib.parse.urlsplit(str(servers[0].get("url", ""))).path.rstrip("/")
+    testable: list[str] = []
+    skipped: list[str] = []
+    for path, ops in (spec.get("paths") or {}).items():
+        if isinstance(ops, dict) and "get" in ops:
+            (skipped if "{" in path else testable).append(base + path)
+    return testable, skipped
+
+
+def _exited(container) -> str | None:
+    state = container.attrs["State"]
+    if state["Status"] not in ("exited", "dead"):
+        return None
+    tail = " | ".join(container_logs(container).strip().splitlines()[-3:])[-300:]
+    return f"container exited with code {state.get('ExitCode')} before it was ready: {tail}"
+
+
+def _engine_unhealthy(st: Stage, state: dict) -> str:
+    last = (state["Health"].get("Log") or [{}])[-1]
+    st.write(f"# last health probe: {last}")
+    said = str(last.get("Output") or "").strip()[:120]
+    return (f"container became unhealthy (failing streak {state['Health'].get('FailingStreak')}, "
+            f"last probe exit {last.get('ExitCode')}{': ' + said if said else ''})")
+
+
+def _wait_answering(st: Stage, container, prober: Prober, port: str, order: list[str], api_error):
+    """Until GET /health answers (any status) from inside the engine, then GET every path of
+    order in the same probe run. Returns (failure or None, the GET answers, the probe's exit
+    code and output). The probe waits in slices of at most 2 s, between which the container is
+    looked at: one that exited or that the engine found unhealthy fails at once."""
+    while True:
+        container.reload()
+        failure = _exited(container)
+        if failure:
+            return failure, [], None, ""
+        state = container.attrs["State"]
+        st.details["engine_health"] = (state.get("Health") or {}).get("Status")
+        if st.details["engine_health"] == "unhealthy":
+            st.details["health"] = "unhealthy"
+            return _engine_unhealthy(st, state), [], None, ""
+        if st.remaining() <= 0:
+            return f"{st.timed_out()} waiting for GET /health to answer", [], None, ""
+        networks = container.attrs["NetworkSettings"].get("Networks") or {}
+        ip = (networks.get(st.details["network"]) or {}).get("IPAddress")
+        st.details["address"] = f"{ip}:{port.split('/')[0]}"
+        try:
+            code, found, output = prober.run(["wait", f"http://{st.details['address']}",
+                                              f"{min(2.0, st.remaining()):.2f}", *order], st.remaining())
+        except api_error as exc:  # the container stopped between the two looks
+            st.write(f"# probe refused: {exc}")
+            time.sleep(POLL)
+            continue
+        waited = [a for a in found if a.get("wait")]
+        if waited and waited[-1]["status"] is not None:
+            return None, [a for a in found if not a.get("wait")], code, output
+        if code not in (0, None):
+            st.write(f"# probe exit {code}: {output.strip()[-300:]}")
+
+
+def _healthcheck(client, st: Stage, container, config: dict, command: list[str]) -> str | None:
+    """Run the image's HEALTHCHECK command now rather than at its interval: healthy as soon as it
+    (or the engine) says so; unhealthy only when the engine says so (its retries exhausted)."""
+    per_try = ((config.get("Healthcheck") or {}).get("Timeout") or 30_000_000_000) / 1e9
+    while True:
+        code, output = exec_in(client, container, command, min(per_try, max(st.remaining(), 0.1)))
+        st.write(f"# HEALTHCHECK run now -> exit {code}{': ' + output.strip()[:200] if code else ''}")
+        if code == 0:
+            st.details["health"] = "healthy"
+            return None
+        container.reload()
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Status")
+        st.details["engine_health"] = health
+        if health == "healthy":
+            st.details["health"] = "healthy"
+            return None
+        if health == "unhealthy":
+            st.details["health"] = "unhealthy"
+            return _engine_unhealthy(st, state)
+        if _exited(container):
+            return _exited(container)
+        if st.remaining() <= 0:
+            return f"{st.timed_out()} waiting for the HEALTHCHECK to pass (health: {health})"
+        time.sleep(0.5)
+
+
+def _endpoints(st: Stage, order: list[str], found: list[dict], code: int | None, output: str) -> tuple[bool, str]:
+    bad = []
+    for answer in found:
+        path, status, error = str(answer["path"]), answer.get("status"), answer.get("error") or ""
+        ok = status == 200 if path == "/health" else status is not None and 200 <= status < 300
+        st.details["endpoints"].append({"path": path, "status": status, "ok": ok})
+        st.write(f"GET {path} -> {status if status is not None else error}")
+        if not ok:
+            bad.append(f"GET {path} -> {status if status is not None else error}")
+    if len(found) < len(order):
+        if code is None:
+            return False, f"{st.timed_out()} while calling the endpoints"
+        st.write(output)
+        return False, f"the HTTP probe stopped after {len(found)} of {len(order)} endpoints (exit {code})"
+    if bad:
+        return False, f"{len(bad)} endpoint(s) failed: {', '.join(bad)}"
+    return True, f"healthy; {len(st.details['endpoints'])} endpoints answered 2xx"
+
+
+def integration_body(client, st: Stage, service, image_id: str, paths: list[str], shared, api_error):
+    """The stage as a body for service_tests._guarded: -> (passed, reason). shared is the
+    (container, network) the unit stage left running, or None to start them here."""
+    from nexus_assets.core.baseimages import load_base_image_map
+
+    def body() -> tuple[bool, str]:
+        config = client.images.get(image_id).attrs.get("Config") or {}
+        ports = sorted((p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp")),
+                       key=lambda p: int(p.split("/")[0]))
+        if not ports:
+            return False, "the image EXPOSEs no TCP port: add EXPOSE <port> to the Dockerfile"
+        health_cmd = healthcheck_command(config)
+        st.details.update(port=ports[0], healthcheck=health_cmd is not None, health=None)
+        if shared:
+            container, network = shared
+            st.details.update(network=network.name, shared_container=True)
+        else:
+            network = create_network(client, st)
+            container = start_container(client, st, image_id, network=network.name)
+        prober = Prober(client, st, container, network, service.language, lambda: load_base_image_map().base)
+        # The endpoints are called as soon as /health answers (one probe run), but reported only
+        # once the HEALTHCHECK has passed: an unhealthy container fails with none reported.
+        order = ["/health"] + [p for p in paths if p != "/health"]
+        failure, found, code, output = _wait_answering(st, container, prober, ports[0], order, api_error)
+        if failure is None and health_cmd:
+            failure = _healthcheck(client, st, container, config, health_cmd)
+        if failure:
+            st.write("# container output:\n" + container_logs(container))
+            return False, failure
+        st.write(f"# ready after {time.monotonic() - st.started:.1f}s at {st.details['address']} "
+                 f"(probed with {prober.how})")
+        passed, reason = _endpoints(st, order, found, code, output)
+        st.write("# container output:\n" + container_logs(container))
+        return passed, reason
+
+    return body
