@@ -29,7 +29,7 @@ from nexus_assets.core.keys import (
     image_key,
 )
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, stale_images
-from nexus_assets.core.services import build_services, find_services
+from nexus_assets.core.services import build_services, find_services, release_tags
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
@@ -208,7 +208,23 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
     if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    return not stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES))
+    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES)):
+        return False
+    return _tags_point_at_recorded_images(instance, settings)
+
+
+def _tags_point_at_recorded_images(instance: dg.DagsterInstance, settings: Settings) -> bool:
+    """Every release tag names the image Dagster recorded for its service (one engine call): a
+    tag that another build moved is a reason to run, and tagged_images moves it back."""
+    names = [s.name for s in build_services(settings)]
+    recorded = latest_data_versions(instance, [image_key(n) for n in names])
+    client = docker_client()
+    try:
+        tagged = {tag: image["Id"] for image in client.api.images() for tag in image.get("RepoTags") or []}
+    finally:
+        client.close()
+    return all(tagged.get(tag) == recorded.get(image_key(name))
+               for name in names for tag in release_tags(settings.registry, name, settings.version))
 
 
 def _last_verdict(settings: Settings) -> bool:

@@ -54,6 +54,12 @@ class Service:
         return f"nexus/{self.name.lower()}"
 
 
+def release_tags(registry: str, service: str, version: str) -> list[str]:
+    """The tags a release gives a service's image: REGISTRY/nexus/<service>:VERSION and :latest."""
+    repo = f"{registry}/nexus/{service.lower()}"
+    return [f"{repo}:{version}", f"{repo}:latest"]
+
+
 def valid_service_name(name: str) -> bool:
     """True when name can safely be a folder, a compose service and an image name."""
     return bool(SERVICE_NAME_RE.match(name)) and ".." not in name

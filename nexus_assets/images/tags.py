@@ -13,16 +13,12 @@ import json
 import dagster as dg
 
 from nexus_assets.core.keys import image_key
+from nexus_assets.core.services import release_tags
 
 
 def tags_code_version(registry: str, version: str) -> str:
     """tagged_images' code version: the tags it gives, so a new version or registry is a change."""
     return "tags-" + hashlib.sha256(f"{registry}|{version}".encode()).hexdigest()[:16]
-
-
-def release_tags(registry: str, service: str, version: str) -> list[str]:
-    repo = f"{registry}/nexus/{service.lower()}"
-    return [f"{repo}:{version}", f"{repo}:latest"]
 
 
 def _recorded_images(instance: dg.DagsterInstance, names: list[str]) -> dict[str, str | None]:

@@ -153,3 +153,35 @@ def test_a_hung_test_stage_times_out_on_its_service_only(settings_for, small_rep
     assert summary.failed_gates == ["image/py-svc-003:unit"]
     assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     assert "FAILED: timed out after 10s" in (settings.reports / "test_results_py-svc-003_unit.log").read_text()
+
+
+def test_a_new_version_retags_a_moved_tag_is_repaired_and_a_removed_image_rebuilds(settings, docker_client,
+                                                                                    remove_test_images):
+    """Tags tell the truth: a new --version tags the recorded images without a build; a tag
+    another build moved points back at the recorded image; an image gone from the engine is
+    rebuilt, alone."""
+    import dataclasses
+
+    assert run_pipeline(settings).ok
+    ids = {i["service"]: i["image_id"] for i in _manifest(settings)["images"]}
+
+    newer = dataclasses.replace(settings, version="1.2.0")
+    again = run_pipeline(newer)
+    assert again.ok and again.built == []
+    manifest = _manifest(newer)
+    assert manifest["version"] == "1.2.0"
+    for entry in manifest["images"]:
+        assert entry["image"].endswith(":1.2.0")
+        assert docker_client.images.get(entry["image"]).id == ids[entry["service"]]
+
+    # Another build moves node-svc-001's tag onto node-svc-002's image.
+    moved = f"{settings.registry}/nexus/node-svc-001"
+    docker_client.images.get(ids["node-svc-002"]).tag(moved, "1.2.0")
+    fixed = run_pipeline(newer)  # nothing else changed: the moved tag alone is a reason to run
+    assert fixed.ok and fixed.built == [] and fixed.run_ids
+    assert docker_client.images.get(f"{moved}:1.2.0").id == ids["node-svc-001"]
+
+    docker_client.images.remove(ids["node-svc-002"], force=True)
+    rebuilt = run_pipeline(newer)
+    assert rebuilt.ok and rebuilt.built == ["node-svc-002"]
+    assert rebuilt.stale == {"node-svc-002": "its image is gone from the engine"}
