@@ -40,12 +40,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_then_interrupt(signum: int, frame: object) -> None:
+    """Throw every stop switch at once (from a thread: builds and test containers go within
+    seconds wherever the main thread is waiting), then interrupt the main thread as Ctrl-C does."""
+    from nexus_assets.core.cancel import cancel_all
+
+    threading.Thread(target=cancel_all, args=("interrupted",), name="nexus-stop", daemon=True).start()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # SIGTERM stops a run like Ctrl-C does (Dagster maps it so during a run; before one, its
     # default would kill us without a word).
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _stop_then_interrupt)
     settings = None
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,

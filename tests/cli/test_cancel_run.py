@@ -66,6 +66,12 @@ def _test_containers(client, workdir: Path) -> list[dict]:
             if (c.get("Labels") or {}).get(WORKDIR_LABEL) == str(workdir)]
 
 
+def _test_networks(client, workdir: Path) -> list[dict]:
+    """This workdir's test networks (each service's unit and integration share one)."""
+    return [n for n in client.api.networks(filters={"label": TEST_LABEL})
+            if (n.get("Labels") or {}).get(WORKDIR_LABEL) == str(workdir)]
+
+
 def _hanging_test_running(client, workdir: Path) -> list[dict]:
     return [c for c in _test_containers(client, workdir) if c["State"] == "running"
             and c["Labels"].get("io.nexus-assets.service") == "py-svc-003"
@@ -178,6 +184,8 @@ def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, r
     time.sleep(1)
     assert docker_client.containers.get(hanging[0]["Id"]).status == "running", "the fault: it stays running"
     left = [c["Id"] for c in _test_containers(docker_client, agent.workdir)]
+    networks = [n["Id"] for n in _test_networks(docker_client, agent.workdir)]
+    assert networks, "the hanging test's network is left too"
     home = agent.env["DAGSTER_HOME"]
     instance = dg.DagsterInstance.from_config(home)
     killed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED]
@@ -189,11 +197,12 @@ def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, r
     code = proc.wait(timeout=600)
     text = out.read_text()
     assert code == 0, text
-    assert f"cleaned up after a killed run: removed {len(left)} container(s), 0 network(s); marked 1 run(s) failed" \
-        in text
+    assert (f"cleaned up after a killed run: removed {len(left)} container(s), {len(networks)} network(s); "
+            "marked 1 run(s) failed") in text
     remaining = {c["Id"] for c in docker_client.api.containers(all=True)}
     assert not remaining & set(left)
     assert _test_containers(docker_client, agent.workdir) == []
+    assert _test_networks(docker_client, agent.workdir) == []
     instance = dg.DagsterInstance.from_config(home)
     assert instance.get_run_by_id(killed[0].run_id).status == dg.DagsterRunStatus.FAILURE
 
