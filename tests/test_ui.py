@@ -35,15 +35,7 @@ def webserver(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url + "/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail("dagster-webserver did not answer within 120 s")
+        _wait_until_up(url)
         yield url
     finally:
         proc.terminate()

@@ -31,13 +31,19 @@ def _keys(request) -> set[str]:
     return {k.to_user_string() for k in request.asset_selection}
 
 
-def test_sensor_requests_only_what_changed_and_a_revert(tmp_path, settings_for, monkeypatch, remove_test_images):
+@pytest.fixture
+def built(tmp_path, settings_for, monkeypatch, remove_test_images):
+    """A two-service repository that nexus-agent has built: (repo, settings, instance)."""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     repo = tmp_path / "repo"
     generate_monorepo(repo, 2)
     settings = settings_for(repo)
     assert run_pipeline(settings).ok
-    instance = open_instance(settings)
+    return repo, settings, open_instance(settings)
+
+
+def test_sensor_requests_only_what_changed_and_a_revert(built):
+    repo, settings, instance = built
 
     request, skip, cursor = _tick(settings, instance)
     assert request is None and "nothing stale" in skip
@@ -64,14 +70,8 @@ def test_sensor_requests_only_what_changed_and_a_revert(tmp_path, settings_for, 
     assert request is not None and "image/node-svc-002" in _keys(request)
 
 
-def test_a_failed_build_is_not_requested_again_until_it_changes(tmp_path, settings_for, monkeypatch,
-                                                               remove_test_images):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    repo = tmp_path / "repo"
-    generate_monorepo(repo, 2)
-    settings = settings_for(repo)
-    assert run_pipeline(settings).ok
-    instance = open_instance(settings)
+def test_a_failed_build_is_not_requested_again_until_it_changes(built):
+    repo, settings, instance = built
     dockerfile = repo / "services" / "node-svc-001" / "Dockerfile"
     good = dockerfile.read_text()
     dockerfile.write_text(good.replace("WORKDIR /app", "RUN exit 3\nWORKDIR /app", 1))
