@@ -28,7 +28,7 @@ from nexus_assets.core.keys import (
     WORKSPACE,
     image_key,
 )
-from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, stale_images
+from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, recorded_images, stale_images
 from nexus_assets.core.services import build_services, find_services, release_tags
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
@@ -217,13 +217,13 @@ def _tags_point_at_recorded_images(instance: dg.DagsterInstance, settings: Setti
     """Every release tag names the image Dagster recorded for its service (one engine call): a
     tag that another build moved is a reason to run, and tagged_images moves it back."""
     names = [s.name for s in build_services(settings)]
-    recorded = latest_data_versions(instance, [image_key(n) for n in names])
+    recorded = recorded_images(instance, names)
     client = docker_client()
     try:
         tagged = {tag: image["Id"] for image in client.api.images() for tag in image.get("RepoTags") or []}
     finally:
         client.close()
-    return all(tagged.get(tag) == recorded.get(image_key(name))
+    return all(tagged.get(tag) == recorded.get(name)
                for name in names for tag in release_tags(settings.registry, name, settings.version))
 
 

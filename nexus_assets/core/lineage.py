@@ -131,21 +131,24 @@ def record_changes(instance: dg.DagsterInstance, observations: list[Observation]
     return changed
 
 
-def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client: DockerClient) -> dict[str, str]:
-    """{service: image id} for each service whose last built image is no longer in the engine."""
-    names = {image_key(s.name): s.name for s in services}
-    present = set(client.api.images(quiet=True, all=True))  # one call for the engine's image ids
-    gone = {}
-    for record in instance.get_asset_records(list(names)):  # one query for the last materializations
+def recorded_images(instance: dg.DagsterInstance, names: Iterable[str]) -> dict[str, str | None]:
+    """The image id each service's newest materialization recorded (one query for all), or None."""
+    by_key = {image_key(name): name for name in names}
+    found: dict[str, str | None] = dict.fromkeys(by_key.values())
+    for record in instance.get_asset_records(list(by_key)):
         last = record.asset_entry.last_materialization
         materialization = last.asset_materialization if last else None
-        if materialization is None:
-            continue
-        image_id = materialization.metadata.get("image_id")
-        image_id = getattr(image_id, "value", image_id)
-        if image_id and image_id not in present:
-            gone[names[record.asset_entry.asset_key]] = str(image_id)
-    return gone
+        if materialization is not None:
+            image_id = materialization.metadata.get("image_id")
+            found[by_key[record.asset_entry.asset_key]] = str(getattr(image_id, "value", image_id))
+    return found
+
+
+def gone_images(instance: dg.DagsterInstance, services: Iterable[Service], client: DockerClient) -> dict[str, str]:
+    """{service: image id} for each service whose last built image is no longer in the engine."""
+    present = set(client.api.images(quiet=True, all=True))  # one call for the engine's image ids
+    recorded = recorded_images(instance, [s.name for s in services])
+    return {name: image_id for name, image_id in recorded.items() if image_id and image_id not in present}
 
 
 def may_be_stale(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,

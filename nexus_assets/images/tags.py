@@ -12,7 +12,7 @@ import json
 
 import dagster as dg
 
-from nexus_assets.core.keys import image_key
+from nexus_assets.core.lineage import recorded_images
 from nexus_assets.core.services import release_tags
 
 
@@ -21,25 +21,12 @@ def tags_code_version(registry: str, version: str) -> str:
     return "tags-" + hashlib.sha256(f"{registry}|{version}".encode()).hexdigest()[:16]
 
 
-def _recorded_images(instance: dg.DagsterInstance, names: list[str]) -> dict[str, str | None]:
-    """The image id of each service's newest materialization (one query for all), or None."""
-    found: dict[str, str | None] = dict.fromkeys(names)
-    by_key = {image_key(name): name for name in names}
-    for record in instance.get_asset_records(list(by_key)):
-        last = record.asset_entry.last_materialization
-        materialization = last.asset_materialization if last else None
-        if materialization is not None:
-            image_id = materialization.metadata.get("image_id")
-            found[by_key[record.asset_entry.asset_key]] = str(getattr(image_id, "value", image_id))
-    return found
-
-
 def tag_current_images(context, docker_engine, settings, names: list[str], built: dict[str, str]
                        ) -> dg.MaterializeResult:
     """Point every release tag at its service's recorded image; report what had no image."""
     import docker.errors
 
-    recorded = _recorded_images(context.instance, names)
+    recorded = recorded_images(context.instance, names)
     recorded.update(built)
     owners: dict[str, list[str]] = {}
     for name in names:
