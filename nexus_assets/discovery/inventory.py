@@ -202,12 +202,15 @@ def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[
 
 
 def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
-             extra_secrets: Iterable[str] = ()) -> dict:
+             extra_secrets: Iterable[str] = (), git_repo: Path | None = None) -> dict:
     """The full inventory of repo as a JSON-serializable dict (see the module docstring).
 
     archive: a discovery archive folder or .tar.gz (default: nexus-discovery[.tar.gz] in repo);
     docker_client: a docker SDK client whose containers are listed (None: not queried);
-    extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
+    extra_secrets: more values to scrub from the output (e.g. tokens from the environment);
+    git_repo: where the git state is read (default repo). The pipeline inventories the working
+    copy, which has no .git (and may sit inside some other checkout): it passes the target
+    repository, so commit, branch and dirtiness are the repository's.
     Raises TargetRepoError when repo or its services/ folder is missing."""
     repo = Path(repo)
     svcs, problems = scan_folders(repo, nested=True)  # the folder view; the build model is scan_services
@@ -258,7 +261,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         "compose": compose,
         "build_contexts_outside_services": outside,
         "env_files": env_files,
-        "git": git_state(repo),
+        "git": git_state(Path(git_repo) if git_repo is not None else repo),
         "engine": engine,
         "containers": containers,
         "archive": archive_info,

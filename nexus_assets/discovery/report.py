@@ -123,13 +123,13 @@ class EnvFile(ReportModel):
 
 
 class GitState(ReportModel):
-    """The git checkout the repository is in."""
+    """The git checkout the target repository is in (never the working copy, which has no .git)."""
 
     commit: str | None = Field(description="HEAD's commit id; null without commits.")
     branch: str | None = Field(description="The branch checked out; null when detached.")
     dirty: bool = Field(description="Files under the repository differ from HEAD.")
     changed_files: int = Field(description="How many (from `git status --porcelain`).")
-    repo_is_toplevel: bool = Field(description="The repository is the checkout's top folder (not a subfolder).")
+    repo_is_toplevel: bool = Field(description="The target repository is the checkout's top folder (not a subfolder).")
 
 
 class Engine(ReportModel):
@@ -266,7 +266,7 @@ class DiscoveryReport(ReportModel):
     build_contexts_outside_services: list[OutsideBuildContext] = Field(
         description="Compose build contexts outside services/, by context.")
     env_files: list[EnvFile] = Field(description="Every .env* file of the repository, by path.")
-    git: GitState | None = Field(description="The git checkout; null when the repository is not in git.")
+    git: GitState | None = Field(description="The target repository's git checkout; null when it is not in git.")
     engine: Engine
     containers: list[Container] = Field(description="Containers of the local engine, by name; empty when not queried.")
     archive: ArchiveAbsent | ArchiveUnusable | ArchiveRead = Field(description="The VPS discovery archive.")
