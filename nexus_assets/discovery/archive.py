@@ -1,14 +1,11 @@
 """Opening a discovery archive (a `.tar.gz` or a folder) without trusting it.
 
-The archive comes from a VPS someone else ran commands on. Whether a member is safe to write is
-decided by `tarfile`'s own `data` filter (`tarfile.data_filter`: no absolute path, nothing
-outside the destination, no link pointing out of it, no device or FIFO), run over every member
-before anything is written; on top of it we keep only our own bounds (member count, member
-size, total size) and the rule that no member is written through a link the archive made. The
-extraction itself runs with `filter="data"` into a staging folder that replaces the destination
-only when every member went through, so a refused archive leaves nothing behind, including one
-whose link escapes only through another of its links (which only the filter at extraction time,
-with the first link on disk, can see).
+The archive comes from a VPS someone else ran commands on. `tarfile`'s own `data` filter decides
+whether a member is safe (no absolute path, nothing outside the destination, no link pointing
+out, no device or FIFO): over every member before anything is written, then again while
+extracting into a staging folder that replaces the destination only when every member went
+through (a link that escapes through another link of the archive is seen only then). Ours are
+only the bounds (member count and sizes) and one rule: no member is written through a link.
 """
 
 from __future__ import annotations

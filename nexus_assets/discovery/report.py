@@ -55,6 +55,10 @@ class Service(ReportModel):
     tests_present: bool = Field(description="The service has test files.")
     test_files: int = Field(description="How many test files the service has.")
     in_service_list: bool = Field(description="The name is in deployment/service_list.txt.")
+    compose_name: str | None = Field(description="The compose service of the stack file that builds this folder, "
+                                                 "by its own name (it differs from the folder name when compose "
+                                                 "names it otherwise); null when no compose service builds it.")
+    compose_file: str | None = Field(description="The stack compose file that declares compose_name.")
 
 
 class ServiceList(ReportModel):
@@ -82,6 +86,29 @@ class BuildContext(ReportModel):
     outside_repo: bool = Field(description="The context leaves the repository (or is remote).")
     refused: bool = Field(description="The context or its Dockerfile resolves outside the repository: never "
                                       "built, never counted as evidence of a module.")
+
+
+class StackService(ReportModel):
+    """One service the pipeline builds (compose first, folders second), with both its names."""
+
+    name: str = Field(description="The service and image name: the compose name, else the folder name.")
+    compose_name: str | None = Field(description="The compose service name; null for a folder no compose "
+                                                 "service builds.")
+    folder: str = Field(description="Its build context, relative to the repository (the folder).")
+    compose_file: str | None = Field(description="The compose file it comes from; null for a folder service.")
+    dockerfile: str | None = Field(description="The Dockerfile the build uses; null when there is none.")
+    build_arg_keys: list[str] = Field(description="Its compose build args, keys only (values may come from .env).")
+
+
+class BuildStack(ReportModel):
+    """Which compose file is the stack to build, which are not, and what is built."""
+
+    compose_file: str | None = Field(description="The compose file built from; null when there is none.")
+    chosen_by: str = Field(description="Why: `NEXUS_COMPOSE_FILE`, `default name` (docker-compose.yml, ...), "
+                                       "`first compose file by name`, or why there is none.")
+    other_compose_files: list[str] = Field(description="The repository's other compose files: reported, "
+                                                       "not built from (set NEXUS_COMPOSE_FILE to pick one).")
+    services: list[StackService] = Field(description="Every buildable service, by name.")
 
 
 class OutsideBuildContext(BuildContext):
@@ -263,6 +290,7 @@ class DiscoveryReport(ReportModel):
     services: list[Service] = Field(description="Every valid services/<name>/ folder, sorted by name.")
     service_list: ServiceList
     compose: list[ComposeFile] = Field(description="Every compose file of the repository, by path.")
+    stack: BuildStack = Field(description="The compose file the build uses, the others, and what is built.")
     build_contexts_outside_services: list[OutsideBuildContext] = Field(
         description="Compose build contexts outside services/, by context.")
     env_files: list[EnvFile] = Field(description="Every .env* file of the repository, by path.")
