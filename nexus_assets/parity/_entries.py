@@ -169,13 +169,13 @@ def _row(item: Item) -> list[tuple[str, str, int, str | None]]:
     cell = {role: item.cells[i].strip() if i < len(item.cells) else "" for role, i in columns.items()}
     raw = item.cells[columns.get("name", 0)].strip() if item.cells else ""
     bold = _BOLD_RE.match(raw)
-    raw = bold.group("name") if bold else raw
-    if not raw or (not bold and not _plain(raw)):
-        return [] if not raw or not any(c.isalpha() for c in raw) else [(raw, "", item.line, None)]
+    names = [bold.group("name")] if bold else [name for name, _, _ in _plain(raw)]
+    if not names:  # not a name as written: said (a problem) when it holds a word, else nothing
+        return [(raw, "", item.line, None)] if any(c.isalpha() for c in raw) else []
     rest = cell.get("description", "")
     if _YES_RE.match(cell.get("mandatory", "")):
         rest += " (mandatory)"
-    return [(raw, f"- {rest}" if rest else "", item.line, cell.get("category") or None)]
+    return [(name, f"- {rest}" if rest else "", item.line, cell.get("category") or None) for name in names]
 
 
 def _module(raw_name: str, rest: str, category: str, line: int,

@@ -111,7 +111,8 @@ def test_a_section_cut_short_by_same_level_headings_is_a_clear_error():
 
 
 @pytest.mark.parametrize("text, names", [
-    ("## Required Modules\n| Service |\n|---|\n| auth |\n| My Module |\n", ["auth"]),
+    ("## Required Modules\n| Service | Notes |\n|---|---|\n| auth |\n| My Module | x |\n| `a`, b | y |\n| | z |\n",
+     ["auth", "a", "b"]),
     ("## Required Modules\n- **auth; rm -rf /** - shell\n- **my module** - spaces\n", []),
     ("## Required Modules\n> **Core:** auth, users\n\n- **Note:** see the docs\n", []),
 ])
