@@ -119,6 +119,19 @@ class _BuildStopper:
         self._api._stream_helper = self._original
 
 
+def engine_gone() -> bool:
+    """True when the engine no longer answers a ping on a new connection: a build that failed then
+    failed because the engine went away (a stopping engine kills the running step), not by its
+    own fault. A new connection, because a stopping engine still serves the ones already open."""
+    from nexus_assets.resources import docker_client
+
+    try:
+        docker_client(timeout=10).close()
+    except EngineError:
+        return True
+    return False
+
+
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None) -> dict:
@@ -161,6 +174,10 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
                     log.write(f"ERROR: {chunk['error']}\n")
+                    if stopper.reason is None and engine_gone():  # a stopping engine kills the step
+                        log.write("ERROR: the Docker engine stopped answering during the build\n")
+                        raise EngineError(f"service {service.name}: lost the Docker engine during the build "
+                                          f"(log: {log_path})")
                     raise BuildError(f"service {service.name}: docker build failed: {chunk['error'].strip()} (log: {log_path})")
         except docker.errors.APIError as exc:
             log.write(f"ERROR: {exc}\n")
@@ -178,10 +195,15 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         if stopper.reason is not None:  # the stream ended because we shut it: not a finished build
             log.write(f"ERROR: build {stopper.reason}\n")
             raise BuildError(f"service {service.name}: build {stopper.reason} (log: {log_path})")
-    image = client.images.get(image_id or tags[0])
-    for tag in tags[1:]:
-        repo, _, tag_name = tag.rpartition(":")
-        image.tag(repo, tag_name)
+    try:
+        image = client.images.get(image_id or tags[0])
+        for tag in tags[1:]:
+            repo, _, tag_name = tag.rpartition(":")
+            image.tag(repo, tag_name)
+    except (docker.errors.NotFound, docker.errors.DockerException, ConnectionError, OSError) as exc:
+        if isinstance(exc, docker.errors.NotFound) and not engine_gone():
+            raise BuildError(f"service {service.name}: the build ended without an image (log: {log_path})") from exc
+        raise EngineError(f"service {service.name}: lost the Docker engine after the build (log: {log_path})") from exc
     return {
         "service": service.name,
         "tags": tags,
