@@ -9,14 +9,17 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.cancel import Cancellation
+from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
+from nexus_assets.core.secrets import mask_secrets, secret_lines
 from nexus_assets.core.services import Service
 
 
@@ -35,13 +38,23 @@ class BuildPlan:
         return [f"{repo}:{version}", f"{repo}:latest"]
 
 
-def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None) -> BuildPlan:
+def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None,
+               secrets: Sequence[str] = ()) -> BuildPlan:
     """Hash what the build reads and resolve its bases; BuildError names the service when it
-    cannot build. build_args default to the service's own (from compose)."""
+    cannot build. build_args default to the service's own (from compose). A service whose build
+    would put a secret into the image (a build arg carrying one, a Dockerfile line holding a
+    value of `secrets`) is refused, naming the arg or the line, never the value."""
     if service.dockerfile is None:
         where = f"compose file {service.compose_file}" if service.compose_file else "the folder"
         raise BuildError(f"service {service.name}: no Dockerfile in {service.path} (named by {where}); "
                          "add one or remove the service")
+    if service.secret_args:
+        raise BuildError(f"service {service.name}: build arg {', '.join(service.secret_args)} of "
+                         f"{service.compose_file or 'compose'} carries a secret: {SECRET_ARG_ADVICE}")
+    lines = secret_lines(service.dockerfile.read_text(encoding="utf-8", errors="replace"), secrets)
+    if lines:
+        raise BuildError(f"service {service.name}: {service.dockerfile.name} line {', '.join(map(str, lines))} holds "
+                         "a value of an .env file: the image would keep it; not built (pass it at run time)")
     args = dict(service.build_args if build_args is None else build_args)
     bases = [resolve_base(client, line, service.dockerfile, base_map) for line in external_bases(service.dockerfile, args)]
     tree = service.sources_hash()
@@ -134,7 +147,7 @@ def engine_gone() -> bool:
 
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str, log_path: Path, timeout: float | None = None,
-                cancel: Cancellation | None = None) -> dict:
+                cancel: Cancellation | None = None, secrets: Sequence[str] = ()) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError)."""
@@ -169,10 +182,11 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    log.write(chunk["stream"])
+                    log.write(mask_secrets(chunk["stream"], secrets))
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
+                    chunk["error"] = mask_secrets(str(chunk["error"]), secrets)
                     log.write(f"ERROR: {chunk['error']}\n")
                     if stopper.reason is None and engine_gone():  # a stopping engine kills the step
                         log.write("ERROR: the Docker engine stopped answering during the build\n")
@@ -180,8 +194,9 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
                                           f"(log: {log_path})")
                     raise BuildError(f"service {service.name}: docker build failed: {chunk['error'].strip()} (log: {log_path})")
         except docker.errors.APIError as exc:
-            log.write(f"ERROR: {exc}\n")
-            raise BuildError(f"service {service.name}: the engine refused the build: {exc.explanation or exc} (log: {log_path})") from exc
+            why = mask_secrets(str(exc.explanation or exc), secrets)
+            log.write(f"ERROR: {why}\n")
+            raise BuildError(f"service {service.name}: the engine refused the build: {why} (log: {log_path})") from exc
         except Exception as exc:
             if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
                 raise

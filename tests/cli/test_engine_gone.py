@@ -1,6 +1,6 @@
 """The Docker engine going away in the middle of a run, for real: a throwaway `dockerd` on its
-own socket, data root and exec root (no default bridge, no iptables rules, its own address
-pool, so it never touches the main engine), loaded with the base images of the main engine.
+own socket, data root and exec root, a default bridge of its own (never docker0), no
+iptables rules and its own address pool, so it never touches the main engine, loaded with the base images of the main engine.
 `nexus-agent run` runs against it (DOCKER_HOST); the engine is stopped while one service is
 building and another is in its unit tests. Each affected service and step says so in one
 line, no service is blamed for a test it did not fail, and once the engine is back the next
@@ -32,8 +32,8 @@ BASES = ["node:20-alpine", "python:3.11-slim"]  # what the synthetic services ar
 class ThrowawayEngine:
     """A dockerd of its own under root (a short path: the socket must fit in 108 bytes)."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, bridge: str):
+        self.root, self.bridge = root, bridge
         self.socket = root / "d.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen | None = None
@@ -42,7 +42,7 @@ class ThrowawayEngine:
         log = open(self.root / "dockerd.log", "a")  # noqa: SIM115 - the daemon writes it while it runs
         self.proc = subprocess.Popen(
             ["dockerd", "-H", self.host, "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "dockerd.pid"), "--bridge=none", "--iptables=false", "--ip-masq=false",
+             "--pidfile", str(self.root / "dockerd.pid"), "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
              "--shutdown-timeout", "1", "--default-address-pool", "base=10.213.0.0/16,size=24"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -70,6 +70,7 @@ class ThrowawayEngine:
                 self.proc.wait()
         subprocess.run(["umount", "-R", "-l", str(self.root / "data")], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -77,9 +78,17 @@ def engine(docker_client):
     """A throwaway engine holding the main engine's base images (docker save | docker load)."""
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         pytest.fail("this test starts a dockerd of its own: it needs root and Debian's docker.io")
-    root = Path(f"/tmp/nxd-{uuid.uuid4().hex[:8]}")
+    tag = uuid.uuid4().hex[:8]
+    root = Path(f"/tmp/nxd-{tag}")
     root.mkdir()
-    throwaway = ThrowawayEngine(root)
+    # Its own default bridge, made here: with --bridge=none, dockerd deletes the host's docker0
+    # (the main engine's default bridge); with no --bridge, it would take docker0 over.
+    bridge = f"nxd{tag}"
+    subnet = f"10.214.{random.randint(0, 255)}"
+    for command in (["ip", "link", "add", "name", bridge, "type", "bridge"],
+                    ["ip", "addr", "add", f"{subnet}.1/24", "dev", bridge], ["ip", "link", "set", bridge, "up"]):
+        subprocess.run(command, check=True, capture_output=True)
+    throwaway = ThrowawayEngine(root, bridge)
     try:
         throwaway.start()
         save = subprocess.Popen([DOCKER, "save", *BASES], stdout=subprocess.PIPE)
@@ -140,9 +149,9 @@ def test_the_engine_going_away_mid_run_is_said_per_service_and_the_next_run_buil
 
     proc, out = _agent(repo, tmp_path, unique_registry, engine, "first")
     try:
-        _until(all_under_way, 40, f"{done} built, {building} in its RUN step and {testing} in its unit tests")
+        _until(all_under_way, 150, f"{done} built, {building} in its RUN step and {testing} in its unit tests")
         engine.stop()
-        code = proc.wait(timeout=40)
+        code = proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -174,7 +183,7 @@ def test_the_engine_going_away_mid_run_is_said_per_service_and_the_next_run_buil
         path.write_text(text_before)
     proc, out = _agent(repo, tmp_path, unique_registry, engine, "next")
     try:
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
