@@ -92,6 +92,8 @@ def read_dotenv(repo: Path, folder: Path) -> tuple[dict[str, str], list[dict]]:
     if not inside(repo, path):
         return {}, [problem(shown, None, "link pointing outside the repository; not read, build args "
                                          "from it are blank")]
+    if not path.is_file():  # a named pipe would block the read for ever
+        return {}, [problem(shown, None, "not a regular file; not read, build args from it are blank")]
     values = dotenv_values(path)
     return {k: v for k, v in values.items() if v is not None}, []
 

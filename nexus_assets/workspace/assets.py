@@ -17,6 +17,9 @@ def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.Mater
         result = sync_workspace(settings.repo, settings.workdir)
         context.log.info(f"workspace {settings.workdir}: {result.files} files, {result.copied} copied, "
                          f"{result.removed} removed")
+        for skipped in result.skipped:
+            context.log.warning(f"{skipped}: not a regular file; not copied into the working copy "
+                                "(replace it with a file, or remove it)")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
             metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,

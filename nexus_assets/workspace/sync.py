@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus_assets.core.fileio import write_json
-from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.hashing import IGNORED_NAMES, special_kind
 from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
@@ -27,6 +27,9 @@ class SyncResult:
     files: int
     copied: int
     removed: int
+    # Named pipes, sockets and devices: never copied (reading a pipe blocks for ever), each
+    # named with its kind so the step says which and why.
+    skipped: tuple[str, ...] = ()
 
 
 def _repo_files(repo: Path, workdir: Path) -> list[str]:
@@ -83,6 +86,7 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
             previous = set()
     files = _repo_files(repo, workdir)
     copied = 0
+    skipped: list[str] = []
     checked: set[str] = set()
     for rel in files:
         src, dst = repo / rel, workdir / rel
@@ -98,6 +102,10 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
                 dst.unlink()
             os.symlink(link_to, dst)
             copied += 1
+            continue
+        kind = special_kind(src)
+        if kind is not None:
+            skipped.append(f"{rel} ({kind})")
             continue
         if dst.is_file() and not dst.is_symlink() and filecmp.cmp(src, dst, shallow=False):
             continue
@@ -120,4 +128,4 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
                 parent.rmdir()
                 parent = parent.parent
     write_json(state_path, {"repo": str(repo), "files": files})
-    return SyncResult(files=len(files), copied=copied, removed=removed)
+    return SyncResult(files=len(files), copied=copied, removed=removed, skipped=tuple(skipped))
