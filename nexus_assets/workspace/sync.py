@@ -7,6 +7,7 @@ artifacts, scaffolded services, Dagster's storage) is left alone."""
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import json
 import os
@@ -72,6 +73,19 @@ def _clear_linked_parents(workdir: Path, rel: str, checked: set[str]) -> None:
             (workdir / prefix).unlink()
 
 
+def _copy_whole(src: Path, dst: Path) -> None:
+    """Copy beside dst, then rename: a copy cut short (a full disk) leaves no half file behind."""
+    part = dst.with_name(f".{dst.name}.nexus-part")
+    try:
+        shutil.copy2(src, part)
+        os.replace(part, dst)
+    except BaseException as exc:
+        part.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # name the file, not the part
+            raise OSError(errno.ENOSPC, exc.strerror, str(dst)) from None
+        raise
+
+
 def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
     """Make workdir hold the repository's files, copying only what changed."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +126,7 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_symlink():
             dst.unlink()
-        shutil.copy2(src, dst)
+        _copy_whole(src, dst)
         copied += 1
     removed = 0
     for rel in sorted(previous - set(files)):
