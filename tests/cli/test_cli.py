@@ -53,7 +53,8 @@ def test_named_pipes_in_the_repository_are_named_on_screen_and_never_read(tmp_pa
                                                                            remove_test_images):
     """Issue 10, fault 7: `mkfifo REPO/nexus-discovery/docker_ps.json` crashed the workspace step
     with its cause hidden, and a pipe anywhere else hung the source hash for ever. Now a pipe is
-    never read or copied: a warning names it, the run completes, and the next one has nothing to do."""
+    never read or copied: a warning names it, the run completes, and the next one has nothing to
+    do. And an invalid compose file is named on screen with its line (fault 10)."""
     import os
 
     from nexus_assets.synthetic import generate_monorepo
@@ -64,13 +65,16 @@ def test_named_pipes_in_the_repository_are_named_on_screen_and_never_read(tmp_pa
     pipes = ["nexus-discovery/docker_ps.json", "services/node-svc-001/pipe", ".env"]
     for rel in pipes:
         os.mkfifo(repo / rel)
+    (repo / "docker-compose.bad.yml").write_text("services:\n  web:\n    image: nginx\n\tports: []\n")
     args = ["run", "--repo", str(repo), "--workdir", str(tmp_path / "w"), "--registry", unique_registry]
     first = _run(args, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Traceback" not in first.stdout + first.stderr
     for rel in pipes:
-        assert (f"[nexus] WARNING workspace: {rel} (named pipe): not a regular file; not copied into the working "
+        assert (f"[nexus] WARNING {rel} (named pipe): not a regular file; not copied into the working "
                 "copy") in first.stdout, first.stdout
     assert "built node-svc-001" in first.stdout
+    # An invalid compose file is named on screen with its line, not only counted (fault 10).
+    assert "[nexus] WARNING docker-compose.bad.yml:4 invalid YAML" in first.stdout, first.stdout
     second = _run(args, tmp_path)
     assert second.returncode == 0 and "nothing changed since the last run: no run launched" in second.stdout, second
