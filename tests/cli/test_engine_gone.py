@@ -1,6 +1,6 @@
 """The Docker engine going away in the middle of a run, for real: a throwaway `dockerd` on its
-own socket, data root and exec root, a default bridge of its own (never docker0), no
-iptables rules and its own address pool, so it never touches the main engine, loaded with the base images of the main engine.
+own socket, data root and exec root, in a network namespace of its own (so it never touches
+the main engine's docker0) and with no iptables rules, loaded with the base images of the main engine.
 `nexus-agent run` runs against it (DOCKER_HOST); the engine is stopped while one service is
 building and another is in its unit tests. Each affected service and step says so in one
 line, no service is blamed for a test it did not fail, and once the engine is back the next
@@ -32,18 +32,20 @@ BASES = ["node:20-alpine", "python:3.11-slim"]  # what the synthetic services ar
 class ThrowawayEngine:
     """A dockerd of its own under root (a short path: the socket must fit in 108 bytes)."""
 
-    def __init__(self, root: Path, bridge: str):
-        self.root, self.bridge = root, bridge
+    def __init__(self, root: Path):
+        self.root = root
         self.socket = root / "d.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.root / "dockerd.log", "a")  # noqa: SIM115 - the daemon writes it while it runs
+        # A network namespace of its own: a dockerd in the host's deletes or takes over the host's
+        # docker0, the main engine's default bridge (seen with --bridge=none, and on a restart).
         self.proc = subprocess.Popen(
-            ["dockerd", "-H", self.host, "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "dockerd.pid"), "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
-             "--shutdown-timeout", "1", "--default-address-pool", "base=10.213.0.0/16,size=24"],
+            ["unshare", "--net", "--", "dockerd", "-H", self.host, "--data-root", str(self.root / "data"),
+             "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
+             "--iptables=false", "--ip-masq=false", "--shutdown-timeout", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         _until(lambda: self.docker("version", check=False).returncode == 0, 30, "the throwaway dockerd to answer")
@@ -70,25 +72,17 @@ class ThrowawayEngine:
                 self.proc.wait()
         subprocess.run(["umount", "-R", "-l", str(self.root / "data")], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
-        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
 
 
 @pytest.fixture
 def engine(docker_client):
     """A throwaway engine holding the main engine's base images (docker save | docker load)."""
-    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+    if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("unshare") is None:
         pytest.fail("this test starts a dockerd of its own: it needs root and Debian's docker.io")
-    tag = uuid.uuid4().hex[:8]
-    root = Path(f"/tmp/nxd-{tag}")
+    root = Path(f"/tmp/nxd-{uuid.uuid4().hex[:8]}")
     root.mkdir()
-    # Its own default bridge, made here: with --bridge=none, dockerd deletes the host's docker0
-    # (the main engine's default bridge); with no --bridge, it would take docker0 over.
-    bridge = f"nxd{tag}"
-    subnet = f"10.214.{random.randint(0, 255)}"
-    for command in (["ip", "link", "add", "name", bridge, "type", "bridge"],
-                    ["ip", "addr", "add", f"{subnet}.1/24", "dev", bridge], ["ip", "link", "set", bridge, "up"]):
-        subprocess.run(command, check=True, capture_output=True)
-    throwaway = ThrowawayEngine(root, bridge)
+    throwaway = ThrowawayEngine(root)
+    docker0 = _host_docker0()
     try:
         throwaway.start()
         save = subprocess.Popen([DOCKER, "save", *BASES], stdout=subprocess.PIPE)
@@ -98,6 +92,13 @@ def engine(docker_client):
         yield throwaway
     finally:
         throwaway.close()
+        assert _host_docker0() == docker0, "the throwaway engine touched the main engine's docker0"
+
+
+def _host_docker0() -> str:
+    """The host's docker0 (index and name), as `ip -o link` shows it; '' when there is none."""
+    shown = subprocess.run(["ip", "-o", "link", "show", "docker0"], capture_output=True, text=True).stdout
+    return shown.split(":", 2)[0] + ":docker0" if shown else ""
 
 
 def _until(condition, seconds: float, what: str):
