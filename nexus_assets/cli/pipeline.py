@@ -8,6 +8,7 @@ definitions could not know: definitions are built again and the new images run l
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -137,7 +138,10 @@ def _root_cause(error, settings: Settings) -> str:
     full = no_space_line(f"{error.message}\n" + "".join(error.stack or []), [settings.workdir, settings.dagster_home])
     if full:
         return full
-    return f"{error.cls_name}: {error.message.strip()}" if error.cls_name else error.message.strip()
+    message = error.message.strip()
+    if error.cls_name:  # Dagster's message starts with the exception's qualified name
+        message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}: ", "", message)
+    return f"{error.cls_name}: {message}" if error.cls_name else message
 
 
 def _announce(stale: dict[str, str], total: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from nexus_assets.core.secrets import secret_build_args, secret_values
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
 COMPOSE_NAME_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")
@@ -95,6 +96,8 @@ def read_dotenv(repo: Path, folder: Path) -> tuple[dict[str, str], list[dict]]:
     if not inside(repo, path):
         return {}, [problem(shown, None, "link pointing outside the repository; not read, build args "
                                          "from it are blank")]
+    if not path.is_file():  # a named pipe would block the read for ever
+        return {}, [problem(shown, None, "not a regular file; not read, build args from it are blank")]
     values = dotenv_values(path)
     return {k: v for k, v in values.items() if v is not None}, []
 
@@ -170,6 +173,10 @@ def build_args(raw: Any, env: dict[str, str], shown: str, service: str) -> tuple
 
 # --- the stack ------------------------------------------------------------------------------
 
+SECRET_ARG_ADVICE = ("`docker history` would keep its value in the image, so the service is not built; pass it "
+                     "at run time (`environment:`) instead of as a build arg")
+
+
 @dataclass(frozen=True)
 class ComposeBuild:
     """One compose service that builds an image from a context inside the repository."""
@@ -179,6 +186,9 @@ class ComposeBuild:
     dockerfile: Path
     build_args: dict[str, str] = field(default_factory=dict, hash=False)
     compose_file: str = ""
+    # Build args that carry a secret: left out of build_args (never sent, hashed or stored); the
+    # service is refused at build time, naming them.
+    secret_args: tuple[str, ...] = ()
     # The build args whose value comes from .env: secrets, masked wherever the build is shown.
     env_args: tuple[str, ...] = ()
 
@@ -251,6 +261,7 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         return [], path, problems
     env, probs = read_dotenv(repo, path.parent)
     problems += probs
+    secrets = secret_values(env.items())
     found = []
     for name in sorted(services, key=str):
         spec = services[name] if isinstance(services[name], dict) else {}
@@ -282,7 +293,12 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         raw_args = raw.get("args") if isinstance(raw, dict) else None
         args, probs = build_args(raw_args, env, shown, name)
         problems += probs
+        secret = secret_build_args(args, secrets)
+        for key in secret:
+            problems.append(problem(shown, None, f"build arg {key} of compose service {name[:60]!r} carries a "
+                                    f"secret: {SECRET_ARG_ADVICE}", name))
         found.append(ComposeBuild(name=name, context=context,
                                   dockerfile=Path(os.path.normpath(context / build["dockerfile"])),
-                                  build_args=args, compose_file=shown, env_args=env_derived(raw_args, env)))
+                                  build_args={k: v for k, v in args.items() if k not in secret}, compose_file=shown,
+                                  secret_args=tuple(secret), env_args=env_derived(raw_args, env)))
     return found, path, problems

@@ -44,6 +44,7 @@ class Service:
     compose_file: str | None = None
     folder: str | None = None  # the context relative to the repository, POSIX
     env_args: tuple[str, ...] = field(default=(), hash=False)  # build args read from .env: secrets
+    secret_args: tuple[str, ...] = ()  # compose build args refused: they carry a secret (not in build_args)
 
     def sources_hash(self) -> str:
         """The hash of what its build reads (core.hashing.context_hash)."""
@@ -207,7 +208,8 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
         found[build.name] = Service(
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
-            compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args)
+            compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
+            secret_args=build.secret_args)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:

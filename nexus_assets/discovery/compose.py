@@ -105,5 +105,5 @@ def build_stack(repo: Path, compose_file: str | None = None) -> dict:
         "services": [{"name": s.name, "compose_name": s.compose_name, "folder": s.folder or rel_path(s.path, repo),
                       "compose_file": s.compose_file,
                       "dockerfile": rel_path(s.dockerfile, repo) if s.dockerfile is not None else None,
-                      "build_arg_keys": sorted(s.build_args)} for s in services],
+                      "build_arg_keys": sorted({*s.build_args, *s.secret_args})} for s in services],
     }

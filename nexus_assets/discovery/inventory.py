@@ -28,6 +28,7 @@ from typing import Any
 
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
+from nexus_assets.core.compose_model import SECRET_ARG_ADVICE, compose_builds
 from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
 from nexus_assets.core.secrets import (  # noqa: F401
     MASK,
@@ -239,6 +240,9 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
                      key=lambda b: (b["context"], b["compose_file"], b["service"]))
     env_files, env_pairs = read_env_files(repo)
     pairs += env_pairs
+    # The build model's refusals that only it sees: a build arg that carries a secret.
+    _builds, _stack, build_problems = compose_builds(repo, os.environ.get("NEXUS_COMPOSE_FILE") or None)
+    problems += [p for p in build_problems if SECRET_ARG_ADVICE in p["message"]]
     containers: list[dict] = []
     engine = {"queried": docker_client is not None, "reachable": None}
     if docker_client is not None:

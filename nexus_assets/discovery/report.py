@@ -97,7 +97,7 @@ class StackService(ReportModel):
     folder: str = Field(description="Its build context, relative to the repository (the folder).")
     compose_file: str | None = Field(description="The compose file it comes from; null for a folder service.")
     dockerfile: str | None = Field(description="The Dockerfile the build uses; null when there is none.")
-    build_arg_keys: list[str] = Field(description="Its compose build args, keys only (values may come from .env).")
+    build_arg_keys: list[str] = Field(description="Its compose build args, keys only (values may come from .env); those carrying a secret are refused and listed among the problems.")
 
 
 class BuildStack(ReportModel):

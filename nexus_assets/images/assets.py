@@ -39,6 +39,7 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
+from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import ServiceTests, StageResult
 from nexus_assets.images.outcome import build_and_test, failure_events, success_event
@@ -122,11 +123,13 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
     it throws the step's cancel switch, which stops every build in the engine and removes every
     test container within seconds, and the interrupt goes on up to Dagster."""
     cancel = Cancellation()
+    secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
     futures = {}
     try:
         for service in services:
-            futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests, cancel)] = service
+            futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests, cancel,
+                                 secrets)] = service
         for future in as_completed(futures):
             service = futures[future]
             try:

@@ -3,6 +3,7 @@ events that record what happened (a materialization with its checks, or a failur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +35,7 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
 
 
 def build_and_test(engine, settings, service: Service, revision: str | None, tests: ServiceTests,
-                   cancel: Cancellation | None = None) -> dict:
+                   cancel: Cancellation | None = None, secrets: Sequence[str] = ()) -> dict:
     """Lint, build, then unit and integration tests in the built image, for one service.
     Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}. A build longer
     than settings.build_timeout fails this service alone; when cancel is thrown, the build is
@@ -57,12 +58,13 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
         with cancel.hook(remove_containers):
             try:
                 cancel.raise_if_cancelled(f"service {service.name}")
-                plan = plan_build(service, client, load_base_image_map(), service.build_args)
+                plan = plan_build(service, client, load_base_image_map(), service.build_args, secrets)
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version, revision=revision,
                     source=str(settings.repo / service.path.relative_to(settings.workdir))
                     if service.path.is_relative_to(settings.workdir) else str(service.path),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
+                    secrets=secrets,
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")

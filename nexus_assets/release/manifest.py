@@ -22,7 +22,10 @@ class ServiceRecord:
 
 
 def _status(record: ServiceRecord) -> tuple[str, str | None]:
-    if record.failure:
+    # A failed build counts only while the image is stale: once the source is back to what the
+    # last image was built from (or the failure was the engine's, on a forced rebuild), that image
+    # is current again.
+    if record.failure and (record.stale or record.last is None):
         return "failed", record.failure
     if record.last is None:
         return "never_built", record.stale or "never built"

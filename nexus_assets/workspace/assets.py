@@ -19,6 +19,9 @@ def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.Mater
                          f"{result.removed} removed")
         if result.retired:
             context.log.info(f"scaffolds replaced by the repository's own service: {', '.join(result.retired)}")
+        for skipped in result.skipped:
+            context.log.warning(f"{skipped}: not a regular file; not copied into the working copy "
+                                "(replace it with a file, or remove it)")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
             metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,

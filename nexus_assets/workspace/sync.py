@@ -10,6 +10,7 @@ holds the repository's files only and later reports see the real service."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import filecmp
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.fileio import write_json
-from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.hashing import IGNORED_NAMES, special_kind
 from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.core.textfiles import inside
 
@@ -34,6 +35,9 @@ class SyncResult:
     removed: int
     # Scaffolded services removed because the repository now has a service of that name.
     retired: tuple[str, ...] = ()
+    # Named pipes, sockets and devices: never copied (reading a pipe blocks for ever), each
+    # named with its kind so the step says which and why.
+    skipped: tuple[str, ...] = ()
 
 
 def _repo_files(repo: Path, workdir: Path) -> list[str]:
@@ -76,6 +80,19 @@ def _clear_linked_parents(workdir: Path, rel: str, checked: set[str]) -> None:
             (workdir / prefix).unlink()
 
 
+def _copy_whole(src: Path, dst: Path) -> None:
+    """Copy beside dst, then rename: a copy cut short (a full disk) leaves no half file behind."""
+    part = dst.with_name(f".{dst.name}.nexus-part")
+    try:
+        shutil.copy2(src, part)
+        os.replace(part, dst)
+    except BaseException as exc:
+        part.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # name the file, not the part
+            raise OSError(errno.ENOSPC, exc.strerror, str(dst)) from None
+        raise
+
+
 def _retire_scaffolds(repo: Path, workdir: Path, files: list[str], compose_file: str | None) -> tuple[str, ...]:
     """Remove every scaffolded services/<name>/ of the working copy (it holds SCAFFOLD_MARKER) whose
     real service has arrived: the repository has files at services/<name>, or a service of that
@@ -111,6 +128,7 @@ def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -
     files = _repo_files(repo, workdir)
     retired = _retire_scaffolds(repo, workdir, files, compose_file)
     copied = 0
+    skipped: list[str] = []
     checked: set[str] = set()
     for rel in files:
         src, dst = repo / rel, workdir / rel
@@ -127,12 +145,16 @@ def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -
             os.symlink(link_to, dst)
             copied += 1
             continue
+        kind = special_kind(src)
+        if kind is not None:
+            skipped.append(f"{rel} ({kind})")
+            continue
         if dst.is_file() and not dst.is_symlink() and filecmp.cmp(src, dst, shallow=False):
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_symlink():
             dst.unlink()
-        shutil.copy2(src, dst)
+        _copy_whole(src, dst)
         copied += 1
     removed = 0
     for rel in sorted(previous - set(files)):
@@ -148,4 +170,4 @@ def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -
                 parent.rmdir()
                 parent = parent.parent
     write_json(state_path, {"repo": str(repo), "files": files})
-    return SyncResult(files=len(files), copied=copied, removed=removed, retired=retired)
+    return SyncResult(files=len(files), copied=copied, removed=removed, retired=retired, skipped=tuple(skipped))
