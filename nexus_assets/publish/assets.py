@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
-from nexus_assets.core.errors import NexusError, RegistryError
+from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
 from nexus_assets.core.services import release_tags
@@ -126,24 +126,31 @@ def _push_selected(context, docker_engine, settings, selected: list[str], built:
         return results, problems
     context.log.info(f"pushing {len(todo)} image(s) to {settings.registry}, up to {settings.max_parallel} at a time")
 
-    def one(name: str) -> PushResult:
+    def one(name: str, notes: list[str]) -> PushResult:
         client, registry = docker_engine.client(), RegistryClient(settings.registry, credentials)
-        try:
-            return push_image(client, registry, name, todo[name], settings.version,
-                              log=lambda text: context.log.warning(f"{name}: {text}"))
+        try:  # retries are noted here and logged from the step's thread
+            return push_image(client, registry, name, todo[name], settings.version, log=notes.append)
         finally:
             registry.close()
             client.close()
 
-    with ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="push") as pool:
-        futures = {pool.submit(one, name): name for name in sorted(todo)}
+    pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="push")
+    notes: dict[str, list[str]] = {name: [] for name in todo}
+    try:
+        futures = {pool.submit(one, name, notes[name]): name for name in sorted(todo)}
         for future in as_completed(futures):
             name = futures[future]
+            for note in notes[name]:
+                context.log.warning(f"{name}: {note}")
             try:
                 results[name] = future.result()
-            except (RegistryError, NexusError) as exc:
+            except NexusError as exc:
                 problems[name] = f"not pushed: {exc}"
                 context.log.error(f"{name}: push to {settings.registry} failed: {exc}")
+    except BaseException:  # interrupted: pushes not started are dropped; the engine ends those whose client goes
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results, problems
 
 

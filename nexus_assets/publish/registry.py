@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
 
-ATTEMPTS = int(os.environ.get("NEXUS_PUSH_ATTEMPTS") or 4)  # tries of one registry call or push
+DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
 WAIT_MAX_SECONDS = 8.0  # backoff: 0.5 s, 1 s, 2 s, ... up to this
 REQUEST_TIMEOUT = 15.0
 # What the engine sends for an image it pushes; a HEAD must accept it to be answered with its digest.
@@ -109,10 +109,20 @@ def classify(registry: str, text: str, secret: str | None = None) -> RegistryErr
 T = TypeVar("T")
 
 
-def with_retries(call: Callable[[], T], *, attempts: int = ATTEMPTS, on_retry: Callable[[str], None] | None = None,
+def attempts_from_env() -> int:
+    """NEXUS_PUSH_ATTEMPTS, or 4."""
+    text = os.environ.get("NEXUS_PUSH_ATTEMPTS") or str(DEFAULT_ATTEMPTS)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries, at least 1; got {text!r}")
+    return int(text)
+
+
+def with_retries(call: Callable[[], T], *, attempts: int | None = None, on_retry: Callable[[str], None] | None = None,
                  wait_max: float = WAIT_MAX_SECONDS) -> T:
     """call(), tried again with exponential backoff while it raises TransientRegistryError, at
-    most `attempts` times in all; anything else (auth refused, not found) goes up at once."""
+    most `attempts` times in all (NEXUS_PUSH_ATTEMPTS, default 4); anything else (auth refused,
+    not found) goes up at once."""
+    attempts = attempts or attempts_from_env()
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None:
