@@ -104,7 +104,6 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             "image": built["tags"][0],
             "tags": built["tags"],
             "image_id": built["image_id"],
-            "digest": built["image_id"],
             "size_bytes": built["size_bytes"],
             "build_seconds": built["seconds"],
             "source_hash": built["source_hash"],
