@@ -149,10 +149,10 @@ def settings_for(tmp_path: Path, unique_registry: str):
 def remove_test_images(docker_client, unique_registry):
     """Removes every image tagged under this test's registry name afterwards."""
     yield
-    for image in docker_client.images.list():
-        if any(tag.startswith(unique_registry + "/") for tag in image.tags):
+    for image in docker_client.api.images():  # one listing: other tests remove images meanwhile
+        if any(tag.startswith(unique_registry + "/") for tag in image.get("RepoTags") or []):
             with contextlib.suppress(Exception):
-                docker_client.images.remove(image.id, force=True)
+                docker_client.images.remove(image["Id"], force=True)
 
 
 @pytest.fixture
