@@ -97,9 +97,8 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 entry.update({"digest": pushed["digest"], "repo_digest": pushed["repo_digest"],
                               "push_run_id": record.events.get("push_run_id"),
                               "pushed_at": record.events.get("pushed_at")})
-            elif status in RELEASED:
-                status, reason = "current", (record.not_pushed or f"not in the registry {settings.registry} "
-                                             "under this version's tag")
+            elif status in RELEASED:  # released, so it must be in the registry: say why it is not
+                reason = record.not_pushed or f"not in the registry {settings.registry} under this version's tag"
         if reason:
             problems.append({"service": record.name, "status": status if status != "current" else "not_pushed",
                              "reason": reason})
