@@ -28,8 +28,9 @@ from nexus_assets.core.keys import (
     PREPARE_KEYS,
     WORKSPACE,
     image_key,
+    pushed_key,
 )
-from nexus_assets.core.lineage import Verdict, latest_data_versions, observe_and_judge, stale_images
+from nexus_assets.core.lineage import AssetRecords, Verdict, latest_data_versions, observe_and_judge, stale_images
 from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
@@ -59,6 +60,8 @@ class RunSummary:
 
     ok: bool = True
     built: list[str] = field(default_factory=list)
+    pushed: list[str] = field(default_factory=list)  # images this invocation put in the registry
+    not_pushed: list[str] = field(default_factory=list)  # selected pushes that did not happen (reason logged)
     failed: list[str] = field(default_factory=list)
     failed_gates: list[str] = field(default_factory=list)
     test_containers: int = 0
@@ -95,6 +98,9 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         assert event.asset_key is not None  # a materialization always names its asset
         if event.asset_key.path[0] == "image":
             summary.built.append(event.asset_key.path[-1])
+        pushed = event.materialization.metadata.get("pushed")
+        if event.asset_key.path[0] == "pushed" and pushed is not None and pushed.value is True:
+            summary.pushed.append(event.asset_key.path[-1])
         containers = event.materialization.metadata.get("test_containers")  # images and e2e
         # Dagster types .value as any packable value; this one is the int our assets write.
         summary.test_containers += int(containers.value) if containers is not None else 0  # type: ignore[arg-type]
@@ -103,6 +109,8 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         status = observation.metadata.get("status")
         if observation.asset_key.path[0] == "image" and status is not None and status.value == "failed":
             summary.failed.append(observation.asset_key.path[-1])
+        if observation.asset_key.path[0] == "pushed" and status is not None and status.value == "not_pushed":
+            summary.not_pushed.append(observation.asset_key.path[-1])
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -178,11 +186,13 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     summary.stale = stale_services(verdict)
     wanted = sorted(known) if rebuild_all else sorted(summary.stale)
     _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
-    if not wanted and _nothing_to_do(defs, instance, settings, verdict):
+    pushes = sorted(set(wanted) | set(stale_pushes(defs, instance, sorted(known - set(summary.stale)), verdict.records)))
+    if not wanted and not pushes and _nothing_to_do(defs, instance, settings, verdict):
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary, settings)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *AFTER_IMAGES],
+             instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -194,9 +204,35 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(stale)
             fresh = sorted(set(stale) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
+            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *AFTER_IMAGES], instance, tags,
+                     summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
+
+
+def stale_pushes(defs: dg.Definitions, instance: dg.DagsterInstance, names: list[str],
+                 records: AssetRecords | None = None) -> list[str]:
+    """The services whose image is current and passed its tests but whose push Dagster holds stale
+    or missing (a new version or registry, a push that failed last time): they are pushed
+    without a rebuild. A service whose tests failed is not pushed, so it is not asked for."""
+    graph = defs.resolve_asset_graph()
+    keys = [pushed_key(n) for n in names if graph.has(pushed_key(n))]
+    records = records or AssetRecords(instance)
+    stale = {key.path[-1] for key in stale_images(graph, instance, keys, records)}
+    if not stale:
+        return []
+    tests = {}
+    for record in records.get([image_key(n) for n in stale]):
+        last = record.asset_entry.last_materialization
+        metadata = last.asset_materialization.metadata if last and last.asset_materialization else {}
+        states = metadata.get("tests")
+        tests[record.asset_entry.asset_key.path[-1]] = getattr(states, "value", None) or {}
+    return sorted(n for n in stale if n in tests and "failed" not in tests[n].values())
+
+
+def _push_keys(defs: dg.Definitions, names: list[str]) -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    return [pushed_key(n) for n in names if graph.has(pushed_key(n))]
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:

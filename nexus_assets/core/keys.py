@@ -10,11 +10,12 @@ DISCOVERY_PARSED = dg.AssetKey("discovery_parsed")
 DISCREPANCY_REPORT = dg.AssetKey("discrepancy_report")
 SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
 TAGGED_IMAGES = dg.AssetKey("tagged_images")
+PUSHED_IMAGES = dg.AssetKey("pushed_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
-AFTER_IMAGES = (TAGGED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
+AFTER_IMAGES = (TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
@@ -23,6 +24,11 @@ ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
 def image_key(service_name: str) -> dg.AssetKey:
     """image/<service>: the built and tested Docker image of one service."""
     return dg.AssetKey(["image", service_name])
+
+
+def pushed_key(service_name: str) -> dg.AssetKey:
+    """pushed/<service>: the service's image in the registry, its data version the manifest digest."""
+    return dg.AssetKey(["pushed", service_name])
 
 
 def source_key(service_name: str) -> dg.AssetKey:

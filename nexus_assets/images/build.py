@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
@@ -146,24 +145,29 @@ def engine_gone() -> bool:
 
 
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
-                source: str, log_path: Path, timeout: float | None = None,
-                cancel: Cancellation | None = None, secrets: Sequence[str] = ()) -> dict:
+                source: str | None, log_path: Path, timeout: float | None = None,
+                cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = ()) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
-    timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError)."""
+    timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
+
+    The OCI labels say where the image comes from, and only what is known: `source` is the
+    target repository's remote URL, `revision` its commit and `created` that commit's time
+    (never the clock, so two builds of one commit carry the same labels); each is left out
+    when the target is not a git checkout (or has no remote)."""
     import docker.errors
 
     service = plan.service
     tags = plan.tags(registry, version)
     labels = {
         "org.opencontainers.image.title": service.name,
-        "org.opencontainers.image.source": source,
-        "org.opencontainers.image.revision": revision or "unknown",
-        "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.version": version,
         "io.nexus-assets.source-hash": plan.fingerprint,
         "io.nexus-assets.service": service.name,
     }
+    for name, value in (("source", source), ("revision", revision), ("created", created)):
+        if value:
+            labels[f"org.opencontainers.image.{name}"] = value
     # The repository's .env values, and build args read from .env: a RUN step that prints one, or
     # an engine error that quotes one, is masked in the log and in the error, as discovery masks them.
     secrets = [*secrets, *secret_values([(k, v) for k, v in plan.build_args.items() if k in service.env_args])]

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
+from nexus_assets.resources import GitRepo
 
 pytestmark = pytest.mark.docker
 
@@ -88,10 +92,11 @@ def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_p
     assert f"PORT={billing.build_args['SERVICE_PORT']}" in env
 
 
-def test_build_args_from_dotenv_are_masked_in_the_log_and_the_error(tmp_path, docker_client, unique_registry,
-                                                                   remove_test_images):
-    """A RUN step that prints a build arg read from .env, and one that fails quoting it: the log
-    and the error never hold the value (a literal arg from the compose file stays readable)."""
+def test_a_build_arg_carrying_an_env_secret_is_refused_before_the_build_and_logs_stay_masked(
+        tmp_path, docker_client, unique_registry, remove_test_images):
+    """A compose build arg read from .env is refused (docker history would keep its value), naming
+    the arg, never the value; a RUN step that prints an .env value it got another way, and one
+    that fails quoting it, leave *** in the log and the error."""
     repo = tmp_path / "repo"
     folder = repo / "services" / "leaky"
     folder.mkdir(parents=True)
@@ -104,17 +109,57 @@ def test_build_args_from_dotenv_are_masked_in_the_log_and_the_error(tmp_path, do
     dockerfile.write_text('FROM python:3.11-slim\nARG NPM_TOKEN\nARG FLAVOUR\n'
                           'RUN echo "token is $NPM_TOKEN, flavour $FLAVOUR"\n')
     service = next(s for s in find_services(repo) if s.name == "leaky")
-    assert service.env_args == ("NPM_TOKEN",) and service.build_args["NPM_TOKEN"] == "npm_PlantedSecret_4471"
-    log = tmp_path / "build_leaky.log"
-    build_image(docker_client, plan_build(service, docker_client, load_base_image_map()), registry=unique_registry,
-                version="1.0.0", revision=None, source="services/leaky", log_path=log)
-    text = log.read_text()
-    assert "npm_PlantedSecret_4471" not in text and "token is ***, flavour vanilla-build" in text
+    assert service.secret_args == ("NPM_TOKEN",) and "NPM_TOKEN" not in service.build_args
+    with pytest.raises(BuildError) as refused:
+        plan_build(service, docker_client, load_base_image_map())
+    assert "NPM_TOKEN" in str(refused.value) and "npm_PlantedSecret_4471" not in str(refused.value)
 
-    dockerfile.write_text('FROM python:3.11-slim\nARG NPM_TOKEN\nRUN echo "$NPM_TOKEN" && sh -c "exit 7"\n')
+    # the same value reaching a RUN step another way (here a literal in a fetched script) is masked
+    (repo / "docker-compose.yml").write_text(
+        "services:\n  leaky:\n    build:\n      context: ./services/leaky\n      args:\n        FLAVOUR: vanilla-build\n")
+    (folder / "token.txt").write_text("npm_PlantedSecret_4471\n")
+    dockerfile.write_text('FROM python:3.11-slim\nARG FLAVOUR\nCOPY token.txt /t\n'
+                          'RUN echo "token is $(cat /t), flavour $FLAVOUR" && sh -c "exit 7"\n')
     service = next(s for s in find_services(repo) if s.name == "leaky")
+    log = tmp_path / "build_leaky.log"
     with pytest.raises(BuildError) as info:
         build_image(docker_client, plan_build(service, docker_client, load_base_image_map()),
-                    registry=unique_registry, version="1.0.0", revision=None, source="services/leaky", log_path=log)
+                    registry=unique_registry, version="1.0.0", revision=None, source="services/leaky", log_path=log,
+                    secrets=["npm_PlantedSecret_4471"])
     assert "npm_PlantedSecret_4471" not in str(info.value) + log.read_text()
-    assert "***" in log.read_text()
+    assert "token is ***, flavour vanilla-build" in log.read_text()
+
+
+def test_oci_labels_come_from_the_git_checkout_not_the_path_or_the_clock(tmp_path, docker_client, unique_registry,
+                                                                        remove_test_images):
+    repo = tmp_path / "repo"
+    service = _service(repo, "labelled", "FROM python:3.11-slim\nCOPY app.py /app.py\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    when = {"GIT_COMMITTER_DATE": "2024-02-03T04:05:06+02:00", "GIT_AUTHOR_DATE": "2024-02-03T04:05:06+02:00"}
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True, env={**os.environ, **when})
+    # a clone made with a token in its URL: the label must not carry it
+    subprocess.run([*git, "remote", "add", "origin", "https://ci:tok3n-s3cret@git.example.invalid/acme/nexus-cos.git"],
+                   check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    origin = GitRepo(path=str(repo))
+    assert origin.revision() == head
+    assert origin.remote_url() == "https://git.example.invalid/acme/nexus-cos.git"
+    assert origin.commit_time() == "2024-02-03T02:05:06Z"
+    plan = plan_build(service, docker_client, load_base_image_map())
+    labels = []
+    for attempt in range(2):
+        built = build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=origin.revision(),
+                            source=origin.remote_url(), created=origin.commit_time(),
+                            log_path=tmp_path / f"build_{attempt}.log")
+        labels.append(docker_client.images.get(built["image_id"]).labels)
+    assert labels[0] == labels[1], "two builds of one commit carry the same labels"
+    assert labels[0]["org.opencontainers.image.source"] == "https://git.example.invalid/acme/nexus-cos.git"
+    assert labels[0]["org.opencontainers.image.revision"] == head
+    assert labels[0]["org.opencontainers.image.created"] == "2024-02-03T02:05:06Z"
+
+    plain = GitRepo(path=str(tmp_path / "not-a-checkout"))
+    assert (plain.revision(), plain.remote_url(), plain.commit_time()) == (None, None, None)
+    subprocess.run([*git, "remote", "remove", "origin"], check=True)
+    assert origin.remote_url() is None  # no remote: the label is left out, never a local path
