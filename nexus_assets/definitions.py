@@ -12,6 +12,7 @@ import dagster as dg
 
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.core.console import nexus_console
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import build_services
 from nexus_assets.core.settings import Settings
@@ -21,7 +22,12 @@ from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
-from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_digests
+from nexus_assets.release.assets import (
+    artifacts_manifest_asset,
+    deployment_report_asset,
+    manifest_has_digests,
+    verified_release_asset,
+)
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.verify.assets import e2e_tests_asset
@@ -45,7 +51,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     def asset_graph():
         return built["defs"].resolve_asset_graph()
 
-    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph)]
+    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph),
+                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST], names), deployment_report_asset(names)]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
@@ -65,7 +72,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                                 build_timeout=settings.build_timeout),
+                                 build_timeout=settings.build_timeout, version_auto=settings.version_auto),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

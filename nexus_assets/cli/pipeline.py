@@ -25,6 +25,8 @@ from nexus_assets.core.keys import (
     INVOCATION_TAG,
     ORIGIN_TAG,
     PREPARE_KEYS,
+    RELEASE_KEYS,
+    VERIFIED_RELEASE,
     WORKSPACE,
     image_key,
 )
@@ -104,6 +106,11 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.failed_gates.append(label)
             print(f"[nexus] check {label} FAILED: {evaluation.description or ''}", flush=True)
+    released = any(e.asset_key == VERIFIED_RELEASE for e in result.get_asset_materialization_events())
+    if VERIFIED_RELEASE in keys and not released and not _interrupted(result):
+        blocked = [g for g in summary.failed_gates if not g.startswith(VERIFIED_RELEASE.to_user_string())]
+        print(f"[nexus] release {settings.version} not made: "
+              f"{'blocked by ' + ', '.join(blocked) if blocked else 'a step before it failed'}", flush=True)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
@@ -173,7 +180,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary, settings)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES, *RELEASE_KEYS], instance, tags,
+             summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -184,7 +192,9 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(verdict)
             fresh = sorted(set(verdict) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
+            # the release waited for these services (verified_release defers when the graph lacks one)
+            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES, *RELEASE_KEYS], instance, tags, summary,
+                     settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
 
@@ -208,7 +218,7 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
     if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES)):
+    if stale_images(defs.resolve_asset_graph(), instance, [*AFTER_IMAGES, *RELEASE_KEYS]):
         return False
     return _tags_point_at_recorded_images(instance, settings)
 
@@ -235,7 +245,9 @@ def _last_verdict(settings: Settings) -> bool:
     except (OSError, ValueError):
         return False
     totals = manifest["totals"]
-    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"])
+    release = settings.artifacts / "verified_release.json"
+    released = (not release.is_file()) or bool(read_json(release).get("made"))
+    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"]) and released
 
 
 def show_status(settings: Settings) -> int:

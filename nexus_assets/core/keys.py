@@ -12,9 +12,13 @@ SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
 TAGGED_IMAGES = dg.AssetKey("tagged_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
+VERIFIED_RELEASE = dg.AssetKey("verified_release")
+DEPLOYMENT_REPORT = dg.AssetKey("deployment_report")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
 AFTER_IMAGES = (TAGGED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
+# The release and its report: what `nexus-agent run` adds after them (the sensor does not release).
+RELEASE_KEYS = (VERIFIED_RELEASE, DEPLOYMENT_REPORT)
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui

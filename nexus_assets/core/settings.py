@@ -13,7 +13,6 @@ from nexus_assets.core.errors import ConfigError
 SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-DEFAULT_VERSION = "1.0.0"
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,9 @@ class Settings:
     # None: docker-compose.yml, else the first compose file by name (core.compose_model).
     compose_file: str | None = None
     build_timeout: float = 1800.0  # seconds per image build; a build still running is stopped and fails alone
+    # True when no version was given (--version, VERSION): version is then the next patch after
+    # the target's last verified_release_vX.Y.Z tag (core.release_version.auto_version).
+    version_auto: bool = False
 
     @property
     def reports(self) -> Path:
@@ -45,7 +47,8 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE;
-        keyword overrides (from flags) win when not None."""
+        keyword overrides (from flags) win when not None. Without a version (flag or VERSION),
+        the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
@@ -58,7 +61,7 @@ class Settings:
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
             registry=env.get("REGISTRY") or DEFAULT_REGISTRY,
-            version=env.get("VERSION") or DEFAULT_VERSION,
+            version=env.get("VERSION") or "",
             max_parallel=max_parallel,
             test_timeout=test_timeout,
             compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
@@ -69,6 +72,11 @@ class Settings:
             if key in given:
                 given[key] = Path(str(given[key]))
         settings = replace(settings, **given)
+        if not settings.version:  # none given: the next patch after the last release tag
+            from nexus_assets.core.release_version import auto_version
+
+            settings = replace(settings, version=auto_version(settings.repo.expanduser().absolute())[0],
+                               version_auto=True)
         return replace(settings, repo=settings.repo.expanduser().absolute(), workdir=settings.workdir.expanduser().absolute())
 
     def validate(self) -> None:
