@@ -125,7 +125,7 @@ def move_branch(repo: Path, commit: str) -> str:
         return f"branch {RELEASE_BRANCH} is checked out in {repo}: not moved (check out another branch)"
     old = git_out(repo, "rev-parse", "--verify", "-q", ref)
     _git(repo, "update-ref", "-m", "nexus-agent: verified release", ref, commit, *([old] if old else []))
-    return f"branch {RELEASE_BRANCH} {'moved from ' + old[:12] if old else 'created'} at {commit[:12]}"
+    return f"branch {RELEASE_BRANCH} {'moved from ' + old[:12] + ' to' if old else 'created at'} {commit[:12]}"
 
 
 def push_release(repo: Path, remote: str, version: str) -> str:

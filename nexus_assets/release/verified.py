@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.fileio import read_json, write_atomic
+from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.release import gitrelease
@@ -171,7 +172,8 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
             files = {name: (folder / name).read_bytes() for name in (MANIFEST, NOTES, COMPONENTS)}
             summary = f"{len(manifest.get('images', []))} image(s); changed since " \
                       f"{'v' + previous if previous else 'nothing (first release)'}: " \
-                      f"{', '.join(outcome.changed_services) or 'none'}"
+                      f"{', '.join(outcome.changed_services) or 'none'}\n" \
+                      f"{MANIFEST} sha256: {file_sha256(folder / MANIFEST)}"
             outcome.release_commit = gitrelease.release_commit(repo, version, git.head, files, summary)
             gitrelease.tag_release(repo, version, outcome.release_commit, f"Verified release {version}\n\n{summary}\n")
             outcome.messages.append(f"tagged {outcome.tag} at {outcome.release_commit[:12]} "
