@@ -123,6 +123,8 @@ class ReleaseSummary(ReportModel):
     tag: str = Field(description="verified_release_vX.Y.Z in the target repository.")
     already_released: bool = Field(description="The tag existed for this commit: no new tag was made.")
     failed_gates: list[str] = Field(description="The blocking gates that failed; the release was refused when any.")
+    deferred_for: list[str] = Field(description="Services scaffolded by this run that the graph did not know yet: "
+                                                "the release waited for the run that builds them.")
     source_commit: str | None = Field(description="The target repository's commit released; null when the target "
                                                   "is not a git checkout.")
     release_commit: str | None = Field(description="The commit the tag and branch point at (source + releases/vX.Y.Z/).")

@@ -10,7 +10,7 @@ from pathlib import Path
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.core.settings import Settings
 
-SUMMARY_FIELDS = ("made", "version", "tag", "already_released", "failed_gates", "source_commit", "release_commit",
+SUMMARY_FIELDS = ("made", "version", "tag", "already_released", "failed_gates", "deferred_for", "source_commit", "release_commit",
                   "dirty", "previous_version", "changed_services", "attachments", "folder", "messages")
 
 
