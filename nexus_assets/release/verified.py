@@ -77,15 +77,15 @@ def attachment_paths(settings: Settings) -> tuple[list[Path], list[str]]:
 
 
 def components_of(settings: Settings, manifest: dict) -> dict[str, dict[str, str]]:
-    """{service: {component: version}} from each image's SBOM (manifest's `sbom` path, else
-    artifacts/sbom/<service>.cdx.json); services without an SBOM are left out."""
+    """{service: {component: version}} from each image's SBOM (the manifest's `sbom` path, under
+    artifacts/, else artifacts/sbom/<service>.cdx.json); services without an SBOM are left out."""
     found = {}
     for entry in manifest.get("images", []):
         sbom = entry.get("sbom")
         path = Path(sbom["path"] if isinstance(sbom, dict) else sbom) if sbom else \
             settings.artifacts / "sbom" / f"{entry['service']}.cdx.json"
-        if not path.is_absolute():
-            path = settings.workdir / path
+        if not path.is_absolute():  # the manifest's paths are under artifacts/; older ones under the workdir
+            path = next((p for p in (settings.artifacts / path, settings.workdir / path) if p.is_file()), path)
         if path.is_file():
             found[entry["service"]] = sbom_components(path)
     return found
