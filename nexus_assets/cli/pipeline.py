@@ -106,18 +106,22 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.failed_gates.append(label)
             print(f"[nexus] check {label} FAILED: {evaluation.description or ''}", flush=True)
-    released = any(e.asset_key == VERIFIED_RELEASE for e in result.get_asset_materialization_events())
-    if VERIFIED_RELEASE in keys and not released and not _interrupted(result):
-        blocked = [g for g in summary.failed_gates if not g.startswith(VERIFIED_RELEASE.to_user_string())]
-        print(f"[nexus] release {settings.version} not made: "
-              f"{'blocked by ' + ', '.join(blocked) if blocked else 'a step before it failed'}", flush=True)
+    blocking, broken = [], []
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
-        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
-            continue  # a blocking gate: reported above with its reason
         assert event.step_key is not None  # a step failure always names its step
-        summary.broken_steps.append(event.step_key)
+        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+            blocking.append(event.step_key)
+            continue  # a blocking gate: reported above with its reason
+        broken.append(event.step_key)
         print(f"[nexus] step {event.step_key} failed: {_root_cause(error, settings)}", flush=True)
+    summary.broken_steps += broken
+    released = any(e.asset_key == VERIFIED_RELEASE for e in result.get_asset_materialization_events())
+    if VERIFIED_RELEASE in keys and not released:  # Dagster skipped the release step: say why
+        why = [f"blocking gate {', '.join(blocking)} failed"] if blocking else []
+        why += [f"step {', '.join(broken)} failed"] if broken else []
+        print(f"[nexus] release {settings.version} not made: {'; '.join(why) or 'a step before it did not run'}",
+              flush=True)
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
@@ -177,6 +181,13 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     wanted = sorted(known) if rebuild_all else sorted(summary.stale)
     _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
     if not wanted and _nothing_to_do(defs, instance, settings):
+        pending = stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS))
+        if pending:  # the images, tags and manifest are as they were: only the release is due
+            print(f"[nexus] nothing changed since the last run; the release is due "
+                  f"({', '.join(sorted(k.to_user_string() for k in pending))})", flush=True)
+            _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
+            summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
+            return summary
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
@@ -215,10 +226,10 @@ def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance
 
 def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> bool:
     """True when the repository is as the last run synced it and what follows the images (tags,
-    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
+    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing but the release."""
     if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, [*AFTER_IMAGES, *RELEASE_KEYS]):
+    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES)):
         return False
     return _tags_point_at_recorded_images(instance, settings)
 
