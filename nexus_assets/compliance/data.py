@@ -84,13 +84,14 @@ def _evidence(module: dict) -> str:
     items = module.get("evidence") or []
     if not items:
         return "none"
-    return "; ".join(f"{e.get('source')}: {e.get('file')} ({e.get('rule')}{', weak' if not e.get('strong') else ''})"
-                     for e in items)
+    return "\n".join(f"{e.get('source')}: {e.get('file')} ({e.get('rule')}{', weak' if not e.get('strong') else ''})"
+                      for e in items)
 
 
 def _modules(discrepancy: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = [{"category": m.get("category") or "(none)", "module": m.get("name", "?"), "status": m.get("status", "?"),
-             "critical": bool(m.get("critical")), "scaffolded": bool(m.get("scaffolded")), "evidence": _evidence(m)}
+             "critical": "yes" if m.get("critical") else "no", "scaffolded": "yes" if m.get("scaffolded") else "no",
+             "evidence": _evidence(m)}
             for m in discrepancy.get("modules") or []]
     modules = pd.DataFrame(rows, columns=["category", "module", "status", "critical", "scaffolded", "evidence"])
     counts = pd.crosstab(modules["category"], modules["status"]) if len(modules) else pd.DataFrame()
@@ -98,7 +99,7 @@ def _modules(discrepancy: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         if status not in counts.columns:
             counts[status] = 0
     by_category = counts[["present", "partial", "missing"]].copy()
-    by_category["scaffolded"] = modules.groupby("category")["scaffolded"].sum() if len(modules) else 0
+    by_category["scaffolded"] = (modules["scaffolded"] == "yes").groupby(modules["category"]).sum() if len(modules) else 0
     order = list(dict.fromkeys(modules["category"]))  # the synopsis' order
     return modules, by_category.reindex(order).fillna(0).astype(int)
 
@@ -221,7 +222,7 @@ def assemble(settings: Settings, *, commit: str | None, lineage: list[LineageRow
     env_keys = sorted({k for f in discovery.get("env_files") or [] for k in f.get("keys") or []})
     e2e = manifest.get("e2e")
     scaffolded = pd.DataFrame([{"module": s.get("name"), "language": s.get("language"), "port": s.get("port"),
-                                "created": bool(s.get("created")), "reason": s.get("reason") or ""}
+                                "created": "yes" if s.get("created") else "no", "reason": s.get("reason") or ""}
                                for s in scaffold.get("services") or []],
                               columns=["module", "language", "port", "created", "reason"])
     return ReportData(
