@@ -24,8 +24,7 @@ from nexus_assets.core.keys import (
     SCAFFOLDED_SERVICES,
 )
 from nexus_assets.core.metadata import report_metadata
-from nexus_assets.core.secret_scan import env_secrets, scan_files
-from nexus_assets.core.secrets import mask_secrets
+from nexus_assets.core.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when what the report shows or how it is drawn changes: every report turns stale.
@@ -59,7 +58,7 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
             rows = lineage_rows(context.instance, graph, ancestors(graph, COMPLIANCE_REPORT))
             data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run_id, today=today)
             _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
-            pdf = render(data, lambda text: mask_secrets(text, values))
+            pdf = render(data, lambda text: mask_values(text, values))
             path = settings.reports / f"compliance_report_{today:%Y%m%d}.pdf"
             write_atomic(path, pdf)
             context.log.info(f"compliance report {path}: verdict {data.verdict}; "

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.secrets import WHOLE_TOKEN_BELOW, read_env_files, secret_values
+from nexus_assets.core.secrets import MASK, WHOLE_TOKEN_BELOW, read_env_files, secret_values
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,20 @@ def _occurs(data: bytes, value: str) -> bool:
         elif re.search(rb"(?<![\w-])" + re.escape(needle) + rb"(?![\w-])", data):
             return True
     return False
+
+
+def mask_values(text: str, values: Iterable[str]) -> str:
+    """text with each known value replaced by ***, as core.secrets masks a value (a short one
+    only as a whole token), and nothing else: no guessing from shapes, whose patterns take
+    `passed: 0` for a password in a report's own words."""
+    for value in values:  # longest first (env_secrets' order), so a value holding another goes whole
+        if not value or value not in text:
+            continue
+        if len(value) >= WHOLE_TOKEN_BELOW:
+            text = text.replace(value, MASK)
+        else:
+            text = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", MASK, text)
+    return text
 
 
 def count_in_bytes(data: bytes, values: Iterable[str]) -> int:

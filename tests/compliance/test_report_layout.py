@@ -18,8 +18,7 @@ import pytest
 from nexus_assets.compliance.data import assemble
 from nexus_assets.compliance.layout import MARGIN, render
 from nexus_assets.compliance.lineage import LineageRow
-from nexus_assets.core.secret_scan import env_secrets
-from nexus_assets.core.secrets import mask_secrets
+from nexus_assets.core.secret_scan import env_secrets, mask_values
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
 
 PLANTED = "planted-DO-NOT-LEAK-compliance-7731c0de"
@@ -54,7 +53,8 @@ def release_inputs(root: Path, count: int = 100, *, leak: bool = False) -> Setti
     _write(work / "reports" / "discrepancy_report.json", {
         "modules": modules, "parity_percent": 33.0, "coverage_percent": 66.0,
         "totals": {"canonical": count, "present": 34, "partial": 33, "missing": 33}, "critical": [],
-        "critical_missing": [], "gate": {"passed": True, "message": "parity gate passed"}, "action": ""})
+        "critical_missing": [], "gate": {"passed": True, "message": "parity gate passed: 0 critical module(s) missing"},
+        "action": ""})
     _write(work / "reports" / "discovery_parsed.json", {"summary": {"services": count, "compose_files": 1},
                                                         "git": None, "archive": {"present": False},
                                                         "env_files": [{"file": ".env", "keys": ["JWT_SECRET"]}]})
@@ -92,7 +92,7 @@ def _pdf(settings: Settings) -> tuple[bytes, object]:
     data = assemble(settings, commit="0123456789abcdef0123456789abcdef01234567", lineage=_lineage(100),
                     run_id="run-of-the-report", today=date(2026, 11, 25))
     _, values = env_secrets(settings.repo, [])
-    return render(data, lambda s: mask_secrets(s, values)), data
+    return render(data, lambda s: mask_values(s, values)), data
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,7 @@ def test_every_section_and_the_cover_values_are_in_the_text(report):
     # a failed unit test and a service without a registry digest: the verdict says FAIL and why
     assert data.verdict.startswith("FAIL: tests pass") and "FAIL" in pages[0]
     assert "ownership lock" in text and "PUABO Holdings LLC" in text
+    assert "parity gate passed: 0 critical module(s) missing" in text  # the report's own words are not masked
 
 
 def test_tables_split_across_pages_with_their_header_repeated(report):
