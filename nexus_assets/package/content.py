@@ -120,8 +120,9 @@ def _attestations(settings: Settings, manifest: dict, released: dict[str, str]) 
             item = entries.get(service, {}).get(kind)
             path = Path(str(item["path"])) if isinstance(item, dict) and item.get("path") else \
                 settings.artifacts / folder / f"{service}{suffix}"
-            if not path.is_absolute():
-                path = settings.workdir / path
+            if not path.is_absolute():  # the manifest names it under artifacts/ (older ones: the working copy)
+                path = next((p for p in (settings.artifacts / path, settings.workdir / path) if p.is_file()),
+                            settings.artifacts / path)
             data = _optional(path)
             if data is not None:
                 found[f"artifacts/{folder}/{path.name}"] = data

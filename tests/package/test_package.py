@@ -78,7 +78,7 @@ def release(tmp_path: Path) -> Settings:
     (work / "reports" / "compliance_report_20261125.pdf").write_bytes(b"%PDF-1.4 test\n")
     images = [{"service": "users", "status": "current", "digest": _digest(1),
                "repo_digest": f"127.0.0.1:5000/nexus/users@{_digest(1)}",
-               "sbom": {"path": str(work / "artifacts" / "sbom" / "users.cdx.json"), "sha256": "x"}},
+               "sbom": {"path": "sbom/users.cdx.json", "sha256": "x"}},  # as the manifest names it
               {"service": "payments", "status": "current", "digest": _digest(2),
                "repo_digest": f"127.0.0.1:5000/nexus/payments@{_digest(2)}"},
               {"service": "legacy", "status": "current", "digest": _digest(3)},
