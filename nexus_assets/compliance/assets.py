@@ -56,7 +56,7 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
                                             metadata={**kept, "remade": False})
             today = datetime.now(UTC).date()
             rows = lineage_rows(context.instance, graph, ancestors(graph, COMPLIANCE_REPORT))
-            data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run_id, today=today)
+            data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run.run_id, today=today)
             _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
             pdf = render(data, lambda text: mask_values(text, values))
             path = settings.reports / f"compliance_report_{today:%Y%m%d}.pdf"
