@@ -214,3 +214,12 @@ def test_scripts_stop_clearly_where_they_cannot_deploy(unpacked, tmp_path):
     assert done.returncode == 2 and "release verified_release_v0.9.0 was never deployed here" in done.stderr
     done = _run(unpacked / "scripts" / "post_deploy_audit.sh", "--host-dir", str(host), cwd=unpacked)
     assert done.returncode == 2 and "no release deployed under" in done.stderr
+
+
+def test_compose_file_is_valid_for_docker_compose(unpacked, tmp_path):
+    env = tmp_path / "host.env"
+    env.write_text("POSTGRES_PASSWORD=a\nREDIS_PASSWORD=b\n")
+    done = subprocess.run(["docker-compose", "-f", str(unpacked / "docker-compose.full.yml"), "--env-file", str(env),
+                           "config", "--services"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == ["nginx", "payments", "postgres", "redis", "users"]
