@@ -11,8 +11,9 @@ import os
 import dagster as dg
 
 from nexus_assets.automation.sensors import repo_change_sensor
+from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, RELEASE_DOCS
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import build_services
 from nexus_assets.core.settings import Settings
@@ -20,6 +21,7 @@ from nexus_assets.core.stage import ServiceTests
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
+from nexus_assets.package.assets import deployment_package_asset, deployment_package_verifies
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
 from nexus_assets.release.assets import (
@@ -52,7 +54,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         return built["defs"].resolve_asset_graph()
 
     assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph),
-                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST], names), deployment_report_asset(names)]
+                    compliance_report_asset(asset_graph), deployment_package_asset(asset_graph),
+                    # the release follows the manifest and the documents it attaches, and reads their gates
+                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS], names),
+                    deployment_report_asset(names)]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
@@ -61,7 +66,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets.append(base_image_assets(base_names))
     built["defs"] = dg.Definitions(
         assets=assets,
-        asset_checks=[critical_modules_gate, manifest_has_digests],
+        asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
+                      deployment_package_verifies],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
