@@ -190,6 +190,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             return summary
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
+        _say_release(settings)
         return summary
     _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES, *RELEASE_KEYS], instance, tags,
              summary, settings)
@@ -246,6 +247,22 @@ def _tags_point_at_recorded_images(instance: dg.DagsterInstance, settings: Setti
         client.close()
     return all(tagged.get(tag) == recorded.get(name)
                for name in names for tag in release_tags(settings.registry, name, settings.version))
+
+
+def _say_release(settings: Settings) -> None:
+    """With no run launched, what the last release attempt of this version left (its record)."""
+    try:
+        record = read_json(settings.artifacts / "verified_release.json")
+    except (OSError, ValueError):
+        return
+    if record.get("version") != settings.version:
+        return
+    if record.get("made"):
+        print(f"[nexus] {record['tag']} already released (commit {(record.get('release_commit') or '-')[:12]}): "
+              "no new tag", flush=True)
+    elif record.get("failed_gates"):
+        print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
+              flush=True)
 
 
 def _last_verdict(settings: Settings) -> bool:

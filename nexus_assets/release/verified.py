@@ -167,6 +167,8 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         if not (folder / NOTES).is_file():
             _keep_folder(folder, attachments, notes, manifest, components)
     else:
+        if not in_git and (folder / NOTES).is_file():
+            outcome.messages.append(f"release folder {folder} existed: made again from this run's files")
         _keep_folder(folder, attachments, notes, manifest, components)
         if in_git and git.head:
             files = {name: (folder / name).read_bytes() for name in (MANIFEST, NOTES, COMPONENTS)}

@@ -18,7 +18,8 @@ from .conftest import commit_file, git
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def test_release_then_next_patch_after_one_change(tmp_path, monkeypatch, unique_registry, remove_test_images):
+def test_release_then_next_patch_after_one_change(tmp_path, monkeypatch, unique_registry, remove_test_images,
+                                                  capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     for name in ("VERSION", "GITHUB_TOKEN", "NEXUS_RELEASE_PUSH"):
         monkeypatch.delenv(name, raising=False)
@@ -50,6 +51,8 @@ def test_release_then_next_patch_after_one_change(tmp_path, monkeypatch, unique_
     notes = git(repo, "show", "verified_release_v1.2.1:releases/v1.2.1/release_notes.md")
     assert "1 of 3 service(s) changed since v1.2.0" in notes and "**py-svc-003**: digest" in notes
 
+    capsys.readouterr()
     again = run_pipeline(Settings.from_env(repo=repo, workdir=work, registry=unique_registry))
     assert again.ok and again.run_ids == []  # nothing new: no run, no tag
     assert len(git(repo, "tag", "--list").splitlines()) == 2
+    assert "verified_release_v1.2.1 already released" in capsys.readouterr().out
