@@ -11,7 +11,9 @@ import os
 import dagster as dg
 
 from nexus_assets.automation.sensors import repo_change_sensor
+from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, RELEASE_DOCS
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
@@ -19,10 +21,16 @@ from nexus_assets.core.stage import Publisher, ServiceTests
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
+from nexus_assets.package.assets import deployment_package_asset, deployment_package_verifies
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
 from nexus_assets.publish.assets import publish_images, pushed_specs
-from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_digests
+from nexus_assets.release.assets import (
+    artifacts_manifest_asset,
+    deployment_report_asset,
+    manifest_has_digests,
+    verified_release_asset,
+)
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.verify.assets import e2e_tests_asset
@@ -49,7 +57,11 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     def asset_graph():
         return built["defs"].resolve_asset_graph()
 
-    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph)]
+    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph),
+                    compliance_report_asset(asset_graph), deployment_package_asset(asset_graph),
+                    # the release follows the manifest and the documents it attaches, and reads their gates
+                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS], names),
+                    deployment_report_asset(names)]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
@@ -58,7 +70,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         assets.append(base_image_assets(base_names))
     built["defs"] = dg.Definitions(
         assets=assets,
-        asset_checks=[critical_modules_gate, manifest_has_digests],
+        asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
+                      deployment_package_verifies],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
@@ -69,7 +82,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                                 build_timeout=settings.build_timeout),
+                                 build_timeout=settings.build_timeout, version_auto=settings.version_auto),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

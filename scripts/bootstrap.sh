@@ -20,8 +20,10 @@ mkdir -p "$STATE"
 
 # --- Debian packages -------------------------------------------------------------
 need=()
+# shellcheck lints the deployment package's scripts; poppler-utils (pdftoppm) renders the
+# compliance PDF's pages in the tests.
 for pkg in docker.io docker-registry docker-compose debootstrap apache2-utils openssh-server curl \
-           git chromium python3-venv; do
+           git chromium python3-venv shellcheck poppler-utils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

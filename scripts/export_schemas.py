@@ -19,7 +19,7 @@ SCHEMA_DIR = ROOT / "schemas"
 if str(ROOT) not in sys.path:  # run as a script, the repository itself must come first
     sys.path.insert(0, str(ROOT))
 
-from nexus_assets.core.report_models import ReportModel, report_schema  # noqa: E402
+from nexus_assets.core.report_models import DeploymentReport, ReportModel, report_schema  # noqa: E402
 from nexus_assets.discovery.report import DiscoveryReport  # noqa: E402
 from nexus_assets.parity.report import DiscrepancyReport  # noqa: E402
 from nexus_assets.release.report import ArtifactsManifest  # noqa: E402
@@ -31,6 +31,7 @@ SCHEMAS: dict[str, type[ReportModel]] = {
     "discrepancy_report": DiscrepancyReport,
     "scaffold_report": ScaffoldReport,
     "artifacts_manifest": ArtifactsManifest,  # artifacts/, not reports/
+    "deployment_report": DeploymentReport,  # reports/deployment_report_YYYYMMDD.json
 }
 
 

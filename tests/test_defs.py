@@ -33,6 +33,12 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
     for service in sample_services:  # per-service lineage and staleness: the push follows its image
         push = graph.get(dg.AssetKey(["pushed", service]))
         assert set(push.parent_keys) == {dg.AssetKey(["image", service])} and push.group_name == "release"
+    release = graph.get(dg.AssetKey("verified_release"))
+    assert set(release.parent_keys) == {dg.AssetKey(k) for k in ("artifacts_manifest", "compliance_report",
+                                                                  "deployment_package")}
+    assert set(graph.get(dg.AssetKey("deployment_report")).parent_keys) == {dg.AssetKey("verified_release"),
+                                                                           dg.AssetKey("artifacts_manifest")}
+    assert release.group_name == "release"
     tagged = graph.get(dg.AssetKey("tagged_images"))
     assert {dg.AssetKey(["image", s]) for s in sample_services} <= set(tagged.parent_keys)
     for service in sample_services:

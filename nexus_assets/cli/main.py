@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--registry", help="image registry host[:port][/path] to push to (REGISTRY; default "
                                                "127.0.0.1:5000); credentials from REGISTRY_USERNAME and "
                                                "REGISTRY_PASSWORD, or DOCKER_REGISTRY_TOKEN")
-        cmd.add_argument("--version", help="release version X.Y.Z (VERSION; default 1.0.0)")
+        cmd.add_argument("--version", help="release version X.Y.Z (VERSION; default: the next patch after the "
+                                           "target's last verified_release_vX.Y.Z tag, 1.0.0 for the first)")
         cmd.add_argument("--max-parallel", type=int, help="concurrent builds (NEXUS_MAX_PARALLEL; default 4)")
         cmd.add_argument("--test-timeout", type=float,
                          help="seconds per test stage and service (NEXUS_TEST_TIMEOUT; default 120)")

@@ -26,6 +26,8 @@ from nexus_assets.core.keys import (
     INVOCATION_TAG,
     ORIGIN_TAG,
     PREPARE_KEYS,
+    RELEASE_KEYS,
+    VERIFIED_RELEASE,
     WORKSPACE,
     image_key,
     pushed_key,
@@ -116,13 +118,22 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.failed_gates.append(label)
             print(f"[nexus] check {label} FAILED: {evaluation.description or ''}", flush=True)
+    blocking, broken = [], []
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
-        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
-            continue  # a blocking gate: reported above with its reason
         assert event.step_key is not None  # a step failure always names its step
-        summary.broken_steps.append(event.step_key)
+        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+            blocking.append(event.step_key)
+            continue  # a blocking gate: reported above with its reason
+        broken.append(event.step_key)
         print(f"[nexus] step {event.step_key} failed: {_root_cause(error, settings)}", flush=True)
+    summary.broken_steps += broken
+    released = any(e.asset_key == VERIFIED_RELEASE for e in result.get_asset_materialization_events())
+    if VERIFIED_RELEASE in keys and not released:  # Dagster skipped the release step: say why
+        why = [f"blocking gate {', '.join(blocking)} failed"] if blocking else []
+        why += [f"step {', '.join(broken)} failed"] if broken else []
+        print(f"[nexus] release {settings.version} not made: {'; '.join(why) or 'a step before it did not run'}",
+              flush=True)
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
@@ -188,11 +199,19 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
     pushes = sorted(set(wanted) | set(stale_pushes(defs, instance, sorted(known - set(summary.stale)), verdict.records)))
     if not wanted and not pushes and _nothing_to_do(defs, instance, settings, verdict):
+        pending = stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS), verdict.records)
+        if pending:  # the images, tags and manifest are as they were: only the release is due
+            print(f"[nexus] nothing changed since the last run; the release is due "
+                  f"({', '.join(sorted(k.to_user_string() for k in pending))})", flush=True)
+            _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
+            summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
+            return summary
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
+        _say_release(settings)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *AFTER_IMAGES],
-             instance, tags, summary, settings)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *AFTER_IMAGES,
+                    *RELEASE_KEYS], instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -204,8 +223,9 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(stale)
             fresh = sorted(set(stale) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *AFTER_IMAGES], instance, tags,
-                     summary, settings)
+            # the release waited for these services (verified_release defers when the graph lacks one)
+            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *AFTER_IMAGES, *RELEASE_KEYS],
+                     instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
 
@@ -251,7 +271,7 @@ def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance
 
 def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, verdict: Verdict) -> bool:
     """True when the repository is as the last run synced it and what follows the images (tags,
-    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
+    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing but the release."""
     if latest_data_versions(instance, [WORKSPACE], verdict.records).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
     if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES), verdict.records):
@@ -268,6 +288,22 @@ def _tags_point_at_recorded_images(settings: Settings, verdict: Verdict) -> bool
                for tag in release_tags(settings.registry, name, settings.version))
 
 
+def _say_release(settings: Settings) -> None:
+    """With no run launched, what the last release attempt of this version left (its record)."""
+    try:
+        record = read_json(settings.artifacts / "verified_release.json")
+    except (OSError, ValueError):
+        return
+    if record.get("version") != settings.version:
+        return
+    if record.get("made"):
+        print(f"[nexus] {record['tag']} already released (commit {(record.get('release_commit') or '-')[:12]}): "
+              "no new tag", flush=True)
+    elif record.get("failed_gates"):
+        print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
+              flush=True)
+
+
 def _last_verdict(settings: Settings) -> bool:
     """The gates as the last run left them, read from its reports."""
     try:
@@ -276,7 +312,9 @@ def _last_verdict(settings: Settings) -> bool:
     except (OSError, ValueError):
         return False
     totals = manifest["totals"]
-    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"])
+    release = settings.artifacts / "verified_release.json"
+    released = (not release.is_file()) or bool(read_json(release).get("made"))
+    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"]) and released
 
 
 def show_status(settings: Settings) -> int:

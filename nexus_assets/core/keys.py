@@ -13,9 +13,18 @@ TAGGED_IMAGES = dg.AssetKey("tagged_images")
 PUSHED_IMAGES = dg.AssetKey("pushed_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
+COMPLIANCE_REPORT = dg.AssetKey("compliance_report")
+DEPLOYMENT_PACKAGE = dg.AssetKey("deployment_package")
+VERIFIED_RELEASE = dg.AssetKey("verified_release")
+DEPLOYMENT_REPORT = dg.AssetKey("deployment_report")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
-AFTER_IMAGES = (TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
+# The release documents made from the manifest come last: each is remade only when Dagster holds
+# it stale (its inputs' data versions or its code version changed), else left as it is.
+RELEASE_DOCS = (COMPLIANCE_REPORT, DEPLOYMENT_PACKAGE)
+AFTER_IMAGES = (TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST, *RELEASE_DOCS)
+# The release and its report: what `nexus-agent run` adds after them (the sensor does not release).
+RELEASE_KEYS = (VERIFIED_RELEASE, DEPLOYMENT_REPORT)
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui

@@ -78,3 +78,77 @@ def checked_report(model: type[M], payload: Any, shown: str) -> dict[str, Any]:
 def report_schema(model: type[ReportModel]) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a report model, as kept in `schemas/`."""
     return {"$schema": SCHEMA_DIALECT, **model.model_json_schema()}
+
+
+# --- reports/deployment_report_YYYYMMDD.json ------------------------------------------------
+# Here rather than in a stage: the release writes it and the deploy stage adds the host's part,
+# and stages do not import one another. Schema: schemas/deployment_report.schema.json.
+
+class BuiltImage(ReportModel):
+    """One service's image as the manifest records it."""
+
+    service: str = Field(description="The service (compose name, or services/<name>/ folder).")
+    status: str = Field(description="The manifest's status: current, tests_failed, stale, failed, never_built, "
+                                    "image_missing.")
+    image: str | None = Field(description="The release tag REGISTRY/nexus/<service>:VERSION; null without an image.")
+    image_id: str | None = Field(description="The local image id (sha256:...) in the engine.")
+    source_hash: str | None = Field(description="The sha256 of what the build read (source/<service>'s data version).")
+    tests: dict[str, str] | None = Field(description="Result per test stage (lint, unit, integration).")
+    run_id: str | None = Field(description="The Dagster run that last materialized image/<service>.")
+
+
+class PushedImage(ReportModel):
+    """One image the registry holds, by its manifest digest."""
+
+    service: str = Field(description="The service.")
+    repo_digest: str = Field(description="name@sha256:... as the registry answered the push.")
+
+
+class ReleaseGate(ReportModel):
+    """A gate's last verdict when the release was decided."""
+
+    name: str = Field(description="asset:check, e.g. artifacts_manifest:manifest_has_digests.")
+    passed: bool = Field(description="Whether the gate passed.")
+    blocking: bool = Field(description="Whether its failure blocks the release (a WARN check does not).")
+    detail: str = Field(description="The check's own description of its verdict.")
+    run_id: str | None = Field(description="The Dagster run that evaluated it; null for a gate read from a report.")
+
+
+class ReleaseSummary(ReportModel):
+    """The verified release of this version: made, repeated or refused."""
+
+    made: bool = Field(description="True when the release exists (made now or already there).")
+    version: str = Field(description="X.Y.Z.")
+    version_auto: bool = Field(description="No version was given: the next patch after the last release tag.")
+    tag: str = Field(description="verified_release_vX.Y.Z in the target repository.")
+    already_released: bool = Field(description="The tag existed for this commit: no new tag was made.")
+    failed_gates: list[str] = Field(description="The blocking gates that failed; the release was refused when any.")
+    deferred_for: list[str] = Field(description="Services scaffolded by this run that the graph did not know yet: "
+                                                "the release waited for the run that builds them.")
+    source_commit: str | None = Field(description="The target repository's commit released; null when the target "
+                                                  "is not a git checkout.")
+    release_commit: str | None = Field(description="The commit the tag and branch point at (source + releases/vX.Y.Z/).")
+    dirty: bool = Field(description="The target's working tree had uncommitted changes.")
+    previous_version: str | None = Field(description="The release compared with in the notes.")
+    changed_services: list[str] = Field(description="Services whose digest or SBOM components changed since then.")
+    attachments: list[str] = Field(description="The files the release carries.")
+    folder: str | None = Field(description="WORKDIR/releases/vX.Y.Z/: attachments, notes, manifest, SBOM components.")
+    github_url: str | None = Field(description="The GitHub Release page; null when not published to GitHub.")
+    messages: list[str] = Field(description="What the release step said, in order.")
+    gates: list[ReleaseGate] = Field(description="Every gate the release read.")
+
+
+class DeploymentReport(ReportModel):
+    """reports/deployment_report_YYYYMMDD.json: what was built, pushed and released, with the
+    Dagster runs that did it."""
+
+    generated_at: str = Field(description="UTC time the report was written (ISO 8601).")
+    version: str = Field(description="The release version X.Y.Z.")
+    registry: str = Field(description="The registry the images are tagged for.")
+    repo: str = Field(description="The target repository.")
+    run_id: str = Field(description="The Dagster run that wrote this report.")
+    runs: dict[str, str] = Field(description="Asset key -> the Dagster run that last materialized it "
+                                             "(manifest, release).")
+    built: list[BuiltImage] = Field(description="One row per service of the manifest.")
+    pushed: list[PushedImage] = Field(description="The images with a registry digest; empty until they are pushed.")
+    release: ReleaseSummary | None = Field(description="The release; null when the release step has not run yet.")

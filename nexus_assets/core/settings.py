@@ -13,7 +13,6 @@ from nexus_assets.core.errors import ConfigError
 SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-DEFAULT_VERSION = "1.0.0"
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,9 @@ class Settings:
     compose_file: str | None = None
     build_timeout: float = 1800.0  # seconds per image build; a build still running is stopped and fails alone
     lock_wait: float = 60.0  # seconds a second nexus-agent waits for the working copy before failing
+    # True when no version was given (--version, VERSION): version is then the next patch after
+    # the target's last verified_release_vX.Y.Z tag (core.release_version.auto_version).
+    version_auto: bool = False
 
     @property
     def reports(self) -> Path:
@@ -46,7 +48,8 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT;
-        keyword overrides (from flags) win when not None."""
+        keyword overrides (from flags) win when not None. Without a version (flag or VERSION),
+        the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
@@ -60,7 +63,7 @@ class Settings:
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
             registry=env.get("REGISTRY") or DEFAULT_REGISTRY,
-            version=env.get("VERSION") or DEFAULT_VERSION,
+            version=env.get("VERSION") or "",
             max_parallel=max_parallel,
             test_timeout=test_timeout,
             compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
@@ -72,6 +75,11 @@ class Settings:
             if key in given:
                 given[key] = Path(str(given[key]))
         settings = replace(settings, **given)
+        if not settings.version:  # none given: the next patch after the last release tag
+            from nexus_assets.core.release_version import auto_version
+
+            settings = replace(settings, version=auto_version(settings.repo.expanduser().absolute())[0],
+                               version_auto=True)
         return replace(settings, repo=settings.repo.expanduser().absolute(), workdir=settings.workdir.expanduser().absolute())
 
     def validate(self) -> None:

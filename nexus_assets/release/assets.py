@@ -1,18 +1,35 @@
-"""The artifacts manifest asset and its gate: every released image has a registry digest."""
+"""The release group: the artifacts manifest and its gate (every released image has a registry
+digest), the verified release and the deployment report."""
 
-
+from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, E2E_TESTS, PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    DEPLOYMENT_REPORT,
+    E2E_TESTS,
+    PUSHED_IMAGES,
+    RELEASE_KEYS,
+    TAGGED_IMAGES,
+    VERIFIED_RELEASE,
+    image_key,
+    pushed_key,
+)
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
+from nexus_assets.core.services import build_services
+from nexus_assets.release.deployment import build_report, report_path
+from nexus_assets.release.gates import release_gates
 from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
+from nexus_assets.release.notes import Gate
 from nexus_assets.release.report import ArtifactsManifest
+from nexus_assets.release.verified import RECORD, make_release
 from nexus_assets.resources import GitRepo, NexusConfig
 
 
@@ -127,3 +144,84 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
                                       if missing else "any service"),
         metadata={"with_digest": totals["with_digest"], "services": totals["services"], "missing": missing},
     )
+
+
+def _gate_rows(gates: list[Gate]) -> list[dict]:
+    return [{"name": g.name, "passed": g.passed, "blocking": g.severity != "WARN",
+             "detail": g.detail, "run_id": g.run_id} for g in gates]
+
+
+def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: list[str]) -> dg.AssetsDefinition:
+    """verified_release: the tag, branch, notes and publication of settings.version, made only
+    when every blocking gate passed; its check names the gates that failed. Services that
+    scaffolding made in this run, which the loaded graph cannot know, defer the release to the
+    run that builds them (nexus-agent launches it at once)."""
+
+    @dg.asset(
+        key=VERIFIED_RELEASE, deps=deps, group_name="release", kinds={"git", "github"},
+        check_specs=[dg.AssetCheckSpec("release_gates", asset=VERIFIED_RELEASE,
+                                       description="Every blocking gate passed and the release was made.")],
+        description="The verified release: annotated tag verified_release_vX.Y.Z and branch verified_release in "
+                    "the target repository, release notes, WORKDIR/releases/vX.Y.Z/, and a GitHub Release when "
+                    "GITHUB_TOKEN and GITHUB_REPOSITORY are set. Refused, naming them, when a blocking gate failed.",
+    )
+    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+        settings = nexus.settings()
+        with nexus.hold_workdir(context):  # one writer per working copy
+            gates = release_gates(context.instance, asset_graph(), settings, exclude=RELEASE_KEYS)
+            unknown = sorted({s.name for s in build_services(settings)} - set(service_names))
+            outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown)
+            record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
+            write_json(settings.artifacts / RECORD, record)
+            for line in outcome.messages:
+                context.log.info(line)
+            if outcome.notes and outcome.folder:
+                context.log.info(f"release notes: {Path(outcome.folder) / 'release_notes.md'}")
+            metadata = {"version": outcome.version, "tag": outcome.tag, "made": outcome.made,
+                        "already_released": outcome.already_released, "failed_gates": outcome.failed_gates,
+                        "source_commit": outcome.source_commit or "", "release_commit": outcome.release_commit or "",
+                        "changed_services": outcome.changed_services, "attachments": outcome.attachments,
+                        "github_url": (outcome.github or {}).get("url", ""), "folder": outcome.folder or ""}
+            verdict = ("released" if not outcome.already_released else "already released") if outcome.made else \
+                outcome.messages[0]
+            return dg.MaterializeResult(
+                metadata={**metadata, "record": dg.MetadataValue.path(str(settings.artifacts / RECORD))},
+                check_results=[dg.AssetCheckResult(
+                    check_name="release_gates", passed=not outcome.failed_gates, description=f"{outcome.tag}: {verdict}",
+                    metadata={"failed_gates": outcome.failed_gates, "gates": len(gates)})],
+            )
+
+    return verified_release
+
+
+def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=DEPLOYMENT_REPORT, deps=[VERIFIED_RELEASE, ARTIFACTS_MANIFEST], group_name="release", kinds={"json"},
+        description="reports/deployment_report_YYYYMMDD.json: what was built, pushed and released, with the "
+                    "Dagster run of each image, the manifest and the release.",
+    )
+    def deployment_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+        settings = nexus.settings()
+        with nexus.hold_workdir(context):
+            manifest = read_json(settings.artifacts / "artifacts_manifest.json")
+            record_path = settings.artifacts / RECORD
+            record = read_json(record_path) if record_path.is_file() else None
+            keys = [image_key(n) for n in service_names] + [ARTIFACTS_MANIFEST, VERIFIED_RELEASE]
+            runs: dict[str, str] = {}
+            for asset in context.instance.get_asset_records(keys):  # one query for every image
+                last = asset.asset_entry.last_materialization_record
+                if last is not None:
+                    runs[asset.asset_entry.asset_key.to_user_string()] = last.run_id
+            image_runs = {n: runs.pop(image_key(n).to_user_string()) for n in service_names
+                          if image_key(n).to_user_string() in runs}
+            report = build_report(settings, manifest, record, context.run.run_id, image_runs, runs)
+            path = report_path(settings)
+            write_json(path, report)
+            release = report["release"] or {}
+            context.log.info(f"deployment report {path}: {len(report['built'])} built, {len(report['pushed'])} pushed, "
+                             f"release {'made' if release.get('made') else 'not made'}")
+            return dg.MaterializeResult(metadata={**report_metadata(path), "built": len(report["built"]),
+                                                  "pushed": len(report["pushed"]),
+                                                  "released": bool(release.get("made"))})
+
+    return deployment_report

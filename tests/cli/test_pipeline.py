@@ -138,7 +138,8 @@ def test_missing_synopsis_fails_the_gate_and_nothing_else(settings, small_repo, 
     (small_repo / "docs" / "investor_synopsis.md").unlink()
     summary = run_pipeline(settings)
     assert not summary.ok
-    assert summary.failed_gates == ["discrepancy_report:critical_modules_gate"]
+    # the release is refused, naming the gate
+    assert summary.failed_gates == ["discrepancy_report:critical_modules_gate", "verified_release:release_gates"]
     assert summary.broken_steps == []
     assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     report = json.loads((settings.reports / "discrepancy_report.json").read_text())
@@ -152,7 +153,7 @@ def test_a_hung_test_stage_times_out_on_its_service_only(settings_for, small_rep
     test_file.write_text(test_file.read_text() + "\n\nclass Hangs(unittest.TestCase):\n    def test_hangs(self):\n"
                          "        import time\n        time.sleep(600)\n")
     summary = run_pipeline(settings)
-    assert summary.failed_gates == ["image/py-svc-003:unit"]
+    assert summary.failed_gates == ["image/py-svc-003:unit", "verified_release:release_gates"]
     assert sorted(summary.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     assert "FAILED: timed out after 10s" in (settings.reports / "test_results_py-svc-003_unit.log").read_text()
 

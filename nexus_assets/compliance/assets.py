@@ -1,0 +1,98 @@
+"""Step G as an asset: reports/compliance_report_YYYYMMDD.pdf, and its blocking gate.
+
+The report is remade only when Dagster holds it stale (the data version of an input or its code
+version changed) or its file is gone or altered; a fresh report selected again (every run of
+`nexus-agent run` selects it) is left as it is and recorded again under the same data version,
+so nothing after it turns stale."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from nexus_assets.compliance.data import artifact_files, assemble
+from nexus_assets.compliance.layout import render
+from nexus_assets.compliance.lineage import ancestors, lineage_rows
+from nexus_assets.core.fileio import write_atomic
+from nexus_assets.core.freshness import kept_materialization, latest_metadata
+from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    COMPLIANCE_REPORT,
+    DISCOVERY_PARSED,
+    DISCREPANCY_REPORT,
+    SCAFFOLDED_SERVICES,
+)
+from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.secret_scan import env_secrets, mask_values, scan_files
+from nexus_assets.resources import GitRepo, NexusConfig
+
+# Bump when what the report shows or how it is drawn changes: every report turns stale.
+REPORT_CODE_VERSION = "compliance-1"
+
+
+def _public_names(settings) -> set[str]:
+    return {p.name for p in (settings.workdir / "services").iterdir() if p.is_dir()} \
+        if (settings.workdir / "services").is_dir() else set()
+
+
+def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=COMPLIANCE_REPORT,
+        deps=[ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES],
+        group_name="release", kinds={"pdf"}, code_version=REPORT_CODE_VERSION,
+        description="reports/compliance_report_YYYYMMDD.pdf: gate verdicts, discovery, parity with evidence, "
+                    "scaffolded modules, tests, images and digests, PMMG policy, secret scan, KYC flag, lineage "
+                    "from the Dagster instance and the sha256 of every artifact.",
+    )
+    def compliance_report(context: dg.AssetExecutionContext, nexus: NexusConfig, git: GitRepo) -> dg.MaterializeResult:
+        settings = nexus.settings()
+        graph = asset_graph()
+        with nexus.hold_workdir(context):  # one writer per working copy
+            kept = kept_materialization(context.instance, graph, COMPLIANCE_REPORT)
+            if kept is not None:
+                context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
+                return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
+                                            metadata={**kept, "remade": False})
+            today = datetime.now(UTC).date()
+            rows = lineage_rows(context.instance, graph, ancestors(graph, COMPLIANCE_REPORT))
+            data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run.run_id, today=today)
+            _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
+            pdf = render(data, lambda text: mask_values(text, values))
+            path = settings.reports / f"compliance_report_{today:%Y%m%d}.pdf"
+            write_atomic(path, pdf)
+            context.log.info(f"compliance report {path}: verdict {data.verdict}; "
+                             f"{data.secrets.found} secret value(s) found in outputs")
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(file_sha256(path)),
+                metadata={**report_metadata(path), "verdict": data.verdict, "remade": True,
+                          "secrets_found": data.secrets.found, "files_scanned": data.secrets.files_scanned,
+                          "services": len(data.images)},
+            )
+
+    return compliance_report
+
+
+@dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True,
+                description="Guide gate: the compliance PDF exists, is the file recorded, and no .env secret value "
+                            "is in any output under reports/ and artifacts/.")
+def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
+    settings = nexus.settings()
+    metadata = latest_metadata(context.instance, COMPLIANCE_REPORT)
+    path = Path(str(metadata.get("path") or ""))
+    problems = []
+    if not path.is_file():
+        problems.append(f"{path or 'the compliance report'} does not exist")
+    elif path.read_bytes()[:5] != b"%PDF-" or file_sha256(path) != metadata.get("sha256"):
+        problems.append(f"{path} is not the PDF recorded (sha256 differs)")
+    env_files, values = env_secrets(settings.repo, _public_names(settings))
+    files = [*artifact_files(settings), *([path] if path.is_file() else [])]
+    scan = scan_files(files, values, root=settings.workdir, env_files=env_files)
+    if scan.found:
+        problems.append(f"{scan.found} .env secret value(s) found in: {', '.join(sorted(scan.findings))}")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or f"{path.name} present; {scan.values} secret value(s) searched in "
+                                           f"{scan.files_scanned} output file(s): none found",
+        metadata={"secrets_found": scan.found, "files_scanned": scan.files_scanned},
+    )

@@ -1,0 +1,246 @@
+"""The compliance report's content, assembled from the pipeline's outputs as plain data and
+pandas tables (the layout only draws what is here). Every input is read defensively: a report
+or a manifest field that is not there yet is "not available" in the document, never guessed.
+
+Inputs: reports/discovery_parsed.json, reports/discrepancy_report.json,
+reports/scaffold_report.json, artifacts/artifacts_manifest.json (with, when the push and
+attestation steps recorded them, `digest`, `repo_digest`, `sbom` and `provenance` per image),
+the repository (PMMG lock, KYC, `.env` for the secret scan) and Dagster's lineage rows."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nexus_assets.compliance.lineage import LineageRow
+from nexus_assets.compliance.policy import KycFlag, PolicyVerdict, Rule, kyc_flag, pmmg_verdict
+from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
+from nexus_assets.core.settings import Settings
+
+NA = "not available"
+TEST_STAGES = ("lint", "unit", "integration")
+# Made from this report, or this report itself: listed by the package, not here.
+_OWN_OUTPUTS = re.compile(r"^(compliance_report_\d{8}\.pdf|deployment_package_\d{8}\.tar\.gz)$")
+
+
+@dataclass
+class Gate:
+    name: str
+    passed: bool | None  # None: not evaluated here (said why in detail)
+    detail: str
+
+
+@dataclass
+class ReportData:
+    version: str
+    commit: str
+    report_date: str
+    run_id: str
+    registry: str
+    repo: str
+    gates: list[Gate]
+    discovery: pd.DataFrame  # item, value
+    parity_summary: dict[str, Any]
+    modules: pd.DataFrame  # category, module, status, critical, scaffolded, evidence
+    by_category: pd.DataFrame  # category x present/partial/missing/scaffolded
+    scaffolded: pd.DataFrame  # module, language, port, created, reason
+    tests: pd.DataFrame  # service, lint, unit, integration, status
+    stage_counts: pd.DataFrame  # stage x passed/failed/not run
+    e2e: str
+    images: pd.DataFrame  # service, status, tag, image_id, digest, repo_digest, substitutions, sbom, provenance
+    pmmg: PolicyVerdict
+    kyc: KycFlag
+    secrets: SecretScan
+    lineage: list[LineageRow]
+    artifacts: pd.DataFrame  # path, bytes, sha256
+    notes: list[str] = field(default_factory=list)  # inputs that were missing or unreadable
+
+    @property
+    def verdict(self) -> str:
+        failed = [g.name for g in self.gates if g.passed is False]
+        return "PASS" if not failed else "FAIL: " + ", ".join(failed)
+
+
+def _read(path: Path, notes: list[str]) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        notes.append(f"{path.name}: {NA} (not written yet)")
+        return {}
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path.name}: unreadable ({type(exc).__name__}); its sections say {NA}")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _evidence(module: dict) -> str:
+    items = module.get("evidence") or []
+    if not items:
+        return "none"
+    return "\n".join(f"{e.get('source')}: {e.get('file')} ({e.get('rule')}{', weak' if not e.get('strong') else ''})"
+                      for e in items)
+
+
+def _modules(discrepancy: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = [{"category": m.get("category") or "(none)", "module": m.get("name", "?"), "status": m.get("status", "?"),
+             "critical": "yes" if m.get("critical") else "no", "scaffolded": "yes" if m.get("scaffolded") else "no",
+             "evidence": _evidence(m)}
+            for m in discrepancy.get("modules") or []]
+    modules = pd.DataFrame(rows, columns=["category", "module", "status", "critical", "scaffolded", "evidence"])
+    counts = pd.crosstab(modules["category"], modules["status"]) if len(modules) else pd.DataFrame()
+    for status in ("present", "partial", "missing"):
+        if status not in counts.columns:
+            counts[status] = 0
+    by_category = counts[["present", "partial", "missing"]].copy()
+    by_category["scaffolded"] = (modules["scaffolded"] == "yes").groupby(modules["category"]).sum() if len(modules) else 0
+    order = list(dict.fromkeys(modules["category"]))  # the synopsis' order
+    return modules, by_category.reindex(order).fillna(0).astype(int)
+
+
+def _tests(manifest: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for image in manifest.get("images") or []:
+        tests = image.get("tests") or {}
+        rows.append({"service": image.get("service", "?"),
+                     **{stage: str(tests.get(stage) or "not run") for stage in TEST_STAGES},
+                     "status": image.get("status", "?")})
+    tests = pd.DataFrame(rows, columns=["service", *TEST_STAGES, "status"])
+    long = tests.melt(id_vars=["service"], value_vars=list(TEST_STAGES), var_name="stage", value_name="result")
+    counts = pd.crosstab(long["stage"], long["result"]) if len(long) else pd.DataFrame()
+    for result in ("passed", "failed", "not run"):
+        if result not in counts.columns:
+            counts[result] = 0
+    counts = counts.reindex(list(TEST_STAGES)).fillna(0).astype(int)
+    return tests, counts[["passed", "failed", "not run", *[c for c in counts.columns
+                                                           if c not in ("passed", "failed", "not run")]]]
+
+
+def _attestation(image: dict, name: str) -> str:
+    item = image.get(name)
+    if isinstance(item, dict) and item.get("path"):
+        return f"{Path(str(item['path'])).name} sha256:{item.get('sha256') or NA}"
+    return NA
+
+
+def _images(manifest: dict) -> pd.DataFrame:
+    rows = []
+    for image in manifest.get("images") or []:
+        subs = [f"{b.get('requested')} -> {b.get('substitute')}" for b in image.get("base_images") or []
+                if b.get("substituted")]
+        registry_digest = image.get("digest") if image.get("repo_digest") else None
+        rows.append({"service": image.get("service", "?"), "status": image.get("status", "?"),
+                     "tag": image.get("image") or NA, "image_id": image.get("image_id") or NA,
+                     "digest": registry_digest or NA, "repo_digest": image.get("repo_digest") or NA,
+                     "substitutions": "; ".join(subs) or "none",
+                     "sbom": _attestation(image, "sbom"), "provenance": _attestation(image, "provenance"),
+                     "reason": image.get("reason") or ""})
+    return pd.DataFrame(rows, columns=["service", "status", "tag", "image_id", "digest", "repo_digest",
+                                       "substitutions", "sbom", "provenance", "reason"])
+
+
+def artifact_files(settings: Settings) -> list[Path]:
+    """Every output file under reports/ and artifacts/ but this report and the package made from it."""
+    found = []
+    for folder in (settings.reports, settings.artifacts):
+        if folder.is_dir():
+            found += [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                      and not p.name.startswith(".") and not _OWN_OUTPUTS.match(p.name)]
+    return sorted(found)
+
+
+def _discovery(discovery: dict) -> pd.DataFrame:
+    summary = discovery.get("summary") or {}
+    git = discovery.get("git")
+    rows = [(key.replace("_", " "), str(value)) for key, value in summary.items()]
+    rows.append(("git", f"{git.get('commit')} on {git.get('branch') or 'detached'}, "
+                        f"{'dirty' if git.get('dirty') else 'clean'}" if isinstance(git, dict) else "not a git checkout"))
+    archive = discovery.get("archive") or {}
+    rows.append(("discovery archive", "present" if archive.get("present") else str(archive.get("message") or NA)))
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dict, tests: pd.DataFrame,
+           pmmg: PolicyVerdict, scan: SecretScan) -> list[Gate]:
+    gates = [Gate("discovery parsed", bool(discovery.get("summary")),
+                  "reports/discovery_parsed.json holds the inventory" if discovery.get("summary") else
+                  f"reports/discovery_parsed.json: {NA}")]
+    gate = discrepancy.get("gate") or {}
+    gates.append(Gate("feature parity", bool(gate.get("passed")) if gate else False, gate.get("message") or NA))
+    failed = [f"{r.service} {stage}" for r in tests.itertuples() for stage in TEST_STAGES
+              if getattr(r, stage) != "passed"]
+    e2e = manifest.get("e2e") or {}
+    e2e_ok = bool(e2e.get("passed") or e2e.get("skipped"))
+    e2e_text = ("skipped" if e2e.get("skipped") else "passed" if e2e.get("passed") else "failed") if e2e else NA
+    stages = (f"{len(tests)} services: lint, unit and integration passed" if not failed else
+              f"not passed: {', '.join(failed[:12])}{' ...' if len(failed) > 12 else ''}")
+    gates.append(Gate("tests pass", bool(len(tests)) and not failed and e2e_ok, f"{stages}; e2e {e2e_text}"))
+    images = manifest.get("images") or []
+    released = [i for i in images if i.get("status") == "current"]
+    pinned = [i for i in released if i.get("repo_digest")]
+    without = [i["service"] for i in images if not i.get("digest")]
+    ok = bool(images) and not without
+    gates.append(Gate("artifacts manifest", ok if manifest else False,
+                      (f"{len(images) - len(without)}/{len(images)} images with a digest; "
+                       f"{len(pinned)}/{len(released)} released images with a registry digest (repo_digest)"
+                       if manifest else f"artifacts/artifacts_manifest.json: {NA}")
+                      + (f"; no digest: {', '.join(without[:12])}" if without else "")))
+    gates.append(Gate("PMMG policy", pmmg.passed, "; ".join(f"{r.name}: {'ok' if r.passed else 'VIOLATED'}"
+                                                         for r in pmmg.rules)))
+    gates.append(Gate("no secret in outputs", scan.found == 0,
+                      f"{scan.values} .env secret value(s) searched in {scan.files_scanned} output file(s): "
+                      f"{scan.found} found"))
+    gates.append(Gate("compliance report", True, "this document"))
+    gates.append(Gate("deployment package", None, "made after this report from it; its own blocking check "
+                                                  "reads it back and verifies every checksum"))
+    return gates
+
+
+def assemble(settings: Settings, *, commit: str | None, lineage: list[LineageRow], run_id: str,
+             today: date) -> ReportData:
+    """Everything the compliance PDF shows, from the pipeline's outputs."""
+    notes: list[str] = []
+    discovery = _read(settings.reports / "discovery_parsed.json", notes)
+    discrepancy = _read(settings.reports / "discrepancy_report.json", notes)
+    scaffold = _read(settings.reports / "scaffold_report.json", notes)
+    manifest = _read(settings.artifacts / "artifacts_manifest.json", notes)
+    modules, by_category = _modules(discrepancy)
+    tests, stage_counts = _tests(manifest)
+    files = artifact_files(settings)
+    public = ({i.get("service", "") for i in manifest.get("images") or []}
+              | {s.get("name", "") for c in discovery.get("compose") or [] for s in c.get("services") or []}
+              | {s.get("name", "") for s in discovery.get("services") or []})
+    env_files, values = env_secrets(settings.repo, public)
+    scan = scan_files(files, values, root=settings.workdir, env_files=env_files)
+    pmmg = pmmg_verdict(settings.repo, manifest, discrepancy, scaffold)
+    env_keys = sorted({k for f in discovery.get("env_files") or [] for k in f.get("keys") or []})
+    e2e = manifest.get("e2e")
+    scaffolded = pd.DataFrame([{"module": s.get("name"), "language": s.get("language"), "port": s.get("port"),
+                                "created": "yes" if s.get("created") else "no", "reason": s.get("reason") or ""}
+                               for s in scaffold.get("services") or []],
+                              columns=["module", "language", "port", "created", "reason"])
+    return ReportData(
+        version=str(manifest.get("version") or settings.version),
+        commit=commit or ((discovery.get("git") or {}).get("commit") if isinstance(discovery.get("git"), dict)
+                          else None) or f"{NA} (the target is not a git checkout)",
+        report_date=today.isoformat(), run_id=run_id, registry=settings.registry, repo=str(settings.repo),
+        gates=_gates(settings, discovery, discrepancy, manifest, tests, pmmg, scan),
+        discovery=_discovery(discovery),
+        parity_summary={k: discrepancy.get(k) for k in ("parity_percent", "coverage_percent", "totals", "critical",
+                                                         "critical_missing", "gate", "action")},
+        modules=modules, by_category=by_category, scaffolded=scaffolded, tests=tests, stage_counts=stage_counts,
+        e2e=(NA if not e2e else "skipped (no e2e compose)" if e2e.get("skipped") else
+             f"{'passed' if e2e.get('passed') else 'FAILED'} in {e2e.get('seconds')} s"),
+        images=_images(manifest), pmmg=pmmg, kyc=kyc_flag(settings.repo, env_keys), secrets=scan, lineage=lineage,
+        artifacts=pd.DataFrame([{"path": p.relative_to(settings.workdir).as_posix(), "bytes": p.stat().st_size,
+                                 "sha256": file_sha256(p)} for p in files], columns=["path", "bytes", "sha256"]),
+        notes=notes)
+
+
+__all__ = ["NA", "Gate", "ReportData", "Rule", "artifact_files", "assemble"]

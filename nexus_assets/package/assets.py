@@ -1,0 +1,96 @@
+"""Step I as an asset: reports/deployment_package_YYYYMMDD.tar.gz, and its blocking gate (the
+package reads back whole and every checksum verifies).
+
+Made again only when Dagster holds it stale (the compliance report, the manifest, the reports
+or the repository changed, or its code version did) or its file is gone or altered; otherwise
+left as it is and recorded again under the same data version."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from nexus_assets.core.fileio import read_json, write_atomic
+from nexus_assets.core.freshness import kept_materialization, latest_metadata
+from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    COMPLIANCE_REPORT,
+    DEPLOYMENT_PACKAGE,
+    DISCOVERY_PARSED,
+    DISCREPANCY_REPORT,
+    WORKSPACE,
+)
+from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.secret_scan import env_secrets
+from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz
+from nexus_assets.package.content import package_content
+from nexus_assets.resources import GitRepo, NexusConfig
+
+# Bump when the package's layout or scripts change: every package turns stale.
+PACKAGE_CODE_VERSION = "package-1"
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def deployment_package_asset(asset_graph) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=DEPLOYMENT_PACKAGE,
+        deps=[COMPLIANCE_REPORT, ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE],
+        group_name="release", kinds={"tar"}, code_version=PACKAGE_CODE_VERSION,
+        description="reports/deployment_package_YYYYMMDD.tar.gz, reproducible: docker-compose.full.yml with every "
+                    "released service pinned by registry digest plus the repository's infrastructure, "
+                    "deployment/.env.template (keys only), deploy/audit/rollback scripts, reports, manifest, SBOMs, "
+                    "provenance, public key, SHA256SUMS.",
+    )
+    def deployment_package(context: dg.AssetExecutionContext, nexus: NexusConfig, git: GitRepo) -> dg.MaterializeResult:
+        settings = nexus.settings()
+        with nexus.hold_workdir(context):  # one writer per working copy
+            kept = kept_materialization(context.instance, asset_graph(), DEPLOYMENT_PACKAGE)
+            if kept is not None:
+                context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
+                return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
+                                            metadata={**kept, "remade": False})
+            manifest = _read(settings.artifacts / "artifacts_manifest.json")
+            discovery = _read(settings.reports / "discovery_parsed.json")
+            pdf = latest_metadata(context.instance, COMPLIANCE_REPORT).get("path")
+            public = {str(i.get("service")) for i in manifest.get("images") or []}
+            _, secrets = env_secrets(settings.repo, public)
+            content = package_content(settings, manifest, discovery, Path(str(pdf)) if pdf else None,
+                                      commit=git.revision(), day=datetime.now(UTC).date(), secrets=secrets)
+            data = build_tar_gz(content.name, content.files, content.mtime)
+            path = settings.reports / f"{content.name}.tar.gz"
+            write_atomic(path, data)
+            compose = content.compose
+            context.log.info(f"deployment package {path}: {len(compose.released)} service(s) pinned by digest, "
+                             f"{len(compose.excluded)} left out, infrastructure "
+                             f"{', '.join(sorted(compose.infrastructure)) or 'none declared'}")
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(file_sha256(path)),
+                metadata={**report_metadata(path), "remade": True, "files": len(content.files) + 1,
+                          "released": len(compose.released), "excluded": dg.MetadataValue.json(compose.excluded),
+                          "infrastructure_missing": ", ".join(compose.infrastructure_missing) or "none",
+                          "required_env_keys": ", ".join(content.required_keys) or "none"},
+            )
+
+    return deployment_package
+
+
+@dg.asset_check(asset=DEPLOYMENT_PACKAGE, blocking=True,
+                description="Guide gate: the deployment package reads back whole and every file matches SHA256SUMS.")
+def deployment_package_verifies(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    path = Path(str(latest_metadata(context.instance, DEPLOYMENT_PACKAGE).get("path") or ""))
+    if not path.is_file():
+        return dg.AssetCheckResult(passed=False, description=f"{path or 'the deployment package'} does not exist")
+    try:
+        verified = verify_tar_gz(path.read_bytes(), str(path))
+    except PackageError as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc))
+    return dg.AssetCheckResult(passed=True, description=f"{path.name}: {verified.files} files read back, every "
+                                                        "checksum verifies", metadata={"files": verified.files})

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Deploys the release in this package on this host with docker-compose.
+#
+#   cp deployment/.env.template .env && edit .env      # once, in the unpacked package
+#   bash scripts/remote_deploy_runner.sh [--host-dir DIR] [--env-file FILE] [--no-pull]
+#
+# Verifies every file against SHA256SUMS, checks that .env sets every key of the template
+# (names only are printed, never values), installs the release under DIR/releases/<tag>/
+# (default /opt/nexus-cos, or NEXUS_HOST_DIR), pulls the images pinned by digest, starts the
+# stack and points DIR/current at it. Run scripts/post_deploy_audit.sh afterwards.
+set -euo pipefail
+
+PACKAGE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=common.sh
+. "$PACKAGE_DIR/scripts/common.sh"
+
+ENV_FILE="$PACKAGE_DIR/.env"
+PULL=1
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --host-dir) HOST_DIR="${2:?--host-dir needs a directory}"; shift 2 ;;
+    --env-file) ENV_FILE="${2:?--env-file needs a file}"; shift 2 ;;
+    --no-pull) PULL=0; shift ;;
+    -h|--help) sed -n '3,11p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" 2 ;;
+  esac
+done
+
+verify_checksums "$PACKAGE_DIR"
+TAG="$(release_tag "$PACKAGE_DIR")"
+
+[ -f "$ENV_FILE" ] || die "no $ENV_FILE: copy deployment/.env.template to .env and fill it in" 2
+missing=()
+while IFS= read -r line; do
+  key="${line%%=*}"
+  case "$key" in ''|'#'*) continue ;; esac
+  grep -Eq "^(export +)?${key}=.+" "$ENV_FILE" || missing+=("$key")
+done <"$PACKAGE_DIR/deployment/.env.template"
+[ "${#missing[@]}" -eq 0 ] || die "$ENV_FILE does not set: ${missing[*]}" 2
+
+mkdir -p "$HOST_DIR"
+install -m 600 "$ENV_FILE" "$HOST_DIR/.env"
+DEST="$(install_release "$PACKAGE_DIR" "$TAG")"
+say "release $TAG installed in $DEST"
+
+if [ "$PULL" -eq 1 ]; then
+  say "pulling the images pinned by digest"
+  compose_release "$DEST" pull
+fi
+compose_release "$DEST" up -d --remove-orphans
+switch_to "$TAG" deploy
+say "deployed $TAG; now run scripts/post_deploy_audit.sh --host-dir $HOST_DIR"

@@ -1,0 +1,54 @@
+"""The release gates, as Dagster last judged them: every asset check of the graph (the guide's
+gates: parity, each service's lint, unit and integration tests, e2e, the manifest, and the
+package and PDF gates once they are in the graph), read in one query.
+
+The parity gate is read from the report it judges (reports/discrepancy_report.json), which is
+upstream of the release: its check is not blocking in Dagster's sense (images build after a
+failed parity gate, as the guide wants), so nothing orders its step before the release's."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import DISCREPANCY_REPORT
+from nexus_assets.core.settings import Settings
+from nexus_assets.release.notes import Gate
+
+PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")
+
+
+def _name(key: dg.AssetCheckKey) -> str:
+    return f"{key.asset_key.to_user_string()}:{key.name}"
+
+
+def _parity(settings: Settings) -> Gate:
+    path = settings.reports / "discrepancy_report.json"
+    try:
+        gate = read_json(path)["gate"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return Gate(_name(PARITY_GATE), False, f"{path} missing or unreadable")
+    return Gate(_name(PARITY_GATE), bool(gate.get("passed")), str(gate.get("message", "")))
+
+
+def _judged(key: dg.AssetCheckKey, record) -> Gate:
+    if record is None:
+        return Gate(_name(key), False, "never evaluated")
+    evaluation = record.evaluation
+    status = record.status.value  # PLANNED | SUCCEEDED | FAILED
+    if status == "PLANNED" or evaluation is None:
+        return Gate(_name(key), False, "planned in a run that did not evaluate it", run_id=record.run_id)
+    return Gate(_name(key), bool(evaluation.passed), evaluation.description or "",
+                severity=evaluation.severity.value, run_id=record.run_id)
+
+
+def release_gates(instance: dg.DagsterInstance, graph, settings: Settings,
+                  exclude: tuple[dg.AssetKey, ...] = ()) -> list[Gate]:
+    """Every check's last verdict, sorted by name; the checks of the exclude assets (the
+    release's own) are left out."""
+    keys = [key for key in graph.asset_check_keys if key.asset_key not in exclude and key != PARITY_GATE]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys) if keys else {}
+    gates = [_judged(key, records.get(key)) for key in keys]
+    if PARITY_GATE in graph.asset_check_keys:
+        gates.append(_parity(settings))
+    return sorted(gates, key=lambda g: g.name)
