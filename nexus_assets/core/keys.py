@@ -12,6 +12,10 @@ SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
 TAGGED_IMAGES = dg.AssetKey("tagged_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
+# Every service's SBOM and signed provenance in one record, always produced by the attest step so
+# that what follows it (the manifest) never waits on a service whose image or push failed.
+ATTESTATIONS = dg.AssetKey("attestations")
+EVIDENCE_PACK = dg.AssetKey("evidence_pack")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
 AFTER_IMAGES = (TAGGED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
@@ -23,6 +27,22 @@ ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
 def image_key(service_name: str) -> dg.AssetKey:
     """image/<service>: the built and tested Docker image of one service."""
     return dg.AssetKey(["image", service_name])
+
+
+def pushed_key(service_name: str) -> dg.AssetKey:
+    """pushed/<service>: the image of one service in the registry, under its registry digest."""
+    return dg.AssetKey(["pushed", service_name])
+
+
+def sbom_key(service_name: str) -> dg.AssetKey:
+    """sbom/<service>: the CycloneDX SBOM of one service's image (artifacts/sbom/<service>.cdx.json)."""
+    return dg.AssetKey(["sbom", service_name])
+
+
+def provenance_key(service_name: str) -> dg.AssetKey:
+    """provenance/<service>: the signed SLSA provenance of one pushed image
+    (artifacts/provenance/<service>.intoto.jsonl)."""
+    return dg.AssetKey(["provenance", service_name])
 
 
 def source_key(service_name: str) -> dg.AssetKey:
