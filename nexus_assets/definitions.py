@@ -10,6 +10,7 @@ import os
 
 import dagster as dg
 
+from nexus_assets.attest.assets import evidence_pack, evidence_pack_verifies, provenance_assets, sbom_assets
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.lineage import declared_bases
@@ -45,16 +46,17 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     def asset_graph():
         return built["defs"].resolve_asset_graph()
 
-    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph)]
+    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph), evidence_pack]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
-                                        registry=settings.registry, version=settings.version)]
+                                        registry=settings.registry, version=settings.version),
+                   sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
     if base_names:
         assets.append(base_image_assets(base_names))
     built["defs"] = dg.Definitions(
         assets=assets,
-        asset_checks=[critical_modules_gate, manifest_has_digests],
+        asset_checks=[critical_modules_gate, manifest_has_digests, evidence_pack_verifies],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
@@ -65,7 +67,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                                 build_timeout=settings.build_timeout),
+                                 build_timeout=settings.build_timeout, signing_key=settings.signing_key or ""),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

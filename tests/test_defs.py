@@ -26,7 +26,8 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
     assert defs.resolve_job_def("nexus_pipeline") is not None
     assert defs.resolve_sensor_def("repo_change_sensor") is not None
     manifest = graph.get(dg.AssetKey("artifacts_manifest"))
-    assert set(manifest.parent_keys) == {dg.AssetKey("tagged_images"), dg.AssetKey("e2e_tests")}
+    assert set(manifest.parent_keys) == {dg.AssetKey("tagged_images"), dg.AssetKey("e2e_tests"),
+                                         dg.AssetKey("attestations")}
     tagged = graph.get(dg.AssetKey("tagged_images"))
     assert {dg.AssetKey(["image", s]) for s in sample_services} <= set(tagged.parent_keys)
     for service in sample_services:
@@ -38,6 +39,12 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
         assert any(p.startswith("base_image/") for p in parents), parents
         assert image.code_version and image.code_version.startswith("recipe-")
         assert graph.get(dg.AssetKey(["source", service])).is_observable
+        # Each SBOM depends on its own image only, each provenance on its own push and SBOM:
+        # staleness stays per service although one step makes them all.
+        assert set(graph.get(dg.AssetKey(["sbom", service])).parent_keys) == {dg.AssetKey(["image", service])}
+        assert set(graph.get(dg.AssetKey(["provenance", service])).parent_keys) == {
+            dg.AssetKey(["pushed", service]), dg.AssetKey(["sbom", service])}
+    assert dg.AssetKey("attestations") in set(graph.get(dg.AssetKey("evidence_pack")).parent_keys)
 
 
 def test_definitions_load_without_an_engine_and_without_waiting(tmp_path, monkeypatch):

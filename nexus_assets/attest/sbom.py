@@ -46,7 +46,9 @@ def os_release(text: str) -> dict[str, str]:
 
 def _stanzas(text: str) -> list[dict[str, str]]:
     """The paragraphs of a deb822 file (dpkg's status): fields, continuation lines joined."""
-    stanzas, current, last = [], {}, None
+    stanzas: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last: str | None = None
     for line in text.splitlines():
         if not line.strip():
             if current:

@@ -20,12 +20,12 @@ from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
-    AFTER_IMAGES,
     FORCE_TAG,
     INVOCATION_TAG,
     ORIGIN_TAG,
     PREPARE_KEYS,
     WORKSPACE,
+    after_images,
     image_key,
 )
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, recorded_images, stale_images
@@ -173,7 +173,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *AFTER_IMAGES], instance, tags, summary, settings)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_after(defs, known)], instance, tags, summary,
+             settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -184,9 +185,16 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(verdict)
             fresh = sorted(set(verdict) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
+            _execute(defs, [*(image_key(n) for n in fresh), *_after(defs, known | new)], instance, tags, summary,
+                     settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
+
+
+def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
+    """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
+    graph = defs.resolve_asset_graph()
+    return [key for key in after_images(sorted(names)) if graph.has(key)]
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
@@ -208,7 +216,7 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
     if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES)):
+    if stale_images(defs.resolve_asset_graph(), instance, _after(defs, {s.name for s in build_services(settings)})):
         return False
     return _tags_point_at_recorded_images(instance, settings)
 

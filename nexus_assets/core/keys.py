@@ -55,6 +55,14 @@ def base_image_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["base_image", *[part for part in _key_safe(name).split("/") if part]])
 
 
+def after_images(names: list[str]) -> list[dg.AssetKey]:
+    """Every key that follows the images in a run that built or retagged one: AFTER_IMAGES, and
+    per service its SBOM, push and provenance, the attestations and the evidence pack. Callers
+    keep those their asset graph has (a service with no image asset has none of them)."""
+    per_service = [k(n) for n in names for k in (sbom_key, pushed_key, provenance_key)]
+    return [*AFTER_IMAGES, *per_service, ATTESTATIONS, EVIDENCE_PACK]
+
+
 def _key_safe(name: str) -> str:
     # asset key parts allow letters, digits and underscores only
     return "".join(c if c.isalnum() or c in "_/" else "_" for c in name)

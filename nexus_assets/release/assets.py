@@ -5,7 +5,7 @@ import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, E2E_TESTS, TAGGED_IMAGES, image_key
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, ATTESTATIONS, E2E_TESTS, TAGGED_IMAGES, image_key
 from nexus_assets.core.lineage import stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.release.manifest import ServiceRecord, assemble_manifest
@@ -26,6 +26,7 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     instance = context.instance
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
+    attested = (_latest_metadata(instance, ATTESTATIONS) or {}).get("services") or {}
     stale = stale_images(graph, instance, [image_key(n) for n in names])
     last: dict[dg.AssetKey, tuple[int, dict]] = {}
     for asset in instance.get_asset_records([image_key(n) for n in names]):  # one query for all
@@ -46,14 +47,14 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
             meta = _plain(observed[0].event_log_entry.asset_observation.metadata)
             failure = meta.get("reason") if meta.get("status") == "failed" else None
         records.append(ServiceRecord(name=name, last=metadata, failure=failure, stale=stale.get(key),
-                                     tagged=rows.get(name)))
+                                     tagged=rows.get(name), attest=attested.get(name)))
     return records
 
 
 def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        deps=[TAGGED_IMAGES, E2E_TESTS],
+        deps=[TAGGED_IMAGES, E2E_TESTS, ATTESTATIONS],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image, tags and digest of every service, "
                     "with base-image substitutions and the e2e result, read from Dagster's records.",

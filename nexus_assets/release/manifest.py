@@ -19,6 +19,7 @@ class ServiceRecord:
     failure: str | None  # reason of a build that failed after that materialization
     stale: str | None  # Dagster's stale or missing reason, None when fresh
     tagged: dict | None  # the tagged_images row: image id and tags now in the engine
+    attest: dict | None = None  # the attestations row: SBOM and signed provenance of the image it names
 
 
 def _status(record: ServiceRecord) -> tuple[str, str | None]:
@@ -55,6 +56,11 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 "substituted_bases": [b["requested"] for b in last.get("base_images") or [] if b.get("substituted")],
                 "build_log": last.get("build_log"),
             })
+        attest = record.attest or {}
+        if entry.get("image_id") and attest.get("image_id") == entry["image_id"]:
+            for kind in ("sbom", "provenance"):  # {path (under artifacts/), sha256}
+                if attest.get(kind):
+                    entry[kind] = {"path": attest[kind]["path"], "sha256": attest[kind]["sha256"]}
         if reason:
             problems.append({"service": record.name, "status": status, "reason": reason})
             entry["reason"] = reason

@@ -26,13 +26,14 @@ class NexusConfig(dg.ConfigurableResource):
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
     compose_file: str = ""  # the stack compose file (NEXUS_COMPOSE_FILE); "": the default choice
     build_timeout: float = 1800.0  # seconds per image build; a longer build is stopped and fails alone
+    signing_key: str = ""  # the provenance signing key's path (NEXUS_SIGNING_KEY); "": under the working copy
 
     def settings(self) -> Settings:
         return Settings(
             repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
             compose_file=self.compose_file or None,
-            build_timeout=self.build_timeout,
+            build_timeout=self.build_timeout, signing_key=self.signing_key or None,
         )
 
     def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:
