@@ -63,7 +63,7 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     new_cursor = json.dumps({"requested": requested, "repo": repo_version}, sort_keys=True)
     if not images and not prepare:
         return None, new_cursor, notes
-    after = [k for k in after_images([s.name for s in services]) if asset_graph.has(k)]
+    after = [k for k in after_images([s.name for s in services]) if asset_graph.has(k) and asset_graph.get(k).is_executable]
     keys = [*PREPARE_KEYS, *images, *after] if images else [*PREPARE_KEYS]
     if prepare:
         notes.append("repository content changed")

@@ -194,7 +194,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
 def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
     """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
     graph = defs.resolve_asset_graph()
-    return [key for key in after_images(sorted(names)) if graph.has(key)]
+    return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
