@@ -59,6 +59,12 @@ def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.Ass
                   if key in stale or not file_intact(artifacts, records.get(key, None) and records[key].metadata))
 
 
+def _untagged(reference: str) -> str:
+    """REGISTRY/nexus/svc:1.0.0 -> REGISTRY/nexus/svc: the SBOM names the image, not one release of it."""
+    name, sep, tag = reference.rpartition(":")
+    return name if sep and "/" not in tag else reference
+
+
 def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
     """sbom/<service> for every service, one step: each image's packages as the image records them."""
     outs = {_name("sbom", n): n for n in names}
@@ -84,7 +90,7 @@ def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
             name, image = job
             client = context.resources.docker_engine.client()
             try:
-                return name, write_sbom(client, name, str(image["image_id"]), str(image.get("image") or name),
+                return name, write_sbom(client, name, str(image["image_id"]), _untagged(str(image.get("image") or name)),
                                         artifacts), None
             except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the others' SBOMs
                 return name, None, f"{type(exc).__name__}: {exc}"
