@@ -14,6 +14,7 @@ tagged nexus/force=true."""
 
 import os
 import re
+import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,6 +58,13 @@ def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.Ass
     stale = set(may_be_stale(asset_graph(), context.instance, list(keys.values())))
     return sorted(n for n, key in keys.items()
                   if key in stale or not file_intact(artifacts, records.get(key, None) and records[key].metadata))
+
+
+def _output(name: str, version: str, metadata: dict) -> dg.Output:
+    """An op output with its data version (a beta parameter of Output: the graph-backed steps need it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(None, name, data_version=dg.DataVersion(version), metadata=metadata)
 
 
 def _untagged(reference: str) -> str:
@@ -103,9 +111,8 @@ def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
                     context.log.error(f"sbom/{name} FAILED: {error}")
                     continue
                 context.log.info(f"sbom/{name}: {made['components']} components {made['by_ecosystem']}")
-                yield dg.Output(None, _name("sbom", name), data_version=dg.DataVersion(made["sha256"][:24]),
-                                metadata={**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])),
-                                          "relpath": made["path"]})
+                yield _output(_name("sbom", name), made["sha256"][:24],
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
 
     @dg.graph(name="sboms", ins={_name("image", n): dg.GraphIn() for n in names},
               out={o: dg.GraphOut() for o in outs})
@@ -173,9 +180,8 @@ def provenance_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
                 made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
                                         artifacts, builder_id=builder, run_id=context.run_id)
                 context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
-                yield dg.Output(None, _name("provenance", name), data_version=dg.DataVersion(made["sha256"][:24]),
-                                metadata={**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])),
-                                          "relpath": made["path"]})
+                yield _output(_name("provenance", name), made["sha256"][:24],
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
             if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
@@ -187,10 +193,9 @@ def provenance_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
             summary[name] = entry
         signed = sum(1 for e in summary.values() if "provenance" in e)
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
-        yield dg.Output(None, "attestations", data_version=dg.DataVersion(json_version(summary)),
-                        metadata={"services": dg.MetadataValue.json(summary), "signed": signed,
-                                  "key_id": signing_key_id(key),
-                                  "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub"))})
+        yield _output("attestations", json_version(summary),
+                      {"services": dg.MetadataValue.json(summary), "signed": signed, "key_id": signing_key_id(key),
+                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub"))})
 
     ins = {**{_name("pushed", n): n for n in names}, **{_name("sbom", n): n for n in names}}
 
@@ -243,6 +248,8 @@ def evidence_pack_verifies(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     except CheckFailed as exc:
         return dg.AssetCheckResult(passed=False, description=str(exc))
     failed = [v.line() for v in verdicts if not v.passed]
+    shown = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more (nexus-agent verify lists them)"
+                                     if len(failed) > 5 else "")
     return dg.AssetCheckResult(passed=not failed,
-                               description="every check passed" if not failed else "; ".join(failed)[:2000],
+                               description="every check passed" if not failed else f"{len(failed)} failed: {shown}",
                                metadata={"checked": len(verdicts), "failed": len(failed)})
