@@ -16,12 +16,13 @@ from nexus_assets.core.console import nexus_console
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import build_services
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.stage import ServiceTests
+from nexus_assets.core.stage import Publisher, ServiceTests
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
+from nexus_assets.publish.assets import publish_images, pushed_specs
 from nexus_assets.release.assets import artifacts_manifest_asset, manifest_has_digests
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.scaffold.assets import scaffolded_services
@@ -32,6 +33,7 @@ from nexus_assets.workspace.assets import workspace
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
 SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
                              unit_and_integration=run_unit_and_integration)
+PUBLISHER = Publisher(specs=pushed_specs, publish=publish_images)
 PIPELINE_JOB = "nexus_pipeline"
 
 
@@ -50,7 +52,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
-                                        registry=settings.registry, version=settings.version),
+                                        registry=settings.registry, version=settings.version, publisher=PUBLISHER),
                    sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
     if base_names:
         assets.append(base_image_assets(base_names))

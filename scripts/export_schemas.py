@@ -22,13 +22,15 @@ if str(ROOT) not in sys.path:  # run as a script, the repository itself must com
 from nexus_assets.core.report_models import ReportModel, report_schema  # noqa: E402
 from nexus_assets.discovery.report import DiscoveryReport  # noqa: E402
 from nexus_assets.parity.report import DiscrepancyReport  # noqa: E402
+from nexus_assets.release.report import ArtifactsManifest  # noqa: E402
 from nexus_assets.scaffold.report import ScaffoldReport  # noqa: E402
 
-# schemas/<report>.schema.json describes reports/<report>.json
+# schemas/<report>.schema.json describes reports/<report>.json (artifacts/ for the manifest)
 SCHEMAS: dict[str, type[ReportModel]] = {
     "discovery_parsed": DiscoveryReport,
     "discrepancy_report": DiscrepancyReport,
     "scaffold_report": ScaffoldReport,
+    "artifacts_manifest": ArtifactsManifest,  # artifacts/, not reports/
 }
 
 

@@ -1,15 +1,113 @@
-"""Shared fixtures. Tests marked `docker` use the real engine that scripts/bootstrap.sh starts."""
+"""Shared fixtures. Tests marked `docker` use the real engine that scripts/bootstrap.sh starts;
+pipeline runs push to a registry of the session's own (htpasswd auth, Debian's docker-registry)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import socket
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
+from dotenv import dotenv_values
 
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RegistryServer:
+    """One registry process; stop() and start() again keep its data (a restart)."""
+
+    def __init__(self, root: Path, username: str, password: str, port: int | None = None) -> None:
+        self.root, self.username, self.password = root, username, password
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        line = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        (root / "htpasswd").write_text(line + "\n")
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.address}\nauth:\n  htpasswd:\n    realm: nexus-test\n    path: {root / 'htpasswd'}\n")
+
+    def start(self, timeout: float = 20.0) -> None:
+        with open(self.root / "registry.log", "a") as log:
+            self.process = subprocess.Popen(["docker-registry", "serve", str(self.root / "config.yml")],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://{self.address}/v2/", timeout=1)
+                return
+            except requests.ConnectionError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"registry on {self.address} did not start; see {self.root / 'registry.log'}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+# Where scripts/bootstrap.sh keeps the local registry's credentials (scripts/test.sh exports them).
+CREDENTIALS_FILE = Path(os.environ.get("NEXUS_STATE_DIR") or "/var/lib/nexus-assets") / "registry" / "credentials.env"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registry_credentials() -> tuple[str, str]:
+    """REGISTRY_USERNAME and REGISTRY_PASSWORD for the session: the caller's, else those of the
+    bootstrap's registry, else made up (the tests' registries take whatever these are)."""
+    if not (os.environ.get("REGISTRY_USERNAME") and os.environ.get("REGISTRY_PASSWORD")):
+        found = dotenv_values(CREDENTIALS_FILE) if CREDENTIALS_FILE.is_file() else {}
+        os.environ["REGISTRY_USERNAME"] = found.get("REGISTRY_USERNAME") or "nexus"
+        os.environ["REGISTRY_PASSWORD"] = found.get("REGISTRY_PASSWORD") or uuid.uuid4().hex
+    return os.environ["REGISTRY_USERNAME"], os.environ["REGISTRY_PASSWORD"]
+
+
+@pytest.fixture(scope="session")
+def session_registry(tmp_path_factory, registry_credentials):
+    """A registry for the session's pipeline runs, on a free loopback port: every test gets a path
+    of its own in it (unique_registry), so runs never share an image name."""
+    server = RegistryServer(tmp_path_factory.mktemp("registry"), *registry_credentials)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_registry(tmp_path, registry_credentials):
+    """Starts registries of the test's own (RegistryServer), with the session's credentials unless
+    told otherwise; kills them afterwards."""
+    started: list[RegistryServer] = []
+
+    def make(username: str | None = None, password: str | None = None) -> RegistryServer:
+        server = RegistryServer(tmp_path / f"registry-{len(started)}", username or registry_credentials[0],
+                                password or registry_credentials[1])
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop(kill=True)
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +128,10 @@ def sample_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def unique_registry() -> str:
-    """A registry name no other test uses, so image tags never collide between tests."""
-    return f"test-{uuid.uuid4().hex[:8]}.local"
+def unique_registry(session_registry) -> str:
+    """A registry name no other test uses (a path in the session's registry), so image tags never
+    collide between tests and pushes reach a real registry."""
+    return f"{session_registry.address}/test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -50,10 +149,10 @@ def settings_for(tmp_path: Path, unique_registry: str):
 def remove_test_images(docker_client, unique_registry):
     """Removes every image tagged under this test's registry name afterwards."""
     yield
-    for image in docker_client.images.list():
-        if any(tag.startswith(unique_registry + "/") for tag in image.tags):
+    for image in docker_client.api.images():  # one listing: other tests remove images meanwhile
+        if any(tag.startswith(unique_registry + "/") for tag in image.get("RepoTags") or []):
             with contextlib.suppress(Exception):
-                docker_client.images.remove(image.id, force=True)
+                docker_client.images.remove(image["Id"], force=True)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nexus_assets"
-STAGES = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "release", "compliance",
+STAGES = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "publish", "release", "compliance",
           "package", "deploy", "automation", "cli", "attest"}
 SHARED = {"core", "resources"}
 MAX_LINES = 400
@@ -54,7 +54,8 @@ def test_stages_import_only_core_resources_and_themselves():
 
 def test_every_stage_of_the_guide_has_its_folder():
     present = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    built = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "release", "automation", "cli"}
+    built = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "publish", "release", "automation",
+             "cli"}
     assert built | SHARED <= present
 
 

@@ -148,7 +148,8 @@ def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(
     repo, home, work = tmp_path / "repo", tmp_path / "home", tmp_path / "work"
     generate_monorepo(repo, 2)
     env = {"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(home), "NEXUS_REPO": str(repo), "NEXUS_WORKDIR": str(work),
-           "REGISTRY": unique_registry}
+           "REGISTRY": unique_registry,
+           **{k: v for k, v in os.environ.items() if k in ("REGISTRY_USERNAME", "REGISTRY_PASSWORD")}}
     previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
     try:

@@ -16,7 +16,7 @@ import dagster as dg
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.hashing import tree_hash
-from nexus_assets.core.keys import INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, after_images
+from nexus_assets.core.keys import INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, after_images, pushed_key
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge
 from nexus_assets.core.services import build_services
 from nexus_assets.resources import DockerEngine, NexusConfig
@@ -63,8 +63,9 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     new_cursor = json.dumps({"requested": requested, "repo": repo_version}, sort_keys=True)
     if not images and not prepare:
         return None, new_cursor, notes
+    pushes = [pushed_key(k.path[-1]) for k in images if asset_graph.has(pushed_key(k.path[-1]))]
     after = [k for k in after_images([s.name for s in services]) if asset_graph.has(k) and asset_graph.get(k).is_executable]
-    keys = [*PREPARE_KEYS, *images, *after] if images else [*PREPARE_KEYS]
+    keys = [*PREPARE_KEYS, *images, *pushes, *after] if images else [*PREPARE_KEYS]
     if prepare:
         notes.append("repository content changed")
     request = dg.RunRequest(

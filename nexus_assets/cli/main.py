@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--repo", help="target Nexus COS checkout (NEXUS_REPO; default: the bundled sample)")
         cmd.add_argument("--workdir", help="working copy, reports and artifacts (NEXUS_WORKDIR; default /tmp/nexus_agent)")
-        cmd.add_argument("--registry", help="image registry host[:port] (REGISTRY; default 127.0.0.1:5000)")
+        cmd.add_argument("--registry", help="image registry host[:port][/path] to push to (REGISTRY; default "
+                                               "127.0.0.1:5000); credentials from REGISTRY_USERNAME and "
+                                               "REGISTRY_PASSWORD, or DOCKER_REGISTRY_TOKEN")
         cmd.add_argument("--version", help="release version X.Y.Z (VERSION; default 1.0.0)")
         cmd.add_argument("--max-parallel", type=int, help="concurrent builds (NEXUS_MAX_PARALLEL; default 4)")
         cmd.add_argument("--test-timeout", type=float,
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_pipeline(settings, rebuild_all=args.all)
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
-              f"{len(summary.failed)} failed; reports in {settings.reports}, "
+              f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "
+              f"reports in {settings.reports}, "
               f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
         return 0 if summary.ok else EXIT_GATE_FAILED
     except NexusError as exc:

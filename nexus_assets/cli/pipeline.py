@@ -20,6 +20,9 @@ from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
+    AFTER_IMAGES,
+    ATTESTATIONS,
+    EVIDENCE_PACK,
     FORCE_TAG,
     INVOCATION_TAG,
     ORIGIN_TAG,
@@ -27,6 +30,7 @@ from nexus_assets.core.keys import (
     WORKSPACE,
     after_images,
     image_key,
+    pushed_key,
 )
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, recorded_images, stale_images
 from nexus_assets.core.services import build_services, find_services, release_tags
@@ -58,6 +62,8 @@ class RunSummary:
 
     ok: bool = True
     built: list[str] = field(default_factory=list)
+    pushed: list[str] = field(default_factory=list)  # images this invocation put in the registry
+    not_pushed: list[str] = field(default_factory=list)  # selected pushes that did not happen (reason logged)
     failed: list[str] = field(default_factory=list)
     failed_gates: list[str] = field(default_factory=list)
     test_containers: int = 0
@@ -91,6 +97,9 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         assert event.asset_key is not None  # a materialization always names its asset
         if event.asset_key.path[0] == "image":
             summary.built.append(event.asset_key.path[-1])
+        pushed = event.materialization.metadata.get("pushed")
+        if event.asset_key.path[0] == "pushed" and pushed is not None and pushed.value is True:
+            summary.pushed.append(event.asset_key.path[-1])
         containers = event.materialization.metadata.get("test_containers")  # images and e2e
         # Dagster types .value as any packable value; this one is the int our assets write.
         summary.test_containers += int(containers.value) if containers is not None else 0  # type: ignore[arg-type]
@@ -99,6 +108,8 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         status = observation.metadata.get("status")
         if observation.asset_key.path[0] == "image" and status is not None and status.value == "failed":
             summary.failed.append(observation.asset_key.path[-1])
+        if observation.asset_key.path[0] == "pushed" and status is not None and status.value == "not_pushed":
+            summary.not_pushed.append(observation.asset_key.path[-1])
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -169,12 +180,13 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     summary.stale = stale_services(defs, instance, settings)
     wanted = sorted(known) if rebuild_all else sorted(summary.stale)
     _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
-    if not wanted and _nothing_to_do(defs, instance, settings):
+    pushes = sorted(set(wanted) | set(stale_pushes(defs, instance, sorted(known - set(summary.stale)))))
+    if not wanted and not pushes and _nothing_to_do(defs, instance, settings):
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_after(defs, known)], instance, tags, summary,
-             settings)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known)],
+             instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
@@ -185,8 +197,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             summary.stale.update(verdict)
             fresh = sorted(set(verdict) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            _execute(defs, [*(image_key(n) for n in fresh), *_after(defs, known | new)], instance, tags, summary,
-                     settings)
+            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *_after(defs, known | new)],
+                     instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
 
@@ -195,6 +207,27 @@ def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
     """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
     graph = defs.resolve_asset_graph()
     return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
+def stale_pushes(defs: dg.Definitions, instance: dg.DagsterInstance, names: list[str]) -> list[str]:
+    """The services whose image is current and passed its tests but whose push Dagster holds stale
+    or missing (a new version or registry, a push that failed last time): they are pushed
+    without a rebuild. A service whose tests failed is not pushed, so it is not asked for."""
+    graph = defs.resolve_asset_graph()
+    keys = [pushed_key(n) for n in names if graph.has(pushed_key(n))]
+    stale = {key.path[-1] for key in stale_images(graph, instance, keys)}
+    if not stale:
+        return []
+    tests = {}
+    for record in instance.get_asset_records([image_key(n) for n in stale]):
+        last = record.asset_entry.last_materialization
+        metadata = last.asset_materialization.metadata if last and last.asset_materialization else {}
+        states = metadata.get("tests")
+        tests[record.asset_entry.asset_key.path[-1]] = getattr(states, "value", None) or {}
+    return sorted(n for n in stale if n in tests and "failed" not in tests[n].values())
+
+
+def _push_keys(defs: dg.Definitions, names: list[str]) -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    return [pushed_key(n) for n in names if graph.has(pushed_key(n))]
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
@@ -216,7 +249,11 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
     if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, _after(defs, {s.name for s in build_services(settings)})):
+    # The aggregates only: a service that never built or was never pushed has no SBOM or provenance,
+    # and is no reason to run again while nothing it is made from changes.
+    graph = defs.resolve_asset_graph()
+    after = [k for k in (*AFTER_IMAGES, ATTESTATIONS, EVIDENCE_PACK) if graph.has(k) and graph.get(k).is_executable]
+    if stale_images(graph, instance, after):
         return False
     return _tags_point_at_recorded_images(instance, settings)
 

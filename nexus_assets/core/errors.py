@@ -33,6 +33,14 @@ class BuildError(NexusError):
     """One service's image could not be built; names the service."""
 
 
+class RegistryError(NexusError):
+    """The image registry could not be reached or refused a push; names the registry."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused the credentials (never retried; the message holds no secret)."""
+
+
 class ReportError(NexusError):
     """A report the pipeline produced does not match its model (schemas/); names the report
     and the field."""

@@ -10,6 +10,7 @@ DISCOVERY_PARSED = dg.AssetKey("discovery_parsed")
 DISCREPANCY_REPORT = dg.AssetKey("discrepancy_report")
 SCAFFOLDED_SERVICES = dg.AssetKey("scaffolded_services")
 TAGGED_IMAGES = dg.AssetKey("tagged_images")
+PUSHED_IMAGES = dg.AssetKey("pushed_images")
 E2E_TESTS = dg.AssetKey("e2e_tests")
 ARTIFACTS_MANIFEST = dg.AssetKey("artifacts_manifest")
 # Every service's SBOM and signed provenance in one record, always produced by the attest step so
@@ -18,7 +19,7 @@ ATTESTATIONS = dg.AssetKey("attestations")
 EVIDENCE_PACK = dg.AssetKey("evidence_pack")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
-AFTER_IMAGES = (TAGGED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
+AFTER_IMAGES = (TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST)
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
@@ -30,7 +31,7 @@ def image_key(service_name: str) -> dg.AssetKey:
 
 
 def pushed_key(service_name: str) -> dg.AssetKey:
-    """pushed/<service>: the image of one service in the registry, under its registry digest."""
+    """pushed/<service>: the service's image in the registry, its data version the manifest digest."""
     return dg.AssetKey(["pushed", service_name])
 
 
@@ -57,9 +58,10 @@ def base_image_key(name: str) -> dg.AssetKey:
 
 def after_images(names: list[str]) -> list[dg.AssetKey]:
     """Every key that follows the images in a run that built or retagged one: AFTER_IMAGES, and
-    per service its SBOM, push and provenance, the attestations and the evidence pack. Callers
-    keep those their asset graph has (a service with no image asset has none of them)."""
-    per_service = [k(n) for n in names for k in (sbom_key, pushed_key, provenance_key)]
+    per service its SBOM and provenance, the attestations and the evidence pack (the pushes are
+    chosen apart: only images that passed their tests are pushed). Callers keep those their
+    asset graph can execute."""
+    per_service = [k(n) for n in names for k in (sbom_key, provenance_key)]
     return [*AFTER_IMAGES, *per_service, ATTESTATIONS, EVIDENCE_PACK]
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # for annotations only: at run time the private imports stay 
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
 
 # Bump when what a build does changes (labels, tags, build flags): every image becomes stale.
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"  # 3: OCI source/revision/created from git, not the path and the clock
 ABSENT = "absent"  # data version of a base image the engine does not have
 
 

@@ -112,3 +112,19 @@ class ServiceTests:
     # Both against one container: (client, service, image_id, log_dir, *, timeout) -> (unit, integration).
     # None: the image step calls unit and then integration.
     unit_and_integration: Any = None
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The publish stage, handed to the image step by definitions.py (as ServiceTests is): the
+    specs of pushed/<service> and pushed_images, and the function that pushes. They live in
+    the image step's multi-asset because Dagster skips a whole step when one upstream output
+    it depends on was not yielded (dagster-io/dagster#9408): within one multi-asset, the
+    dependency of pushed/<service> on image/<service> is lineage and staleness, never a
+    reason to skip the other services."""
+
+    specs: Any  # (service names, registry, version) -> list[dg.AssetSpec]
+    # (context, docker_engine, settings, names, built: {service: {"image_id", "tests"}}, failed: {service: reason})
+    #   -> iterator of Dagster events (pushed/<service> materializations or observations, pushed_images)
+    publish: Any
+

@@ -40,8 +40,8 @@ from nexus_assets.core.lineage import (
     stale_images,
 )
 from nexus_assets.core.services import Service, build_services
-from nexus_assets.core.stage import ServiceTests, StageResult
-from nexus_assets.images.outcome import build_and_test, failure_events, success_event
+from nexus_assets.core.stage import Publisher, ServiceTests, StageResult
+from nexus_assets.images.outcome import build_and_test, failure_events, success_event, test_states
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 
@@ -68,9 +68,10 @@ def image_spec(service: Service) -> dg.AssetSpec:
 
 
 def service_images_asset(services: list[Service], tests: ServiceTests, asset_graph, *, registry: str,
-                         version: str) -> dg.AssetsDefinition:
+                         version: str, publisher: Publisher | None = None) -> dg.AssetsDefinition:
     """The multi-asset holding image/<service> (with its test checks) for every service known at
-    load, and tagged_images."""
+    load, and tagged_images; with a publisher, also pushed/<service> and pushed_images (see
+    core.stage.Publisher for why they share this step)."""
     names = [s.name for s in services]
     specs = [image_spec(s) for s in services]
     specs.append(dg.AssetSpec(
@@ -78,6 +79,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
         code_version=tags_code_version(registry, version), skippable=False,
         description="Every service's current image under REGISTRY/nexus/<service>:VERSION and :latest; a tag "
                     "that points at another image is moved back, a tag collision between services is an error."))
+    if publisher is not None:
+        specs += publisher.specs(names, registry, version)
     check_specs = [dg.AssetCheckSpec(stage, asset=image_key(n), description=f"{stage} tests of services/{n}")
                    for n in names for stage in TEST_STAGES]
 
@@ -91,19 +94,23 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
             repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
             built: dict[str, str] = {}
+            tested: dict[str, dict] = {}  # this run's images and test states, for the push
+            failed: dict[str, str] = {}
             if to_build:
                 _sweep(context, docker_engine, settings)
-                revision = git.revision()
+                origin = {"revision": git.revision(), "source": git.remote_url(), "created": git.commit_time()}
                 context.log.info(f"building and testing {len(to_build)} service(s), up to {settings.max_parallel} at a time")
                 # refreshed one by one as they are submitted: the first builds start at once
                 jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
-                for service, outcome in _build_all(context, docker_engine, settings, jobs, revision, tests):
+                for service, outcome in _build_all(context, docker_engine, settings, jobs, origin, tests):
                     if outcome["built"] is None:
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
+                        failed[service.name] = outcome["error"]
                         yield from failure_events(service, outcome, settings.reports)
                         continue
                     event = success_event(service, outcome)
                     built[service.name] = outcome["built"]["image_id"]
+                    tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"])}
                     assert event.metadata is not None  # success_event always sets it
                     context.log.info(str(event.metadata["summary"]))
                     yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
@@ -111,11 +118,13 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             yield from _checks_alone(context, docker_engine, settings, tests, contexts)
             if TAGGED_IMAGES in context.selected_asset_keys:
                 yield tag_current_images(context, docker_engine, settings, names, built)
+            if publisher is not None:
+                yield from publisher.publish(context, docker_engine, settings, names, tested, failed)
 
     return service_images
 
 
-def _build_all(context, docker_engine: DockerEngine, settings, services: Iterable[Service], revision, tests):
+def _build_all(context, docker_engine: DockerEngine, settings, services: Iterable[Service], origin, tests):
     """(service, outcome) as each service finishes, up to max_parallel at a time. An interrupt
     (Ctrl-C, SIGTERM, the run terminated) reaches this generator in the step's main thread:
     it throws the step's cancel switch, which stops every build in the engine and removes every
@@ -125,7 +134,7 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
     futures = {}
     try:
         for service in services:
-            futures[pool.submit(build_and_test, docker_engine, settings, service, revision, tests, cancel)] = service
+            futures[pool.submit(build_and_test, docker_engine, settings, service, origin, tests, cancel)] = service
         for future in as_completed(futures):
             service = futures[future]
             try:

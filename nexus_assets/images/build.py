@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
@@ -120,24 +119,29 @@ class _BuildStopper:
 
 
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
-                source: str, log_path: Path, timeout: float | None = None,
-                cancel: Cancellation | None = None) -> dict:
+                source: str | None, log_path: Path, timeout: float | None = None,
+                cancel: Cancellation | None = None, created: str | None = None) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
-    timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError)."""
+    timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
+
+    The OCI labels say where the image comes from, and only what is known: `source` is the
+    target repository's remote URL, `revision` its commit and `created` that commit's time
+    (never the clock, so two builds of one commit carry the same labels); each is left out
+    when the target is not a git checkout (or has no remote)."""
     import docker.errors
 
     service = plan.service
     tags = plan.tags(registry, version)
     labels = {
         "org.opencontainers.image.title": service.name,
-        "org.opencontainers.image.source": source,
-        "org.opencontainers.image.revision": revision or "unknown",
-        "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.version": version,
         "io.nexus-assets.source-hash": plan.fingerprint,
         "io.nexus-assets.service": service.name,
     }
+    for name, value in (("source", source), ("revision", revision), ("created", created)):
+        if value:
+            labels[f"org.opencontainers.image.{name}"] = value
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None

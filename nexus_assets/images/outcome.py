@@ -33,9 +33,10 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
                        seconds=0.0, log_path=log_path, details={}, containers=0)
 
 
-def build_and_test(engine, settings, service: Service, revision: str | None, tests: ServiceTests,
+def build_and_test(engine, settings, service: Service, origin: dict | None, tests: ServiceTests,
                    cancel: Cancellation | None = None) -> dict:
-    """Lint, build, then unit and integration tests in the built image, for one service.
+    """Lint, build, then unit and integration tests in the built image, for one service. origin:
+    the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
     Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}. A build longer
     than settings.build_timeout fails this service alone; when cancel is thrown, the build is
     stopped, the test containers removed, and Cancelled raised."""
@@ -59,9 +60,9 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
                 cancel.raise_if_cancelled(f"service {service.name}")
                 plan = plan_build(service, client, load_base_image_map(), service.build_args)
                 built = build_image(
-                    client, plan, registry=settings.registry, version=settings.version, revision=revision,
-                    source=str(settings.repo / service.path.relative_to(settings.workdir))
-                    if service.path.is_relative_to(settings.workdir) else str(service.path),
+                    client, plan, registry=settings.registry, version=settings.version,
+                    revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
+                    created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
                 )
             except NexusError as exc:
@@ -83,7 +84,7 @@ def build_and_test(engine, settings, service: Service, revision: str | None, tes
         client.close()
 
 
-def _test_states(stages: list[StageResult]) -> dict[str, str]:
+def test_states(stages: list[StageResult]) -> dict[str, str]:
     return {s.stage: ("skipped" if s.skipped else "passed" if s.passed else "failed") for s in stages}
 
 
@@ -103,7 +104,6 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             "image": built["tags"][0],
             "tags": built["tags"],
             "image_id": built["image_id"],
-            "digest": built["image_id"],
             "size_bytes": built["size_bytes"],
             "build_seconds": built["seconds"],
             "source_hash": built["source_hash"],
@@ -112,7 +112,7 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             "base_images": built["base_images"],
             "labels": built["labels"],
             "build_log": dg.MetadataValue.path(built["build_log"]),
-            "tests": _test_states(stages),
+            "tests": test_states(stages),
             "test_containers": sum(s.containers for s in stages),
         },
     )

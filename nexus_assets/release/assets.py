@@ -1,15 +1,27 @@
-"""The artifacts manifest asset and its gate: image digests for every service, not empty."""
+"""The artifacts manifest asset and its gate: every released image has a registry digest."""
 
+
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, ATTESTATIONS, E2E_TESTS, TAGGED_IMAGES, image_key
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    ATTESTATIONS,
+    E2E_TESTS,
+    PUSHED_IMAGES,
+    TAGGED_IMAGES,
+    image_key,
+    pushed_key,
+)
 from nexus_assets.core.lineage import stale_images
 from nexus_assets.core.metadata import report_metadata
-from nexus_assets.release.manifest import ServiceRecord, assemble_manifest
-from nexus_assets.resources import NexusConfig
+from nexus_assets.core.report_models import checked_report
+from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
+from nexus_assets.release.report import ArtifactsManifest
+from nexus_assets.resources import GitRepo, NexusConfig
 
 
 def _plain(metadata) -> dict:
@@ -21,54 +33,79 @@ def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | N
     return _plain(event.asset_materialization.metadata) if event and event.asset_materialization else None
 
 
+def _stamp(record) -> str:
+    return datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _last(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, tuple[int, dict, dict]]:
+    """{key: (storage id, plain metadata, {run_id, at})} of each key's newest materialization (one query)."""
+    found = {}
+    for asset in instance.get_asset_records(keys):
+        record = asset.asset_entry.last_materialization_record
+        materialization = record.event_log_entry.asset_materialization if record is not None else None
+        if record is not None and materialization is not None:
+            entry = record.event_log_entry
+            found[asset.asset_entry.asset_key] = (record.storage_id, _plain(materialization.metadata),
+                                                  {"run_id": entry.run_id, "at": _stamp(entry)})
+    return found
+
+
+def _newer_observation(instance: dg.DagsterInstance, key: dg.AssetKey, after: int, status: str) -> str | None:
+    """The reason of the newest observation of key with this status made after storage id `after`."""
+    observed = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=key, after_storage_id=after if after >= 0 else None), limit=1).records
+    if not observed:
+        return None
+    observation = observed[0].event_log_entry.asset_observation
+    meta = _plain(observation.metadata if observation is not None else {})
+    return meta.get("reason") if meta.get("status") == status else None
+
+
 def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) -> list[ServiceRecord]:
-    """Dagster's records for every service image, read in one place for the manifest."""
+    """Dagster's records for every service image and its push, read in one place for the manifest."""
     instance = context.instance
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
     attested = (_latest_metadata(instance, ATTESTATIONS) or {}).get("services") or {}
     stale = stale_images(graph, instance, [image_key(n) for n in names])
-    last: dict[dg.AssetKey, tuple[int, dict]] = {}
-    for asset in instance.get_asset_records([image_key(n) for n in names]):  # one query for all
-        record = asset.asset_entry.last_materialization_record
-        if record is not None and record.event_log_entry.asset_materialization is not None:
-            last[asset.asset_entry.asset_key] = (record.storage_id,
-                                                 _plain(record.event_log_entry.asset_materialization.metadata))
+    images = _last(instance, [image_key(n) for n in names])
+    pushes = _last(instance, [pushed_key(n) for n in names])
     records = []
     for name in names:
-        key = image_key(name)
-        storage_id, metadata = last.get(key, (-1, None))
-        # A build that failed after the last image was made: its failure observation is newer.
-        observed = instance.fetch_observations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=storage_id if storage_id >= 0 else None),
-            limit=1).records
-        failure = None
-        if observed:
-            meta = _plain(observed[0].event_log_entry.asset_observation.metadata)
-            failure = meta.get("reason") if meta.get("status") == "failed" else None
-        records.append(ServiceRecord(name=name, last=metadata, failure=failure, stale=stale.get(key),
-                                     tagged=rows.get(name), attest=attested.get(name)))
+        storage_id, metadata, image_event = images.get(image_key(name), (-1, None, {}))
+        push_id, pushed, push_event = pushes.get(pushed_key(name), (-1, None, {}))
+        records.append(ServiceRecord(
+            name=name, last=metadata, stale=stale.get(image_key(name)), tagged=rows.get(name),
+            # a build that failed after the last image was made: its failure observation is newer
+            failure=_newer_observation(instance, image_key(name), storage_id, "failed"),
+            pushed=pushed, attest=attested.get(name), not_pushed=_newer_observation(instance, pushed_key(name), push_id, "not_pushed"),
+            events={"built_at": image_event.get("at"), "image_run_id": image_event.get("run_id"),
+                    "pushed_at": push_event.get("at"), "push_run_id": push_event.get("run_id")}))
     return records
 
 
 def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        deps=[TAGGED_IMAGES, E2E_TESTS, ATTESTATIONS],
+        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
         group_name="release", kinds={"json"},
-        description="artifacts/artifacts_manifest.json: the current image, tags and digest of every service, "
-                    "with base-image substitutions and the e2e result, read from Dagster's records.",
+        description="artifacts/artifacts_manifest.json: the current image of every service, its local image id, "
+                    "registry digest and tags, its sources, base images (and substitutions), test results and "
+                    "Dagster runs, read from Dagster's records. Schema: schemas/artifacts_manifest.schema.json.",
     )
-    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig, git: GitRepo) -> dg.MaterializeResult:
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             e2e = _latest_metadata(context.instance, E2E_TESTS)
+            origin = Origin(git_commit=git.revision(), source_repository=git.remote_url(), run_id=context.run.run_id)
             manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
-                                         {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None)
+                                         {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None,
+                                         origin)
             path = settings.artifacts / "artifacts_manifest.json"
-            write_json(path, manifest)
+            write_json(path, checked_report(ArtifactsManifest, manifest, "artifacts/artifacts_manifest.json"))
             totals = manifest["totals"]
-            context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a digest")
+            context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a "
+                             f"registry digest")
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(json_version(manifest)),
                 metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
@@ -78,15 +115,21 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
 
 
 @dg.asset_check(asset=ARTIFACTS_MANIFEST, blocking=True,
-                description="Guide gate: the manifest exists and lists an image digest for every service.")
+                description="Guide gate: the manifest exists and every released image has a registry digest.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
-    manifest = read_json(nexus.settings().artifacts / "artifacts_manifest.json")
-    missing = [i["service"] for i in manifest["images"] if not i.get("digest")]
+    path = nexus.settings().artifacts / "artifacts_manifest.json"
+    if not path.is_file():
+        return dg.AssetCheckResult(passed=False, description=f"{path} does not exist")
+    manifest = read_json(path)
+    missing = unreleased(manifest)
     totals = manifest["totals"]
     passed = totals["with_digest"] > 0 and not missing
+    reasons = {p["service"]: p["reason"] for p in manifest["problems"]}
     return dg.AssetCheckResult(
         passed=passed,
-        description="every service has an image digest" if passed else
-        f"no current image for: {', '.join(missing) or 'any service'}",
+        description="every released image has a registry digest" if passed else
+        "no registry digest for: " + ("; ".join(f"{n} ({reasons.get(n, 'no image')})" for n in missing[:5])
+                                      + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                                      if missing else "any service"),
         metadata={"with_digest": totals["with_digest"], "services": totals["services"], "missing": missing},
     )

@@ -1,25 +1,44 @@
-"""artifacts/artifacts_manifest.json: every service's image, its digest and where it came from,
-read from Dagster's records (the image materializations, tagged_images and e2e_tests) and
-Dagster's own staleness verdict."""
+"""artifacts/artifacts_manifest.json: every service's image, where it is in the registry and where
+it came from, read from Dagster's records (the image and push materializations, tagged_images,
+e2e_tests) and Dagster's own staleness verdict.
+
+`image_id` is the image's id in the local engine; `digest` is the registry's manifest digest of
+the pushed image and `repo_digest` the name to pull it by (REGISTRY/nexus/<service>@sha256:...).
+Before pushes existed, `digest` held the local image id: it never was a registry digest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from nexus_assets.core.services import release_tags
 from nexus_assets.core.settings import Settings
+
+RELEASED = ("current",)  # the statuses whose image is released, so must be in the registry
 
 
 @dataclass(frozen=True)
 class ServiceRecord:
-    """What Dagster holds for one service's image."""
+    """What Dagster holds for one service's image and its push."""
 
     name: str
-    last: dict | None  # metadata of the newest materialization, plain values
+    last: dict | None  # metadata of the newest image materialization, plain values
     failure: str | None  # reason of a build that failed after that materialization
     stale: str | None  # Dagster's stale or missing reason, None when fresh
     tagged: dict | None  # the tagged_images row: image id and tags now in the engine
     attest: dict | None = None  # the attestations row: SBOM and signed provenance of the image it names
+    pushed: dict | None = None  # metadata of the newest pushed/<service> materialization
+    not_pushed: str | None = None  # reason of a push that did not happen after that one
+    events: dict = field(default_factory=dict)  # image/push run ids and times
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the release comes from."""
+
+    git_commit: str | None
+    source_repository: str | None
+    run_id: str
 
 
 def _status(record: ServiceRecord) -> tuple[str, str | None]:
@@ -37,42 +56,80 @@ def _status(record: ServiceRecord) -> tuple[str, str | None]:
     return "current", None
 
 
-def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None) -> dict:
-    """One entry per service: the image that is current for its source, or why there is none."""
+def _registry_copy(record: ServiceRecord, settings: Settings) -> dict | None:
+    """The push recorded for this very image under the current release tag, or None."""
+    pushed = record.pushed or {}
+    if not record.tagged or not pushed.get("digest"):
+        return None
+    if pushed.get("image_id") != record.tagged["image_id"]:
+        return None
+    if pushed.get("tag") != release_tags(settings.registry, record.name, settings.version)[0]:
+        return None
+    return pushed
+
+
+def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin) -> dict:
+    """One entry per service: the image that is current for its source and its registry digest,
+    or why there is none."""
     images, problems = [], []
     for record in records:
         status, reason = _status(record)
         last = record.last or {}
-        entry: dict = {"service": record.name, "status": status, "source_hash": last.get("source_hash")}
+        entry: dict = {"service": record.name, "status": status, "source_hash": last.get("source_hash"),
+                       "tests": None, "image": None, "tags": None, "image_id": None, "digest": None,
+                       "repo_digest": None, "size_bytes": None, "base_images": None, "substituted_bases": None,
+                       "build_log": None, "built_at": None, "image_run_id": None, "push_run_id": None,
+                       "pushed_at": None, "sbom": None, "provenance": None, "reason": None}
         if status in ("current", "tests_failed", "stale") and record.tagged:
             entry.update({
                 "tests": last.get("tests"),
                 "image": record.tagged["tags"][0],
                 "tags": record.tagged["tags"],
                 "image_id": record.tagged["image_id"],
-                "digest": record.tagged["image_id"],
                 "size_bytes": last.get("size_bytes"),
                 "base_images": last.get("base_images"),
                 "substituted_bases": [b["requested"] for b in last.get("base_images") or [] if b.get("substituted")],
                 "build_log": last.get("build_log"),
+                "built_at": record.events.get("built_at"),
+                "image_run_id": record.events.get("image_run_id"),
             })
+            pushed = _registry_copy(record, settings)
+            if pushed:
+                entry.update({"digest": pushed["digest"], "repo_digest": pushed["repo_digest"],
+                              "push_run_id": record.events.get("push_run_id"),
+                              "pushed_at": record.events.get("pushed_at")})
+            elif status in RELEASED:
+                status, reason = "current", (record.not_pushed or f"not in the registry {settings.registry} "
+                                             "under this version's tag")
         attest = record.attest or {}
-        if entry.get("image_id") and attest.get("image_id") == entry["image_id"]:
+        if entry["image_id"] and attest.get("image_id") == entry["image_id"]:
             for kind in ("sbom", "provenance"):  # {path (under artifacts/), sha256}
-                if attest.get(kind):
+                if attest.get(kind) and (kind == "sbom" or attest[kind].get("digest") == entry["digest"]):
                     entry[kind] = {"path": attest[kind]["path"], "sha256": attest[kind]["sha256"]}
         if reason:
-            problems.append({"service": record.name, "status": status, "reason": reason})
+            problems.append({"service": record.name, "status": status if status != "current" else "not_pushed",
+                             "reason": reason})
             entry["reason"] = reason
         images.append(entry)
     with_digest = [i for i in images if i.get("digest")]
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": settings.version,
+        "release_tag": f"verified_release_v{settings.version}",
         "registry": settings.registry,
+        "git_commit": origin.git_commit,
+        "source_repository": origin.source_repository,
+        "dagster_run_id": origin.run_id,
         "images": images,
         "e2e": e2e,
         "totals": {"services": len(images), "with_digest": len(with_digest), "problems": len(problems),
                    "tests_failed": sum(1 for i in images if i["status"] == "tests_failed")},
         "problems": problems,
     }
+
+
+def unreleased(manifest: dict) -> list[str]:
+    """The gate's list: services with no released image in the registry (a failed test is its
+    own check's failure, not this gate's)."""
+    return [i["service"] for i in manifest["images"]
+            if i["status"] != "tests_failed" and not (i["status"] in RELEASED and i.get("digest"))]

@@ -52,7 +52,8 @@ def test_the_sensor_under_a_daemon_rebuilds_one_change_and_its_revert(tmp_path, 
     assert run_pipeline(settings).ok
     instance = open_instance(settings)
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "DAGSTER_HOME": str(home), "NEXUS_REPO": str(repo),
-           "NEXUS_WORKDIR": str(settings.workdir), "REGISTRY": settings.registry, "HOME": str(tmp_path)}
+           "NEXUS_WORKDIR": str(settings.workdir), "REGISTRY": settings.registry, "HOME": str(tmp_path),
+           **{k: v for k, v in os.environ.items() if k in ("REGISTRY_USERNAME", "REGISTRY_PASSWORD")}}
     started = subprocess.run([str(BIN / "dagster"), "sensor", "start", "repo_change_sensor", "-w", "workspace.yaml"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr

@@ -38,7 +38,8 @@ def test_only_stale_images_rebuild(settings, small_repo, docker_client, remove_t
     manifest = _manifest(settings)
     assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0}
     for entry in manifest["images"]:
-        assert docker_client.images.get(entry["image"]).id == entry["digest"]
+        assert docker_client.images.get(entry["image"]).id == entry["image_id"] != entry["digest"]
+        assert entry["repo_digest"] == f"{settings.registry}/nexus/{entry['service']}@{entry['digest']}"
     for name in ("discovery_parsed.json", "discrepancy_report.json"):
         assert (settings.reports / name).is_file()
 
@@ -93,7 +94,8 @@ def test_failing_unit_test_keeps_the_image_fails_its_check_and_is_retested(setti
     assert sorted(first.built) == ["node-svc-001", "node-svc-002", "py-svc-003"], "a failing test stops no build"
     assert first.test_containers == 3, "one container per service serves its unit and integration stages"
     entry = next(i for i in _manifest(settings)["images"] if i["service"] == "py-svc-003")
-    assert entry["digest"] and entry["status"] == "tests_failed" and entry["tests"]["unit"] == "failed"
+    assert entry["image_id"] and entry["status"] == "tests_failed" and entry["tests"]["unit"] == "failed"
+    assert entry["digest"] is None and "py-svc-003" in first.not_pushed, "an image whose tests failed is not pushed"
     log = (settings.reports / "test_results_py-svc-003_unit.log").read_text()
     assert "on purpose" in log
 

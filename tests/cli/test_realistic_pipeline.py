@@ -36,9 +36,10 @@ def test_realistic_checkout_builds_and_tests_every_sound_service_from_compose(
     for name in real.sound:
         assert entries[name]["status"] == "current", entries[name]
         assert entries[name]["tests"] == {"lint": "passed", "unit": "passed", "integration": "passed"}, name
+        assert entries[name]["repo_digest"] == f"{settings.registry}/nexus/{name}@{entries[name]['digest']}", name
     # The args compose supplies reached the build: the shared Dockerfile (outside the context)
     # bakes SERVICE_PORT into the image's PORT, and the image is named by the compose service.
-    billing = docker_client.images.get(entries["billing"]["digest"])
+    billing = docker_client.images.get(entries["billing"]["image_id"])
     assert f"{settings.registry}/nexus/billing:{settings.version}" in billing.tags
     port = real.root.joinpath("docker-compose.yml").read_text().split("BILLING_PORT:-", 1)[1].split("}", 1)[0]
     assert f"PORT={port}" in billing.attrs["Config"]["Env"]

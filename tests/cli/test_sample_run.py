@@ -14,7 +14,7 @@ SECRET_MARKER = "DO-NOT-LEAK"
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
+def sample_run(tmp_path_factory, session_registry):
     import os
     import shutil
     import uuid
@@ -25,7 +25,7 @@ def sample_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sample")
     repo = root / "repo"
     shutil.copytree(SAMPLE_REPO, repo, symlinks=True)
-    registry = f"test-{uuid.uuid4().hex[:8]}.local"
+    registry = f"{session_registry.address}/test-{uuid.uuid4().hex[:8]}"
     previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
     settings = Settings(repo=repo, workdir=root / "work", registry=registry, version="1.0.0", max_parallel=4)
@@ -50,7 +50,8 @@ def test_sample_run_passes_every_gate_and_builds_every_service(sample_run, docke
     services = sorted(p.name for p in (settings.workdir / "services").iterdir() if (p / "Dockerfile").exists())
     assert sorted(i["service"] for i in manifest["images"]) == services
     for entry in manifest["images"]:
-        assert entry["digest"] and docker_client.images.get(entry["image"]).id == entry["digest"]
+        assert docker_client.images.get(entry["image"]).id == entry["image_id"]
+        assert entry["digest"].startswith("sha256:") and entry["repo_digest"].endswith(entry["digest"])
         assert entry["substituted_bases"], "every sample base image is a recorded substitution"
 
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
+from nexus_assets.resources import GitRepo
 
 pytestmark = pytest.mark.docker
 
@@ -86,3 +90,38 @@ def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_p
                          source="services/billing-service", log_path=tmp_path / "billing.log")
     env = docker_client.images.get(result["image_id"]).attrs["Config"]["Env"]
     assert f"PORT={billing.build_args['SERVICE_PORT']}" in env
+
+
+def test_oci_labels_come_from_the_git_checkout_not_the_path_or_the_clock(tmp_path, docker_client, unique_registry,
+                                                                        remove_test_images):
+    repo = tmp_path / "repo"
+    service = _service(repo, "labelled", "FROM python:3.11-slim\nCOPY app.py /app.py\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    when = {"GIT_COMMITTER_DATE": "2024-02-03T04:05:06+02:00", "GIT_AUTHOR_DATE": "2024-02-03T04:05:06+02:00"}
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True, env={**os.environ, **when})
+    # a clone made with a token in its URL: the label must not carry it
+    subprocess.run([*git, "remote", "add", "origin", "https://ci:tok3n-s3cret@git.example.invalid/acme/nexus-cos.git"],
+                   check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    origin = GitRepo(path=str(repo))
+    assert origin.revision() == head
+    assert origin.remote_url() == "https://git.example.invalid/acme/nexus-cos.git"
+    assert origin.commit_time() == "2024-02-03T02:05:06Z"
+    plan = plan_build(service, docker_client, load_base_image_map())
+    labels = []
+    for attempt in range(2):
+        built = build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=origin.revision(),
+                            source=origin.remote_url(), created=origin.commit_time(),
+                            log_path=tmp_path / f"build_{attempt}.log")
+        labels.append(docker_client.images.get(built["image_id"]).labels)
+    assert labels[0] == labels[1], "two builds of one commit carry the same labels"
+    assert labels[0]["org.opencontainers.image.source"] == "https://git.example.invalid/acme/nexus-cos.git"
+    assert labels[0]["org.opencontainers.image.revision"] == head
+    assert labels[0]["org.opencontainers.image.created"] == "2024-02-03T02:05:06Z"
+
+    plain = GitRepo(path=str(tmp_path / "not-a-checkout"))
+    assert (plain.revision(), plain.remote_url(), plain.commit_time()) == (None, None, None)
+    subprocess.run([*git, "remote", "remove", "origin"], check=True)
+    assert origin.remote_url() is None  # no remote: the label is left out, never a local path

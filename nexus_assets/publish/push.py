@@ -1,0 +1,121 @@
+"""Step H's push, one service: put its image under REGISTRY/nexus/<service>:VERSION and :latest
+in the registry, unless the registry already holds that very image under that tag, and say
+which manifest digest it has there.
+
+The Docker engine pushes (it has the layers, and skips those the registry has); the registry's
+own HEAD answer decides whether a push is needed and confirms the digest afterwards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from nexus_assets.core.errors import EngineError, RegistryError
+from nexus_assets.core.services import release_tags
+from nexus_assets.publish.registry import Credentials, RegistryClient, classify, with_retries
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """Where one service's image is in the registry."""
+
+    service: str
+    image_id: str  # the image's id in the local engine
+    digest: str  # the registry's manifest digest, sha256:...
+    repo_digest: str  # REGISTRY/nexus/<service>@sha256:...
+    tag: str  # the release tag pushed: REGISTRY/nexus/<service>:VERSION
+    tags: list[str]  # every tag pushed or found in place (VERSION and latest)
+    registry: str
+    pushed: bool  # False when the registry already held this image under every tag
+    seconds: float
+    attempts: int  # engine pushes started, retries included
+
+    def metadata(self) -> dict:
+        return asdict(self)
+
+
+def local_repo_digest(image, repo: str) -> str | None:
+    """The manifest digest the engine recorded when it last pushed (or pulled) image to repo."""
+    for entry in image.attrs.get("RepoDigests") or []:
+        name, _, digest = entry.rpartition("@")
+        if name == repo:
+            return digest
+    return None
+
+
+def engine_push(client, ref: str, registry: str, credentials: Credentials | None,
+                on_progress: Callable[[dict], None] | None = None) -> str:
+    """One push of REPO:TAG by the engine; the manifest digest it reports, or a RegistryError
+    (TransientRegistryError when worth another try)."""
+    import docker.errors
+    import requests
+
+    repo, _, tag = ref.rpartition(":")
+    secret = credentials.password if credentials else None
+    digest = None
+    try:
+        for chunk in client.api.push(repo, tag=tag, auth_config=credentials.auth_config() if credentials else None,
+                                     stream=True, decode=True):
+            if on_progress is not None:
+                on_progress(chunk)
+            if chunk.get("error"):
+                raise classify(registry, str(chunk["error"]), secret)
+            aux = chunk.get("aux") or {}
+            if aux.get("Digest"):
+                digest = str(aux["Digest"])
+    except docker.errors.APIError as exc:
+        raise classify(registry, str(exc.explanation or exc), secret) from None
+    except (requests.ConnectionError, ConnectionError) as exc:
+        raise EngineError(f"lost the Docker engine while pushing {ref}: {type(exc).__name__}") from None
+    if not digest:
+        raise RegistryError(f"registry {registry}: the push of {ref} ended without a manifest digest")
+    return digest
+
+
+def push_image(client, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
+               log: Callable[[str], None] = lambda _: None,
+               on_progress: Callable[[dict], None] | None = None) -> PushResult:
+    """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
+    :latest). A tag the registry already has for this very image is left alone; a tag naming
+    anything else is pushed again. Transient failures are retried with backoff."""
+    import docker.errors
+
+    registry = registry_client.registry
+    started = time.monotonic()
+    try:
+        image = client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        raise RegistryError(f"service {service}: image {image_id} is gone from the engine; rebuild it") from None
+    refs = release_tags(registry, service, version)
+    repo = refs[0].rpartition(":")[0]
+    repository = registry_client.repository(service)
+    attempts = 0
+    pushed = False
+    digest = local_repo_digest(image, repo)
+    for ref in refs:
+        tag = ref.rpartition(":")[2]
+        if ref not in image.tags:  # the release tag names this image before it is pushed
+            image.tag(repo, tag)
+        remote = registry_client.manifest_digest(repository, tag, on_retry=log)
+        if digest is not None and remote == digest:
+            continue
+
+        def push_once(ref: str = ref) -> str:
+            nonlocal attempts
+            attempts += 1
+            return engine_push(client, ref, registry, registry_client.credentials, on_progress)
+
+        def on_retry(text: str, ref: str = ref) -> None:
+            log(f"push of {ref}: {text}")
+
+        digest = with_retries(push_once, on_retry=on_retry)
+        pushed = True
+    assert digest is not None  # set by the first push, or found in place for every tag
+    there = registry_client.manifest_digest(repository, refs[0].rpartition(":")[2], on_retry=log)
+    if there != digest:
+        raise RegistryError(f"registry {registry}: {refs[0]} names {there or 'nothing'} after the push, "
+                            f"not {digest}: another push raced this one")
+    return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}", tag=refs[0],
+                      tags=refs, registry=registry, pushed=pushed, seconds=round(time.monotonic() - started, 2),
+                      attempts=attempts)

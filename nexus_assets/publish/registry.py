@@ -1,0 +1,240 @@
+"""The registry images are pushed to: the credentials (from the environment only, never logged),
+what a tag holds there (the manifest digest, from a HEAD request), and which failures are worth
+another try (connection refused or reset, 5xx) and which are not (401, 403, 404, a name that
+does not resolve).
+
+A registry is `host[:port][/path]` (`127.0.0.1:5000`, `ghcr.io/acme`): images go to
+`REGISTRY/nexus/<service>`. Loopback registries are spoken to over HTTP, as the Docker engine
+does by default; every other one over HTTPS."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
+
+DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
+WAIT_MAX_SECONDS = 8.0  # backoff: 0.5 s, 1 s, 2 s, ... up to this
+REQUEST_TIMEOUT = 15.0
+# What the engine sends for an image it pushes; a HEAD must accept it to be answered with its digest.
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+_TRANSIENT = re.compile(r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timed? ?out|"
+                        r"unexpected HTTP status: 5\d\d|\b50[0234]\b|service unavailable|bad gateway|"
+                        r"server closed|remote end closed|connection aborted", re.IGNORECASE)
+_AUTH = re.compile(r"unauthori[sz]ed|authentication required|\bdenied\b|\b40[13]\b|forbidden", re.IGNORECASE)
+_NO_NAME = re.compile(r"no such host|name or service not known|temporary failure in name resolution|"
+                      r"nodename nor servname", re.IGNORECASE)
+
+
+class TransientRegistryError(RegistryError):
+    """A failure worth another try: the registry was away or answered 5xx."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who we are to the registry. The password is never in a repr, a log or a message."""
+
+    username: str
+    password: str = field(repr=False)
+    source: str  # the environment variables they came from, for messages
+
+    def auth_config(self) -> dict[str, str]:
+        """What the Docker engine takes with a push."""
+        return {"username": self.username, "password": self.password}
+
+
+def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | None:
+    """REGISTRY_USERNAME + REGISTRY_PASSWORD, else DOCKER_REGISTRY_TOKEN (sent as the password,
+    with REGISTRY_USERNAME or "token" as the user name), else None (an open registry)."""
+    env = os.environ if env is None else env
+    user, password, token = (env.get(k) or "" for k in ("REGISTRY_USERNAME", "REGISTRY_PASSWORD",
+                                                           "DOCKER_REGISTRY_TOKEN"))
+    if user and password:
+        return Credentials(user, password, "REGISTRY_USERNAME/REGISTRY_PASSWORD")
+    if token:
+        return Credentials(user or "token", token, "DOCKER_REGISTRY_TOKEN")
+    if password:
+        raise ConfigError("REGISTRY_PASSWORD is set without REGISTRY_USERNAME: set both, or DOCKER_REGISTRY_TOKEN")
+    return None
+
+
+def split_registry(registry: str) -> tuple[str, str]:
+    """(host[:port], path prefix without slashes) of REGISTRY."""
+    host, _, prefix = registry.strip().strip("/").partition("/")
+    if not host:
+        raise ConfigError(f"registry {registry!r} names no host: use host[:port][/path], e.g. 127.0.0.1:5000")
+    return host, prefix.strip("/")
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def classify(registry: str, text: str, secret: str | None = None) -> RegistryError:
+    """The error to raise for a failure message from the engine or the registry: auth refused,
+    transient, or final. The message names the registry and holds no secret."""
+    text = " ".join(text.split())
+    if secret:
+        text = text.replace(secret, "***")
+    if _AUTH.search(text):
+        return RegistryAuthError(f"registry {registry} refused the credentials ({text}): check REGISTRY_USERNAME/"
+                                 "REGISTRY_PASSWORD or DOCKER_REGISTRY_TOKEN")
+    if _NO_NAME.search(text):
+        return RegistryError(f"registry {registry}: its host name does not resolve ({text})")
+    if _TRANSIENT.search(text):
+        return TransientRegistryError(f"registry {registry} is unreachable or failing: {text}")
+    return RegistryError(f"registry {registry}: {text}")
+
+
+T = TypeVar("T")
+
+
+def attempts_from_env() -> int:
+    """NEXUS_PUSH_ATTEMPTS, or 4."""
+    text = os.environ.get("NEXUS_PUSH_ATTEMPTS") or str(DEFAULT_ATTEMPTS)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries, at least 1; got {text!r}")
+    return int(text)
+
+
+def with_retries(call: Callable[[], T], *, attempts: int | None = None, on_retry: Callable[[str], None] | None = None,
+                 wait_max: float = WAIT_MAX_SECONDS) -> T:
+    """call(), tried again with exponential backoff while it raises TransientRegistryError, at
+    most `attempts` times in all (NEXUS_PUSH_ATTEMPTS, default 4); anything else (auth refused,
+    not found) goes up at once."""
+    attempts = attempts or attempts_from_env()
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            on_retry(f"{state.outcome.exception()}; try {state.attempt_number + 1}/{attempts} in {wait:.1f}s")
+
+    retrying = Retrying(retry=retry_if_exception_type(TransientRegistryError), stop=stop_after_attempt(attempts),
+                        wait=wait_exponential(multiplier=0.5, max=wait_max), reraise=True, before_sleep=before_sleep)
+    return retrying(call)
+
+
+class RegistryClient:
+    """The registry's HTTP API, for what the engine cannot say: is it there, do these credentials
+    work, and which manifest digest a tag names. Basic auth, or a bearer token fetched from the
+    realm the registry names (as Docker Hub, GHCR and GitLab do)."""
+
+    def __init__(self, registry: str, credentials: Credentials | None, *, timeout: float = REQUEST_TIMEOUT) -> None:
+        self.registry = registry
+        self.host, self.prefix = split_registry(registry)
+        self.credentials = credentials
+        self.timeout = timeout
+        self.base = f"{'http' if is_loopback(self.host) else 'https'}://{self.host}/v2/"
+        self._session = requests.Session()
+        self._bearer: str | None = None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def repository(self, service: str) -> str:
+        """The repository path of a service's image in this registry."""
+        return "/".join(p for p in (self.prefix, "nexus", service.lower()) if p)
+
+    def _auth(self) -> tuple[str, str] | None:
+        return (self.credentials.username, self.credentials.password) if self.credentials else None
+
+    def _send(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
+        url = self.base + path
+        try:
+            if self._bearer:
+                return self._session.request(method, url, headers={**headers, "Authorization": f"Bearer {self._bearer}"},
+                                             timeout=self.timeout, allow_redirects=True)
+            return self._session.request(method, url, headers=headers, auth=self._auth(), timeout=self.timeout,
+                                         allow_redirects=True)
+        except requests.RequestException as exc:
+            raise classify(self.registry, _why(exc)) from None
+
+    def _request(self, method: str, path: str, headers: dict[str, str] | None = None) -> requests.Response:
+        """One call (no retry): 401/403 raise RegistryAuthError, 5xx TransientRegistryError."""
+        headers = headers or {}
+        response = self._send(method, path, headers)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code == 401 and challenge.lower().startswith("bearer") and self._bearer is None:
+            self._bearer = self._token(challenge)
+            response = self._send(method, path, headers)
+        if response.status_code in (401, 403):
+            who = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
+            raise RegistryAuthError(f"registry {self.registry} refused {who} (HTTP {response.status_code}): check "
+                                    "REGISTRY_USERNAME/REGISTRY_PASSWORD or DOCKER_REGISTRY_TOKEN")
+        if response.status_code >= 500:
+            raise TransientRegistryError(f"registry {self.registry} answered HTTP {response.status_code} "
+                                         f"{response.reason} to {method} /v2/{path}")
+        return response
+
+    def _token(self, challenge: str) -> str:
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        if "realm" not in fields:
+            raise RegistryError(f"registry {self.registry} asked for a bearer token without naming where to get one")
+        params = {k: v for k, v in fields.items() if k in ("service", "scope")}
+        try:
+            answer = self._session.get(fields["realm"], params=params, auth=self._auth(), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise classify(self.registry, _why(exc)) from None
+        if answer.status_code in (401, 403):
+            raise RegistryAuthError(f"registry {self.registry} refused the credentials"
+                                    + (f" from {self.credentials.source}" if self.credentials else "")
+                                    + f" (token endpoint HTTP {answer.status_code})")
+        if answer.status_code >= 500:
+            raise TransientRegistryError(f"registry {self.registry}: token endpoint answered HTTP {answer.status_code}")
+        body = answer.json() if answer.ok else {}
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise RegistryError(f"registry {self.registry}: its token endpoint gave no token (HTTP {answer.status_code})")
+        return str(token)
+
+    def check(self, on_retry: Callable[[str], None] | None = None) -> None:
+        """The registry answers and takes our credentials, or a RegistryError in one line."""
+        def ping() -> None:
+            response = self._request("GET", "")
+            if response.status_code != 200:
+                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to GET /v2/: "
+                                    "not a Docker registry (API v2)?")
+        with_retries(ping, on_retry=on_retry)
+
+    def manifest_digest(self, repository: str, tag: str, on_retry: Callable[[str], None] | None = None) -> str | None:
+        """The manifest digest `repository:tag` names in the registry, or None when it has none."""
+        def head() -> str | None:
+            response = self._request("HEAD", f"{repository}/manifests/{tag}", {"Accept": MANIFEST_TYPES})
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to HEAD "
+                                    f"/v2/{repository}/manifests/{tag}")
+            return response.headers.get("Docker-Content-Digest")
+        return with_retries(head, on_retry=on_retry)
+
+
+def _why(exc: requests.RequestException) -> str:
+    """A connection failure in a few words (requests nests urllib3's long reprs)."""
+    text = str(exc)
+    for pattern, words in ((r"refused", "connection refused"), (r"reset", "connection reset"),
+                           (r"timed out|timeout", "timed out"), (_NO_NAME.pattern, "no such host"),
+                           (r"aborted|closed", "connection aborted")):
+        if re.search(pattern, text, re.IGNORECASE):
+            return words
+    return type(exc).__name__

@@ -1,0 +1,105 @@
+"""The shape of `artifacts/artifacts_manifest.json`. Schema: `schemas/artifacts_manifest.schema.json`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from nexus_assets.core.report_models import ReportModel
+
+Status = Literal["current", "tests_failed", "stale", "failed", "never_built", "image_missing"]
+
+
+class ArtifactRef(ReportModel):
+    """A file released with an image (its SBOM, its signed provenance statement)."""
+
+    path: str = Field(description="Path of the file relative to artifacts/ (and to the evidence pack), e.g. "
+                                  "sbom/<service>.cdx.json.")
+    sha256: str = Field(description="sha256 of the file's bytes, hex.")
+
+
+class BaseImage(ReportModel):
+    """One FROM image of the service's Dockerfile, as the build resolved it."""
+
+    requested: str = Field(description="The image the Dockerfile names (e.g. node:20-alpine).")
+    image_id: str = Field(description="Its id in the engine when the image was built.")
+    substituted: bool = Field(description="True when a locally built substitute stood in for it "
+                                          "(core/base_images.toml): the real image could not be had.")
+    substitute: str | None = Field(description="The image that stood in, when substituted.")
+    line: int = Field(description="The Dockerfile line of the FROM.")
+
+
+class ImageEntry(ReportModel):
+    """One service: its current image and where it is in the registry, or why there is none."""
+
+    service: str = Field(description="The service, named as in compose (or its folder).")
+    status: Status = Field(description="current: built from the current sources, tests passed; tests_failed: "
+                                       "built, a test stage failed (not pushed); stale: the sources changed since; "
+                                       "failed: the last build failed; never_built; image_missing: gone from "
+                                       "the engine.")
+    source_hash: str | None = Field(description="Fingerprint of what the image is built from (sources, build "
+                                                "args, base image ids): its OCI label io.nexus-assets.source-hash.")
+    tests: dict[str, Literal["passed", "failed", "skipped"]] | None = Field(
+        description="Result of each test stage (lint, unit, integration) for this image.")
+    image: str | None = Field(description="The release tag REGISTRY/nexus/<service>:VERSION.")
+    tags: list[str] | None = Field(description="Every tag given to the image (VERSION and latest).")
+    image_id: str | None = Field(description="The image's id in the local Docker engine (sha256 of its config). "
+                                             "Not a registry digest.")
+    digest: str | None = Field(description="The registry's manifest digest (sha256:...) of the pushed image; null "
+                                           "when it is not in the registry.")
+    repo_digest: str | None = Field(description="REGISTRY/nexus/<service>@<digest>: the name to pull or deploy by.")
+    size_bytes: int | None = Field(description="Size of the image in the engine.")
+    base_images: list[BaseImage] | None = Field(description="The FROM images the build used.")
+    substituted_bases: list[str] | None = Field(description="The requested base images a substitute stood in for.")
+    build_log: str | None = Field(description="Path of the build log.")
+    built_at: str | None = Field(description="When the image's materialization was recorded (UTC, RFC 3339).")
+    image_run_id: str | None = Field(description="Dagster run that built the image.")
+    push_run_id: str | None = Field(description="Dagster run that pushed it (or found it already pushed).")
+    pushed_at: str | None = Field(description="When that push was recorded (UTC, RFC 3339).")
+    sbom: ArtifactRef | None = Field(description="The image's SBOM (CycloneDX JSON), when one was made.")
+    provenance: ArtifactRef | None = Field(description="The image's signed provenance statement, when one was made.")
+    reason: str | None = Field(description="Why the image is not released, when it is not.")
+
+
+class E2eResult(ReportModel):
+    """The repository's end-to-end compose stack, as e2e_tests last ran it."""
+
+    passed: bool | None = Field(description="Every service of the stack came up healthy.")
+    skipped: bool | None = Field(description="The repository defines no e2e stack.")
+    seconds: float | int | None = Field(description="How long it took.")
+
+
+class Problem(ReportModel):
+    """A service whose image is not released, and why."""
+
+    service: str = Field(description="The service.")
+    status: str = Field(description="Its status in images[] (or not_pushed).")
+    reason: str = Field(description="What is wrong; never a secret value.")
+
+
+class Totals(ReportModel):
+    """Counts over images[]."""
+
+    services: int = Field(description="Services in the manifest.")
+    with_digest: int = Field(description="Images with a registry digest.")
+    problems: int = Field(description="Entries of problems[].")
+    tests_failed: int = Field(description="Images whose tests failed.")
+
+
+class ArtifactsManifest(ReportModel):
+    """artifacts/artifacts_manifest.json: every service's image, its registry digest and where it came from."""
+
+    generated_at: str = Field(description="When the manifest was written (UTC, RFC 3339).")
+    version: str = Field(description="The release version X.Y.Z (the image tag).")
+    release_tag: str = Field(description="The release's git tag name, verified_release_vX.Y.Z.")
+    registry: str = Field(description="The registry the images are pushed to (host[:port][/path]).")
+    git_commit: str | None = Field(description="The target repository's commit (HEAD); null when it is not a git "
+                                               "checkout.")
+    source_repository: str | None = Field(description="The target repository's remote URL (origin), without "
+                                                      "credentials; null when it has none.")
+    dagster_run_id: str = Field(description="The Dagster run that wrote this manifest.")
+    images: list[ImageEntry] = Field(description="One entry per service, by name.")
+    e2e: E2eResult | None = Field(description="The e2e stack's last result, when e2e_tests ran.")
+    totals: Totals = Field(description="Counts over images[].")
+    problems: list[Problem] = Field(description="Every service whose image is not released, with the reason.")
