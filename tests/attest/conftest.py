@@ -75,22 +75,17 @@ def attest_images(docker_client, tmp_path_factory):
                 docker_client.images.remove(tag, force=True)
 
 
-REGISTRY = "127.0.0.1:5000"
-CREDENTIALS = Path("/var/lib/nexus-assets/registry/credentials.env")
-
 
 @pytest.fixture(scope="session")
-def registry_credentials() -> dict[str, str]:
-    """The local registry's htpasswd credentials (scripts/bootstrap.sh writes them)."""
-    assert CREDENTIALS.is_file(), f"{CREDENTIALS} is missing: run scripts/bootstrap.sh"
-    pairs = dict(line.split("=", 1) for line in CREDENTIALS.read_text().splitlines() if "=" in line)
-    return {"username": pairs["REGISTRY_USERNAME"], "password": pairs["REGISTRY_PASSWORD"]}
+def registry_auth(registry_credentials) -> dict[str, str]:
+    """The session's registry credentials (tests/conftest.py) as the Docker SDK takes them."""
+    return {"username": registry_credentials[0], "password": registry_credentials[1]}
 
 
-def push(client, image_id: str, repository: str, tag: str, credentials: dict[str, str]) -> str:
-    """Tag and push an image to the real registry; returns the registry's manifest digest."""
-    client.images.get(image_id).tag(f"{REGISTRY}/{repository}", tag)
-    for line in client.images.push(f"{REGISTRY}/{repository}", tag, auth_config=credentials, stream=True, decode=True):
+def push(client, image_id: str, registry: str, repository: str, tag: str, auth: dict[str, str]) -> str:
+    """Tag and push an image to a real registry; returns the registry's manifest digest."""
+    client.images.get(image_id).tag(f"{registry}/{repository}", tag)
+    for line in client.images.push(f"{registry}/{repository}", tag, auth_config=auth, stream=True, decode=True):
         assert "error" not in line, line
         digest = (line.get("aux") or {}).get("Digest")
         if digest:

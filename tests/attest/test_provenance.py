@@ -25,7 +25,7 @@ from nexus_assets.cli.main import main as nexus_agent
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.evidence_check import check_folder, pae
 from nexus_assets.core.services import Service
-from tests.attest.conftest import REGISTRY, push
+from tests.attest.conftest import push
 
 
 def test_pae_is_the_dsse_encoding():
@@ -58,19 +58,20 @@ def test_build_args_lose_their_secrets(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def released(docker_client, attest_images, registry_credentials, tmp_path_factory):
+def released(docker_client, attest_images, registry_auth, session_registry, tmp_path_factory):
     """A working copy whose artifacts/ hold the SBOM, the signed provenance and the manifest of the
     Python test image, pushed to the registry under a unique repository."""
     workdir = tmp_path_factory.mktemp("attest-release")
     artifacts = workdir / "artifacts"
     tag, image_id, _ = attest_images["python"]
     repository = f"nexus-attest-{uuid.uuid4().hex[:8]}/py-svc"
-    digest = push(docker_client, image_id, repository, "1.0.0", registry_credentials)
+    registry = session_registry.address
+    digest = push(docker_client, image_id, registry, repository, "1.0.0", registry_auth)
     sbom = write_sbom(docker_client, "py-svc", image_id, tag, artifacts)
     key, _ = load_or_create_key(workdir / ".nexus-signing" / "ed25519.pem")
     (artifacts / "signing_key.pub").write_bytes(
         __import__("nexus_assets.attest.signing", fromlist=["public_pem"]).public_pem(key))
-    facts = BuildFacts(service="py-svc", repo_digest=f"{REGISTRY}/{repository}@{digest}", digest=digest,
+    facts = BuildFacts(service="py-svc", repo_digest=f"{registry}/{repository}@{digest}", digest=digest,
                        image_id=image_id, tag="1.0.0", image_run_id="run-123", finished_at=time.time(),
                        build_seconds=12.5, source_hash="f" * 24, tree_hash="e" * 64, service_path="services/py-svc",
                        base_images=[{"requested": "python:3.11-slim", "image_id": "sha256:" + "a" * 64,
@@ -81,16 +82,16 @@ def released(docker_client, attest_images, registry_credentials, tmp_path_factor
     made = write_provenance(key, facts, sbom, artifacts, builder_id="https://builder.test/v1", run_id="run-456")
     manifest = {"version": "1.0.0", "images": [
         {"service": "py-svc", "status": "current", "image_id": image_id, "digest": digest,
-         "repo_digest": facts.repo_digest, "tag": "1.0.0", "image": f"{REGISTRY}/{repository}:1.0.0",
+         "repo_digest": facts.repo_digest, "tag": "1.0.0", "image": f"{registry}/{repository}:1.0.0",
          "sbom": {"path": sbom["path"], "sha256": sbom["sha256"]},
          "provenance": {"path": made["path"], "sha256": made["sha256"]}},
         {"service": "broken", "status": "failed", "reason": "did not build"}]}
     (artifacts / "artifacts_manifest.json").write_text(json.dumps(manifest, indent=2))
-    env = {"REGISTRY_USERNAME": registry_credentials["username"], "REGISTRY_PASSWORD": registry_credentials["password"]}
+    env = {"REGISTRY_USERNAME": registry_auth["username"], "REGISTRY_PASSWORD": registry_auth["password"]}
     yield {"workdir": workdir, "artifacts": artifacts, "repository": repository, "digest": digest, "env": env,
-           "key": key, "image_id": image_id}
+           "key": key, "image_id": image_id, "registry": registry}
     with contextlib.suppress(Exception):
-        docker_client.images.remove(f"{REGISTRY}/{repository}:1.0.0", force=True)
+        docker_client.images.remove(f"{registry}/{repository}:1.0.0", force=True)
 
 
 def _verify(workdir: Path, env: dict, capsys, *extra: str) -> tuple[int, str]:
@@ -122,7 +123,7 @@ def test_statement_says_what_was_built_and_signed(released):
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
-    assert statement["subject"] == [{"name": f"{REGISTRY}/{released['repository']}",
+    assert statement["subject"] == [{"name": f"{released['registry']}/{released['repository']}",
                                      "digest": {"sha256": released["digest"].removeprefix("sha256:")}}]
     build = statement["predicate"]["buildDefinition"]
     assert build["externalParameters"]["buildArgs"] == {"NPM_TOKEN": "***"}
@@ -183,23 +184,21 @@ def test_a_different_digest_fails(released, tmp_path, capsys):
     manifest["images"][0]["repo_digest"] = manifest["images"][0]["repo_digest"].split("@")[0] + "@" + other
     manifest_path.write_text(json.dumps(manifest))
     code, out = _verify(workdir, released["env"], capsys)
-    assert code == 1 and f"is not the manifest's image {REGISTRY}/{released['repository']}@{other}" in out, out
+    assert code == 1 and f"is not the manifest's image {released['registry']}/{released['repository']}@{other}" in out, out
 
 
 @pytest.mark.docker
-def test_a_tag_moved_in_the_registry_fails(released, docker_client, attest_images, registry_credentials, tmp_path,
-                                           capsys):
+def test_a_tag_moved_in_the_registry_fails(released, docker_client, attest_images, registry_auth, tmp_path, capsys):
     workdir = _copy(released, tmp_path)
     repository = released["repository"]
     _, node_id, _ = attest_images["node"]
-    moved = push(docker_client, node_id, repository, "1.0.0", registry_credentials)
+    registry = released["registry"]
+    moved = push(docker_client, node_id, registry, repository, "1.0.0", registry_auth)
     try:
         code, out = _verify(workdir, released["env"], capsys)
         assert code == 1 and f"points at {moved}, not the signed {released['digest']}" in out, out
     finally:
-        push(docker_client, released["image_id"], repository, "1.0.0", registry_credentials)
-        with contextlib.suppress(Exception):
-            docker_client.images.remove(f"{REGISTRY}/{repository}:1.0.0", force=True)
+        push(docker_client, released["image_id"], registry, repository, "1.0.0", registry_auth)
 
 
 @pytest.mark.docker
@@ -217,7 +216,15 @@ def test_a_wrong_key_fails(released, tmp_path, capsys):
 def test_wrong_credentials_and_registry_down_are_said_without_secrets(released, capsys):
     code, out = _verify(released["workdir"], {"REGISTRY_USERNAME": "nexus", "REGISTRY_PASSWORD": "wrong-Pass-123"},
                         capsys)
-    assert code == 1 and f"registry {REGISTRY} refused the credentials" in out and "wrong-Pass-123" not in out
+    assert code == 1 and f"registry {released['registry']} refused the credentials" in out
+    assert "wrong-Pass-123" not in out
+    from nexus_assets.cli.verify import check_registry
+    from nexus_assets.core.evidence_check import Verdict
+
+    verdict = Verdict("down")
+    check_registry({"repo_digest": f"127.0.0.1:9/nexus/x@{released['digest']}", "digest": released["digest"],
+                    "tag": "1.0.0"}, verdict)  # port 9 (discard): nothing listens
+    assert not verdict.passed and verdict.reasons[0].startswith("registry 127.0.0.1:9 cannot be reached"), verdict
 
 
 @pytest.mark.docker
