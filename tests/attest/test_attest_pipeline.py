@@ -4,6 +4,7 @@ evidence pack's verify.py pass; an unchanged service gets no new SBOM or stateme
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -18,10 +19,20 @@ from nexus_assets.synthetic import generate_monorepo
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
+SECRET = "npm_attestSecret_91f3e2c4"
+
+
 @pytest.fixture
 def small_repo(tmp_path):
+    """Three services; py-svc-003 is built with a build arg whose value is a secret from .env."""
     repo = tmp_path / "repo"
     generate_monorepo(repo, 3)
+    compose = repo / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace(
+        "    build: ./services/py-svc-003\n",
+        "    build:\n      context: ./services/py-svc-003\n      args:\n        NPM_TOKEN: ${NPM_TOKEN}\n"
+        "        APP_MODE: ${APP_MODE:-lean}\n"))
+    (repo / ".env").write_text(f"NPM_TOKEN={SECRET}\n")
     return repo
 
 
@@ -74,6 +85,13 @@ def test_a_failed_service_does_not_stop_the_others_attestations(settings, small_
         assert entry["sbom"]["path"] == f"sbom/{name}.cdx.json"
         assert entry["provenance"]["path"] == f"provenance/{name}.intoto.jsonl"
     assert nexus_agent(["verify", "--workdir", str(settings.workdir)]) == 0
+    if "py-svc-003" in released:  # its build args are in its statement, the secret masked
+        envelope = json.loads((settings.artifacts / "provenance" / "py-svc-003.intoto.jsonl").read_text())
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        assert statement["predicate"]["buildDefinition"]["externalParameters"]["buildArgs"] == {
+            "APP_MODE": "lean", "NPM_TOKEN": "***"}
+    for path in settings.artifacts.rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
     # The manifest's blocking gate failed (node-svc-001 has no digest): no evidence pack for this release.
     assert "artifacts_manifest:manifest_has_digests" in first.failed_gates
     assert not (settings.artifacts / "evidence").exists()
