@@ -140,6 +140,7 @@ def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
         service_path=str(image.metadata.get("service_path") or (service.folder if service else "") or ""),
         base_images=list(image.metadata.get("base_images") or []), labels=dict(image.metadata.get("labels") or {}),
         build_args=masked_build_args(service, repo, names) if service else {},
+        source_location=repo.absolute().as_uri(),
     )
 
 

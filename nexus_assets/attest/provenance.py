@@ -35,6 +35,7 @@ class BuildFacts:
     base_images: list[dict] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)  # already masked
+    source_location: str = ""  # file://REPO, for a target without a source label
 
 
 def _iso(timestamp: float) -> str:
@@ -48,7 +49,9 @@ def _sha(value: str) -> str:
 def build_statement(facts: BuildFacts, *, sbom_path: str, sbom_sha256: str, builder_id: str,
                     attest_run_id: str, versions: dict[str, str]) -> dict:
     """The in-toto statement for one image (a plain JSON-able dict)."""
-    source = facts.labels.get("org.opencontainers.image.source") or ""
+    # The repository's remote URL from the image's OCI label; a target that is no git checkout has
+    # none, and is named by where it was read from.
+    source = facts.labels.get("org.opencontainers.image.source") or facts.source_location
     revision = facts.labels.get("org.opencontainers.image.revision") or ""
     dependencies: list[dict] = []
     if source and revision and revision != "unknown":
