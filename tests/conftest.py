@@ -149,10 +149,13 @@ def settings_for(tmp_path: Path, unique_registry: str):
 def remove_test_images(docker_client, unique_registry):
     """Removes every image tagged under this test's registry name afterwards."""
     yield
-    for image in docker_client.api.images():  # one listing: other tests remove images meanwhile
-        if any(tag.startswith(unique_registry + "/") for tag in image.get("RepoTags") or []):
-            with contextlib.suppress(Exception):
-                docker_client.images.remove(image["Id"], force=True)
+    # One listing (other tests remove images meanwhile), and tag by tag: an image another test
+    # built from the same content (the build cache gives it the same id) keeps its own tags.
+    for image in docker_client.api.images():
+        for tag in image.get("RepoTags") or []:
+            if tag.startswith(unique_registry + "/"):
+                with contextlib.suppress(Exception):
+                    docker_client.api.remove_image(tag, force=True)
 
 
 @pytest.fixture

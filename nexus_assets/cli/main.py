@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
         started = time.monotonic()
-        summary = run_pipeline(settings, rebuild_all=args.all)
+        summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
               f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "

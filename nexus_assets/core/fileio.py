@@ -50,6 +50,8 @@ def mirror_tree(src: Path, dst: Path, ignored: frozenset[str] = frozenset()) -> 
             if name in ignored:
                 continue
             source = here / name
+            if not source.is_symlink() and not source.is_file():
+                continue  # a named pipe, socket or device: never copied (workspace.sync says so)
             rel = source.relative_to(src)
             wanted.add(rel.as_posix())
             target = dst / rel

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -31,10 +32,30 @@ def iter_tree(root: Path) -> Iterable[Path]:
                 yield Path(dirpath) / d
 
 
+def special_kind(path: Path) -> str | None:
+    """'named pipe', 'socket', 'device' for a file that is none of file, folder or link
+    (reading a named pipe blocks for ever); None otherwise."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return None
+
+
 def _add_file(digest: hashlib._Hash, path: Path, rel: str) -> None:
     """Relative path, executable bit and content (or link target) of one file into digest."""
     if path.is_symlink():
         digest.update(f"L {rel} -> {os.readlink(path)}\n".encode())
+        return
+    if special_kind(path) is not None:
+        # A named pipe would block the read for ever; like any special file it is never copied
+        # into the working copy (workspace.sync), so no build reads it: not part of the hash.
         return
     mode = "x" if os.access(path, os.X_OK) else "-"
     digest.update(f"F {rel} {mode}\n".encode())

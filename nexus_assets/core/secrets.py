@@ -246,3 +246,40 @@ def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
         files.append({"file": shown, "keys": sorted({k for k, _ in found if k != UNPARSED}), "template": template,
                       "problems": probs})
     return files, pairs
+
+
+def repo_secrets(repo: Path) -> list[str]:
+    """The secret values of every `.env*` file of repo (as `secret_values` judges them): what the
+    build step masks in its logs and messages, and refuses to put into an image."""
+    return secret_values(read_env_files(repo)[1])
+
+
+# A build arg named like a credential carries one, whatever its value looks like.
+_SECRET_ARG_RE = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
+
+
+def secret_build_args(args: dict[str, str], secrets: Iterable[str]) -> list[str]:
+    """The names of the build args whose value is, or holds, a secret: a value of the `.env`
+    files (or a line of one), or any value of an arg named like a credential (*TOKEN*,
+    *SECRET*, *PASSWORD*, *KEY*, ...). `docker history` keeps build-arg values in the image."""
+    secrets = list(secrets)
+    found = []
+    for key, value in args.items():
+        if not value.strip() or _VAR_ONLY_RE.match(value.strip()):
+            continue
+        named = bool(_SECRET_ARG_RE.search(key)) and len(value.strip()) >= MIN_SECRET_LEN
+        if named or any(_holds(value, s) for s in secrets):
+            found.append(key)
+    return sorted(found)
+
+
+def secret_lines(text: str, secrets: Iterable[str]) -> list[int]:
+    """Numbers of the lines of text (comments aside) that hold a known secret value."""
+    secrets = list(secrets)
+    return [n for n, line in enumerate(text.splitlines(), 1)
+            if not line.lstrip().startswith("#") and any(_holds(line, s) for s in secrets)]
+
+
+def _holds(text: str, value: str) -> bool:
+    """Whether text holds value where mask_secrets would mask it (a short one as a whole token)."""
+    return bool(value) and value in text and _replace(text, value) != text

@@ -31,6 +31,7 @@ class Settings:
     # The ed25519 private key that signs provenance (NEXUS_SIGNING_KEY); None: WORKDIR/.nexus-signing/ed25519.pem,
     # made on first use. Its path is a setting; the key itself never leaves that file.
     signing_key: str | None = None
+    lock_wait: float = 60.0  # seconds a second nexus-agent waits for the working copy before failing
 
     @property
     def reports(self) -> Path:
@@ -52,16 +53,18 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
-        NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_SIGNING_KEY;
+        NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
+        NEXUS_SIGNING_KEY;
         keyword overrides (from flags) win when not None."""
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
             test_timeout = float(env.get("NEXUS_TEST_TIMEOUT") or 120)
             build_timeout = float(env.get("NEXUS_BUILD_TIMEOUT") or 1800)
+            lock_wait = float(env.get("NEXUS_LOCK_WAIT") or 60)
         except ValueError as exc:
-            raise ConfigError("NEXUS_MAX_PARALLEL, NEXUS_TEST_TIMEOUT and NEXUS_BUILD_TIMEOUT must be numbers: "
-                              f"{exc}") from None
+            raise ConfigError("NEXUS_MAX_PARALLEL, NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT and NEXUS_LOCK_WAIT must "
+                              f"be numbers: {exc}") from None
         settings = cls(
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
@@ -71,6 +74,7 @@ class Settings:
             test_timeout=test_timeout,
             compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
             build_timeout=build_timeout,
+            lock_wait=lock_wait,
             signing_key=env.get("NEXUS_SIGNING_KEY") or None,
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -88,6 +92,8 @@ class Settings:
         if not self.build_timeout > 0 or self.build_timeout == float("inf"):
             raise ConfigError(f"build timeout must be positive seconds (--build-timeout, NEXUS_BUILD_TIMEOUT), "
                               f"got {self.build_timeout}")
+        if not 0 <= self.lock_wait < float("inf"):
+            raise ConfigError(f"NEXUS_LOCK_WAIT must be zero or more seconds, got {self.lock_wait}")
         if not self.version or any(c in self.version for c in " /:@"):
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():

@@ -7,8 +7,10 @@ Shared by `discovery` (Dockerfiles, compose files, the service list) and `core.s
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 from nexus_assets.core.errors import InputError
@@ -30,7 +32,10 @@ def inside(root: Path, path: Path) -> bool:
 
 
 def read_bounded(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, or InputError naming it when it is larger than max_bytes."""
+    """The file's bytes, or InputError naming it when it is larger than max_bytes. A named pipe,
+    socket or device is an OSError (reading a pipe would block for ever)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     with path.open("rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:

@@ -39,7 +39,8 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
-from nexus_assets.core.services import Service, build_services
+from nexus_assets.core.secrets import repo_secrets
+from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import Publisher, ServiceTests, StageResult
 from nexus_assets.images.outcome import build_and_test, failure_events, success_event, test_states
 from nexus_assets.images.tags import tag_current_images, tags_code_version
@@ -91,8 +92,9 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
         with nexus.hold_workdir(context):  # one writer per working copy
             selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
             to_build = _worth_building(context, asset_graph(), selected)
-            contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
-            repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
+            in_repo, in_copy = both_views(settings)
+            contexts = {s.name: s for s in in_copy}
+            repo_folders = {s.name: s for s in in_repo if s.path.is_relative_to(settings.repo)}
             built: dict[str, str] = {}
             tested: dict[str, dict] = {}  # this run's images and test states, for the push
             failed: dict[str, str] = {}
@@ -130,11 +132,13 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
     it throws the step's cancel switch, which stops every build in the engine and removes every
     test container within seconds, and the interrupt goes on up to Dagster."""
     cancel = Cancellation()
+    secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
     futures = {}
     try:
         for service in services:
-            futures[pool.submit(build_and_test, docker_engine, settings, service, origin, tests, cancel)] = service
+            futures[pool.submit(build_and_test, docker_engine, settings, service, origin, tests, cancel,
+                                 secrets)] = service
         for future in as_completed(futures):
             service = futures[future]
             try:

@@ -9,13 +9,16 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.cancel import Cancellation
+from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
+from nexus_assets.core.secrets import mask_secrets, secret_lines, secret_values
 from nexus_assets.core.services import Service
 
 
@@ -34,13 +37,23 @@ class BuildPlan:
         return [f"{repo}:{version}", f"{repo}:latest"]
 
 
-def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None) -> BuildPlan:
+def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None,
+               secrets: Sequence[str] = ()) -> BuildPlan:
     """Hash what the build reads and resolve its bases; BuildError names the service when it
-    cannot build. build_args default to the service's own (from compose)."""
+    cannot build. build_args default to the service's own (from compose). A service whose build
+    would put a secret into the image (a build arg carrying one, a Dockerfile line holding a
+    value of `secrets`) is refused, naming the arg or the line, never the value."""
     if service.dockerfile is None:
         where = f"compose file {service.compose_file}" if service.compose_file else "the folder"
         raise BuildError(f"service {service.name}: no Dockerfile in {service.path} (named by {where}); "
                          "add one or remove the service")
+    if service.secret_args:
+        raise BuildError(f"service {service.name}: build arg {', '.join(service.secret_args)} of "
+                         f"{service.compose_file or 'compose'} carries a secret: {SECRET_ARG_ADVICE}")
+    lines = secret_lines(service.dockerfile.read_text(encoding="utf-8", errors="replace"), secrets)
+    if lines:
+        raise BuildError(f"service {service.name}: {service.dockerfile.name} line {', '.join(map(str, lines))} holds "
+                         "a value of an .env file: the image would keep it; not built (pass it at run time)")
     args = dict(service.build_args if build_args is None else build_args)
     bases = [resolve_base(client, line, service.dockerfile, base_map) for line in external_bases(service.dockerfile, args)]
     tree = service.sources_hash()
@@ -118,9 +131,22 @@ class _BuildStopper:
         self._api._stream_helper = self._original
 
 
+def engine_gone() -> bool:
+    """True when the engine no longer answers a ping on a new connection: a build that failed then
+    failed because the engine went away (a stopping engine kills the running step), not by its
+    own fault. A new connection, because a stopping engine still serves the ones already open."""
+    from nexus_assets.resources import docker_client
+
+    try:
+        docker_client(timeout=10).close()
+    except EngineError:
+        return True
+    return False
+
+
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
-                cancel: Cancellation | None = None, created: str | None = None) -> dict:
+                cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = ()) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
@@ -142,6 +168,13 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     for name, value in (("source", source), ("revision", revision), ("created", created)):
         if value:
             labels[f"org.opencontainers.image.{name}"] = value
+    # The repository's .env values, and build args read from .env: a RUN step that prints one, or
+    # an engine error that quotes one, is masked in the log and in the error, as discovery masks them.
+    secrets = [*secrets, *secret_values([(k, v) for k, v in plan.build_args.items() if k in service.env_args])]
+
+    def masked(text: str) -> str:
+        return mask_secrets(text, secrets) if secrets else text
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
@@ -160,21 +193,28 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    log.write(chunk["stream"])
+                    log.write(masked(chunk["stream"]))
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
-                    log.write(f"ERROR: {chunk['error']}\n")
-                    raise BuildError(f"service {service.name}: docker build failed: {chunk['error'].strip()} (log: {log_path})")
+                    error = masked(str(chunk["error"]))
+                    log.write(f"ERROR: {error}\n")
+                    if stopper.reason is None and engine_gone():  # a stopping engine kills the step
+                        log.write("ERROR: the Docker engine stopped answering during the build\n")
+                        raise EngineError(f"service {service.name}: lost the Docker engine during the build "
+                                          f"(log: {log_path})")
+                    raise BuildError(f"service {service.name}: docker build failed: {error.strip()} (log: {log_path})")
         except docker.errors.APIError as exc:
-            log.write(f"ERROR: {exc}\n")
-            raise BuildError(f"service {service.name}: the engine refused the build: {exc.explanation or exc} (log: {log_path})") from exc
+            why = masked(str(exc.explanation or exc))
+            log.write(f"ERROR: {why}\n")
+            raise BuildError(f"service {service.name}: the engine refused the build: {why} (log: {log_path})") from exc
         except Exception as exc:
             if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
                 raise
             if stopper.reason is None:
-                log.write(f"ERROR: {exc}\n")
-                raise EngineError(f"service {service.name}: lost the Docker engine during the build: {exc}") from exc
+                log.write(f"ERROR: {masked(str(exc))}\n")
+                raise EngineError(f"service {service.name}: lost the Docker engine during the build: "
+                                  f"{masked(str(exc))}") from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -182,10 +222,15 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         if stopper.reason is not None:  # the stream ended because we shut it: not a finished build
             log.write(f"ERROR: build {stopper.reason}\n")
             raise BuildError(f"service {service.name}: build {stopper.reason} (log: {log_path})")
-    image = client.images.get(image_id or tags[0])
-    for tag in tags[1:]:
-        repo, _, tag_name = tag.rpartition(":")
-        image.tag(repo, tag_name)
+    try:
+        image = client.images.get(image_id or tags[0])
+        for tag in tags[1:]:
+            repo, _, tag_name = tag.rpartition(":")
+            image.tag(repo, tag_name)
+    except (docker.errors.NotFound, docker.errors.DockerException, ConnectionError, OSError) as exc:
+        if isinstance(exc, docker.errors.NotFound) and not engine_gone():
+            raise BuildError(f"service {service.name}: the build ended without an image (log: {log_path})") from exc
+        raise EngineError(f"service {service.name}: lost the Docker engine after the build (log: {log_path})") from exc
     return {
         "service": service.name,
         "tags": tags,

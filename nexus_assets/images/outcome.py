@@ -3,6 +3,7 @@ events that record what happened (a materialization with its checks, or a failur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +35,7 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
 
 
 def build_and_test(engine, settings, service: Service, origin: dict | None, tests: ServiceTests,
-                   cancel: Cancellation | None = None) -> dict:
+                   cancel: Cancellation | None = None, secrets: Sequence[str] = ()) -> dict:
     """Lint, build, then unit and integration tests in the built image, for one service. origin:
     the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
     Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}. A build longer
@@ -58,12 +59,13 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
         with cancel.hook(remove_containers):
             try:
                 cancel.raise_if_cancelled(f"service {service.name}")
-                plan = plan_build(service, client, load_base_image_map(), service.build_args)
+                plan = plan_build(service, client, load_base_image_map(), service.build_args, secrets)
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version,
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
                     created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
+                    secrets=secrets,
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")

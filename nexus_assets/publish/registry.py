@@ -73,7 +73,7 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | 
 
 def split_registry(registry: str) -> tuple[str, str]:
     """(host[:port], path prefix without slashes) of REGISTRY."""
-    host, _, prefix = registry.strip().strip("/").partition("/")
+    host, _, prefix = registry.strip().rstrip("/").partition("/")
     if not host:
         raise ConfigError(f"registry {registry!r} names no host: use host[:port][/path], e.g. 127.0.0.1:5000")
     return host, prefix.strip("/")

@@ -16,7 +16,7 @@ from nexus_assets.core.keys import (
     image_key,
     pushed_key,
 )
-from nexus_assets.core.lineage import stale_images
+from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
@@ -37,10 +37,10 @@ def _stamp(record) -> str:
     return datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
 
 
-def _last(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, tuple[int, dict, dict]]:
+def _last(known: AssetRecords, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, tuple[int, dict, dict]]:
     """{key: (storage id, plain metadata, {run_id, at})} of each key's newest materialization (one query)."""
     found = {}
-    for asset in instance.get_asset_records(keys):
+    for asset in known.get(keys):
         record = asset.asset_entry.last_materialization_record
         materialization = record.event_log_entry.asset_materialization if record is not None else None
         if record is not None and materialization is not None:
@@ -50,13 +50,14 @@ def _last(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.Asse
     return found
 
 
-def _newer_observation(instance: dg.DagsterInstance, key: dg.AssetKey, after: int, status: str) -> str | None:
-    """The reason of the newest observation of key with this status made after storage id `after`."""
-    observed = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=key, after_storage_id=after if after >= 0 else None), limit=1).records
-    if not observed:
+def _newer_observation(observed: dict[dg.AssetKey, dg.EventLogRecord], key: dg.AssetKey, after: int,
+                       status: str) -> str | None:
+    """The reason of key's newest observation (observed: latest_observations) when it has this
+    status and was made after storage id `after`."""
+    record = observed.get(key)
+    if record is None or record.storage_id <= after:
         return None
-    observation = observed[0].event_log_entry.asset_observation
+    observation = record.event_log_entry.asset_observation
     meta = _plain(observation.metadata if observation is not None else {})
     return meta.get("reason") if meta.get("status") == status else None
 
@@ -67,9 +68,11 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
     attested = (_latest_metadata(instance, ATTESTATIONS) or {}).get("services") or {}
-    stale = stale_images(graph, instance, [image_key(n) for n in names])
-    images = _last(instance, [image_key(n) for n in names])
-    pushes = _last(instance, [pushed_key(n) for n in names])
+    known = AssetRecords(instance)  # one query per kind of key, shared with the staleness verdict
+    stale = stale_images(graph, instance, [image_key(n) for n in names], known)
+    images = _last(known, [image_key(n) for n in names])
+    pushes = _last(known, [pushed_key(n) for n in names])
+    observed = latest_observations(instance, [k for n in names for k in (image_key(n), pushed_key(n))])
     records = []
     for name in names:
         storage_id, metadata, image_event = images.get(image_key(name), (-1, None, {}))
@@ -77,8 +80,9 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
         records.append(ServiceRecord(
             name=name, last=metadata, stale=stale.get(image_key(name)), tagged=rows.get(name),
             # a build that failed after the last image was made: its failure observation is newer
-            failure=_newer_observation(instance, image_key(name), storage_id, "failed"),
-            pushed=pushed, attest=attested.get(name), not_pushed=_newer_observation(instance, pushed_key(name), push_id, "not_pushed"),
+            failure=_newer_observation(observed, image_key(name), storage_id, "failed"),
+            pushed=pushed, attest=attested.get(name),
+            not_pushed=_newer_observation(observed, pushed_key(name), push_id, "not_pushed"),
             events={"built_at": image_event.get("at"), "image_run_id": image_event.get("run_id"),
                     "pushed_at": push_event.get("at"), "push_run_id": push_event.get("run_id")}))
     return records

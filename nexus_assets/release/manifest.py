@@ -42,7 +42,10 @@ class Origin:
 
 
 def _status(record: ServiceRecord) -> tuple[str, str | None]:
-    if record.failure:
+    # A failed build counts only while the image is stale: once the source is back to what the
+    # last image was built from (or the failure was the engine's, on a forced rebuild), that image
+    # is current again.
+    if record.failure and (record.stale or record.last is None):
         return "failed", record.failure
     if record.last is None:
         return "never_built", record.stale or "never built"
@@ -98,9 +101,8 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 entry.update({"digest": pushed["digest"], "repo_digest": pushed["repo_digest"],
                               "push_run_id": record.events.get("push_run_id"),
                               "pushed_at": record.events.get("pushed_at")})
-            elif status in RELEASED:
-                status, reason = "current", (record.not_pushed or f"not in the registry {settings.registry} "
-                                             "under this version's tag")
+            elif status in RELEASED:  # released, so it must be in the registry: say why it is not
+                reason = record.not_pushed or f"not in the registry {settings.registry} under this version's tag"
         attest = record.attest or {}
         if entry["image_id"] and attest.get("image_id") == entry["image_id"]:
             for kind in ("sbom", "provenance"):  # {path (under artifacts/), sha256}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,39 +13,51 @@ import dagster as dg
 
 
 def _git(path: str, *args: str) -> str | None:
-    done = subprocess.run(["git", "-C", path, *args], capture_output=True, text=True, check=False)
+    """git's answer in path (which may be a subfolder of a checkout), or None: not in git, git
+    missing, or no answer within 20 s. Never prompts; a checkout owned by another user is read."""
+    try:
+        done = subprocess.run(["git", "-c", f"safe.directory={Path(path).resolve()}", "-C", path, *args],
+                              capture_output=True, text=True, timeout=20, check=False,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def public_url(url: str) -> str:
-    """A remote URL without the user name or token some clones carry (https://user:token@host/...)."""
+def public_url(url: str) -> str | None:
+    """A remote URL without the user name or token some clones carry (https://user:token@host/...);
+    None for a local path (a clone of a clone), which says nothing to an auditor elsewhere."""
     parts = urlsplit(url)
+    if parts.scheme in ("", "file") and not _SCP_LIKE.match(url):
+        return None
     if parts.scheme and "@" in parts.netloc:
         return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
     return url
 
 
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
+
+
 class GitRepo(dg.ConfigurableResource):
-    """The target repository's git state, for the OCI labels, the manifest and lineage. Only a
-    checkout's root counts: a folder inside another project's checkout is not one."""
+    """The target repository's git state, for the OCI labels, the manifest and lineage. A
+    repository that is a folder of a larger checkout has that checkout's commit."""
 
     path: str
 
-    def _checkout(self) -> bool:
-        return (Path(self.path) / ".git").exists()
-
     def revision(self) -> str | None:
-        """The commit checked out (HEAD), or None when the target is not a git checkout."""
-        return _git(self.path, "rev-parse", "HEAD") if self._checkout() else None
+        """HEAD's commit of the checkout the repository is in (it may be a subfolder of one);
+        None when it is not in git or git is missing."""
+        return _git(self.path, "rev-parse", "HEAD")
 
     def remote_url(self) -> str | None:
-        """The `origin` remote's URL without credentials, or None when there is none."""
-        url = _git(self.path, "remote", "get-url", "origin") if self._checkout() else None
+        """The `origin` remote's URL without credentials, or None when there is none (or it is a
+        local path)."""
+        url = _git(self.path, "remote", "get-url", "origin")
         return public_url(url) if url else None
 
     def commit_time(self) -> str | None:
-        """HEAD's commit time in UTC (RFC 3339, `Z`), or None when the target is not a git checkout."""
-        stamp = _git(self.path, "show", "-s", "--format=%ct", "HEAD") if self._checkout() else None
+        """HEAD's commit time in UTC (RFC 3339, `Z`), or None when the target is not in git."""
+        stamp = _git(self.path, "show", "-s", "--format=%ct", "HEAD")
         if not stamp:
             return None
         return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

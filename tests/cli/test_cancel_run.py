@@ -214,15 +214,22 @@ def test_a_full_working_copy_is_one_line_naming_it(tmp_path, repo, unique_regist
     workdir = tmp_path / "full"
     workdir.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(workdir)], check=True)
+    agent = [*NEXUS_AGENT, "run", "--repo", str(repo), "--workdir", str(workdir), "--registry", unique_registry]
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     try:
-        done = subprocess.run([*NEXUS_AGENT, "run", "--repo", str(repo), "--workdir", str(workdir),
-                               "--registry", unique_registry], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")})
+        done = subprocess.run(agent, capture_output=True, text=True, timeout=300, env=env)
+        text = done.stdout + done.stderr
+        assert done.returncode == 1, text
+        assert "Traceback" not in text and "sqlalchemy" not in text.lower()
+        errors = [line for line in text.splitlines() if " failed: " in line or "ERROR" in line]
+        assert errors == [f"[nexus] step workspace failed: no space left on device: "
+                          f"{workdir}/services/node-svc-001/blob.bin"], text
+        # Nothing half-written is left: the copy went beside the file and is gone.
+        left = [p.name for p in (workdir / "services" / "node-svc-001").iterdir()]
+        assert "blob.bin" not in left and not [n for n in left if n.endswith(".nexus-part")], left
+        # Once there is room (the blob goes), the next run on the same disk completes.
+        (repo / "services" / "node-svc-001" / "blob.bin").unlink()
+        again = subprocess.run(agent, capture_output=True, text=True, timeout=300, env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
     finally:
         subprocess.run(["umount", "-l", str(workdir)], check=False)
-    text = done.stdout + done.stderr
-    assert done.returncode == 1, text
-    assert "Traceback" not in text and "sqlalchemy" not in text.lower()
-    errors = [line for line in text.splitlines() if " failed: " in line or "ERROR" in line]
-    assert errors == [f"[nexus] step workspace failed: no space left on device: "
-                      f"{workdir}/services/node-svc-001/blob.bin"], text

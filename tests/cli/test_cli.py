@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]
 
 
@@ -13,7 +15,7 @@ def _run(args, tmp_path, **env):
     import os
 
     full_env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dh"), **env}
-    return subprocess.run(NEXUS_AGENT + args, capture_output=True, text=True, env=full_env, timeout=120)
+    return subprocess.run(NEXUS_AGENT + args, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def _one_error_line(done):
@@ -44,3 +46,35 @@ def test_no_docker_engine_reachable(tmp_path):
 def test_bad_version_is_refused(tmp_path):
     line = _one_error_line(_run(["run", "--version", "1.0/evil", "--workdir", str(tmp_path / "w")], tmp_path))
     assert "cannot be an image tag" in line
+
+
+@pytest.mark.docker
+def test_named_pipes_in_the_repository_are_named_on_screen_and_never_read(tmp_path, unique_registry,
+                                                                           remove_test_images):
+    """Issue 10, fault 7: `mkfifo REPO/nexus-discovery/docker_ps.json` crashed the workspace step
+    with its cause hidden, and a pipe anywhere else hung the source hash for ever. Now a pipe is
+    never read or copied: a warning names it, the run completes, and the next one has nothing to
+    do. And an invalid compose file is named on screen with its line (fault 10)."""
+    import os
+
+    from nexus_assets.synthetic import generate_monorepo
+
+    repo = tmp_path / "repo"
+    generate_monorepo(repo, 1)
+    (repo / "nexus-discovery").mkdir()
+    pipes = ["nexus-discovery/docker_ps.json", "services/node-svc-001/pipe", ".env"]
+    for rel in pipes:
+        os.mkfifo(repo / rel)
+    (repo / "docker-compose.bad.yml").write_text("services:\n  web:\n    image: nginx\n\tports: []\n")
+    args = ["run", "--repo", str(repo), "--workdir", str(tmp_path / "w"), "--registry", unique_registry]
+    first = _run(args, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Traceback" not in first.stdout + first.stderr
+    for rel in pipes:
+        assert (f"[nexus] WARNING {rel} (named pipe): not a regular file; not copied into the working "
+                "copy") in first.stdout, first.stdout
+    assert "built node-svc-001" in first.stdout
+    # An invalid compose file is named on screen with its line, not only counted (fault 10).
+    assert "[nexus] WARNING docker-compose.bad.yml:4 invalid YAML" in first.stdout, first.stdout
+    second = _run(args, tmp_path)
+    assert second.returncode == 0 and "nothing changed since the last run: no run launched" in second.stdout, second

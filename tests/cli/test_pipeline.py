@@ -176,6 +176,14 @@ def test_a_new_version_retags_a_moved_tag_is_repaired_and_a_removed_image_rebuil
         assert entry["image"].endswith(":1.2.0")
         assert docker_client.images.get(entry["image"]).id == ids[entry["service"]]
 
+    # A new --registry: the same images under the new name, no build (issue 10, fault 2).
+    mirror = dataclasses.replace(newer, registry=f"{settings.registry}/mirror")
+    moved_registry = run_pipeline(mirror)
+    assert moved_registry.ok and moved_registry.built == []
+    for entry in _manifest(mirror)["images"]:
+        assert entry["image"].startswith(f"{settings.registry}/mirror/nexus/")
+        assert docker_client.images.get(entry["image"]).id == ids[entry["service"]]
+
     # Another build moves node-svc-001's tag onto node-svc-002's image.
     moved = f"{settings.registry}/nexus/node-svc-001"
     docker_client.images.get(ids["node-svc-002"]).tag(moved, "1.2.0")

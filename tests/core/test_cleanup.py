@@ -119,7 +119,7 @@ def test_build_timeout_from_env_and_flag(monkeypatch, tmp_path):
         with pytest.raises(ConfigError, match="build timeout must be positive"):
             Settings.from_env(workdir=tmp_path, build_timeout=bad).validate()
     monkeypatch.setenv("NEXUS_BUILD_TIMEOUT", "soon")
-    with pytest.raises(ConfigError, match="NEXUS_BUILD_TIMEOUT must be numbers"):
+    with pytest.raises(ConfigError, match="NEXUS_LOCK_WAIT must be numbers"):
         Settings.from_env()
 
 

@@ -221,3 +221,30 @@ def test_env_reader_never_raises_on_random_text(text):
     assert all(re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) for k in keys)
     assert all(len(v) >= MIN_SECRET_LEN for v in values)
     assert isinstance(masked, str)
+
+
+def test_build_args_carrying_a_secret_and_dockerfile_lines_holding_one():
+    from nexus_assets.core.secrets import secret_build_args, secret_lines
+
+    secrets = secret_values([("DB_PASSWORD", "e2e-db-pass-0192"), ("JWT_SECRET", "auth"), ("NODE_ENV", "production")])
+    args = {"NPM_TOKEN": "literal-tok-1", "SERVICE_PORT": "3001", "NOTE": "prefix-e2e-db-pass-0192", "MODE": "production",
+            "API_KEY": "${API_KEY}", "EMPTY_SECRET": "", "WHO": "auth", "LABEL": "auth-service"}
+    assert secret_build_args(args, secrets) == ["NOTE", "NPM_TOKEN", "WHO"]
+    text = "FROM x\n# e2e-db-pass-0192 in a comment\nRUN echo e2e-db-pass-0192\nCOPY auth-service.js .\nENV W=auth\n"
+    assert secret_lines(text, secrets) == [3, 5]
+
+
+def test_compose_build_arg_with_a_secret_is_left_out_and_its_service_refused(tmp_path):
+    from nexus_assets.core.compose_model import compose_builds
+
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / ".env").write_text('export NPM_TOKEN=npm-planted-tok-5521\nPORT=3001\nKEY="line-one-A1\nline-two-B2"\n')
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  svc:\n    build:\n      context: ./svc\n      args:\n        NPM_TOKEN: ${NPM_TOKEN}\n"
+        "        PORT: ${PORT}\n        NOTE: \"x-line-two-B2\"\n")
+    (build,), _stack, problems = compose_builds(tmp_path)
+    assert build.build_args == {"PORT": "3001"} and build.secret_args == ("NOTE", "NPM_TOKEN")
+    messages = [p["message"] for p in problems]
+    assert len(messages) == 2 and all("carries a secret" in m and "docker history" in m for m in messages)
+    assert not any("npm-planted" in m or "line-two" in m for m in messages)

@@ -52,3 +52,45 @@ def test_the_invocation_that_holds_it_enters_again(tmp_path):
             assert holder_of(tmp_path)["invocation"] == "inv-1"
         with pytest.raises(WorkdirBusyError), workdir_lock(tmp_path, "inv-2", wait_seconds=0):
             pass
+
+
+@pytest.mark.docker
+def test_a_second_nexus_agent_on_one_working_copy_fails_naming_the_first(tmp_path, unique_registry, remove_test_images):
+    """Issue 10, fault 9, with two real `nexus-agent run`: the second builds nothing, waits
+    NEXUS_LOCK_WAIT seconds, then says in one line who holds the working copy (exit 2)."""
+    import random
+
+    from nexus_assets.synthetic import generate_monorepo
+
+    repo, workdir = tmp_path / "repo", tmp_path / "work"
+    generate_monorepo(repo, 1)
+    dockerfile = repo / "services" / "node-svc-001" / "Dockerfile"
+    command = f"sleep {random.randint(100000, 199999)}"
+    dockerfile.write_text(dockerfile.read_text().replace("WORKDIR /app\n", f"WORKDIR /app\nRUN {command}\n", 1))
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1",
+           "NEXUS_LOCK_WAIT": "3"}
+    agent = [sys.executable, "-m", "nexus_assets.cli", "run", "--repo", str(repo), "--workdir", str(workdir),
+             "--registry", unique_registry]
+    first_out = tmp_path / "first.out"
+    with open(first_out, "w") as sink:
+        first = subprocess.Popen(agent, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        log = workdir / "reports" / "build_node-svc-001.log"
+        while not (log.is_file() and command in log.read_text()):
+            assert time.monotonic() < deadline and first.poll() is None, first_out.read_text()
+            time.sleep(0.5)
+        started = time.monotonic()
+        second = subprocess.run(agent, capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2, second
+        assert 3 <= time.monotonic() - started < 60
+        assert "building" not in second.stdout and "Traceback" not in second.stderr
+        (line,) = second.stderr.strip().splitlines()
+        assert line.startswith(f"nexus-agent: error: working copy {workdir} is in use by another run "
+                               f"(pid {first.pid}, invocation "), line
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130, first_out.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()

@@ -92,6 +92,44 @@ def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_p
     assert f"PORT={billing.build_args['SERVICE_PORT']}" in env
 
 
+def test_a_build_arg_carrying_an_env_secret_is_refused_before_the_build_and_logs_stay_masked(
+        tmp_path, docker_client, unique_registry, remove_test_images):
+    """A compose build arg read from .env is refused (docker history would keep its value), naming
+    the arg, never the value; a RUN step that prints an .env value it got another way, and one
+    that fails quoting it, leave *** in the log and the error."""
+    repo = tmp_path / "repo"
+    folder = repo / "services" / "leaky"
+    folder.mkdir(parents=True)
+    (folder / "app.py").write_text("print('ok')\n")
+    (repo / ".env").write_text('export NPM_TOKEN="npm_PlantedSecret_4471"\n# a comment\nAPP_FLAVOUR=plain-literal\n')
+    (repo / "docker-compose.yml").write_text(
+        "services:\n  leaky:\n    build:\n      context: ./services/leaky\n"
+        "      args:\n        NPM_TOKEN: ${NPM_TOKEN}\n        FLAVOUR: vanilla-build\n")
+    dockerfile = folder / "Dockerfile"
+    dockerfile.write_text('FROM python:3.11-slim\nARG NPM_TOKEN\nARG FLAVOUR\n'
+                          'RUN echo "token is $NPM_TOKEN, flavour $FLAVOUR"\n')
+    service = next(s for s in find_services(repo) if s.name == "leaky")
+    assert service.secret_args == ("NPM_TOKEN",) and "NPM_TOKEN" not in service.build_args
+    with pytest.raises(BuildError) as refused:
+        plan_build(service, docker_client, load_base_image_map())
+    assert "NPM_TOKEN" in str(refused.value) and "npm_PlantedSecret_4471" not in str(refused.value)
+
+    # the same value reaching a RUN step another way (here a literal in a fetched script) is masked
+    (repo / "docker-compose.yml").write_text(
+        "services:\n  leaky:\n    build:\n      context: ./services/leaky\n      args:\n        FLAVOUR: vanilla-build\n")
+    (folder / "token.txt").write_text("npm_PlantedSecret_4471\n")
+    dockerfile.write_text('FROM python:3.11-slim\nARG FLAVOUR\nCOPY token.txt /t\n'
+                          'RUN echo "token is $(cat /t), flavour $FLAVOUR" && sh -c "exit 7"\n')
+    service = next(s for s in find_services(repo) if s.name == "leaky")
+    log = tmp_path / "build_leaky.log"
+    with pytest.raises(BuildError) as info:
+        build_image(docker_client, plan_build(service, docker_client, load_base_image_map()),
+                    registry=unique_registry, version="1.0.0", revision=None, source="services/leaky", log_path=log,
+                    secrets=["npm_PlantedSecret_4471"])
+    assert "npm_PlantedSecret_4471" not in str(info.value) + log.read_text()
+    assert "token is ***, flavour vanilla-build" in log.read_text()
+
+
 def test_oci_labels_come_from_the_git_checkout_not_the_path_or_the_clock(tmp_path, docker_client, unique_registry,
                                                                         remove_test_images):
     repo = tmp_path / "repo"
