@@ -10,10 +10,11 @@ import os
 
 import dagster as dg
 
+from nexus_assets.attest.assets import evidence_pack, evidence_pack_verifies, provenance_assets, sbom_assets
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, RELEASE_DOCS
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
@@ -57,21 +58,23 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     def asset_graph():
         return built["defs"].resolve_asset_graph()
 
-    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph),
+    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph), evidence_pack,
                     compliance_report_asset(asset_graph), deployment_package_asset(asset_graph),
-                    # the release follows the manifest and the documents it attaches, and reads their gates
-                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS], names),
+                    # the release follows the manifest, the documents it attaches and the evidence
+                    # pack, and reads their gates
+                    verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS, EVIDENCE_PACK], names),
                     deployment_report_asset(names)]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
-                                        registry=settings.registry, version=settings.version, publisher=PUBLISHER)]
+                                        registry=settings.registry, version=settings.version, publisher=PUBLISHER),
+                   sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
     if base_names:
         assets.append(base_image_assets(base_names))
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
-                      deployment_package_verifies],
+                      deployment_package_verifies, evidence_pack_verifies],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
@@ -82,7 +85,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                                 build_timeout=settings.build_timeout, version_auto=settings.version_auto),
+                                 build_timeout=settings.build_timeout, version_auto=settings.version_auto,
+                                 signing_key=settings.signing_key or ""),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

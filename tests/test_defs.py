@@ -27,7 +27,7 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
     assert defs.resolve_sensor_def("repo_change_sensor") is not None
     manifest = graph.get(dg.AssetKey("artifacts_manifest"))
     assert set(manifest.parent_keys) == {dg.AssetKey("tagged_images"), dg.AssetKey("pushed_images"),
-                                         dg.AssetKey("e2e_tests")}
+                                         dg.AssetKey("e2e_tests"), dg.AssetKey("attestations")}
     pushed = graph.get(dg.AssetKey("pushed_images"))
     assert {dg.AssetKey(["pushed", s]) for s in sample_services} <= set(pushed.parent_keys)
     for service in sample_services:  # per-service lineage and staleness: the push follows its image
@@ -35,7 +35,8 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
         assert set(push.parent_keys) == {dg.AssetKey(["image", service])} and push.group_name == "release"
     release = graph.get(dg.AssetKey("verified_release"))
     assert set(release.parent_keys) == {dg.AssetKey(k) for k in ("artifacts_manifest", "compliance_report",
-                                                                  "deployment_package")}
+                                                                  "deployment_package", "evidence_pack")}
+    assert dg.AssetKey("compliance_report") in graph.get(dg.AssetKey("evidence_pack")).parent_keys
     assert set(graph.get(dg.AssetKey("deployment_report")).parent_keys) == {dg.AssetKey("verified_release"),
                                                                            dg.AssetKey("artifacts_manifest")}
     assert release.group_name == "release"
@@ -50,6 +51,12 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
         assert any(p.startswith("base_image/") for p in parents), parents
         assert image.code_version and image.code_version.startswith("recipe-")
         assert graph.get(dg.AssetKey(["source", service])).is_observable
+        # Each SBOM depends on its own image only, each provenance on its own push and SBOM:
+        # staleness stays per service although one step makes them all.
+        assert set(graph.get(dg.AssetKey(["sbom", service])).parent_keys) == {dg.AssetKey(["image", service])}
+        assert set(graph.get(dg.AssetKey(["provenance", service])).parent_keys) == {
+            dg.AssetKey(["pushed", service]), dg.AssetKey(["sbom", service])}
+    assert dg.AssetKey("attestations") in set(graph.get(dg.AssetKey("evidence_pack")).parent_keys)
 
 
 def test_definitions_load_without_an_engine_and_without_waiting(tmp_path, monkeypatch):

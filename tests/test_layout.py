@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nexus_assets"
 STAGES = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "publish", "release", "compliance",
-          "package", "deploy", "automation", "cli"}
+          "package", "deploy", "automation", "cli", "attest"}
 SHARED = {"core", "resources"}
 MAX_LINES = 400
 

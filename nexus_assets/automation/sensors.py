@@ -16,7 +16,7 @@ import dagster as dg
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.hashing import tree_hash
-from nexus_assets.core.keys import AFTER_IMAGES, INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, pushed_key
+from nexus_assets.core.keys import INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, after_images, pushed_key
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge
 from nexus_assets.core.services import build_services
 from nexus_assets.resources import DockerEngine, NexusConfig
@@ -64,7 +64,8 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     if not images and not prepare:
         return None, new_cursor, notes
     pushes = [pushed_key(k.path[-1]) for k in images if asset_graph.has(pushed_key(k.path[-1]))]
-    keys = [*PREPARE_KEYS, *images, *pushes, *AFTER_IMAGES] if images else [*PREPARE_KEYS]
+    after = [k for k in after_images([s.name for s in services]) if asset_graph.has(k) and asset_graph.get(k).is_executable]
+    keys = [*PREPARE_KEYS, *images, *pushes, *after] if images else [*PREPARE_KEYS]
     if prepare:
         notes.append("repository content changed")
     request = dg.RunRequest(

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.settings import Settings
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+    text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
+    cmd = sub.add_parser("verify", help=text, description=text)
+    cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
+    cmd.add_argument("--public-key", help="the ed25519 public key (PEM; default WORKDIR/artifacts/signing_key.pub)")
+    cmd.add_argument("--offline", action="store_true", help="do not ask the registry (signatures and checksums only)")
     return parser
 
 
@@ -59,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_then_interrupt)
     settings = None
+    if args.command == "verify":
+        from nexus_assets.cli.verify import verify
+
+        workdir = Settings.from_env(workdir=args.workdir).workdir
+        return verify(workdir, Path(args.public_key) if args.public_key else None, registry=not args.offline)
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,

@@ -22,6 +22,8 @@ from nexus_assets.core.fileio import read_json
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
     AFTER_IMAGES,
+    ATTESTATIONS,
+    EVIDENCE_PACK,
     FORCE_TAG,
     INVOCATION_TAG,
     ORIGIN_TAG,
@@ -29,6 +31,7 @@ from nexus_assets.core.keys import (
     RELEASE_KEYS,
     VERIFIED_RELEASE,
     WORKSPACE,
+    after_images,
     image_key,
     pushed_key,
 )
@@ -210,7 +213,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         _say_release(settings)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *AFTER_IMAGES,
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
                     *RELEASE_KEYS], instance, tags, summary, settings)
 
     # Scaffolding may just have made services the loaded definitions cannot know.
@@ -224,10 +227,17 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             fresh = sorted(set(stale) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
             # the release waited for these services (verified_release defers when the graph lacks one)
-            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *AFTER_IMAGES, *RELEASE_KEYS],
+            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *_after(defs, known | new),
+                            *RELEASE_KEYS],
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     return summary
+
+
+def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
+    """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
+    graph = defs.resolve_asset_graph()
+    return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
 
 
 def stale_pushes(defs: dg.Definitions, instance: dg.DagsterInstance, names: list[str],
@@ -274,7 +284,11 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing but the release."""
     if latest_data_versions(instance, [WORKSPACE], verdict.records).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES), verdict.records):
+    # The aggregates only: a service that never built or was never pushed has no SBOM or provenance,
+    # and is no reason to run again while nothing it is made from changes.
+    graph = defs.resolve_asset_graph()
+    after = [k for k in (*AFTER_IMAGES, ATTESTATIONS, EVIDENCE_PACK) if graph.has(k) and graph.get(k).is_executable]
+    if stale_images(graph, instance, after, verdict.records):
         return False
     return _tags_point_at_recorded_images(settings, verdict)
 

@@ -17,6 +17,10 @@ COMPLIANCE_REPORT = dg.AssetKey("compliance_report")
 DEPLOYMENT_PACKAGE = dg.AssetKey("deployment_package")
 VERIFIED_RELEASE = dg.AssetKey("verified_release")
 DEPLOYMENT_REPORT = dg.AssetKey("deployment_report")
+# Every service's SBOM and signed provenance in one record, always produced by the attest step so
+# that what follows it (the manifest) never waits on a service whose image or push failed.
+ATTESTATIONS = dg.AssetKey("attestations")
+EVIDENCE_PACK = dg.AssetKey("evidence_pack")
 PREPARE_KEYS = (WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES)
 # What follows the images in every run that built or retagged one.
 # The release documents made from the manifest come last: each is remade only when Dagster holds
@@ -40,6 +44,17 @@ def pushed_key(service_name: str) -> dg.AssetKey:
     return dg.AssetKey(["pushed", service_name])
 
 
+def sbom_key(service_name: str) -> dg.AssetKey:
+    """sbom/<service>: the CycloneDX SBOM of one service's image (artifacts/sbom/<service>.cdx.json)."""
+    return dg.AssetKey(["sbom", service_name])
+
+
+def provenance_key(service_name: str) -> dg.AssetKey:
+    """provenance/<service>: the signed SLSA provenance of one pushed image
+    (artifacts/provenance/<service>.intoto.jsonl)."""
+    return dg.AssetKey(["provenance", service_name])
+
+
 def source_key(service_name: str) -> dg.AssetKey:
     """source/<service>: what one service's image is built from (observed, not built)."""
     return dg.AssetKey(["source", service_name])
@@ -48,6 +63,15 @@ def source_key(service_name: str) -> dg.AssetKey:
 def base_image_key(name: str) -> dg.AssetKey:
     """base_image/<name>: a base image in the engine, its data version the image id."""
     return dg.AssetKey(["base_image", *[part for part in _key_safe(name).split("/") if part]])
+
+
+def after_images(names: list[str]) -> list[dg.AssetKey]:
+    """Every key that follows the images in a run that built or retagged one: AFTER_IMAGES, and
+    per service its SBOM and provenance, the attestations and the evidence pack (the pushes are
+    chosen apart: only images that passed their tests are pushed). Callers keep those their
+    asset graph can execute."""
+    per_service = [k(n) for n in names for k in (sbom_key, provenance_key)]
+    return [*AFTER_IMAGES, *per_service, ATTESTATIONS, EVIDENCE_PACK]
 
 
 def _key_safe(name: str) -> str:

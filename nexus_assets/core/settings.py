@@ -27,6 +27,9 @@ class Settings:
     # None: docker-compose.yml, else the first compose file by name (core.compose_model).
     compose_file: str | None = None
     build_timeout: float = 1800.0  # seconds per image build; a build still running is stopped and fails alone
+    # The ed25519 private key that signs provenance (NEXUS_SIGNING_KEY); None: WORKDIR/.nexus-signing/ed25519.pem,
+    # made on first use. Its path is a setting; the key itself never leaves that file.
+    signing_key: str | None = None
     lock_wait: float = 60.0  # seconds a second nexus-agent waits for the working copy before failing
     # True when no version was given (--version, VERSION): version is then the next patch after
     # the target's last verified_release_vX.Y.Z tag (core.release_version.auto_version).
@@ -41,15 +44,20 @@ class Settings:
         return self.workdir / "artifacts"
 
     @property
+    def signing_key_path(self) -> Path:
+        """The private key that signs provenance: NEXUS_SIGNING_KEY, else under the working copy."""
+        return Path(self.signing_key).expanduser() if self.signing_key else self.workdir / ".nexus-signing" / "ed25519.pem"
+
+    @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.workdir / ".dagster_home")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
-        NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT;
-        keyword overrides (from flags) win when not None. Without a version (flag or VERSION),
-        the next patch after the target's last verified_release tag (1.0.0 for the first)."""
+        NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
+        NEXUS_SIGNING_KEY; keyword overrides (from flags) win when not None. Without a version (flag
+        or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         try:
             max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
@@ -69,6 +77,7 @@ class Settings:
             compose_file=env.get("NEXUS_COMPOSE_FILE") or None,
             build_timeout=build_timeout,
             lock_wait=lock_wait,
+            signing_key=env.get("NEXUS_SIGNING_KEY") or None,
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):

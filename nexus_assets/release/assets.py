@@ -11,6 +11,7 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
+    ATTESTATIONS,
     DEPLOYMENT_REPORT,
     E2E_TESTS,
     PUSHED_IMAGES,
@@ -76,6 +77,7 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     instance = context.instance
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
+    attested = (_latest_metadata(instance, ATTESTATIONS) or {}).get("services") or {}
     known = AssetRecords(instance)  # one query per kind of key, shared with the staleness verdict
     stale = stale_images(graph, instance, [image_key(n) for n in names], known)
     images = _last(known, [image_key(n) for n in names])
@@ -89,7 +91,8 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
             name=name, last=metadata, stale=stale.get(image_key(name)), tagged=rows.get(name),
             # a build that failed after the last image was made: its failure observation is newer
             failure=_newer_observation(observed, image_key(name), storage_id, "failed"),
-            pushed=pushed, not_pushed=_newer_observation(observed, pushed_key(name), push_id, "not_pushed"),
+            pushed=pushed, attest=attested.get(name),
+            not_pushed=_newer_observation(observed, pushed_key(name), push_id, "not_pushed"),
             events={"built_at": image_event.get("at"), "image_run_id": image_event.get("run_id"),
                     "pushed_at": push_event.get("at"), "push_run_id": push_event.get("run_id")}))
     return records
@@ -98,7 +101,7 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
 def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS],
+        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image of every service, its local image id, "
                     "registry digest and tags, its sources, base images (and substitutions), test results and "

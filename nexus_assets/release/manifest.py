@@ -26,6 +26,7 @@ class ServiceRecord:
     failure: str | None  # reason of a build that failed after that materialization
     stale: str | None  # Dagster's stale or missing reason, None when fresh
     tagged: dict | None  # the tagged_images row: image id and tags now in the engine
+    attest: dict | None = None  # the attestations row: SBOM and signed provenance of the image it names
     pushed: dict | None = None  # metadata of the newest pushed/<service> materialization
     not_pushed: str | None = None  # reason of a push that did not happen after that one
     events: dict = field(default_factory=dict)  # image/push run ids and times
@@ -102,6 +103,11 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                               "pushed_at": record.events.get("pushed_at")})
             elif status in RELEASED:  # released, so it must be in the registry: say why it is not
                 reason = record.not_pushed or f"not in the registry {settings.registry} under this version's tag"
+        attest = record.attest or {}
+        if entry["image_id"] and attest.get("image_id") == entry["image_id"]:
+            for kind in ("sbom", "provenance"):  # {path (under artifacts/), sha256}
+                if attest.get(kind) and (kind == "sbom" or attest[kind].get("digest") == entry["digest"]):
+                    entry[kind] = {"path": attest[kind]["path"], "sha256": attest[kind]["sha256"]}
         if reason:
             problems.append({"service": record.name, "status": status if status != "current" else "not_pushed",
                              "reason": reason})

@@ -14,7 +14,8 @@ Status = Literal["current", "tests_failed", "stale", "failed", "never_built", "i
 class ArtifactRef(ReportModel):
     """A file released with an image (its SBOM, its signed provenance statement)."""
 
-    path: str = Field(description="Path of the file, relative to the working copy.")
+    path: str = Field(description="Path of the file relative to artifacts/ (and to the evidence pack), e.g. "
+                                  "sbom/<service>.cdx.json.")
     sha256: str = Field(description="sha256 of the file's bytes, hex.")
 
 

@@ -25,7 +25,8 @@ from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
-GENERATED = ("reports", "artifacts", "output", ".dagster_home", STATE_FILE)
+# ".nexus-signing" holds the default signing key (attest.signing): never removed by a sync.
+GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", STATE_FILE)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ from nexus_assets.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 AFTER = {"tagged_images", "pushed_images", "e2e_tests", "artifacts_manifest"}
+# The attest steps hold every service (their graph cannot be subset): all SBOMs and statements,
+# of which they make again only what is stale.
+ATTEST = {"sbom/node-svc-001", "sbom/node-svc-002", "provenance/node-svc-001", "provenance/node-svc-002",
+          "attestations", "evidence_pack"}
 PREPARE = {"workspace", "discovery_parsed", "discrepancy_report", "scaffolded_services"}
 
 
@@ -53,7 +57,7 @@ def test_sensor_requests_only_what_changed_and_a_revert(built):
     server.write_text(original + "\n// changed\n")
     request, _, cursor = _tick(settings, instance, cursor)
     assert request is not None and request.job_name == "nexus_pipeline"
-    assert _keys(request) == PREPARE | AFTER | {"image/node-svc-002", "pushed/node-svc-002"}
+    assert _keys(request) == PREPARE | AFTER | ATTEST | {"image/node-svc-002", "pushed/node-svc-002"}
     assert request.tags["nexus/origin"] == "sensor" and request.tags["nexus/invocation"]
     again, skip, cursor = _tick(settings, instance, cursor)
     assert again is None, "the same versions are requested once"

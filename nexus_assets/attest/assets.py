@@ -1,0 +1,258 @@
+"""The attest stage in Dagster: sbom/<service> after each image, provenance/<service> after each
+push, `attestations` (every service's SBOM and signed provenance, in one record the manifest
+reads) and the evidence pack after the manifest.
+
+Why graphs with one fan-in op: a service whose image failed yields no image/<service>, and Dagster
+skips every step with an input whose producer yielded nothing, so one SBOM step over plain deps
+would be skipped for every service. A fan-in input is skipped only when all its sources are
+missing; each asset still depends on its own service only (internal_asset_deps), so Dagster's
+staleness stays per service. Dagster cannot subset a graph whose op fans its inputs in, so each
+step always holds every service and makes again only what is stale in Dagster's records (no
+SBOM for the current image, another code version, a file changed or gone), or all of it in a run
+tagged nexus/force=true."""
+
+
+import os
+import re
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import dagster as dg
+
+from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
+from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
+from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
+from nexus_assets.attest.steps import file_intact, latest_records, masked_build_args, write_provenance, write_sbom
+from nexus_assets.core.evidence_check import CheckFailed, check_folder
+from nexus_assets.core.fileio import write_atomic
+from nexus_assets.core.hashing import json_version
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    ATTESTATIONS,
+    COMPLIANCE_REPORT,
+    EVIDENCE_PACK,
+    FORCE_TAG,
+    TAGGED_IMAGES,
+    image_key,
+    provenance_key,
+    pushed_key,
+    sbom_key,
+)
+from nexus_assets.core.lineage import may_be_stale
+from nexus_assets.core.services import build_services
+
+SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
+PROVENANCE_VERSION = "provenance-1"
+EVIDENCE_DIR = "evidence"  # under artifacts/
+
+
+def _name(prefix: str, service: str) -> str:
+    """An op output or input name for a service (names allow letters, digits and _ only)."""
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', service)}_{zlib.crc32(service.encode()):08x}"
+
+
+def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.AssetKey], artifacts, records) -> list[str]:
+    """The services whose asset Dagster could hold stale or missing, or whose file changed."""
+    if context.run.tags.get(FORCE_TAG) == "true":
+        return sorted(keys)
+    stale = set(may_be_stale(asset_graph(), context.instance, list(keys.values())))
+    return sorted(n for n, key in keys.items()
+                  if key in stale or not file_intact(artifacts, records.get(key, None) and records[key].metadata))
+
+
+def _output(name: str, version: str, metadata: dict) -> dg.Output:
+    """An op output with its data version (a beta parameter of Output: the graph-backed steps need it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(None, name, data_version=dg.DataVersion(version), metadata=metadata)
+
+
+def _untagged(reference: str) -> str:
+    """REGISTRY/nexus/svc:1.0.0 -> REGISTRY/nexus/svc: the SBOM names the image, not one release of it."""
+    name, sep, tag = reference.rpartition(":")
+    return name if sep and "/" not in tag else reference
+
+
+def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
+    """sbom/<service> for every service, one step: each image's packages as the image records them."""
+    outs = {_name("sbom", n): n for n in names}
+
+    @dg.op(name="make_sboms", ins={"images": dg.In(dg.Nothing)},
+           out={o: dg.Out(dg.Nothing, is_required=False) for o in outs},
+           required_resource_keys={"nexus", "docker_engine"})
+    def make_sboms(context: dg.OpExecutionContext):
+        settings = context.resources.nexus.settings()
+        artifacts = settings.artifacts
+        keys = {n: sbom_key(n) for n in names}
+        records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)])
+        todo = []
+        for name in _to_make(context, asset_graph, keys, artifacts, records):
+            image = records.get(image_key(name))
+            if image is None or not image.metadata.get("image_id"):
+                context.log.info(f"sbom/{name}: no image built yet, no SBOM")
+            else:
+                todo.append((name, image.metadata))
+        context.log.info(f"making {len(todo)} SBOM(s); {len(names) - len(todo)} current or without an image")
+
+        def one(job):
+            name, image = job
+            client = context.resources.docker_engine.client()
+            try:
+                return name, write_sbom(client, name, str(image["image_id"]), _untagged(str(image.get("image") or name)),
+                                        artifacts), None
+            except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the others' SBOMs
+                return name, None, f"{type(exc).__name__}: {exc}"
+            finally:
+                client.close()
+
+        with ThreadPoolExecutor(max_workers=max(1, settings.max_parallel)) as pool:
+            for name, made, error in pool.map(one, todo):
+                if made is None:
+                    context.log.error(f"sbom/{name} FAILED: {error}")
+                    continue
+                context.log.info(f"sbom/{name}: {made['components']} components {made['by_ecosystem']}")
+                yield _output(_name("sbom", name), made["sha256"][:24],
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+
+    @dg.graph(name="sboms", ins={_name("image", n): dg.GraphIn() for n in names},
+              out={o: dg.GraphOut() for o in outs})
+    def sboms(**images):
+        return make_sboms(images=list(images.values()))
+
+    return dg.AssetsDefinition.from_graph(
+        sboms,
+        keys_by_input_name={_name("image", n): image_key(n) for n in names},
+        keys_by_output_name={o: sbom_key(n) for o, n in outs.items()},
+        internal_asset_deps={o: {image_key(n)} for o, n in outs.items()},
+        code_versions_by_output_name=dict.fromkeys(outs, SBOM_VERSION),
+        group_name="attest",
+        descriptions_by_output_name={o: f"artifacts/sbom/{n}.cdx.json: CycloneDX SBOM of image/{n}, the OS packages "
+                                        "and language packages the image records" for o, n in outs.items()},
+    )
+
+
+def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
+    return BuildFacts(
+        service=name, repo_digest=str(pushed["repo_digest"]), digest=str(pushed["digest"]),
+        image_id=str(image.metadata["image_id"]), tag=str(pushed.get("tag") or ""), image_run_id=image.run_id,
+        finished_at=image.timestamp, build_seconds=float(image.metadata.get("build_seconds") or 0.0),
+        source_hash=str(image.metadata.get("source_hash") or ""), tree_hash=str(image.metadata.get("tree_hash") or ""),
+        service_path=str(image.metadata.get("service_path") or (service.folder if service else "") or ""),
+        base_images=list(image.metadata.get("base_images") or []), labels=dict(image.metadata.get("labels") or {}),
+        build_args=masked_build_args(service, repo, names) if service else {},
+        source_location=repo.absolute().as_uri(),
+    )
+
+
+def provenance_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
+    """provenance/<service> for every service and `attestations`, one step."""
+    outs = {_name("provenance", n): n for n in names}
+
+    @dg.op(name="sign_provenance", ins={"ready": dg.In(dg.Nothing)},
+           out={**{o: dg.Out(dg.Nothing, is_required=False) for o in outs}, "attestations": dg.Out(dg.Nothing)},
+           required_resource_keys={"nexus"})
+    def sign_provenance(context: dg.OpExecutionContext):
+        settings = context.resources.nexus.settings()
+        artifacts = settings.artifacts
+        key, made_now = load_or_create_key(settings.signing_key_path)
+        if made_now:
+            context.log.info(f"made a new signing key {settings.signing_key_path} (key id {signing_key_id(key)[:16]})")
+        write_atomic(artifacts / "signing_key.pub", public_pem(key))
+        keys = {n: provenance_key(n) for n in names}
+        records = latest_records(context.instance, [*keys.values(), *(k(n) for n in names
+                                                                      for k in (image_key, sbom_key, pushed_key))])
+        services = {s.name: s for s in build_services(settings)}
+        builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
+        stale = set(_to_make(context, asset_graph, keys, artifacts, records))
+        summary: dict[str, dict] = {}
+        for name in names:
+            image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))
+            current = image.metadata.get("image_id") if image else None
+            entry: dict = {}
+            if sbom and sbom.metadata.get("image_id") == current and file_intact(artifacts, sbom.metadata):
+                entry["sbom"] = {"path": sbom.metadata["relpath"], "sha256": sbom.metadata["sha256"],
+                                 "components": sbom.metadata.get("components")}
+            if not pushed or not current or pushed.metadata.get("image_id") != current:
+                entry["reason"] = "the current image is not pushed" if current else "no image built"
+            elif "sbom" not in entry:
+                entry["reason"] = "no SBOM of the current image"
+            elif name in stale:
+                facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
+                made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
+                                        artifacts, builder_id=builder, run_id=context.run_id)
+                context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
+                yield _output(_name("provenance", name), made["sha256"][:24],
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
+            prov = records.get(provenance_key(name))
+            if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
+                    "path": prov.metadata.get("relpath"), "sha256": prov.metadata.get("sha256")}) \
+                    and prov.metadata.get("digest") == pushed.metadata.get("digest"):
+                entry["provenance"] = {"path": prov.metadata["relpath"], "sha256": prov.metadata["sha256"],
+                                       "digest": prov.metadata["digest"]}
+            entry["image_id"] = current
+            summary[name] = entry
+        signed = sum(1 for e in summary.values() if "provenance" in e)
+        context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
+        yield _output("attestations", json_version(summary),
+                      {"services": dg.MetadataValue.json(summary), "signed": signed, "key_id": signing_key_id(key),
+                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub"))})
+
+    ins = {**{_name("pushed", n): n for n in names}, **{_name("sbom", n): n for n in names}}
+
+    @dg.graph(name="provenance", ins={**{i: dg.GraphIn() for i in ins}, "tagged_images": dg.GraphIn()},
+              out={**{o: dg.GraphOut() for o in outs}, "attestations": dg.GraphOut()})
+    def provenance(**ready):
+        return sign_provenance(ready=list(ready.values()))
+
+    keys_in = {i: (pushed_key(n) if i.startswith("pushed_") else sbom_key(n)) for i, n in ins.items()}
+    return dg.AssetsDefinition.from_graph(
+        provenance,
+        keys_by_input_name={**keys_in, "tagged_images": TAGGED_IMAGES},
+        keys_by_output_name={**{o: provenance_key(n) for o, n in outs.items()}, "attestations": ATTESTATIONS},
+        internal_asset_deps={**{o: {pushed_key(n), sbom_key(n)} for o, n in outs.items()},
+                             "attestations": {TAGGED_IMAGES, *keys_in.values()}},
+        code_versions_by_output_name={**dict.fromkeys(outs, PROVENANCE_VERSION), "attestations": PROVENANCE_VERSION},
+        group_name="attest",
+        descriptions_by_output_name={
+            **{o: f"artifacts/provenance/{n}.intoto.jsonl: SLSA provenance of pushed/{n} (in-toto statement, "
+                  "DSSE envelope signed ed25519)" for o, n in outs.items()},
+            "attestations": "Every service's SBOM and signed provenance (paths, sha256, key id): what the manifest "
+                            "lists. Always made, so the manifest never waits on a service that failed."},
+    )
+
+
+@dg.asset(key=EVIDENCE_PACK, deps=[ARTIFACTS_MANIFEST, ATTESTATIONS, COMPLIANCE_REPORT], group_name="attest",
+          kinds={"folder"},
+          required_resource_keys={"nexus"},
+          description="artifacts/evidence/: the manifest, SBOMs, signed provenance, public key, compliance report and "
+                      "a standalone verify.py, with signed SHA256SUMS: what an auditor takes away.")
+def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = context.resources.nexus.settings()
+    key, _ = load_or_create_key(settings.signing_key_path)
+    folder = settings.artifacts / EVIDENCE_DIR
+    pdf = newest_compliance_report(settings.reports)
+    listed = build_evidence_pack(settings.artifacts, folder, key, pdf)
+    context.log.info(f"evidence pack {folder}: {len(listed)} files" + ("" if pdf else " (no compliance report yet)"))
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(json_version(listed)),
+        metadata={"path": dg.MetadataValue.path(str(folder)), "files": len(listed),
+                  "compliance_report": pdf.name if pdf else "", "key_id": signing_key_id(key),
+                  "sha256sums": dg.MetadataValue.json(listed)})
+
+
+@dg.asset_check(asset=EVIDENCE_PACK, blocking=True, required_resource_keys={"nexus"},
+                description="Gate: every signature, digest and checksum in the evidence pack verifies offline.")
+def evidence_pack_verifies(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    folder = context.resources.nexus.settings().artifacts / EVIDENCE_DIR
+    try:
+        verdicts = check_folder(folder)
+    except CheckFailed as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc))
+    failed = [v.line() for v in verdicts if not v.passed]
+    shown = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more (nexus-agent verify lists them)"
+                                     if len(failed) > 5 else "")
+    return dg.AssetCheckResult(passed=not failed,
+                               description="every check passed" if not failed else f"{len(failed)} failed: {shown}",
+                               metadata={"checked": len(verdicts), "failed": len(failed)})

@@ -1,0 +1,108 @@
+"""The work of the attest stage for one service, apart from Dagster: write its SBOM, write its
+signed provenance, and read what Dagster recorded about its image, push and SBOM."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import metadata as distributions
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nexus_assets.attest.image_files import read_image_files
+from nexus_assets.attest.provenance import BuildFacts, build_statement, envelope_line, statement_bytes
+from nexus_assets.attest.sbom import image_packages, make_bom_json
+from nexus_assets.attest.signing import sign_envelope, signing_key_id
+from nexus_assets.core.evidence_check import PAYLOAD_TYPE
+from nexus_assets.core.fileio import write_atomic
+from nexus_assets.core.secrets import mask_tree, read_env_files, secret_values
+from nexus_assets.core.services import Service
+
+
+def tool_versions() -> dict[str, str]:
+    """The versions of what makes and signs the evidence (the builder's own version)."""
+    found = {}
+    for name in ("nexus-assets", "dagster", "docker", "cyclonedx-python-lib", "cryptography"):
+        try:
+            found[name] = distributions.version(name)
+        except distributions.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def sbom_relpath(service: str) -> str:
+    return f"sbom/{service}.cdx.json"
+
+
+def provenance_relpath(service: str) -> str:
+    return f"provenance/{service}.intoto.jsonl"
+
+
+@dataclass(frozen=True)
+class Record:
+    """The newest materialization of one asset: plain metadata, the run that made it, when."""
+
+    metadata: dict
+    run_id: str
+    timestamp: float
+
+
+def latest_records(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, Record]:
+    """The newest materialization of each key that has one (one query for all)."""
+    found = {}
+    for record in instance.get_asset_records(keys):
+        entry = record.asset_entry.last_materialization
+        materialization = entry.asset_materialization if entry else None
+        if entry is not None and materialization is not None:
+            plain = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            found[record.asset_entry.asset_key] = Record(plain, entry.run_id, entry.timestamp)
+    return found
+
+
+def write_sbom(client: Any, service: str, image_id: str, image_name: str, artifacts: Path) -> dict:
+    """Read the image's package records, write artifacts/sbom/<service>.cdx.json, and say what it holds."""
+    files = read_image_files(client, image_id)
+    packages = image_packages(files)
+    document = make_bom_json(service, image_name, files, packages, tool_versions()["nexus-assets"]).encode("utf-8")
+    relpath = sbom_relpath(service)
+    write_atomic(artifacts / relpath, document)
+    kinds: dict[str, int] = {}
+    for package in packages:
+        kinds[package.kind] = kinds.get(package.kind, 0) + 1
+    return {"path": relpath, "sha256": hashlib.sha256(document).hexdigest(), "components": len(packages),
+            "by_ecosystem": dict(sorted(kinds.items())), "image_id": files.image_id,
+            "os_database": "dpkg" if files.dpkg_status else "apk" if files.apk_installed else "none"}
+
+
+def masked_build_args(service: Service, repo: Path, public_names: list[str]) -> dict[str, str]:
+    """The service's build args with every value that may be a secret replaced by ***: the
+    repository's .env values, values of secret-looking keys, anything shaped like a credential."""
+    _, pairs = read_env_files(repo)
+    secrets = secret_values([*pairs, *service.build_args.items()], public_names)
+    return mask_tree(dict(service.build_args), secrets)
+
+
+def write_provenance(key: Ed25519PrivateKey, facts: BuildFacts, sbom: dict, artifacts: Path, *,
+                     builder_id: str, run_id: str) -> dict:
+    """Sign the statement of one image into a DSSE envelope, write it as one JSON line to
+    artifacts/provenance/<service>.intoto.jsonl, and say what was signed."""
+    statement = build_statement(facts, sbom_path=sbom["path"], sbom_sha256=sbom["sha256"], builder_id=builder_id,
+                                attest_run_id=run_id, versions=tool_versions())
+    envelope = sign_envelope(key, PAYLOAD_TYPE, statement_bytes(statement))
+    data = envelope_line(envelope)
+    relpath = provenance_relpath(facts.service)
+    write_atomic(artifacts / relpath, data)
+    return {"path": relpath, "sha256": hashlib.sha256(data).hexdigest(), "subject": facts.repo_digest,
+            "digest": facts.digest, "image_id": facts.image_id, "key_id": signing_key_id(key),
+            "sbom_sha256": sbom["sha256"], "built_by_run": facts.image_run_id}
+
+
+def file_intact(artifacts: Path, recorded: dict | None) -> bool:
+    """Whether the file a record names is still there with the recorded sha256."""
+    if not recorded or not recorded.get("path"):
+        return False
+    path = artifacts / str(recorded["path"])
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == recorded.get("sha256")

@@ -1,0 +1,75 @@
+"""`nexus-agent verify`: are the released images what the signed evidence says?
+
+For every image in WORKDIR/artifacts/artifacts_manifest.json: the provenance envelope's signature
+with the public key (artifacts/signing_key.pub, or --public-key), the signed subject against the
+manifest's registry digest, the SBOM's sha256 against the manifest and the signed statement
+(core.evidence_check, the same code the evidence pack ships as verify.py), and then the registry
+itself: the signed digest exists there, and the release tag still points at it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
+from nexus_assets.core.fileio import read_json
+from nexus_assets.core.registry_http import RegistryError, manifest_digest
+
+
+def _reference(entry: dict) -> tuple[str, str, str] | None:
+    """(registry, repository, tag) of a manifest entry, from its repo_digest and tag."""
+    repo_digest = entry.get("repo_digest") or ""
+    if "@" not in repo_digest or "/" not in repo_digest:
+        return None
+    name = repo_digest.split("@", 1)[0]
+    registry, repository = name.split("/", 1)
+    tag = str(entry.get("tag") or entry.get("image") or "")
+    if "/" in tag or ":" in tag.rsplit("/", 1)[-1]:
+        tag = tag.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return registry, repository, tag
+
+
+def check_registry(entry: dict, verdict: Verdict) -> None:
+    """The signed digest is in the registry, and the release tag points at it."""
+    reference = _reference(entry)
+    digest = entry.get("digest") or ""
+    if reference is None:
+        verdict.fail(f"the manifest gives no registry name for this image (repo_digest {entry.get('repo_digest')!r})")
+        return
+    registry, repository, tag = reference
+    try:
+        by_digest = manifest_digest(registry, repository, digest)
+        by_tag = manifest_digest(registry, repository, tag) if tag else None
+    except RegistryError as exc:
+        verdict.fail(str(exc))
+        return
+    if by_digest != digest:
+        verdict.fail(f"registry {registry} has no manifest {repository}@{digest}")
+    elif tag and by_tag != digest:
+        verdict.fail(f"registry tag {registry}/{repository}:{tag} points at {by_tag or 'nothing'}, "
+                     f"not the signed {digest}")
+    else:
+        verdict.notes.append(f"registry has it{f' under {tag}' if tag else ''}")
+
+
+def verify(workdir: Path, public_key: Path | None = None, *, registry: bool = True) -> int:
+    """Print a verdict per image and a last line; 0 when every check passed, 1 otherwise."""
+    artifacts = workdir / "artifacts"
+    try:
+        verdicts = check_folder(artifacts, public_key)
+    except CheckFailed as exc:
+        print(f"FAIL {exc}")
+        print("NOT VERIFIED")
+        return 1
+    if registry:
+        entries = {e.get("service"): e for e in read_json(artifacts / MANIFEST).get("images") or []}
+        for verdict in verdicts:
+            entry = entries.get(verdict.name)
+            if entry is not None and verdict.passed:
+                check_registry(entry, verdict)
+    for verdict in verdicts:
+        print(verdict.line())
+    failed = [v for v in verdicts if not v.passed]
+    key = load_public_key(public_key or artifacts / "signing_key.pub")
+    print(f"{'VERIFIED' if not failed else 'NOT VERIFIED'}: {len(verdicts) - len(failed)} passed, {len(failed)} failed "
+          f"(public key id {key_id(key)}{'' if registry else '; registry not asked'})")
+    return 1 if failed else 0
