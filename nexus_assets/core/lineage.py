@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -197,8 +198,10 @@ def latest_observations(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -
         ids = [row[1] for row in conn.execute(newest).fetchall()]
     if not ids:
         return {}
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_OBSERVATION, storage_ids=ids), limit=len(ids))
+    with warnings.catch_warnings():  # Dagster points at fetch_observations, which reads one key at a time
+        warnings.filterwarnings("ignore", message="Use fetch_observations", category=UserWarning)
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_OBSERVATION, storage_ids=ids), limit=len(ids))
     return {r.event_log_entry.asset_observation.asset_key: r
             for r in records if r.event_log_entry.asset_observation is not None}
 
