@@ -14,7 +14,7 @@ from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.lineage import declared_bases
-from nexus_assets.core.services import build_services
+from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.stage import ServiceTests
 from nexus_assets.discovery.assets import discovery_parsed
@@ -36,9 +36,11 @@ SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integ
 PIPELINE_JOB = "nexus_pipeline"
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings | None = None, services: list[Service] | None = None) -> dg.Definitions:
+    """The definitions for settings' repository; services as build_services(settings) gives them,
+    when the caller has just read them."""
     settings = settings or Settings.from_env()
-    services = build_services(settings)
+    services = build_services(settings) if services is None else services
     names = [s.name for s in services]
     base_names = sorted({b.image for s in services for b in declared_bases(s)})
     # Steps that ask Dagster what is stale need the whole graph, which exists once defs does.

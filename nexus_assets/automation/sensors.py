@@ -41,7 +41,7 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     services = build_services(settings)
     client = docker_engine.client()
     try:
-        verdict = observe_and_judge(asset_graph, context.instance, services, client, load_base_image_map())
+        verdict = observe_and_judge(asset_graph, context.instance, services, client, load_base_image_map()).stale
     finally:
         client.close()
     for service in services:

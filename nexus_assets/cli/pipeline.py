@@ -28,8 +28,8 @@ from nexus_assets.core.keys import (
     WORKSPACE,
     image_key,
 )
-from nexus_assets.core.lineage import latest_data_versions, observe_and_judge, recorded_images, stale_images
-from nexus_assets.core.services import build_services, find_services, release_tags
+from nexus_assets.core.lineage import Verdict, latest_data_versions, observe_and_judge, stale_images
+from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
@@ -66,15 +66,18 @@ class RunSummary:
     stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
 
 
-def stale_services(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> dict[str, str]:
-    """{service: reason} for every image Dagster holds stale or missing, after observing."""
+def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service]) -> Verdict:
+    """Dagster's verdict on every image, after observing what they are made from."""
     client = docker_client()
     try:
-        verdict = observe_and_judge(defs.resolve_asset_graph(), instance, build_services(settings), client,
-                                    load_base_image_map())
+        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map())
     finally:
         client.close()
-    return {key.path[-1]: reason for key, reason in verdict.items()}
+
+
+def stale_services(verdict: Verdict) -> dict[str, str]:
+    """{service: reason} for every image Dagster holds stale or missing."""
+    return {key.path[-1]: reason for key, reason in verdict.stale.items()}
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
@@ -148,7 +151,7 @@ def _announce(stale: dict[str, str], total: int) -> None:
 def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: float = 60.0) -> RunSummary:
     """Observe, judge, and run what is stale, holding the working copy for the whole invocation
     (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
-    find_services(settings.repo)  # a missing repo or services/ ends here, in one line
+    services_root(settings.repo)  # a missing repo or services/ ends here, in one line
     docker_client().close()  # so does an unreachable engine
     invocation = uuid.uuid4().hex[:12]
     with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
@@ -164,12 +167,14 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     if rebuild_all:
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
-    defs = build_definitions(settings)
-    known = {s.name for s in build_services(settings)}
-    summary.stale = stale_services(defs, instance, settings)
+    services = build_services(settings)  # read once: definitions, observations and the tag check share it
+    defs = build_definitions(settings, services)
+    known = {s.name for s in services}
+    verdict = judge(defs, instance, services)
+    summary.stale = stale_services(verdict)
     wanted = sorted(known) if rebuild_all else sorted(summary.stale)
     _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
-    if not wanted and _nothing_to_do(defs, instance, settings):
+    if not wanted and _nothing_to_do(defs, instance, settings, verdict):
         summary.ok = _last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         return summary
@@ -177,12 +182,13 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
 
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
-        new = {s.name for s in build_services(settings)} - known
+        services = build_services(settings)
+        new = {s.name for s in services} - known
         if new:
-            defs = build_definitions(settings)
-            verdict = stale_services(defs, instance, settings)
-            summary.stale.update(verdict)
-            fresh = sorted(set(verdict) & new)
+            defs = build_definitions(settings, services)
+            stale = stale_services(judge(defs, instance, services))
+            summary.stale.update(stale)
+            fresh = sorted(set(stale) & new)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
             _execute(defs, [*(image_key(n) for n in fresh), *AFTER_IMAGES], instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
@@ -203,28 +209,23 @@ def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance
               f"{len(networks)} network(s); marked {len(runs)} run(s) failed", flush=True)
 
 
-def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> bool:
+def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, verdict: Verdict) -> bool:
     """True when the repository is as the last run synced it and what follows the images (tags,
     e2e, manifest) is fresh in Dagster's eyes: a run would change nothing."""
-    if latest_data_versions(instance, [WORKSPACE]).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
+    if latest_data_versions(instance, [WORKSPACE], verdict.records).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
         return False
-    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES)):
+    if stale_images(defs.resolve_asset_graph(), instance, list(AFTER_IMAGES), verdict.records):
         return False
-    return _tags_point_at_recorded_images(instance, settings)
+    return _tags_point_at_recorded_images(settings, verdict)
 
 
-def _tags_point_at_recorded_images(instance: dg.DagsterInstance, settings: Settings) -> bool:
-    """Every release tag names the image Dagster recorded for its service (one engine call): a
-    tag that another build moved is a reason to run, and tagged_images moves it back."""
-    names = [s.name for s in build_services(settings)]
-    recorded = recorded_images(instance, names)
-    client = docker_client()
-    try:
-        tagged = {tag: image["Id"] for image in client.api.images() for tag in image.get("RepoTags") or []}
-    finally:
-        client.close()
-    return all(tagged.get(tag) == recorded.get(name)
-               for name in names for tag in release_tags(settings.registry, name, settings.version))
+def _tags_point_at_recorded_images(settings: Settings, verdict: Verdict) -> bool:
+    """Every release tag names the image Dagster recorded for its service (read from the
+    verdict's engine listing): a tag that another build moved is a reason to run, and
+    tagged_images moves it back."""
+    return all(verdict.engine.tag_id(tag) == image_id
+               for name, image_id in verdict.recorded.items()
+               for tag in release_tags(settings.registry, name, settings.version))
 
 
 def _last_verdict(settings: Settings) -> bool:
@@ -241,9 +242,10 @@ def _last_verdict(settings: Settings) -> bool:
 def show_status(settings: Settings) -> int:
     """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
     instance = open_instance(settings)
-    defs = build_definitions(settings)
-    stale = stale_services(defs, instance, settings)
-    for service in build_services(settings):
+    services = build_services(settings)
+    defs = build_definitions(settings, services)
+    stale = stale_services(judge(defs, instance, services))
+    for service in services:
         reason = stale.get(service.name)
         print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")
     return 0

@@ -43,6 +43,7 @@ class Service:
     compose_name: str | None = None
     compose_file: str | None = None
     folder: str | None = None  # the context relative to the repository, POSIX
+    env_args: tuple[str, ...] = field(default=(), hash=False)  # build args read from .env: secrets
 
     def sources_hash(self) -> str:
         """The hash of what its build reads (core.hashing.context_hash)."""
@@ -206,7 +207,7 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
         found[build.name] = Service(
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
-            compose_file=build.compose_file, folder=rel_path(build.context, repo))
+            compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:
@@ -277,9 +278,17 @@ def build_services(settings: Settings, *, in_workdir: bool = False) -> list[Serv
     """The services the pipeline builds: the repository's, plus those that exist only in the
     working copy (scaffolded ones). Paths point into the repository, the source of truth that
     observations hash, or with in_workdir into the synced working copy that builds read."""
-    by_name: dict[str, Service] = {s.name: s for s in find_services(settings.repo, settings.compose_file)}
-    if (settings.workdir / "services").is_dir():
-        for service in find_services(settings.workdir, settings.compose_file):
-            if in_workdir or service.name not in by_name:
-                by_name[service.name] = service
-    return [by_name[name] for name in sorted(by_name)]
+    in_repo, in_copy = both_views(settings)
+    return in_copy if in_workdir else in_repo
+
+
+def both_views(settings: Settings) -> tuple[list[Service], list[Service]]:
+    """build_services(settings) and build_services(settings, in_workdir=True) from one scan of
+    the repository and one of the working copy."""
+    repo = {s.name: s for s in find_services(settings.repo, settings.compose_file)}
+    copy = find_services(settings.workdir, settings.compose_file) if (settings.workdir / "services").is_dir() else []
+    in_repo, in_copy = dict(repo), dict(repo)
+    for service in copy:
+        in_copy[service.name] = service
+        in_repo.setdefault(service.name, service)
+    return [in_repo[n] for n in sorted(in_repo)], [in_copy[n] for n in sorted(in_copy)]

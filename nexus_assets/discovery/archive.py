@@ -1,11 +1,11 @@
 """Opening a discovery archive (a `.tar.gz` or a folder) without trusting it.
 
-The archive comes from a VPS someone else ran commands on, so every member is checked before
-anything is written: no absolute path, no `..`, no link whose target leaves the destination,
-no write through a link the archive itself made, no device or FIFO, and bounded member count
-and sizes. All members are checked first and only then extracted, so a refused archive leaves
-nothing behind. `tarfile`'s own `data` filter runs during extraction as a second line of
-defence; our checks come first so the message names the archive and the member.
+The archive comes from a VPS someone else ran commands on. `tarfile`'s own `data` filter decides
+whether a member is safe (no absolute path, nothing outside the destination, no link pointing
+out, no device or FIFO): over every member before anything is written, then again while
+extracting into a staging folder that replaces the destination only when every member went
+through (a link that escapes through another link of the archive is seen only then). Ours are
+only the bounds (member count and sizes) and one rule: no member is written through a link.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import posixpath
 import re
+import shutil
 import stat
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -32,70 +32,75 @@ DEFAULT_MAX_MEMBER_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_MEMBERS = 10_000
 
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
-
 
 def _parts(name: str) -> list[str]:
-    # Backslashes are split too: harmless on Linux, but a `..\..` member is never legitimate.
-    return [p for p in re.split(r"[/\\]", name) if p not in ("", ".")]
+    """A member name's path components as tar and Linux read it (a backslash is a character)."""
+    return [p for p in name.split("/") if p not in ("", ".")]
 
 
-def _through_link(parts: list[str], links: set[str]) -> str | None:
-    for i in range(1, len(parts)):
-        prefix = "/".join(parts[:i])
-        if prefix in links:
-            return prefix
-    return None
+def _refused(archive: Path, member: tarfile.TarInfo, why: str) -> InputError:
+    return InputError(f"{archive}: member {member.name!r} {why}; archive refused, nothing extracted")
 
 
-def _resolve_link(base: str, target: str, links: set[str], refuse: Callable[[str], InputError]) -> None:
-    # Walk the target one component at a time instead of normpath(): `a/..` where `a` is a
-    # link the archive made would look harmless lexically but leaves dest on disk.
-    current = _parts(base)
-    comps = _parts(target)
-    for i, comp in enumerate(comps):
-        if comp == "..":
-            if not current:
-                raise refuse(f"is a link pointing outside the archive ({target!r})")
-            current.pop()
-        else:
-            current.append(comp)
-        if i < len(comps) - 1 and "/".join(current) in links:
-            raise refuse(f"is a link whose target goes through another link ({target!r})")
+def _filter_refusal(archive: Path, member: tarfile.TarInfo, exc: tarfile.FilterError, *,
+                    on_disk: bool) -> InputError:
+    """The data filter's verdict as a message naming the archive and the member. on_disk: the
+    filter refused it during extraction, i.e. only because of a link the archive made earlier."""
+    if on_disk:
+        what = ("is a link whose target goes through another link of the archive and leaves it"
+                if isinstance(exc, tarfile.LinkOutsideDestinationError)
+                else "would be written through another link of the archive, outside it")
+        return _refused(archive, member, f"{what} ({member.linkname or member.name!r}, tarfile data filter)")
+    if isinstance(exc, tarfile.AbsolutePathError):
+        return _refused(archive, member, "has an absolute path")
+    if isinstance(exc, tarfile.OutsideDestinationError):
+        where = "contains '..' (path traversal)" if ".." in _parts(member.name) else "is outside the archive"
+        return _refused(archive, member, f"{where}: it would be written outside the destination")
+    if isinstance(exc, tarfile.AbsoluteLinkError):
+        return _refused(archive, member, f"is a link to the absolute path {member.linkname!r}")
+    if isinstance(exc, tarfile.LinkOutsideDestinationError):
+        return _refused(archive, member, f"is a link pointing outside the archive ({member.linkname!r})")
+    if isinstance(exc, tarfile.SpecialFileError):
+        return _refused(archive, member, "is a device or FIFO")
+    return _refused(archive, member, f"is refused by tarfile's data filter ({type(exc).__name__})")
 
 
-def _check_member(archive: Path, member: tarfile.TarInfo, links: set[str]) -> str | None:
-    """The member's normalized name, None for the archive root itself; InputError if unsafe."""
-    name = member.name
-
-    def refuse(why: str) -> InputError:
-        return InputError(f"{archive}: member {name!r} {why}; archive refused, nothing extracted")
-
-    if name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
-        raise refuse("has an absolute path")
-    parts = _parts(name)
-    if ".." in parts:
-        raise refuse("contains '..' (path traversal)")
+def _check_member(archive: Path, member: tarfile.TarInfo, dest: Path, links: set[str]) -> str | None:
+    """The member's normalized name (None for the archive root) once tarfile's data filter
+    passes it; InputError naming the member otherwise."""
+    try:
+        kept = tarfile.data_filter(member, str(dest))
+    except tarfile.FilterError as exc:
+        raise _filter_refusal(archive, member, exc, on_disk=False) from exc
+    if kept.name != member.name:  # the filter strips a leading `/`: we refuse the member instead
+        raise _refused(archive, member, "has an absolute path")
+    parts = _parts(member.name)
     if not parts:
         return None
-    rel = "/".join(parts)
-    link = _through_link(parts, links)
-    if link:
-        raise refuse(f"would be written through the link {link!r}")
-    if member.ischr() or member.isblk() or member.isfifo():
-        raise refuse("is a device or FIFO")
-    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-        raise refuse(f"has an unsupported type {member.type!r}")
-    if member.issym() or member.islnk():
-        target = member.linkname
-        if target.startswith(("/", "\\")) or _DRIVE_RE.match(target):
-            raise refuse(f"is a link to the absolute path {target!r}")
-        # A symlink resolves from its own folder; a hard link names another member from the root.
-        base = posixpath.dirname(rel) if member.issym() else ""
-        _resolve_link(base, target, links, refuse)
-        if member.issym():
-            links.add(rel)
-    return rel
+    through = next(("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) in links), None)
+    if through is not None:
+        # Safe for the filter (it stays inside), but the member would not be where its name says.
+        raise _refused(archive, member, f"would be written through the link {through!r}")
+    if member.issym():
+        links.add("/".join(parts))
+    return "/".join(parts)
+
+
+def _bounded(archive: Path, member: tarfile.TarInfo, count: int, total: int, *, max_members: int,
+             max_member_bytes: int, max_total_bytes: int) -> int:
+    """total plus this member's size, or InputError when a bound of ours is passed."""
+    if count >= max_members:
+        raise InputError(f"{archive}: more than {max_members} members (at {member.name!r}); "
+                         "archive refused, nothing extracted")
+    if not member.isreg():
+        return total
+    if member.size > max_member_bytes:
+        raise InputError(f"{archive}: member {member.name!r} is {member.size} bytes, over the "
+                         f"{max_member_bytes}-byte limit; archive refused, nothing extracted")
+    if total + member.size > max_total_bytes:
+        raise InputError(f"{archive}: members add up to more than {max_total_bytes} bytes "
+                         f"(at {member.name!r}); archive refused, nothing extracted")
+    return total + member.size
 
 
 def extract_tar_safely(
@@ -108,44 +113,41 @@ def extract_tar_safely(
 ) -> list[str]:
     """Extract a (possibly compressed) tar archive into dest and return the member names, sorted.
 
-    Raises InputError naming the archive and the offending member when a member has an absolute
-    path, a `..` component, is a link pointing outside dest or a device/FIFO, or when the bounds
-    are exceeded; and naming the archive when it is not a readable tar file. Nothing is written
-    unless every member passes. dest should be a fresh folder: a truncated archive can fail
-    half-way through extraction."""
+    Raises InputError naming the archive and the offending member when tarfile's data filter
+    refuses a member (absolute path, outside dest, a link pointing out, a device or FIFO), when
+    a member would be written through a link of the archive, or when a bound is passed; and
+    naming the archive when it is not a readable tar file. Nothing is written to dest unless
+    every member passes."""
     dest.mkdir(parents=True, exist_ok=True)
     links: set[str] = set()
     checked: list[tarfile.TarInfo] = []
     names: list[str] = []
     total = 0
+    staging: Path | None = None
     try:
         with tarfile.open(archive, "r:*") as tf:
             for member in tf:
-                if len(checked) >= max_members:
-                    raise InputError(f"{archive}: more than {max_members} members (at {member.name!r}); "
-                                     "archive refused, nothing extracted")
-                rel = _check_member(archive, member, links)
-                if member.isreg():
-                    if member.size > max_member_bytes:
-                        raise InputError(f"{archive}: member {member.name!r} is {member.size} bytes, over the "
-                                         f"{max_member_bytes}-byte limit; archive refused, nothing extracted")
-                    total += member.size
-                    if total > max_total_bytes:
-                        raise InputError(f"{archive}: members add up to more than {max_total_bytes} bytes "
-                                         f"(at {member.name!r}); archive refused, nothing extracted")
+                total = _bounded(archive, member, len(checked), total, max_members=max_members,
+                                 max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes)
+                rel = _check_member(archive, member, dest, links)
                 checked.append(member)
                 if rel is not None:
                     names.append(rel)
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
             try:
-                tf.extractall(dest, members=checked, filter="data")
+                tf.extractall(staging, members=checked, filter="data")
             except tarfile.FilterError as exc:
-                bad = getattr(getattr(exc, "tarinfo", None), "name", "?")
-                raise InputError(f"{archive}: member {bad!r} refused by the data filter ({exc})") from exc
+                raise _filter_refusal(archive, exc.tarinfo, exc, on_disk=True) from exc
+        for entry in sorted(staging.iterdir()):
+            os.replace(entry, dest / entry.name)
     except InputError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, OSError, KeyError) as exc:
         raise InputError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc}); "
                          "recreate it with `tar -czf`") from exc
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return sorted(set(names))
 
 

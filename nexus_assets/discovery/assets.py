@@ -38,7 +38,9 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, dock
         except EngineError as exc:
             context.log.warning(f"running containers not inventoried: {exc}")
             client = None
-        inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client)
+        # The working copy is inventoried (scaffolds included); git state is the target repository's.
+        inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client,
+                             git_repo=settings.repo, compose_file=settings.compose_file)
         path = settings.reports / "discovery_parsed.json"
         write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
         for problem in inventory.get("problems", []):

@@ -1,13 +1,14 @@
 """Compose files: the services they declare, with build contexts resolved and refused when they
-leave the repository, ports, env keys (their values are secrets for the caller to mask)."""
+leave the repository, ports, env keys (their values are secrets for the caller to mask); and the
+stack the pipeline builds from them (`build_stack`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from nexus_assets.core.compose_model import load_compose_yaml, resolve_build
-from nexus_assets.core.services import valid_service_name
+from nexus_assets.core.compose_model import STACK_DEFAULTS, compose_files, load_compose_yaml, resolve_build, stack_file
+from nexus_assets.core.services import scan_services, valid_service_name
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
 
@@ -81,3 +82,28 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
 
 
 # --- git and the engine -----------------------------------------------------------------
+
+
+def build_stack(repo: Path, compose_file: str | None = None) -> dict:
+    """What the pipeline builds, as core.services decides it (compose first, folders second):
+    the compose file used (and why), the other compose files (not built from), and every
+    buildable service with both its names (compose service and folder), its compose file,
+    Dockerfile and the keys of its build args (values never: they may come from .env)."""
+    chosen, _notes = stack_file(repo, compose_file)
+    found = compose_files(repo)
+    if compose_file:
+        chosen_by = "NEXUS_COMPOSE_FILE" if chosen is not None else "NEXUS_COMPOSE_FILE names no compose file"
+    elif chosen is None:
+        chosen_by = "no compose file"
+    else:
+        chosen_by = "default name" if chosen.name in STACK_DEFAULTS else "first compose file by name"
+    services, _problems = scan_services(repo, compose_file)
+    return {
+        "compose_file": rel_path(chosen, repo) if chosen is not None else None,
+        "chosen_by": chosen_by,
+        "other_compose_files": [rel_path(p, repo) for p in found if chosen is None or p.resolve() != chosen.resolve()],
+        "services": [{"name": s.name, "compose_name": s.compose_name, "folder": s.folder or rel_path(s.path, repo),
+                      "compose_file": s.compose_file,
+                      "dockerfile": rel_path(s.dockerfile, repo) if s.dockerfile is not None else None,
+                      "build_arg_keys": sorted(s.build_args)} for s in services],
+    }

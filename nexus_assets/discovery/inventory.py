@@ -57,7 +57,7 @@ from nexus_assets.core.textfiles import (  # noqa: F401
     walk_files,
 )
 from nexus_assets.discovery.archive import read_discovery_archive
-from nexus_assets.discovery.compose import parse_compose_file
+from nexus_assets.discovery.compose import build_stack, parse_compose_file
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
 MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")
@@ -202,19 +202,30 @@ def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[
 
 
 def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
-             extra_secrets: Iterable[str] = ()) -> dict:
+             extra_secrets: Iterable[str] = (), git_repo: Path | None = None,
+             compose_file: str | None = None) -> dict:
     """The full inventory of repo as a JSON-serializable dict (see the module docstring).
 
     archive: a discovery archive folder or .tar.gz (default: nexus-discovery[.tar.gz] in repo);
     docker_client: a docker SDK client whose containers are listed (None: not queried);
-    extra_secrets: more values to scrub from the output (e.g. tokens from the environment).
+    extra_secrets: more values to scrub from the output (e.g. tokens from the environment);
+    git_repo: where the git state is read (default repo). The pipeline inventories the working
+    copy, which has no .git (and may sit inside some other checkout): it passes the target
+    repository, so commit, branch and dirtiness are the repository's;
+    compose_file: the stack compose file (NEXUS_COMPOSE_FILE; None: the default choice), which
+    `stack` reports with the others and which names each folder's compose service.
     Raises TargetRepoError when repo or its services/ folder is missing."""
     repo = Path(repo)
     svcs, problems = scan_folders(repo, nested=True)  # the folder view; the build model is scan_services
     service_list = read_service_list(repo)
     services = [inspect_service(repo, s) for s in svcs]
+    stack = build_stack(repo, compose_file)
+    by_folder = {b["folder"]: b for b in stack["services"] if b["compose_name"]}
     for s in services:
         s["in_service_list"] = s["name"] in service_list["names"]
+        built = by_folder.get(s["path"])  # the compose service that builds this folder, by its own name
+        s["compose_name"] = built["compose_name"] if built else None
+        s["compose_file"] = built["compose_file"] if built else None
     # The guide adds a service in two places (list and folder): report each half on its own.
     service_list["without_folder"] = sorted(set(service_list["names"]) - {s["name"] for s in services})
     service_list["folders_not_listed"] = sorted(s["name"] for s in services if not s["in_service_list"])
@@ -256,9 +267,10 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         "services": services,
         "service_list": service_list,
         "compose": compose,
+        "stack": stack,
         "build_contexts_outside_services": outside,
         "env_files": env_files,
-        "git": git_state(repo),
+        "git": git_state(Path(git_repo) if git_repo is not None else repo),
         "engine": engine,
         "containers": containers,
         "archive": archive_info,

@@ -55,6 +55,10 @@ class Service(ReportModel):
     tests_present: bool = Field(description="The service has test files.")
     test_files: int = Field(description="How many test files the service has.")
     in_service_list: bool = Field(description="The name is in deployment/service_list.txt.")
+    compose_name: str | None = Field(description="The compose service of the stack file that builds this folder, "
+                                                 "by its own name (it differs from the folder name when compose "
+                                                 "names it otherwise); null when no compose service builds it.")
+    compose_file: str | None = Field(description="The stack compose file that declares compose_name.")
 
 
 class ServiceList(ReportModel):
@@ -82,6 +86,29 @@ class BuildContext(ReportModel):
     outside_repo: bool = Field(description="The context leaves the repository (or is remote).")
     refused: bool = Field(description="The context or its Dockerfile resolves outside the repository: never "
                                       "built, never counted as evidence of a module.")
+
+
+class StackService(ReportModel):
+    """One service the pipeline builds (compose first, folders second), with both its names."""
+
+    name: str = Field(description="The service and image name: the compose name, else the folder name.")
+    compose_name: str | None = Field(description="The compose service name; null for a folder no compose "
+                                                 "service builds.")
+    folder: str = Field(description="Its build context, relative to the repository (the folder).")
+    compose_file: str | None = Field(description="The compose file it comes from; null for a folder service.")
+    dockerfile: str | None = Field(description="The Dockerfile the build uses; null when there is none.")
+    build_arg_keys: list[str] = Field(description="Its compose build args, keys only (values may come from .env).")
+
+
+class BuildStack(ReportModel):
+    """Which compose file is the stack to build, which are not, and what is built."""
+
+    compose_file: str | None = Field(description="The compose file built from; null when there is none.")
+    chosen_by: str = Field(description="Why: `NEXUS_COMPOSE_FILE`, `default name` (docker-compose.yml, ...), "
+                                       "`first compose file by name`, or why there is none.")
+    other_compose_files: list[str] = Field(description="The repository's other compose files: reported, "
+                                                       "not built from (set NEXUS_COMPOSE_FILE to pick one).")
+    services: list[StackService] = Field(description="Every buildable service, by name.")
 
 
 class OutsideBuildContext(BuildContext):
@@ -123,13 +150,13 @@ class EnvFile(ReportModel):
 
 
 class GitState(ReportModel):
-    """The git checkout the repository is in."""
+    """The git checkout the target repository is in (never the working copy, which has no .git)."""
 
     commit: str | None = Field(description="HEAD's commit id; null without commits.")
     branch: str | None = Field(description="The branch checked out; null when detached.")
     dirty: bool = Field(description="Files under the repository differ from HEAD.")
     changed_files: int = Field(description="How many (from `git status --porcelain`).")
-    repo_is_toplevel: bool = Field(description="The repository is the checkout's top folder (not a subfolder).")
+    repo_is_toplevel: bool = Field(description="The target repository is the checkout's top folder (not a subfolder).")
 
 
 class Engine(ReportModel):
@@ -263,10 +290,11 @@ class DiscoveryReport(ReportModel):
     services: list[Service] = Field(description="Every valid services/<name>/ folder, sorted by name.")
     service_list: ServiceList
     compose: list[ComposeFile] = Field(description="Every compose file of the repository, by path.")
+    stack: BuildStack = Field(description="The compose file the build uses, the others, and what is built.")
     build_contexts_outside_services: list[OutsideBuildContext] = Field(
         description="Compose build contexts outside services/, by context.")
     env_files: list[EnvFile] = Field(description="Every .env* file of the repository, by path.")
-    git: GitState | None = Field(description="The git checkout; null when the repository is not in git.")
+    git: GitState | None = Field(description="The target repository's git checkout; null when it is not in git.")
     engine: Engine
     containers: list[Container] = Field(description="Containers of the local engine, by name; empty when not queried.")
     archive: ArchiveAbsent | ArchiveUnusable | ArchiveRead = Field(description="The VPS discovery archive.")

@@ -39,7 +39,7 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
-from nexus_assets.core.services import Service, build_services
+from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import ServiceTests, StageResult
 from nexus_assets.images.outcome import build_and_test, failure_events, success_event
 from nexus_assets.images.tags import tag_current_images, tags_code_version
@@ -88,8 +88,9 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
         with nexus.hold_workdir(context):  # one writer per working copy
             selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
             to_build = _worth_building(context, asset_graph(), selected)
-            contexts = {s.name: s for s in build_services(settings, in_workdir=True)}
-            repo_folders = {s.name: s for s in build_services(settings) if s.path.is_relative_to(settings.repo)}
+            in_repo, in_copy = both_views(settings)
+            contexts = {s.name: s for s in in_copy}
+            repo_folders = {s.name: s for s in in_repo if s.path.is_relative_to(settings.repo)}
             built: dict[str, str] = {}
             if to_build:
                 _sweep(context, docker_engine, settings)

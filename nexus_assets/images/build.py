@@ -17,6 +17,7 @@ from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_b
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
+from nexus_assets.core.secrets import mask_secrets, secret_values
 from nexus_assets.core.services import Service
 
 
@@ -138,6 +139,13 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         "io.nexus-assets.source-hash": plan.fingerprint,
         "io.nexus-assets.service": service.name,
     }
+    # Build args read from .env are secrets: a RUN step that prints one, or an engine error that
+    # quotes one, is masked in the log and in the error, as discovery masks .env values.
+    secrets = secret_values([(k, v) for k, v in plan.build_args.items() if k in service.env_args])
+
+    def masked(text: str) -> str:
+        return mask_secrets(text, secrets) if secrets else text
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
@@ -156,21 +164,24 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    log.write(chunk["stream"])
+                    log.write(masked(chunk["stream"]))
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
-                    log.write(f"ERROR: {chunk['error']}\n")
-                    raise BuildError(f"service {service.name}: docker build failed: {chunk['error'].strip()} (log: {log_path})")
+                    error = masked(chunk["error"])
+                    log.write(f"ERROR: {error}\n")
+                    raise BuildError(f"service {service.name}: docker build failed: {error.strip()} (log: {log_path})")
         except docker.errors.APIError as exc:
-            log.write(f"ERROR: {exc}\n")
-            raise BuildError(f"service {service.name}: the engine refused the build: {exc.explanation or exc} (log: {log_path})") from exc
+            log.write(f"ERROR: {masked(str(exc))}\n")
+            raise BuildError(f"service {service.name}: the engine refused the build: "
+                             f"{masked(str(exc.explanation or exc))} (log: {log_path})") from exc
         except Exception as exc:
             if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
                 raise
             if stopper.reason is None:
-                log.write(f"ERROR: {exc}\n")
-                raise EngineError(f"service {service.name}: lost the Docker engine during the build: {exc}") from exc
+                log.write(f"ERROR: {masked(str(exc))}\n")
+                raise EngineError(f"service {service.name}: lost the Docker engine during the build: "
+                                  f"{masked(str(exc))}") from exc
         finally:
             if timer is not None:
                 timer.cancel()

@@ -9,7 +9,7 @@ import dagster as dg
 
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.keys import base_image_key, source_key
-from nexus_assets.core.lineage import gone_images, observe_base_images, observe_sources
+from nexus_assets.core.lineage import EngineImages, gone_images, observe_base_images, observe_sources, recorded_images
 from nexus_assets.core.services import Service, build_services
 
 # multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
@@ -31,7 +31,7 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
         current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
         client = context.resources.docker_engine.client()
         try:
-            gone = gone_images(context.instance, current, client)
+            gone = gone_images(recorded_images(context.instance, [s.name for s in current]), EngineImages.read(client))
         finally:
             client.close()
         for observation in observe_sources(current, gone):
@@ -54,7 +54,7 @@ def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
     def base_images(context: dg.AssetExecutionContext):
         client = context.resources.docker_engine.client()
         try:
-            found = observe_base_images([by_key[k] for k in context.selected_asset_keys], client,
+            found = observe_base_images([by_key[k] for k in context.selected_asset_keys], EngineImages.read(client),
                                         load_base_image_map())
         finally:
             client.close()

@@ -12,7 +12,7 @@ import json
 
 import dagster as dg
 
-from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.lineage import EngineImages, recorded_images
 from nexus_assets.core.services import release_tags
 
 
@@ -24,8 +24,6 @@ def tags_code_version(registry: str, version: str) -> str:
 def tag_current_images(context, docker_engine, settings, names: list[str], built: dict[str, str]
                        ) -> dg.MaterializeResult:
     """Point every release tag at its service's recorded image; report what had no image."""
-    import docker.errors
-
     recorded = recorded_images(context.instance, names)
     recorded.update(built)
     owners: dict[str, list[str]] = {}
@@ -35,6 +33,7 @@ def tag_current_images(context, docker_engine, settings, names: list[str], built
     rows, problems, moved = {}, [], []
     client = docker_engine.client()
     try:
+        engine = EngineImages.read(client)  # one listing, not one inspect per service
         for name in sorted(names):
             if name.lower() in collisions:
                 problems.append({"service": name, "reason": "image name nexus/" + name.lower() + " is shared by "
@@ -45,16 +44,14 @@ def tag_current_images(context, docker_engine, settings, names: list[str], built
             if not image_id:
                 problems.append({"service": name, "reason": "no current image (never built, failed, or gone)"})
                 continue
-            try:
-                image = client.images.get(image_id)
-            except docker.errors.ImageNotFound:
+            if not engine.has(image_id):
                 problems.append({"service": name, "reason": f"image {image_id} is gone from the engine"})
                 continue
             tags = release_tags(settings.registry, name, settings.version)
             for tag in tags:
-                if tag not in image.tags:
+                if engine.tag_id(tag) != image_id:
                     repo, _, tag_name = tag.rpartition(":")
-                    image.tag(repo, tag_name)
+                    client.api.tag(image_id, repo, tag_name)
                     moved.append(tag)
             rows[name] = {"image_id": image_id, "tags": tags}
     finally:

@@ -19,9 +19,20 @@ from nexus_assets.parity._markdown import Blocks, Item
 _BOLD_RE = re.compile(r"^\*\*(?P<name>[^\n]{1,200}?\*{0,20})\*\*(?!\*)(?P<rest>.*)$", re.DOTALL)
 # Where the names of a plain bullet end: a spaced dash, or a colon.
 _PLAIN_SPLIT_RE = re.compile(r"\s+(?:-{1,2}|–|—)\s+|:(?:\s+|$)")
-_TRAILING_PAREN_RE = re.compile(r"\s*\(([^()\n]{0,80})\)\s*$")
+_TRAILING_PAREN_RE = re.compile(r"(?<!\])\s*\(([^()\n]{0,80})\)\s*$")  # not a link's `](url)`
 _LEADING_PAREN_RE = re.compile(r"^\(\s*([^()]{0,80}?)\s*\)\s*")
-_SEPARATOR_RE = re.compile(r"^(?:-{1,2}|–|—|:)\s*")
+_SEPARATOR_RE = re.compile(r"^(?:-{1,2}|–|—|:|\.(?!\.))\s*")
+# A name written as a link, `[auth](docs/auth.md)`: the link text is the name.
+_LINK_RE = re.compile(r"^\[([^\[\]\n]{1,200})\]\([^()\n]*\)$")
+# A label and what it names, `Core Backend: backend-api, auth` (plain bullets and paragraphs).
+_LABEL_LINE_RE = re.compile(r"^(?P<label>[^:\n]{1,80}):\s+(?P<rest>.+)$", re.DOTALL)
+_HEADER_COLUMNS = (("name", re.compile(r"module|service|name|component", re.IGNORECASE)),
+                   ("category", re.compile(r"categor|group|area|domain|layer", re.IGNORECASE)),
+                   ("description", re.compile(r"descr|purpose|what|role|summary|notes?", re.IGNORECASE)),
+                   ("mandatory", re.compile(r"mandatory|required|critical", re.IGNORECASE)))
+_YES_RE = re.compile(r"^(?:yes|y|true|x|✓|✔|✔️|✅|mandatory|required|critical)$", re.IGNORECASE)
+_LABEL_CHARS_RE = re.compile(r"[\w &/',.+()-]{1,80}")
+_COUNT_TAIL_RE = re.compile(r"\s*\(\s*\d+[^()]*\)\s*$")
 _MANDATORY_RE = re.compile(r"\s*\(\s*mandatory\s*\)\s*\.?\s*$", re.IGNORECASE)
 _COUNT_WORDS_RE = re.compile(r"^(?:family\s+of\s+)?\d+(?:\s+(?:services?|modules?|members?))?$", re.IGNORECASE)
 _FAMILY_COUNT_RES = (
@@ -51,11 +62,29 @@ class CanonicalModule:
     member_of: str | None = None
 
 
+def _unwrap(raw: str) -> str:
+    """A written name without its markup: backticks, a link around it (`[auth](auth.md)`)."""
+    name = raw.strip().strip("`").strip()
+    link = _LINK_RE.match(name)
+    return link.group(1).strip().strip("`").strip() if link else name
+
+
 def _clean(raw: str) -> str:
-    """A written name as a module name: no backticks or trailing colon, lowercase, `\\*` and any
-    run of stars read as one wildcard."""
-    name = raw.strip().strip("`").strip().rstrip(":").strip().replace("\\*", "*")
+    """A written name as a module name: no backticks, link or trailing colon, lowercase, `\\*`
+    and any run of stars read as one wildcard."""
+    name = _unwrap(raw).rstrip(":").strip().replace("\\*", "*")
     return _STARS_RE.sub("*", name).lower()
+
+
+def _label(raw: str) -> str | None:
+    """raw as a category label (`Core Backend`, `Streaming:`, `Media (3)`), or None when it reads
+    as a module name (lowercase, or with `-`, `_` or `.` as in `Backend-API`)."""
+    text = _unwrap(raw)
+    title = _COUNT_TAIL_RE.sub("", text.rstrip(":").strip()).strip()
+    if not title or not _LABEL_CHARS_RE.fullmatch(title):
+        return None
+    word_like = any(c.isupper() for c in title) and not any(c in title for c in "-_.")
+    return title if text.endswith(":") or " " in title or word_like else None
 
 
 def _valid(name: str) -> bool:
@@ -84,7 +113,7 @@ def _plain(content: str) -> list[tuple[str, str, int]]:
     found = []
     offset, counted = 0, 0
     for part in re.finditer(r"[^,]+", head.rstrip(" .;")):
-        raw = part.group().strip().strip("`")
+        raw = _unwrap(part.group())
         if not raw:
             continue
         name = _clean(raw)
@@ -95,14 +124,58 @@ def _plain(content: str) -> list[tuple[str, str, int]]:
     return found
 
 
-def _candidates(item: Item) -> list[tuple[str, str, int]]:
-    """(name as written, rest of the item, line) for each module item declares."""
+def _labelled(label: str | None, rest: str, line: int) -> list[tuple[str, str, int, str | None]]:
+    """The modules a label names after a colon (`**Core Backend:** backend-api, auth`,
+    `**Media**: a, b`), with the label as category."""
+    if label is None or not (label.endswith(":") or rest.lstrip().startswith(":")):
+        return []
+    label = _label(label) or label
+    return [(name, r, line + off, label) for name, r, off in _plain(_SEPARATOR_RE.sub("", rest.strip(), count=1))]
+
+
+def _candidates(item: Item, *, nested: bool = False) -> list[tuple[str, str, int, str | None]]:
+    """(name as written, rest of the item, line, category or None) for each module item declares.
+    A paragraph declares modules only as a label and names (`**Core:** auth, users`)."""
+    if item.kind == "row":
+        return _row(item)
     bold = _BOLD_RE.match(item.content)
     if bold:
-        return [(bold.group("name"), bold.group("rest"), item.line)]
-    if item.depth:  # a plain nested bullet is a detail of the item above, not a module
-        return []
-    return [(name, rest, item.line + offset) for name, rest, offset in _plain(item.content)]
+        named = _labelled(bold.group("name") if _label(bold.group("name")) else None, bold.group("rest"), item.line)
+        if named or item.kind == "paragraph":
+            return named
+        if bold.group("name").rstrip().endswith(":") and _label(bold.group("name")):
+            return []  # `**Note:** see the docs`: a label over prose, no module
+        return [(bold.group("name"), bold.group("rest"), item.line, None)]
+    labelled = _LABEL_LINE_RE.match(item.content)
+    if labelled:
+        label = labelled.group("label") + ":"
+        named = _labelled(label if _label(label) else None, labelled.group("rest"), item.line)
+        if named:
+            return named
+    if item.kind == "paragraph" or (item.depth and not nested):
+        return []  # a plain nested bullet is a detail of the item above, not a module
+    return [(name, rest, item.line + offset, None) for name, rest, offset in _plain(item.content)]
+
+
+def _row(item: Item) -> list[tuple[str, str, int, str | None]]:
+    """A table row: the module in the column headed Module/Service/Name (else the first), its
+    category and description from columns headed so, `(mandatory)` from a Mandatory column."""
+    columns: dict[str, int] = {}
+    for i, title in enumerate(item.header):
+        for role, pattern in _HEADER_COLUMNS:
+            if role not in columns and pattern.search(title):
+                columns[role] = i
+                break
+    cell = {role: item.cells[i].strip() if i < len(item.cells) else "" for role, i in columns.items()}
+    raw = item.cells[columns.get("name", 0)].strip() if item.cells else ""
+    bold = _BOLD_RE.match(raw)
+    names = [bold.group("name")] if bold else [name for name, _, _ in _plain(raw)]
+    if not names:  # not a name as written: said (a problem) when it holds a word, else nothing
+        return [(raw, "", item.line, None)] if any(c.isalpha() for c in raw) else []
+    rest = cell.get("description", "")
+    if _YES_RE.match(cell.get("mandatory", "")):
+        rest += " (mandatory)"
+    return [(name, f"- {rest}" if rest else "", item.line, cell.get("category") or None) for name in names]
 
 
 def _module(raw_name: str, rest: str, category: str, line: int,
@@ -142,7 +215,7 @@ def _members(family: CanonicalModule, item: Item, kids: list[int], items: list[I
     pattern = re.compile(r"(?<![a-z0-9._*-])" + _MEMBER_PART.join(re.escape(p) for p in family.name.split("*"))
                          + r"(?![a-z0-9_*-])")
     found: dict[str, tuple[int, str]] = {}
-    text = item.content.lower()
+    text = (item.content or " ".join(item.cells)).lower()  # a table row: its cells
     line, counted = item.line, 0
     for hit in pattern.finditer(text):
         line, counted = line + text.count("\n", counted, hit.start()), hit.start()
@@ -163,31 +236,57 @@ def _members(family: CanonicalModule, item: Item, kids: list[int], items: list[I
 
 def read_entries(blocks: Blocks, context: Context,
                  shown: str) -> Iterator[tuple[CanonicalModule | None, list[int], dict | None]]:
-    """(module, counted headings, None) for each module, or (None, counted headings, problem)."""
+    """(module, counted headings, None) for each module, or (None, counted headings, problem).
+    A bullet whose title is a label (`- **Core Backend**`, `- Streaming:`) with sub-bullets is a
+    category for them: each sub-bullet is read as a top-level one would be."""
     kids: dict[int, list[int]] = {}
     for idx, item in enumerate(blocks.items):
         if item.parent is not None:
             kids.setdefault(item.parent, []).append(idx)
     consumed: set[int] = set()
     for idx, item in enumerate(blocks.items):
-        where = context(item.line) if item.content and idx not in consumed else None
+        where = context(item.line) if (item.content or item.cells) and idx not in consumed else None
         if where is None:
             continue
         category, heads = where
-        for raw_name, rest, line in _candidates(item):
-            module, issue = _module(raw_name, rest, category, line, shown)
-            if module is None:
-                yield None, heads, issue
-                continue
-            members = _members(module, item, kids.get(idx, []), blocks.items, consumed) if module.family else []
-            if not members:
-                yield module, heads, None
-                continue
-            if module.family_count is not None and module.family_count != len(members):
-                yield None, heads, problem(shown, line, (
-                    f"family {module.name!r} declares {module.family_count} members but names {len(members)} "
-                    f"({', '.join(n for n, _, _ in members)}); the named ones are checked"))
-            for name, at, description in members:
-                yield (CanonicalModule(name=name, category=category, description=description,
-                                       mandatory=module.mandatory, family=False, family_count=None, line=at,
-                                       member_of=module.name), heads, None)
+        label = _category_bullet(item) if kids.get(idx) else None
+        if label is not None:
+            for kid in kids[idx]:
+                consumed.add(kid)
+                yield from _entries(blocks, kids, kid, label, heads, shown, consumed, nested=True)
+            continue
+        yield from _entries(blocks, kids, idx, category, heads, shown, consumed)
+
+
+def _category_bullet(item: Item) -> str | None:
+    """The label of a bullet that only names a category (`**Core Backend**`, `Streaming:`)."""
+    if item.kind != "item":
+        return None
+    bold = _BOLD_RE.match(item.content)
+    if bold:
+        tail = _COUNT_TAIL_RE.sub("", bold.group("rest")).strip().strip(":").strip()
+        return _label(bold.group("name")) if not tail else None
+    return _label(item.content) if "\n" not in item.content else None
+
+
+def _entries(blocks: Blocks, kids: dict[int, list[int]], idx: int, category: str, heads: list[int], shown: str,
+             consumed: set[int], *, nested: bool = False,
+             ) -> Iterator[tuple[CanonicalModule | None, list[int], dict | None]]:
+    item = blocks.items[idx]
+    for raw_name, rest, line, own_category in _candidates(item, nested=nested):
+        module, issue = _module(raw_name, rest, own_category or category, line, shown)
+        if module is None:
+            yield None, heads, issue
+            continue
+        members = _members(module, item, kids.get(idx, []), blocks.items, consumed) if module.family else []
+        if not members:
+            yield module, heads, None
+            continue
+        if module.family_count is not None and module.family_count != len(members):
+            yield None, heads, problem(shown, line, (
+                f"family {module.name!r} declares {module.family_count} members but names {len(members)} "
+                f"({', '.join(n for n, _, _ in members)}); the named ones are checked"))
+        for name, at, description in members:
+            yield (CanonicalModule(name=name, category=module.category, description=description,
+                                   mandatory=module.mandatory, family=False, family_count=None, line=at,
+                                   member_of=module.name), heads, None)

@@ -1,5 +1,6 @@
-"""The block structure of a Markdown document, as markdown-it-py parses it (CommonMark):
-headings with the lines they govern, list items with their first paragraph, and code blocks.
+"""The block structure of a Markdown document, as markdown-it-py parses it (CommonMark, plus
+GFM tables): headings with the lines they govern, list items with their first paragraph,
+top-level paragraphs, table rows, and code blocks.
 
 Only what the synopsis reader needs, with 1-based line numbers taken from each block token's
 ``map``, so a module keeps the line it is written on. Pure: no file access, no regexes over
@@ -27,13 +28,18 @@ class Heading:
 
 @dataclass(frozen=True)
 class Item:
-    """A list item: the raw Markdown of its first paragraph ("" when it starts otherwise),
-    how deeply it is nested (0 = top-level list) and the index of its parent item."""
+    """A block that may declare modules, in document order. kind "item": a list item, with the
+    raw Markdown of its first paragraph ("" when it starts otherwise), how deeply it is nested
+    (0 = top-level list) and the index of its parent item; "paragraph": a paragraph outside
+    lists and quotes; "row": a table body row, with its cells and the table's header cells."""
 
     line: int
     content: str
     depth: int
     parent: int | None
+    kind: str = "item"
+    cells: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Blocks:
 def _parser() -> MarkdownIt:
     # Block structure only: inline parsing of every paragraph is most of markdown-it's time and
     # the synopsis reads only heading titles inline (below, one heading at a time).
-    return MarkdownIt("commonmark").disable("inline")
+    return MarkdownIt("commonmark").enable("table").disable("inline")
 
 
 @cache
@@ -77,13 +83,18 @@ def _plain(source: str) -> str:
 
 
 def parse_blocks(text: str) -> Blocks:
-    """Headings, list items and code blocks of text, in document order."""
+    """Headings, items (list items, top-level paragraphs, table rows) and code blocks of text,
+    in document order."""
     tokens = _parser().parse(text)
     last_line = text.count("\n") + 2
     raw_headings: list[tuple[int, str, int]] = []
     items: list[Item] = []
     code: list[CodeBlock] = []
     open_items: list[int] = []
+    quotes = 0
+    header: tuple[str, ...] = ()
+    row: list[str] = []
+    row_line, in_head = 0, False
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
             inline = tokens[i + 1] if i + 1 < len(tokens) else None
@@ -99,6 +110,26 @@ def parse_blocks(text: str) -> Blocks:
             open_items.append(len(items) - 1)
         elif tok.type == "list_item_close" and open_items:
             open_items.pop()
+        elif tok.type in ("blockquote_open", "blockquote_close"):
+            quotes += 1 if tok.type == "blockquote_open" else -1
+        elif (tok.type == "paragraph_open" and tok.map and not open_items and not quotes
+              and i + 1 < len(tokens) and tokens[i + 1].type == "inline"):
+            items.append(Item(line=tok.map[0] + 1, content=tokens[i + 1].content, depth=0, parent=None,
+                              kind="paragraph"))
+        elif tok.type == "thead_open":
+            in_head = True
+        elif tok.type == "thead_close":
+            in_head = False
+        elif tok.type == "tr_open" and tok.map:
+            row, row_line = [], tok.map[0] + 1
+        elif tok.type == "inline" and i and tokens[i - 1].type in ("th_open", "td_open"):
+            row.append(tok.content.strip())
+        elif tok.type == "tr_close":
+            if in_head:
+                header = tuple(_plain(cell) for cell in row)
+            elif not open_items and not quotes:
+                items.append(Item(line=row_line, content="", depth=0, parent=None, kind="row",
+                                  cells=tuple(row), header=header))
         elif tok.type in ("fence", "code_block") and tok.map:
             # A fence's content starts on the line after its opening ``` line.
             first = tok.map[0] + (2 if tok.type == "fence" else 1)

@@ -153,11 +153,16 @@ def _most_specific(table: dict[str, set[str]], variants: set[str]) -> list[str]:
 
 
 def _candidates(discovery: dict) -> list[dict]:
-    """Every name discovery saw, with where it comes from and whether it is strong evidence."""
+    """Every name discovery saw, with where it comes from and whether it is strong evidence. A
+    service compose names otherwise than its folder carries both names (`compose_name`,
+    `folder`): it matches a module by either, and the report shows both."""
     out = []
     for s in discovery.get("services") or []:
+        compose_name = s.get("compose_name")
         out.append({"source": "folder", "name": s["name"], "file": s.get("path"), "strong": bool(s.get("dockerfile")),
-                    "note": None if s.get("dockerfile") else "folder without Dockerfile"})
+                    "note": None if s.get("dockerfile") else "folder without Dockerfile",
+                    "compose_name": compose_name, "folder": s.get("path"),
+                    "aka": [compose_name] if compose_name and compose_name != s["name"] else []})
     for c in discovery.get("compose") or []:
         for s in c.get("services") or []:
             b = s.get("build") or {}
@@ -165,18 +170,25 @@ def _candidates(discovery: dict) -> list[dict]:
                 continue
             strong = bool(b) and bool(b.get("exists")) and bool(b.get("dockerfile_exists"))
             note = None if strong else ("image only, no build context" if not b else "build context or Dockerfile missing")
-            out.append({"source": "compose", "name": s["name"], "file": c["file"], "strong": strong, "note": note})
+            local = bool(b) and not b.get("remote") and not b.get("unresolved")
+            folder = b["context"] if local else None
+            base = folder.rstrip("/").rsplit("/", 1)[-1] if folder and folder not in (".", "") else None
+            out.append({"source": "compose", "name": s["name"], "file": c["file"], "strong": strong, "note": note,
+                        "compose_name": s["name"], "folder": folder,
+                        "aka": [base] if base and base != s["name"] else []})
     for c in discovery.get("containers") or []:
         running = c.get("status") == "running"
         out.append({"source": "container", "name": c.get("compose_service") or c["name"], "file": "docker engine",
-                    "strong": running, "note": None if running else f"container {c.get('status')}"})
+                    "strong": running, "note": None if running else f"container {c.get('status')}",
+                    "compose_name": c.get("compose_service"), "folder": None, "aka": []})
     archive = discovery.get("archive") or {}
     for c in archive.get("docker_ps") or []:
         out.append({"source": "archive", "name": c.get("compose_service") or c["name"],
-                    "file": f"{archive.get('path')}/docker_ps.json", "strong": False, "note": "only in the VPS archive"})
+                    "file": f"{archive.get('path')}/docker_ps.json", "strong": False, "note": "only in the VPS archive",
+                    "compose_name": c.get("compose_service"), "folder": None, "aka": []})
     for name in (archive.get("compose_dump") or {}).get("services") or []:
         out.append({"source": "archive", "name": name, "file": f"{archive.get('path')}/compose_dump.txt",
-                    "strong": False, "note": "only in the VPS archive"})
+                    "strong": False, "note": "only in the VPS archive", "compose_name": name, "folder": None, "aka": []})
     return out
 
 
@@ -226,15 +238,21 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     matcher = _Matcher(modules, aliases)
     evidence: dict[str, list[dict]] = {m.name: [] for m in modules}
     members: dict[str, dict[str, bool]] = {m.name: {} for m in modules if m.family}
-    unmatched: dict[str, set[str]] = {}
+    unmatched: dict[str, dict[str, set[str]]] = {}
     for cand in _candidates(discovery):
         rule, matched, member = matcher.match(cand["name"])
+        for other in cand["aka"] if not matched else []:  # the service's other name: compose or folder
+            rule, matched, member = matcher.match(other)
+            if matched:
+                break
         if not matched and cand["source"] in ("folder", "compose"):
-            unmatched.setdefault(cand["name"], set()).add(
-                cand["source"] if cand["source"] == "folder" else f"compose:{cand['file']}")
+            entry = unmatched.setdefault(cand["name"], {"sources": set(), "other_names": set()})
+            entry["sources"].add(cand["source"] if cand["source"] == "folder" else f"compose:{cand['file']}")
+            entry["other_names"].update(cand["aka"])
         for name in matched:
             evidence[name].append({"source": cand["source"], "name": cand["name"], "rule": rule, "file": cand["file"],
-                                   "strong": cand["strong"], "note": cand["note"]})
+                                   "strong": cand["strong"], "note": cand["note"],
+                                   "compose_name": cand["compose_name"], "folder": cand["folder"]})
             if name in members:  # a family: an alias names its member by the candidate's own name
                 key = member or normalize(cand["name"])
                 members[name][key] = members[name].get(key, False) or cand["strong"]
@@ -260,6 +278,7 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     pct = (lambda n: round(n * 100.0 / len(rows), 1) if rows else 0.0)
     report: dict[str, Any] = {
         "generated_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "stack": _stack(discovery),
         "synopsis": {"path": synopsis.path, "categories": list(synopsis.categories), "module_count": len(modules),
                      "problems": [dict(p) for p in synopsis.problems], "pmmg": dict(synopsis.pmmg)},
         "totals": totals,
@@ -269,7 +288,8 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
         "critical_missing": [r["name"] for r in rows if r["critical"] and r["status"] == "missing"],
         "gate": {"max_critical_missing": limit},
         "modules": rows,
-        "non_canonical_services": [{"name": n, "sources": sorted(s)} for n, s in sorted(unmatched.items())],
+        "non_canonical_services": [{"name": n, "sources": sorted(e["sources"]), "other_names": sorted(e["other_names"])}
+                                   for n, e in sorted(unmatched.items())],
         "scaffolded": sorted(scaffolded_set),
         "problems": sorted(problems, key=lambda p: (str(p["service"]), p["message"])),
     }
@@ -278,6 +298,13 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     report["gate"].update(passed=passed, message=message, critical_missing_unscaffolded=missing_unscaffolded)
     report["action"] = _action(report)
     return report
+
+
+def _stack(discovery: dict) -> dict:
+    """The compose file the build uses and the others, as discovery found them."""
+    stack = discovery.get("stack") or {}
+    return {"compose_file": stack.get("compose_file"), "chosen_by": stack.get("chosen_by", "not reported"),
+            "other_compose_files": list(stack.get("other_compose_files") or [])}
 
 
 def critical_gate(report: dict, *, scaffolded: Iterable[str] = ()) -> tuple[bool, str]:

@@ -63,6 +63,10 @@ class Evidence(ReportModel):
     file: str | None = Field(description="Where it was found (folder, compose file, `docker engine`, archive file).")
     strong: bool = Field(description="Strong evidence: the module builds or runs from it.")
     note: str | None = Field(description="Why the evidence is weak; null when strong.")
+    compose_name: str | None = Field(description="The compose service name of this service (for a folder: the "
+                                                 "stack's compose service that builds it); null when none.")
+    folder: str | None = Field(description="Its folder, relative to the repository (for a compose service: its "
+                                           "build context); null when it has none.")
 
 
 _FAMILY_FIELDS = ("family_count", "family_found", "family_members")
@@ -109,12 +113,23 @@ class NonCanonicalService(ReportModel):
 
     name: str
     sources: list[str] = Field(description="`folder` and/or `compose:<file>`, sorted.")
+    other_names: list[str] = Field(description="The same service's other names: the compose name of a folder, "
+                                               "the folder name of a compose service; sorted.")
+
+
+class StackNote(ReportModel):
+    """The compose file the build uses (discovery's `stack`), and the ones it does not."""
+
+    compose_file: str | None = Field(description="The stack compose file built from; null when there is none.")
+    chosen_by: str = Field(description="Why it is the one (NEXUS_COMPOSE_FILE, default name, first by name).")
+    other_compose_files: list[str] = Field(description="Compose files reported, not built from.")
 
 
 class DiscrepancyReport(ReportModel):
     """reports/discrepancy_report.json: canonical modules against the repository (guide step C)."""
 
     generated_at: str = Field(description="When it was made: ISO 8601, UTC, whole seconds.")
+    stack: StackNote
     synopsis: SynopsisSummary
     totals: Totals
     parity_percent: float = Field(description="present / canonical x 100, one decimal.")

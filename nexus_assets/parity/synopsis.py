@@ -12,12 +12,14 @@ Where the modules are:
   next heading of its own level or higher, is a category (numbered or not, any level); a
   heading nested under a category is a sub-group whose modules count for that category.
   Later sections (``## Feature Requirements``, ``## Success Criteria``, ``## Phase 11: PMMG``)
-  are never read, whatever their bullets look like.
+  are never read, whatever their bullets look like; nor are headings such as ``### Success
+  Criteria`` or ``### Feature Requirements`` nested inside the module section.
 - without a module section (the older layout), a category is a heading of level 2 or deeper
   that is numbered (``## 1. Core Backend``) or declares a count (``### Core Backend (3)``); any
   other heading ends module collection until the next category heading.
 
-A heading may declare a count, ``(10)``, ``(10 modules)``, ``(43 Total)``: it is checked
+Emoji around a heading's title are decoration (``### 🔐 Core Backend``); numbering ``1.``, ``A.``
+or ``IV.`` is not part of it. CRLF line endings read as LF. A heading may declare a count, ``(10)``, ``(10 modules)``, ``(43 Total)``: it is checked
 against the modules under it (a wildcard family counts as one, or as its members; either
 reading passes).
 
@@ -28,6 +30,15 @@ What a module is, inside a category:
   ``(Mandatory)`` right after the name is read too;
 - a top-level bullet of plain names as written (lowercase): ``- backend-api, auth, users`` or
   ``- uploader - resumable uploads``; a bullet of prose is not a module and not a problem;
+- a name may be in backticks or a link (``[auth](docs/auth.md)``: the link text);
+- a label and names after a colon, in a bullet or a paragraph: ``**Core Backend:** backend-api,
+  auth`` or ``- Analytics: analytics, analytics-worker``; the label is their category
+  (``**Note:** see below``, a label over prose, is nothing);
+- a bullet that only names a category (``- **Core Backend**``, ``- Notifications:``; a label is
+  capitalized or has spaces, so ``- **backend-api**`` is a module) holds its modules in its
+  sub-bullets; a module's own sub-bullets are details, never modules;
+- a table row (GFM tables): the module is in the column headed Module/Service/Name/Component
+  (else the first), with Category, Description and Mandatory columns when the header has them;
 - a description ending in ``(mandatory)`` (or a leading ``(Mandatory)``) marks it mandatory;
 - a wildcard family: a name with one or more ``*`` (``puabo-nuki-*``, ``puabo-nuki-****``,
   read as ``puabo-nuki-*``); its count comes from ``(family of N)``, ``(N services)``,
@@ -47,6 +58,7 @@ a problem naming the line, and the module is left out.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -69,11 +81,16 @@ MAX_SYNOPSIS_BYTES = 4 * 1024 * 1024
 EXPECTED = ("a `## Required Modules` section (or `## 1. Category` headings) whose categories list "
             "`- **module** - description` bullets")
 
-_TITLE_RE = re.compile(r"^(?:(?P<num>\d+)[.)]\s+)?(?P<title>.*?)\s*"
+# Numbered `1.`, `2)`, lettered `A.` or roman `IV.` headings; the mark is not part of the title.
+_TITLE_RE = re.compile(r"^(?:(?P<num>\d+|[A-Z]|[IVXLC]{1,6})[.)]\s+)?(?P<title>.*?)\s*"
                        r"(?:\(\s*(?P<count>\d+)(?:\s+(?:total|modules?|services?|items?)\b[^()]*)?\s*\))?\s*$",
                        re.IGNORECASE)
 _SECTION_RE = re.compile(r"^(?:(?:required|canonical|mandatory)\s+(?:modules|services)\b|modules?(?:\s+list)?$)",
                          re.IGNORECASE)
+# Headings that are never module categories, even nested inside the module section.
+_NOT_MODULES_RE = re.compile(r"^(?:(?:feature|functional|non-functional|technical|system)\s+)?requirements?\b|"
+                             r"\bcriteria\b|^notes?\b|^phase\s+\d+|^roadmap\b|^timeline\b|^appendix\b|^glossary\b",
+                             re.IGNORECASE)
 _CODE_BULLET_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 
 
@@ -126,11 +143,26 @@ def _empty(shown: str, message: str, *, line: int | None = None) -> Synopsis:
     return Synopsis(path=shown, categories=[], modules=[], problems=[problem(shown, line, message)])
 
 
+def _symbols_off(text: str) -> str:
+    """text without the emoji and pictographs around it (`📦 Required Modules ✅`)."""
+    def decoration(ch: str) -> bool:
+        return ch.isspace() or unicodedata.category(ch) in ("So", "Sk", "Cf", "Mn")
+
+    start, end = 0, len(text)
+    while start < end and decoration(text[start]):
+        start += 1
+    while end > start and decoration(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def _title(text: str) -> tuple[str, int | None, bool]:
-    """A heading's title without numbering or count, its declared count, and whether it is numbered."""
+    """A heading's title without numbering, count or emoji, its declared count, and whether it is
+    numbered."""
+    text = _symbols_off(text)
     m = _TITLE_RE.match(text)
     assert m is not None  # every part of the pattern is optional
-    title = m.group("title").strip() or text.strip()
+    title = _symbols_off(m.group("title").strip()) or text.strip()
     return title, int(m.group("count")) if m.group("count") else None, m.group("num") is not None
 
 
@@ -185,6 +217,8 @@ class _Layout:
             if section is None:
                 return None
             inside = chain[: chain.index(section) + 1]
+            if any(_NOT_MODULES_RE.search(self.titles[i][0]) for i in inside[:-1]):
+                return None  # `### Success Criteria` inside the section: its bullets are no modules
             return self.titles[inside[-2] if len(inside) > 1 else section][0], inside
         if chain and self.is_legacy_category(chain[0]):
             return self.titles[chain[0]][0], chain[:1]
@@ -244,6 +278,8 @@ def parse_synopsis_text(text: str, shown: str) -> Synopsis:
         title, count, numbered = layout.titles[i]
         if title in listed or ((numbered or count is not None) and not layout.is_section(i)):
             categories.setdefault(title)
+    for m in modules:  # labels of bullets, paragraphs and table rows, after the headings
+        categories.setdefault(m.category)
     for i, h in enumerate(layout.headings):
         title, count, _ = layout.titles[i]
         if count is not None and layout.counts(i):
@@ -284,9 +320,11 @@ def _nothing_found(shown: str, blocks: Blocks, layout: _Layout) -> dict:
                                                 f"{names}; write them as a Markdown list outside the code block")
     if layout.sections:
         first = layout.headings[layout.sections[0]]
+        ends = (f"; the section ends at line {first.end}, where the next heading of its level or higher starts "
+                "(make its categories deeper headings)" if first.end < blocks.last_line - 1 else "")
         return problem(shown, first.line, f"no canonical modules found under {first.text!r} (line {first.line}): "
                                           "expected category headings followed by `- **module** - description` "
-                                          "bullets or `- module-a, module-b` lists")
+                                          f"bullets, `- module-a, module-b` lists or a table of modules{ends}")
     return problem(shown, None, f"no canonical modules found: expected {EXPECTED}")
 
 

@@ -6,7 +6,7 @@ import dagster as dg
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, E2E_TESTS, TAGGED_IMAGES, image_key
-from nexus_assets.core.lineage import stale_images
+from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.release.manifest import ServiceRecord, assemble_manifest
 from nexus_assets.resources import NexusConfig
@@ -26,24 +26,25 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     instance = context.instance
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
     rows = tagged.get("images") or {}
-    stale = stale_images(graph, instance, [image_key(n) for n in names])
+    known = AssetRecords(instance)  # one query for all, shared with the staleness verdict
+    stale = stale_images(graph, instance, [image_key(n) for n in names], known)
     last: dict[dg.AssetKey, tuple[int, dict]] = {}
-    for asset in instance.get_asset_records([image_key(n) for n in names]):  # one query for all
+    for asset in known.get([image_key(n) for n in names]):
         record = asset.asset_entry.last_materialization_record
         if record is not None and record.event_log_entry.asset_materialization is not None:
             last[asset.asset_entry.asset_key] = (record.storage_id,
                                                  _plain(record.event_log_entry.asset_materialization.metadata))
+    observed = latest_observations(instance, [image_key(n) for n in names])  # two queries for all
     records = []
     for name in names:
         key = image_key(name)
         storage_id, metadata = last.get(key, (-1, None))
         # A build that failed after the last image was made: its failure observation is newer.
-        observed = instance.fetch_observations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=storage_id if storage_id >= 0 else None),
-            limit=1).records
+        newest = observed.get(key)
         failure = None
-        if observed:
-            meta = _plain(observed[0].event_log_entry.asset_observation.metadata)
+        observation = newest.event_log_entry.asset_observation if newest is not None else None
+        if newest is not None and observation is not None and newest.storage_id > storage_id:
+            meta = _plain(observation.metadata)
             failure = meta.get("reason") if meta.get("status") == "failed" else None
         records.append(ServiceRecord(name=name, last=metadata, failure=failure, stale=stale.get(key),
                                      tagged=rows.get(name)))

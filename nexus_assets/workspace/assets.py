@@ -14,11 +14,14 @@ from nexus_assets.workspace.sync import sync_workspace
 def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
-        result = sync_workspace(settings.repo, settings.workdir)
+        result = sync_workspace(settings.repo, settings.workdir, settings.compose_file)
         context.log.info(f"workspace {settings.workdir}: {result.files} files, {result.copied} copied, "
                          f"{result.removed} removed")
+        if result.retired:
+            context.log.info(f"scaffolds replaced by the repository's own service: {', '.join(result.retired)}")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
             metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,
-                      "copied": result.copied, "removed": result.removed},
+                      "copied": result.copied, "removed": result.removed,
+                      "scaffolds_retired": list(result.retired)},
         )

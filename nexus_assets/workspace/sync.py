@@ -3,10 +3,13 @@ the repository into the workdir and works there, so the source stays pristine.
 
 The sync is incremental: files are copied only when their content changed, files removed
 from the repository are removed from the copy, and what the pipeline made itself (reports,
-artifacts, scaffolded services, Dagster's storage) is left alone."""
+artifacts, scaffolded services, Dagster's storage) is left alone, until the repository gets a
+service of a scaffold's name: then the scaffold is removed whole, so the working copy's folder
+holds the repository's files only and later reports see the real service."""
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import os
@@ -14,8 +17,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
@@ -27,6 +32,8 @@ class SyncResult:
     files: int
     copied: int
     removed: int
+    # Scaffolded services removed because the repository now has a service of that name.
+    retired: tuple[str, ...] = ()
 
 
 def _repo_files(repo: Path, workdir: Path) -> list[str]:
@@ -69,8 +76,28 @@ def _clear_linked_parents(workdir: Path, rel: str, checked: set[str]) -> None:
             (workdir / prefix).unlink()
 
 
-def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
-    """Make workdir hold the repository's files, copying only what changed."""
+def _retire_scaffolds(repo: Path, workdir: Path, files: list[str], compose_file: str | None) -> tuple[str, ...]:
+    """Remove every scaffolded services/<name>/ of the working copy (it holds SCAFFOLD_MARKER) whose
+    real service has arrived: the repository has files at services/<name>, or a service of that
+    name (a compose service that builds from another folder). Removed whole, marker and template
+    files included, so the next copy leaves the repository's files only."""
+    services = workdir / "services"
+    scaffolds = sorted(d.name for d in services.iterdir() if not d.is_symlink() and d.is_dir()
+                       and (d / SCAFFOLD_MARKER).is_file()) if services.is_dir() else []
+    if not scaffolds:
+        return ()
+    in_repo = {rel.split("/")[1] for rel in files if rel.startswith("services/") and rel.count("/") >= 1}
+    with contextlib.suppress(TargetRepoError):  # no services/ folder: only the paths above count
+        in_repo |= {s.name for s in find_services(repo, compose_file)}
+    retired = tuple(name for name in scaffolds if name in in_repo)
+    for name in retired:
+        shutil.rmtree(services / name)
+    return retired
+
+
+def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -> SyncResult:
+    """Make workdir hold the repository's files, copying only what changed. compose_file is the
+    stack compose file (NEXUS_COMPOSE_FILE), whose service names retire scaffolds too."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("reports", "artifacts", "output"):
         (workdir / name).mkdir(exist_ok=True)
@@ -82,6 +109,7 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
         except (ValueError, KeyError):
             previous = set()
     files = _repo_files(repo, workdir)
+    retired = _retire_scaffolds(repo, workdir, files, compose_file)
     copied = 0
     checked: set[str] = set()
     for rel in files:
@@ -120,4 +148,4 @@ def sync_workspace(repo: Path, workdir: Path) -> SyncResult:
                 parent.rmdir()
                 parent = parent.parent
     write_json(state_path, {"repo": str(repo), "files": files})
-    return SyncResult(files=len(files), copied=copied, removed=removed)
+    return SyncResult(files=len(files), copied=copied, removed=removed, retired=retired)

@@ -164,3 +164,20 @@ def test_the_build_copy_in_the_working_copy_hashes_as_the_repository_observes(re
         assert copy.dockerfile is not None and copy.dockerfile.is_file()
         assert copy.sources_hash() == service.sources_hash(), service.name  # else every run rebuilds it
     assert (settings.workdir / "docker/node.Dockerfile").read_text() == (real.root / "docker/node.Dockerfile").read_text()
+
+
+def test_build_args_read_from_dotenv_are_named_as_secrets(tmp_path):
+    from nexus_assets.core.compose_model import compose_builds, env_derived
+
+    env = {"NPM_TOKEN": "t", "EMPTY": ""}
+    assert env_derived({"NPM_TOKEN": "${NPM_TOKEN}", "LITERAL": "x", "MIXED": "pre-$EMPTY", "UNSET": "${NOPE}",
+                        "NODE_VERSION": 18}, env) == ("MIXED", "NPM_TOKEN")
+    assert env_derived(["NPM_TOKEN", "OTHER", "X=${NPM_TOKEN:-d}"], env) == ("NPM_TOKEN", "X")
+    assert env_derived(None, env) == () and env_derived("junk", env) == ()
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / ".env").write_text("export NPM_TOKEN='multi\nline'  # comment\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  svc:\n    build:\n      context: ./svc\n      args: [NPM_TOKEN, PLAIN=1]\n")
+    (build,), _, _ = compose_builds(tmp_path)
+    assert build.build_args == {"NPM_TOKEN": "multi\nline", "PLAIN": "1"} and build.env_args == ("NPM_TOKEN",)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nexus_assets.core.lineage import Observation, may_be_stale, record_changes, stale_images
+from nexus_assets.core.lineage import (
+    Observation,
+    latest_data_versions,
+    latest_observations,
+    may_be_stale,
+    record_changes,
+    stale_images,
+)
 
 SOURCES = [dg.AssetKey(["source", n]) for n in ("a", "b", "c")]
 
@@ -53,3 +60,22 @@ def test_fast_reading_agrees_with_dagsters_resolver():
     assert set(may_be_stale(recipe, instance, images[:2])) == set(images[:2])
     assert set(stale_images(recipe, instance, images[:2]).values()) == {
         "image/a has a new code version", "image/b has a new code version"}
+
+
+def test_batch_read_of_newest_observations_agrees_with_dagsters_per_key_read():
+    """latest_observations reads SQL storage in two queries; it must give what Dagster's own
+    per-key read gives: the newest observation of each key, none before a wipe."""
+    with dg.instance_for_test() as instance:  # SQLite storage, as nexus-agent uses
+        from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+        assert isinstance(instance.event_log_storage, SqlEventLogStorage)
+        for version in ("1", "2", "3"):
+            _observe(instance, {"a": version, "b": version + "b"})
+        _observe(instance, {"c": "only"})
+        instance.wipe_assets([SOURCES[2]])
+        found = latest_observations(instance, [*SOURCES, dg.AssetKey(["source", "never"])])
+        assert set(found) == set(SOURCES[:2])
+        for key in SOURCES:
+            per_key = instance.fetch_observations(key, limit=1).records
+            assert (found[key].storage_id if key in found else None) == (per_key[0].storage_id if per_key else None)
+        assert latest_data_versions(instance, SOURCES) == {SOURCES[0]: "3", SOURCES[1]: "3b"}

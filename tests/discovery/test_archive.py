@@ -208,3 +208,50 @@ def test_docker_ps_as_api_json_array_and_bad_lines(tmp_path):
     info, _ = read_discovery_archive(folder)
     assert [c["name"] for c in info["docker_ps"]] == ["a"]
     assert any(p["line"] == 2 for p in info["problems"])
+
+
+def test_the_pre_check_is_tarfiles_data_filter_on_every_member(tmp_path, monkeypatch):
+    seen = []
+    real = tarfile.data_filter
+
+    def spy(member, dest):
+        seen.append(member.name)
+        return real(member, dest)
+
+    monkeypatch.setattr(tarfile, "data_filter", spy)
+    archive = make_tar(tmp_path / "ok.tar.gz", [("d", "dir", None), ("d/a.txt", "file", b"a"), ("d/l", "sym", "a.txt")])
+    assert extract_tar_safely(archive, tmp_path / "out") == ["d", "d/a.txt", "d/l"]
+    assert seen == ["d", "d/a.txt", "d/l"]
+
+
+def test_extraction_runs_the_data_filter_too_setuid_and_group_write_are_cleared(tmp_path):
+    archive = tmp_path / "modes.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("tool.sh")
+        info.size, info.mode = 3, 0o6777
+        tf.addfile(info, io.BytesIO(b"x=1"))
+    extract_tar_safely(archive, tmp_path / "out")
+    mode = (tmp_path / "out" / "tool.sh").stat().st_mode & 0o7777
+    assert mode & 0o6000 == 0 and mode & 0o022 == 0, oct(mode)
+
+
+def test_a_refusal_during_extraction_leaves_nothing_beside_or_in_dest(tmp_path):
+    # Only the filter at extraction time sees this one (`here` must exist on disk first).
+    refused(tmp_path, [("ok.txt", "file", b"x"), ("here", "sym", "."), ("escape", "sym", "here/../x")],
+            "through another link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz", "out"]
+    assert not (tmp_path / "x").exists()
+
+
+def test_hard_link_to_a_member_that_is_not_there_names_the_archive(tmp_path):
+    archive = make_tar(tmp_path / "dangling.tar.gz", [("h", "hard", "not-in-the-archive")])
+    with pytest.raises(InputError, match="not a readable tar archive") as info:
+        extract_tar_safely(archive, tmp_path / "out")
+    assert str(archive) in str(info.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_backslashes_are_characters_of_one_name_inside_dest(tmp_path):
+    archive = make_tar(tmp_path / "bs.tar.gz", [("..\\..\\x.txt", "file", b"x")])
+    assert extract_tar_safely(archive, tmp_path / "out") == ["..\\..\\x.txt"]
+    assert (tmp_path / "out" / "..\\..\\x.txt").read_bytes() == b"x"

@@ -365,3 +365,50 @@ def test_running_container_on_the_real_engine(repo, docker_client, auth_service_
     found = next(c for c in report["containers"] if c["name"] == name)
     assert found["status"] == "running" and found["image"] == image
     assert found["compose_service"] == "auth-service"
+
+
+def test_discovery_asset_reads_git_state_from_the_target_repository_not_the_working_copy(tmp_path):
+    """Step B inventories the working copy (no .git; here it even sits inside another checkout),
+    but commit, branch and dirtiness are the target repository's, as a real git repo says."""
+    import dagster as dg
+
+    from nexus_assets.definitions import PREPARE_ASSETS
+    from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
+
+    def git(where: Path, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                               *args], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    repo, outer = tmp_path / "repo", tmp_path / "outer"
+    shutil.copytree(FIXTURES / "nexus_mini", repo)
+    git(repo, "init", "-q", "-b", "feature/reports")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "target")
+    outer.mkdir()
+    git(outer, "init", "-q", "-b", "elsewhere")
+    git(outer, "commit", "-q", "--allow-empty", "-m", "another checkout")
+    work = outer / "work"
+    resources = {"nexus": NexusConfig(repo=str(repo), workdir=str(work), registry="git.local", version="1.0.0"),
+                 "docker_engine": DockerEngine(base_url=f"unix://{tmp_path}/no-engine.sock", timeout_seconds=5)}
+
+    def state() -> dict:
+        assert dg.materialize(PREPARE_ASSETS[:2], resources=resources).success
+        return json.loads((work / "reports" / "discovery_parsed.json").read_text())["git"]
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert head != git(outer, "rev-parse", "HEAD")
+    assert not (work / ".git").exists()
+    assert state() == {"commit": head, "branch": "feature/reports", "dirty": False, "changed_files": 0,
+                       "repo_is_toplevel": True}
+    (repo / "services" / "users" / "app.py").write_text("print('changed')\n")
+    (repo / "services" / "new-one").mkdir()
+    (repo / "services" / "new-one" / "Dockerfile").write_text("FROM x\n")
+    dirty = state()
+    assert (dirty["commit"], dirty["branch"], dirty["dirty"], dirty["changed_files"]) == (
+        head, "feature/reports", True, 2)
+    git(repo, "commit", "-q", "-am", "second")
+    assert state()["changed_files"] == 1  # the untracked folder is still there
+    assert GitRepo(path=str(repo)).revision() == git(repo, "rev-parse", "HEAD") != head
+    assert GitRepo(path=str(repo / "services")).revision() == git(repo, "rev-parse", "HEAD")
+    assert GitRepo(path=str(tmp_path)).revision() is None

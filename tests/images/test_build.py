@@ -86,3 +86,35 @@ def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_p
                          source="services/billing-service", log_path=tmp_path / "billing.log")
     env = docker_client.images.get(result["image_id"]).attrs["Config"]["Env"]
     assert f"PORT={billing.build_args['SERVICE_PORT']}" in env
+
+
+def test_build_args_from_dotenv_are_masked_in_the_log_and_the_error(tmp_path, docker_client, unique_registry,
+                                                                   remove_test_images):
+    """A RUN step that prints a build arg read from .env, and one that fails quoting it: the log
+    and the error never hold the value (a literal arg from the compose file stays readable)."""
+    repo = tmp_path / "repo"
+    folder = repo / "services" / "leaky"
+    folder.mkdir(parents=True)
+    (folder / "app.py").write_text("print('ok')\n")
+    (repo / ".env").write_text('export NPM_TOKEN="npm_PlantedSecret_4471"\n# a comment\nAPP_FLAVOUR=plain-literal\n')
+    (repo / "docker-compose.yml").write_text(
+        "services:\n  leaky:\n    build:\n      context: ./services/leaky\n"
+        "      args:\n        NPM_TOKEN: ${NPM_TOKEN}\n        FLAVOUR: vanilla-build\n")
+    dockerfile = folder / "Dockerfile"
+    dockerfile.write_text('FROM python:3.11-slim\nARG NPM_TOKEN\nARG FLAVOUR\n'
+                          'RUN echo "token is $NPM_TOKEN, flavour $FLAVOUR"\n')
+    service = next(s for s in find_services(repo) if s.name == "leaky")
+    assert service.env_args == ("NPM_TOKEN",) and service.build_args["NPM_TOKEN"] == "npm_PlantedSecret_4471"
+    log = tmp_path / "build_leaky.log"
+    build_image(docker_client, plan_build(service, docker_client, load_base_image_map()), registry=unique_registry,
+                version="1.0.0", revision=None, source="services/leaky", log_path=log)
+    text = log.read_text()
+    assert "npm_PlantedSecret_4471" not in text and "token is ***, flavour vanilla-build" in text
+
+    dockerfile.write_text('FROM python:3.11-slim\nARG NPM_TOKEN\nRUN echo "$NPM_TOKEN" && sh -c "exit 7"\n')
+    service = next(s for s in find_services(repo) if s.name == "leaky")
+    with pytest.raises(BuildError) as info:
+        build_image(docker_client, plan_build(service, docker_client, load_base_image_map()),
+                    registry=unique_registry, version="1.0.0", revision=None, source="services/leaky", log_path=log)
+    assert "npm_PlantedSecret_4471" not in str(info.value) + log.read_text()
+    assert "***" in log.read_text()
