@@ -211,12 +211,17 @@ fi
 ca=/etc/ssl/nexus/host-ca-bundle.crt
 ctx_key="$( (cd "$ctx" && find . -type f | sort | xargs sha256sum; echo "$cache_env") | sha256sum | cut -c1-16)"
 
+substitute_label() {  # the image's io.nexus-assets.substitutes label, "<no value>", or "absent"
+  local out  # (inspect prints an empty line before it fails)
+  out="$("$DOCKER" image inspect -f '{{index .Config.Labels "io.nexus-assets.substitutes"}}' "$1" 2>/dev/null)" \
+    && echo "$out" || echo absent
+}
 declare -A REAL=()
 pull_pids=()
 pulls="$STATE/pulls"; rm -rf "$pulls"; mkdir -p "$pulls"
 for line in "${ALIASES[@]}"; do  # every absent or substituted name: try a pull, in parallel, briefly
   alias="${line%% *}"
-  label="$("$DOCKER" image inspect -f '{{index .Config.Labels "io.nexus-assets.substitutes"}}' "$alias" 2>/dev/null || echo absent)"
+  label="$(substitute_label "$alias")"
   if [ "$label" != absent ] && [ "$label" != "$alias" ]; then REAL[$alias]=1; continue; fi
   log="$pulls/${alias//[:\/]/_}"
   ( timeout "${NEXUS_PULL_TIMEOUT:-20}" "$DOCKER" pull -q "$alias" >"$log" 2>&1; echo "rc=$?" >>"$log" ) &
@@ -279,7 +284,7 @@ if [ -n "$INFRA_BASE" ] && [ "${#INFRA[@]}" -gt 0 ]; then
   ikey="$( (cd "$ictx" && sha256sum ./*) | sha256sum | cut -c1-16)"
   for line in "${INFRA[@]}"; do
     alias="${line%% *}"; kind="${line#* }"
-    label="$("$DOCKER" image inspect -f '{{index .Config.Labels "io.nexus-assets.substitutes"}}' "$alias" 2>/dev/null || echo absent)"
+    label="$(substitute_label "$alias")"
     if [ "$label" != absent ] && [ "$label" != "$alias" ]; then continue; fi  # the real image
     if [ "$label" = absent ] && timeout "${NEXUS_PULL_TIMEOUT:-20}" "$DOCKER" pull -q "$alias" >/dev/null 2>&1; then
       say "$alias: pulled the real image"; continue

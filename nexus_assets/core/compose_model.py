@@ -175,6 +175,26 @@ class ComposeBuild:
     dockerfile: Path
     build_args: dict[str, str] = field(default_factory=dict, hash=False)
     compose_file: str = ""
+    # The image-only services it depends_on (postgres, redis): name, image, environment.
+    infrastructure: tuple[dict, ...] = field(default=(), hash=False)
+
+
+def infrastructure_needs(spec: dict, services: dict, env: dict[str, str]) -> tuple[dict, ...]:
+    """The services of `spec`'s depends_on (list or mapping form) that compose runs from an
+    `image:` only, each with its image and `environment` (mapping or KEY=VALUE list; values
+    interpolated from .env: they may be secrets, so they are never logged)."""
+    deps = spec.get("depends_on")
+    needs = []
+    for dep in (list(deps) if isinstance(deps, (list, dict)) else []):
+        other = services.get(dep)
+        if not isinstance(other, dict) or other.get("build") is not None or not other.get("image"):
+            continue
+        raw = other.get("environment") or {}
+        pairs = raw.items() if isinstance(raw, dict) else (str(e).partition("=")[::2] for e in raw
+                                                          if isinstance(raw, list) and "=" in str(e))
+        environment = {str(k): interpolate("" if v is None else str(v), env)[0] for k, v in pairs}
+        needs.append({"name": str(dep), "image": interpolate(str(other["image"]), env)[0], "environment": environment})
+    return tuple(needs)
 
 
 def compose_files(repo: Path) -> list[Path]:
@@ -260,5 +280,6 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         problems += probs
         found.append(ComposeBuild(name=name, context=context,
                                   dockerfile=Path(os.path.normpath(context / build["dockerfile"])),
-                                  build_args=args, compose_file=shown))
+                                  build_args=args, compose_file=shown,
+                                  infrastructure=infrastructure_needs(spec, services, env)))
     return found, path, problems

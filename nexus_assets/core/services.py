@@ -43,6 +43,9 @@ class Service:
     compose_name: str | None = None
     compose_file: str | None = None
     folder: str | None = None  # the context relative to the repository, POSIX
+    # The image-only compose services it depends_on: {name, image, environment}; its
+    # integration test starts them (verify/infrastructure.py).
+    infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
 
     def sources_hash(self) -> str:
         """The hash of what its build reads (core.hashing.context_hash)."""
@@ -206,7 +209,8 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
         found[build.name] = Service(
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
-            compose_file=build.compose_file, folder=rel_path(build.context, repo))
+            compose_file=build.compose_file, folder=rel_path(build.context, repo),
+            infrastructure=build.infrastructure)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:

@@ -53,6 +53,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 "size_bytes": last.get("size_bytes"),
                 "base_images": last.get("base_images"),
                 "substituted_bases": [b["requested"] for b in last.get("base_images") or [] if b.get("substituted")],
+                "infrastructure": last.get("infrastructure") or [],
                 "build_log": last.get("build_log"),
             })
         if reason:
