@@ -150,7 +150,7 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
         health_cmd = healthcheck_command(config)
         st.details.update(port=ports[0], healthcheck=health_cmd is not None, health=None)
         if shared:
-            container, network, (not_run, infra_failure) = shared[0], shared[1], shared[2]
+            container, network, (not_run, infra_failure) = shared[0], shared[1], shared[2][:2]
             st.details.update(network=network.name, shared_container=True)
         else:
             network = create_network(client, st)

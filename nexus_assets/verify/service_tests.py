@@ -271,6 +271,8 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         st.running += [*shared[3], shared[0]]
         st.networks.append(shared[1])
         st.details["container_id"] = shared[0].id
+        if shared[2][2]:  # the infrastructure the unit stage started beside the service
+            st.details["infrastructure"] = shared[2][2]
     paths = _read_spec(st, service)
     if paths is None:
         st.cleanup()
@@ -319,7 +321,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         for started in (container, *infra):
             st.running.remove(started)
         st.networks.remove(network)
-        shared.append((container, network, (not_run, infra_failure), infra))
+        shared.append((container, network, (not_run, infra_failure, st.details.get("infrastructure")), infra))
         return verdict
 
     try:
@@ -350,7 +352,9 @@ def stage_summary(results: list[StageResult]) -> dict:
         if not r.passed:
             failures.append({"service": r.service, "stage": r.stage, "reason": r.reason, "log_path": r.log_path})
     ordered = {s: stages[s] for s in STAGES if s in stages} | {s: c for s, c in stages.items() if s not in STAGES}
-    total = {k: sum(c.get(k, 0) for c in stages.values()) for k in ("passed", "failed", "skipped", "not_run")}
+    total = {k: sum(c.get(k, 0) for c in stages.values()) for k in ("passed", "failed", "skipped")}
+    if any("not_run" in c for c in stages.values()):  # stages that could not run here
+        total["not_run"] = sum(c.get("not_run", 0) for c in stages.values())
     return {
         "stages": ordered,
         "total": total,
