@@ -42,6 +42,7 @@ def test_services_install_real_packages_in_every_way_the_platform_does(tmp_path)
     assert set(real.all_broken) == {"legacy-reports", "payments-legacy"}
     assert not set(real.all_broken) & set(real.sound)
     dockerfile, line = real.all_broken["payments-legacy"]
+    assert dockerfile == "services/payments_legacy/Dockerfile"
     assert dockerfiles["payments-legacy"].splitlines()[line - 1].startswith("RUN pip install")
     assert (real.root / "services/payments_legacy/requirements.txt").read_text().strip() == BROKEN_REQUIREMENT
 

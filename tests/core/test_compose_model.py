@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.compose_model import build_args, interpolate, stack_file
+from nexus_assets.core.compose_model import build_args, infrastructure_needs, interpolate, stack_file
 from nexus_assets.core.hashing import context_hash
 from nexus_assets.core.lineage import observe_sources
 from nexus_assets.core.services import build_services, find_services, scan_services
@@ -164,3 +164,19 @@ def test_the_build_copy_in_the_working_copy_hashes_as_the_repository_observes(re
         assert copy.dockerfile is not None and copy.dockerfile.is_file()
         assert copy.sources_hash() == service.sources_hash(), service.name  # else every run rebuilds it
     assert (settings.workdir / "docker/node.Dockerfile").read_text() == (real.root / "docker/node.Dockerfile").read_text()
+
+
+def test_infrastructure_needs_are_the_image_only_services_it_depends_on():
+    services = {
+        "api": {"build": ".", "depends_on": {"db": {"condition": "service_healthy"}, "cache": {}, "worker": {}}},
+        "db": {"image": "postgres:${PG:-15}-alpine", "environment": ["POSTGRES_PASSWORD=${DB_PASS}", "BARE"]},
+        "cache": {"image": "redis:7", "environment": {"A": 1, "B": None}},
+        "worker": {"build": "./worker", "image": "nexus/worker"},  # built, not infrastructure
+    }
+    needs = infrastructure_needs(services["api"], services, {"DB_PASS": "from-dotenv"})
+    assert needs == (
+        {"name": "db", "image": "postgres:15-alpine", "environment": {"POSTGRES_PASSWORD": "from-dotenv"}},
+        {"name": "cache", "image": "redis:7", "environment": {"A": "1", "B": ""}},
+    )
+    assert infrastructure_needs({"depends_on": ["db", "nowhere"]}, services, {})[0]["name"] == "db"
+    assert infrastructure_needs({}, services, {}) == ()
