@@ -203,26 +203,15 @@ provides="$("$DOCKER" image inspect -f '{{index .Config.Labels "io.nexus-assets.
 ctx="$STATE/substitute-context"
 rm -rf "$ctx"; mkdir -p "$ctx"
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-bundle.crt"
-# node reads NODE_EXTRA_CA_CERTS at every start (whole seconds for a 150-certificate bundle on a
-# busy machine: longer than a 3 s HEALTHCHECK), so it gets only what the host trusts beyond
-# Debian's own bundle (the TLS-intercepting proxy's CA); SSL_CERT_FILE has the whole bundle.
-"$DOCKER" run --rm --network none "$BASE_NAME" cat /etc/ssl/certs/ca-certificates.crt >"$ctx/.debian-bundle"
-python3 - "$ctx/host-ca-bundle.crt" "$ctx/.debian-bundle" "$ctx/host-extra-ca.crt" <<'PY'
-import re, sys
-pem = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-host, debian = (pem.findall(open(p).read()) for p in sys.argv[1:3])
-known = {" ".join(c.split()) for c in debian}
-extra = [c for c in host if " ".join(c.split()) not in known]
-open(sys.argv[3], "w").write("\n".join(extra) + ("\n" if extra else ""))
-PY
-rm -f "$ctx/.debian-bundle"
+# No NODE_EXTRA_CA_CERTS: it makes every node start build the whole root store (seconds on a
+# busy machine, longer than a 3 s HEALTHCHECK that runs `node -e`), while Debian's node reads
+# OpenSSL's store (SSL_CERT_FILE) on its first TLS connection only.
 cp -r "$ROOT/scripts/substitute/alpine-bin" "$ctx/alpine-bin"
 cache_env=""
 if [ "$CACHE_MODE" != off ] && [ -n "$CACHE_NETWORK" ]; then
   cache_env="npm_config_registry=$npm_url PIP_INDEX_URL=$pypi_url PIP_TRUSTED_HOST=$CACHE_GW"
 fi
 ca=/etc/ssl/nexus/host-ca-bundle.crt
-extra_ca=/etc/ssl/nexus/host-extra-ca.crt
 ctx_key="$( (cd "$ctx" && find . -type f | sort | xargs sha256sum; echo "$cache_env") | sha256sum | cut -c1-16)"
 
 substitute_label() {  # the image's io.nexus-assets.substitutes label, "<no value>", or "absent"
@@ -262,8 +251,7 @@ FROM $target
 COPY host-ca-bundle.crt /etc/ssl/certs/ca-certificates.crt
 COPY host-ca-bundle.crt $ca
 $alpine
-COPY host-extra-ca.crt $extra_ca
-ENV PATH=$path_env SSL_CERT_FILE=$ca NODE_EXTRA_CA_CERTS=$extra_ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca $cache_env
+ENV PATH=$path_env SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca $cache_env
 LABEL io.nexus-assets.substitutes="$alias" io.nexus-assets.substitute-base="$target" \\
       io.nexus-assets.substitute-base-id="$target_id" io.nexus-assets.substitute-key="$key" \\
       io.nexus-assets.substitute-provides="$provides"

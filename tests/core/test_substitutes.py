@@ -78,8 +78,7 @@ def test_python_substitute_has_python_pip_and_venv_under_the_real_names(docker_c
 
 
 def test_every_substitute_trusts_the_host_ca_bundle(docker_client):
-    host_text = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
-    host = hashlib.sha256(host_text.encode()).hexdigest()
+    host = hashlib.sha256(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes()).hexdigest()
     for name in ("node:18-alpine", "python:3.12-slim"):
         image = _substitute(docker_client, name)
         env = dict(e.split("=", 1) for e in image.attrs["Config"]["Env"])
@@ -87,11 +86,9 @@ def test_every_substitute_trusts_the_host_ca_bundle(docker_client):
         assert {env[k] for k in ("PIP_CERT", "REQUESTS_CA_BUNDLE")} == {bundle}, env
         out = _run(docker_client, name, f"sha256sum {bundle} /etc/ssl/certs/ca-certificates.crt")
         assert [line.split()[0] for line in out.splitlines()] == [host, host], out
-        # node reads NODE_EXTRA_CA_CERTS at every start: only what the host adds to Debian's bundle.
-        extra = _run(docker_client, name, f"cat {env['NODE_EXTRA_CA_CERTS']}")
-        assert extra.count("BEGIN CERTIFICATE") < 10
-        squeezed = "".join(host_text.split())
-        assert all("".join(block.split()) in squeezed for block in extra.split("-----END CERTIFICATE-----")[:-1])
+        # Debian's node reads SSL_CERT_FILE on its first TLS connection; NODE_EXTRA_CA_CERTS would
+        # make every node start parse the whole root store (seconds on a busy machine).
+        assert "NODE_EXTRA_CA_CERTS" not in env
 
 
 def test_npm_and_pip_install_real_packages_through_the_caches_and_tls_works(docker_client):
