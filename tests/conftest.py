@@ -163,7 +163,9 @@ def auth_service_container(docker_client):
     """A running container on the real engine that compose would call auth-service: (name, image)."""
     import time
 
-    image = "nexus-base/bookworm:1"
+    from nexus_assets.core.baseimages import load_base_image_map
+
+    image = load_base_image_map().base
     name = f"nexus-inventory-test-{uuid.uuid4().hex[:8]}"
     container = docker_client.containers.run(image, ["sleep", "60"], name=name, detach=True,
                                              labels={"com.docker.compose.service": "auth-service"})

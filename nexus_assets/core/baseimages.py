@@ -1,9 +1,11 @@
 """Base images: what a Dockerfile starts FROM, and how this machine provides it.
 
-No image can be pulled here, so scripts/bootstrap.sh builds one base from Debian packages
-and makes the names in the base-image map aliases of it. Every alias carries the label
-io.nexus-assets.substitutes, which is how a build learns (and records) that its FROM
-was substituted."""
+The real image first: scripts/bootstrap.sh keeps the real image where the engine has it or
+can pull it, and only for the names of the base-image map it cannot have does it build a
+substitute from Debian packages (node and npm, python, pip and venv, busybox's user tools
+for *-alpine, the host's CA bundle, the local package caches). Every substitute carries the
+label io.nexus-assets.substitutes, which is how a build learns (and records) that its FROM
+was substituted, and what the substitute provides."""
 
 from __future__ import annotations
 
@@ -22,12 +24,15 @@ if TYPE_CHECKING:
 DEFAULT_MAP = Path(__file__).parent / "base_images.toml"
 SUBSTITUTE_LABEL = "io.nexus-assets.substitutes"
 SUBSTITUTE_BASE_LABEL = "io.nexus-assets.substitute-base"
+PROVIDES_LABEL = "io.nexus-assets.substitute-provides"
 
 @dataclass(frozen=True)
 class BaseImageMap:
     path: Path
     base: str
     substitutes: dict[str, str] = field(default_factory=dict)
+    # The network builds run on, where the package caches the substitutes use listen.
+    build_network: str | None = None
 
 
 def load_base_image_map(path: Path | None = None) -> BaseImageMap:
@@ -35,7 +40,8 @@ def load_base_image_map(path: Path | None = None) -> BaseImageMap:
     path = path or Path(os.environ.get("NEXUS_BASE_IMAGE_MAP") or DEFAULT_MAP)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return BaseImageMap(path=path, base=data["base"]["name"], substitutes=dict(data.get("substitutes", {})))
+        return BaseImageMap(path=path, base=data["base"]["name"], substitutes=dict(data.get("substitutes", {})),
+                            build_network=(data.get("package_cache") or {}).get("network") or None)
     except FileNotFoundError as exc:
         raise ConfigError(f"base-image map {path} does not exist (NEXUS_BASE_IMAGE_MAP)") from exc
     except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
@@ -109,5 +115,6 @@ def resolve_base(client: DockerClient, base: FromLine, dockerfile: Path, base_ma
         "image_id": image.id,
         "substituted": substituted,
         "substitute": labels.get(SUBSTITUTE_BASE_LABEL) if substituted else None,
+        "provides": labels.get(PROVIDES_LABEL) if substituted else None,
         "line": base.line,
     }

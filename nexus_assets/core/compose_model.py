@@ -192,6 +192,10 @@ class ComposeBuild:
     # The build args whose value comes from .env: secrets, masked wherever the build is shown.
     env_args: tuple[str, ...] = ()
 
+    # The image-only services it depends_on (postgres, redis): name, image, environment.
+    infrastructure: tuple[dict, ...] = field(default=(), hash=False)
+
+
 
 def env_derived(raw: Any, env: dict[str, str]) -> tuple[str, ...]:
     """The names of compose `build.args` whose value is read from env: a bare `KEY` taken from it,
@@ -208,6 +212,24 @@ def env_derived(raw: Any, env: dict[str, str]) -> tuple[str, ...]:
         if any(n in env for n in names if n):
             found.append(key)
     return tuple(sorted(set(found)))
+
+
+def infrastructure_needs(spec: dict, services: dict, env: dict[str, str]) -> tuple[dict, ...]:
+    """The services of `spec`'s depends_on (list or mapping form) that compose runs from an
+    `image:` only, each with its image and `environment` (mapping or KEY=VALUE list; values
+    interpolated from .env: they may be secrets, so they are never logged)."""
+    deps = spec.get("depends_on")
+    needs = []
+    for dep in (list(deps) if isinstance(deps, (list, dict)) else []):
+        other = services.get(dep)
+        if not isinstance(other, dict) or other.get("build") is not None or not other.get("image"):
+            continue
+        raw = other.get("environment") or {}
+        pairs = raw.items() if isinstance(raw, dict) else (str(e).partition("=")[::2] for e in raw
+                                                          if isinstance(raw, list) and "=" in str(e))
+        environment = {str(k): interpolate("" if v is None else str(v), env)[0] for k, v in pairs}
+        needs.append({"name": str(dep), "image": interpolate(str(other["image"]), env)[0], "environment": environment})
+    return tuple(needs)
 
 
 def compose_files(repo: Path) -> list[Path]:
@@ -300,5 +322,6 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         found.append(ComposeBuild(name=name, context=context,
                                   dockerfile=Path(os.path.normpath(context / build["dockerfile"])),
                                   build_args={k: v for k, v in args.items() if k not in secret}, compose_file=shown,
-                                  secret_args=tuple(secret), env_args=env_derived(raw_args, env)))
+                                  secret_args=tuple(secret), env_args=env_derived(raw_args, env),
+                                  infrastructure=infrastructure_needs(spec, services, env)))
     return found, path, problems

@@ -15,7 +15,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class StageResult:
-    """What one stage of one service did. A skipped stage has passed=True and skipped=True."""
+    """What one stage of one service did. A skipped stage has passed=True and skipped=True; a
+    stage that could not run here (its infrastructure's image is not available) has
+    passed=False and skipped=True: "not run", neither a pass nor a failure."""
 
     service: str
     stage: str  # "lint" | "unit" | "integration" | "e2e"
@@ -86,7 +88,8 @@ class Stage:
     def result(self, passed: bool, reason: str, skipped: bool = False) -> StageResult:
         """Log the outcome, close the log and return the StageResult."""
         seconds = round(time.monotonic() - self.started, 2)
-        self.write(f"# result: {'SKIPPED' if skipped else 'PASSED' if passed else 'FAILED'}: {reason} ({seconds}s)")
+        state = ("NOT RUN" if skipped and not passed else "SKIPPED" if skipped else "PASSED" if passed else "FAILED")
+        self.write(f"# result: {state}: {reason} ({seconds}s)")
         self.log.close()
         return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
                            self.details, self.containers)

@@ -239,7 +239,9 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
                 runner = tests.unit if stage == "unit" else tests.integration
                 result = runner(client, service, image_id, settings.reports, timeout=settings.test_timeout)
             context.log.info(f"{name} {stage}: {'passed' if result.passed else 'FAILED'}: {result.reason}")
+            not_run = result.skipped and not result.passed  # as outcome.check_result: WARN, not a failure
             yield dg.AssetCheckResult(asset_key=image_key(name), check_name=stage, passed=result.passed,
+                                      severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
                                       description=result.reason, metadata={"image_id": image_id or ""})
     finally:
         client.close()

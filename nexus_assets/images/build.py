@@ -6,6 +6,7 @@ these concurrently and records what they return."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
+from nexus_assets.core.dockerfile import instructions, read_dockerfile
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.secrets import mask_secrets, secret_lines, secret_values
@@ -144,12 +146,46 @@ def engine_gone() -> bool:
     return False
 
 
+_STEP = re.compile(r"^Step (\d+)/\d+ : (\S+)")
+
+
+def failed_step_line(dockerfile: Path | None, step: str | None) -> int | None:
+    """The Dockerfile line of the classic builder's `Step N/M : KEYWORD ...` (N counts the
+    instructions from the first FROM; ARGs before it are not steps), or None."""
+    match = _STEP.match(step or "")
+    if dockerfile is None or match is None:
+        return None
+    text, _ = read_dockerfile(dockerfile, str(dockerfile))
+    found = instructions(text or "")
+    first_from = next((i for i, (_, keyword, _) in enumerate(found) if keyword == "FROM"), 0)
+    index = first_from + int(match.group(1)) - 1
+    if 0 <= index < len(found) and found[index][1] == match.group(2).upper():
+        return found[index][0]
+    return None
+
+
+def _network(client, name: str | None) -> str | None:
+    """name when the engine has that network (scripts/bootstrap.sh creates it), else None."""
+    import docker.errors
+
+    if not name:
+        return None
+    try:
+        client.networks.get(name)
+    except docker.errors.NotFound:
+        return None
+    return name
+
+
 def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
-                cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = ()) -> dict:
+                cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
+                network: str | None = None) -> dict:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
+    network: the network RUN steps use (the build network, where the package caches listen),
+    when the engine has it; else the engine's default.
 
     The OCI labels say where the image comes from, and only what is known: `source` is the
     target repository's remote URL, `revision` its commit and `created` that commit's time
@@ -188,12 +224,15 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
         try:
             stream = client.api.build(
                 path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
-                buildargs=plan.build_args or None,
+                buildargs=plan.build_args or None, network_mode=_network(client, network),
                 rm=True, forcerm=True, pull=False, decode=True,
             )
+            step = None
             for chunk in stream:
                 if "stream" in chunk:
                     log.write(masked(chunk["stream"]))
+                    if chunk["stream"].startswith("Step "):
+                        step = chunk["stream"].strip()
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
@@ -203,7 +242,10 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
                         log.write("ERROR: the Docker engine stopped answering during the build\n")
                         raise EngineError(f"service {service.name}: lost the Docker engine during the build "
                                           f"(log: {log_path})")
-                    raise BuildError(f"service {service.name}: docker build failed: {error.strip()} (log: {log_path})")
+                    line = failed_step_line(service.dockerfile, step)
+                    where = f" at {service.dockerfile} line {line}" if line else ""
+                    raise BuildError(f"service {service.name}: docker build failed{where}: {error.strip()} "
+                                     f"(log: {log_path})")
         except docker.errors.APIError as exc:
             why = masked(str(exc.explanation or exc))
             log.write(f"ERROR: {why}\n")

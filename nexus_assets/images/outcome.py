@@ -19,10 +19,14 @@ from nexus_assets.images.build import build_image, plan_build
 
 
 def check_result(stage: StageResult) -> dg.AssetCheckResult:
+    """A stage that could not run here (skipped, not passed: its infrastructure's image is not
+    available) is a WARN check, not passed: the UI shows it apart from a failure."""
+    not_run = stage.skipped and not stage.passed
     return dg.AssetCheckResult(
         asset_key=image_key(stage.service),
         check_name=stage.stage,
         passed=stage.passed,
+        severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
         description=stage.reason,
         metadata={"skipped": stage.skipped, "seconds": round(stage.seconds, 2), "containers": stage.containers,
                   "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
@@ -59,13 +63,14 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
         with cancel.hook(remove_containers):
             try:
                 cancel.raise_if_cancelled(f"service {service.name}")
-                plan = plan_build(service, client, load_base_image_map(), service.build_args, secrets)
+                base_map = load_base_image_map()
+                plan = plan_build(service, client, base_map, service.build_args, secrets)
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version,
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
                     created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
-                    secrets=secrets,
+                    secrets=secrets, network=base_map.build_network,
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")
@@ -87,15 +92,18 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
 
 
 def test_states(stages: list[StageResult]) -> dict[str, str]:
-    return {s.stage: ("skipped" if s.skipped else "passed" if s.passed else "failed") for s in stages}
+    return {s.stage: ("not_run" if s.skipped and not s.passed else "skipped" if s.skipped
+                      else "passed" if s.passed else "failed") for s in stages}
 
 
 def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
     """image/<service> materialized: data version is the image id; the checks ride along."""
     built, stages = outcome["built"], outcome["stages"]
-    failed = [s.stage for s in stages if not s.passed]
+    failed = [s.stage for s in stages if not s.passed and not s.skipped]
+    not_run = [s.reason for s in stages if s.skipped and not s.passed]
     summary = (f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s; tests "
-               + ("passed" if not failed else "FAILED: " + ", ".join(failed)))
+               + ("passed" if not failed else "FAILED: " + ", ".join(failed))
+               + "".join(f"; {reason}" for reason in not_run))
     return dg.MaterializeResult(
         asset_key=image_key(service.name),
         data_version=dg.DataVersion(built["image_id"]),
@@ -116,6 +124,9 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             "build_log": dg.MetadataValue.path(built["build_log"]),
             "tests": test_states(stages),
             "test_containers": sum(s.containers for s in stages),
+            # What its integration test ran beside it, and which of those were substitutes.
+            "infrastructure": next((s.details.get("infrastructure") for s in stages
+                                    if s.details.get("infrastructure")), []),
         },
     )
 

@@ -81,7 +81,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
         entry: dict = {"service": record.name, "status": status, "source_hash": last.get("source_hash"),
                        "tests": None, "image": None, "tags": None, "image_id": None, "digest": None,
                        "repo_digest": None, "size_bytes": None, "base_images": None, "substituted_bases": None,
-                       "build_log": None, "built_at": None, "image_run_id": None, "push_run_id": None,
+                       "infrastructure": None, "build_log": None, "built_at": None, "image_run_id": None, "push_run_id": None,
                        "pushed_at": None, "sbom": None, "provenance": None, "reason": None}
         if status in ("current", "tests_failed", "stale") and record.tagged:
             entry.update({
@@ -92,6 +92,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 "size_bytes": last.get("size_bytes"),
                 "base_images": last.get("base_images"),
                 "substituted_bases": [b["requested"] for b in last.get("base_images") or [] if b.get("substituted")],
+                "infrastructure": last.get("infrastructure") or [],
                 "build_log": last.get("build_log"),
                 "built_at": record.events.get("built_at"),
                 "image_run_id": record.events.get("image_run_id"),

@@ -28,6 +28,17 @@ class BaseImage(ReportModel):
                                           "(core/base_images.toml): the real image could not be had.")
     substitute: str | None = Field(description="The image that stood in, when substituted.")
     line: int = Field(description="The Dockerfile line of the FROM.")
+    provides: str | None = Field(default=None, description="What the substitute provides (e.g. node and npm "
+                                                            "versions), when substituted.")
+
+
+class Infrastructure(ReportModel):
+    """An image-only compose service (postgres, redis) started beside the integration test."""
+
+    name: str = Field(description="Its compose service name.")
+    image: str = Field(description="The image compose names.")
+    substituted: bool = Field(description="True when a substitute built from Debian packages stood in for it.")
+    provides: str | None = Field(description="What the substitute provides, when substituted.")
 
 
 class ImageEntry(ReportModel):
@@ -40,8 +51,9 @@ class ImageEntry(ReportModel):
                                        "the engine.")
     source_hash: str | None = Field(description="Fingerprint of what the image is built from (sources, build "
                                                 "args, base image ids): its OCI label io.nexus-assets.source-hash.")
-    tests: dict[str, Literal["passed", "failed", "skipped"]] | None = Field(
-        description="Result of each test stage (lint, unit, integration) for this image.")
+    tests: dict[str, Literal["passed", "failed", "skipped", "not_run"]] | None = Field(
+        description="Result of each test stage (lint, unit, integration) for this image; not_run: the stage "
+                    "needs infrastructure whose image is not available here.")
     image: str | None = Field(description="The release tag REGISTRY/nexus/<service>:VERSION.")
     tags: list[str] | None = Field(description="Every tag given to the image (VERSION and latest).")
     image_id: str | None = Field(description="The image's id in the local Docker engine (sha256 of its config). "
@@ -52,6 +64,8 @@ class ImageEntry(ReportModel):
     size_bytes: int | None = Field(description="Size of the image in the engine.")
     base_images: list[BaseImage] | None = Field(description="The FROM images the build used.")
     substituted_bases: list[str] | None = Field(description="The requested base images a substitute stood in for.")
+    infrastructure: list[Infrastructure] | None = Field(
+        default=None, description="The infrastructure its integration test ran beside.")
     build_log: str | None = Field(description="Path of the build log.")
     built_at: str | None = Field(description="When the image's materialization was recorded (UTC, RFC 3339).")
     image_run_id: str | None = Field(description="Dagster run that built the image.")

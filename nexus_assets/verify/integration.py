@@ -10,6 +10,7 @@ import time
 import urllib.parse
 
 from nexus_assets.core.stage import Stage
+from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.sandbox import (
     POLL,
     Prober,
@@ -130,9 +131,14 @@ def _endpoints(st: Stage, order: list[str], found: list[dict], code: int | None,
     return True, f"healthy; {len(st.details['endpoints'])} endpoints answered 2xx"
 
 
+class NotRun(Exception):
+    """The stage cannot run on this machine (its infrastructure's image is not available)."""
+
+
 def integration_body(client, st: Stage, service, image_id: str, paths: list[str], shared, api_error):
-    """The stage as a body for service_tests._guarded: -> (passed, reason). shared is the
-    (container, network) the unit stage left running, or None to start them here."""
+    """The stage as a body for service_tests._guarded: -> (passed, reason), or NotRun. shared is
+    the (container, network, (not run, infrastructure failure)) the unit stage left running
+    (with the service's infrastructure), or None to start them here."""
     from nexus_assets.core.baseimages import load_base_image_map
 
     def body() -> tuple[bool, str]:
@@ -144,11 +150,18 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
         health_cmd = healthcheck_command(config)
         st.details.update(port=ports[0], healthcheck=health_cmd is not None, health=None)
         if shared:
-            container, network = shared
+            container, network, (not_run, infra_failure) = shared[0], shared[1], shared[2][:2]
             st.details.update(network=network.name, shared_container=True)
         else:
             network = create_network(client, st)
-            container = start_container(client, st, image_id, network=network.name)
+            not_run, infra_failure, _ = prepare(client, st, network, service.infrastructure,
+                                                load_base_image_map().base)
+            container = None if not_run or infra_failure else start_container(client, st, image_id,
+                                                                                network=network.name)
+        if not_run:
+            raise NotRun(not_run)
+        if infra_failure or container is None:
+            return False, str(infra_failure)
         prober = Prober(client, st, container, network, service.language, lambda: load_base_image_map().base)
         # The endpoints are called as soon as /health answers (one probe run), but reported only
         # once the HEALTHCHECK has passed: an unhealthy container fails with none reported.

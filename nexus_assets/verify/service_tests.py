@@ -26,7 +26,8 @@ from nexus_assets.core.errors import EngineError
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
-from nexus_assets.verify.integration import integration_body, spec_get_paths
+from nexus_assets.verify.infrastructure import prepare
+from nexus_assets.verify.integration import NotRun, integration_body, spec_get_paths
 from nexus_assets.verify.sandbox import (  # noqa: F401
     CONTAINER_PREFIX,
     POLL,
@@ -163,18 +164,21 @@ def _guarded(st: Stage, body) -> StageResult:
     An engine refusal (no such image, bad port…) is a failed result; a lost engine raises
     EngineError."""
     api_error, engine_error = docker_errors()
+    skipped = False
     try:
         try:
             passed, reason = body()
         finally:
             st.cleanup()
+    except NotRun as exc:  # neither passed nor failed: reported as "not run", with why
+        passed, reason, skipped = False, str(exc), True
     except api_error as exc:
         st.write(f"ERROR: {exc}")
         passed, reason = False, f"the engine refused: {getattr(exc, 'explanation', None) or exc}"
     except engine_error as exc:
         st.result(False, f"lost the Docker engine: {exc}")
         raise _engine_lost(st.name, st.stage, exc) from exc
-    return st.result(passed, reason)
+    return st.result(passed, reason, skipped=skipped)
 
 
 def count_tests(output: str) -> dict:
@@ -264,9 +268,11 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
     used (and removed) instead of starting them."""
     st = Stage(service.name, "integration", log_dir, timeout)
     if shared:  # removed by this stage's cleanup whatever happens from here on
-        st.running.append(shared[0])
+        st.running += [*shared[3], shared[0]]
         st.networks.append(shared[1])
         st.details["container_id"] = shared[0].id
+        if shared[2][2]:  # the infrastructure the unit stage started beside the service
+            st.details["infrastructure"] = shared[2][2]
     paths = _read_spec(st, service)
     if paths is None:
         st.cleanup()
@@ -292,7 +298,12 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
     shared: list = []  # (container, network), handed from the unit stage to the integration stage
 
     def body() -> tuple[bool, str]:
+        from nexus_assets.core.baseimages import load_base_image_map
+
         network = create_network(client, st)
+        # The infrastructure it depends on first (a real service connects to it as it starts).
+        not_run, infra_failure, infra = prepare(client, st, network, service.infrastructure,
+                                                load_base_image_map().base)
         container = start_container(client, st, image_id, role="service", network=network.name)
         st.write(f"$ {' '.join(command)}   (docker exec in the service container, internal test network)")
         try:
@@ -307,9 +318,10 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
             verdict = _unit_in_own_container(client, st, image_id, command)
         else:
             verdict = _unit_verdict(st, output, code)
-        st.running.remove(container)
+        for started in (container, *infra):
+            st.running.remove(started)
         st.networks.remove(network)
-        shared.append((container, network))
+        shared.append((container, network, (not_run, infra_failure, st.details.get("infrastructure")), infra))
         return verdict
 
     try:
@@ -320,10 +332,10 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         shared.clear()  # the integration stage has removed them
         return unit, integration
     finally:
-        for container, network in shared:  # only if the integration stage never took them
-            for thing in (container, network):
+        for container, network, _, infra in shared:  # only if the integration stage never took them
+            for thing in (*infra, container, network):
                 with contextlib.suppress(Exception):
-                    thing.remove(force=True, v=True) if thing is container else thing.remove()
+                    thing.remove() if thing is network else thing.remove(force=True, v=True)
 
 
 def stage_summary(results: list[StageResult]) -> dict:
@@ -333,11 +345,16 @@ def stage_summary(results: list[StageResult]) -> dict:
     failures = []
     for r in results:
         counts = stages.setdefault(r.stage, {"passed": 0, "failed": 0, "skipped": 0})
+        if r.skipped and not r.passed:  # not run here (infrastructure not available): neither
+            counts["not_run"] = counts.get("not_run", 0) + 1
+            continue
         counts["skipped" if r.skipped else "passed" if r.passed else "failed"] += 1
         if not r.passed:
             failures.append({"service": r.service, "stage": r.stage, "reason": r.reason, "log_path": r.log_path})
     ordered = {s: stages[s] for s in STAGES if s in stages} | {s: c for s, c in stages.items() if s not in STAGES}
-    total = {k: sum(c[k] for c in stages.values()) for k in ("passed", "failed", "skipped")}
+    total = {k: sum(c.get(k, 0) for c in stages.values()) for k in ("passed", "failed", "skipped")}
+    if any("not_run" in c for c in stages.values()):  # stages that could not run here
+        total["not_run"] = sum(c.get("not_run", 0) for c in stages.values())
     return {
         "stages": ordered,
         "total": total,

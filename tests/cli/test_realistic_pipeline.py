@@ -1,8 +1,8 @@
 """Issue 8 on the real engine: a checkout shaped like the real platform (compose names that
 differ from folders, nested services, a context outside services/, a Dockerfile outside its
-context, build args only compose supplies, a library, infrastructure, a second compose file)
-builds every sound service from compose, the broken one fails alone naming its Dockerfile line,
-and a second run builds nothing."""
+context, build args only compose supplies, a library, infrastructure, a second compose file,
+real packages installed while building) builds every sound service from compose, the broken one
+fails alone naming its Dockerfile line, and a second run builds nothing."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def test_realistic_checkout_builds_and_tests_every_sound_service_from_compose(
     port = real.root.joinpath("docker-compose.yml").read_text().split("BILLING_PORT:-", 1)[1].split("}", 1)[0]
     assert f"PORT={port}" in billing.attrs["Config"]["Env"]
     assert {"web", "auth-service", "thumbnailer"} <= set(entries)
+    # Its integration test ran beside the postgres and redis compose says it depends on, and
+    # the manifest says what they were (here substitutes from Debian packages, or the real ones).
+    assert [i["name"] for i in entries["auth-service"]["infrastructure"]] == ["postgres", "redis"]
+    assert all(i["substituted"] == (i["provides"] is not None) for i in entries["auth-service"]["infrastructure"])
+    assert entries["web"]["infrastructure"] == []
     assert "metrics-exporter" not in entries and "shared-lib" not in entries
 
     second = run_pipeline(settings)

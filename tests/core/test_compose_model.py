@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.compose_model import build_args, interpolate, stack_file
+from nexus_assets.core.compose_model import build_args, infrastructure_needs, interpolate, stack_file
 from nexus_assets.core.hashing import context_hash
 from nexus_assets.core.lineage import observe_sources
 from nexus_assets.core.services import build_services, find_services, scan_services
@@ -183,3 +183,19 @@ def test_build_args_read_from_dotenv_are_named_as_secrets(tmp_path):
     # An arg carrying an .env value is refused (docker history would keep it), yet still named as read from .env.
     assert build.build_args == {"PLAIN": "1"} and build.secret_args == ("NPM_TOKEN",)
     assert build.env_args == ("NPM_TOKEN",)
+
+
+def test_infrastructure_needs_are_the_image_only_services_it_depends_on():
+    services = {
+        "api": {"build": ".", "depends_on": {"db": {"condition": "service_healthy"}, "cache": {}, "worker": {}}},
+        "db": {"image": "postgres:${PG:-15}-alpine", "environment": ["POSTGRES_PASSWORD=${DB_PASS}", "BARE"]},
+        "cache": {"image": "redis:7", "environment": {"A": 1, "B": None}},
+        "worker": {"build": "./worker", "image": "nexus/worker"},  # built, not infrastructure
+    }
+    needs = infrastructure_needs(services["api"], services, {"DB_PASS": "from-dotenv"})
+    assert needs == (
+        {"name": "db", "image": "postgres:15-alpine", "environment": {"POSTGRES_PASSWORD": "from-dotenv"}},
+        {"name": "cache", "image": "redis:7", "environment": {"A": "1", "B": ""}},
+    )
+    assert infrastructure_needs({"depends_on": ["db", "nowhere"]}, services, {})[0]["name"] == "db"
+    assert infrastructure_needs({}, services, {}) == ()

@@ -4,6 +4,7 @@ integration against the running container, e2e with docker-compose."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import shutil
@@ -517,3 +518,44 @@ def test_e2e_unhealthy_service_fails_and_is_torn_down(docker_client, e2e_image, 
 def test_e2e_without_compose_file_is_skipped(tmp_path):
     result = run_e2e(None, tmp_path / "docker-compose.e2e.yml", tmp_path, tmp_path / "reports")
     assert result.passed and result.skipped and result.stage == "e2e"
+
+
+# ---------------------------------------------------------------- infrastructure (issue 8)
+
+@pytest.mark.docker
+def test_integration_starts_the_infrastructure_the_service_depends_on(docker_client, built, tmp_path):
+    """postgres and redis (image-only compose services it depends_on) run beside the service on
+    its test network under their compose names, with their compose environment, and go after."""
+    service, image_id = built[PYTHON]
+    needs = ({"name": "postgres", "image": "postgres:15",
+              "environment": {"POSTGRES_PASSWORD": "s3cret-value", "POSTGRES_DB": "app"}},
+             {"name": "redis", "image": "redis:7", "environment": {}})
+    service = dataclasses.replace(service, infrastructure=needs)
+    unit, integ = run_unit_and_integration(docker_client, service, image_id, tmp_path)
+    assert unit.passed and integ.passed and not integ.skipped, (unit.reason, integ.reason)
+    assert [(i["name"], i["image"]) for i in integ.details["infrastructure"]] == [("postgres", "postgres:15"),
+                                                                                  ("redis", "redis:7")]
+    for record in integ.details["infrastructure"]:  # recorded as what it is: here, Debian's
+        real = docker_client.images.get(record["image"]).labels.get("io.nexus-assets.substitutes") != record["image"]
+        assert record["substituted"] is not real and (real or "Debian" in record["provides"]), record
+    log = Path(unit.log_path).read_text()
+    assert "infrastructure ready" in log and "POSTGRES_PASSWORD" in log and "s3cret-value" not in log
+    assert unit.containers == 4  # the service, postgres, redis and the one that waited for their ports
+    assert _network_gone(docker_client, integ.details["network"])
+
+
+@pytest.mark.docker
+def test_integration_needing_an_absent_image_is_not_run_and_says_which(docker_client, built, tmp_path):
+    service, image_id = built[NODE]
+    absent = f"nexus-test-absent-{uuid.uuid4().hex[:6]}:15-alpine"
+    service = dataclasses.replace(service, infrastructure=({"name": "db", "image": absent, "environment": {}},))
+    unit, integ = run_unit_and_integration(docker_client, service, image_id, tmp_path)
+    assert unit.passed, unit.reason  # the unit tests need no infrastructure
+    assert integ.skipped and not integ.passed, integ
+    assert integ.reason.startswith(f"integration not run: needs {absent}, which is not available"), integ.reason
+    assert "# result: NOT RUN" in Path(integ.log_path).read_text()
+    summary = stage_summary([unit, integ])
+    assert summary["stages"]["integration"] == {"passed": 0, "failed": 0, "skipped": 0, "not_run": 1}
+    assert summary["all_passed"] and not summary["failures"]
+    alone = run_integration(docker_client, service, image_id, tmp_path)  # without the unit stage
+    assert alone.skipped and not alone.passed and alone.containers == 0, alone

@@ -1,0 +1,58 @@
+"""The realistic monorepo generator (issue 8) writes services that install real packages while
+building, in every way the real platform does, and two broken ones on known lines; and a
+failed RUN is mapped back to its Dockerfile line (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+
+from nexus_assets.core.services import find_services
+from nexus_assets.images.build import failed_step_line
+from nexus_assets.realistic import BROKEN_REQUIREMENT, generate_realistic_monorepo
+
+
+def test_services_install_real_packages_in_every_way_the_platform_does(tmp_path):
+    real = generate_realistic_monorepo(tmp_path / "repo", 20, second_broken=True)
+    services = {s.name: s for s in find_services(real.root)}
+    assert set(services) == set(real.services)
+    dockerfiles = {name: s.dockerfile.read_text() for name, s in services.items() if s.dockerfile}
+    everything = "\n".join(dockerfiles.values())
+    for step in ("RUN npm ci --omit=dev", "RUN npm install --production", "RUN pip install --no-cache-dir -r",
+                 "apt-get install -y", "RUN addgroup -S app && adduser -S -G app app"):
+        assert step in everything, step
+    assert sum("apt-get" in text for text in dockerfiles.values()) == 1  # the index download is slow
+    for name, service in services.items():
+        if service.language == "node":
+            package = json.loads((service.path / "package.json").read_text())
+            assert package["dependencies"], name
+            lock = service.path / "package-lock.json"
+            if lock.exists():  # npm ci: the lockfile is the package's own, with registry URLs
+                data = json.loads(lock.read_text())
+                assert data["name"] == package["name"] and data["packages"][""]["name"] == package["name"]
+                assert data["packages"]["node_modules/express"]["resolved"].startswith("https://registry.npmjs.org/")
+            assert (service.path / "tests" / "deps.test.js").is_file()
+        else:
+            assert (service.path / "requirements.txt").read_text().strip(), name
+            assert (service.path / "tests" / "test_deps.py").is_file()
+    # Nested under grouping folders, depends_on only where given.
+    assert {"services/media/transcoder", "services/platform/worker_010"} <= set(real.services.values())
+    assert [n["name"] for n in services["auth-service"].infrastructure] == ["postgres", "redis"]
+    assert services["worker-011"].infrastructure == ()
+    # Two broken: an unknown instruction, and a requirement that does not exist.
+    assert set(real.all_broken) == {"legacy-reports", "payments-legacy"}
+    assert not set(real.all_broken) & set(real.sound)
+    dockerfile, line = real.all_broken["payments-legacy"]
+    assert dockerfile == "services/payments_legacy/Dockerfile"
+    assert dockerfiles["payments-legacy"].splitlines()[line - 1].startswith("RUN pip install")
+    assert (real.root / "services/payments_legacy/requirements.txt").read_text().strip() == BROKEN_REQUIREMENT
+
+
+def test_a_failed_run_step_is_mapped_to_its_dockerfile_line(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("# syntax comment\nARG BASE=python:3.11-slim\nFROM ${BASE}\nWORKDIR /app\n"
+                          "RUN echo one \\\n    two\n\nRUN pip install -r requirements.txt\nCOPY . .\n")
+    # The classic builder counts steps from FROM; ARGs before it are not steps.
+    assert failed_step_line(dockerfile, "Step 4/5 : RUN pip install -r requirements.txt") == 8
+    assert failed_step_line(dockerfile, "Step 3/5 : RUN echo one     two") == 5
+    assert failed_step_line(dockerfile, "Step 9/9 : RUN nothing") is None
+    assert failed_step_line(dockerfile, None) is None
