@@ -127,6 +127,46 @@ def sample_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def sample_pipeline_runs(tmp_path_factory, session_registry):
+    """The README's first command twice, in-process, on a copy of the bundled sample (pushing to
+    the session's registry): (settings, first summary, the PDF and package bytes after the first
+    run, second summary). One pair of whole runs shared by every test that reads them; its images
+    are removed at the end of the session."""
+    from nexus_assets.cli.pipeline import run_pipeline
+    from nexus_assets.resources import docker_client as connect
+
+    root = tmp_path_factory.mktemp("sample")
+    repo = root / "repo"
+    shutil.copytree(SAMPLE_REPO, repo, symlinks=True)
+    registry = f"{session_registry.address}/test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(repo=repo, workdir=root / "work", registry=registry, version="1.0.0", max_parallel=4)
+    previous = os.environ.get("DAGSTER_HOME")
+    # The instance is the workdir's own (WORKDIR/.dagster_home); DAGSTER_HOME is set only while
+    # the runs last, so the tests that follow see the environment they had (a test that opens
+    # this instance sets DAGSTER_HOME to settings.workdir / ".dagster_home" itself).
+    os.environ["DAGSTER_HOME"] = str(settings.workdir / ".dagster_home")
+    try:
+        try:
+            first = run_pipeline(settings)
+            documents = {p.name: p.read_bytes() for p in settings.reports.glob("*") if p.suffix in (".pdf", ".gz")}
+            second = run_pipeline(settings)
+        finally:
+            if previous is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = previous
+        yield settings, first, documents, second
+    finally:
+        client = connect()
+        for image in client.api.images():
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(registry + "/"):
+                    with contextlib.suppress(Exception):
+                        client.api.remove_image(tag, force=True)
+        client.close()
+
+
 @pytest.fixture
 def unique_registry(session_registry) -> str:
     """A registry name no other test uses (a path in the session's registry), so image tags never

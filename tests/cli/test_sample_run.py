@@ -6,41 +6,17 @@ import json
 
 import pytest
 
-from nexus_assets.cli.pipeline import run_pipeline
-
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# Two whole pipeline runs (the shared fixture) happen in the first test that asks for them.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SECRET_MARKER = "DO-NOT-LEAK"
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory, session_registry):
-    import os
-    import shutil
-    import uuid
-
-    from nexus_assets.core.settings import SAMPLE_REPO, Settings
-    from nexus_assets.resources import docker_client
-
-    root = tmp_path_factory.mktemp("sample")
-    repo = root / "repo"
-    shutil.copytree(SAMPLE_REPO, repo, symlinks=True)
-    registry = f"{session_registry.address}/test-{uuid.uuid4().hex[:8]}"
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
-    settings = Settings(repo=repo, workdir=root / "work", registry=registry, version="1.0.0", max_parallel=4)
-    try:
-        yield settings, run_pipeline(settings), run_pipeline(settings)
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
-        client = docker_client()
-        for image in client.images.list():
-            if any(t.startswith(registry + "/") for t in image.tags):
-                client.images.remove(image.id, force=True)
-        client.close()
+def sample_run(sample_pipeline_runs):
+    """(settings, first run, second run) of the README's first command (tests/conftest.py)."""
+    settings, first, _, second = sample_pipeline_runs
+    return settings, first, second
 
 
 def test_sample_run_passes_every_gate_and_builds_every_service(sample_run, docker_client):

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
 import tarfile
-import uuid
 
 import pypdf
 import pytest
 
-from nexus_assets.cli.pipeline import open_instance, run_pipeline
+from nexus_assets.cli.pipeline import open_instance
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, COMPLIANCE_REPORT, DEPLOYMENT_PACKAGE
-from nexus_assets.core.settings import SAMPLE_REPO, Settings
+from nexus_assets.core.settings import Settings
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.package.archive import verify_tar_gz
 
@@ -28,30 +25,10 @@ SECRET_MARKER = "DO-NOT-LEAK"
 
 
 @pytest.fixture(scope="module")
-def sample_release(tmp_path_factory):
-    from nexus_assets.resources import docker_client
-
-    root = tmp_path_factory.mktemp("release")
-    repo = root / "repo"
-    shutil.copytree(SAMPLE_REPO, repo, symlinks=True)
-    registry = f"test-{uuid.uuid4().hex[:8]}.local"
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
-    settings = Settings(repo=repo, workdir=root / "work", registry=registry, version="1.0.0", max_parallel=4)
-    try:
-        first = run_pipeline(settings)
-        files = {p.name: p.read_bytes() for p in settings.reports.glob("*") if p.suffix in (".pdf", ".gz")}
-        yield settings, first, files, run_pipeline(settings)
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
-        client = docker_client()
-        for image in client.images.list():
-            if any(t.startswith(registry + "/") for t in image.tags):
-                client.images.remove(image.id, force=True)
-        client.close()
+def sample_release(sample_pipeline_runs):
+    """(settings, first run, the PDF and package bytes after it, second run): the two whole runs
+    on the sample that tests/cli/test_sample_run.py reads too (tests/conftest.py)."""
+    return sample_pipeline_runs
 
 
 def _one(settings: Settings, pattern: str):
@@ -130,8 +107,9 @@ def _documents(settings: Settings) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in settings.reports.glob("*") if p.suffix in (".pdf", ".gz")}
 
 
-def test_nothing_changed_leaves_both_documents_as_they_are(sample_release):
+def test_nothing_changed_leaves_both_documents_as_they_are(sample_release, monkeypatch):
     settings, _, files, second = sample_release
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.workdir / ".dagster_home"))  # the runs' instance
     if not second.stale:  # a loaded engine can fail a build, which the second run retries
         assert second.run_ids == []  # nothing stale: no run at all
         assert _documents(settings) == files
