@@ -40,7 +40,7 @@ def image_key(service_name: str) -> dg.AssetKey:
 
 
 def pushed_key(service_name: str) -> dg.AssetKey:
-    """pushed/<service>: the service's image in the registry, its data version the manifest digest."""
+    """pushed/<service>: the service's image in the registry, its data version the pushed name@digest."""
     return dg.AssetKey(["pushed", service_name])
 
 

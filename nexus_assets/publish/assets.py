@@ -86,7 +86,9 @@ def publish_images(context: dg.AssetExecutionContext, docker_engine, settings, n
             result = results[name]
             context.log.info(f"{'pushed' if result.pushed else 'already in the registry, not pushed again:'} "
                              f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else ""))
-            yield dg.MaterializeResult(asset_key=pushed_key(name), data_version=dg.DataVersion(result.digest),
+            # The data version names the repository too: the same content pushed under another
+            # registry or path is another artifact (its provenance's subject is that name).
+            yield dg.MaterializeResult(asset_key=pushed_key(name), data_version=dg.DataVersion(result.repo_digest),
                                        metadata=result.metadata())
         else:
             yield dg.AssetObservation(asset_key=pushed_key(name), metadata={

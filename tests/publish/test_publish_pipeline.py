@@ -66,7 +66,7 @@ def test_a_broken_service_does_not_stop_the_others_pushes_and_nothing_is_pushed_
     metadata = {k: v.value for k, v in pushed.asset_materialization.metadata.items()}
     assert metadata["repo_digest"] == entries[name]["repo_digest"] and metadata["pushed"] is True
     assert metadata["tag"] == f"{settings.registry}/nexus/{name}:1.0.0" and metadata["registry"] == settings.registry
-    assert pushed.asset_materialization.tags["dagster/data_version"] == metadata["digest"]
+    assert pushed.asset_materialization.tags["dagster/data_version"] == metadata["repo_digest"]
 
     dockerfile.write_text(dockerfile.read_text().replace("RUN exit 7\n", ""))
     fixed = run_pipeline(settings)
