@@ -11,7 +11,7 @@ from nexus_assets.definitions import build_definitions
 from nexus_assets.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-AFTER = {"tagged_images", "pushed_images", "e2e_tests", "artifacts_manifest"}
+AFTER = {"tagged_images", "pushed_images", "e2e_tests", "artifacts_manifest", "compliance_report", "deployment_package"}
 # The attest steps hold every service (their graph cannot be subset): all SBOMs and statements,
 # of which they make again only what is stale.
 ATTEST = {"sbom/node-svc-001", "sbom/node-svc-002", "provenance/node-svc-001", "provenance/node-svc-002",
