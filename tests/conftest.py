@@ -219,3 +219,15 @@ def auth_service_container(docker_client):
         yield name, image
     finally:
         container.remove(force=True)
+
+
+def wait_until(condition, seconds: float, what: str, every: float = 0.2):
+    """condition()'s first truthy value within `seconds` (asked every `every` s), else an
+    AssertionError naming what was awaited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")

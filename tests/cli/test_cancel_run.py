@@ -23,6 +23,7 @@ from nexus_assets.core.errors import BuildError
 from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
 from nexus_assets.synthetic import generate_monorepo
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -48,16 +49,6 @@ def _left_in_engine(client, command: str) -> list[str]:
     found = [c["Names"][0] for c in client.api.containers(all=True) if command in (c.get("Command") or "")]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     return found + [line for line in ps.splitlines() if command in line]
-
-
-def _until(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def _test_containers(client, workdir: Path) -> list[dict]:
@@ -122,7 +113,7 @@ def test_a_build_past_its_deadline_is_stopped_in_the_engine(tmp_path, repo, dock
     assert time.monotonic() - started < 15
     assert "build.log" in str(failure.value)
     assert command in (tmp_path / "build.log").read_text()  # it did reach the hanging step
-    _until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
+    wait_until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
     assert not docker_client.images.list(name=f"{unique_registry}/nexus/node-svc-001")
 
 
@@ -137,7 +128,7 @@ def test_the_timed_out_service_fails_alone_and_the_others_are_built(settings_for
     assert time.monotonic() - started < 240
     log = (settings_for(repo).reports / "build_node-svc-002.log").read_text()
     assert "ERROR: build timed out after 20s" in log
-    _until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
+    wait_until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
 
 
 @pytest.mark.parametrize("signum, during", [(signal.SIGINT, "build"), (signal.SIGTERM, "tests")])
@@ -152,11 +143,11 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
             text = build_log.read_text() if build_log.is_file() else ""
             return command in text and "Running in" in text.split(command, 1)[1]
 
-        _until(hanging, 240, "the hanging build step to start")
+        wait_until(hanging, 240, "the hanging build step to start")
     else:
         _hanging_unit_test(repo / "services" / "py-svc-003")
         proc, out = agent("--test-timeout", "600")
-        _until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
+        wait_until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
     sent = time.monotonic()
     proc.send_signal(signum)
     code = proc.wait(timeout=60)
@@ -168,7 +159,7 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
     assert text.strip().splitlines()[-1] == "nexus-agent: interrupted: builds and test containers stopped", text
     assert "artifacts_manifest" not in text  # it did not go on to the release steps
     if during == "build":
-        _until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
+        wait_until(lambda: not _left_in_engine(docker_client, command), 30, f"the engine to drop `{command}`")
     assert _test_containers(docker_client, agent.workdir) == []
     instance = dg.DagsterInstance.from_config(agent.env["DAGSTER_HOME"])
     statuses = {r.status for r in instance.get_runs()}
@@ -178,7 +169,7 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
 def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, remove_test_images):
     _hanging_unit_test(repo / "services" / "py-svc-003")
     proc, _ = agent("--test-timeout", "600", name="killed")
-    hanging = _until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
+    hanging = wait_until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
     proc.kill()  # SIGKILL: nothing of ours runs
     proc.wait(timeout=30)
     time.sleep(1)

@@ -23,6 +23,7 @@ import pytest
 from nexus_assets.core.cleanup import TEST_LABEL, WORKDIR_LABEL
 from nexus_assets.release.manifest import ServiceRecord, _status
 from nexus_assets.synthetic import generate_monorepo
+from tests.conftest import wait_until
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]
 DOCKER = "/usr/bin/docker"  # Debian's client: the classic builder, whatever else is on PATH
@@ -48,7 +49,7 @@ class ThrowawayEngine:
              "--iptables=false", "--ip-masq=false", "--shutdown-timeout", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        _until(lambda: self.docker("version", check=False).returncode == 0, 30, "the throwaway dockerd to answer")
+        wait_until(lambda: self.docker("version", check=False).returncode == 0, 30, "the throwaway dockerd to answer")
 
     def stop(self) -> float:
         """SIGTERM, as `systemctl stop docker` does; returns how long it took to go."""
@@ -101,16 +102,6 @@ def _host_docker0() -> str:
     return shown.split(":", 2)[0] + ":docker0" if shown else ""
 
 
-def _until(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-
-
 def _agent(repo: Path, tmp_path: Path, registry: str, engine: ThrowawayEngine, name: str):
     out = tmp_path / f"{name}.out"
     env = {**os.environ, "DOCKER_HOST": engine.host, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
@@ -150,7 +141,7 @@ def test_the_engine_going_away_mid_run_is_said_per_service_and_the_next_run_buil
 
     proc, out = _agent(repo, tmp_path, unique_registry, engine, "first")
     try:
-        _until(all_under_way, 150, f"{done} built, {building} in its RUN step and {testing} in its unit tests")
+        wait_until(all_under_way, 150, f"{done} built, {building} in its RUN step and {testing} in its unit tests")
         engine.stop()
         code = proc.wait(timeout=90)
     finally:
