@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
+from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
@@ -128,10 +129,16 @@ def _push_selected(context, docker_engine, settings, selected: list[str], built:
         return results, problems
     context.log.info(f"pushing {len(todo)} image(s) to {settings.registry}, up to {settings.max_parallel} at a time")
 
+    # An interrupt throws this switch (cancel_all reaches it too): a push in flight stops reading
+    # the engine's progress at its next line, so the process exits within seconds; the engine
+    # drops a push whose client went.
+    stop = Cancellation()
+
     def one(name: str, notes: list[str]) -> PushResult:
         client, registry = docker_engine.client(), RegistryClient(settings.registry, credentials)
         try:  # retries are noted here and logged from the step's thread
-            return push_image(client, registry, name, todo[name], settings.version, log=notes.append)
+            return push_image(client, registry, name, todo[name], settings.version, log=notes.append,
+                              on_progress=lambda _chunk: stop.raise_if_cancelled(f"push of {name}"))
         finally:
             registry.close()
             client.close()
@@ -149,7 +156,8 @@ def _push_selected(context, docker_engine, settings, selected: list[str], built:
             except NexusError as exc:
                 problems[name] = f"not pushed: {exc}"
                 context.log.error(f"{name}: push to {settings.registry} failed: {exc}")
-    except BaseException:  # interrupted: pushes not started are dropped; the engine ends those whose client goes
+    except BaseException:  # interrupted: pushes not started are dropped, those in flight stop reading
+        stop.cancel("interrupted")
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
