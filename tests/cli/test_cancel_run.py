@@ -79,7 +79,9 @@ def repo(tmp_path):
 @pytest.fixture
 def agent(tmp_path, repo, unique_registry):
     """Starts `nexus-agent run` on repo as a process of its own, output in a file."""
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: a run that does not stop is sent SIGABRT and prints where every thread was.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1",
+           "PYTHONFAULTHANDLER": "1"}
     workdir = tmp_path / "work"
     started = []
 
@@ -150,7 +152,12 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
         wait_until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
     sent = time.monotonic()
     proc.send_signal(signum)
-    code = proc.wait(timeout=60)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=30)
+        pytest.fail(f"still running 60 s after the signal; where it was:\n{out.read_text()[-20000:]}")
     took = time.monotonic() - sent
     text = out.read_text()
     assert code == 130, text
