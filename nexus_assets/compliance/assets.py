@@ -10,8 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from nexus_assets.compliance.data import artifact_files, assemble
-from nexus_assets.compliance.layout import render
 from nexus_assets.compliance.lineage import ancestors, lineage_rows
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import kept_materialization, latest_metadata
@@ -54,15 +52,23 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**kept, "remade": False})
+            # Loaded here, not with the definitions: pandas, reportlab (and matplotlib, when a chart is
+            # drawn) take most of a second to import, which every nexus-agent start would pay.
+            from nexus_assets.compliance.charts import ChartCache
+            from nexus_assets.compliance.data import assemble
+            from nexus_assets.compliance.layout import render
+
             today = datetime.now(UTC).date()
             rows = lineage_rows(context.instance, graph, ancestors(graph, COMPLIANCE_REPORT))
             data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run.run_id, today=today)
             _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
-            pdf = render(data, lambda text: mask_values(text, values))
+            charts = ChartCache(settings.cache / "charts")
+            pdf = render(data, lambda text: mask_values(text, values), charts)
             path = settings.reports / f"compliance_report_{today:%Y%m%d}.pdf"
             write_atomic(path, pdf)
             context.log.info(f"compliance report {path}: verdict {data.verdict}; "
-                             f"{data.secrets.found} secret value(s) found in outputs")
+                             f"{data.secrets.found} secret value(s) found in outputs; charts drawn: "
+                             f"{', '.join(charts.drawn) or 'none (kept from an earlier report)'}")
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(file_sha256(path)),
                 metadata={**report_metadata(path), "verdict": data.verdict, "remade": True,
@@ -77,6 +83,8 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
                 description="Guide gate: the compliance PDF exists, is the file recorded, and no .env secret value "
                             "is in any output under reports/ and artifacts/.")
 def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
+    from nexus_assets.compliance.data import artifact_files  # with pandas: see compliance_report
+
     settings = nexus.settings()
     metadata = latest_metadata(context.instance, COMPLIANCE_REPORT)
     path = Path(str(metadata.get("path") or ""))

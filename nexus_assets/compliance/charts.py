@@ -1,26 +1,33 @@
 """The compliance report's charts, drawn with matplotlib (Agg, no display) into PNG bytes.
 
 PNGs carry no timestamp or software tag, so the same data draws the same bytes and the PDF
-stays reproducible."""
+stays reproducible. That also lets a chart be kept: `ChartCache` stores each PNG in the working
+copy under the sha256 of what it is drawn from (the chart's kind, its table and CHART_VERSION),
+so a report remade after one service changed draws only a chart whose numbers changed, and
+matplotlib (about half a second to import) is loaded only then."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+from collections.abc import Callable
+from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # before pyplot: no display on a build machine
-
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from nexus_assets.core.fileio import write_atomic
 
 COLOURS = {"present": "#2e7d32", "partial": "#f9a825", "missing": "#c62828", "scaffolded": "#1565c0",
            "passed": "#2e7d32", "failed": "#c62828", "not run": "#9e9e9e"}
 DPI = 150
+CHART_VERSION = "charts-1"  # bump when how a chart is drawn changes: every kept chart is drawn again
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the last chunk: a file cut short lacks it
 
 
 def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -28,6 +35,12 @@ def _png(fig) -> bytes:
 
 
 def _stacked_barh(table: pd.DataFrame, columns: list[str], title: str, xlabel: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")  # before pyplot: no display on a build machine
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     rows = max(len(table), 1)
     fig, ax = plt.subplots(figsize=(7.0, max(2.0, 0.32 * rows + 1.2)))
     left = pd.Series(0, index=table.index, dtype=float)
@@ -55,3 +68,40 @@ def parity_chart(by_category: pd.DataFrame) -> bytes:
 def tests_chart(stage_counts: pd.DataFrame) -> bytes:
     """Services per test stage: passed, failed, not run (stacked)."""
     return _stacked_barh(stage_counts, ["passed", "failed", "not run"], "Test results by stage", "services")
+
+
+CHARTS: dict[str, Callable[[pd.DataFrame], bytes]] = {"parity": parity_chart, "tests": tests_chart}
+
+
+def chart_key(kind: str, table: pd.DataFrame) -> str:
+    """The sha256 of everything a chart is drawn from: its kind, its table (index, columns and
+    values, as CSV) and CHART_VERSION."""
+    payload = f"{CHART_VERSION}\n{kind}\n{table.to_csv()}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+class ChartCache:
+    """Charts kept as PNG files in folder (None: none kept, every chart drawn), one per kind:
+    drawing a kind again replaces the file the last drawing of that kind left."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.drawn: list[str] = []  # kinds drawn by this cache (not found kept)
+
+    def png(self, kind: str, table: pd.DataFrame) -> bytes:
+        if self.folder is None:
+            self.drawn.append(kind)
+            return CHARTS[kind](table)
+        path = self.folder / f"{kind}-{chart_key(kind, table)}.png"
+        try:
+            kept = path.read_bytes()
+        except OSError:
+            kept = b""
+        if kept.startswith(_PNG_MAGIC) and kept.endswith(_PNG_END):
+            return kept
+        png = CHARTS[kind](table)
+        self.drawn.append(kind)
+        for old in self.folder.glob(f"{kind}-*.png") if self.folder.is_dir() else []:
+            old.unlink(missing_ok=True)
+        write_atomic(path, png)
+        return png

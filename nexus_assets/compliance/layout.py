@@ -1,13 +1,16 @@
 """The compliance PDF's layout with reportlab's platypus: what data.ReportData holds, drawn.
 
-Tables are LongTables that repeat their header row on every page they run onto; every cell is
-a Paragraph, so a long name wraps (a word longer than its column, such as a digest, is split)
-and nothing is clipped. A cell with many lines (an asset made from a hundred inputs) is cut
-into continuation rows, because a single row cannot split across pages. The document is
-`invariant` (no creation time or random id), so the same data gives the same bytes."""
+Tables are LongTables that repeat their header row on every page they run onto. Every cell's
+text is wrapped here to its column's width (a word longer than its column, such as a digest, is
+split), so nothing is clipped; a wrapped cell is plain lines of text, which the table draws
+without laying out a Paragraph per cell (on a 100-service release that layout was most of the
+PDF's time). A cell with many lines (an asset made from a hundred inputs) is cut into
+continuation rows, because a single row cannot split across pages. The document is `invariant`
+(no creation time or random id), so the same data gives the same bytes."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
@@ -18,14 +21,16 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Image, LongTable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
-from nexus_assets.compliance import charts
+from nexus_assets.compliance.charts import ChartCache
 from nexus_assets.compliance.data import ReportData
 
 MARGIN = 15 * mm
 WIDTH = A4[0] - 2 * MARGIN
-MAX_LINES_PER_ROW = 20  # more than this in one cell: continuation rows (a row cannot split)
+PADDING = 3  # points left and right of a cell's text
+MAX_LINES_PER_ROW = 60  # wrapped lines; more in one cell: continuation rows (a row cannot split)
 _BASE = getSampleStyleSheet()
 H1 = ParagraphStyle("h1", parent=_BASE["Heading1"], fontSize=15, spaceAfter=6)
 H2 = ParagraphStyle("h2", parent=_BASE["Heading2"], fontSize=11, spaceBefore=8, spaceAfter=4)
@@ -42,49 +47,114 @@ class _Text:
     def __init__(self, mask: Callable[[str], str]):
         self.mask = mask
 
-    def cell(self, value: object, style: ParagraphStyle = CELL) -> Paragraph:
-        if isinstance(value, Paragraph):
-            return value  # built by the caller (a coloured verdict)
-        text = "" if value is None else str(value)
-        return Paragraph(escape(self.mask(text)).replace("\n", "<br/>"), style)
+    def lines(self, value: object, width: float, style: ParagraphStyle = CELL) -> list[list[str]]:
+        """Each line of the masked text, wrapped to width."""
+        text = self.mask("" if value is None else str(value))
+        return [wrap_line(line, style.fontName, style.fontSize, width) for line in text.split("\n")]
+
+    def block(self, value: object, width: float, style: ParagraphStyle = CELL) -> str:
+        """The masked text wrapped to width, as one cell's lines."""
+        return "\n".join(line for wrapped in self.lines(value, width, style) for line in wrapped)
 
     def para(self, text: str, style: ParagraphStyle = BODY) -> Paragraph:
         return Paragraph(escape(self.mask(text)), style)
 
 
-def _split_rows(row: Sequence[object]) -> list[Sequence[object]]:
-    """A row whose cells hold more than MAX_LINES_PER_ROW lines, as several rows."""
-    if any(isinstance(c, Paragraph) for c in row):
-        return [row]
-    cells = [str(c) if c is not None else "" for c in row]
-    lines = [c.split("\n") for c in cells]
-    height = max(len(x) for x in lines)
-    if height <= MAX_LINES_PER_ROW:
-        return [row]
-    out: list[Sequence[object]] = []
-    for start in range(0, height, MAX_LINES_PER_ROW):
-        part = ["\n".join(x[start:start + MAX_LINES_PER_ROW]) for x in lines]
+@functools.cache
+def _char_width(char: str, font: str, size: float) -> float:
+    return stringWidth(char, font, size)
+
+
+def _width(text: str, font: str, size: float) -> float:
+    # The standard fonts have no kerning: a string is as wide as its characters together.
+    return sum(_char_width(c, font, size) for c in text)
+
+
+def _fitting(word: str, font: str, size: float, room: float) -> int:
+    """How many leading characters of word fit in room."""
+    taken = 0.0
+    for count, char in enumerate(word):
+        taken += _char_width(char, font, size)
+        if taken > room:
+            return count
+    return len(word)
+
+
+def wrap_line(text: str, font: str, size: float, width: float) -> list[str]:
+    """One line of text as lines no wider than width, as a Paragraph breaks it: words fill each
+    line (runs of spaces count as one), and a word wider than a whole line (a digest, a path)
+    fills the rest of the line it is on and goes on in the next ones."""
+    space = _char_width(" ", font, size)
+    lines: list[str] = []
+    line, used = "", 0.0
+    for word in text.split():
+        wide = _width(word, font, size)
+        if used + (space if line else 0.0) + wide <= width:
+            line, used = f"{line} {word}" if line else word, used + (space if line else 0.0) + wide
+            continue
+        if wide > width:  # split it: the rest of this line first
+            room = width - used - (space if line else 0.0)
+            cut = _fitting(word, font, size, room) if room > 0 else 0
+            if cut:
+                lines.append(f"{line} {word[:cut]}" if line else word[:cut])
+                word = word[cut:]
+            elif line:
+                lines.append(line)
+            while _width(word, font, size) > width:
+                cut = max(1, _fitting(word, font, size, width))
+                lines.append(word[:cut])
+                word = word[cut:]
+        elif line:
+            lines.append(line)
+        line, used = word, _width(word, font, size)
+    lines.append(line)
+    return lines
+
+
+def _rows(text: _Text, row: Sequence[object], widths: Sequence[float]) -> list[list[object]]:
+    """One row of a table as wrapped cells; a row taller than MAX_LINES_PER_ROW lines is cut
+    between its lines into continuation rows (a row cannot split across pages)."""
+    if any(isinstance(c, Paragraph) for c in row):  # a coloured verdict: a short row, drawn as built
+        return [[c if isinstance(c, Paragraph) else text.block(c, w) for c, w in zip(row, widths, strict=True)]]
+    cells = [text.lines(c, w) for c, w in zip(row, widths, strict=True)]
+    count = max(len(c) for c in cells)
+    parts, start = [], 0
+    while start < count:
+        end, heights = start, [0] * len(cells)
+        while end < count:
+            grown = [h + len(c[end]) if end < len(c) else h for h, c in zip(heights, cells, strict=True)]
+            if max(grown) > MAX_LINES_PER_ROW and end > start:
+                break
+            heights, end = grown, end + 1
+        part: list[object] = ["\n".join(line for wrapped in c[start:end] for line in wrapped) for c in cells]
         if start:
-            part[0] = f"{lines[0][0]} (continued)"
-        out.append(part)
-    return out
+            first = text.mask("" if row[0] is None else str(row[0])).split("\n")[0]
+            part[0] = "\n".join(wrap_line(f"{first} (continued)", CELL.fontName, CELL.fontSize, widths[0]))
+        parts.append(part)
+        start = end
+    return parts
 
 
 def table(text: _Text, headers: Sequence[str], rows: Iterable[Sequence[object]], widths: Sequence[float]) -> LongTable:
-    """A LongTable repeating its header on every page, every cell a wrapping Paragraph."""
+    """A LongTable repeating its header on every page, every cell's text wrapped to its column."""
     scale = WIDTH / sum(widths)
-    data = [[text.cell(h, HEAD) for h in headers]]
+    columns = [w * scale for w in widths]
+    inner = [c - 2 * PADDING for c in columns]  # the text's width: the column less its padding
+    data: list[list[object]] = [[text.block(h, w, HEAD) for h, w in zip(headers, inner, strict=True)]]
     for row in rows:
-        data += [[text.cell(c) for c in part] for part in _split_rows(row)]
+        data += _rows(text, row, inner)
     if len(data) == 1:
-        data.append([text.cell("none")] + [text.cell("") for _ in headers[1:]])
-    result = LongTable(data, colWidths=[w * scale for w in widths], repeatRows=1, hAlign="LEFT")
+        data.append(["none", *("" for _ in headers[1:])])
+    result = LongTable(data, colWidths=columns, repeatRows=1, hAlign="LEFT")
     result.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), CELL.fontName, CELL.fontSize, CELL.leading),
+        ("FONT", (0, 0), (-1, 0), HEAD.fontName, HEAD.fontSize, HEAD.leading),
+        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#37474f")),
         ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f1f3f4")]),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#b0bec5")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), PADDING), ("RIGHTPADDING", (0, 0), (-1, -1), PADDING),
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
     ]))
     return result
@@ -123,7 +193,7 @@ def _cover(text: _Text, data: ReportData) -> list:
     return [*story, PageBreak()]
 
 
-def _parity(text: _Text, data: ReportData) -> list:
+def _parity(text: _Text, data: ReportData, cache: ChartCache) -> list:
     p = data.parity_summary
     totals = p.get("totals") or {}
     gate = p.get("gate") or {}
@@ -133,7 +203,7 @@ def _parity(text: _Text, data: ReportData) -> list:
                        f"{totals.get('partial', 0)} partial, {totals.get('missing', 0)} missing. Critical missing: "
                        f"{', '.join(p.get('critical_missing') or []) or 'none'}. {gate.get('message', '')}")]
     if len(data.by_category):
-        story += [_chart(charts.parity_chart(data.by_category))]
+        story += [_chart(cache.png("parity", data.by_category))]
     rows = [[cat, *vals] for cat, vals in zip(data.by_category.index, data.by_category.values.tolist(), strict=True)]
     story += [Spacer(1, 3 * mm), table(text, ["category", "present", "partial", "missing", "scaffolded"], rows,
                                        [4, 1, 1, 1, 1.2]),
@@ -144,11 +214,11 @@ def _parity(text: _Text, data: ReportData) -> list:
     return story
 
 
-def _tests(text: _Text, data: ReportData) -> list:
+def _tests(text: _Text, data: ReportData, cache: ChartCache) -> list:
     story = [Paragraph("4. Test results per service and stage", H2),
              text.para(f"End-to-end stack: {data.e2e}.")]
     if len(data.tests):
-        story.append(_chart(charts.tests_chart(data.stage_counts), WIDTH * 0.7))
+        story.append(_chart(cache.png("tests", data.stage_counts), WIDTH * 0.7))
     counts = data.stage_counts.reset_index()
     story += [table(text, ["stage", *map(str, data.stage_counts.columns)], counts.values.tolist(),
                     [2] + [1] * len(data.stage_counts.columns)),
@@ -195,9 +265,10 @@ def _lineage(text: _Text, data: ReportData) -> list:
                   [2.2, 1.6, 2.2, 2.2, 1.6, 4.2])]
 
 
-def render(data: ReportData, mask: Callable[[str], str] = lambda s: s) -> bytes:
-    """The PDF's bytes."""
+def render(data: ReportData, mask: Callable[[str], str] = lambda s: s, charts: ChartCache | None = None) -> bytes:
+    """The PDF's bytes; charts: where drawn charts are kept (default: none kept, all drawn)."""
     text = _Text(mask)
+    cache = charts or ChartCache(None)
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                             bottomMargin=MARGIN, title=f"Nexus COS compliance report {data.version}",
@@ -214,11 +285,11 @@ def render(data: ReportData, mask: Callable[[str], str] = lambda s: s) -> bytes:
     story = [*_cover(text, data),
              Paragraph("1. Discovery summary", H2), table(text, ["item", "value"], _frame(data.discovery,
                                                                                         ["item", "value"]), [1, 2]),
-             *_parity(text, data),
+             *_parity(text, data, cache),
              Paragraph("3. Scaffolded modules", H2),
              table(text, ["module", "language", "port", "created", "reason"],
                    _frame(data.scaffolded, ["module", "language", "port", "created", "reason"]), [3, 1.2, 1, 1, 3]),
-             *_tests(text, data), *_images(text, data), *_policy_and_security(text, data), *_lineage(text, data),
+             *_tests(text, data, cache), *_images(text, data), *_policy_and_security(text, data), *_lineage(text, data),
              Paragraph("9. Artifacts and their sha256", H2),
              text.para("Every file under reports/ and artifacts/ when this report was made, except this report and "
                        "the deployment package made from it (the package's SHA256SUMS lists both)."),

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from nexus_assets.core.lineage import latest_observations
+
 
 @dataclass(frozen=True)
 class LineageRow:
@@ -51,8 +53,10 @@ def _path(metadata: dict) -> str:
 
 
 def lineage_rows(instance: dg.DagsterInstance, graph, keys: list[dg.AssetKey]) -> list[LineageRow]:
-    """One row per key, in the order given (batch reads: one query for every record)."""
+    """One row per key, in the order given (batch reads: one query for every record, two for
+    the newest observation of every observed asset that was never materialized)."""
     records = {r.asset_entry.asset_key: r for r in instance.get_asset_records(keys)}
+    observations = latest_observations(instance, [k for k in keys if graph.get(k).is_observable])
     rows = []
     for key in keys:
         record = records.get(key)
@@ -69,9 +73,8 @@ def lineage_rows(instance: dg.DagsterInstance, graph, keys: list[dg.AssetKey]) -
                                    provenance.code_version if provenance else "", inputs,
                                    _path(dict(materialization.metadata or {}))))
             continue
-        observed = instance.fetch_observations(key, limit=1).records if graph.get(key).is_observable else []
-        if observed:
-            event = observed[0].event_log_entry
+        if key in observations:
+            event = observations[key].event_log_entry
             observation = event.asset_observation
             version = (observation.tags or {}).get("dagster/data_version", "") if observation else ""
             rows.append(LineageRow(key.to_user_string(), "observed", event.run_id or "", _when(event.timestamp),

@@ -44,6 +44,11 @@ class Settings:
         return self.workdir / "artifacts"
 
     @property
+    def cache(self) -> Path:
+        """What a step keeps to skip work it has done before (charts drawn); safe to delete."""
+        return self.workdir / ".nexus-cache"
+
+    @property
     def signing_key_path(self) -> Path:
         """The private key that signs provenance: NEXUS_SIGNING_KEY, else under the working copy."""
         return Path(self.signing_key).expanduser() if self.signing_key else self.workdir / ".nexus-signing" / "ed25519.pem"

@@ -25,8 +25,9 @@ from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
-# ".nexus-signing" holds the default signing key (attest.signing): never removed by a sync.
-GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", STATE_FILE)
+# ".nexus-signing" holds the default signing key (attest.signing), ".nexus-cache" what steps keep
+# to skip work they did before (Settings.cache): never removed by a sync.
+GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache", STATE_FILE)
 
 
 @dataclass(frozen=True)

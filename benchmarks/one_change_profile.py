@@ -1,0 +1,178 @@
+"""Where a one-change `nexus-agent run` spends its time, step by step, on a synthetic monorepo.
+
+`setup` generates the repo (103 services by default) under ROOT and runs the pipeline once cold
+(a unique repository path in the registry, about 4 minutes on 2 cores). Each `change` then appends
+a comment to the next service's entry point (a different service each time, so every iteration
+really rebuilds one image), runs `run_pipeline` again in-process and prints the wall time of
+every step as the Dagster instance recorded it, plus what the invocation spent outside the run
+(observing and judging). `--profile FILE` also writes a cProfile of that run (slower, about
+1.5x). `clean` removes every local image tagged under this benchmark's registry path and the
+directory. ROOT holds state.json (registry path, next service), the repo, the working copy and
+DAGSTER_HOME, so the cold run is paid once across iterations.
+
+    .venv/bin/python benchmarks/one_change_profile.py setup [--root /tmp/fastrel-bench] [--services 103]
+    .venv/bin/python benchmarks/one_change_profile.py change [--root ...] [--profile out.prof] [--json out.json]
+    .venv/bin/python benchmarks/one_change_profile.py clean [--root ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+# Measure the checkout this script lives in, not whichever copy the venv installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+CREDENTIALS = Path(os.environ.get("NEXUS_STATE_DIR", "/var/lib/nexus-assets")) / "registry" / "credentials.env"
+
+
+def _credentials() -> None:
+    if not (os.environ.get("REGISTRY_USERNAME") or os.environ.get("DOCKER_REGISTRY_TOKEN")) and CREDENTIALS.is_file():
+        from dotenv import dotenv_values
+
+        os.environ.update({k: v for k, v in dotenv_values(CREDENTIALS).items() if v is not None})
+
+
+def _settings(root: Path, state: dict):
+    from nexus_assets.core.settings import Settings
+
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    return Settings(repo=root / "repo", workdir=root / "work", registry=state["registry"], version="1.0.0",
+                    max_parallel=4)
+
+
+def _state(root: Path) -> dict:
+    return json.loads((root / "state.json").read_text())
+
+
+def _save(root: Path, state: dict) -> None:
+    (root / "state.json").write_text(json.dumps(state, indent=1))
+
+
+def step_table(run_ids: list[str]) -> list[tuple[str, float]]:
+    """(step key, seconds) of every step of the given runs, in start order."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    steps = []
+    for run_id in run_ids:
+        for stat in instance.get_run_step_stats(run_id):
+            if stat.start_time and stat.end_time:
+                steps.append((stat.start_time, stat.step_key, stat.end_time - stat.start_time))
+    return [(key, seconds) for _, key, seconds in sorted(steps)]
+
+
+def run_duration(run_ids: list[str]) -> float:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    total = 0.0
+    for run_id in run_ids:
+        stats = instance.get_run_stats(run_id)
+        if stats.start_time and stats.end_time:
+            total += stats.end_time - stats.start_time
+    return total
+
+
+def setup(args: argparse.Namespace) -> int:
+    from nexus_assets.cli.pipeline import run_pipeline
+    from nexus_assets.synthetic import generate_monorepo
+
+    root: Path = args.root
+    if (root / "state.json").exists():
+        print(f"{root} is already set up (clean it first)", file=sys.stderr)
+        return 2
+    root.mkdir(parents=True, exist_ok=True)
+    names = generate_monorepo(root / "repo", args.services)
+    state = {"registry": f"{args.registry}/fastrel-bench-{uuid.uuid4().hex[:8]}", "services": names, "next": 0}
+    _save(root, state)
+    _credentials()
+    started = time.monotonic()
+    summary = run_pipeline(_settings(root, state))
+    print(f"cold run: {time.monotonic() - started:.1f} s, built {len(summary.built)}, ok {summary.ok}")
+    return 0 if summary.ok else 1
+
+
+def _touch(root: Path, state: dict) -> str:
+    name = state["services"][(len(state["services"]) // 2 + state["next"]) % len(state["services"])]
+    state["next"] += 1
+    _save(root, state)
+    service = root / "repo" / "services" / name
+    for entry in ("app.py", "server.js"):
+        if (service / entry).is_file():
+            mark = "#" if entry.endswith(".py") else "//"
+            with (service / entry).open("a") as handle:
+                handle.write(f"\n{mark} one-change profile {state['next']}\n")
+            return name
+    raise FileNotFoundError(f"{service}: neither app.py nor server.js")
+
+
+def change(args: argparse.Namespace) -> int:
+    from nexus_assets.cli.pipeline import run_pipeline
+
+    root: Path = args.root
+    state = _state(root)
+    _credentials()
+    settings = _settings(root, state)
+    name = _touch(root, state)
+    profiler = cProfile.Profile() if args.profile else None
+    started = time.monotonic()
+    if profiler:
+        profiler.enable()
+    summary = run_pipeline(settings)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    wall = time.monotonic() - started
+    steps = step_table(summary.run_ids)
+    in_runs = run_duration(summary.run_ids)
+    print(f"\none change ({name}): wall {wall:.2f} s, built {summary.built}, ok {summary.ok}")
+    print(f"{'step':<44}{'s':>8}")
+    for key, seconds in steps:
+        print(f"{key:<44}{seconds:>8.2f}")
+    print(f"{'(run, start to end)':<44}{in_runs:>8.2f}")
+    print(f"{'(outside the run: observe, judge, load)':<44}{wall - in_runs:>8.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"service": name, "wall": wall, "run": in_runs, "ok": summary.ok,
+                                         "steps": dict(steps)}, indent=1))
+    return 0 if summary.ok and summary.built == [name] else 1
+
+
+def clean(args: argparse.Namespace) -> int:
+    from nexus_assets.resources import docker_client
+
+    root: Path = args.root
+    state = _state(root)
+    client = docker_client()
+    prefix = state["registry"] + "/"
+    try:
+        for image in client.images.list():
+            for tag in [t for t in image.tags if t.startswith(prefix)]:
+                client.images.remove(tag, force=True)
+    finally:
+        client.close()
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("setup", "change", "clean"))
+    parser.add_argument("--root", type=Path, default=Path("/tmp/fastrel-bench"))
+    parser.add_argument("--services", type=int, default=103)
+    parser.add_argument("--registry", default=os.environ.get("REGISTRY", "127.0.0.1:5000"))
+    parser.add_argument("--profile", help="write a cProfile of the change run here")
+    parser.add_argument("--json", type=Path, help="write the change run's step table here")
+    args = parser.parse_args()
+    return {"setup": setup, "change": change, "clean": clean}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
