@@ -39,7 +39,7 @@ from nexus_assets.core.keys import (
     pushed_key,
     sbom_key,
 )
-from nexus_assets.core.lineage import may_be_stale
+from nexus_assets.core.lineage import AssetRecords, may_be_stale
 from nexus_assets.core.services import build_services
 
 SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
@@ -52,11 +52,12 @@ def _name(prefix: str, service: str) -> str:
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', service)}_{zlib.crc32(service.encode()):08x}"
 
 
-def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.AssetKey], artifacts, records) -> list[str]:
+def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.AssetKey], artifacts, records,
+             known: AssetRecords) -> list[str]:
     """The services whose asset Dagster could hold stale or missing, or whose file changed."""
     if context.run.tags.get(FORCE_TAG) == "true":
         return sorted(keys)
-    stale = set(may_be_stale(asset_graph(), context.instance, list(keys.values())))
+    stale = set(may_be_stale(asset_graph(), context.instance, list(keys.values()), known))
     return sorted(n for n, key in keys.items()
                   if key in stale or not file_intact(artifacts, records.get(key, None) and records[key].metadata))
 
@@ -85,9 +86,10 @@ def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
         settings = context.resources.nexus.settings()
         artifacts = settings.artifacts
         keys = {n: sbom_key(n) for n in names}
-        records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)])
+        known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
+        records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)], known)
         todo = []
-        for name in _to_make(context, asset_graph, keys, artifacts, records):
+        for name in _to_make(context, asset_graph, keys, artifacts, records, known):
             image = records.get(image_key(name))
             if image is None or not image.metadata.get("image_id"):
                 context.log.info(f"sbom/{name}: no image built yet, no SBOM")
@@ -160,11 +162,12 @@ def provenance_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
             context.log.info(f"made a new signing key {settings.signing_key_path} (key id {signing_key_id(key)[:16]})")
         write_atomic(artifacts / "signing_key.pub", public_pem(key))
         keys = {n: provenance_key(n) for n in names}
+        known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
         records = latest_records(context.instance, [*keys.values(), *(k(n) for n in names
-                                                                      for k in (image_key, sbom_key, pushed_key))])
+                                                                      for k in (image_key, sbom_key, pushed_key))], known)
         services = {s.name: s for s in build_services(settings)}
         builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
-        stale = set(_to_make(context, asset_graph, keys, artifacts, records))
+        stale = set(_to_make(context, asset_graph, keys, artifacts, records, known))
         summary: dict[str, dict] = {}
         for name in names:
             image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))

@@ -18,6 +18,7 @@ from nexus_assets.attest.sbom import image_packages, make_bom_json
 from nexus_assets.attest.signing import sign_envelope, signing_key_id
 from nexus_assets.core.evidence_check import PAYLOAD_TYPE
 from nexus_assets.core.fileio import write_atomic
+from nexus_assets.core.lineage import AssetRecords
 from nexus_assets.core.secrets import mask_tree, read_env_files, secret_values
 from nexus_assets.core.services import Service
 
@@ -50,10 +51,12 @@ class Record:
     timestamp: float
 
 
-def latest_records(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, Record]:
-    """The newest materialization of each key that has one (one query for all)."""
+def latest_records(instance: dg.DagsterInstance, keys: list[dg.AssetKey],
+                   known: AssetRecords | None = None) -> dict[dg.AssetKey, Record]:
+    """The newest materialization of each key that has one (one query for all; none for the keys
+    known has read already, so the staleness check that follows reads nothing twice)."""
     found = {}
-    for record in instance.get_asset_records(keys):
+    for record in (known or AssetRecords(instance)).get(keys):
         entry = record.asset_entry.last_materialization
         materialization = entry.asset_materialization if entry else None
         if entry is not None and materialization is not None:

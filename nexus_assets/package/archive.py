@@ -18,6 +18,9 @@ from nexus_assets.core.errors import NexusError
 
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z, when the target has no commit to date it by
 SUMS = "SHA256SUMS"
+# gzip's own default: on a 103-service package (22 MB of tar, mostly SBOM JSON) 2% larger than
+# level 9 and less than half its time (0.26 s against 0.60 s).
+GZIP_LEVEL = 6
 
 
 class PackageError(NexusError):
@@ -65,7 +68,7 @@ def build_tar_gz(top: str, files: dict[str, Entry], mtime: int) -> bytes:
                 tar.addfile(_info(f"{top}/{name}", mtime, size=len(entry.data), executable=entry.executable),
                             io.BytesIO(entry.data))
     packed = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=9) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=GZIP_LEVEL) as gz:
         gz.write(raw.getvalue())
     return packed.getvalue()
 

@@ -28,7 +28,7 @@ from nexus_assets.package.content import package_content
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when the package's layout or scripts change: every package turns stale.
-PACKAGE_CODE_VERSION = "package-1"
+PACKAGE_CODE_VERSION = "package-2"  # 2: gzip level 6
 
 
 def _read(path: Path) -> dict:
