@@ -5,7 +5,8 @@
 a comment to the next service's entry point (a different service each time, so every iteration
 really rebuilds one image), runs `run_pipeline` again in-process and prints the wall time of
 every step as the Dagster instance recorded it, plus what the invocation spent outside the run
-(observing and judging). `--profile FILE` also writes a cProfile of that run (slower, about
+(loading, observing, judging, and Dagster writing one "planned" event per selected asset).
+`--profile FILE` also writes a cProfile of that run (slower, about
 1.5x). `clean` removes every local image tagged under this benchmark's registry path and the
 directory. ROOT holds state.json (registry path, next service), the repo, the working copy and
 DAGSTER_HOME, so the cold run is paid once across iterations.
@@ -13,6 +14,7 @@ DAGSTER_HOME, so the cold run is paid once across iterations.
     .venv/bin/python benchmarks/one_change_profile.py setup [--root /tmp/fastrel-bench] [--services 103]
     .venv/bin/python benchmarks/one_change_profile.py change [--root ...] [--profile out.prof] [--json out.json]
     .venv/bin/python benchmarks/one_change_profile.py clean [--root ...]
+    NEXUS_CHECKOUT=/work/main .venv/bin/python benchmarks/one_change_profile.py change   # another checkout's code
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import time
 import uuid
 from pathlib import Path
 
-# Measure the checkout this script lives in, not whichever copy the venv installed.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Measure the checkout this script lives in (or NEXUS_CHECKOUT, e.g. main before a change), not
+# whichever copy the venv installed.
+sys.path.insert(0, os.environ.get("NEXUS_CHECKOUT") or str(Path(__file__).resolve().parent.parent))
 
 CREDENTIALS = Path(os.environ.get("NEXUS_STATE_DIR", "/var/lib/nexus-assets")) / "registry" / "credentials.env"
 
@@ -67,6 +70,23 @@ def step_table(run_ids: list[str]) -> list[tuple[str, float]]:
             if stat.start_time and stat.end_time:
                 steps.append((stat.start_time, stat.step_key, stat.end_time - stat.start_time))
     return [(key, seconds) for _, key, seconds in sorted(steps)]
+
+
+def planning(run_ids: list[str]) -> tuple[int, float]:
+    """How many "planned" events Dagster wrote before the runs started (one per selected asset
+    and check), and the seconds from the first to the run's start."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    kinds = (dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
+    count, seconds = 0, 0.0
+    for run_id in run_ids:
+        planned = [r.event_log_entry.timestamp for r in instance.get_records_for_run(run_id, limit=100000).records
+                   if r.event_log_entry.dagster_event_type in kinds]
+        stats = instance.get_run_stats(run_id)
+        if planned and stats.start_time:
+            count, seconds = count + len(planned), seconds + stats.start_time - min(planned)
+    return count, seconds
 
 
 def run_duration(run_ids: list[str]) -> float:
@@ -115,8 +135,10 @@ def _touch(root: Path, state: dict) -> str:
 
 
 def change(args: argparse.Namespace) -> int:
-    from nexus_assets.cli.pipeline import run_pipeline
+    loading = time.monotonic()
+    from nexus_assets.cli.pipeline import run_pipeline  # what `nexus-agent` loads before it runs
 
+    imported = time.monotonic() - loading
     root: Path = args.root
     state = _state(root)
     _credentials()
@@ -133,14 +155,18 @@ def change(args: argparse.Namespace) -> int:
     wall = time.monotonic() - started
     steps = step_table(summary.run_ids)
     in_runs = run_duration(summary.run_ids)
-    print(f"\none change ({name}): wall {wall:.2f} s, built {summary.built}, ok {summary.ok}")
+    planned, planning_seconds = planning(summary.run_ids)
+    print(f"\none change ({name}): wall {wall:.2f} s (+ {imported:.2f} s loading the code), built {summary.built}, "
+          f"ok {summary.ok}")
     print(f"{'step':<44}{'s':>8}")
     for key, seconds in steps:
         print(f"{key:<44}{seconds:>8.2f}")
     print(f"{'(run, start to end)':<44}{in_runs:>8.2f}")
-    print(f"{'(outside the run: observe, judge, load)':<44}{wall - in_runs:>8.2f}")
+    print(f"{'(outside the run: load, observe, judge, plan)':<44}{wall - in_runs:>8.2f}")
+    print(f"{f'  of which planning ({planned} planned events)':<44}{planning_seconds:>8.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"service": name, "wall": wall, "run": in_runs, "ok": summary.ok,
+        args.json.write_text(json.dumps({"service": name, "wall": wall, "import": imported, "run": in_runs, "ok": summary.ok,
+                                         "planned_events": planned, "planning": planning_seconds,
                                          "steps": dict(steps)}, indent=1))
     return 0 if summary.ok and summary.built == [name] else 1
 
