@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import ConfigError
+from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
-SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
+__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
@@ -54,7 +55,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
+        """Settings from NEXUS_REPO (default: the bundled sample's checkout), NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
         NEXUS_SIGNING_KEY; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
@@ -84,6 +85,10 @@ class Settings:
             if key in given:
                 given[key] = Path(str(given[key]))
         settings = replace(settings, **given)
+        if "repo" not in given and not env.get("NEXUS_REPO"):
+            # The embedded default: the bundled sample, as a git checkout of its own beside the
+            # working copy (core/sample_checkout.py), so that its release is a real tag.
+            settings = replace(settings, repo=sample_checkout(settings.workdir.expanduser().absolute()))
         if not settings.version:  # none given: the next patch after the last release tag
             from nexus_assets.core.release_version import auto_version
 
