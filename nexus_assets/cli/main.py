@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.settings import Settings
 
@@ -58,6 +59,21 @@ def _stop_then_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _known_unchanged(settings: Settings) -> RunSummary | None:
+    """Dagster's last "nothing to do" said again, when everything it was read from is as it was
+    (cli/unchanged.py); None when the full verdict must run. Holds the working copy while it
+    looks; a busy one (another run) is left to the full path, which waits for it."""
+    from nexus_assets.cli import unchanged
+    from nexus_assets.core.workdir_lock import WorkdirBusyError, workdir_lock
+
+    try:
+        with workdir_lock(settings.workdir, "unchanged-check"):
+            services = unchanged.unchanged(settings)
+            return None if services is None else unchanged.say_unchanged(settings, services)
+    except WorkdirBusyError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # SIGTERM stops a run like Ctrl-C does (Dagster maps it so during a run; before one, its
@@ -76,14 +92,16 @@ def main(argv: list[str] | None = None) -> int:
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
                                      build_timeout=args.build_timeout)
         settings.validate()
-        from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
-
-        if args.command == "status":
-            return show_status(settings)
-        if args.deploy_staging:
+        if args.command == "run" and args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
         started = time.monotonic()
-        summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
+        summary = None if args.command != "run" or args.all else _known_unchanged(settings)
+        if summary is None:
+            from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
+
+            if args.command == "status":
+                return show_status(settings)
+            summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
               f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "

@@ -11,9 +11,10 @@ from typing import Any
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
-__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "Settings"]
+__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
+UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 
 
 @dataclass(frozen=True)
