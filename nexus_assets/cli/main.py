@@ -4,6 +4,7 @@ prints progress a person can follow, and exits non-zero when a blocking gate fai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
+from nexus_assets.core.fileio import write_json
 from nexus_assets.core.settings import Settings
 
 EXIT_GATE_FAILED = 1
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+            cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
+                                               "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
     cmd = sub.add_parser("verify", help=text, description=text)
     cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "status":
                 return show_status(settings)
             summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
+        if args.summary:
+            write_json(Path(args.summary), {**dataclasses.asdict(summary), "seconds": round(time.monotonic() - started, 3)})
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
               f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "

@@ -208,8 +208,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         say_release(settings)
-        unchanged.remember(settings, _resolved_tags(settings, services, verdict),
-                           [i for i in verdict.recorded.values() if i], len(known))
+        _remember(settings, services, verdict)
         return summary
     _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
                     *RELEASE_KEYS], instance, tags, summary, settings)
@@ -229,7 +228,29 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
                             *RELEASE_KEYS],
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
+    if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
+        _remember_if_settled(settings, instance, build_services(settings))
     return summary
+
+
+def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service]) -> None:
+    """After a run: ask Dagster again, as the next run would; if it would have nothing to do,
+    remember that verdict (cli/unchanged.py)."""
+    defs = build_definitions(settings, services)
+    verdict = judge(defs, instance, services)
+    names = sorted(s.name for s in services)
+    if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
+        return
+    if not _nothing_to_do(defs, instance, settings, verdict):
+        return
+    if stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS), verdict.records):
+        return
+    _remember(settings, services, verdict)
+
+
+def _remember(settings: Settings, services: list[Service], verdict: Verdict) -> None:
+    unchanged.remember(settings, _resolved_tags(settings, services, verdict),
+                       [i for i in verdict.recorded.values() if i], len(services))
 
 
 def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:

@@ -145,7 +145,7 @@ def say_unchanged(settings: Settings, services: int) -> RunSummary:
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
     print(f"[nexus] {services} service(s): 0 to build, {services} current", flush=True)
-    print("[nexus] nothing changed since the last run (the same inputs as Dagster's last verdict): "
-          "no run launched", flush=True)
+    print("[nexus] nothing changed since the last run: no run launched (the same inputs as Dagster's last "
+          "verdict)", flush=True)
     say_release(settings)
     return RunSummary(ok=last_verdict(settings))

@@ -109,5 +109,12 @@ class Settings:
             raise ConfigError(f"NEXUS_LOCK_WAIT must be zero or more seconds, got {self.lock_wait}")
         if not self.version or any(c in self.version for c in " /:@"):
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
+        from docker.utils import match_tag  # the reference grammar the SDK checks every build's tag against
+
+        if not match_tag(f"{self.registry}/nexus/service:1.0.0"):
+            raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
+                              "host[:port][/path], the path in lowercase letters, digits and . _ -")
+        if not match_tag(f"{self.registry}/nexus/service:{self.version}") or len(self.version) > 128:
+            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
