@@ -4,13 +4,16 @@ prints progress a person can follow, and exits non-zero when a blocking gate fai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
+from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
+from nexus_assets.core.fileio import write_json
 from nexus_assets.core.settings import Settings
 
 EXIT_GATE_FAILED = 1
@@ -41,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+            cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
+                                               "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
     cmd = sub.add_parser("verify", help=text, description=text)
     cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
@@ -56,6 +61,21 @@ def _stop_then_interrupt(signum: int, frame: object) -> None:
 
     threading.Thread(target=cancel_all, args=("interrupted",), name="nexus-stop", daemon=True).start()
     raise KeyboardInterrupt
+
+
+def _known_unchanged(settings: Settings) -> RunSummary | None:
+    """Dagster's last "nothing to do" said again, when everything it was read from is as it was
+    (cli/unchanged.py); None when the full verdict must run. Holds the working copy while it
+    looks; a busy one (another run) is left to the full path, which waits for it."""
+    from nexus_assets.cli import unchanged
+    from nexus_assets.core.workdir_lock import WorkdirBusyError, workdir_lock
+
+    try:
+        with workdir_lock(settings.workdir, "unchanged-check"):
+            services = unchanged.unchanged(settings)
+            return None if services is None else unchanged.say_unchanged(settings, services)
+    except WorkdirBusyError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,14 +96,18 @@ def main(argv: list[str] | None = None) -> int:
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
                                      build_timeout=args.build_timeout)
         settings.validate()
-        from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
-
-        if args.command == "status":
-            return show_status(settings)
-        if args.deploy_staging:
+        if args.command == "run" and args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
         started = time.monotonic()
-        summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
+        summary = None if args.command != "run" or args.all else _known_unchanged(settings)
+        if summary is None:
+            from nexus_assets.cli.pipeline import run_pipeline, show_status  # imports Dagster: after the cheap checks
+
+            if args.command == "status":
+                return show_status(settings)
+            summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
+        if args.summary:
+            write_json(Path(args.summary), {**dataclasses.asdict(summary), "seconds": round(time.monotonic() - started, 3)})
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
               f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "

@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
 
 import dagster as dg
 
+from nexus_assets.cli import unchanged
+from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 from nexus_assets.core.errors import no_space_line
-from nexus_assets.core.fileio import read_json
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
     AFTER_IMAGES,
@@ -35,7 +35,14 @@ from nexus_assets.core.keys import (
     image_key,
     pushed_key,
 )
-from nexus_assets.core.lineage import AssetRecords, Verdict, latest_data_versions, observe_and_judge, stale_images
+from nexus_assets.core.lineage import (
+    AssetRecords,
+    Verdict,
+    declared_bases,
+    latest_data_versions,
+    observe_and_judge,
+    stale_images,
+)
 from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
@@ -57,22 +64,6 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
         config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
-
-
-@dataclass
-class RunSummary:
-    """What one `nexus-agent run` did: the benchmark and the tests read it."""
-
-    ok: bool = True
-    built: list[str] = field(default_factory=list)
-    pushed: list[str] = field(default_factory=list)  # images this invocation put in the registry
-    not_pushed: list[str] = field(default_factory=list)  # selected pushes that did not happen (reason logged)
-    failed: list[str] = field(default_factory=list)
-    failed_gates: list[str] = field(default_factory=list)
-    test_containers: int = 0
-    broken_steps: list[str] = field(default_factory=list)  # steps that raised: not gates
-    run_ids: list[str] = field(default_factory=list)
-    stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
 
 
 def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service]) -> Verdict:
@@ -192,6 +183,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     instance = open_instance(settings)
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
+    unchanged.forget(settings)  # this run decides afresh
     _clean_up_after_killed_runs(settings, instance)
     tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli", OWNER_TAG: owner()}
     if rebuild_all:
@@ -213,9 +205,10 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
-        summary.ok = _last_verdict(settings)
+        summary.ok = last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
-        _say_release(settings)
+        say_release(settings)
+        _remember(settings, services, verdict)
         return summary
     _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
                     *RELEASE_KEYS], instance, tags, summary, settings)
@@ -235,7 +228,29 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
                             *RELEASE_KEYS],
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
+    if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
+        _remember_if_settled(settings, instance, build_services(settings))
     return summary
+
+
+def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service]) -> None:
+    """After a run: ask Dagster again, as the next run would; if it would have nothing to do,
+    remember that verdict (cli/unchanged.py)."""
+    defs = build_definitions(settings, services)
+    verdict = judge(defs, instance, services)
+    names = sorted(s.name for s in services)
+    if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
+        return
+    if not _nothing_to_do(defs, instance, settings, verdict):
+        return
+    if stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS), verdict.records):
+        return
+    _remember(settings, services, verdict)
+
+
+def _remember(settings: Settings, services: list[Service], verdict: Verdict) -> None:
+    unchanged.remember(settings, _resolved_tags(settings, services, verdict),
+                       [i for i in verdict.recorded.values() if i], len(services))
 
 
 def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
@@ -297,6 +312,17 @@ def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings:
     return _tags_point_at_recorded_images(settings, verdict)
 
 
+def _resolved_tags(settings: Settings, services: list[Service], verdict: Verdict) -> dict[str, str | None]:
+    """{engine tag: image id or None} for every tag the verdict resolved: the release tags and
+    each base image a Dockerfile names (with the substitutes): what cli/unchanged.py re-reads."""
+    base_map = load_base_image_map()
+    names = {tag for s in services for tag in release_tags(settings.registry, s.name, settings.version)}
+    names |= {b.image for s in services for b in declared_bases(s)}
+    names |= {base_map.base, *base_map.substitutes, *base_map.substitutes.values()}
+    full = {n if ":" in n.rsplit("/", 1)[-1] else f"{n}:latest" for n in names}
+    return {tag: verdict.engine.tag_id(tag) for tag in full}
+
+
 def _tags_point_at_recorded_images(settings: Settings, verdict: Verdict) -> bool:
     """Every release tag names the image Dagster recorded for its service (read from the
     verdict's engine listing): a tag that another build moved is a reason to run, and
@@ -304,35 +330,6 @@ def _tags_point_at_recorded_images(settings: Settings, verdict: Verdict) -> bool
     return all(verdict.engine.tag_id(tag) == image_id
                for name, image_id in verdict.recorded.items()
                for tag in release_tags(settings.registry, name, settings.version))
-
-
-def _say_release(settings: Settings) -> None:
-    """With no run launched, what the last release attempt of this version left (its record)."""
-    try:
-        record = read_json(settings.artifacts / "verified_release.json")
-    except (OSError, ValueError):
-        return
-    if record.get("version") != settings.version:
-        return
-    if record.get("made"):
-        print(f"[nexus] {record['tag']} already released (commit {(record.get('release_commit') or '-')[:12]}): "
-              "no new tag", flush=True)
-    elif record.get("failed_gates"):
-        print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
-              flush=True)
-
-
-def _last_verdict(settings: Settings) -> bool:
-    """The gates as the last run left them, read from its reports."""
-    try:
-        manifest = read_json(settings.artifacts / "artifacts_manifest.json")
-        report = read_json(settings.reports / "discrepancy_report.json")
-    except (OSError, ValueError):
-        return False
-    totals = manifest["totals"]
-    release = settings.artifacts / "verified_release.json"
-    released = (not release.is_file()) or bool(read_json(release).get("made"))
-    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"]) and released
 
 
 def show_status(settings: Settings) -> int:

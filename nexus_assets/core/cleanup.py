@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nexus_assets.core.cancel import Cancelled
+
 if TYPE_CHECKING:
     import dagster as dg
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
@@ -61,12 +63,14 @@ class Created:
 
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
+    closed: bool = False  # removed: nothing more may be created (a test that retries after a cancel)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def remove_with(self, client: DockerClient) -> None:
         """Force-remove what was created (a killed container ends its test at once), then the
-        networks; what is already gone is skipped."""
+        networks; what is already gone is skipped. From then on, creating raises Cancelled."""
         with self._lock:
+            self.closed = True
             containers, networks = list(self.containers), list(self.networks)
         for ident in containers:
             with contextlib.suppress(Exception):
@@ -83,19 +87,27 @@ def label_created(client: DockerClient, workdir: Path) -> Created:
     labels = {OWNER_LABEL: owner(), WORKDIR_LABEL: str(workdir)}
     create_container, create_network = api.create_container, api.create_network
 
-    def container(*args: Any, **kwargs: Any) -> Any:
+    def record(kind: list[str], create: Any, remove: Any, args: tuple, kwargs: dict) -> Any:
+        if created.closed:
+            raise Cancelled("not started: the run was interrupted and its test containers removed")
         kwargs["labels"] = {**(kwargs.get("labels") or {}), **labels}
-        result = create_container(*args, **kwargs)
+        result = create(*args, **kwargs)
         with created._lock:
-            created.containers.append(result["Id"])
+            closed = created.closed
+            if not closed:
+                kind.append(result["Id"])
+        if closed:  # removed while this one was being created: it goes too
+            with contextlib.suppress(Exception):
+                remove(result["Id"])
+            raise Cancelled("not started: the run was interrupted and its test containers removed")
         return result
 
+    def container(*args: Any, **kwargs: Any) -> Any:
+        return record(created.containers, create_container,
+                      lambda ident: api.remove_container(ident, force=True, v=True), args, kwargs)
+
     def network(*args: Any, **kwargs: Any) -> Any:
-        kwargs["labels"] = {**(kwargs.get("labels") or {}), **labels}
-        result = create_network(*args, **kwargs)
-        with created._lock:
-            created.networks.append(result["Id"])
-        return result
+        return record(created.networks, create_network, api.remove_network, args, kwargs)
 
     api.create_container, api.create_network = container, network
     return created

@@ -73,6 +73,8 @@ def mirror_tree(src: Path, dst: Path, ignored: frozenset[str] = frozenset()) -> 
     if dst.is_dir():
         for dirpath, dirnames, filenames in os.walk(dst, topdown=False):
             here = Path(dirpath)
+            if ignored & set(here.relative_to(dst).parts):
+                continue  # an ignored folder (.git, node_modules) is left whole, empty folders too
             for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
                 rel = (here / name).relative_to(dst)
                 if rel.parts[0] in ignored or name in ignored or rel.as_posix() in wanted:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -196,12 +195,11 @@ def latest_observations(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -
     newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
     with storage.index_connection() as conn:
         ids = [row[1] for row in conn.execute(newest).fetchall()]
-    if not ids:
-        return {}
-    with warnings.catch_warnings():  # Dagster points at fetch_observations, which reads one key at a time
-        warnings.filterwarnings("ignore", message="Use fetch_observations", category=UserWarning)
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_OBSERVATION, storage_ids=ids), limit=len(ids))
+        # The events themselves, from the same table (Dagster's public reader by storage ids,
+        # get_event_records, is deprecated; fetch_observations reads one key at a time).
+        rows = conn.execute(db.select(Events.c.id, Events.c.event).where(Events.c.id.in_(ids))).fetchall() if ids else []
+    records = [dg.EventLogRecord(storage_id=row[0], event_log_entry=dg.deserialize_value(row[1], dg.EventLogEntry))
+               for row in rows]
     return {r.event_log_entry.asset_observation.asset_key: r
             for r in records if r.event_log_entry.asset_observation is not None}
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import ConfigError
+from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
-SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
+__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
+UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from NEXUS_REPO, NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
+        """Settings from NEXUS_REPO (default: the bundled sample's checkout), NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
         NEXUS_SIGNING_KEY; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
@@ -89,6 +91,10 @@ class Settings:
             if key in given:
                 given[key] = Path(str(given[key]))
         settings = replace(settings, **given)
+        if "repo" not in given and not env.get("NEXUS_REPO"):
+            # The embedded default: the bundled sample, as a git checkout of its own beside the
+            # working copy (core/sample_checkout.py), so that its release is a real tag.
+            settings = replace(settings, repo=sample_checkout(settings.workdir.expanduser().absolute()))
         if not settings.version:  # none given: the next patch after the last release tag
             from nexus_assets.core.release_version import auto_version
 
@@ -107,6 +113,13 @@ class Settings:
         if not 0 <= self.lock_wait < float("inf"):
             raise ConfigError(f"NEXUS_LOCK_WAIT must be zero or more seconds, got {self.lock_wait}")
         if not self.version or any(c in self.version for c in " /:@"):
+            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
+        from docker.utils import match_tag  # the reference grammar the SDK checks every build's tag against
+
+        if not match_tag(f"{self.registry}/nexus/service:1.0.0"):
+            raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
+                              "host[:port][/path], the path in lowercase letters, digits and . _ -")
+        if not match_tag(f"{self.registry}/nexus/service:{self.version}") or len(self.version) > 128:
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")

@@ -22,12 +22,14 @@ from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import IGNORED_NAMES, special_kind
 from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
+from nexus_assets.core.settings import UNCHANGED_STAMP
 from nexus_assets.core.textfiles import inside
 
 STATE_FILE = ".nexus-workspace.json"
 # ".nexus-signing" holds the default signing key (attest.signing), ".nexus-cache" what steps keep
 # to skip work they did before (Settings.cache): never removed by a sync.
-GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache", STATE_FILE)
+GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache", STATE_FILE,
+             UNCHANGED_STAMP)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import pytest
 
 from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.core.baseimages import load_base_image_map
-from nexus_assets.core.cleanup import TEST_LABEL, WORKDIR_LABEL
+from nexus_assets.core.cancel import Cancelled
+from nexus_assets.core.cleanup import TEST_LABEL, WORKDIR_LABEL, label_created
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
@@ -171,6 +172,32 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
     instance = dg.DagsterInstance.from_config(agent.env["DAGSTER_HOME"])
     statuses = {r.status for r in instance.get_runs()}
     assert statuses and statuses <= {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}, statuses
+
+
+def test_once_removed_a_client_starts_no_new_test_container(tmp_path, docker_client):
+    """The fault: a unit stage whose container the cancel removed ran the tests again in a new
+    container, which nothing removed, and the interrupted process waited for it at exit."""
+    import docker
+
+    from nexus_assets.core.baseimages import load_base_image_map
+
+    client = docker.from_env()
+    created = label_created(client, tmp_path)
+    try:
+        first = client.containers.create(load_base_image_map().base, command=["sleep", "60"],
+                                         labels={TEST_LABEL: "1"})
+        created.remove_with(docker_client)
+        with pytest.raises(Cancelled, match="interrupted"):
+            client.containers.create(load_base_image_map().base, command=["sleep", "60"], labels={TEST_LABEL: "1"})
+        with pytest.raises(Cancelled):
+            client.networks.create(f"nexus-test-{tmp_path.name}", labels={TEST_LABEL: "1"})
+        assert not [c for c in _test_containers(docker_client, tmp_path)], "nothing of this client is left"
+        assert not _test_networks(docker_client, tmp_path)
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.containers.get(first.id)
+    finally:
+        created.remove_with(docker_client)  # whatever the fault left
+        client.close()
 
 
 def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, remove_test_images):

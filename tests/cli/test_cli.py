@@ -43,9 +43,18 @@ def test_no_docker_engine_reachable(tmp_path):
     assert "no Docker engine reachable" in line and "bootstrap.sh" in line
 
 
+def test_a_registry_that_cannot_name_an_image_is_refused_before_any_build(tmp_path):
+    """It used to reach every build and fail each service as "lost the Docker engine"."""
+    line = _one_error_line(_run(["run", "--registry", "127.0.0.1:5000/Team", "--workdir", str(tmp_path / "w")],
+                                tmp_path))
+    assert "registry '127.0.0.1:5000/Team' cannot name an image" in line and "lowercase" in line
+
+
 def test_bad_version_is_refused(tmp_path):
     line = _one_error_line(_run(["run", "--version", "1.0/evil", "--workdir", str(tmp_path / "w")], tmp_path))
     assert "cannot be an image tag" in line
+    assert "cannot be an image tag" in _one_error_line(_run(["run", "--version", "1.0.0+build", "--workdir",
+                                                             str(tmp_path / "w")], tmp_path))
 
 
 @pytest.mark.docker
