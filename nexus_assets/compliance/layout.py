@@ -66,12 +66,12 @@ def _char_width(char: str, font: str, size: float) -> float:
 
 
 def _width(text: str, font: str, size: float) -> float:
-    # The standard fonts have no kerning: a string is as wide as its characters together.
-    return sum(_char_width(c, font, size) for c in text)
+    return stringWidth(text, font, size)  # in C with reportlab[accel]
 
 
 def _fitting(word: str, font: str, size: float, room: float) -> int:
-    """How many leading characters of word fit in room."""
+    """How many leading characters of word fit in room (the standard fonts have no kerning: a
+    string is as wide as its characters together)."""
     taken = 0.0
     for count, char in enumerate(word):
         taken += _char_width(char, font, size)
