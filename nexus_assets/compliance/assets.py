@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.compliance.lineage import ancestors, lineage_rows
+from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import kept_materialization, latest_metadata
 from nexus_assets.core.hashing import file_sha256
@@ -83,8 +84,6 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
                 description="Guide gate: the compliance PDF exists, is the file recorded, and no .env secret value "
                             "is in any output under reports/ and artifacts/.")
 def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
-    from nexus_assets.compliance.data import artifact_files  # with pandas: see compliance_report
-
     settings = nexus.settings()
     metadata = latest_metadata(context.instance, COMPLIANCE_REPORT)
     path = Path(str(metadata.get("path") or ""))

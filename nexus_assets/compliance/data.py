@@ -10,7 +10,6 @@ the repository (PMMG lock, KYC, `.env` for the secret scan) and Dagster's lineag
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from nexus_assets.compliance.lineage import LineageRow
+from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.compliance.policy import KycFlag, PolicyVerdict, Rule, kyc_flag, pmmg_verdict
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
@@ -26,8 +26,6 @@ from nexus_assets.core.settings import Settings
 
 NA = "not available"
 TEST_STAGES = ("lint", "unit", "integration")
-# Made from this report, or this report itself: listed by the package, not here.
-_OWN_OUTPUTS = re.compile(r"^(compliance_report_\d{8}\.pdf|deployment_package_\d{8}\.tar\.gz)$")
 
 
 @dataclass
@@ -143,16 +141,6 @@ def _images(manifest: dict) -> pd.DataFrame:
                      "reason": image.get("reason") or ""})
     return pd.DataFrame(rows, columns=["service", "status", "tag", "image_id", "digest", "repo_digest",
                                        "substitutions", "sbom", "provenance", "reason"])
-
-
-def artifact_files(settings: Settings) -> list[Path]:
-    """Every output file under reports/ and artifacts/ but this report and the package made from it."""
-    found = []
-    for folder in (settings.reports, settings.artifacts):
-        if folder.is_dir():
-            found += [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-                      and not p.name.startswith(".") and not _OWN_OUTPUTS.match(p.name)]
-    return sorted(found)
 
 
 def _discovery(discovery: dict) -> pd.DataFrame:
