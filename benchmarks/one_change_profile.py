@@ -7,8 +7,8 @@ really rebuilds one image), runs `run_pipeline` again in-process and prints the 
 every step as the Dagster instance recorded it, plus what the invocation spent outside the run
 (loading, observing, judging, and Dagster writing one "planned" event per selected asset).
 `--profile FILE` also writes a cProfile of that run (slower, about
-1.5x). `clean` removes every local image tagged under this benchmark's registry path and the
-directory. ROOT holds state.json (registry path, next service), the repo, the working copy and
+1.5x). `clean` removes every local image tagged under this benchmark's registry path, its
+manifests in the registry, and the directory. ROOT holds state.json (registry path, next service), the repo, the working copy and
 DAGSTER_HOME, so the cold run is paid once across iterations.
 
     .venv/bin/python benchmarks/one_change_profile.py setup [--root /tmp/fastrel-bench] [--services 103]
@@ -171,19 +171,58 @@ def change(args: argparse.Namespace) -> int:
     return 0 if summary.ok and summary.built == [name] else 1
 
 
+def _delete_from_registry(registry: str) -> int:
+    """Delete every manifest under the benchmark's repository path (the bootstrap's registry has
+    deletion enabled; its garbage collector frees the blobs). Returns how many were deleted."""
+    import requests
+
+    host, _, path = registry.partition("/")
+    auth = (os.environ.get("REGISTRY_USERNAME", ""), os.environ.get("REGISTRY_PASSWORD", ""))
+    base = f"http://{host}/v2"
+    accept = {"Accept": ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                                   "application/vnd.docker.distribution.manifest.v2+json",
+                                   "application/vnd.oci.image.index.v1+json",
+                                   "application/vnd.docker.distribution.manifest.list.v2+json"])}
+    repos: list[str] = []
+    while True:  # the catalog in pages of 1000, each after the last name of the one before
+        page = requests.get(f"{base}/_catalog", params={"n": 1000, **({"last": repos[-1]} if repos else {})},
+                            auth=auth, timeout=30).json().get("repositories") or []
+        repos += page
+        if len(page) < 1000:
+            break
+    deleted = 0
+    for repo in [r for r in repos if r.startswith(path + "/")]:
+        tags = requests.get(f"{base}/{repo}/tags/list", auth=auth, timeout=30).json().get("tags") or []
+        digests = {requests.head(f"{base}/{repo}/manifests/{tag}", auth=auth, headers=accept,
+                                 timeout=30).headers.get("Docker-Content-Digest") for tag in tags}
+        for digest in sorted(d for d in digests if d):
+            done = requests.delete(f"{base}/{repo}/manifests/{digest}", auth=auth, timeout=30)
+            deleted += done.status_code == 202
+    return deleted
+
+
 def clean(args: argparse.Namespace) -> int:
     from nexus_assets.resources import docker_client
 
     root: Path = args.root
     state = _state(root)
+    _credentials()
     client = docker_client()
     prefix = state["registry"] + "/"
+    removed = 0
     try:
         for image in client.images.list():
-            for tag in [t for t in image.tags if t.startswith(prefix)]:
+            ours = [t for t in image.tags if t.startswith(prefix)]
+            for tag in ours:
                 client.images.remove(tag, force=True)
+                removed += 1
+            if not ours and any(d.startswith(prefix) for d in image.attrs.get("RepoDigests") or []):
+                client.images.remove(image.id, force=True)  # an older build a rebuild untagged: pushed, so named
+                removed += 1
     finally:
         client.close()
+    deleted = _delete_from_registry(state["registry"])
+    print(f"removed {removed} local tag(s) and {deleted} manifest(s) in the registry under {state['registry']}")
     shutil.rmtree(root, ignore_errors=True)
     return 0
 
