@@ -33,8 +33,8 @@ from nexus_assets.core.workdir_lock import LOCK_NAME
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # What the pipeline writes in the working copy: its outputs, not the verdict's inputs.
-GENERATED = {"reports", "artifacts", "output", "releases", ".dagster_home", ".nexus-signing", ".nexus-workspace.json",
-             LOCK_NAME, UNCHANGED_STAMP}
+GENERATED = {"reports", "artifacts", "output", "releases", ".dagster_home", ".nexus-signing", ".nexus-cache",
+             ".nexus-workspace.json", LOCK_NAME, UNCHANGED_STAMP}
 
 
 def _stats(root: Path, skip_top: Iterable[str] = ()) -> str:

@@ -191,7 +191,7 @@ def test_once_removed_a_client_starts_no_new_test_container(tmp_path, docker_cli
             client.containers.create(load_base_image_map().base, command=["sleep", "60"], labels={TEST_LABEL: "1"})
         with pytest.raises(Cancelled):
             client.networks.create(f"nexus-test-{tmp_path.name}", labels={TEST_LABEL: "1"})
-        assert not [c for c in _test_containers(docker_client, tmp_path)], "nothing of this client is left"
+        assert not _test_containers(docker_client, tmp_path), "nothing of this client is left"
         assert not _test_networks(docker_client, tmp_path)
         with pytest.raises(docker.errors.NotFound):
             docker_client.containers.get(first.id)
