@@ -213,6 +213,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
                     *RELEASE_KEYS], instance, tags, summary, settings)
 
+    planned = (services, defs)
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
         services = build_services(settings)
@@ -229,14 +230,16 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
-        _remember_if_settled(settings, instance, build_services(settings))
+        now = build_services(settings)
+        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now))
     return summary
 
 
-def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service]) -> None:
-    """After a run: ask Dagster again, as the next run would; if it would have nothing to do,
-    remember that verdict (cli/unchanged.py)."""
-    defs = build_definitions(settings, services)
+def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service],
+                         defs: dg.Definitions) -> None:
+    """After a run: ask Dagster again, as the next run would (with the run's definitions when the
+    services are as they were planned); if it would have nothing to do, remember that verdict
+    (cli/unchanged.py)."""
     verdict = judge(defs, instance, services)
     names = sorted(s.name for s in services)
     if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
