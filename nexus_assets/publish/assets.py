@@ -21,9 +21,9 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.services import release_tags
 from nexus_assets.publish.push import PushResult, push_image
-from nexus_assets.publish.registry import RegistryClient, credentials_from_env
 
 
 def push_code_version(registry: str, version: str) -> str:

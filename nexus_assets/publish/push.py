@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nexus_assets.core.errors import EngineError, RegistryError
+from nexus_assets.core.registry import Credentials, RegistryClient, classify, with_retries
 from nexus_assets.core.services import release_tags
-from nexus_assets.publish.registry import Credentials, RegistryClient, classify, with_retries
 
 
 @dataclass(frozen=True)
