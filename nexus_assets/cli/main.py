@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_pipeline(settings, rebuild_all=args.all, lock_wait=settings.lock_wait)
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
-              f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "
+              f"{len(summary.pulled)} pulled from the registry cache, {len(summary.failed)} failed, "
+              f"{len(summary.pushed)} pushed to {settings.registry}; "
               f"reports in {settings.reports}, "
               f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
         return 0 if summary.ok else EXIT_GATE_FAILED

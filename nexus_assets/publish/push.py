@@ -1,6 +1,7 @@
 """Step H's push, one service: put its image under REGISTRY/nexus/<service>:VERSION and :latest
 in the registry, unless the registry already holds that very image under that tag, and say
-which manifest digest it has there.
+which manifest digest it has there. An image that passed all its tests is also tagged
+cache-<key> there (the shared build cache, images.cache): one manifest PUT, the layers are in.
 
 The Docker engine pushes (it has the layers, and skips those the registry has); the registry's
 own HEAD answer decides whether a push is needed and confirms the digest afterwards."""
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nexus_assets.core.errors import EngineError, RegistryError
-from nexus_assets.core.registry import Credentials, RegistryClient, classify, with_retries
+from nexus_assets.core.registry import Credentials, RegistryClient, cache_tag, classify, with_retries
 from nexus_assets.core.services import release_tags
 
 
@@ -30,6 +31,8 @@ class PushResult:
     pushed: bool  # False when the registry already held this image under every tag
     seconds: float
     attempts: int  # engine pushes started, retries included
+    cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
+    cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
 
     def metadata(self) -> dict:
         return asdict(self)
@@ -75,10 +78,12 @@ def engine_push(client, ref: str, registry: str, credentials: Credentials | None
 
 def push_image(client, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
                log: Callable[[str], None] = lambda _: None,
-               on_progress: Callable[[dict], None] | None = None) -> PushResult:
+               on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None) -> PushResult:
     """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
     :latest). A tag the registry already has for this very image is left alone; a tag naming
-    anything else is pushed again. Transient failures are retried with backoff."""
+    anything else is pushed again. Transient failures are retried with backoff. With a
+    cache_key (the image passed all its tests), the pushed manifest is also tagged cache-<key>;
+    a failure there is logged and leaves the push as it is (the cache is an optimisation)."""
     import docker.errors
 
     registry = registry_client.registry
@@ -116,6 +121,13 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     if there != digest:
         raise RegistryError(f"registry {registry}: {refs[0]} names {there or 'nothing'} after the push, "
                             f"not {digest}: another push raced this one")
+    cached, cache_tagged = "", False
+    if cache_key:
+        try:
+            cache_tagged = registry_client.tag_manifest(repository, digest, cache_tag(cache_key), on_retry=log)
+            cached = f"{repo}:{cache_tag(cache_key)}"
+        except RegistryError as exc:
+            log(f"not put in the registry cache: {exc}")
     return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}", tag=refs[0],
                       tags=refs, registry=registry, pushed=pushed, seconds=round(time.monotonic() - started, 2),
-                      attempts=attempts)
+                      attempts=attempts, cache_tag=cached, cache_tagged=cache_tagged)
