@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -279,6 +280,19 @@ class RegistryClient:
             media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             return Manifest(digest=digest, media_type=media_type, body=response.content)
         return with_retries(get, attempts=attempts)
+
+    def image_id(self, repository: str, reference: str, attempts: int | None = None) -> str | None:
+        """The image id (config digest) of the one image a tag or digest names, or None (no such
+        manifest, or an index of several): what tells whether a local image is already there."""
+        manifest = self.manifest(repository, reference, attempts=attempts)
+        if manifest is None or "index" in manifest.media_type or "list" in manifest.media_type:
+            return None
+        try:
+            config = json.loads(manifest.body).get("config") or {}
+        except ValueError:
+            return None
+        digest = config.get("digest") if isinstance(config, dict) else None
+        return str(digest) if digest else None
 
     def blob(self, repository: str, digest: str, attempts: int | None = None) -> bytes:
         """A blob's bytes (an image config: small), checked against its digest."""

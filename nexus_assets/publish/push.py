@@ -98,12 +98,19 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     attempts = 0
     pushed = False
     digest = local_repo_digest(image, repo)
+    in_registry = False
     for ref in refs:
         tag = ref.rpartition(":")[2]
         if ref not in image.tags:  # the release tag names this image before it is pushed
             image.tag(repo, tag)
         remote = registry_client.manifest_digest(repository, tag, on_retry=log)
+        if digest is None and remote is not None and registry_client.image_id(repository, remote) == image.id:
+            digest, in_registry = remote, True  # this very image, pushed from another engine
         if digest is not None and remote == digest:
+            continue
+        if in_registry and digest is not None:  # its manifest is there under another tag: one manifest PUT
+            registry_client.tag_manifest(repository, digest, tag, on_retry=log)
+            pushed = True
             continue
 
         def push_once(ref: str = ref) -> str:
