@@ -13,6 +13,10 @@ side by side in one run on the real engine, three pipelines:
 each in three states: cold (empty build cache), nothing changed, one service changed.
 The runs are interleaved by state (every pipeline cold, then every pipeline with nothing
 changed, then every pipeline after one change) so machine noise hits all alike.
+Then ours once more on a fresh machine (`ours_fresh_machine`): a new DAGSTER_HOME and working
+copy, and none of ours's images in the engine (only its own repository path's are removed),
+against the registry its earlier runs pushed to, nothing changed: every image should come from
+the registry cache (0 builds, 0 test containers, one pull per service).
 
 All three use the engine's classic builder, whose layer cache is keyed by content, not by
 tag: one pipeline's images are build cache for the others. So before each cold run every
@@ -52,12 +56,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PIPELINES = ("naive", "buildonly", "ours")  # also the order within a round: ours last
 STATES = ("cold", "unchanged", "one_change")
+FRESH = "ours_fresh_machine"  # after the rounds: ours on a fresh machine against the same registry
 # The scripts only tag; ours pushes, as `nexus-agent run` does, to a repository path of its own in the
 # real registry (set in main(): --registry, a fresh path per benchmark so the cold push is cold).
 REGISTRIES = {"naive": "bench-naive.local", "buildonly": "bench-buildonly.local", "ours": "bench-ours.local"}
 CREDENTIALS = Path(os.environ.get("NEXUS_STATE_DIR", "/var/lib/nexus-assets")) / "registry" / "credentials.env"
 LABELS = {"naive": "naive (build + tests)", "buildonly": "build-only script", "ours": "ours (nexus-agent run)",
-          "cold": "cold", "unchanged": "nothing changed", "one_change": "one service changed"}
+          "cold": "cold", "unchanged": "nothing changed", "one_change": "one service changed",
+          "fresh_machine": "fresh machine"}
 
 # name: (numerator run, denominator run, op, target). Cold is ours / theirs (lower is
 # better); the others are theirs / ours, i.e. how many times faster ours is.
@@ -121,6 +127,10 @@ def exact_work(results: dict[str, dict], services: int) -> dict[str, bool]:
         checks["ours, nothing changed: 0 builds, 0 test containers"] = r["builds"] == 0 and r["test_containers"] == 0
     if "ours_one_change" in results:
         checks["ours, one change: 1 build"] = results["ours_one_change"]["builds"] == 1
+    if FRESH in results:
+        r = results[FRESH]
+        checks[f"ours, fresh machine: 0 builds, 0 test containers, {services} pulled from the registry cache"] = (
+            r["builds"] == 0 and r["test_containers"] == 0 and r.get("pulls") == services)
     for p in ("naive", "buildonly"):
         runs = [results[f"{p}_{s}"] for s in STATES if f"{p}_{s}" in results]
         if runs:
@@ -146,14 +156,14 @@ def build_steps(log_dir: Path, since: float = 0.0) -> dict[str, int]:
 
 def format_table(results: dict[str, dict]) -> str:
     lines = [f"{'pipeline':24} {'state':20} {'wall s':>8} {'images built':>13} {'test containers':>16} "
-             f"{'failures':>9} {'steps cached':>13}"]
-    for p in PIPELINES:
-        for s in STATES:
-            r = results.get(f"{p}_{s}")
-            if r:
-                cached = f"{r['cached_steps']}/{r['build_steps']}"
-                lines.append(f"{LABELS[p]:24} {LABELS[s]:20} {r['seconds']:8.1f} {r['builds']:13d} "
-                             f"{r['test_containers']:16d} {r['failures']:9d} {cached:>13}")
+             f"{'failures':>9} {'steps cached':>13} {'pulled':>7}"]
+    for p, s in [(p, s) for p in PIPELINES for s in STATES] + [("ours", "fresh_machine")]:
+        r = results.get(f"{p}_{s}")
+        if r:
+            cached = f"{r['cached_steps']}/{r['build_steps']}"
+            pulled = str(r["pulls"]) if "pulls" in r else "-"
+            lines.append(f"{LABELS[p]:24} {LABELS[s]:20} {r['seconds']:8.1f} {r['builds']:13d} "
+                         f"{r['test_containers']:16d} {r['failures']:9d} {cached:>13} {pulled:>7}")
     return "\n".join(lines)
 
 
@@ -165,9 +175,9 @@ def format_ratios(ratios: dict[str, dict]) -> str:
 class BenchImages:
     """The benchmark's images: tagged under its registries, or left untagged by a rebuild."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, prefixes: tuple[str, ...] | None = None) -> None:
         self.client = client
-        self.prefixes = tuple(REGISTRIES.values())
+        self.prefixes = prefixes or tuple(REGISTRIES.values())
         self.seen: set[str] = set()
 
     def note(self) -> None:
@@ -225,8 +235,24 @@ def ours_run(settings) -> dict:
     summary = run_pipeline(settings)
     return {"seconds": time.monotonic() - started, "builds": len(summary.built),
             "test_containers": summary.test_containers, "failures": len(summary.failed) + len(summary.failed_gates),
-            **build_steps(settings.workdir, wall_clock),
+            **build_steps(settings.workdir, wall_clock), "pulls": len(summary.pulled),
             "built": summary.built if len(summary.built) <= 3 else f"{len(summary.built)} services"}
+
+
+def fresh_machine_run(client, settings, root: Path) -> dict:
+    """Ours as a new CI runner would run it: a new DAGSTER_HOME and working copy, none of ours's
+    images in the engine (its own repository path only; the scripts' stay), the registry as ours
+    left it, nothing changed."""
+    import dataclasses
+
+    ours = BenchImages(client, (REGISTRIES["ours"] + "/",))
+    ours.note()
+    ours.clear()
+    left = [t for i in client.images.list() for t in i.tags if t.startswith(REGISTRIES["ours"] + "/")]
+    if left:
+        raise RuntimeError(f"fresh machine: {len(left)} of ours's images are still in the engine: {left[:3]}")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home_fresh")
+    return ours_run(dataclasses.replace(settings, workdir=root / "work_fresh"))
 
 
 def main() -> int:
@@ -288,6 +314,10 @@ def main() -> int:
                 results[f"{pipeline}_{state}"] = script_run(client, repo, logs, REGISTRIES[pipeline],
                                                             tests=pipeline == "naive")
             images.note()
+        if "ours" in args.pipelines:
+            print(f"{LABELS['ours']}, {LABELS['fresh_machine']} (new DAGSTER_HOME and working copy, none of its "
+                  "images in the engine, nothing changed) ...", flush=True)
+            results[FRESH] = fresh_machine_run(client, settings, root)
     finally:
         images.clear()
         client.close()
@@ -312,7 +342,8 @@ def report(results: dict[str, dict], args: argparse.Namespace, services: int) ->
     if args.json:
         args.json.write_text(json.dumps({
             "services": services, "cores": os.cpu_count(), "max_parallel": args.max_parallel,
-            "pipelines": list(args.pipelines), "order": [f"{p}_{s}" for s, p in schedule(args.pipelines)],
+            "pipelines": list(args.pipelines),
+            "order": [f"{p}_{s}" for s, p in schedule(args.pipelines)] + ([FRESH] if FRESH in results else []),
             "results": results, "ratios": {name: r["value"] for name, r in ratios.items()},
             "targets": {name: {k: r[k] for k in ("op", "target", "met")} for name, r in ratios.items()},
             "exact_work": checks,

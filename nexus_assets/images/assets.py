@@ -8,7 +8,10 @@ service never makes Dagster skip what comes after it (e2e, the manifest): those 
 `tagged_images`, which is always produced and says which service has no current image.
 
 A failing test does not stop the other services or the build (the guide: tests are
-non-blocking); it fails the service's check, which blocks the release gate."""
+non-blocking); it fails the service's check, which blocks the release gate.
+
+A stale image that another machine already built and tested is pulled from the registry
+instead (images.cache: the registry as a shared build cache, asked once per step)."""
 
 
 import dataclasses

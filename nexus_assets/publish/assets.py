@@ -8,7 +8,10 @@ pushed/<service> -> image/<service> is lineage and staleness only: pushed/<servi
 exactly when its image changed (or the registry or version did), so only those are pushed.
 
 pushed_images is always produced when selected, like tagged_images: what comes after (the
-manifest) depends on it, never on one service's push."""
+manifest) depends on it, never on one service's push.
+
+An image whose lint, unit and integration tests all passed is also tagged cache-<key> in the
+registry (images.cache reads it back on any machine before building)."""
 
 import hashlib
 import json
