@@ -180,23 +180,33 @@ class BenchImages:
         self.prefixes = prefixes or tuple(REGISTRIES.values())
         self.seen: set[str] = set()
 
+    def _listing(self) -> list[tuple[str, list[str]]]:
+        """(id, tags) of every image, in one engine call: inspecting each in turn races the
+        other builds on a shared engine, which remove images meanwhile."""
+        return [(str(row["Id"]), [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"])
+                for row in self.client.api.images()]
+
     def note(self) -> None:
         """Remember the ids behind our tags, to find them again once a rebuild untags them."""
-        self.seen |= {i.id for i in self.client.images.list() if any(t.startswith(self.prefixes) for t in i.tags)}
+        self.seen |= {image_id for image_id, tags in self._listing() if any(t.startswith(self.prefixes) for t in tags)}
+
+    def tagged(self) -> list[str]:
+        """The benchmark's tags still in the engine."""
+        return [t for _, tags in self._listing() for t in tags if t.startswith(self.prefixes)]
 
     def clear(self) -> None:
         """Untag every benchmark tag and delete what that leaves unused, with its cache parents."""
-        for image in self.client.images.list():
-            ours = [t for t in image.tags if t.startswith(self.prefixes)]
+        for image_id, tags in self._listing():
+            ours = [t for t in tags if t.startswith(self.prefixes)]
             try:
                 for tag in ours:  # by tag: an image another one builds on is just untagged
                     self.client.images.remove(tag, force=True)
-                if not image.tags and image.id in self.seen:  # a rebuild moved our tag off it
-                    self.client.images.remove(image.id, force=True)
+                if not tags and image_id in self.seen:  # a rebuild moved our tag off it
+                    self.client.images.remove(image_id, force=True)
             except Exception as exc:  # NotFound after a parent went, or in use: report, go on
                 if "No such image" not in str(exc):
-                    print(f"  (could not remove {ours or image.id}: {exc})", file=sys.stderr)
-        self.seen &= {i.id for i in self.client.images.list()}
+                    print(f"  (could not remove {ours or image_id}: {exc})", file=sys.stderr)
+        self.seen &= {image_id for image_id, _ in self._listing()}
 
 
 def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool) -> dict:
@@ -248,7 +258,7 @@ def fresh_machine_run(client, settings, root: Path) -> dict:
     ours = BenchImages(client, (REGISTRIES["ours"] + "/",))
     ours.note()
     ours.clear()
-    left = [t for i in client.images.list() for t in i.tags if t.startswith(REGISTRIES["ours"] + "/")]
+    left = ours.tagged()
     if left:
         raise RuntimeError(f"fresh machine: {len(left)} of ours's images are still in the engine: {left[:3]}")
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home_fresh")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.errors import NexusError, RegistryError
+from nexus_assets.core.errors import EngineError, NexusError, RegistryError
 from nexus_assets.core.lineage import recipe_version
 from nexus_assets.core.registry import RegistryClient, cache_tag, classify, credentials_from_env
 from nexus_assets.core.services import Service
@@ -131,6 +131,7 @@ class RegistryCache:
         True when it was pulled. The pulled image must be the one checked (its id is the config
         digest read from the registry)."""
         import docker.errors
+        import requests
 
         try:
             client.images.get(hit.image_id)
@@ -150,6 +151,8 @@ class RegistryCache:
                                 f"{hit.image_id}") from None
         except docker.errors.APIError as exc:
             raise classify(self.registry, str(exc.explanation or exc), secret) from None
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
+            raise EngineError(f"lost the Docker engine while pulling {hit.ref}: {type(exc).__name__}") from None
         if image.labels.get(SOURCE_HASH_LABEL) != hit.labels.get(SOURCE_HASH_LABEL):
             raise CacheRefused(f"{hit.ref}: the pulled image's labels differ from its config in the registry")
         return True
