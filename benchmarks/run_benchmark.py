@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 # Benchmark the checkout this script lives in, not whichever copy the venv installed.
@@ -285,7 +286,8 @@ def main() -> int:
     from nexus_assets.synthetic import generate_monorepo
 
     root = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
-    REGISTRIES["ours"] = f"{args.registry}/{root.name.lower().replace('_', '-')}"
+    # A fresh repository path per benchmark, a valid one: mkdtemp's suffix may end in "_" or "-".
+    REGISTRIES["ours"] = f"{args.registry}/nexus-bench-{uuid.uuid4().hex[:10]}"
     if not (os.environ.get("REGISTRY_USERNAME") or os.environ.get("DOCKER_REGISTRY_TOKEN")) and CREDENTIALS.is_file():
         from dotenv import dotenv_values  # the file scripts/run.sh exports: KEY=VALUE lines
 
