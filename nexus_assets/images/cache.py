@@ -173,12 +173,17 @@ def take_from_cache(client, plan: BuildPlan, hit: CacheHit, cache: RegistryCache
     its build log and its unit and integration results: (built, [unit, integration])."""
     service = plan.service
     started = time.monotonic()
+    import docker.errors
+
     pulled = cache.pull(client, hit, cancel)
-    image = client.images.get(hit.image_id)
     tags = plan.tags(registry, version)
-    for tag in tags:
-        repo, _, name = tag.rpartition(":")
-        image.tag(repo, name)
+    try:
+        image = client.images.get(hit.image_id)
+        for tag in tags:
+            repo, _, name = tag.rpartition(":")
+            image.tag(repo, name)
+    except docker.errors.DockerException as exc:  # gone again, or the engine going away
+        raise EngineError(f"service {service.name}: could not tag the image pulled from {hit.ref}: {exc}") from None
     seconds = time.monotonic() - started
     log_path = reports / f"build_{service.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
