@@ -182,9 +182,11 @@ class BenchImages:
         self.seen: set[str] = set()
 
     def _listing(self) -> list[tuple[str, list[str]]]:
-        """(id, tags) of every image, in one engine call: inspecting each in turn races the
-        other builds on a shared engine, which remove images meanwhile."""
-        return [(str(row["Id"]), [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"])
+        """(id, tags and repo digests) of every image, in one engine call: inspecting each in turn
+        races the other builds on a shared engine, which remove images meanwhile. A pulled image's
+        repo digest (REPO@sha256:...) is a reference like a tag: removed the same way."""
+        return [(str(row["Id"]), [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"]
+                 + [d for d in row.get("RepoDigests") or [] if not d.startswith("<none>")])
                 for row in self.client.api.images()]
 
     def note(self) -> None:
@@ -193,7 +195,7 @@ class BenchImages:
 
     def tagged(self) -> list[str]:
         """The benchmark's tags still in the engine."""
-        return [t for _, tags in self._listing() for t in tags if t.startswith(self.prefixes)]
+        return [t for _, tags in self._listing() for t in tags if t.startswith(self.prefixes) and "@" not in t]
 
     def clear(self) -> None:
         """Untag every benchmark tag and delete what that leaves unused, with its cache parents."""
