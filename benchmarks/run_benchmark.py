@@ -13,6 +13,10 @@ side by side in one run on the real engine, three pipelines:
 each in three states: cold (empty build cache), nothing changed, one service changed.
 The runs are interleaved by state (every pipeline cold, then every pipeline with nothing
 changed, then every pipeline after one change) so machine noise hits all alike.
+Then ours once more on a fresh machine (`ours_fresh_machine`): a new DAGSTER_HOME and working
+copy, and none of ours's images in the engine (only its own repository path's are removed),
+against the registry its earlier runs pushed to, nothing changed: every image should come from
+the registry cache (0 builds, 0 test containers, one pull per service).
 
 All three use the engine's classic builder, whose layer cache is keyed by content, not by
 tag: one pipeline's images are build cache for the others. So before each cold run every
@@ -45,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 # Benchmark the checkout this script lives in, not whichever copy the venv installed.
@@ -52,12 +57,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PIPELINES = ("naive", "buildonly", "ours")  # also the order within a round: ours last
 STATES = ("cold", "unchanged", "one_change")
+FRESH = "ours_fresh_machine"  # after the rounds: ours on a fresh machine against the same registry
 # The scripts only tag; ours pushes, as `nexus-agent run` does, to a repository path of its own in the
 # real registry (set in main(): --registry, a fresh path per benchmark so the cold push is cold).
 REGISTRIES = {"naive": "bench-naive.local", "buildonly": "bench-buildonly.local", "ours": "bench-ours.local"}
 CREDENTIALS = Path(os.environ.get("NEXUS_STATE_DIR", "/var/lib/nexus-assets")) / "registry" / "credentials.env"
 LABELS = {"naive": "naive (build + tests)", "buildonly": "build-only script", "ours": "ours (nexus-agent run)",
-          "cold": "cold", "unchanged": "nothing changed", "one_change": "one service changed"}
+          "cold": "cold", "unchanged": "nothing changed", "one_change": "one service changed",
+          "fresh_machine": "fresh machine"}
 
 # name: (numerator run, denominator run, op, target). Cold is ours / theirs (lower is
 # better); the others are theirs / ours, i.e. how many times faster ours is.
@@ -121,6 +128,10 @@ def exact_work(results: dict[str, dict], services: int) -> dict[str, bool]:
         checks["ours, nothing changed: 0 builds, 0 test containers"] = r["builds"] == 0 and r["test_containers"] == 0
     if "ours_one_change" in results:
         checks["ours, one change: 1 build"] = results["ours_one_change"]["builds"] == 1
+    if FRESH in results:
+        r = results[FRESH]
+        checks[f"ours, fresh machine: 0 builds, 0 test containers, {services} pulled from the registry cache"] = (
+            r["builds"] == 0 and r["test_containers"] == 0 and r.get("pulls") == services)
     for p in ("naive", "buildonly"):
         runs = [results[f"{p}_{s}"] for s in STATES if f"{p}_{s}" in results]
         if runs:
@@ -146,14 +157,14 @@ def build_steps(log_dir: Path, since: float = 0.0) -> dict[str, int]:
 
 def format_table(results: dict[str, dict]) -> str:
     lines = [f"{'pipeline':24} {'state':20} {'wall s':>8} {'images built':>13} {'test containers':>16} "
-             f"{'failures':>9} {'steps cached':>13}"]
-    for p in PIPELINES:
-        for s in STATES:
-            r = results.get(f"{p}_{s}")
-            if r:
-                cached = f"{r['cached_steps']}/{r['build_steps']}"
-                lines.append(f"{LABELS[p]:24} {LABELS[s]:20} {r['seconds']:8.1f} {r['builds']:13d} "
-                             f"{r['test_containers']:16d} {r['failures']:9d} {cached:>13}")
+             f"{'failures':>9} {'steps cached':>13} {'pulled':>7}"]
+    for p, s in [(p, s) for p in PIPELINES for s in STATES] + [("ours", "fresh_machine")]:
+        r = results.get(f"{p}_{s}")
+        if r:
+            cached = f"{r['cached_steps']}/{r['build_steps']}"
+            pulled = str(r["pulls"]) if "pulls" in r else "-"
+            lines.append(f"{LABELS[p]:24} {LABELS[s]:20} {r['seconds']:8.1f} {r['builds']:13d} "
+                         f"{r['test_containers']:16d} {r['failures']:9d} {cached:>13} {pulled:>7}")
     return "\n".join(lines)
 
 
@@ -165,28 +176,40 @@ def format_ratios(ratios: dict[str, dict]) -> str:
 class BenchImages:
     """The benchmark's images: tagged under its registries, or left untagged by a rebuild."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, prefixes: tuple[str, ...] | None = None) -> None:
         self.client = client
-        self.prefixes = tuple(REGISTRIES.values())
+        self.prefixes = prefixes or tuple(REGISTRIES.values())
         self.seen: set[str] = set()
+
+    def _listing(self) -> list[tuple[str, list[str]]]:
+        """(id, tags and repo digests) of every image, in one engine call: inspecting each in turn
+        races the other builds on a shared engine, which remove images meanwhile. A pulled image's
+        repo digest (REPO@sha256:...) is a reference like a tag: removed the same way."""
+        return [(str(row["Id"]), [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"]
+                 + [d for d in row.get("RepoDigests") or [] if not d.startswith("<none>")])
+                for row in self.client.api.images()]
 
     def note(self) -> None:
         """Remember the ids behind our tags, to find them again once a rebuild untags them."""
-        self.seen |= {i.id for i in self.client.images.list() if any(t.startswith(self.prefixes) for t in i.tags)}
+        self.seen |= {image_id for image_id, tags in self._listing() if any(t.startswith(self.prefixes) for t in tags)}
+
+    def tagged(self) -> list[str]:
+        """The benchmark's tags still in the engine."""
+        return [t for _, tags in self._listing() for t in tags if t.startswith(self.prefixes) and "@" not in t]
 
     def clear(self) -> None:
         """Untag every benchmark tag and delete what that leaves unused, with its cache parents."""
-        for image in self.client.images.list():
-            ours = [t for t in image.tags if t.startswith(self.prefixes)]
+        for image_id, tags in self._listing():
+            ours = [t for t in tags if t.startswith(self.prefixes)]
             try:
                 for tag in ours:  # by tag: an image another one builds on is just untagged
                     self.client.images.remove(tag, force=True)
-                if not image.tags and image.id in self.seen:  # a rebuild moved our tag off it
-                    self.client.images.remove(image.id, force=True)
+                if not tags and image_id in self.seen:  # a rebuild moved our tag off it
+                    self.client.images.remove(image_id, force=True)
             except Exception as exc:  # NotFound after a parent went, or in use: report, go on
                 if "No such image" not in str(exc):
-                    print(f"  (could not remove {ours or image.id}: {exc})", file=sys.stderr)
-        self.seen &= {i.id for i in self.client.images.list()}
+                    print(f"  (could not remove {ours or image_id}: {exc})", file=sys.stderr)
+        self.seen &= {image_id for image_id, _ in self._listing()}
 
 
 def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool) -> dict:
@@ -235,8 +258,24 @@ def ours_run(settings) -> dict:
     summary = json.loads(summary_file.read_text())
     return {"seconds": seconds, "builds": len(summary["built"]),
             "test_containers": summary["test_containers"], "failures": len(summary["failed"]) + len(summary["failed_gates"]),
-            **build_steps(settings.workdir, wall_clock),
+            **build_steps(settings.workdir, wall_clock), "pulls": len(summary["pulled"]),
             "built": summary["built"] if len(summary["built"]) <= 3 else f"{len(summary['built'])} services"}
+
+
+def fresh_machine_run(client, settings, root: Path) -> dict:
+    """Ours as a new CI runner would run it: a new DAGSTER_HOME and working copy, none of ours's
+    images in the engine (its own repository path only; the scripts' stay), the registry as ours
+    left it, nothing changed."""
+    import dataclasses
+
+    ours = BenchImages(client, (REGISTRIES["ours"] + "/",))
+    ours.note()
+    ours.clear()
+    left = ours.tagged()
+    if left:
+        raise RuntimeError(f"fresh machine: {len(left)} of ours's images are still in the engine: {left[:3]}")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home_fresh")
+    return ours_run(dataclasses.replace(settings, workdir=root / "work_fresh"))
 
 
 def main() -> int:
@@ -259,7 +298,8 @@ def main() -> int:
     from nexus_assets.synthetic import generate_monorepo
 
     root = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
-    REGISTRIES["ours"] = f"{args.registry}/{root.name.lower().replace('_', '-')}"
+    # A fresh repository path per benchmark, a valid one: mkdtemp's suffix may end in "_" or "-".
+    REGISTRIES["ours"] = f"{args.registry}/nexus-bench-{uuid.uuid4().hex[:10]}"
     if not (os.environ.get("REGISTRY_USERNAME") or os.environ.get("DOCKER_REGISTRY_TOKEN")) and CREDENTIALS.is_file():
         from dotenv import dotenv_values  # the file scripts/run.sh exports: KEY=VALUE lines
 
@@ -298,6 +338,10 @@ def main() -> int:
                 results[f"{pipeline}_{state}"] = script_run(client, repo, logs, REGISTRIES[pipeline],
                                                             tests=pipeline == "naive")
             images.note()
+        if "ours" in args.pipelines:
+            print(f"{LABELS['ours']}, {LABELS['fresh_machine']} (new DAGSTER_HOME and working copy, none of its "
+                  "images in the engine, nothing changed) ...", flush=True)
+            results[FRESH] = fresh_machine_run(client, settings, root)
     finally:
         images.clear()
         client.close()
@@ -322,7 +366,8 @@ def report(results: dict[str, dict], args: argparse.Namespace, services: int) ->
     if args.json:
         args.json.write_text(json.dumps({
             "services": services, "cores": os.cpu_count(), "max_parallel": args.max_parallel,
-            "pipelines": list(args.pipelines), "order": [f"{p}_{s}" for s, p in schedule(args.pipelines)],
+            "pipelines": list(args.pipelines),
+            "order": [f"{p}_{s}" for s, p in schedule(args.pipelines)] + ([FRESH] if FRESH in results else []),
             "results": results, "ratios": {name: r["value"] for name, r in ratios.items()},
             "targets": {name: {k: r[k] for k in ("op", "target", "met")} for name, r in ratios.items()},
             "exact_work": checks,

@@ -86,7 +86,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
                                  build_timeout=settings.build_timeout, version_auto=settings.version_auto,
-                                 signing_key=settings.signing_key or ""),
+                                 signing_key=settings.signing_key or "", registry_cache=settings.registry_cache),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
         },

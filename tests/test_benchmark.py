@@ -94,11 +94,20 @@ def test_each_pipeline_changes_the_file_differently_and_it_stays_valid_source(tm
 
 
 def test_table_lists_every_measured_run():
-    table = bench.format_table({"buildonly_cold": run(12.34, builds=4, steps=36), "ours_one_change": run(1.5, 1, 2)})
+    table = bench.format_table({"buildonly_cold": run(12.34, builds=4, steps=36), "ours_one_change": run(1.5, 1, 2),
+                                bench.FRESH: {**run(8.5), "pulls": 4}})
     lines = table.splitlines()
-    assert len(lines) == 3
-    assert "build-only script" in lines[1] and "12.3" in lines[1] and lines[1].endswith(" 0/36")
+    assert len(lines) == 4
+    assert "build-only script" in lines[1] and "12.3" in lines[1] and lines[1].endswith(" 0/36       -")
     assert "one service changed" in lines[2]
+    assert "fresh machine" in lines[3] and lines[3].endswith(" 4"), "ours on a fresh machine, last, with its pulls"
+
+
+def test_a_fresh_machine_must_pull_every_image_and_build_and_test_nothing():
+    name = "ours, fresh machine: 0 builds, 0 test containers, 4 pulled from the registry cache"
+    assert bench.exact_work({bench.FRESH: {**run(8.5), "pulls": 4}}, 4) == {name: True}
+    assert not bench.exact_work({bench.FRESH: {**run(8.5, builds=1), "pulls": 3}}, 4)[name]
+    assert not bench.exact_work({bench.FRESH: {**run(8.5, containers=2), "pulls": 4}}, 4)[name]
 
 
 def test_bad_options_stop_before_touching_the_engine():

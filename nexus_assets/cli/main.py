@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             write_json(Path(args.summary), {**dataclasses.asdict(summary), "seconds": round(time.monotonic() - started, 3)})
         verdict = "done" if summary.ok else "FAILED (see the gates and services above)"
         print(f"[nexus] {verdict} in {time.monotonic() - started:.1f}s: {len(summary.built)} image(s) built, "
-              f"{len(summary.failed)} failed, {len(summary.pushed)} pushed to {settings.registry}; "
+              f"{len(summary.pulled)} pulled from the registry cache, {len(summary.failed)} failed, "
+              f"{len(summary.pushed)} pushed to {settings.registry}; "
               f"reports in {settings.reports}, "
               f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
         return 0 if summary.ok else EXIT_GATE_FAILED

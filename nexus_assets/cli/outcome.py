@@ -15,6 +15,7 @@ class RunSummary:
 
     ok: bool = True
     built: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)  # images taken from the registry cache instead of built
     pushed: list[str] = field(default_factory=list)  # images this invocation put in the registry
     not_pushed: list[str] = field(default_factory=list)  # selected pushes that did not happen (reason logged)
     failed: list[str] = field(default_factory=list)

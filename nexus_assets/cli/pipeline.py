@@ -93,7 +93,9 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
     for event in result.get_asset_materialization_events():
         assert event.asset_key is not None  # a materialization always names its asset
         if event.asset_key.path[0] == "image":
-            summary.built.append(event.asset_key.path[-1])
+            status = event.materialization.metadata.get("status")
+            pulled = status is not None and status.value == "pulled from cache"
+            (summary.pulled if pulled else summary.built).append(event.asset_key.path[-1])
         pushed = event.materialization.metadata.get("pushed")
         if event.asset_key.path[0] == "pushed" and pushed is not None and pushed.value is True:
             summary.pushed.append(event.asset_key.path[-1])

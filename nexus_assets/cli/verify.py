@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nexus_assets.core.errors import NexusError
 from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.registry_http import RegistryError, manifest_digest
+from nexus_assets.core.registry import RegistryClient, credentials_from_env
 
 
 def _reference(entry: dict) -> tuple[str, str, str] | None:
@@ -36,10 +37,11 @@ def check_registry(entry: dict, verdict: Verdict) -> None:
         verdict.fail(f"the manifest gives no registry name for this image (repo_digest {entry.get('repo_digest')!r})")
         return
     registry, repository, tag = reference
-    try:
-        by_digest = manifest_digest(registry, repository, digest)
-        by_tag = manifest_digest(registry, repository, tag) if tag else None
-    except RegistryError as exc:
+    try:  # the same client (credentials, retries, messages without secrets) as the push
+        with RegistryClient(registry, credentials_from_env()) as client:
+            by_digest = client.manifest_digest(repository, digest)
+            by_tag = client.manifest_digest(repository, tag) if tag else None
+    except NexusError as exc:
         verdict.fail(str(exc))
         return
     if by_digest != digest:

@@ -95,6 +95,9 @@ class BuiltImage(ReportModel):
     source_hash: str | None = Field(description="The sha256 of what the build read (source/<service>'s data version).")
     tests: dict[str, str] | None = Field(description="Result per test stage (lint, unit, integration).")
     run_id: str | None = Field(description="The Dagster run that last materialized image/<service>.")
+    obtained: str | None = Field(default=None, description="built: built and tested by that run; pulled from "
+                                                           "cache: taken from the registry cache (cache_tag).")
+    cache_tag: str | None = Field(default=None, description="The registry cache tag the image was pulled from.")
 
 
 class PushedImage(ReportModel):

@@ -36,6 +36,9 @@ class Settings:
     # True when no version was given (--version, VERSION): version is then the next patch after
     # the target's last verified_release_vX.Y.Z tag (core.release_version.auto_version).
     version_auto: bool = False
+    # The registry as a shared build cache (NEXUS_REGISTRY_CACHE=0 turns it off): before building, ask
+    # the registry for the image of the same fingerprint that passed its tests; push it after tests pass.
+    registry_cache: bool = True
 
     @property
     def reports(self) -> Path:
@@ -63,7 +66,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO (default: the bundled sample's checkout), NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
-        NEXUS_SIGNING_KEY; keyword overrides (from flags) win when not None. Without a version (flag
+        NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         try:
@@ -85,6 +88,7 @@ class Settings:
             build_timeout=build_timeout,
             lock_wait=lock_wait,
             signing_key=env.get("NEXUS_SIGNING_KEY") or None,
+            registry_cache=_switch("NEXUS_REGISTRY_CACHE", env.get("NEXUS_REGISTRY_CACHE"), default=True),
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
@@ -123,3 +127,15 @@ class Settings:
             raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
+
+
+def _switch(name: str, text: str | None, *, default: bool) -> bool:
+    """An on/off environment setting: 1/true/yes/on or 0/false/no/off; unset or empty: default."""
+    value = (text or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {text!r}")

@@ -8,7 +8,10 @@ service never makes Dagster skip what comes after it (e2e, the manifest): those 
 `tagged_images`, which is always produced and says which service has no current image.
 
 A failing test does not stop the other services or the build (the guide: tests are
-non-blocking); it fails the service's check, which blocks the release gate."""
+non-blocking); it fails the service's check, which blocks the release gate.
+
+A stale image that another machine already built and tested is pulled from the registry
+instead (images.cache: the registry as a shared build cache, asked once per step)."""
 
 
 import dataclasses
@@ -42,6 +45,7 @@ from nexus_assets.core.lineage import (
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import Publisher, ServiceTests, StageResult
+from nexus_assets.images.cache import RegistryCache
 from nexus_assets.images.outcome import build_and_test, failure_events, success_event, test_states
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
@@ -105,6 +109,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                 # refreshed one by one as they are submitted: the first builds start at once
                 jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
                 for service, outcome in _build_all(context, docker_engine, settings, jobs, origin, tests):
+                    for note in outcome.get("notes") or []:
+                        context.log.warning(f"{service.name}: {note}")
                     if outcome["built"] is None:
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
                         failed[service.name] = outcome["error"]
@@ -112,7 +118,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                         continue
                     event = success_event(service, outcome)
                     built[service.name] = outcome["built"]["image_id"]
-                    tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"])}
+                    tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
+                                            "cache_key": outcome["built"].get("cache_key")}
                     assert event.metadata is not None  # success_event always sets it
                     context.log.info(str(event.metadata["summary"]))
                     yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
@@ -133,12 +140,13 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
     test container within seconds, and the interrupt goes on up to Dagster."""
     cancel = Cancellation()
     secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
+    cache = RegistryCache.open(settings, context.log.warning)  # asked once: a registry away is one warning
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
     futures = {}
     try:
         for service in services:
             futures[pool.submit(build_and_test, docker_engine, settings, service, origin, tests, cancel,
-                                 secrets)] = service
+                                 secrets, cache)] = service
         for future in as_completed(futures):
             service = futures[future]
             try:

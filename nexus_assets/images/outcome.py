@@ -1,5 +1,6 @@
-"""One service through the image step: lint, build, unit and integration tests, and the Dagster
-events that record what happened (a materialization with its checks, or a failure observation)."""
+"""One service through the image step: lint, build (or take from the registry cache), unit and
+integration tests, and the Dagster events that record what happened (a materialization with its
+checks, or a failure observation)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.core.baseimages import load_base_image_map
-from nexus_assets.core.cancel import Cancellation
+from nexus_assets.core.cancel import Cancellation, Cancelled
 from nexus_assets.core.cleanup import label_created
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import ServiceTests, StageResult
 from nexus_assets.images.build import build_image, plan_build
+from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
 
 
 def check_result(stage: StageResult) -> dg.AssetCheckResult:
@@ -39,14 +41,19 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
 
 
 def build_and_test(engine, settings, service: Service, origin: dict | None, tests: ServiceTests,
-                   cancel: Cancellation | None = None, secrets: Sequence[str] = ()) -> dict:
+                   cancel: Cancellation | None = None, secrets: Sequence[str] = (),
+                   cache: RegistryCache | None = None) -> dict:
     """Lint, build, then unit and integration tests in the built image, for one service. origin:
     the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
-    Returns {"built": dict | None, "error": str | None, "stages": [StageResult]}. A build longer
-    than settings.build_timeout fails this service alone; when cancel is thrown, the build is
+    With a cache, an image of the same key that passed its tests elsewhere is pulled instead of
+    built and tested (lint still runs: it reads the Dockerfile here, costs no container, and
+    writes its log). Returns {"built": dict | None, "error": str | None, "stages": [StageResult],
+    "notes": [str]} (notes: why a cache hit was not used). A build longer than
+    settings.build_timeout fails this service alone; when cancel is thrown, the build is
     stopped, the test containers removed, and Cancelled raised."""
     cancel = cancel or Cancellation()
     reports, timeout = settings.reports, settings.test_timeout
+    notes: list[str] = []
     cancel.raise_if_cancelled(f"service {service.name}")
     stages = [tests.lint(service, reports, timeout=timeout)]
     client = engine.client()  # one client per thread: the SDK's session is not shared safely
@@ -65,6 +72,12 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
                 cancel.raise_if_cancelled(f"service {service.name}")
                 base_map = load_base_image_map()
                 plan = plan_build(service, client, base_map, service.build_args, secrets)
+                taken = _from_cache(client, plan, cache, settings, cancel, notes) if cache is not None else None
+                if taken is not None:
+                    built, cached = taken
+                    built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases,
+                                 cache_key=cache_key(plan))
+                    return {"built": built, "error": None, "stages": stages + cached, "notes": notes}
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version,
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
@@ -76,8 +89,9 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
                 cancel.raise_if_cancelled(f"service {service.name}")
                 log = str(reports / f"build_{service.name}.log")
                 stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
-                return {"built": None, "error": str(exc), "stages": stages}
-            built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases)
+                return {"built": None, "error": str(exc), "stages": stages, "notes": notes}
+            built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases,
+                         cache_key=cache_key(plan))
             cancel.raise_if_cancelled(f"service {service.name} tests")
             if tests.unit_and_integration is not None:  # one container for both stages
                 stages += tests.unit_and_integration(client, service, built["image_id"], reports, timeout=timeout)
@@ -86,9 +100,26 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
                     cancel.raise_if_cancelled(f"service {service.name} {stage} tests")
                     stages.append(runner(client, service, built["image_id"], reports, timeout=timeout))
             cancel.raise_if_cancelled(f"service {service.name}")  # a stage cut short by the cancel
-            return {"built": built, "error": None, "stages": stages}
+            return {"built": built, "error": None, "stages": stages, "notes": notes}
     finally:
         client.close()
+
+
+def _from_cache(client, plan, cache: RegistryCache, settings, cancel: Cancellation,
+                notes: list[str]) -> tuple[dict, list[StageResult]] | None:
+    """(built, [unit, integration]) from the registry cache, or None to build: a miss, a hit that
+    is not this plan's, or a registry failing meanwhile (said in notes, never a failure)."""
+    try:
+        hit = cache.lookup(plan.service, plan)
+        if hit is None:
+            return None
+        return take_from_cache(client, plan, hit, cache, registry=settings.registry, version=settings.version,
+                               reports=settings.reports, timeout=settings.test_timeout, cancel=cancel)
+    except Cancelled:
+        raise
+    except NexusError as exc:
+        notes.append(f"registry cache not used, building: {exc}")
+        return None
 
 
 def test_states(stages: list[StageResult]) -> dict[str, str]:
@@ -101,15 +132,21 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
     built, stages = outcome["built"], outcome["stages"]
     failed = [s.stage for s in stages if not s.passed and not s.skipped]
     not_run = [s.reason for s in stages if s.skipped and not s.passed]
-    summary = (f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s; tests "
-               + ("passed" if not failed else "FAILED: " + ", ".join(failed))
+    cache = built.get("cache")
+    if cache:
+        done = (f"pulled {service.name} {built['image_id'][:19]} from the registry cache {cache['tag']} in "
+                f"{cache['seconds']:.1f}s ({'commit ' + cache['revision'][:12] if cache.get('revision') else 'no commit'}"
+                "); unit and integration passed when built; lint ")
+    else:
+        done = f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s; tests "
+    summary = (done + ("passed" if not failed else "FAILED: " + ", ".join(failed))
                + "".join(f"; {reason}" for reason in not_run))
     return dg.MaterializeResult(
         asset_key=image_key(service.name),
         data_version=dg.DataVersion(built["image_id"]),
         check_results=[check_result(s) for s in stages],
         metadata={
-            "status": "built",
+            "status": "pulled from cache" if cache else "built",
             "summary": summary,
             "image": built["tags"][0],
             "tags": built["tags"],
@@ -127,6 +164,9 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             # What its integration test ran beside it, and which of those were substitutes.
             "infrastructure": next((s.details.get("infrastructure") for s in stages
                                     if s.details.get("infrastructure")), []),
+            # The registry cache's key for this image (images.cache): the push step tags it cache-<key>.
+            "cache_key": built.get("cache_key") or "",
+            **({"cache": dg.MetadataValue.json(cache)} if cache else {}),
         },
     )
 

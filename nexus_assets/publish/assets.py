@@ -8,7 +8,10 @@ pushed/<service> -> image/<service> is lineage and staleness only: pushed/<servi
 exactly when its image changed (or the registry or version did), so only those are pushed.
 
 pushed_images is always produced when selected, like tagged_images: what comes after (the
-manifest) depends on it, never on one service's push."""
+manifest) depends on it, never on one service's push.
+
+An image whose lint, unit and integration tests all passed is also tagged cache-<key> in the
+registry (images.cache reads it back on any machine before building)."""
 
 import hashlib
 import json
@@ -21,9 +24,9 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.services import release_tags
 from nexus_assets.publish.push import PushResult, push_image
-from nexus_assets.publish.registry import RegistryClient, credentials_from_env
 
 
 def push_code_version(registry: str, version: str) -> str:
@@ -71,6 +74,12 @@ def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str
     return None
 
 
+def _all_passed(tests: dict) -> bool:
+    """Lint, unit and integration all passed (not skipped, not run elsewhere): only such an image
+    goes into the shared build cache, which records its tests as passed where it is pulled."""
+    return all(tests.get(stage) == "passed" for stage in ("lint", "unit", "integration"))
+
+
 def publish_images(context: dg.AssetExecutionContext, docker_engine, settings, names: list[str],
                    built: dict[str, dict], failed: dict[str, str]):
     """Push the selected services' images (up to max_parallel at a time) and yield pushed/<service>
@@ -86,7 +95,8 @@ def publish_images(context: dg.AssetExecutionContext, docker_engine, settings, n
         if name in results:
             result = results[name]
             context.log.info(f"{'pushed' if result.pushed else 'already in the registry, not pushed again:'} "
-                             f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else ""))
+                             f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else "")
+                             + (f"; in the registry cache as {result.cache_tag}" if result.cache_tagged else ""))
             # The data version names the repository too: the same content pushed under another
             # registry or path is another artifact (its provenance's subject is that name).
             yield dg.MaterializeResult(asset_key=pushed_key(name), data_version=dg.DataVersion(result.repo_digest),
@@ -104,15 +114,20 @@ def _push_selected(context, docker_engine, settings, selected: list[str], built:
     recorded = recorded_images(context.instance, selected)
     last_images = _last_metadata(context.instance, [image_key(n) for n in selected])
     todo: dict[str, str] = {}
+    cache_keys: dict[str, str] = {}  # the images to put in the shared build cache too
     problems: dict[str, str] = {}
     for name in selected:
-        info = built.get(name) or {"image_id": recorded.get(name), "tests": last_images.get(image_key(name), {}).get("tests")}
+        last = last_images.get(image_key(name), {})
+        info = built.get(name) or {"image_id": recorded.get(name), "tests": last.get("tests"),
+                                   "cache_key": last.get("cache_key")}
         reason = _why_not(name, info.get("image_id"), info.get("tests") or {}, failed)
         if reason:
             problems[name] = f"not pushed: {reason}"
             context.log.warning(f"{name}: not pushed to {settings.registry}: {reason}")
-        else:
-            todo[name] = str(info["image_id"])
+            continue
+        todo[name] = str(info["image_id"])
+        if settings.registry_cache and info.get("cache_key") and _all_passed(info.get("tests") or {}):
+            cache_keys[name] = str(info["cache_key"])
     results: dict[str, PushResult] = {}
     if not todo:
         return results, problems
@@ -138,7 +153,8 @@ def _push_selected(context, docker_engine, settings, selected: list[str], built:
         client, registry = docker_engine.client(), RegistryClient(settings.registry, credentials)
         try:  # retries are noted here and logged from the step's thread
             return push_image(client, registry, name, todo[name], settings.version, log=notes.append,
-                              on_progress=lambda _chunk: stop.raise_if_cancelled(f"push of {name}"))
+                              on_progress=lambda _chunk: stop.raise_if_cancelled(f"push of {name}"),
+                              cache_key=cache_keys.get(name))
         finally:
             registry.close()
             client.close()

@@ -1,6 +1,7 @@
 """Step H's push, one service: put its image under REGISTRY/nexus/<service>:VERSION and :latest
 in the registry, unless the registry already holds that very image under that tag, and say
-which manifest digest it has there.
+which manifest digest it has there. An image that passed all its tests is also tagged
+cache-<key> there (the shared build cache, images.cache): one manifest PUT, the layers are in.
 
 The Docker engine pushes (it has the layers, and skips those the registry has); the registry's
 own HEAD answer decides whether a push is needed and confirms the digest afterwards."""
@@ -12,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nexus_assets.core.errors import EngineError, RegistryError
+from nexus_assets.core.registry import Credentials, RegistryClient, cache_tag, classify, with_retries
 from nexus_assets.core.services import release_tags
-from nexus_assets.publish.registry import Credentials, RegistryClient, classify, with_retries
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class PushResult:
     pushed: bool  # False when the registry already held this image under every tag
     seconds: float
     attempts: int  # engine pushes started, retries included
+    cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
+    cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
 
     def metadata(self) -> dict:
         return asdict(self)
@@ -75,10 +78,12 @@ def engine_push(client, ref: str, registry: str, credentials: Credentials | None
 
 def push_image(client, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
                log: Callable[[str], None] = lambda _: None,
-               on_progress: Callable[[dict], None] | None = None) -> PushResult:
+               on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None) -> PushResult:
     """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
     :latest). A tag the registry already has for this very image is left alone; a tag naming
-    anything else is pushed again. Transient failures are retried with backoff."""
+    anything else is pushed again. Transient failures are retried with backoff. With a
+    cache_key (the image passed all its tests), the pushed manifest is also tagged cache-<key>;
+    a failure there is logged and leaves the push as it is (the cache is an optimisation)."""
     import docker.errors
 
     registry = registry_client.registry
@@ -93,12 +98,19 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     attempts = 0
     pushed = False
     digest = local_repo_digest(image, repo)
+    in_registry = False
     for ref in refs:
         tag = ref.rpartition(":")[2]
         if ref not in image.tags:  # the release tag names this image before it is pushed
             image.tag(repo, tag)
         remote = registry_client.manifest_digest(repository, tag, on_retry=log)
+        if digest is None and remote is not None and registry_client.image_id(repository, remote) == image.id:
+            digest, in_registry = remote, True  # this very image, pushed from another engine
         if digest is not None and remote == digest:
+            continue
+        if in_registry and digest is not None:  # its manifest is there under another tag: one manifest PUT
+            registry_client.tag_manifest(repository, digest, tag, on_retry=log)
+            pushed = True
             continue
 
         def push_once(ref: str = ref) -> str:
@@ -116,6 +128,13 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     if there != digest:
         raise RegistryError(f"registry {registry}: {refs[0]} names {there or 'nothing'} after the push, "
                             f"not {digest}: another push raced this one")
+    cached, cache_tagged = "", False
+    if cache_key:
+        try:
+            cache_tagged = registry_client.tag_manifest(repository, digest, cache_tag(cache_key), on_retry=log)
+            cached = f"{repo}:{cache_tag(cache_key)}"
+        except RegistryError as exc:
+            log(f"not put in the registry cache: {exc}")
     return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}", tag=refs[0],
                       tags=refs, registry=registry, pushed=pushed, seconds=round(time.monotonic() - started, 2),
-                      attempts=attempts)
+                      attempts=attempts, cache_tag=cached, cache_tagged=cache_tagged)

@@ -35,7 +35,8 @@ def build_report(settings: Settings, manifest: dict, record: dict | None, run_id
     built = [{"service": entry["service"], "status": str(entry.get("status")),
               "image": entry.get("image"), "image_id": entry.get("image_id"), "source_hash": entry.get("source_hash"),
               "tests": {str(k): str(v) for k, v in (entry.get("tests") or {}).items()} or None,
-              "run_id": image_runs.get(entry["service"])}
+              "run_id": image_runs.get(entry["service"]), "obtained": entry.get("obtained"),
+              "cache_tag": (entry.get("cache") or {}).get("tag")}
              for entry in manifest.get("images", [])]
     pushed = [{"service": entry["service"], "repo_digest": str(entry["repo_digest"])}
               for entry in manifest.get("images", []) if entry.get("repo_digest")]

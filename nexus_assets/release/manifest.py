@@ -71,6 +71,14 @@ def _registry_copy(record: ServiceRecord, settings: Settings) -> dict | None:
     return pushed
 
 
+def _cache_pull(cache: dict | None) -> dict | None:
+    """The manifest's record of a registry cache hit (images.cache CacheHit.record)."""
+    if not cache:
+        return None
+    return {"tag": str(cache.get("tag")), "digest": str(cache.get("digest")),
+            "revision": cache.get("revision"), "created": cache.get("created")}
+
+
 def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin) -> dict:
     """One entry per service: the image that is current for its source and its registry digest,
     or why there is none."""
@@ -96,6 +104,8 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                 "build_log": last.get("build_log"),
                 "built_at": record.events.get("built_at"),
                 "image_run_id": record.events.get("image_run_id"),
+                "obtained": "pulled from cache" if last.get("status") == "pulled from cache" else "built",
+                "cache": _cache_pull(last.get("cache")),
             })
             pushed = _registry_copy(record, settings)
             if pushed:

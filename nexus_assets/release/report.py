@@ -41,6 +41,16 @@ class Infrastructure(ReportModel):
     provides: str | None = Field(description="What the substitute provides, when substituted.")
 
 
+class CachePull(ReportModel):
+    """Where an image taken from the registry cache (not built here) came from."""
+
+    tag: str = Field(description="The cache tag it was pulled from: REGISTRY/nexus/<service>:cache-<key>, the key "
+                                 "being its source fingerprint, base image ids and recipe version.")
+    digest: str = Field(description="The manifest digest of that tag when it was pulled.")
+    revision: str | None = Field(description="The commit the image was built from (its OCI revision label).")
+    created: str | None = Field(description="That commit's time (its OCI created label).")
+
+
 class ImageEntry(ReportModel):
     """One service: its current image and where it is in the registry, or why there is none."""
 
@@ -68,7 +78,14 @@ class ImageEntry(ReportModel):
         default=None, description="The infrastructure its integration test ran beside.")
     build_log: str | None = Field(description="Path of the build log.")
     built_at: str | None = Field(description="When the image's materialization was recorded (UTC, RFC 3339).")
-    image_run_id: str | None = Field(description="Dagster run that built the image.")
+    image_run_id: str | None = Field(description="Dagster run that built the image, or that took it from the "
+                                                 "registry cache (see obtained).")
+    obtained: Literal["built", "pulled from cache"] | None = Field(
+        default=None, description="How this machine got the image: built (and tested) here, or pulled from the "
+                                  "registry cache, where only images whose lint, unit and integration tests all "
+                                  "passed are kept; its unit and integration results are then those of its build.")
+    cache: CachePull | None = Field(default=None, description="The registry cache tag and build commit of an image "
+                                                              "pulled from the cache; null when built here.")
     push_run_id: str | None = Field(description="Dagster run that pushed it (or found it already pushed).")
     pushed_at: str | None = Field(description="When that push was recorded (UTC, RFC 3339).")
     sbom: ArtifactRef | None = Field(description="The image's SBOM (CycloneDX JSON), when one was made.")

@@ -28,6 +28,7 @@ class NexusConfig(dg.ConfigurableResource):
     build_timeout: float = 1800.0  # seconds per image build; a longer build is stopped and fails alone
     version_auto: bool = False  # no version given: version is the next patch after the last release tag
     signing_key: str = ""  # the provenance signing key's path (NEXUS_SIGNING_KEY); "": under the working copy
+    registry_cache: bool = True  # the registry as a shared build cache (NEXUS_REGISTRY_CACHE)
 
     def settings(self) -> Settings:
         return Settings(
@@ -35,7 +36,7 @@ class NexusConfig(dg.ConfigurableResource):
             version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
             compose_file=self.compose_file or None,
             build_timeout=self.build_timeout, version_auto=self.version_auto,
-            signing_key=self.signing_key or None,
+            signing_key=self.signing_key or None, registry_cache=self.registry_cache,
         )
 
     def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:

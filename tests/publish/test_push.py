@@ -15,14 +15,14 @@ import uuid
 import pytest
 
 from nexus_assets.core.errors import RegistryAuthError, RegistryError
-from nexus_assets.publish.push import push_image
-from nexus_assets.publish.registry import (
+from nexus_assets.core.registry import (
     Credentials,
     RegistryClient,
     TransientRegistryError,
     credentials_from_env,
     with_retries,
 )
+from nexus_assets.publish.push import push_image
 
 pytestmark = pytest.mark.docker
 
@@ -79,6 +79,38 @@ def test_push_then_pull_by_digest_and_never_twice(docker_client, make_registry, 
     client.close()
 
 
+def test_a_tested_image_is_tagged_in_the_registry_cache_by_one_manifest_put(docker_client, make_registry, images):
+    server = make_registry()
+    client = RegistryClient(server.address, credentials_from_env())
+    image_id = images()
+    key = uuid.uuid4().hex
+    first = push_image(docker_client, client, "svc", image_id, "1.0.0", cache_key=key)
+    assert first.cache_tag == f"{server.address}/nexus/svc:cache-{key}" and first.cache_tagged
+    assert client.manifest_digest("nexus/svc", f"cache-{key}") == first.digest, "the very manifest, another tag"
+    assert first.attempts == 2, "the engine pushed the release tags only"
+    assert not any("cache-" in tag for tag in docker_client.images.get(image_id).tags), "no local cache tag"
+    again = push_image(docker_client, client, "svc", image_id, "1.0.0", cache_key=key)
+    assert again.cache_tag == first.cache_tag and not again.cache_tagged and not again.pushed
+    plain = push_image(docker_client, client, "svc", image_id, "1.0.0")  # tests not all passed: no cache tag
+    assert plain.cache_tag == "" and not plain.cache_tagged
+
+    # The same image in an engine that never pushed it (saved and loaded: no repo digest of its own):
+    # the registry's manifest names its config, so nothing is pushed again.
+    saved = b"".join(docker_client.images.get(image_id).save())
+    docker_client.images.remove(image_id, force=True)
+    assert docker_client.images.load(saved)[0].id == image_id
+    assert not docker_client.images.get(image_id).attrs.get("RepoDigests")
+    elsewhere = push_image(docker_client, client, "svc", image_id, "1.0.0")
+    assert not elsewhere.pushed and elsewhere.attempts == 0 and elsewhere.digest == first.digest
+    other = push_image(docker_client, client, "svc", images(), "2.0.0")  # :latest now names another image
+    docker_client.images.remove(image_id, force=True)
+    docker_client.images.load(saved)
+    back = push_image(docker_client, client, "svc", image_id, "1.0.0")  # :latest back by one manifest PUT
+    assert back.pushed and back.attempts == 0 and back.digest == first.digest != other.digest
+    assert client.manifest_digest("nexus/svc", "latest") == first.digest
+    client.close()
+
+
 def test_wrong_credentials_fail_once_naming_the_registry_without_the_secret(docker_client, make_registry, images):
     server = make_registry()
     secret = f"wrong-{uuid.uuid4().hex}"
@@ -107,7 +139,7 @@ def test_registry_down_is_a_clear_error_after_bounded_retries(make_registry):
         client.check(on_retry=retries.append)
     assert time.monotonic() - started < 15
     assert len(retries) == 3, retries  # four tries in all
-    assert f"registry {server.address} is unreachable" in str(down.value) and "connection refused" in str(down.value)
+    assert f"registry {server.address} cannot be reached" in str(down.value) and "connection refused" in str(down.value)
     assert isinstance(down.value, RegistryError)
 
 

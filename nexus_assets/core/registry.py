@@ -1,7 +1,11 @@
-"""The registry images are pushed to: the credentials (from the environment only, never logged),
-what a tag holds there (the manifest digest, from a HEAD request), and which failures are worth
-another try (connection refused or reset, 5xx) and which are not (401, 403, 404, a name that
-does not resolve).
+"""The one client of the image registry's HTTP API (Docker Registry HTTP API v2), shared by the
+stages that need the registry: publish (is a tag there, which digest it names), images (the
+registry as a shared build cache: is there an image for this fingerprint, what its labels say)
+and `nexus-agent verify` (is the signed digest there, does the release tag still name it).
+
+The credentials come from the environment only and are never logged; every message names the
+registry and never a secret. Failures worth another try (connection refused or reset, 5xx) are
+told apart from those that are not (401, 403, 404, a name that does not resolve).
 
 A registry is `host[:port][/path]` (`127.0.0.1:5000`, `ghcr.io/acme`): images go to
 `REGISTRY/nexus/<service>`. Loopback registries are spoken to over HTTP, as the Docker engine
@@ -9,7 +13,9 @@ does by default; every other one over HTTPS."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -34,6 +40,9 @@ MANIFEST_TYPES = ", ".join([
 _TRANSIENT = re.compile(r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timed? ?out|"
                         r"unexpected HTTP status: 5\d\d|\b50[0234]\b|service unavailable|bad gateway|"
                         r"server closed|remote end closed|connection aborted", re.IGNORECASE)
+# The registry as a shared build cache: an image that passed its tests is also tagged
+# cache-<key> (images.cache.cache_key: what determines the image), so any machine asks for it first.
+CACHE_TAG_PREFIX = "cache-"
 _AUTH = re.compile(r"unauthori[sz]ed|authentication required|\bdenied\b|\b40[13]\b|forbidden", re.IGNORECASE)
 _NO_NAME = re.compile(r"no such host|name or service not known|temporary failure in name resolution|"
                       r"nodename nor servname", re.IGNORECASE)
@@ -102,7 +111,7 @@ def classify(registry: str, text: str, secret: str | None = None) -> RegistryErr
     if _NO_NAME.search(text):
         return RegistryError(f"registry {registry}: its host name does not resolve ({text})")
     if _TRANSIENT.search(text):
-        return TransientRegistryError(f"registry {registry} is unreachable or failing: {text}")
+        return TransientRegistryError(f"registry {registry} cannot be reached or is failing: {text}")
     return RegistryError(f"registry {registry}: {text}")
 
 
@@ -134,10 +143,25 @@ def with_retries(call: Callable[[], T], *, attempts: int | None = None, on_retry
     return retrying(call)
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the registry holds it: its digest (the sha256 of these very bytes), media type and bytes."""
+
+    digest: str
+    media_type: str
+    body: bytes = field(repr=False)
+
+
+def cache_tag(key: str) -> str:
+    """The tag the shared build cache keeps an image under: cache-<key>."""
+    return CACHE_TAG_PREFIX + key
+
+
 class RegistryClient:
     """The registry's HTTP API, for what the engine cannot say: is it there, do these credentials
-    work, and which manifest digest a tag names. Basic auth, or a bearer token fetched from the
-    realm the registry names (as Docker Hub, GHCR and GitLab do)."""
+    work, which manifest digest a tag names, what a manifest and an image config hold, and a
+    second tag for a manifest it already has. Basic auth, or a bearer token fetched from the
+    realm the registry names (as Docker Hub, GHCR and GitLab do), one per scope asked for."""
 
     def __init__(self, registry: str, credentials: Credentials | None, *, timeout: float = REQUEST_TIMEOUT) -> None:
         self.registry = registry
@@ -147,9 +171,16 @@ class RegistryClient:
         self.base = f"{'http' if is_loopback(self.host) else 'https'}://{self.host}/v2/"
         self._session = requests.Session()
         self._bearer: str | None = None
+        self._scopes: set[str] = set()  # the bearer challenges already answered
 
     def close(self) -> None:
         self._session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def repository(self, service: str) -> str:
         """The repository path of a service's image in this registry."""
@@ -158,25 +189,27 @@ class RegistryClient:
     def _auth(self) -> tuple[str, str] | None:
         return (self.credentials.username, self.credentials.password) if self.credentials else None
 
-    def _send(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
+    def _send(self, method: str, path: str, headers: dict[str, str], data: bytes | None = None) -> requests.Response:
         url = self.base + path
         try:
             if self._bearer:
                 return self._session.request(method, url, headers={**headers, "Authorization": f"Bearer {self._bearer}"},
-                                             timeout=self.timeout, allow_redirects=True)
-            return self._session.request(method, url, headers=headers, auth=self._auth(), timeout=self.timeout,
-                                         allow_redirects=True)
+                                             data=data, timeout=self.timeout, allow_redirects=True)
+            return self._session.request(method, url, headers=headers, auth=self._auth(), data=data,
+                                         timeout=self.timeout, allow_redirects=True)
         except requests.RequestException as exc:
             raise classify(self.registry, _why(exc)) from None
 
-    def _request(self, method: str, path: str, headers: dict[str, str] | None = None) -> requests.Response:
+    def _request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                 data: bytes | None = None) -> requests.Response:
         """One call (no retry): 401/403 raise RegistryAuthError, 5xx TransientRegistryError."""
         headers = headers or {}
-        response = self._send(method, path, headers)
+        response = self._send(method, path, headers, data)
         challenge = response.headers.get("WWW-Authenticate", "")
-        if response.status_code == 401 and challenge.lower().startswith("bearer") and self._bearer is None:
+        if response.status_code == 401 and challenge.lower().startswith("bearer") and challenge not in self._scopes:
+            self._scopes.add(challenge)  # a new scope (a push after a pull) gets a token of its own, once
             self._bearer = self._token(challenge)
-            response = self._send(method, path, headers)
+            response = self._send(method, path, headers, data)
         if response.status_code in (401, 403):
             who = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
             raise RegistryAuthError(f"registry {self.registry} refused {who} (HTTP {response.status_code}): check "
@@ -207,26 +240,93 @@ class RegistryClient:
             raise RegistryError(f"registry {self.registry}: its token endpoint gave no token (HTTP {answer.status_code})")
         return str(token)
 
-    def check(self, on_retry: Callable[[str], None] | None = None) -> None:
+    def check(self, on_retry: Callable[[str], None] | None = None, attempts: int | None = None) -> None:
         """The registry answers and takes our credentials, or a RegistryError in one line."""
         def ping() -> None:
             response = self._request("GET", "")
             if response.status_code != 200:
                 raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to GET /v2/: "
                                     "not a Docker registry (API v2)?")
-        with_retries(ping, on_retry=on_retry)
+        with_retries(ping, on_retry=on_retry, attempts=attempts)
 
-    def manifest_digest(self, repository: str, tag: str, on_retry: Callable[[str], None] | None = None) -> str | None:
-        """The manifest digest `repository:tag` names in the registry, or None when it has none."""
+    def manifest_digest(self, repository: str, reference: str, on_retry: Callable[[str], None] | None = None,
+                        attempts: int | None = None) -> str | None:
+        """The manifest digest `repository:tag` (or `repository@sha256:...`) names in the
+        registry, or None when it has none: one HEAD."""
         def head() -> str | None:
-            response = self._request("HEAD", f"{repository}/manifests/{tag}", {"Accept": MANIFEST_TYPES})
+            response = self._request("HEAD", f"{repository}/manifests/{reference}", {"Accept": MANIFEST_TYPES})
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
                 raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to HEAD "
+                                    f"/v2/{repository}/manifests/{reference}")
+            return response.headers.get("Docker-Content-Digest")
+        return with_retries(head, on_retry=on_retry, attempts=attempts)
+
+    def manifest(self, repository: str, reference: str, attempts: int | None = None) -> Manifest | None:
+        """The manifest a tag or digest names, or None when there is none. Its digest is computed
+        from the bytes received, so a digest asked for is a digest checked."""
+        def get() -> Manifest | None:
+            response = self._request("GET", f"{repository}/manifests/{reference}", {"Accept": MANIFEST_TYPES})
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to GET "
+                                    f"/v2/{repository}/manifests/{reference}")
+            digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
+            if reference.startswith("sha256:") and digest != reference:
+                raise RegistryError(f"registry {self.registry}: {repository}@{reference} sent a manifest whose "
+                                    f"sha256 is {digest}")
+            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            return Manifest(digest=digest, media_type=media_type, body=response.content)
+        return with_retries(get, attempts=attempts)
+
+    def image_id(self, repository: str, reference: str, attempts: int | None = None) -> str | None:
+        """The image id (config digest) of the one image a tag or digest names, or None (no such
+        manifest, or an index of several): what tells whether a local image is already there."""
+        manifest = self.manifest(repository, reference, attempts=attempts)
+        if manifest is None or "index" in manifest.media_type or "list" in manifest.media_type:
+            return None
+        try:
+            config = json.loads(manifest.body).get("config") or {}
+        except ValueError:
+            return None
+        digest = config.get("digest") if isinstance(config, dict) else None
+        return str(digest) if digest else None
+
+    def blob(self, repository: str, digest: str, attempts: int | None = None) -> bytes:
+        """A blob's bytes (an image config: small), checked against its digest."""
+        def get() -> bytes:
+            response = self._request("GET", f"{repository}/blobs/{digest}")
+            if response.status_code != 200:
+                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to GET "
+                                    f"/v2/{repository}/blobs/{digest}")
+            if "sha256:" + hashlib.sha256(response.content).hexdigest() != digest:
+                raise RegistryError(f"registry {self.registry}: blob {repository}@{digest} does not match its digest")
+            return response.content
+        return with_retries(get, attempts=attempts)
+
+    def tag_manifest(self, repository: str, digest: str, tag: str,
+                     on_retry: Callable[[str], None] | None = None) -> bool:
+        """Give the manifest `repository@digest` another tag, unless the tag names it already:
+        one manifest PUT (the layers are there). True when the tag was written."""
+        if self.manifest_digest(repository, tag, on_retry=on_retry) == digest:
+            return False
+        manifest = self.manifest(repository, digest)
+        if manifest is None:
+            raise RegistryError(f"registry {self.registry} has no manifest {repository}@{digest} to tag {tag}")
+
+        def put() -> str | None:
+            response = self._request("PUT", f"{repository}/manifests/{tag}", {"Content-Type": manifest.media_type},
+                                     manifest.body)
+            if response.status_code not in (200, 201):
+                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to PUT "
                                     f"/v2/{repository}/manifests/{tag}")
             return response.headers.get("Docker-Content-Digest")
-        return with_retries(head, on_retry=on_retry)
+        written = with_retries(put, on_retry=on_retry)
+        if written not in (None, digest):
+            raise RegistryError(f"registry {self.registry}: {repository}:{tag} names {written} after the PUT, not {digest}")
+        return True
 
 
 def _why(exc: requests.RequestException) -> str:

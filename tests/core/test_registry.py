@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
-from nexus_assets.publish.registry import (
+from nexus_assets.core.registry import (
     TransientRegistryError,
     attempts_from_env,
     classify,
