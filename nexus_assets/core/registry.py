@@ -254,25 +254,27 @@ class RegistryClient:
         """The manifest digest `repository:tag` (or `repository@sha256:...`) names in the
         registry, or None when it has none: one HEAD."""
         def head() -> str | None:
-            response = self._request("HEAD", f"{repository}/manifests/{reference}", {"Accept": MANIFEST_TYPES})
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to HEAD "
-                                    f"/v2/{repository}/manifests/{reference}")
-            return response.headers.get("Docker-Content-Digest")
+            response = self._manifest_request("HEAD", repository, reference)
+            return None if response is None else response.headers.get("Docker-Content-Digest")
         return with_retries(head, on_retry=on_retry, attempts=attempts)
+
+    def _manifest_request(self, method: str, repository: str, reference: str) -> requests.Response | None:
+        """The registry's answer about a manifest: None for 404, an error for anything but 200."""
+        response = self._request(method, f"{repository}/manifests/{reference}", {"Accept": MANIFEST_TYPES})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to {method} "
+                                f"/v2/{repository}/manifests/{reference}")
+        return response
 
     def manifest(self, repository: str, reference: str, attempts: int | None = None) -> Manifest | None:
         """The manifest a tag or digest names, or None when there is none. Its digest is computed
         from the bytes received, so a digest asked for is a digest checked."""
         def get() -> Manifest | None:
-            response = self._request("GET", f"{repository}/manifests/{reference}", {"Accept": MANIFEST_TYPES})
-            if response.status_code == 404:
+            response = self._manifest_request("GET", repository, reference)
+            if response is None:
                 return None
-            if response.status_code != 200:
-                raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to GET "
-                                    f"/v2/{repository}/manifests/{reference}")
             digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if reference.startswith("sha256:") and digest != reference:
                 raise RegistryError(f"registry {self.registry}: {repository}@{reference} sent a manifest whose "
