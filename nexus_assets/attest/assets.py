@@ -144,6 +144,7 @@ def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
         base_images=list(image.metadata.get("base_images") or []), labels=dict(image.metadata.get("labels") or {}),
         build_args=masked_build_args(service, repo, names) if service else {},
         source_location=repo.absolute().as_uri(),
+        cache=dict(image.metadata.get("cache") or {}),
     )
 
 

@@ -36,6 +36,9 @@ class BuildFacts:
     labels: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)  # already masked
     source_location: str = ""  # file://REPO, for a target without a source label
+    # The image step's record of a registry cache hit ({tag, digest, revision, created, ...}): the
+    # image was pulled, built and tested by an earlier run (its commit in its labels), not built here.
+    cache: dict = field(default_factory=dict)
 
 
 def _iso(timestamp: float) -> str:
@@ -82,6 +85,11 @@ def build_statement(facts: BuildFacts, *, sbom_path: str, sbom_sha256: str, buil
                     "imageId": facts.image_id,
                     "labels": dict(sorted(facts.labels.items())),
                     "attestedByDagsterRun": attest_run_id,
+                    # Built here, or pulled from the registry cache: then the invocation below is the
+                    # run that pulled it, and the build is the one the cache tag's labels name.
+                    "obtained": "pulled from the registry cache" if facts.cache else "built",
+                    **({"registryCache": {k: facts.cache.get(k) for k in ("tag", "digest", "revision", "created")}}
+                       if facts.cache else {}),
                 },
                 "resolvedDependencies": dependencies,
             },

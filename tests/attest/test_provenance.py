@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -277,3 +278,24 @@ def test_evidence_pack_verifies_offline_and_catches_tampering(released, tmp_path
     assert done.returncode == 1 and "SHA256SUMS differs from its signed copy" in done.stdout, done.stdout
     done = _run_pack(pack, "--expect-keyid", "00ff")
     assert done.returncode == 1 and "not the expected 00ff" in done.stdout
+
+
+def test_a_pulled_image_says_it_came_from_the_registry_cache():
+    """An image taken from the registry cache was built and tested by an earlier run: the
+    statement says so and names the cache tag and the commit the image was built from."""
+    from nexus_assets.attest.provenance import build_statement
+
+    facts = BuildFacts(service="py-svc", repo_digest="r/nexus/py-svc@sha256:" + "1" * 64, digest="sha256:" + "1" * 64,
+                       image_id="sha256:" + "2" * 64, tag="1.0.0", image_run_id="run-pull", finished_at=time.time(),
+                       build_seconds=0.0, source_hash="f" * 24, tree_hash="e" * 64, service_path="services/py-svc")
+    built = build_statement(facts, sbom_path="sbom/py-svc.cdx.json", sbom_sha256="3" * 64, builder_id="b",
+                            attest_run_id="run-attest", versions={})
+    assert built["predicate"]["buildDefinition"]["internalParameters"]["obtained"] == "built"
+    assert "registryCache" not in built["predicate"]["buildDefinition"]["internalParameters"]
+    cache = {"tag": "r/nexus/py-svc:cache-abc", "digest": "sha256:" + "1" * 64, "revision": "c" * 40,
+             "created": "2026-01-01T00:00:00Z", "pulled_layers": True, "seconds": 0.4}
+    pulled = build_statement(dataclasses.replace(facts, cache=cache), sbom_path="sbom/py-svc.cdx.json",
+                             sbom_sha256="3" * 64, builder_id="b", attest_run_id="run-attest", versions={})
+    internal = pulled["predicate"]["buildDefinition"]["internalParameters"]
+    assert internal["obtained"] == "pulled from the registry cache"
+    assert internal["registryCache"] == {k: cache[k] for k in ("tag", "digest", "revision", "created")}

@@ -6,6 +6,7 @@ registry that is down leaves every build as it was, with one warning."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -114,6 +115,11 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
     evaluation = next(iter(check.values())).evaluation
     assert evaluation is not None and evaluation.passed
     assert evaluation.description.startswith(f"passed when built: from the registry cache {cache_tags[NAMES[0]]}")
+    # Its signed provenance says it was pulled, naming the cache tag and the commit it was built from.
+    envelope = json.loads((second_settings.artifacts / "provenance" / f"{NAMES[0]}.intoto.jsonl").read_text())
+    internal = json.loads(base64.b64decode(envelope["payload"]))["predicate"]["buildDefinition"]["internalParameters"]
+    assert internal["obtained"] == "pulled from the registry cache"
+    assert internal["registryCache"]["tag"] == cache_tags[NAMES[0]] and internal["registryCache"]["revision"] == commit
 
     # One service changes: it alone builds (and is tested); the others are left as they are.
     changed = repo / "services" / "node-svc-002" / "server.js"
