@@ -27,7 +27,7 @@ from nexus_assets.core.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when what the report shows or how it is drawn changes: every report turns stale.
-REPORT_CODE_VERSION = "compliance-1"
+REPORT_CODE_VERSION = "compliance-2"  # 2: how each image was obtained (built, or the registry cache)
 
 
 def _public_names(settings) -> set[str]:

@@ -52,7 +52,7 @@ class ReportData:
     tests: pd.DataFrame  # service, lint, unit, integration, status
     stage_counts: pd.DataFrame  # stage x passed/failed/not run
     e2e: str
-    images: pd.DataFrame  # service, status, tag, image_id, digest, repo_digest, substitutions, sbom, provenance
+    images: pd.DataFrame  # service, status, tag, image_id, digest, repo_digest, substitutions, obtained, sbom, provenance
     pmmg: PolicyVerdict
     kyc: KycFlag
     secrets: SecretScan
@@ -136,11 +136,21 @@ def _images(manifest: dict) -> pd.DataFrame:
         rows.append({"service": image.get("service", "?"), "status": image.get("status", "?"),
                      "tag": image.get("image") or NA, "image_id": image.get("image_id") or NA,
                      "digest": registry_digest or NA, "repo_digest": image.get("repo_digest") or NA,
-                     "substitutions": "; ".join(subs) or "none",
+                     "substitutions": "; ".join(subs) or "none", "obtained": _obtained(image),
                      "sbom": _attestation(image, "sbom"), "provenance": _attestation(image, "provenance"),
                      "reason": image.get("reason") or ""})
     return pd.DataFrame(rows, columns=["service", "status", "tag", "image_id", "digest", "repo_digest",
-                                       "substitutions", "sbom", "provenance", "reason"])
+                                       "substitutions", "obtained", "sbom", "provenance", "reason"])
+
+
+def _obtained(image: dict) -> str:
+    """Built by this pipeline here, or pulled from the registry cache (built and tested by an
+    earlier run, whose commit the image's labels name)."""
+    cache = image.get("cache") or {}
+    if image.get("obtained") != "pulled from cache" or not cache:
+        return "built" if image.get("image_id") else NA
+    commit = str(cache.get("revision") or "")[:12] or "no commit recorded"
+    return f"registry cache {cache.get('tag', '')} (built from {commit})"
 
 
 def _discovery(discovery: dict) -> pd.DataFrame:

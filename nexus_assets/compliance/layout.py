@@ -231,12 +231,15 @@ def _tests(text: _Text, data: ReportData, cache: ChartCache) -> list:
 def _images(text: _Text, data: ReportData) -> list:
     return [Paragraph("5. Images, digests and substitutions", H2),
             text.para("The registry digest (repo_digest) is what the deployment package pins; 'not available' "
-                      "means the manifest does not record one (not pushed yet)."),
+                      "means the manifest does not record one (not pushed yet). 'obtained' says whether this pipeline built "
+                      "the image here or pulled it from the registry cache, where an earlier run had built and "
+                      "tested the same sources (its commit named)."),
             table(text, ["service", "status", "tag", "image id", "registry digest (repo_digest)"],
                   _frame(data.images, ["service", "status", "tag", "image_id", "repo_digest"]), [2, 1.1, 3, 3, 3.6]),
             Spacer(1, 3 * mm),
-            table(text, ["service", "base image substitutions", "SBOM", "provenance"],
-                  _frame(data.images, ["service", "substitutions", "sbom", "provenance"]), [2, 3, 3, 3])]
+            table(text, ["service", "obtained", "base image substitutions", "SBOM", "provenance"],
+                  _frame(data.images, ["service", "obtained", "substitutions", "sbom", "provenance"]),
+                  [2, 2.6, 2.6, 2.6, 2.6])]
 
 
 def _policy_and_security(text: _Text, data: ReportData) -> list:

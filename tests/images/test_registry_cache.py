@@ -11,10 +11,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 from dataclasses import replace
 
 import dagster as dg
+import pypdf
 import pytest
 
 from nexus_assets.cli.main import main
@@ -120,6 +122,10 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
     internal = json.loads(base64.b64decode(envelope["payload"]))["predicate"]["buildDefinition"]["internalParameters"]
     assert internal["obtained"] == "pulled from the registry cache"
     assert internal["registryCache"]["tag"] == cache_tags[NAMES[0]] and internal["registryCache"]["revision"] == commit
+    # ... and so does the compliance report's images table.
+    pdf = next(second_settings.reports.glob("compliance_report_*.pdf"))
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
+    assert f"built from {commit[:12]}" in re.sub(r"\s+", " ", text), text[:2000]
 
     # One service changes: it alone builds (and is tested); the others are left as they are.
     changed = repo / "services" / "node-svc-002" / "server.js"
