@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,7 +48,18 @@ def _git(repo: Path, *args: str) -> str:
 
 def sample_checkout(workdir: Path) -> Path:
     """The sample's checkout for this working copy, made or refreshed when the bundled sample
-    changed; two runs at once make it once (an flock beside it)."""
+    changed; two runs at once make it once (an flock beside it). Where it cannot be made (no git,
+    as in the code-location image; a read-only place), the bundled sample itself, whose release
+    is then the local folder only (the release step says so)."""
+    if shutil.which("git") is None:
+        return SAMPLE_REPO
+    try:
+        return _made(workdir)
+    except (OSError, ConfigError):
+        return SAMPLE_REPO
+
+
+def _made(workdir: Path) -> Path:
     target = sample_checkout_path(workdir)
     wanted = tree_hash(SAMPLE_REPO)
     stamp = target / ".git" / STAMP

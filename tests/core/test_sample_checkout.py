@@ -56,3 +56,12 @@ def test_made_once_refreshed_when_the_bundled_sample_changes_tags_kept(tmp_path,
     assert "services/users/NOTES.md" in _git(repo, "show", "--name-only", "--format=", "HEAD")
     assert _git(repo, "tag") == "verified_release_v1.0.0"
     assert (repo / ".git" / "refs").is_dir()  # the refresh never empties git's own folders
+
+
+def test_without_git_the_bundled_sample_is_used_in_place(tmp_path, monkeypatch):
+    """The code-location image has no git: loading the definitions must not fail there."""
+    monkeypatch.delenv("NEXUS_REPO", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    settings = Settings.from_env(workdir=tmp_path / "work")
+    assert settings.repo == checkout.SAMPLE_REPO and settings.version == "1.0.0"
+    assert not (tmp_path / "work-sample-repo").exists()
