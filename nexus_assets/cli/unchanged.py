@@ -28,13 +28,13 @@ from pathlib import Path
 from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
-from nexus_assets.core.settings import UNCHANGED_STAMP, Settings
+from nexus_assets.core.settings import UNCHANGED_STAMP, WORKDIR_GENERATED, Settings
 from nexus_assets.core.workdir_lock import LOCK_NAME
 
 PACKAGE = Path(__file__).resolve().parent.parent
-# What the pipeline writes in the working copy: its outputs, not the verdict's inputs.
-GENERATED = {"reports", "artifacts", "output", "releases", ".dagster_home", ".nexus-signing", ".nexus-cache",
-             ".nexus-workspace.json", LOCK_NAME, UNCHANGED_STAMP}
+# What the pipeline writes in the working copy: its outputs, not the verdict's inputs (and the
+# release folder and the lock, which a sync has no reason to protect).
+GENERATED = {*WORKDIR_GENERATED, "releases", LOCK_NAME}
 
 
 def _stats(root: Path, skip_top: Iterable[str] = ()) -> str:

@@ -11,10 +11,17 @@ from typing import Any
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
-__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "Settings"]
+__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "WORKDIR_GENERATED",
+           "WORKSPACE_STATE", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
+WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
+# What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
+# removes them, and they are no input of a verdict. ".nexus-signing" holds the default signing key
+# (attest.signing), ".nexus-cache" what steps keep to skip work they did before (Settings.cache).
+WORKDIR_GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache",
+                     WORKSPACE_STATE, UNCHANGED_STAMP)
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,13 @@ class Settings:
                               f"got {self.build_timeout}")
         if not 0 <= self.lock_wait < float("inf"):
             raise ConfigError(f"NEXUS_LOCK_WAIT must be zero or more seconds, got {self.lock_wait}")
-        if not self.version or any(c in self.version for c in " /:@"):
-            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         from docker.utils import match_tag  # the reference grammar the SDK checks every build's tag against
 
-        if not match_tag(f"{self.registry}/nexus/service:1.0.0"):
+        if not self.version or not match_tag(f"nexus/service:{self.version}"):  # also its length (128)
+            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
+        if not match_tag(f"{self.registry}/nexus/service:{self.version}"):
             raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
                               "host[:port][/path], the path in lowercase letters, digits and . _ -")
-        if not match_tag(f"{self.registry}/nexus/service:{self.version}") or len(self.version) > 128:
-            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
 

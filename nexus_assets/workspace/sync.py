@@ -22,14 +22,8 @@ from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import IGNORED_NAMES, special_kind
 from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
-from nexus_assets.core.settings import UNCHANGED_STAMP
+from nexus_assets.core.settings import WORKDIR_GENERATED, WORKSPACE_STATE
 from nexus_assets.core.textfiles import inside
-
-STATE_FILE = ".nexus-workspace.json"
-# ".nexus-signing" holds the default signing key (attest.signing), ".nexus-cache" what steps keep
-# to skip work they did before (Settings.cache): never removed by a sync.
-GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache", STATE_FILE,
-             UNCHANGED_STAMP)
 
 
 @dataclass(frozen=True)
@@ -122,7 +116,7 @@ def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("reports", "artifacts", "output"):
         (workdir / name).mkdir(exist_ok=True)
-    state_path = workdir / STATE_FILE
+    state_path = workdir / WORKSPACE_STATE
     previous: set[str] = set()
     if state_path.is_file():
         try:
@@ -163,7 +157,7 @@ def sync_workspace(repo: Path, workdir: Path, compose_file: str | None = None) -
     removed = 0
     for rel in sorted(previous - set(files)):
         target = workdir / rel
-        if rel.split("/")[0] in GENERATED or not inside(workdir, target.parent):
+        if rel.split("/")[0] in WORKDIR_GENERATED or not inside(workdir, target.parent):
             continue  # never delete through a link (the folder became a link, or was removed)
         if target.is_file() or target.is_symlink():
             target.unlink()
