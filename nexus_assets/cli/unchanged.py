@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
+from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
 from nexus_assets.core.settings import UNCHANGED_STAMP, WORKDIR_GENERATED, Settings
@@ -89,12 +90,6 @@ def _inputs(settings: Settings) -> str | None:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _engine_listing(client) -> tuple[set[str], dict[str, str]]:
-    rows = client.images()  # one listing, as the full verdict reads it
-    by_tag = {tag: row["Id"] for row in rows for tag in row.get("RepoTags") or [] if tag != "<none>:<none>"}
-    return {row["Id"] for row in rows}, by_tag
-
-
 def remember(settings: Settings, tags: dict[str, str | None], recorded: Iterable[str], services: int) -> None:
     """After a full verdict of "nothing to do": tags, {engine tag the verdict resolved: image id
     or None}; recorded, the image ids Dagster holds for the services. Written last, after every
@@ -123,16 +118,15 @@ def unchanged(settings: Settings) -> int | None:
     import docker
 
     try:
-        client = docker.APIClient(**docker.utils.kwargs_from_env(), timeout=30)
+        client = docker.from_env(timeout=30)
     except docker.errors.DockerException:
         return None
     try:
-        ids, by_tag = _engine_listing(client)
-        if any(by_tag.get(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
+        engine = EngineImages.read(client)  # one listing, as the full verdict reads it
+        if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
             return None
-        missing = [i for i in stamp.get("recorded", []) if i not in ids]
-        for image_id in missing:  # an untagged build step is not listed: ask for it
-            client.inspect_image(image_id)
+        if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
+            return None
         return int(stamp.get("services", 0))
     except docker.errors.DockerException:
         return None
