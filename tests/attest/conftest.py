@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-BASE = "nexus-base/bookworm:1"
+from nexus_assets.core.baseimages import load_base_image_map
+
+# The base image the bootstrap builds (its name in the base-image map, never a copy of it here:
+# a fresh machine has only the current one).
+BASE = load_base_image_map().base
 PREFIX = "nexus-attest-test"
 
 

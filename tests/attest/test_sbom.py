@@ -102,8 +102,10 @@ def test_node_image_sbom_names_node_modules(docker_client, attest_images):
     assert "/srv/app/node_modules/semver/package.json" in files.node_packages
     assert "/srv/app/package-lock.json" in files.lockfiles
     packages = image_packages(files)
-    npm = {p.name: p for p in packages if p.kind == "npm"}
+    # The app's own packages; the base's npm (under /usr/lib/node_modules) is listed too, as it is installed.
+    npm = {p.name: p for p in packages if p.kind == "npm" and any(loc.startswith("/srv/app/") for loc in p.locations)}
     assert {n: p.version for n, p in npm.items()} == versions
+    assert any(p.kind == "npm" and p.name == "npm" for p in packages)
     semver = npm["semver"]
     assert semver.license == "ISC" and semver.purl == f"pkg:npm/semver@{versions['semver']}"
     assert "/srv/app/node_modules/semver/package.json" in semver.locations
