@@ -23,7 +23,14 @@ import dagster as dg
 from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
 from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
-from nexus_assets.attest.steps import file_intact, latest_records, masked_build_args, write_provenance, write_sbom
+from nexus_assets.attest.steps import (
+    bom_makers,
+    file_intact,
+    latest_records,
+    masked_build_args,
+    write_provenance,
+    write_sbom,
+)
 from nexus_assets.core.evidence_check import CheckFailed, check_folder
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.hashing import json_version
@@ -102,13 +109,13 @@ def sbom_assets(names: list[str], asset_graph) -> dg.AssetsDefinition:
             client = context.resources.docker_engine.client()
             try:
                 return name, write_sbom(client, name, str(image["image_id"]), _untagged(str(image.get("image") or name)),
-                                        artifacts), None
+                                        artifacts, make_bom), None
             except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the others' SBOMs
                 return name, None, f"{type(exc).__name__}: {exc}"
             finally:
                 client.close()
 
-        with ThreadPoolExecutor(max_workers=max(1, settings.max_parallel)) as pool:
+        with bom_makers(len(todo)) as make_bom, ThreadPoolExecutor(max_workers=max(1, settings.max_parallel)) as pool:
             for name, made, error in pool.map(one, todo):
                 if made is None:
                     context.log.error(f"sbom/{name} FAILED: {error}")

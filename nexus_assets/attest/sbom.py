@@ -197,6 +197,7 @@ def make_bom_json(service: str, image_name: str, files: ImageFiles, packages: li
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
 
@@ -220,7 +221,10 @@ def make_bom_json(service: str, image_name: str, files: ImageFiles, packages: li
               metadata=BomMetaData(component=root, timestamp=created))
     bom.metadata.tools.components.add(tool)
     bom.components.update(components)
-    bom.register_dependency(root, components)
+    # The same graph register_dependency makes (root -> every package, each package a leaf), built
+    # at once: register_dependency looks each target up in a list, quadratic in the packages.
+    bom.dependencies.update([Dependency(ref=root.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in components]),
+                             *(Dependency(ref=c.bom_ref) for c in components)])
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from nexus_assets.attest.image_files import language_roots, read_image_files
+from nexus_assets.attest.image_files import DPKG_STATUS, ImageFiles, language_roots, read_image_files
 from nexus_assets.attest.sbom import (
+    Package,
     apk_packages,
     dpkg_packages,
     image_packages,
@@ -17,6 +18,7 @@ from nexus_assets.attest.sbom import (
     npm_package,
     python_package,
 )
+from nexus_assets.attest.steps import BOMS_PER_PROCESS, bom_makers
 
 STATUS = """Package: libc6
 Status: install ok installed
@@ -62,6 +64,31 @@ def test_language_metadata_parsers():
     assert sorted(p.purl for p in lock) == ["pkg:npm/ms@2.0.0", "pkg:npm/ms@2.1.3"]
     meta = python_package(b"Metadata-Version: 2.1\nName: Zope.Interface\nVersion: 6.0\nLicense: ZPL 2.1\n\nbody", "/x")
     assert meta is not None and meta.purl == "pkg:pypi/zope-interface@6.0" and meta.license == "ZPL 2.1"
+
+
+def _packages(count: int) -> list[Package]:
+    return [Package("deb", f"pkg{i}", f"1.{i}", f"pkg:deb/debian/pkg{i}@1.{i}?arch=amd64", "MIT" if i % 2 else None,
+                    [DPKG_STATUS]) for i in range(count)]
+
+
+def test_bom_dependencies_are_the_root_on_every_package_each_a_leaf():
+    files = ImageFiles(image_id="sha256:" + "a" * 64, created="2026-01-01T00:00:00.123456789Z")
+    document = make_bom_json("svc", "nexus/svc", files, _packages(40), "0.1.0")
+    _validate(document)
+    dependencies = {d["ref"]: d.get("dependsOn", []) for d in json.loads(document)["dependencies"]}
+    purls = {p.purl for p in _packages(40)}
+    assert set(dependencies.pop(f"image:{files.image_id}")) == purls
+    assert dependencies == {purl: [] for purl in purls}
+
+
+def test_many_boms_are_made_in_worker_processes_with_the_same_bytes():
+    files = ImageFiles(image_id="sha256:" + "b" * 64, created="2026-01-01T00:00:00Z")
+    expected = make_bom_json("svc", "nexus/svc", files, _packages(30), "0.1.0")
+    with bom_makers(BOMS_PER_PROCESS * 2) as make:
+        assert make is not make_bom_json  # this machine has 2 cores or more
+        assert make("svc", "nexus/svc", files, _packages(30), "0.1.0") == expected
+    with bom_makers(1) as make:
+        assert make is make_bom_json
 
 
 def test_language_roots_follow_the_image_config():
