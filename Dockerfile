@@ -2,7 +2,10 @@
 # the daemon (as in Dagster's deploy_docker example). It starts from the project's own base
 # image, because no image can be pulled here, and installs from build/wheelhouse, which
 # scripts/build_image.sh fills on the host, so the build itself needs no network.
-FROM nexus-base/bookworm:1
+# BASE: the base image the bootstrap builds; scripts/build_image.sh passes the one the base-image
+# map names (nexus_assets/core/base_images.toml), so the two never drift apart.
+ARG BASE=nexus-base/bookworm:2
+FROM ${BASE}
 COPY build/wheelhouse /wheelhouse
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse nexus-assets \
