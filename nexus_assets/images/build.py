@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,10 +89,11 @@ def dockerfile_argument(service: Service) -> str | None:
         return str(service.dockerfile)
 
 
-class _BuildStopper:
-    """Stops a build that streams on a client's connection: shutting the socket down ends the
-    blocked read at once, and the engine's classic builder cancels a build whose client went
-    away (it kills and removes the step's container). Installed on a per-thread client only."""
+class StreamStopper:
+    """Stops a build or a pull that streams on a client's connection: shutting the socket down
+    ends the blocked read at once, and the engine cancels what a client that went away asked
+    for (the classic builder kills and removes the step's container; a pull is dropped).
+    Installed on a per-thread client only."""
 
     def __init__(self, api) -> None:
         self.reason: str | None = None
@@ -131,6 +132,25 @@ class _BuildStopper:
 
     def restore(self) -> None:
         self._api._stream_helper = self._original
+
+
+@contextlib.contextmanager
+def stream_deadline(api, timeout: float | None, cancel: Cancellation | None) -> Iterator[StreamStopper]:
+    """A StreamStopper on api, thrown after timeout seconds or when cancel is thrown: inside,
+    a stream the engine sends ends at once, and stopper.reason says why."""
+    stopper = StreamStopper(api)
+    timer = threading.Timer(timeout, stopper.stop, args=(f"timed out after {timeout:g}s",)) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        with cancel.hook(lambda: stopper.stop(f"stopped: the run was {cancel.reason}")) if cancel \
+                else contextlib.nullcontext():
+            yield stopper
+    finally:
+        if timer is not None:
+            timer.cancel()
+        stopper.restore()
 
 
 def engine_gone() -> bool:
@@ -214,13 +234,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
-    stopper = _BuildStopper(client.api)
-    timer = threading.Timer(timeout, stopper.stop, args=(f"timed out after {timeout:g}s",)) if timeout else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
     with open(log_path, "w", encoding="utf-8", buffering=1) as log, \
-            (cancel.hook(lambda: stopper.stop(f"stopped: the run was {cancel.reason}")) if cancel else contextlib.nullcontext()):
+            stream_deadline(client.api, timeout, cancel) as stopper:
         try:
             stream = client.api.build(
                 path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
@@ -257,10 +272,6 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
                 log.write(f"ERROR: {masked(str(exc))}\n")
                 raise EngineError(f"service {service.name}: lost the Docker engine during the build: "
                                   f"{masked(str(exc))}") from exc
-        finally:
-            if timer is not None:
-                timer.cancel()
-            stopper.restore()
         if stopper.reason is not None:  # the stream ended because we shut it: not a finished build
             log.write(f"ERROR: build {stopper.reason}\n")
             raise BuildError(f"service {service.name}: build {stopper.reason} (log: {log_path})")

@@ -31,7 +31,7 @@ from nexus_assets.core.lineage import recipe_version
 from nexus_assets.core.registry import RegistryClient, cache_tag, classify, credentials_from_env
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult
-from nexus_assets.images.build import BuildPlan
+from nexus_assets.images.build import BuildPlan, stream_deadline
 
 KEY_FORMAT = "1"  # bumped when what the key covers changes
 SOURCE_HASH_LABEL = "io.nexus-assets.source-hash"
@@ -126,10 +126,12 @@ class RegistryCache:
         return CacheHit(ref=ref, repo=f"{self.registry}/{service.image_repo}", digest=manifest.digest,
                         image_id=config_digest, labels=labels)
 
-    def pull(self, client, hit: CacheHit, cancel: Cancellation) -> bool:
+    def pull(self, client, hit: CacheHit, cancel: Cancellation, timeout: float | None = None) -> bool:
         """Have hit's image in the engine: pulled by digest, unless the engine has it already.
         True when it was pulled. The pulled image must be the one checked (its id is the config
-        digest read from the registry)."""
+        digest read from the registry). A pull still running after timeout seconds (a registry
+        that stalls mid-layer) is stopped and is a RegistryError, so the service is built
+        instead; a cancel stops it at once, even while no byte arrives."""
         import docker.errors
         import requests
 
@@ -139,20 +141,29 @@ class RegistryCache:
         except docker.errors.ImageNotFound:
             pass
         secret = self.credentials.password if self.credentials else None
-        try:
-            for chunk in client.api.pull(hit.repo, tag=hit.digest, stream=True, decode=True,
-                                         auth_config=self.credentials.auth_config() if self.credentials else None):
-                cancel.raise_if_cancelled(f"pull of {hit.ref}")  # a pull whose client went is dropped
-                if chunk.get("error"):
-                    raise classify(self.registry, str(chunk["error"]), secret)
-            image = client.images.get(hit.image_id)
-        except docker.errors.ImageNotFound:
-            raise RegistryError(f"registry {self.registry}: pulling {hit.repo}@{hit.digest} did not give image "
-                                f"{hit.image_id}") from None
-        except docker.errors.APIError as exc:
-            raise classify(self.registry, str(exc.explanation or exc), secret) from None
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
-            raise EngineError(f"lost the Docker engine while pulling {hit.ref}: {type(exc).__name__}") from None
+        with stream_deadline(client.api, timeout, cancel) as stopper:
+            try:
+                for chunk in client.api.pull(hit.repo, tag=hit.digest, stream=True, decode=True,
+                                             auth_config=self.credentials.auth_config() if self.credentials else None):
+                    if chunk.get("error"):
+                        raise classify(self.registry, str(chunk["error"]), secret)
+                if stopper.reason is None:
+                    image = client.images.get(hit.image_id)
+            except Exception as exc:
+                if stopper.reason is not None:  # whatever the shut stream raised: said below
+                    pass
+                elif isinstance(exc, docker.errors.ImageNotFound):
+                    raise RegistryError(f"registry {self.registry}: pulling {hit.repo}@{hit.digest} did not give "
+                                        f"image {hit.image_id}") from None
+                elif isinstance(exc, docker.errors.APIError):
+                    raise classify(self.registry, str(exc.explanation or exc), secret) from None
+                elif isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException, OSError)):
+                    raise EngineError(f"lost the Docker engine while pulling {hit.ref}: {type(exc).__name__}") from None
+                else:
+                    raise
+        if stopper.reason is not None:  # the stream ended because it was shut: the engine drops the pull
+            cancel.raise_if_cancelled(f"pull of {hit.ref}")
+            raise RegistryError(f"registry {self.registry}: the pull of {hit.ref} {stopper.reason}")
         if image.labels.get(SOURCE_HASH_LABEL) != hit.labels.get(SOURCE_HASH_LABEL):
             raise CacheRefused(f"{hit.ref}: the pulled image's labels differ from its config in the registry")
         return True
@@ -168,14 +179,16 @@ def check_labels(ref: str, labels: dict[str, str], plan: BuildPlan, service: Ser
 
 
 def take_from_cache(client, plan: BuildPlan, hit: CacheHit, cache: RegistryCache, *, registry: str, version: str,
-                    reports: Path, timeout: float, cancel: Cancellation) -> tuple[dict, list[StageResult]]:
-    """Pull hit's image, give it the release tags as build_image would, and write what stands for
-    its build log and its unit and integration results: (built, [unit, integration])."""
+                    reports: Path, timeout: float, cancel: Cancellation,
+                    pull_timeout: float | None = None) -> tuple[dict, list[StageResult]]:
+    """Pull hit's image (within pull_timeout seconds), give it the release tags as build_image
+    would, and write what stands for its build log and its unit and integration results:
+    (built, [unit, integration])."""
     service = plan.service
     started = time.monotonic()
     import docker.errors
 
-    pulled = cache.pull(client, hit, cancel)
+    pulled = cache.pull(client, hit, cancel, pull_timeout)
     tags = plan.tags(registry, version)
     try:
         image = client.images.get(hit.image_id)

@@ -114,7 +114,8 @@ def _from_cache(client, plan, cache: RegistryCache, settings, cancel: Cancellati
         if hit is None:
             return None
         return take_from_cache(client, plan, hit, cache, registry=settings.registry, version=settings.version,
-                               reports=settings.reports, timeout=settings.test_timeout, cancel=cancel)
+                               reports=settings.reports, timeout=settings.test_timeout, cancel=cancel,
+                               pull_timeout=settings.build_timeout)  # a pull stands in for a build: same deadline
     except Cancelled:
         raise
     except NexusError as exc:

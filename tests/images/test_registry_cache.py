@@ -12,7 +12,10 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
+import threading
+import time
 from dataclasses import replace
 
 import dagster as dg
@@ -167,3 +170,72 @@ def test_a_registry_that_is_down_leaves_the_builds_as_they_were_with_one_warning
     warned = [line for line in warnings_of(settings, summary) if "registry cache not used" in line]
     assert len(warned) == 1 and "registry cache not used in this run" in warned[0], warned
     assert f"registry {server.address}/down cannot be reached" in warned[0] and "connection refused" in warned[0]
+
+
+class StallingProxy:
+    """A TCP proxy in front of the registry that forwards everything, except that a connection
+    on which the engine asks (GET, its own User-Agent) for a blob receives nothing more: the pull
+    stalls, as from a registry that hangs mid-download, while the cache lookup (this process
+    reading the manifest and the image config) still gets its answers."""
+
+    ENGINE_BLOB_GET = re.compile(rb"GET /v2/\S+/blobs/sha256:[0-9a-f]{64} HTTP/1\.1\r\n(?:[^\r\n]+\r\n)*?"
+                                 rb"User-Agent: docker/", re.IGNORECASE)
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.stalled = threading.Event()  # set once a blob download was held
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            held = threading.Event()
+            threading.Thread(target=self._pump, args=(client, upstream, held, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, held, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, held: threading.Event, asking: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if asking and self.ENGINE_BLOB_GET.search(data):
+                    held.set()
+                    self.stalled.set()
+                if not held.is_set() or asking:
+                    sink.sendall(data)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_pull_that_stalls_is_stopped_at_the_build_deadline_and_the_service_built(
+        repo, settings_for, tmp_path, monkeypatch, docker_client, remove_test_images):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home-first"))
+    first_settings = settings_for(repo)
+    assert run_pipeline(first_settings).ok
+
+    # Another machine reaches the same registry through a proxy that stalls every layer download.
+    host, _, path = first_settings.registry.partition("/")
+    proxy = StallingProxy((host.split(":")[0], int(host.split(":")[1])))
+    second = fresh_machine(first_settings, tmp_path, monkeypatch, docker_client, "second")
+    second = replace(second, registry=f"127.0.0.1:{proxy.port}/{path}", build_timeout=15.0, max_parallel=3)
+    started = time.monotonic()
+    try:
+        summary = run_pipeline(second)
+    finally:
+        proxy.close()
+        remove_images(docker_client, second.registry)
+    took = time.monotonic() - started
+    assert proxy.stalled.is_set(), "no layer download went through the proxy: the test proves nothing"
+    assert sorted(summary.built) == NAMES and summary.pulled == [] and summary.failed == []
+    refused = [line for line in warnings_of(second, summary) if "registry cache not used, building" in line]
+    assert len(refused) == 3 and all("timed out after 15s" in line for line in refused), refused
+    assert took < 15 + 120, f"the run took {took:.0f}s: the stalled pulls were not stopped at their deadline"
