@@ -114,25 +114,25 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                 # refreshed one by one as they are submitted: the first builds start at once
                 jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
                 for service, outcome in _build_all(context, docker_engine, settings, jobs, origin, tests):
+                    if pushes is not None:  # the pushes that ended while this service was built
+                        yield from pushes.ready()
                     for note in outcome.get("notes") or []:
                         context.log.warning(f"{service.name}: {note}")
                     if outcome["built"] is None:
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
                         failed[service.name] = outcome["error"]
                         yield from failure_events(service, outcome, settings.reports)
-                    else:
-                        event = success_event(service, outcome)
-                        built[service.name] = outcome["built"]["image_id"]
-                        tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
-                                                "cache_key": outcome["built"].get("cache_key")}
-                        assert event.metadata is not None  # success_event always sets it
-                        context.log.info(str(event.metadata["summary"]))
-                        yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
-                        yield event
-                        if pushes is not None:
-                            pushes.submit(service.name, tested[service.name])
+                        continue
+                    event = success_event(service, outcome)
+                    built[service.name] = outcome["built"]["image_id"]
+                    tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
+                                            "cache_key": outcome["built"].get("cache_key")}
+                    assert event.metadata is not None  # success_event always sets it
+                    context.log.info(str(event.metadata["summary"]))
+                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                    yield event
                     if pushes is not None:
-                        yield from pushes.ready()
+                        pushes.submit(service.name, tested[service.name])
             yield from _checks_alone(context, docker_engine, settings, tests, contexts)
             if TAGGED_IMAGES in context.selected_asset_keys:
                 yield tag_current_images(context, docker_engine, settings, names, built)

@@ -6,6 +6,8 @@ was not yielded, so a separate push step depending on image/<service> would push
 run where one service failed to build (dagster-io/dagster#9408, #22242). Inside one multi-asset,
 pushed/<service> -> image/<service> is lineage and staleness only: pushed/<service> is stale
 exactly when its image changed (or the registry or version did), so only those are pushed.
+The step hands each image over as soon as it passed its tests (Publishing.submit), so pushes
+overlap the other services' builds (publish.pushes).
 
 pushed_images is always produced when selected, like tagged_images: what comes after (the
 manifest) depends on it, never on one service's push.
