@@ -25,7 +25,7 @@ from nexus_assets.images.sources import base_image_assets, source_assets
 from nexus_assets.package.assets import deployment_package_asset, deployment_package_verifies
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
-from nexus_assets.publish.assets import publish_images, pushed_specs
+from nexus_assets.publish.assets import pushed_specs, start_publishing
 from nexus_assets.release.assets import (
     artifacts_manifest_asset,
     deployment_report_asset,
@@ -41,7 +41,7 @@ from nexus_assets.workspace.assets import workspace
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
 SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
                              unit_and_integration=run_unit_and_integration)
-PUBLISHER = Publisher(specs=pushed_specs, publish=publish_images)
+PUBLISHER = Publisher(specs=pushed_specs, start=start_publishing)
 PIPELINE_JOB = "nexus_pipeline"
 
 

@@ -127,7 +127,10 @@ class Publisher:
     reason to skip the other services."""
 
     specs: Any  # (service names, registry, version) -> list[dg.AssetSpec]
-    # (context, docker_engine, settings, names, built: {service: {"image_id", "tests"}}, failed: {service: reason})
-    #   -> iterator of Dagster events (pushed/<service> materializations or observations, pushed_images)
-    publish: Any
+    # (context, docker_engine, settings, names) -> the step's pushes, a context manager (leaving
+    # it on an error or interrupt stops the pushes in flight) with
+    #   submit(name, {"image_id", "tests", "cache_key"}): an image built and tested now, pushed at once;
+    #   ready(): the events of pushes ended so far, without waiting;
+    #   finish(built, failed: {service: reason}): the rest of the events, pushed_images last.
+    start: Any
 

@@ -14,6 +14,7 @@ A stale image that another machine already built and tested is pulled from the r
 instead (images.cache: the registry as a shared build cache, asked once per step)."""
 
 
+import contextlib
 import dataclasses
 import shutil
 from collections.abc import Iterable
@@ -93,7 +94,11 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
                        git: GitRepo):
         settings = nexus.settings()
-        with nexus.hold_workdir(context):  # one writer per working copy
+        with nexus.hold_workdir(context), contextlib.ExitStack() as stack:  # one writer per working copy
+            # Each image is pushed as soon as it passed its tests, while the others still build;
+            # leaving this block on an interrupt or an error stops the pushes in flight.
+            pushes = (stack.enter_context(publisher.start(context, docker_engine, settings, names))
+                      if publisher is not None else None)
             selected = {key.path[-1] for key in context.selected_asset_keys if key.path[0] == "image"}
             to_build = _worth_building(context, asset_graph(), selected)
             in_repo, in_copy = both_views(settings)
@@ -109,6 +114,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                 # refreshed one by one as they are submitted: the first builds start at once
                 jobs = (_build_context(settings, repo_folders.get(n), contexts.get(n), n) for n in to_build)
                 for service, outcome in _build_all(context, docker_engine, settings, jobs, origin, tests):
+                    if pushes is not None:  # the pushes that ended while this service was built
+                        yield from pushes.ready()
                     for note in outcome.get("notes") or []:
                         context.log.warning(f"{service.name}: {note}")
                     if outcome["built"] is None:
@@ -124,11 +131,13 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                     context.log.info(str(event.metadata["summary"]))
                     yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
                     yield event
+                    if pushes is not None:
+                        pushes.submit(service.name, tested[service.name])
             yield from _checks_alone(context, docker_engine, settings, tests, contexts)
             if TAGGED_IMAGES in context.selected_asset_keys:
                 yield tag_current_images(context, docker_engine, settings, names, built)
-            if publisher is not None:
-                yield from publisher.publish(context, docker_engine, settings, names, tested, failed)
+            if pushes is not None:  # the current images not rebuilt are pushed now, as before
+                yield from pushes.finish(tested, failed)
 
     return service_images
 

@@ -6,6 +6,8 @@ was not yielded, so a separate push step depending on image/<service> would push
 run where one service failed to build (dagster-io/dagster#9408, #22242). Inside one multi-asset,
 pushed/<service> -> image/<service> is lineage and staleness only: pushed/<service> is stale
 exactly when its image changed (or the registry or version did), so only those are pushed.
+The step hands each image over as soon as it passed its tests (Publishing.submit), so pushes
+overlap the other services' builds (publish.pushes).
 
 pushed_images is always produced when selected, like tagged_images: what comes after (the
 manifest) depends on it, never on one service's push.
@@ -16,17 +18,15 @@ registry (images.cache reads it back on any machine before building)."""
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterator
 
 import dagster as dg
 
-from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.services import release_tags
-from nexus_assets.publish.push import PushResult, push_image
+from nexus_assets.publish.push import PushResult
+from nexus_assets.publish.pushes import Pushes
 
 
 def push_code_version(registry: str, version: str) -> str:
@@ -80,104 +80,92 @@ def _all_passed(tests: dict) -> bool:
     return all(tests.get(stage) == "passed" for stage in ("lint", "unit", "integration"))
 
 
-def publish_images(context: dg.AssetExecutionContext, docker_engine, settings, names: list[str],
-                   built: dict[str, dict], failed: dict[str, str]):
-    """Push the selected services' images (up to max_parallel at a time) and yield pushed/<service>
-    for each one now in the registry, an observation with the reason for each one that is not,
-    and pushed_images. built: this run's {service: {"image_id", "tests"}}; failed: this run's
-    build failures {service: reason}."""
-    selected = [n for n in names if pushed_key(n) in context.selected_asset_keys]
-    results: dict[str, PushResult] = {}
-    problems: dict[str, str] = {}
-    if selected:
-        results, problems = _push_selected(context, docker_engine, settings, selected, built, failed)
-    for name in selected:
-        if name in results:
-            result = results[name]
-            context.log.info(f"{'pushed' if result.pushed else 'already in the registry, not pushed again:'} "
-                             f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else "")
-                             + (f"; in the registry cache as {result.cache_tag}" if result.cache_tagged else ""))
-            # The data version names the repository too: the same content pushed under another
-            # registry or path is another artifact (its provenance's subject is that name).
-            yield dg.MaterializeResult(asset_key=pushed_key(name), data_version=dg.DataVersion(result.repo_digest),
-                                       metadata=result.metadata())
-        else:
-            yield dg.AssetObservation(asset_key=pushed_key(name), metadata={
-                "status": "not_pushed", "reason": problems[name], "registry": settings.registry,
-                "image_key": image_key(name).to_user_string()})
-    if PUSHED_IMAGES in context.selected_asset_keys:
-        yield _pushed_images(context, settings, names, results, problems)
+class Publishing:
+    """The pushes of one image step (core.stage.Publisher.start): each selected service's image
+    pushed as soon as it was built and passed its tests (submit), the pushes' events as they
+    end (ready), and at the end the current images that were not rebuilt, the reasons for
+    those not pushed and pushed_images (finish). Leaving the `with` block on an interrupt or an
+    error stops the pushes in flight (publish.pushes)."""
 
+    def __init__(self, context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> None:
+        self._context, self._settings, self._names = context, settings, names
+        self._selected = [n for n in names if pushed_key(n) in context.selected_asset_keys]
+        self._pushes = Pushes(docker_engine, settings, context.log)
+        self._refused: dict[str, str] = {}  # {service: reason} never handed to a push
+        self._started: set[str] = set()  # services submitted or refused
+        self._reported: set[str] = set()  # services whose pushed/<service> event was yielded
 
-def _push_selected(context, docker_engine, settings, selected: list[str], built: dict[str, dict],
-                   failed: dict[str, str]) -> tuple[dict[str, PushResult], dict[str, str]]:
-    recorded = recorded_images(context.instance, selected)
-    last_images = _last_metadata(context.instance, [image_key(n) for n in selected])
-    todo: dict[str, str] = {}
-    cache_keys: dict[str, str] = {}  # the images to put in the shared build cache too
-    problems: dict[str, str] = {}
-    for name in selected:
-        last = last_images.get(image_key(name), {})
-        info = built.get(name) or {"image_id": recorded.get(name), "tests": last.get("tests"),
-                                   "cache_key": last.get("cache_key")}
-        reason = _why_not(name, info.get("image_id"), info.get("tests") or {}, failed)
+    def __enter__(self) -> "Publishing":
+        self._pushes.__enter__()
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self._pushes.__exit__(kind, exc, traceback)
+
+    def submit(self, name: str, info: dict) -> None:
+        """name's image was built and tested in this run (info: {"image_id", "tests", "cache_key"}):
+        push it now if pushed/<name> is selected and its tests passed."""
+        if pushed_key(name) in self._context.selected_asset_keys:
+            self._start(name, info, {})
+
+    def ready(self) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+        """pushed/<service> for every push that ended since last asked, without waiting."""
+        for name in self._pushes.ended():
+            yield self._event(name)
+
+    def finish(self, built: dict[str, dict], failed: dict[str, str]):
+        """Push the selected services not handed over (their image current but not in the
+        registry under this version, or refused), wait for every push, and yield pushed/<service>
+        for each one now in the registry, an observation with the reason for each one that is
+        not, and pushed_images. built: this run's {service: {"image_id", "tests", "cache_key"}};
+        failed: this run's build failures {service: reason}."""
+        rest = [n for n in self._selected if n not in self._started]
+        recorded = recorded_images(self._context.instance, rest)
+        last_images = _last_metadata(self._context.instance, [image_key(n) for n in rest])
+        for name in rest:
+            last = last_images.get(image_key(name), {})
+            info = built.get(name) or {"image_id": recorded.get(name), "tests": last.get("tests"),
+                                       "cache_key": last.get("cache_key")}
+            self._start(name, info, failed)
+        for name in self._pushes.wait():
+            yield self._event(name)
+        for name in self._selected:
+            if name not in self._reported:
+                yield self._event(name)
+        if PUSHED_IMAGES in self._context.selected_asset_keys:
+            yield _pushed_images(self._context, self._settings, self._names, self._pushes.results,
+                                 {**self._refused, **self._pushes.problems})
+
+    def _start(self, name: str, info: dict, failed: dict[str, str]) -> None:
+        self._started.add(name)
+        tests = info.get("tests") or {}
+        reason = _why_not(name, info.get("image_id"), tests, failed)
         if reason:
-            problems[name] = f"not pushed: {reason}"
-            context.log.warning(f"{name}: not pushed to {settings.registry}: {reason}")
-            continue
-        todo[name] = str(info["image_id"])
-        if settings.registry_cache and info.get("cache_key") and _all_passed(info.get("tests") or {}):
-            cache_keys[name] = str(info["cache_key"])
-    results: dict[str, PushResult] = {}
-    if not todo:
-        return results, problems
-    try:
-        credentials = credentials_from_env()
-        checker = RegistryClient(settings.registry, credentials)
-        try:
-            checker.check(on_retry=lambda text: context.log.warning(text))
-        finally:
-            checker.close()
-    except NexusError as exc:  # one line for the run, the same reason on every service
-        context.log.error(f"push to {settings.registry} failed: {exc}")
-        problems.update(dict.fromkeys(todo, f"not pushed: {exc}"))
-        return results, problems
-    context.log.info(f"pushing {len(todo)} image(s) to {settings.registry}, up to {settings.max_parallel} at a time")
+            self._refused[name] = f"not pushed: {reason}"
+            self._context.log.warning(f"{name}: not pushed to {self._settings.registry}: {reason}")
+            return
+        cache_key = info.get("cache_key") if self._settings.registry_cache and _all_passed(tests) else None
+        self._pushes.submit(name, str(info["image_id"]), str(cache_key) if cache_key else None)
 
-    # An interrupt throws this switch (cancel_all reaches it too): a push in flight stops reading
-    # the engine's progress at its next line, so the process exits within seconds; the engine
-    # drops a push whose client went.
-    stop = Cancellation()
+    def _event(self, name: str) -> dg.MaterializeResult | dg.AssetObservation:
+        self._reported.add(name)
+        result = self._pushes.results.get(name)
+        if result is None:
+            return dg.AssetObservation(asset_key=pushed_key(name), metadata={
+                "status": "not_pushed", "reason": self._refused.get(name) or self._pushes.problems[name],
+                "registry": self._settings.registry, "image_key": image_key(name).to_user_string()})
+        self._context.log.info(f"{'pushed' if result.pushed else 'already in the registry, not pushed again:'} "
+                               f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else "")
+                               + (f"; in the registry cache as {result.cache_tag}" if result.cache_tagged else ""))
+        # The data version names the repository too: the same content pushed under another
+        # registry or path is another artifact (its provenance's subject is that name).
+        return dg.MaterializeResult(asset_key=pushed_key(name), data_version=dg.DataVersion(result.repo_digest),
+                                    metadata=result.metadata())
 
-    def one(name: str, notes: list[str]) -> PushResult:
-        client, registry = docker_engine.client(), RegistryClient(settings.registry, credentials)
-        try:  # retries are noted here and logged from the step's thread
-            return push_image(client, registry, name, todo[name], settings.version, log=notes.append,
-                              on_progress=lambda _chunk: stop.raise_if_cancelled(f"push of {name}"),
-                              cache_key=cache_keys.get(name))
-        finally:
-            registry.close()
-            client.close()
 
-    pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="push")
-    notes: dict[str, list[str]] = {name: [] for name in todo}
-    try:
-        futures = {pool.submit(one, name, notes[name]): name for name in sorted(todo)}
-        for future in as_completed(futures):
-            name = futures[future]
-            for note in notes[name]:
-                context.log.warning(f"{name}: {note}")
-            try:
-                results[name] = future.result()
-            except NexusError as exc:
-                problems[name] = f"not pushed: {exc}"
-                context.log.error(f"{name}: push to {settings.registry} failed: {exc}")
-    except BaseException:  # interrupted: pushes not started are dropped, those in flight stop reading
-        stop.cancel("interrupted")
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return results, problems
+def start_publishing(context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> Publishing:
+    """core.stage.Publisher.start: the pushes of this step, ready to take images as they pass."""
+    return Publishing(context, docker_engine, settings, names)
 
 
 def _pushed_images(context, settings, names: list[str], results: dict[str, PushResult],

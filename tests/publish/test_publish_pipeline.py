@@ -109,3 +109,25 @@ def test_wrong_credentials_end_in_one_clear_line_and_the_secret_is_nowhere(
     for run_id in summary.run_ids:
         for record in instance.all_logs(run_id):
             assert secret not in dg.serialize_value(record), record.dagster_event_type
+
+
+def test_an_image_is_pushed_while_the_other_services_still_build(tmp_path, settings_for, monkeypatch,
+                                                                 remove_test_images):
+    # One build and one push at a time: an image whose tests passed goes to the registry while
+    # the next services build, so a push ends (and pushed/<service> is recorded) before the last
+    # image is built, not after every build as a push at the end of the step would.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    repo = tmp_path / "repo"
+    generate_monorepo(repo, 4)
+    settings = settings_for(repo, max_parallel=1)
+    summary = run_pipeline(settings)
+    assert len(summary.built) == 4 and sorted(summary.pushed) == sorted(summary.built), summary
+    instance = open_instance(settings)
+    order = [entry.dagster_event.asset_key.path for run_id in summary.run_ids  # in the order yielded
+             for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
+    built = [i for i, key in enumerate(order) if key[0] == "image"]
+    pushed = [i for i, key in enumerate(order) if key[0] == "pushed"]
+    assert len(built) == 4 and len(pushed) == 4, order
+    assert pushed[0] < built[-1], f"the first push ended only after the last build: {order}"
+    for name in summary.pushed:  # and each push after its own image
+        assert order.index(["image", name]) < order.index(["pushed", name]), order
