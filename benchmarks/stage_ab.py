@@ -53,7 +53,7 @@ def traced(client):
                 try:
                     return real(url, *a, **k)
                 finally:
-                    what = re.sub(r"/[0-9a-f]{64}|/nexus-test-[\w.-]+", "/{id}", url.split("/v1.", 1)[-1].split("/", 1)[-1])
+                    what = re.sub(r"/(sha256:)?[0-9a-f]{64}|/nexus-test-[\w.-]+", "/{id}", url.split("/v1.", 1)[-1].split("/", 1)[-1])
                     with lock:
                         calls.append((verb[1:].upper() + " /" + what, time.monotonic() - began))
             return call
@@ -147,7 +147,10 @@ def main() -> int:
             return 0
         sides = {"before": args.against.resolve(), "after": HERE}
         per_service: dict[str, list[float]] = {k: [] for k in sides}
+        units: dict[str, list[float]] = {k: [] for k in sides}
+        integs: dict[str, list[float]] = {k: [] for k in sides}
         walls: dict[str, list[float]] = {k: [] for k in sides}
+        rounds: dict[str, list[float]] = {k: [] for k in sides}  # each round's median per-service seconds
         for i in range(args.rounds):
             for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
                 got = run_side(sides[side], work, repo, images, args.parallel, False)
@@ -155,16 +158,23 @@ def main() -> int:
                 for r in failed:
                     print(f"  {side}: {r['service']} FAILED: {r['reasons']}")
                 per_service[side] += [r["unit"] + r["integration"] for r in got["results"]]
+                units[side] += [r["unit"] for r in got["results"]]
+                integs[side] += [r["integration"] for r in got["results"]]
                 walls[side].append(got["wall"])
-                print(f"round {i + 1} {side:<6} wall {got['wall']:6.2f} s, per service "
-                      f"{statistics.median(r['unit'] + r['integration'] for r in got['results']):.2f} s")
+                rounds[side].append(statistics.median(r["unit"] + r["integration"] for r in got["results"]))
+                print(f"round {i + 1} {side:<6} wall {got['wall']:6.2f} s, per service {rounds[side][-1]:.2f} s")
         print(f"{args.services} services, {args.parallel} at a time, {args.rounds} rounds a side (interleaved)")
         print(f"{'':<28}{'before':>10}{'after':>10}{'after/before':>14}")
-        for label, data in (("per-service stage s (median)", per_service), ("round wall s (median)", walls)):
+        for label, data in (("unit s (median)", units), ("integration s (median)", integs),
+                            ("per-service stage s (median)", per_service), ("round wall s (median)", walls)):
             b, a = statistics.median(data["before"]), statistics.median(data["after"])
             print(f"{label:<28}{b:>10.2f}{a:>10.2f}{a / b:>14.2f}")
-        for label, data in (("round wall s (min/max)", walls),):
-            print(f"{label:<28}" + "".join(f"{min(data[k]):>5.1f}/{max(data[k]):<4.1f}" for k in sides))
+        print(f"{'round wall s (min/max)':<28}" + "".join(f"{min(walls[k]):>5.1f}/{max(walls[k]):<4.1f}" for k in sides))
+        # The machine's load drifts: each round's two sides ran back to back, so their ratio is
+        # the fairer comparison; its spread is the noise.
+        paired = sorted(a / b for a, b in zip(rounds["after"], rounds["before"], strict=True))
+        print(f"paired per-round ratio of per-service seconds: median {statistics.median(paired):.2f}, "
+              f"range {paired[0]:.2f}-{paired[-1]:.2f} ({', '.join(f'{r:.2f}' for r in paired)})")
     finally:
         import docker
 

@@ -1,8 +1,8 @@
-"""The engine side of the unit and integration stages: a service container on a test network
-of its own, commands run inside it (`docker exec`) with a time limit, and HTTP probes made
-from inside the engine, so that they work the same wherever the step runs (on the host, or
-in a run launched in a container that cannot reach the host's loopback). No port is ever
-published on the host.
+"""The engine side of the unit and integration stages: a service container (on a test network
+of its own when it declares infrastructure, with no network otherwise), commands run inside
+it (`docker exec`) with a time limit, and HTTP probes made from inside the engine, so that
+they work the same wherever the step runs (on the host, or in a run launched in a container
+that cannot reach the host's loopback). No port is ever published on the host.
 
 Everything started here is named nexus-test-*, labelled io.nexus-assets.test=1 and
 registered on the Stage that started it, whose cleanup removes it (containers, then the
