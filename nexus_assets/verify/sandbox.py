@@ -1,8 +1,8 @@
-"""The engine side of the unit and integration stages: a service container on a test network
-of its own, commands run inside it (`docker exec`) with a time limit, and HTTP probes made
-from inside the engine, so that they work the same wherever the step runs (on the host, or
-in a run launched in a container that cannot reach the host's loopback). No port is ever
-published on the host.
+"""The engine side of the unit and integration stages: a service container (on a test network
+of its own when it declares infrastructure, with no network otherwise), commands run inside
+it (`docker exec`) with a time limit, and HTTP probes made from inside the engine, so that
+they work the same wherever the step runs (on the host, or in a run launched in a container
+that cannot reach the host's loopback). No port is ever published on the host.
 
 Everything started here is named nexus-test-*, labelled io.nexus-assets.test=1 and
 registered on the Stage that started it, whose cleanup removes it (containers, then the
@@ -22,6 +22,11 @@ from nexus_assets.core.stage import Stage
 
 CONTAINER_PREFIX = "nexus-test-"
 POLL = 0.1  # seconds between two looks at a container, and between two /health probes
+# Where the probes call a service that has no network (it declares no infrastructure): from
+# inside its own container, on a loopback address other than 127.0.0.1, so that a service
+# listening on 127.0.0.1 alone (which nothing outside its container could reach) fails, as it
+# did when it was called at its address on a test network.
+LOOPBACK = "127.0.0.2"
 STALE_NETWORK = 3600  # seconds after which an empty test network is taken as left behind
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 
@@ -177,6 +182,7 @@ def exec_in(client, container, cmd: list[str], limit: float, *, environment: dic
     reader = threading.Thread(target=pump, name=f"exec-{exec_id[:12]}", daemon=True)
     reader.start()
     reader.join(max(0.0, deadline - time.monotonic()))
+    pause = 0.005  # the engine records the exit a moment after the output ends: look again soon
     while True:  # the stream has ended (or the time is up): has the command?
         state = api.exec_inspect(exec_id)
         if not state.get("Running"):
@@ -184,7 +190,8 @@ def exec_in(client, container, cmd: list[str], limit: float, *, environment: dic
             return state.get("ExitCode"), b"".join(chunks).decode("utf-8", "replace")
         if time.monotonic() >= deadline:
             return None, b"".join(chunks).decode("utf-8", "replace")
-        time.sleep(POLL)
+        time.sleep(pause)
+        pause = min(pause * 2, POLL)
 
 
 def missing_executable(code: int | None, output: str) -> bool:
@@ -207,7 +214,8 @@ def answers(output: str) -> list[dict]:
 class Prober:
     """Runs the probe script inside the service container with the image's own interpreter
     (node or python3, whichever it has, the service's language first); an image with neither
-    is probed from a one-off container of the base image on the same network."""
+    is probed from a one-off container of the base image on the same network, or, when the
+    service has none (network None), in the service container's own network namespace."""
 
     def __init__(self, client, st: Stage, container, network, language: str, base_image):
         self.client, self.st, self.container, self.network = client, st, container, network
@@ -234,8 +242,10 @@ class Prober:
         if callable(self.base_image):  # read the base-image map only when it is needed
             self.base_image = self.base_image()
         self.st.details["probe"] = self.how = f"python3 in a probe container of {self.base_image}"
-        probe = start_container(self.client, self.st, self.base_image, role="probe", network=self.network.name,
-                                command=INTERPRETERS["python"] + args)
+        where = ({"network": self.network.name} if self.network is not None
+                 else {"network_mode": f"container:{self.container.id}"})
+        probe = start_container(self.client, self.st, self.base_image, role="probe",
+                                command=INTERPRETERS["python"] + args, **where)
         deadline = time.monotonic() + limit
         try:
             while time.monotonic() < deadline:

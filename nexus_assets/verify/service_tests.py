@@ -7,8 +7,9 @@ engine raises (EngineError), because then no result means anything. Every stage 
 full log to <log_dir>/test_results_<service>_<stage>.log, has a timeout (a hung stage ends
 failed, "timed out after Ns"), and removes every container and network it started, named
 nexus-test-* and labelled io.nexus-assets.test=1, whatever happens. The image step runs unit
-and integration together (`run_unit_and_integration`): one container per service, on a test
-network of its own, with nothing published on the host (see `sandbox`)."""
+and integration together (`run_unit_and_integration`): one container per service, with nothing
+published on the host, on a test network of its own only when the service declares
+infrastructure, with no network otherwise (see `sandbox`, `integration`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from nexus_assets.verify.infrastructure import prepare
-from nexus_assets.verify.integration import NotRun, integration_body, spec_get_paths
+from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
 from nexus_assets.verify.sandbox import (  # noqa: F401
     CONTAINER_PREFIX,
     POLL,
@@ -262,14 +263,15 @@ def _read_spec(st: Stage, service: Service) -> list[str] | None:
 
 def run_integration(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120,
                     shared=None) -> StageResult:
-    """Start the image on an internal test network of its own, wait until GET /health answers
+    """Start the image (on an internal test network of its own if the service declares
+    infrastructure, with no network otherwise), wait until GET /health answers
     and its HEALTHCHECK passes, then GET /health (200) and every parameter-free GET path of the
     service's openapi.json (2xx). shared: the (container, network) of run_unit_and_integration,
     used (and removed) instead of starting them."""
     st = Stage(service.name, "integration", log_dir, timeout)
     if shared:  # removed by this stage's cleanup whatever happens from here on
         st.running += [*shared[3], shared[0]]
-        st.networks.append(shared[1])
+        st.networks += [shared[1]] if shared[1] is not None else []
         st.details["container_id"] = shared[0].id
         if shared[2][2]:  # the infrastructure the unit stage started beside the service
             st.details["infrastructure"] = shared[2][2]
@@ -282,7 +284,8 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
 
 def run_unit_and_integration(client, service: Service, image_id: str, log_dir: Path, *,
                              timeout: float = 120) -> tuple[StageResult, StageResult]:
-    """Both stages against one container of the image, on an internal test network: the unit
+    """Both stages against one container of the image (on an internal test network when the
+    service declares infrastructure, with no network otherwise): the unit
     tests run inside it (`docker exec`) while the service starts, then the integration probes
     call it. Each stage keeps its own log and timeout (a hung unit run fails the unit stage
     alone; it ends with the container). The container is counted on the unit stage. If the
@@ -300,17 +303,19 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
     def body() -> tuple[bool, str]:
         from nexus_assets.core.baseimages import load_base_image_map
 
-        network = create_network(client, st)
+        network = own_network(client, st, service)
         # The infrastructure it depends on first (a real service connects to it as it starts).
         not_run, infra_failure, infra = prepare(client, st, network, service.infrastructure,
                                                 load_base_image_map().base)
-        container = start_container(client, st, image_id, role="service", network=network.name)
-        st.write(f"$ {' '.join(command)}   (docker exec in the service container, internal test network)")
+        container = start_container(client, st, image_id, role="service", **attach(network))
+        where = "internal test network" if network is not None else "no network"
+        st.write(f"$ {' '.join(command)}   (docker exec in the service container, {where})")
         try:
             code, output = exec_in(client, container, command, st.remaining(), environment=UNIT_ENV)
         except api_error as exc:  # the container is not running (any more)
             code, output = -1, f"(exec refused: {exc})"
-        container.reload()
+        if code != 0:  # did the service die under them? (the engine is asked only then)
+            container.reload()
         if code != 0 and container.attrs["State"]["Status"] != "running" and st.remaining() > 0:
             st.write(output)
             st.write(f"# the service container stopped (exit {container.attrs['State'].get('ExitCode')}) "
@@ -320,7 +325,8 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
             verdict = _unit_verdict(st, output, code)
         for started in (container, *infra):
             st.running.remove(started)
-        st.networks.remove(network)
+        if network is not None:
+            st.networks.remove(network)
         shared.append((container, network, (not_run, infra_failure, st.details.get("infrastructure")), infra))
         return verdict
 
@@ -333,7 +339,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         return unit, integration
     finally:
         for container, network, _, infra in shared:  # only if the integration stage never took them
-            for thing in (*infra, container, network):
+            for thing in (*infra, container, *([network] if network is not None else [])):
                 with contextlib.suppress(Exception):
                     thing.remove() if thing is network else thing.remove(force=True, v=True)
 

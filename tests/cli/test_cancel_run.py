@@ -59,7 +59,8 @@ def _test_containers(client, workdir: Path) -> list[dict]:
 
 
 def _test_networks(client, workdir: Path) -> list[dict]:
-    """This workdir's test networks (each service's unit and integration share one)."""
+    """This workdir's test networks (one per service that declares infrastructure, shared by its
+    unit and integration stages)."""
     return [n for n in client.api.networks(filters={"label": TEST_LABEL})
             if (n.get("Labels") or {}).get(WORKDIR_LABEL) == str(workdir)]
 
@@ -200,8 +201,18 @@ def test_once_removed_a_client_starts_no_new_test_container(tmp_path, docker_cli
         client.close()
 
 
+def _with_redis(repo: Path, name: str) -> None:
+    """name depends_on an image-only redis: its tests run on a test network of their own (a
+    service that declares no infrastructure gets none)."""
+    compose = repo / "docker-compose.yml"
+    text = compose.read_text().replace(f"    build: ./services/{name}\n",
+                                       f"    build: ./services/{name}\n    depends_on: [redis]\n", 1)
+    compose.write_text(text + "  redis:\n    image: redis:7\n")
+
+
 def test_the_next_run_cleans_up_after_a_killed_one(agent, repo, docker_client, remove_test_images):
     _hanging_unit_test(repo / "services" / "py-svc-003")
+    _with_redis(repo, "py-svc-003")
     proc, _ = agent("--test-timeout", "600", name="killed")
     hanging = wait_until(lambda: _hanging_test_running(docker_client, agent.workdir), 240, "the hanging unit test to run")
     proc.kill()  # SIGKILL: nothing of ours runs

@@ -274,7 +274,8 @@ def test_healthy_sample_passes_unit_and_integration(docker_client, built, tmp_pa
     assert "GET /health -> 200" in log
     for container_id in (unit.details["container_id"], integ.details["container_id"]):
         assert _gone(docker_client, container_id)
-    assert _network_gone(docker_client, integ.details["network"])
+    # No infrastructure, so no network: probed from inside its container, off 127.0.0.1.
+    assert integ.details["network"] is None and integ.details["address"].startswith(f"{sandbox.LOOPBACK}:")
 
 
 @pytest.mark.docker
@@ -294,7 +295,23 @@ def test_one_container_serves_unit_and_integration(docker_client, built, tmp_pat
     assert Path(unit.log_path).name == f"test_results_{name}_unit.log" and "docker exec" in Path(unit.log_path).read_text()
     assert "GET /health -> 200" in Path(integ.log_path).read_text()
     assert _gone(docker_client, unit.details["container_id"])
-    assert _network_gone(docker_client, integ.details["network"])
+    assert integ.details["network"] is None and "no network" in Path(unit.log_path).read_text()
+
+
+@pytest.mark.docker
+def test_service_listening_on_127_0_0_1_alone_fails_integration(docker_client, sample_copy, unique_registry,
+                                                                remove_test_images, tmp_path):
+    """Without a network the probes run inside the container; they call it off 127.0.0.1, so a
+    service that nothing outside its container could reach does not pass (its HEALTHCHECK,
+    which calls 127.0.0.1, does)."""
+    service = _services(sample_copy)[PYTHON]
+    text = service.dockerfile.read_text().replace("COPY . .", "COPY . .\nENV HOST=127.0.0.1")
+    service.dockerfile.write_text(text)
+    unit, integ = run_unit_and_integration(docker_client, service, _build(docker_client, service, unique_registry),
+                                           tmp_path, timeout=8)
+    assert unit.passed, unit.reason
+    assert not integ.passed and integ.reason == "timed out after 8s waiting for GET /health to answer", integ.reason
+    assert integ.details["endpoints"] == []
 
 
 @pytest.mark.docker
