@@ -19,6 +19,7 @@ from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 from nexus_assets.core.errors import no_space_line
+from nexus_assets.core.freshness import attestations_due
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
     AFTER_IMAGES,
@@ -212,7 +213,12 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         say_release(settings)
         _remember(settings, services, verdict)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
+    # Only the SBOMs and provenance due: those of what this run builds or pushes, and the stale ones.
+    due = known if rebuild_all else {*wanted, *pushes, *attestations_due(
+        defs.resolve_asset_graph(), instance, sorted(known), settings.artifacts, verdict.records)}
+    if due != known:  # the others in steps of their own, which the run leaves out (attest/assets.py)
+        defs = build_definitions(settings, services, due)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, due),
                     *RELEASE_KEYS], instance, tags, summary, settings)
 
     planned = (services, defs)
@@ -259,7 +265,7 @@ def _remember(settings: Settings, services: list[Service], verdict: Verdict) -> 
 
 
 def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
-    """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
+    """What follows the images in this graph: tags, e2e, the SBOMs and provenance of names, manifest, evidence."""
     graph = defs.resolve_asset_graph()
     return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
 
