@@ -67,11 +67,14 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service]) -> Verdict:
-    """Dagster's verdict on every image, after observing what they are made from."""
+def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service],
+          records: AssetRecords | None = None) -> Verdict:
+    """Dagster's verdict on every image, after observing what they are made from (records: what
+    an earlier verdict read that is still current)."""
     client = docker_client()
     try:
-        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map())
+        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map(),
+                                 records)
     finally:
         client.close()
 
@@ -221,12 +224,13 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, due),
                     *RELEASE_KEYS], instance, tags, summary, settings)
 
-    planned = (services, defs)
+    planned, rescanned = (services, defs), None
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
-        services = build_services(settings)
+        services = rescanned = build_services(settings)
         new = {s.name for s in services} - known
         if new:
+            rescanned = None
             defs = build_definitions(settings, services)
             stale = stale_services(judge(defs, instance, services))
             summary.stale.update(stale)
@@ -238,17 +242,18 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
-        now = build_services(settings)
-        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now))
+        now = rescanned or build_services(settings)
+        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now),
+                             verdict.records.refreshed())
     return summary
 
 
 def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service],
-                         defs: dg.Definitions) -> None:
+                         defs: dg.Definitions, records: AssetRecords | None = None) -> None:
     """After a run: ask Dagster again, as the next run would (with the run's definitions when the
     services are as they were planned); if it would have nothing to do, remember that verdict
-    (cli/unchanged.py)."""
-    verdict = judge(defs, instance, services)
+    (cli/unchanged.py). records: what the verdict before the run read and the run left as it was."""
+    verdict = judge(defs, instance, services, records)
     names = sorted(s.name for s in services)
     if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
         return

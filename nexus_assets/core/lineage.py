@@ -118,6 +118,34 @@ class AssetRecords:
             self._read.update({k: found.get(k) for k in missing})
         return [record for k in keys if (record := self._read[k]) is not None]
 
+    def refreshed(self) -> AssetRecords:
+        """For a new verdict after a run: the records read here whose key has had no newer
+        materialization since (one grouped query for their newest event ids, honouring wipes),
+        so that only the assets the run made are read again; observed versions are read afresh."""
+        from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
+        from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+        fresh = AssetRecords(self.instance)
+        storage = self.instance.event_log_storage
+        held = {k: r for k, r in self._read.items() if r is not None and r.asset_entry.last_materialization_record}
+        if not held or not isinstance(storage, SqlEventLogStorage):
+            return fresh
+        import sqlalchemy as db
+
+        keys = list(held)
+        newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
+                  .where(Events.c.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+                         Events.c.asset_key.in_([k.to_string() for k in keys]))
+                  .group_by(Events.c.asset_key))
+        newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
+        with storage.index_connection() as conn:
+            ids = {dg.AssetKey.from_db_string(row[0]): row[1] for row in conn.execute(newest).fetchall()}
+        for key, record in held.items():
+            entry = record.asset_entry.last_materialization_record
+            if entry is not None and ids.get(key) == entry.storage_id:
+                fresh._read[key] = record
+        return fresh
+
 
 def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],
                          records: AssetRecords | None = None) -> dict[dg.AssetKey, str]:
@@ -300,12 +328,13 @@ class Verdict:
 
 
 def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance, services: list[Service],
-                      client: DockerClient, base_map: BaseImageMap) -> Verdict:
+                      client: DockerClient, base_map: BaseImageMap, records: AssetRecords | None = None) -> Verdict:
     """Observe every service's sources, the base images and the images' presence in the engine,
     record what changed, and return Dagster's verdict: {image key: reason} for each stale or
-    missing image that the loaded definitions know. The CLI and the sensor both start here."""
+    missing image that the loaded definitions know. The CLI and the sensor both start here.
+    records: what an earlier verdict read, still current (AssetRecords.refreshed)."""
     engine = EngineImages.read(client)
-    records = AssetRecords(instance)
+    records = records or AssetRecords(instance)
     recorded = recorded_images(instance, [s.name for s in services], records)
     gone = gone_images(recorded, engine)
     observations = observe_sources(services, gone)
