@@ -7,10 +7,11 @@ the repository becomes an asset at the next load (nexus-agent reloads by itself)
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 
 import dagster as dg
 
-from nexus_assets.attest.assets import evidence_pack, evidence_pack_verifies, provenance_assets, sbom_assets
+from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
@@ -45,9 +46,11 @@ PUBLISHER = Publisher(specs=pushed_specs, start=start_publishing)
 PIPELINE_JOB = "nexus_pipeline"
 
 
-def build_definitions(settings: Settings | None = None, services: list[Service] | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings | None = None, services: list[Service] | None = None,
+                      attest_due: Collection[str] | None = None) -> dg.Definitions:
     """The definitions for settings' repository; services as build_services(settings) gives them,
-    when the caller has just read them."""
+    when the caller has just read them. attest_due: the services whose SBOM and provenance a run
+    will select, when it selects not all (attest/assets.py, attest_assets)."""
     settings = settings or Settings.from_env()
     services = build_services(settings) if services is None else services
     names = [s.name for s in services]
@@ -68,7 +71,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
                                         registry=settings.registry, version=settings.version, publisher=PUBLISHER),
-                   sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
+                   *attest_assets(names, asset_graph, attest_due)]
     if base_names:
         assets.append(base_image_assets(base_names))
     built["defs"] = dg.Definitions(

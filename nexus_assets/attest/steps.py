@@ -124,11 +124,3 @@ def write_provenance(key: Ed25519PrivateKey, facts: BuildFacts, sbom: dict, arti
     return {"path": relpath, "sha256": hashlib.sha256(data).hexdigest(), "subject": facts.repo_digest,
             "digest": facts.digest, "image_id": facts.image_id, "key_id": signing_key_id(key),
             "sbom_sha256": sbom["sha256"], "built_by_run": facts.image_run_id}
-
-
-def file_intact(artifacts: Path, recorded: dict | None) -> bool:
-    """Whether the file a record names is still there with the recorded sha256."""
-    if not recorded or not recorded.get("path"):
-        return False
-    path = artifacts / str(recorded["path"])
-    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == recorded.get("sha256")

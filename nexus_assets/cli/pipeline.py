@@ -19,6 +19,7 @@ from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 from nexus_assets.core.errors import no_space_line
+from nexus_assets.core.freshness import attestations_due
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
     AFTER_IMAGES,
@@ -66,11 +67,14 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service]) -> Verdict:
-    """Dagster's verdict on every image, after observing what they are made from."""
+def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service],
+          records: AssetRecords | None = None) -> Verdict:
+    """Dagster's verdict on every image, after observing what they are made from (records: what
+    an earlier verdict read that is still current)."""
     client = docker_client()
     try:
-        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map())
+        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map(),
+                                 records)
     finally:
         client.close()
 
@@ -212,15 +216,21 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         say_release(settings)
         _remember(settings, services, verdict)
         return summary
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, known),
+    # Only the SBOMs and provenance due: those of what this run builds or pushes, and the stale ones.
+    due = known if rebuild_all else {*wanted, *pushes, *attestations_due(
+        defs.resolve_asset_graph(), instance, sorted(known), settings.artifacts, verdict.records)}
+    if due != known:  # the others in steps of their own, which the run leaves out (attest/assets.py)
+        defs = build_definitions(settings, services, due)
+    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, due),
                     *RELEASE_KEYS], instance, tags, summary, settings)
 
-    planned = (services, defs)
+    planned, rescanned = (services, defs), None
     # Scaffolding may just have made services the loaded definitions cannot know.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
-        services = build_services(settings)
+        services = rescanned = build_services(settings)
         new = {s.name for s in services} - known
         if new:
+            rescanned = None
             defs = build_definitions(settings, services)
             stale = stale_services(judge(defs, instance, services))
             summary.stale.update(stale)
@@ -232,17 +242,18 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
                      instance, tags, summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
-        now = build_services(settings)
-        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now))
+        now = rescanned or build_services(settings)
+        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now),
+                             verdict.records.refreshed())
     return summary
 
 
 def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service],
-                         defs: dg.Definitions) -> None:
+                         defs: dg.Definitions, records: AssetRecords | None = None) -> None:
     """After a run: ask Dagster again, as the next run would (with the run's definitions when the
     services are as they were planned); if it would have nothing to do, remember that verdict
-    (cli/unchanged.py)."""
-    verdict = judge(defs, instance, services)
+    (cli/unchanged.py). records: what the verdict before the run read and the run left as it was."""
+    verdict = judge(defs, instance, services, records)
     names = sorted(s.name for s in services)
     if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
         return
@@ -259,7 +270,7 @@ def _remember(settings: Settings, services: list[Service], verdict: Verdict) -> 
 
 
 def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
-    """What follows the images in this graph: tags, e2e, SBOMs, pushes, provenance, manifest, evidence."""
+    """What follows the images in this graph: tags, e2e, the SBOMs and provenance of names, manifest, evidence."""
     graph = defs.resolve_asset_graph()
     return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
 

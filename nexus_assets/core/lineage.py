@@ -99,13 +99,16 @@ def observe_base_images(names: Iterable[str], engine: EngineImages, base_map: Ba
 
 
 class AssetRecords:
-    """Dagster's asset records (the newest materialization of each key), each read once: one
-    verdict reads the images' records for the gone-image check, the staleness pre-filter and the
-    tag check. Valid while nothing is materialized, i.e. within one verdict."""
+    """Dagster's asset records (the newest materialization of each key) and the data versions of
+    the newest observations, each read once: one verdict reads the images' records for the
+    gone-image check, the staleness pre-filter and the tag check, and the sources' observed
+    versions to record what changed and again for the pre-filter. Valid while nothing is
+    materialized, i.e. within one verdict; record_changes keeps the observed versions current."""
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
         self._read: dict[dg.AssetKey, dg.AssetRecord | None] = {}
+        self.observed: dict[dg.AssetKey, str | None] = {}  # key -> its newest observation's data version
 
     def get(self, keys: Iterable[dg.AssetKey]) -> list[dg.AssetRecord]:
         keys = list(dict.fromkeys(keys))
@@ -115,24 +118,54 @@ class AssetRecords:
             self._read.update({k: found.get(k) for k in missing})
         return [record for k in keys if (record := self._read[k]) is not None]
 
+    def refreshed(self) -> AssetRecords:
+        """For a new verdict after a run: the records read here whose key has had no newer
+        materialization since (one grouped query for their newest event ids, honouring wipes),
+        so that only the assets the run made are read again; observed versions are read afresh."""
+        from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
+        from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+        fresh = AssetRecords(self.instance)
+        storage = self.instance.event_log_storage
+        held = {k: r for k, r in self._read.items() if r is not None and r.asset_entry.last_materialization_record}
+        if not held or not isinstance(storage, SqlEventLogStorage):
+            return fresh
+        import sqlalchemy as db
+
+        keys = list(held)
+        newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
+                  .where(Events.c.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+                         Events.c.asset_key.in_([k.to_string() for k in keys]))
+                  .group_by(Events.c.asset_key))
+        newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
+        with storage.index_connection() as conn:
+            ids = {dg.AssetKey.from_db_string(row[0]): row[1] for row in conn.execute(newest).fetchall()}
+        for key, record in held.items():
+            entry = record.asset_entry.last_materialization_record
+            if entry is not None and ids.get(key) == entry.storage_id:
+                fresh._read[key] = record
+        return fresh
+
 
 def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],
                          records: AssetRecords | None = None) -> dict[dg.AssetKey, str]:
     """The data version Dagster holds now for each key: its last materialization's (one query for
     all keys), or for an asset that is observed, never materialized, its last observation's."""
     keys = list(keys)
+    records = records or AssetRecords(instance)
     versions: dict[dg.AssetKey, str] = {}
-    for record in (records or AssetRecords(instance)).get(keys):
+    for record in records.get(keys):
         last = record.asset_entry.last_materialization
         event = last.asset_materialization if last else None
         version = event.tags.get("dagster/data_version") if event and event.tags else None
         if version:
             versions[record.asset_entry.asset_key] = version
-    for key, record in latest_observations(instance, [k for k in keys if k not in versions]).items():
-        observation = record.event_log_entry.asset_observation
-        version = observation.tags.get("dagster/data_version") if observation and observation.tags else None
-        if version:
-            versions[key] = version
+    unread = [k for k in keys if k not in versions and k not in records.observed]
+    found = latest_observations(instance, unread)
+    for key in unread:
+        observation = found[key].event_log_entry.asset_observation if key in found else None
+        records.observed[key] = observation.tags.get("dagster/data_version") if observation and observation.tags else None
+    versions.update({k: v for k in keys if k not in versions and (v := records.observed.get(k))})
     return versions
 
 
@@ -177,10 +210,12 @@ def record_changes(instance: dg.DagsterInstance, observations: list[Observation]
                    records: AssetRecords | None = None) -> list[Observation]:
     """Store the observations whose data version differs from what Dagster holds, so a tick
     that finds nothing new writes nothing. Returns those stored."""
+    records = records or AssetRecords(instance)
     held = latest_data_versions(instance, [o.key for o in observations], records)
     changed = [o for o in observations if held.get(o.key) != o.data_version]
     for observation in changed:
         instance.report_runless_asset_event(observation.event())
+        records.observed[observation.key] = observation.data_version
     return changed
 
 
@@ -293,12 +328,13 @@ class Verdict:
 
 
 def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance, services: list[Service],
-                      client: DockerClient, base_map: BaseImageMap) -> Verdict:
+                      client: DockerClient, base_map: BaseImageMap, records: AssetRecords | None = None) -> Verdict:
     """Observe every service's sources, the base images and the images' presence in the engine,
     record what changed, and return Dagster's verdict: {image key: reason} for each stale or
-    missing image that the loaded definitions know. The CLI and the sensor both start here."""
+    missing image that the loaded definitions know. The CLI and the sensor both start here.
+    records: what an earlier verdict read, still current (AssetRecords.refreshed)."""
     engine = EngineImages.read(client)
-    records = AssetRecords(instance)
+    records = records or AssetRecords(instance)
     recorded = recorded_images(instance, [s.name for s in services], records)
     gone = gone_images(recorded, engine)
     observations = observe_sources(services, gone)
@@ -312,5 +348,5 @@ def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     # the rebuild records what it really builds from (the run is planned from this verdict).
     if gone:
         record_changes(instance, observe_sources([s for s in services if s.name in gone
-                                                  and asset_graph.has(source_key(s.name))]))
+                                                  and asset_graph.has(source_key(s.name))]), records)
     return Verdict(verdict, engine, recorded, records)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from nexus_assets.core.lineage import (
+    AssetRecords,
     Observation,
     latest_data_versions,
     latest_observations,
@@ -79,3 +80,30 @@ def test_batch_read_of_newest_observations_agrees_with_dagsters_per_key_read():
             per_key = instance.fetch_observations(key, limit=1).records
             assert (found[key].storage_id if key in found else None) == (per_key[0].storage_id if per_key else None)
         assert latest_data_versions(instance, SOURCES) == {SOURCES[0]: "3", SOURCES[1]: "3b"}
+
+
+def test_records_carried_to_the_next_verdict_are_the_ones_nothing_replaced():
+    """AssetRecords.refreshed keeps a record only while its asset has no newer materialization
+    (and was not wiped): the verdict after a run reads again exactly what the run made, and
+    then agrees with a fresh read. Observed versions are kept current by record_changes."""
+    with dg.instance_for_test() as instance:  # SQLite storage, as nexus-agent uses
+        defs = _defs()
+        graph = defs.resolve_asset_graph()
+        images = [dg.AssetKey(["image", k.path[-1]]) for k in SOURCES]
+        job = defs.resolve_implicit_global_asset_job_def()
+        _observe(instance, {"a": "1", "b": "1", "c": "1"})
+        job.execute_in_process(instance=instance, asset_selection=images)
+        before = AssetRecords(instance)
+        assert may_be_stale(graph, instance, images, before) == []
+        record_changes(instance, [Observation(SOURCES[1], "2")], before)  # what a verdict records...
+        assert latest_data_versions(instance, [SOURCES[1]], before) == {SOURCES[1]: "2"}  # ...it then reads
+        job.execute_in_process(instance=instance, asset_selection=[images[1]])  # the run
+        instance.wipe_assets([images[2]])
+        after = before.refreshed()
+        assert set(after._read) == {images[0]}, "only the record nothing replaced is carried over"
+        for key in images:
+            carried = {r.asset_entry.asset_key: r.asset_entry.last_materialization_storage_id for r in after.get([key])}
+            fresh = {r.asset_entry.asset_key: r.asset_entry.last_materialization_storage_id
+                     for r in AssetRecords(instance).get([key])}
+            assert carried == fresh, key
+        assert may_be_stale(graph, instance, images, after) == may_be_stale(graph, instance, images) == [images[2]]
