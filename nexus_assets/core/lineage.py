@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -122,7 +122,6 @@ class AssetRecords:
         """For a new verdict after a run: the records read here whose key has had no newer
         materialization since (one grouped query for their newest event ids, honouring wipes),
         so that only the assets the run made are read again; observed versions are read afresh."""
-        from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
         from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
         fresh = AssetRecords(self.instance)
@@ -130,16 +129,7 @@ class AssetRecords:
         held = {k: r for k, r in self._read.items() if r is not None and r.asset_entry.last_materialization_record}
         if not held or not isinstance(storage, SqlEventLogStorage):
             return fresh
-        import sqlalchemy as db
-
-        keys = list(held)
-        newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
-                  .where(Events.c.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION.value,
-                         Events.c.asset_key.in_([k.to_string() for k in keys]))
-                  .group_by(Events.c.asset_key))
-        newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
-        with storage.index_connection() as conn:
-            ids = {dg.AssetKey.from_db_string(row[0]): row[1] for row in conn.execute(newest).fetchall()}
+        ids = _newest_event_ids(storage, list(held), dg.DagsterEventType.ASSET_MATERIALIZATION)
         for key, record in held.items():
             entry = record.asset_entry.last_materialization_record
             if entry is not None and ids.get(key) == entry.storage_id:
@@ -169,6 +159,21 @@ def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKe
     return versions
 
 
+def _newest_event_ids(storage: Any, keys: list[dg.AssetKey], kind: dg.DagsterEventType) -> dict[dg.AssetKey, int]:
+    """The storage id of each key's newest event of this kind, in one grouped query on Dagster's
+    SQL event log, honouring wipes as Dagster's own per-key reads do."""
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
+
+    newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
+              .where(Events.c.dagster_event_type == kind.value, Events.c.asset_key.in_([k.to_string() for k in keys]))
+              .group_by(Events.c.asset_key))
+    newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
+    with storage.index_connection() as conn:
+        rows = conn.execute(newest).fetchall()
+    return {key: row[1] for row in rows if (key := dg.AssetKey.from_db_string(row[0])) is not None}
+
+
 def latest_observations(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dg.EventLogRecord]:
     """The newest observation of each key, as its event record (storage id and event). Dagster reads them one query per key (its SQL asset
     records do not keep the last observation); on SQL storage, which is every storage Dagster
@@ -190,13 +195,8 @@ def latest_observations(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -
         return found
     import sqlalchemy as db
 
-    newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
-              .where(Events.c.dagster_event_type == dg.DagsterEventType.ASSET_OBSERVATION.value,
-                     Events.c.asset_key.in_([k.to_string() for k in keys]))
-              .group_by(Events.c.asset_key))
-    newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
+    ids = list(_newest_event_ids(storage, keys, dg.DagsterEventType.ASSET_OBSERVATION).values())
     with storage.index_connection() as conn:
-        ids = [row[1] for row in conn.execute(newest).fetchall()]
         # The events themselves, from the same table (Dagster's public reader by storage ids,
         # get_event_records, is deprecated; fetch_observations reads one key at a time).
         rows = conn.execute(db.select(Events.c.id, Events.c.event).where(Events.c.id.in_(ids))).fetchall() if ids else []
