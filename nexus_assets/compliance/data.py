@@ -21,11 +21,11 @@ from nexus_assets.compliance.lineage import LineageRow
 from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.compliance.policy import KycFlag, PolicyVerdict, Rule, kyc_flag, pmmg_verdict
 from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.keys import TEST_STAGES
 from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
 from nexus_assets.core.settings import Settings
 
 NA = "not available"
-TEST_STAGES = ("lint", "unit", "integration")
 
 
 @dataclass

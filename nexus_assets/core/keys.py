@@ -29,6 +29,7 @@ RELEASE_DOCS = (COMPLIANCE_REPORT, DEPLOYMENT_PACKAGE)
 AFTER_IMAGES = (TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ARTIFACTS_MANIFEST, *RELEASE_DOCS)
 # The release and its report: what `nexus-agent run` adds after them (the sensor does not release).
 RELEASE_KEYS = (VERIFIED_RELEASE, DEPLOYMENT_REPORT)
+TEST_STAGES = ("lint", "unit", "integration")  # the checks on every image/<service>, in the order they run
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui

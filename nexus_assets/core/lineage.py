@@ -20,7 +20,7 @@ import dagster as dg
 from nexus_assets.core.baseimages import BaseImageMap, FromLine, external_bases
 from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.errors import BuildError
-from nexus_assets.core.keys import base_image_key, image_key, source_key
+from nexus_assets.core.keys import TEST_STAGES, base_image_key, image_key, source_key
 from nexus_assets.core.services import Service
 
 if TYPE_CHECKING:  # for annotations only: at run time the private imports stay inside stale_images
@@ -60,19 +60,28 @@ def declared_bases(service: Service) -> list[FromLine]:
         return []  # reported by the build, which fails alone naming the line
 
 
-def observe_sources(services: Iterable[Service], gone: Mapping[str, str] | None = None) -> list[Observation]:
+GONE_MARK = "+image-gone-"
+UNTESTED_MARK = "+untested-"
+
+
+def observe_sources(services: Iterable[Service], gone: Mapping[str, str] | None = None,
+                    untested: Mapping[str, str] | None = None) -> list[Observation]:
     """source/<service>: the hash of what its build reads (the context through its .dockerignore,
     and the Dockerfile, also when outside the context). A service whose last
-    image is gone from the engine (gone: name -> image id) is observed with a version that says
-    so: Dagster then holds its image stale, so the UI, the sensor and the CLI all rebuild it. The
-    build records the plain version again (source_event), so that happens once."""
-    gone = gone or {}
+    image is gone from the engine (gone: name -> image id), or was recorded without a verdict of
+    its tests (untested: name -> image id), is observed with a version that says so: Dagster then
+    holds its image stale, so the UI, the sensor and the CLI all rebuild and test it. The build
+    records the plain version again (source_event), so that happens once."""
+    gone, untested = gone or {}, untested or {}
     found = []
     for s in services:
         version, metadata = s.sources_hash()[:24], {"path": str(s.path)}
         if s.name in gone:
-            version += "+image-gone-" + gone[s.name].removeprefix("sha256:")[:12]
+            version += GONE_MARK + gone[s.name].removeprefix("sha256:")[:12]
             metadata["image_gone"] = gone[s.name]
+        elif s.name in untested:
+            version += UNTESTED_MARK + untested[s.name].removeprefix("sha256:")[:12]
+            metadata["image_untested"] = untested[s.name]
         found.append(Observation(source_key(s.name), version, metadata))
     return found
 
@@ -239,6 +248,31 @@ def gone_images(recorded: Mapping[str, str | None], engine: EngineImages) -> dic
     return {name: image_id for name, image_id in recorded.items() if image_id and not engine.has(image_id)}
 
 
+def untested_images(instance: dg.DagsterInstance, recorded: Mapping[str, str | None],
+                    records: AssetRecords | None = None) -> dict[str, str]:
+    """{service: image id} for each service whose newest image was recorded without a verdict of
+    one of its test checks (lint, unit, integration) on that very materialization: a run stopped
+    (killed, the machine lost) between recording the image and recording its tests. Its image
+    would otherwise be current with its tests for ever planned, and the release gate closed."""
+    newest = {}
+    for record in (records or AssetRecords(instance)).get([image_key(n) for n, i in recorded.items() if i]):
+        last = record.asset_entry.last_materialization_record
+        if last is not None:
+            newest[record.asset_entry.asset_key.path[-1]] = last.storage_id
+    checks = [dg.AssetCheckKey(image_key(n), stage) for n in newest for stage in TEST_STAGES]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks) if checks else {}
+    found = {}
+    for check in checks:
+        execution = latest.get(check)
+        planned_only = execution is None or execution.status.value == "PLANNED"  # PLANNED | SUCCEEDED | FAILED
+        evaluation = None if planned_only or execution is None else execution.evaluation
+        target = getattr(evaluation, "target_materialization_data", None)
+        name = check.asset_key.path[-1]
+        if evaluation is None or (target is not None and target.storage_id != newest[name]):
+            found[name] = str(recorded[name])
+    return found
+
+
 def may_be_stale(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
                  keys: Iterable[dg.AssetKey], records: AssetRecords | None = None) -> list[dg.AssetKey]:
     """The keys Dagster could hold stale or missing, read from its own records in a few batch
@@ -311,8 +345,11 @@ def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
 def _cause_text(resolver: CachingStaleStatusResolver, cause: StaleCause) -> str:
     """A root cause in words: "source/users has a new data version", "image/users has a new code version"."""
     upstream = cause.key.asset_key
-    if "+image-gone-" in resolver.get_current_data_version(upstream).value:
+    version = resolver.get_current_data_version(upstream).value
+    if GONE_MARK in version:
         return "its image is gone from the engine"
+    if UNTESTED_MARK in version:
+        return "its tests have no verdict (a run stopped between recording the image and its tests)"
     return f"{upstream.to_user_string()} {cause.reason}"
 
 
@@ -337,7 +374,8 @@ def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     records = records or AssetRecords(instance)
     recorded = recorded_images(instance, [s.name for s in services], records)
     gone = gone_images(recorded, engine)
-    observations = observe_sources(services, gone)
+    untested = untested_images(instance, {n: i for n, i in recorded.items() if n not in gone}, records)
+    observations = observe_sources(services, gone, untested)
     observations += observe_base_images({b.image for s in services for b in declared_bases(s)}, engine, base_map)
     known = [o for o in observations if asset_graph.has(o.key)]
     record_changes(instance, known, records)
@@ -346,7 +384,7 @@ def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     # A build records the versions of its inputs as Dagster holds them when its step starts. Put
     # back the plain version of a source observed "image gone" now that the verdict is taken, so
     # the rebuild records what it really builds from (the run is planned from this verdict).
-    if gone:
-        record_changes(instance, observe_sources([s for s in services if s.name in gone
+    if gone or untested:
+        record_changes(instance, observe_sources([s for s in services if (s.name in gone or s.name in untested)
                                                   and asset_graph.has(source_key(s.name))]), records)
     return Verdict(verdict, engine, recorded, records)

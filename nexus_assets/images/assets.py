@@ -32,6 +32,7 @@ from nexus_assets.core.keys import (
     ORIGIN_TAG,
     SCAFFOLDED_SERVICES,
     TAGGED_IMAGES,
+    TEST_STAGES,
     base_image_key,
     image_key,
     source_key,
@@ -51,7 +52,6 @@ from nexus_assets.images.outcome import build_and_test, failure_events, success_
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 
-TEST_STAGES = ("lint", "unit", "integration")
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
 

@@ -9,7 +9,14 @@ import dagster as dg
 
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.keys import base_image_key, source_key
-from nexus_assets.core.lineage import EngineImages, gone_images, observe_base_images, observe_sources, recorded_images
+from nexus_assets.core.lineage import (
+    EngineImages,
+    gone_images,
+    observe_base_images,
+    observe_sources,
+    recorded_images,
+    untested_images,
+)
 from nexus_assets.core.services import Service, build_services
 
 # multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
@@ -30,11 +37,13 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
         wanted = {key.path[-1] for key in context.selected_asset_keys}
         current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
         client = context.resources.docker_engine.client()
+        recorded = recorded_images(context.instance, [s.name for s in current])
         try:
-            gone = gone_images(recorded_images(context.instance, [s.name for s in current]), EngineImages.read(client))
+            gone = gone_images(recorded, EngineImages.read(client))
         finally:
             client.close()
-        for observation in observe_sources(current, gone):
+        untested = untested_images(context.instance, {n: i for n, i in recorded.items() if n not in gone})
+        for observation in observe_sources(current, gone, untested):
             yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
                                    metadata=observation.metadata)
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_assets.core.keys import TEST_STAGES
 from nexus_assets.core.lineage import (
+    UNTESTED_MARK,
     AssetRecords,
     Observation,
     latest_data_versions,
     latest_observations,
     may_be_stale,
     record_changes,
+    recorded_images,
     stale_images,
+    untested_images,
 )
 
 SOURCES = [dg.AssetKey(["source", n]) for n in ("a", "b", "c")]
@@ -107,3 +111,49 @@ def test_records_carried_to_the_next_verdict_are_the_ones_nothing_replaced():
                      for r in AssetRecords(instance).get([key])}
             assert carried == fresh, key
         assert may_be_stale(graph, instance, images, after) == may_be_stale(graph, instance, images) == [images[2]]
+
+
+def _checked_defs(judged: set[str]) -> dg.Definitions:
+    """The images with lint/unit/integration checks; the step gives the verdicts of the images in
+    judged only, as a run killed between recording an image and its tests leaves the others."""
+    @dg.multi_observable_source_asset(specs=[dg.AssetSpec(k) for k in SOURCES])
+    def sources():
+        yield from ()
+
+    keys = [dg.AssetKey(["image", k.path[-1]]) for k in SOURCES]
+
+    @dg.multi_asset(specs=[dg.AssetSpec(key, deps=[src], skippable=True) for key, src in zip(keys, SOURCES, strict=True)],
+                    check_specs=[dg.AssetCheckSpec(stage, asset=key) for key in keys for stage in TEST_STAGES],
+                    can_subset=True)
+    def images(context):
+        for key in sorted(k for k in context.selected_asset_keys if k in keys):
+            name = key.path[-1]
+            checks = [dg.AssetCheckResult(asset_key=key, check_name=s, passed=True) for s in TEST_STAGES]
+            yield dg.MaterializeResult(asset_key=key, data_version=dg.DataVersion("img-" + name),
+                                       metadata={"image_id": f"sha256:{name * 12}"},
+                                       check_results=checks if name in judged else [])
+
+    return dg.Definitions(assets=[sources, images])
+
+
+def test_an_image_recorded_without_its_tests_verdict_is_untested_and_stale_with_that_reason():
+    instance = dg.DagsterInstance.ephemeral()
+    _observe(instance, {"a": "1", "b": "1", "c": "1"})
+    images = [dg.AssetKey(["image", n]) for n in ("a", "b", "c")]
+    _checked_defs({"a", "b", "c"}).resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=images)
+    recorded = recorded_images(instance, ["a", "b", "c"])
+    assert untested_images(instance, recorded) == {}
+
+    # b is built again, but the run records the image and not its tests (as a kill between the two does).
+    _observe(instance, {"b": "2"})
+    _checked_defs({"a", "c"}).resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[images[1]], raise_on_error=False)
+    recorded = recorded_images(instance, ["a", "b", "c"])
+    assert untested_images(instance, recorded) == {"b": "sha256:" + "b" * 12}
+
+    # The sources observed with that mark: Dagster holds b stale, saying why; a and c stay current.
+    graph = _checked_defs(set()).resolve_asset_graph()
+    _observe(instance, {"b": "2" + UNTESTED_MARK + "b" * 12})
+    assert stale_images(graph, instance, images) == {
+        images[1]: "its tests have no verdict (a run stopped between recording the image and its tests)"}
