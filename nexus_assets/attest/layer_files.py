@@ -85,11 +85,15 @@ class LayeredImage:
             return None
         return top[0], top[1], below
 
-    def _lookup(self, path: str, follow_last: bool = False) -> tuple[Path, os.stat_result, list[Path]] | None:
-        """The entry at an absolute path in the image, folders' symbolic links resolved."""
+    def _root(self) -> tuple[Path, os.stat_result, list[Path]]:
+        """The image's / : every layer contributes to it."""
+        return self.layers[0], os.lstat(self.layers[0]), list(self.layers)
+
+    def _lookup(self, path: str) -> tuple[Path, os.stat_result, list[Path]] | None:
+        """The entry at an absolute path in the image, its folders' symbolic links resolved (its
+        last part's is not, as the archive endpoint does)."""
         parts = [p for p in path.split("/") if p]
-        active, where, links = list(self.layers), "/", 0
-        entry: tuple[Path, os.stat_result, list[Path]] | None = (self.layers[0], os.lstat(self.layers[0]), active)
+        entry, where, links = self._root(), "/", 0
         while parts:
             name = parts.pop(0)
             if name == ".":
@@ -97,25 +101,23 @@ class LayeredImage:
             if name == "..":
                 # Start again from the root for the parent: simple, and links are already resolved.
                 parts = [p for p in posixpath.dirname(where).split("/") if p] + parts
-                active, where = list(self.layers), "/"
-                entry = (self.layers[0], os.lstat(self.layers[0]), active)
+                entry, where = self._root(), "/"
                 continue
-            if entry is None or not stat.S_ISDIR(entry[1].st_mode):
+            if not stat.S_ISDIR(entry[1].st_mode):
                 return None
-            entry = self._child(entry[2], name)
-            if entry is None:
+            child = self._child(entry[2], name)
+            if child is None:
                 return None
-            if stat.S_ISLNK(entry[1].st_mode) and (parts or follow_last):
+            if stat.S_ISLNK(child[1].st_mode) and parts:
                 links += 1
                 if links > _MAX_LINKS:
                     return None
-                target = os.readlink(entry[0])
+                target = os.readlink(child[0])
                 base = "/" if target.startswith("/") else where
                 parts = [p for p in posixpath.join(base, target).split("/") if p] + parts
-                active, where = list(self.layers), "/"
-                entry = (self.layers[0], os.lstat(self.layers[0]), active)
+                entry, where = self._root(), "/"
                 continue
-            where = posixpath.join(where, name)
+            entry, where = child, posixpath.join(where, name)
         return entry
 
     def read(self, path: str, max_bytes: int, follow: int = 2) -> bytes | None:
