@@ -340,7 +340,7 @@ def secret_build_arg_rules(args: dict[str, str], secrets: Iterable[str],
     credential (*TOKEN*, *SECRET*, *PASSWORD*, *KEY*, ...) or named secret in nexus-agent.toml;
     an arg nexus-agent.toml names public is not one. `docker history` keeps build-arg values in
     the image."""
-    secrets = list(secrets)
+    secrets = secrets if isinstance(secrets, SecretValues) else list(secrets)
     found: dict[str, str] = {}
     for key, value in args.items():
         if not value.strip() or _VAR_ONLY_RE.match(value.strip()):

@@ -52,7 +52,8 @@ def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dic
                          "add one or remove the service")
     if service.secret_args:
         rules = dict(service.secret_arg_rules)
-        why = "; ".join(f"{arg}: {rules[arg]}" for arg in service.secret_args if arg in rules)  # never a value
+        named = [arg for arg in service.secret_args if arg in rules]  # why, in words: never a value
+        why = "; ".join(rules[arg] if len(named) == 1 else f"{arg}: {rules[arg]}" for arg in named)
         raise BuildError(f"service {service.name}: build arg {', '.join(service.secret_args)} of "
                          f"{service.compose_file or 'compose'} carries a secret{f' ({why})' if why else ''}: "
                          f"{SECRET_ARG_ADVICE}")
