@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from nexus_assets.core.secrets import judge_secrets, secret_build_arg_rules
-from nexus_assets.core.secrets_rule import SecretRule
+from nexus_assets.core.secrets import judge_secrets
+from nexus_assets.core.secrets_rule import SecretRule, secret_build_arg_rules
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
 COMPOSE_NAME_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")

@@ -7,7 +7,9 @@ and its text kept as a secret. The values of every `.env*` file, of the archive'
 `env_dump.txt` (`parse_env_dump`) and of inline compose `environment:` entries are collected
 once (rules in `secret_values`: the whole value and each line of it); `mask_tree` then applies
 `mask_secrets` to every string of a JSON-like result, dict keys included. Keys are reported,
-values never."""
+values never. What makes a value of a repository's `.env` a secret rather than public
+configuration (a value its committed compose files, Dockerfiles or `.env` templates show) is
+`core.secrets_rule`; `judge` applies it."""
 
 from __future__ import annotations
 
@@ -329,72 +331,11 @@ def repo_secrets(repo: Path) -> SecretValues:
     return judge_secrets(read_env_files(repo)[1], rule=SecretRule.for_repo(repo))
 
 
-# A build arg named like a credential carries one, whatever its value looks like.
-_SECRET_ARG_RE = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
-def secret_build_arg_rules(args: dict[str, str], secrets: Iterable[str],
-                           rule: SecretRule | None = None) -> dict[str, str]:
-    """{name: why, in words (never the value)} of the build args whose value is, or holds, a secret: a
-    secret value of the `.env` files (or a line of one), or any value of an arg named like a
-    credential (*TOKEN*, *SECRET*, *PASSWORD*, *KEY*, ...) or named secret in nexus-agent.toml;
-    an arg nexus-agent.toml names public is not one. `docker history` keeps build-arg values in
-    the image."""
-    secrets = secrets if isinstance(secrets, SecretValues) else list(secrets)
-    found: dict[str, str] = {}
-    for key, value in args.items():
-        if not value.strip() or _VAR_ONLY_RE.match(value.strip()):
-            continue
-        named = rule.named(key) if rule is not None else None
-        if named is not None:
-            if named[0]:
-                found[key] = named[1]
-            continue
-        if _SECRET_ARG_RE.search(key) and len(value.strip()) >= MIN_SECRET_LEN:
-            found[key] = "its name names a secret"
-            continue
-        held = next((s for s in secrets if _holds(value, s)), None)
-        if held is not None:
-            env_key, why = secrets.why(held) if isinstance(secrets, SecretValues) else ("", "")
-            found[key] = f"it holds {_held_rule(env_key, why)}"
-    return dict(sorted(found.items()))
-
-
-def secret_build_args(args: dict[str, str], secrets: Iterable[str], rule: SecretRule | None = None) -> list[str]:
-    """The names of the build args secret_build_arg_rules finds."""
-    return list(secret_build_arg_rules(args, secrets, rule))
-
-
-def _held_rule(key: str, why: str) -> str:
-    """Which secret a text holds, for a refusal: its key and the rule, never its value."""
-    if key == UNPARSED:
-        return "a line of an .env file that is no KEY=VALUE binding"
-    if key:
-        return f"the value of .env key {key}, secret because {why}"
-    return f"a secret value ({why})" if why else "a secret value of an .env file"
-
-
-def secret_lines(text: str, secrets: Iterable[str]) -> list[int]:
-    """Numbers of the lines of text (comments aside) that hold a known secret value."""
-    return [n for n, _ in secret_line_rules(text, secrets)]
-
-
-def secret_line_rules(text: str, secrets: Iterable[str]) -> list[tuple[int, str]]:
-    """(number, which secret it holds: ".env key K, secret because RULE", never the value) of each line of text
-    (comments aside) that holds a known secret value; the key is known when secrets is a
-    SecretValues."""
-    secrets = secrets if isinstance(secrets, SecretValues) else list(secrets)
-    found = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("#"):
-            continue
-        held = [s for s in secrets if _holds(line, s)]
-        if held:
-            whys = [_held_rule(*(secrets.why(s) if isinstance(secrets, SecretValues) else ("", ""))) for s in held]
-            found.append((n, "; ".join(dict.fromkeys(whys))))
-    return found
-
-
-def _holds(text: str, value: str) -> bool:
+def holds(text: str, value: str) -> bool:
     """Whether text holds value where mask_secrets would mask it (a short one as a whole token)."""
     return bool(value) and value in text and _replace(text, value) != text
+
+
+def is_reference(value: str) -> bool:
+    """Whether value only names a variable (`$X`, `${X:-d}`): it names a secret, it is not one."""
+    return bool(_VAR_ONLY_RE.match(value.strip()))

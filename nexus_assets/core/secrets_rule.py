@@ -13,8 +13,9 @@ history to tell local files from published ones: its files as they are on disk c
 `nexus-agent.toml` names keys either way, and wins over every rule: `[secrets] public = [...]`,
 `secret = [...]` (exact names or globs such as `*_HANDSHAKE`).
 
-`SecretRule.judge` answers with the rule that decided, in words a refusal can print: the key is
-named there, the value never."""
+`core.secrets.judge` applies the rule and answers with the rule that decided, in words a refusal
+can print; the refusals of a build that would put a secret into an image (a build arg carrying
+one, a Dockerfile line holding one) are found here, naming the key and the rule, never the value."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ import fnmatch
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexus_assets.core.repo_config import load_repo_config
+from nexus_assets.core.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference
 from nexus_assets.core.textfiles import inside, rel_path, walk_files
 
 # The files a value counts as configuration in: what compose, the builder and a new developer
@@ -113,3 +116,69 @@ class SecretRule:
         return ("its value is written in no committed compose file, Dockerfile or .env template" if self.in_git else
                 "its value is written in no compose file, Dockerfile or .env template of the repository "
                 "(not a git checkout: its files on disk count)")
+
+
+# A build arg named like a credential carries one, whatever its value looks like.
+_SECRET_ARG_RE = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
+
+
+def secret_build_arg_rules(args: dict[str, str], secrets: Iterable[str],
+                           rule: SecretRule | None = None) -> dict[str, str]:
+    """{name: why, in words (never the value)} of the build args whose value is, or holds, a secret: a
+    secret value of the `.env` files (or a line of one), or any value of an arg named like a
+    credential (*TOKEN*, *SECRET*, *PASSWORD*, *KEY*, ...) or named secret in nexus-agent.toml;
+    an arg nexus-agent.toml names public is not one. `docker history` keeps build-arg values in
+    the image."""
+    secrets = secrets if isinstance(secrets, SecretValues) else list(secrets)
+    found: dict[str, str] = {}
+    for key, value in args.items():
+        if not value.strip() or is_reference(value):
+            continue
+        named = rule.named(key) if rule is not None else None
+        if named is not None:
+            if named[0]:
+                found[key] = named[1]
+            continue
+        if _SECRET_ARG_RE.search(key) and len(value.strip()) >= MIN_SECRET_LEN:
+            found[key] = "its name names a secret"
+            continue
+        held = next((s for s in secrets if holds(value, s)), None)
+        if held is not None:
+            env_key, why = secrets.why(held) if isinstance(secrets, SecretValues) else ("", "")
+            found[key] = f"it holds {_held_rule(env_key, why)}"
+    return dict(sorted(found.items()))
+
+
+def secret_build_args(args: dict[str, str], secrets: Iterable[str], rule: SecretRule | None = None) -> list[str]:
+    """The names of the build args secret_build_arg_rules finds."""
+    return list(secret_build_arg_rules(args, secrets, rule))
+
+
+def _held_rule(key: str, why: str) -> str:
+    """Which secret a text holds, for a refusal: its key and the rule, never its value."""
+    if key == UNPARSED:
+        return "a line of an .env file that is no KEY=VALUE binding"
+    if key:
+        return f"the value of .env key {key}, secret because {why}"
+    return f"a secret value ({why})" if why else "a secret value of an .env file"
+
+
+def secret_lines(text: str, secrets: Iterable[str]) -> list[int]:
+    """Numbers of the lines of text (comments aside) that hold a known secret value."""
+    return [n for n, _ in secret_line_rules(text, secrets)]
+
+
+def secret_line_rules(text: str, secrets: Iterable[str]) -> list[tuple[int, str]]:
+    """(number, which secret it holds: ".env key K, secret because RULE", never the value) of each line of text
+    (comments aside) that holds a known secret value; the key is known when secrets is a
+    SecretValues."""
+    secrets = secrets if isinstance(secrets, SecretValues) else list(secrets)
+    found = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        held = [s for s in secrets if holds(line, s)]
+        if held:
+            whys = [_held_rule(*(secrets.why(s) if isinstance(secrets, SecretValues) else ("", ""))) for s in held]
+            found.append((n, "; ".join(dict.fromkeys(whys))))
+    return found

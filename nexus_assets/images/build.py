@@ -20,7 +20,8 @@ from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.core.dockerfile import instructions, read_dockerfile
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.hashing import fingerprint
-from nexus_assets.core.secrets import mask_secrets, secret_line_rules, secret_values
+from nexus_assets.core.secrets import mask_secrets, secret_values
+from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.services import Service
 
 
