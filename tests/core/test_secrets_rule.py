@@ -77,6 +77,9 @@ def test_a_committed_handshake_is_configuration_and_secret_named_keys_stay_secre
     service = _gateway(repo)
     assert service.secret_args == () and service.build_args == {"APP_HANDSHAKE": HANDSHAKE}
     assert secret_line_rules(service.dockerfile.read_text(), secrets) == []  # the docker test builds it
+    # A .env committed by mistake publishes nothing: its values are judged as before.
+    _git(repo, "add", "-f", ".env")
+    assert LABEL in repo_secrets(repo)
 
 
 def test_the_same_value_uncommitted_is_a_secret_and_the_refusal_names_key_and_rule(tmp_path):
