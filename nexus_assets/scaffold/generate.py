@@ -260,27 +260,28 @@ def scaffold_missing(
     _check_config(scaffold_config)
     services = _services_dir(workdir)
     results: list[ScaffoldResult | None] = []
-    planned: list[tuple[int, str, str, str, int]] = []  # (index, name, description, language, port)
-    used: set[int] = set()
+    new: list[tuple[int, str, str, str]] = []  # (index, name, description, language)
     names: set[str] = set()
     for name, description in modules:
         language = language_for(name, scaffold_config)
         refused = _not_created(services, name, language)
         if refused is None and name in names:  # named twice: made once
             refused = ScaffoldResult(name, language, services / name, 0, False, REASON_EXISTS)
-        if refused is not None:
-            results.append(refused)
-            continue
-        port = _next_free_port(port_for(name, language), language, used, source)
-        used.add(port)
-        planned.append((len(results), name, description, language, port))
-        names.add(name)
-        results.append(None)
+        if refused is None:
+            new.append((len(results), name, description, language))
+            names.add(name)
+        results.append(refused)
     limit = scaffold_config.get("max_per_run")
-    if limit is not None and len(planned) > limit:
-        raise InputError(f"{source} lists {len(planned)} modules the repository does not have, more than "
+    if limit is not None and len(new) > limit:
+        raise InputError(f"{source} lists {len(new)} modules the repository does not have, more than "
                          f"nexus-agent.toml [scaffold] max_per_run = {limit} scaffolded in one run; nothing "
                          "scaffolded: check the synopsis's Required Modules section, or raise max_per_run")
+    used: set[int] = set()
+    planned = []  # (index, name, description, language, port)
+    for index, name, description, language in new:
+        port = _next_free_port(port_for(name, language), language, used, source)
+        used.add(port)
+        planned.append((index, name, description, language, port))
     moved: list[Path] = []
     staging = Path(tempfile.mkdtemp(prefix=".scaffold-run-", dir=services)) if planned else None
     try:
