@@ -76,3 +76,32 @@ def test_a_full_disk_while_making_sboms_names_the_file(tmp_path, unique_registry
         assert sorted(p.name for p in sboms.iterdir()) == ["filler"]  # nothing half-written
     finally:
         subprocess.run(["umount", "-l", str(sboms)], check=False)
+
+
+def test_a_build_log_on_a_full_disk_is_named_and_not_taken_for_a_lost_engine(tmp_path, docker_client, unique_registry,
+                                                                            remove_test_images):
+    """A write to the build log that failed on a full disk was an OSError like a broken engine
+    stream, so the service failed as `lost the Docker engine during the build`."""
+    from nexus_assets.core.baseimages import load_base_image_map
+    from nexus_assets.core.errors import no_space_line
+    from nexus_assets.core.services import find_services
+    from nexus_assets.images.build import build_image, plan_build
+
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
+    folder = tmp_path / "repo" / "services" / "hello"
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text("FROM nexus-base/bookworm:2\nRUN echo 'a line for the log'\n")
+    service = next(s for s in find_services(tmp_path / "repo") if s.name == "hello")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(reports)], check=True)
+    try:
+        _fill(reports)
+        plan = plan_build(service, docker_client, load_base_image_map())
+        with pytest.raises(OSError) as caught:
+            build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=None, source=None,
+                        log_path=reports / "build_hello.log")
+        assert no_space_line(caught.value) == f"no space left on device: {reports}/build_hello.log"
+    finally:
+        subprocess.run(["umount", "-l", str(reports)], check=False)

@@ -52,3 +52,11 @@ def test_naming_leaves_an_error_that_names_its_file_or_has_no_errno_alone(tmp_pa
     with pytest.raises(OSError) as bare, naming(tmp_path / "x"):
         raise OSError("no errno")
     assert bare.value.filename is None
+
+
+def test_a_test_stage_log_on_a_full_disk_names_the_log(full_disk):
+    from nexus_assets.core.stage import Stage
+
+    with pytest.raises(OSError) as caught:
+        Stage("users", "unit", full_disk / "reports", timeout=5).write("x" * 100000)
+    assert no_space_line(caught.value) == f"no space left on device: {full_disk}/reports/test_results_users_unit.log"
