@@ -132,3 +132,18 @@ def test_a_version_that_is_not_x_y_z_is_exit_2(tmp_path, repo, args, env):
     line = _one_line(tmp_path, repo, *args, **env)
     assert line == (f"nexus-agent: error: version {version!r} (--version, VERSION) is not X.Y.Z: give three "
                     "whole numbers without leading zeros, e.g. 1.2.0, or leave it out for the next patch")
+
+
+def test_the_code_location_refuses_what_the_cli_refuses(tmp_path, repo, monkeypatch):
+    """The UI and the sensor load the definitions from the environment: VERSION=1.0 there would
+    release v1.0 beside a later v1.0.0 just the same."""
+    from nexus_assets.core.errors import ConfigError
+    from nexus_assets.definitions import build_definitions
+
+    monkeypatch.setenv("NEXUS_REPO", str(repo))
+    monkeypatch.setenv("NEXUS_WORKDIR", str(tmp_path / "w"))
+    monkeypatch.setenv("VERSION", "1.0")
+    with pytest.raises(ConfigError, match=r"version '1.0' \(--version, VERSION\) is not X.Y.Z"):
+        build_definitions()
+    monkeypatch.setenv("VERSION", "1.0.0")
+    assert build_definitions().resolve_asset_graph().has(dg.AssetKey("discrepancy_report"))
