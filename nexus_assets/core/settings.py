@@ -15,13 +15,13 @@ __all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAM
            "WORKSPACE_STATE", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
+MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, not a machine
+MAX_SECONDS = 86400.0  # a test stage, build or lock wait longer than a day: a typo, not a setting
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
 # What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
 # removes them, and they are no input of a verdict. ".nexus-signing" holds the default signing key
 # (attest.signing), ".nexus-cache" what steps keep to skip work they did before (Settings.cache).
-MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, not a machine
-MAX_SECONDS = 86400.0  # a test stage, build or lock wait longer than a day is a typo (and never ends)
 WORKDIR_GENERATED = ("reports", "artifacts", "output", ".dagster_home", ".nexus-signing", ".nexus-cache",
                      WORKSPACE_STATE, UNCHANGED_STAMP)
 
