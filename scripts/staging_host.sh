@@ -196,7 +196,7 @@ down() {
   if ns_exists; then ip netns del "$NAME"; fi
   # the engine's overlay mounts and its namespaces' bind mounts go before the folder does
   if [ -d "$STATE" ]; then
-    grep -o " $STATE/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
+    { grep -o " $STATE/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
     rm -rf "$STATE"
   fi
   find /sys/fs/cgroup -maxdepth 2 -type d -name "$NAME" -exec rmdir {} + 2>/dev/null || true

@@ -13,7 +13,7 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.keys import DEPLOYMENT_PACKAGE, DEPLOYMENT_REPORT, STAGING_DEPLOYMENT, VERIFIED_RELEASE
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.deploy.audit import Audit, collect
-from nexus_assets.deploy.remote import audit_lines, deploy, outcome_dict
+from nexus_assets.deploy.remote import deploy, outcome_dict
 from nexus_assets.resources import NexusConfig
 from nexus_assets.resources.staging import Session, StagingHost
 
@@ -87,10 +87,8 @@ def audit_host(staging_host: StagingHost) -> Audit:
 @dg.asset_check(asset=STAGING_DEPLOYMENT, name="staging_drift_audit",
                 description="The staging host against the release last deployed there, at digest level (the "
                             "same audit as nexus-agent audit); every drift named.")
-def staging_drift_audit(context: dg.AssetCheckExecutionContext, staging_host: StagingHost) -> dg.AssetCheckResult:
-    result = audit_host(staging_host)
-    for line in audit_lines(result):
-        context.log.info(line)
+def staging_drift_audit(staging_host: StagingHost) -> dg.AssetCheckResult:
+    result = audit_host(staging_host)  # nexus-agent audit prints it from the metadata
     return dg.AssetCheckResult(passed=result.ok, description=(f"{result.release}: matches the host" if result.ok else
                                                               "; ".join(result.drifts)),
                                metadata={"audit": dg.MetadataValue.json(result.as_dict()),

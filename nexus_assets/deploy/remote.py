@@ -216,7 +216,7 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
                 outcome.pruned = _prune(session, staging)
         finally:
             session.run(f"rm -rf {q(incoming)}", check=False)  # the package's .env copy with it
-            if outcome.started or outcome.failure is None:
+            if outcome.started:  # a release refused before it started changed nothing, the log included
                 _log(session, staging, outcome, digests)
     return outcome
 
@@ -268,12 +268,4 @@ def outcome_dict(outcome: DeployOutcome) -> dict:
     return asdict(outcome)
 
 
-def audit_lines(result: Audit) -> Iterator[str]:
-    for drift in result.drifts:
-        yield f"DRIFT {drift}"
-    for row in result.services:
-        if row.ok:
-            yield f"ok    {row.service}: {row.state}, health {row.health}, {row.running}"
-
-
-__all__ = ["DeployLockError", "DeployOutcome", "audit_lines", "deploy", "find_package", "outcome_dict"]
+__all__ = ["DeployLockError", "DeployOutcome", "deploy", "find_package", "outcome_dict"]
