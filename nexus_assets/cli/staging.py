@@ -65,17 +65,15 @@ def deploy_staging(settings: Settings, args: argparse.Namespace) -> int:
     config = _config(args, deploy=True)
     print("[nexus] deploying the verified release to the staging host", flush=True)
     result = _run(settings, "staging_deploy", config)
-    failure = _failure(result)
-    if failure:
-        print(f"[nexus] staging deploy FAILED: {failure}", flush=True)
-        return 1
-    for evaluation in result.get_asset_check_evaluations():
+    evaluations = result.get_asset_check_evaluations()
+    for evaluation in evaluations:  # the audit's verdict says what failed and what was rolled back
         verdict = "passed" if evaluation.passed else "FAILED"
         print(f"[nexus] check staging_deployment:{evaluation.check_name} {verdict}: {evaluation.description}",
               flush=True)
-        if not evaluation.passed:
-            return 1
-    return 0
+    if not evaluations:  # the step broke before an audit: the host unreachable, refused, ...
+        print(f"[nexus] staging deploy FAILED: {_failure(result) or 'no audit was made'}", flush=True)
+        return 1
+    return 0 if all(e.passed for e in evaluations) else 1
 
 
 def audit(args: argparse.Namespace) -> int:

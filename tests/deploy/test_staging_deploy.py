@@ -4,9 +4,16 @@ the automatic rollback of an unhealthy v2. The tests run in this order and share
 
 from __future__ import annotations
 
+import argparse
+import base64
+import contextlib
+import hashlib
+import io
 import json
 import os
 import subprocess
+import tarfile
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +22,9 @@ import docker
 import pytest
 
 from nexus_assets.cli.main import main
+from nexus_assets.cli.staging import deploy_staging
+from nexus_assets.core.settings import Settings
+from nexus_assets.resources.staging import Session, staging_settings
 from nexus_assets.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -41,8 +51,10 @@ def target(tmp_path_factory, session_registry, staging_host):
         for key, value in env.items():
             mp.setenv(key, value)
         mp.delenv("VERSION", raising=False)
-        code = main(["run", *args, "--version", "1.0.0", "--deploy-staging"])
-        yield {"repo": repo, "work": root / "work", "args": args, "code": code, "mp": mp,
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            code = main(["run", *args, "--version", "1.0.0", "--deploy-staging"])
+        yield {"repo": repo, "work": root / "work", "args": args, "code": code, "mp": mp, "out": output.getvalue(),
                "engine": docker.DockerClient(base_url=staging_host["DOCKER_HOST"]),
                "dir": Path(staging_host["NEXUS_STAGING_DIR"])}
     cleanup = docker.from_env()
@@ -65,7 +77,7 @@ def _host_state(target) -> tuple:
 
 
 def test_deploy_v1_is_healthy_and_a_stopped_container_is_named_by_the_audit(target, capfd):
-    assert target["code"] == 0, capfd.readouterr()
+    assert target["code"] == 0, target["out"][-3000:]
     staging = _report(target["work"])
     manifest = json.loads((target["work"] / "artifacts" / "artifacts_manifest.json").read_text())
     pinned = {i["service"]: i["repo_digest"] for i in manifest["images"]}
@@ -77,7 +89,7 @@ def test_deploy_v1_is_healthy_and_a_stopped_container_is_named_by_the_audit(targ
     log = [json.loads(line) for line in (target["dir"] / "deploy.log").read_text().splitlines()]
     assert log[-1]["release"] == "verified_release_v1.0.0" and log[-1]["result"] == "ok"
     assert log[-1]["digests"] == pinned
-    out = capfd.readouterr().out
+    out = target["out"]
     assert "never-shown-4711" not in out and "signed provenance verified" in out
 
     assert main(["audit", "--workdir", str(target["work"])]) == 0
@@ -141,3 +153,78 @@ def test_an_unhealthy_v2_is_rolled_back_to_v1_by_digest(target, capfd):
     log = [json.loads(line) for line in (target["dir"] / "deploy.log").read_text().splitlines()]
     assert log[-1]["result"] == "failed" and log[-1]["rolled_back_to"] == "verified_release_v1.0.0"
     assert main(["audit", "--workdir", str(target["work"])]) == 0
+
+
+def _deploy_only(target) -> int:
+    """The deploy job alone (as the UI's staging_deploy job), on the package as it is in reports/."""
+    args = argparse.Namespace(staging_host=None, staging_ssh_key=None, staging_known_hosts=None, staging_dir=None,
+                              staging_env_file=None, health_timeout=None)
+    settings = Settings.from_env(repo=target["repo"], workdir=target["work"], registry=target["args"][-1])
+    return deploy_staging(settings, args)
+
+
+def _repack(package: Path, change) -> None:
+    """Rewrite the package with change(folder) applied, SHA256SUMS kept as it was."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(package, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        [top] = list(Path(tmp).iterdir())
+        change(top)
+        with tarfile.open(package, "w:gz") as tar:
+            tar.add(top, arcname=top.name)
+
+
+def test_a_corrupted_package_tampered_provenance_and_a_held_lock_change_nothing(target, capfd):
+    [package] = (target["work"] / "reports").glob("deployment_package_*.tar.gz")
+    original = package.read_bytes()
+    before = _host_state(target)
+    try:
+        _repack(package, lambda top: (top / "docker-compose.full.yml").write_text("services: {}\n"))
+        assert _deploy_only(target) == 1
+        out = capfd.readouterr().out
+        assert "does not match SHA256SUMS" in out and "nothing was started" in out
+
+        def tamper(top: Path) -> None:
+            [provenance] = (top / "artifacts" / "provenance").glob("node-svc-001.*")
+            envelope = json.loads(provenance.read_text().splitlines()[0])
+            envelope["payload"] = base64.b64encode(b'{"_type": "forged"}').decode()
+            provenance.write_text(json.dumps(envelope) + "\n")
+            manifest_path = top / "artifacts" / "artifacts_manifest.json"
+            manifest = json.loads(manifest_path.read_text())
+            for image in manifest["images"]:  # the forger fixes the checksums too: only the signature tells
+                if image["service"] == "node-svc-001":
+                    image["provenance"]["sha256"] = hashlib.sha256(provenance.read_bytes()).hexdigest()
+            manifest_path.write_text(json.dumps(manifest))
+            sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(top).as_posix()}\n"
+                           for p in sorted(top.rglob("*")) if p.is_file() and p.name != "SHA256SUMS")
+            (top / "SHA256SUMS").write_text(sums)
+
+        package.write_bytes(original)
+        _repack(package, tamper)
+        assert _deploy_only(target) == 1
+        out = capfd.readouterr().out
+        assert "FAIL node-svc-001" in out and "the signed provenance does not verify; nothing was started" in out
+    finally:
+        package.write_bytes(original)
+    assert _host_state(target) == before
+
+    staging = staging_settings(need_env_file=False)
+    with Session(staging) as session:
+        session.write(f"{staging.dir}/.deploy.lock.holder", b"tester@elsewhere deploying verified_release_v9 since "
+                      b"2026-12-07T00:00:00+00:00\n", 0o644)
+        holder = session.open(f"exec flock {staging.dir}/.deploy.lock sh -c 'echo held; exec cat >/dev/null'")
+        assert holder.recv(5) == b"held\n"
+        target["mp"].setenv("NEXUS_DEPLOY_LOCK_WAIT", "2")
+        try:
+            started = time.monotonic()
+            assert _deploy_only(target) == 1
+            assert time.monotonic() - started < 30
+            out = capfd.readouterr().out
+            assert "another deployment holds" in out and "tester@elsewhere deploying verified_release_v9 since " \
+                "2026-12-07T00:00:00+00:00" in out and "waited 2s" in out
+        finally:
+            target["mp"].delenv("NEXUS_DEPLOY_LOCK_WAIT")
+            holder.shutdown_write()
+            holder.close()
+            session.run(f"rm -f {staging.dir}/.deploy.lock.holder")
+    assert _host_state(target) == before
