@@ -13,7 +13,10 @@
 # Settings (environment): NEXUS_STAGING_NAME (default nexus-staging: the namespace's name),
 # NEXUS_STAGING_NET (default 10.254.253.0: the /30; the host side takes .1, the staging host .2),
 # NEXUS_STAGING_PORT (default 2222), NEXUS_STAGING_STATE (default /var/lib/nexus-staging/NAME),
-# NEXUS_STAGING_REGISTRY (default 127.0.0.1:5000). Both commands are idempotent.
+# NEXUS_STAGING_REGISTRY (default 127.0.0.1:5000), NEXUS_STAGING_SEED (images copied from this
+# machine's engine into the staging engine when it lacks them: the infrastructure a real host pulls
+# from a hub, unreachable here; default the postgres/redis/nginx names this engine has). Both
+# commands are idempotent.
 set -euo pipefail
 
 NAME="${NEXUS_STAGING_NAME:-nexus-staging}"
@@ -21,6 +24,7 @@ NET="${NEXUS_STAGING_NET:-10.254.253.0}"
 PORT="${NEXUS_STAGING_PORT:-2222}"
 STATE="${NEXUS_STAGING_STATE:-/var/lib/nexus-staging/$NAME}"
 REGISTRY="${NEXUS_STAGING_REGISTRY:-127.0.0.1:5000}"
+SEED="${NEXUS_STAGING_SEED-postgres:15 postgres:15-alpine redis:7 redis:7-alpine nginx:alpine nginx:latest}"
 [[ "$NAME" =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || { echo "staging_host: NEXUS_STAGING_NAME must be lowercase letters, digits and -" >&2; exit 2; }
 [[ "$NET" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.([0-9]+)$ ]] || { echo "staging_host: NEXUS_STAGING_NET must be an IPv4 address" >&2; exit 2; }
 PREFIX="${BASH_REMATCH[1]}"
@@ -130,6 +134,16 @@ engine_up() {
   die "the staging engine did not answer on $STATE/docker.sock within 30 s; see $STATE/dockerd.log"
 }
 
+seed_images() {
+  local image
+  for image in $SEED; do
+    docker image inspect "$image" >/dev/null 2>&1 || continue
+    DOCKER_HOST="unix://$STATE/docker.sock" docker image inspect "$image" >/dev/null 2>&1 && continue
+    log "seeding $image into the staging engine (no hub to pull it from here)"
+    docker save "$image" | DOCKER_HOST="unix://$STATE/docker.sock" docker load >/dev/null
+  done
+}
+
 sshd_up() {
   mkdir -p /run/sshd
   cat >"$STATE/sshd_config" <<EOF
@@ -177,6 +191,7 @@ up() {
   keys_up
   registry_up
   engine_up
+  seed_images
   sshd_up
   log "staging host $NAME up: root@$STAGING_IP:$PORT, its engine pulls $REGISTRY through the namespace's own 127.0.0.1:$REG_PORT"
   print_settings

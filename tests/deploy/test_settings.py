@@ -53,3 +53,15 @@ def test_audit_with_bad_settings_exits_2(files, monkeypatch, capsys):
     monkeypatch.setenv("NEXUS_STAGING_HOST", "nobody")
     assert main(["audit", "--workdir", str(files / "work")]) == 2
     assert "NEXUS_STAGING_HOST must be user@host[:port], got 'nobody'" in capsys.readouterr().err
+
+
+def test_a_secrets_file_missing_a_required_key_is_refused_naming_it_not_a_value(tmp_path):
+    from nexus_assets.deploy.remote import read_secrets
+
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("JWT_SECRET=hunter2-do-not-show\nPOSTGRES_PASSWORD=\n")
+    with pytest.raises(ConfigError) as error:
+        read_secrets(secrets, ["JWT_SECRET", "POSTGRES_PASSWORD", "REDIS_PASSWORD"])
+    assert "does not set POSTGRES_PASSWORD, REDIS_PASSWORD" in str(error.value)
+    assert "hunter2" not in str(error.value) and "nothing was changed on the host" in str(error.value)
+    assert read_secrets(secrets, ["JWT_SECRET"]) == secrets.read_bytes()
