@@ -87,7 +87,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
                       deployment_package_verifies, evidence_pack_verifies, staging_drift_audit],
         jobs=[dg.define_asset_job(
-            # the staging deploy is a job of its own (deploy_job): "materialize all" never deploys
+            # the staging deploy is a job of its own (deploy_job): a pipeline run never deploys
             PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
