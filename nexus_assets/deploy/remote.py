@@ -198,8 +198,11 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
             outcome.durations["upload_to_healthy"] = round(time.monotonic() - clock, 2)
             outcome.started = "installed in" in runner.out
             if runner.code != 0 and not outcome.started:
-                outcome.failure = f"remote_deploy_runner.sh refused the release (exit {runner.code}): " \
-                                  f"{(runner.err.strip().splitlines() or ['no output'])[-1]}; nothing was started"
+                failed = [line for line in runner.out.splitlines() if line.startswith("FAIL ")]  # the verifier's
+                why = (runner.err.strip().splitlines() or ["no output"])[-1]
+                outcome.failure = f"remote_deploy_runner.sh refused the release (exit {runner.code}): {why}" + \
+                    ("" if "nothing was started" in why else "; nothing was started") + \
+                    "".join(f"; {line}" for line in failed)
                 return outcome
             clock = time.monotonic()
             script = session.run(f"bash {q(home)}/releases/{q(package.tag)}/scripts/post_deploy_audit.sh --host-dir "
