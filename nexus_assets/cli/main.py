@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from nexus_assets.cli import staging
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.fileio import write_json
@@ -51,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds per image build before it is stopped and fails (NEXUS_BUILD_TIMEOUT; default 1800)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
-            cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+            cmd.add_argument("--deploy-staging", action="store_true", help="then deploy the verified release to the "
+                                                                            "staging host (NEXUS_STAGING_*)")
+            staging.add_flags(cmd, deploy=True)
             cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
                                                "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
@@ -59,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     cmd.add_argument("--public-key", help="the ed25519 public key (PEM; default WORKDIR/artifacts/signing_key.pub)")
     cmd.add_argument("--offline", action="store_true", help="do not ask the registry (signatures and checksums only)")
+    text = "drift audit of the staging host against the release last deployed there (exit 0 match, 1 drift)"
+    cmd = sub.add_parser("audit", help=text, description=text)
+    cmd.add_argument("--workdir", help="working copy whose Dagster instance records the audit (NEXUS_WORKDIR)")
+    staging.add_flags(cmd, deploy=False)
     return parser
 
 
@@ -98,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
         workdir = Settings.from_env(workdir=args.workdir).workdir
         return verify(workdir, Path(args.public_key) if args.public_key else None, registry=not args.offline)
+    if args.command == "audit":
+        return staging.audit(args)
     try:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
         load_repo_config(settings.repo)  # a broken nexus-agent.toml is bad input, said before any run
         if args.command == "run" and args.deploy_staging:
-            raise NexusError("--deploy-staging: the staging deploy step is not built yet")
+            staging.check_settings(args)  # bad staging settings end here, before any build
         started = time.monotonic()
         summary = None if args.command != "run" or args.all else _known_unchanged(settings)
         if summary is None:
@@ -125,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(summary.pushed)} pushed to {settings.registry}; "
               f"reports in {settings.reports}, "
               f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
+        if summary.ok and args.command == "run" and args.deploy_staging:
+            return staging.deploy_staging(settings, args)
         return 0 if summary.ok else EXIT_GATE_FAILED
     except NexusError as exc:
         print(f"nexus-agent: error: {exc}", file=sys.stderr)
