@@ -46,6 +46,7 @@ from nexus_assets.core.lineage import (
 )
 from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import check_waivers
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.resources import docker_client
@@ -179,6 +180,7 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: fl
     """Observe, judge, and run what is stale, holding the working copy for the whole invocation
     (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
     services_root(settings.repo)  # a missing repo or services/ ends here, in one line
+    check_waivers(settings.repo, settings.compose_file)  # so does a bad or critical waiver (nexus-agent.toml)
     docker_client().close()  # so does an unreachable engine
     invocation = uuid.uuid4().hex[:12]
     with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
