@@ -14,7 +14,7 @@ import uuid
 import dagster as dg
 
 from nexus_assets.cli import unchanged
-from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
+from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_release
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
@@ -211,6 +211,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             print(f"[nexus] nothing changed since the last run; the release is due "
                   f"({', '.join(sorted(k.to_user_string() for k in pending))})", flush=True)
             _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
+            drop_waived(summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
         summary.ok = last_verdict(settings)
@@ -242,6 +243,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *_after(defs, known | new),
                             *RELEASE_KEYS],
                      instance, tags, summary, settings)
+    drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
         now = rescanned or build_services(settings)

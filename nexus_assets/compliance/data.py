@@ -33,6 +33,7 @@ class Gate:
     name: str
     passed: bool | None  # None: not evaluated here (said why in detail)
     detail: str
+    word: str | None = None  # the verdict cell's word when not PASS/FAIL/n/a (WAIVED)
 
 
 @dataclass
@@ -171,8 +172,9 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
                   f"reports/discovery_parsed.json: {NA}")]
     gate = discrepancy.get("gate") or {}
     gates.append(Gate("feature parity", bool(gate.get("passed")) if gate else False, gate.get("message") or NA))
+    waived = {w.get("service"): w for w in manifest.get("waived") or []}
     failed = [f"{r.service} {stage}" for r in tests.itertuples() for stage in TEST_STAGES
-              if getattr(r, stage) != "passed"]
+              if getattr(r, stage) != "passed" and r.service not in waived]
     e2e = manifest.get("e2e") or {}
     e2e_ok = bool(e2e.get("passed") or e2e.get("skipped"))
     e2e_text = ("skipped" if e2e.get("skipped") else "passed" if e2e.get("passed") else "failed") if e2e else NA
@@ -182,13 +184,17 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
     images = manifest.get("images") or []
     released = [i for i in images if i.get("status") == "current"]
     pinned = [i for i in released if i.get("repo_digest")]
-    without = [i["service"] for i in images if not i.get("digest")]
+    without = [i["service"] for i in images if not i.get("digest") and i.get("service") not in waived]
     ok = bool(images) and not without
     gates.append(Gate("artifacts manifest", ok if manifest else False,
                       (f"{len(images) - len(without)}/{len(images)} images with a digest; "
                        f"{len(pinned)}/{len(released)} released images with a registry digest (repo_digest)"
                        if manifest else f"artifacts/artifacts_manifest.json: {NA}")
                       + (f"; no digest: {', '.join(without[:12])}" if without else "")))
+    gates += [Gate(f"waived: {name}", None, f"not released ({w.get('why')}); waiver: {w.get('reason')}; committed by "
+                   f"{w.get('committed_by')}{' in ' + str(w['commit'])[:12] if w.get('commit') else ''}; until "
+                   f"{w.get('until')} (nexus-agent.toml line {w.get('line')}); not pinned, not deployed", "WAIVED")
+              for name, w in sorted(waived.items())]
     gates.append(Gate("PMMG policy", pmmg.passed, "; ".join(f"{r.name}: {'ok' if r.passed else 'VIOLATED'}"
                                                          for r in pmmg.rules)))
     gates.append(Gate("no secret in outputs", scan.found == 0,

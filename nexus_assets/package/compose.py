@@ -104,8 +104,14 @@ def deployment_compose(repo: Path, chosen: str | None, manifest: dict) -> Deploy
             result.infrastructure[kind] = f"{name} ({spec.get('image') or 'no image'}) from {path.name}"
             used_volumes |= _uses(spec, "volumes")
             used_networks |= _uses(spec, "networks")
+    waived = {str(w.get("service")): w for w in manifest.get("waived") or []}
     for image in sorted(manifest.get("images") or [], key=lambda i: str(i.get("service"))):
         name = str(image.get("service"))
+        if name in waived:  # the release goes without it, on the record: not pinned, not deployed
+            w = waived[name]
+            result.excluded[name] = (f"WAIVED until {w.get('until')}: {w.get('reason')} (committed by "
+                                     f"{w.get('committed_by')}); not released: {w.get('why')}")
+            continue
         if image.get("status") != "current":
             result.excluded[name] = f"status {image.get('status')}: {image.get('reason') or 'no current image'}"
             continue
