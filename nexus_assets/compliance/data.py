@@ -81,6 +81,8 @@ def _read(path: Path, notes: list[str]) -> dict:
 
 def _evidence(module: dict) -> str:
     items = module.get("evidence") or []
+    if module.get("refused"):  # the repository's service for it is refused: never built nor counted
+        return f"refused: {module['refused']}"
     if not items:
         return "none"
     return "\n".join(f"{e.get('source')}: {e.get('file')} ({e.get('rule')}{', weak' if not e.get('strong') else ''})"
