@@ -24,6 +24,7 @@ from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import TEST_STAGES
 from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import by_line
 
 NA = "not available"
 
@@ -180,10 +181,12 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
     e2e = manifest.get("e2e") or {}
     e2e_ok = bool(e2e.get("passed") or e2e.get("skipped"))
     e2e_text = ("skipped" if e2e.get("skipped") else "passed" if e2e.get("passed") else "failed") if e2e else NA
-    stages = (f"{len(tests)} services: lint, unit and integration passed" if not failed else
+    counted = len(tests) - len(waived)
+    stages = (f"{counted} services: lint, unit and integration passed" if not failed else
               f"not passed: {', '.join(failed[:12])}{' ...' if len(failed) > 12 else ''}")
+    stages += f" ({len(waived)} waived: {', '.join(sorted(waived))})" if waived else ""
     gates.append(Gate("tests pass", bool(len(tests)) and not failed and e2e_ok, f"{stages}; e2e {e2e_text}"))
-    images = manifest.get("images") or []
+    images = [i for i in manifest.get("images") or [] if i.get("service") not in waived]
     released = [i for i in images if i.get("status") == "current"]
     pinned = [i for i in released if i.get("repo_digest")]
     without = [i["service"] for i in images if not i.get("digest") and i.get("service") not in waived]
@@ -192,10 +195,10 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
                       (f"{len(images) - len(without)}/{len(images)} images with a digest; "
                        f"{len(pinned)}/{len(released)} released images with a registry digest (repo_digest)"
                        if manifest else f"artifacts/artifacts_manifest.json: {NA}")
-                      + (f"; no digest: {', '.join(without[:12])}" if without else "")))
-    gates += [Gate(f"waived: {name}", None, f"not released ({w.get('why')}); waiver: {w.get('reason')}; committed by "
-                   f"{w.get('committed_by')}{' in ' + str(w['commit'])[:12] if w.get('commit') else ''}; until "
-                   f"{w.get('until')} (nexus-agent.toml line {w.get('line')}); not pinned, not deployed", "WAIVED")
+                      + (f"; no digest: {', '.join(without[:12])}" if without else "")
+                      + (f"; {len(waived)} waived, not released" if waived else "")))
+    gates += [Gate(f"waived: {name}", None, f"not released ({w.get('why')}); waiver: {w.get('reason')}; {by_line(w)}; "
+                   f"until {w.get('until')} (nexus-agent.toml line {w.get('line')}); not pinned, not deployed", "WAIVED")
               for name, w in sorted(waived.items())]
     gates.append(Gate("PMMG policy", pmmg.passed, "; ".join(f"{r.name}: {'ok' if r.passed else 'VIOLATED'}"
                                                          for r in pmmg.rules)))

@@ -53,6 +53,13 @@ class Waiver:
         return {**asdict(self), "expired": self.expired(today)}
 
 
+def by_line(waiver: dict) -> str:
+    """Who committed a waiver record, for a sentence: "committed by NAME in SHA12" or "uncommitted"."""
+    if not waiver.get("commit"):
+        return UNCOMMITTED
+    return f"committed by {waiver.get('committed_by')} in {str(waiver['commit'])[:12]}"
+
+
 def _bad(where: str, what: str) -> InputError:
     return InputError(f"{where}: [release] waive {what}")
 

@@ -15,6 +15,7 @@ import dagster as dg
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import by_line
 from nexus_assets.release.notes import Gate
 
 PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")
@@ -77,5 +78,4 @@ def _waive(gate: Gate, key: dg.AssetCheckKey, waived: dict[str, dict]) -> Gate:
     if gate.passed or waiver is None:
         return gate
     return replace(gate, severity="WAIVED",
-                   detail=f"waived until {waiver['until']} ({waiver['reason']}; committed by "
-                          f"{waiver['committed_by']}): {gate.detail}")
+                   detail=f"waived until {waiver['until']} ({waiver['reason']}; {by_line(waiver)}): {gate.detail}")

@@ -163,7 +163,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
                    "tests_failed": sum(1 for i in images if i["status"] == "tests_failed"),
                    "refused": sum(1 for i in images if i["status"] == "refused"), "waived": len(waived)},
         "problems": problems,
-        "waived": waived,
+        "waived": sorted(waived, key=lambda w: w["service"]),
     }
 
 

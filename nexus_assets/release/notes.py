@@ -142,9 +142,8 @@ def _waived(manifest: dict) -> list[str]:
              "Released without these services (not pinned, not deployed), under `[release] waive` of "
              "nexus-agent.toml:", "", "| service | why not released | waiver reason | committed by | until |",
              "| --- | --- | --- | --- | --- |"]
-    for w in waived:
-        by = w.get("committed_by") or "uncommitted"
-        by += f" ({str(w['commit'])[:12]})" if w.get("commit") else ""
+    for w in sorted(waived, key=lambda w: str(w.get("service"))):
+        by = f"{w.get('committed_by')} ({str(w['commit'])[:12]})" if w.get("commit") else "uncommitted"
         lines.append(f"| {_cell(w['service'])} | {_cell(w.get('why'))} | {_cell(w.get('reason'))} | {_cell(by)} | "
                      f"{_cell(w.get('until'))} |")
     return lines

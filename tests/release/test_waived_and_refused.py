@@ -126,7 +126,7 @@ def test_the_package_leaves_a_waived_service_out_and_says_why(release_settings, 
     compose = deployment_compose(target_repo, None, manifest)
     assert list(compose.released) == ["users"] and "reports" not in compose.services
     assert compose.excluded["reports"] == ("WAIVED until 2099-01-31: health check probes port 9000, which it never "
-                                           "opens (OPS-12) (committed by Ops Lead); not released: service reports: "
+                                           "opens (OPS-12) (committed by Ops Lead in cccccccccccc); not released: service reports: "
                                            "health check failed")
     assert "reports" not in compose.yaml_text("# test\n")
 
@@ -143,7 +143,10 @@ def test_the_compliance_pdf_gate_table_lists_the_waiver(release_settings, target
     assert (waived.passed, waived.word) == (None, "WAIVED")
     assert "committed by Ops Lead in cccccccccccc; until 2099-01-31" in waived.detail
     assert "no digest: billing" in gates["artifacts manifest"].detail  # the waived one is not counted missing
-    assert "reports" not in gates["artifacts manifest"].detail
+    assert "reports" not in gates["artifacts manifest"].detail.split(";")[1]
+    assert gates["artifacts manifest"].detail.startswith("1/2 images with a digest")
+    assert gates["artifacts manifest"].detail.endswith("; 1 waived, not released")
+    assert "(1 waived: reports)" in gates["tests pass"].detail and "reports" not in gates["tests pass"].detail.split("(")[0]
     text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in pypdf.PdfReader(
         io.BytesIO(render(data, lambda s: s))).pages))
     assert "waived: reports WAIVED not released (service reports: health check failed)" in text
