@@ -113,6 +113,8 @@ def _critical_evidence(settings) -> dict[str, str]:
                 for name in (item.get("name"), item.get("compose_name")):
                     if name:
                         found[str(name)] = module["name"]
+            if module.get("refused"):  # "SERVICE: why": a refused service is no evidence, but is the module's
+                found[str(module["refused"]).split(":", 1)[0]] = module["name"]
     return found
 
 

@@ -150,3 +150,49 @@ def test_the_compliance_pdf_gate_table_lists_the_waiver(release_settings, target
     text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in pypdf.PdfReader(
         io.BytesIO(render(data, lambda s: s))).pages))
     assert "waived: reports WAIVED not released (service reports: health check failed)" in text
+
+
+def test_a_waiver_of_a_module_the_parity_report_holds_critical_never_applies(release_settings, target_repo):
+    from nexus_assets.release.assets import refusals_and_waivers
+
+    settings = release_settings()
+    write_inputs(settings, {"users": "a"})
+    report = json.loads((settings.reports / "discrepancy_report.json").read_text())
+    # payments is critical by the synopsis' (mandatory) mark (nothing configured), and its service is refused.
+    report["modules"].append({"name": "payments", "critical": True, "status": "missing", "evidence": [],
+                              "refused": "billing-svc: services/billing-svc/keys resolves outside the repository"})
+    (settings.reports / "discrepancy_report.json").write_text(json.dumps(report))
+    (target_repo / "nexus-agent.toml").write_text(
+        '[parity]\ncritical = []\n[release]\nwaive = [\n'
+        '  { service = "billing-svc", reason = "r", until = "2099-01-31" },\n'
+        '  { service = "users", reason = "r", until = "2099-01-31" },\n'
+        '  { service = "search", reason = "r", until = "2099-01-31" },\n]\n')
+    _refused, waivers, problems = refusals_and_waivers(settings)
+    assert [w["service"] for w in waivers] == ["search"]
+    assert [(p["service"], p["status"]) for p in problems] == [("billing-svc", "waiver_refused"),
+                                                               ("users", "waiver_refused")]
+    assert problems[0]["reason"] == ("nexus-agent.toml line 5: waiver refused: billing-svc is the critical module "
+                                     "payments, which cannot be waived")
+
+
+def test_the_manifest_gate_names_a_refused_service_an_expired_waiver_and_a_refused_waiver(release_settings):
+    from nexus_assets.release.assets import manifest_has_digests
+    from nexus_assets.resources import NexusConfig
+
+    settings = release_settings()
+    refused = [{"service": "payments", "file": "services/payments/keys", "reason": "services/payments/keys resolves "
+                "outside the repository (a link)", "compose_name": None, "folder": "services/payments"}]
+    expired = {**WAIVER, "until": "2020-01-01", "expired": True}
+    manifest = _manifest(settings, [expired], refused)
+    manifest["problems"].append({"service": "users", "status": "waiver_refused", "reason": "nexus-agent.toml line 7: "
+                                 "waiver refused: users is the critical module users, which cannot be waived"})
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    (settings.artifacts / "artifacts_manifest.json").write_text(json.dumps(manifest))
+    result = manifest_has_digests(NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir),
+                                              registry=settings.registry, version=settings.version))
+    assert not result.passed
+    assert result.metadata["missing"].value == ["reports", "payments", "users"]
+    assert "reports (the waiver of reports (nexus-agent.toml line 6) expired on 2020-01-01: service reports" \
+           in result.description
+    assert "payments (refused: services/payments/keys resolves outside the repository (a link)" in result.description
+    assert "users (nexus-agent.toml line 7: waiver refused: users is the critical module users" in result.description
