@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
                    "*ml*", "transcode*", "transcoder*"],
         "default_language": "node",
     },
+    # Keys (names or globs) whose `.env` values are public configuration, or secrets, whatever
+    # core.secrets_rule would decide; a key in both is refused.
+    "secrets": {"public": [], "secret": []},
 }
 
 
@@ -49,4 +52,16 @@ def load_repo_config(repo: Path) -> dict[str, Any]:
     for section, values in loaded.items():
         if isinstance(values, dict):
             merged.setdefault(section, {}).update(values)
+    _check_secrets(path, merged["secrets"])
     return merged
+
+
+def _check_secrets(path: Path, names: dict[str, Any]) -> None:
+    """`[secrets] public` and `secret` are lists of key names; one key on both is an error."""
+    for side in ("public", "secret"):
+        value = names.get(side)
+        if not isinstance(value, list) or not all(isinstance(k, str) and k.strip() for k in value):
+            raise InputError(f"{path}: [secrets] {side} must be a list of key names (e.g. [\"APP_HANDSHAKE\"])")
+    both = sorted(set(names["public"]) & set(names["secret"]))
+    if both:
+        raise InputError(f"{path}: [secrets] names {', '.join(both)} both public and secret; keep one")

@@ -17,7 +17,8 @@ from pathlib import Path
 from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.hashing import IGNORED_NAMES, context_hash
-from nexus_assets.core.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES, secret_lines
+from nexus_assets.core.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES
+from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
@@ -46,6 +47,7 @@ class Service:
     folder: str | None = None  # the context relative to the repository, POSIX
     env_args: tuple[str, ...] = field(default=(), hash=False)  # build args read from .env: secrets
     secret_args: tuple[str, ...] = ()  # compose build args refused: they carry a secret (not in build_args)
+    secret_arg_rules: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)  # (arg, why)
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
     infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
@@ -245,7 +247,8 @@ def scan_services(repo: Path, compose_file: str | None = None,
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
             compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
-            secret_args=build.secret_args, infrastructure=build.infrastructure)
+            secret_args=build.secret_args, secret_arg_rules=build.secret_arg_rules,
+            infrastructure=build.infrastructure)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:
@@ -335,15 +338,18 @@ def both_views(settings: Settings) -> tuple[list[Service], list[Service]]:
 def refused_services(repo: Path, compose_file: str | None = None, secrets: Sequence[str] = ()) -> list[Refusal]:
     """Every service of repo that is refused, one per name (the compose name when compose builds
     it): a link out of the repository (scan_services), a compose build arg carrying a secret, a
-    Dockerfile line holding a value of secrets (what the image build refuses, core.secrets
-    secret_lines) or a Dockerfile that cannot be read."""
+    Dockerfile line holding a value of secrets (what the image build refuses, by the same rule:
+    core.secrets_rule, whose words say why; never a value) or a Dockerfile that cannot be read."""
     refused: list[Refusal] = []
     services = scan_services(repo, compose_file, refused)[0]
     for service in services:
         folder = service.folder or rel_path(service.path, repo)
         if service.secret_args:
+            rules = dict(service.secret_arg_rules)
+            why = "; ".join(dict.fromkeys(rules[a] for a in service.secret_args if a in rules))
             refused.append(Refusal(service.name, service.compose_file or folder, f"build arg "
-                                   f"{', '.join(service.secret_args)} carries a secret", service.compose_name, folder))
+                                   f"{', '.join(service.secret_args)} carries a secret{f' ({why})' if why else ''}",
+                                   service.compose_name, folder))
         if service.dockerfile is None:
             continue  # not refused: it fails to build, saying so
         shown = rel_path(service.dockerfile, repo)
@@ -353,10 +359,11 @@ def refused_services(repo: Path, compose_file: str | None = None, secrets: Seque
             refused.append(Refusal(service.name, shown, f"{shown} cannot be read ({exc.strerror or type(exc).__name__})",
                                    service.compose_name, folder))
             continue
-        lines = secret_lines(text, secrets) if secrets else []
-        if lines:
-            refused.append(Refusal(service.name, shown, f"{shown} line {', '.join(map(str, lines))} holds a value "
-                                   "of an .env file", service.compose_name, folder))
+        found = secret_line_rules(text, secrets) if secrets else []
+        if found:
+            why = "; ".join(dict.fromkeys(rule for _, rule in found))
+            refused.append(Refusal(service.name, shown, f"{shown} line {', '.join(str(n) for n, _ in found)} holds a "
+                                   f"value of an .env file ({why})", service.compose_name, folder))
     # A folder compose also builds is refused once, under its compose name.
     by_compose = {r.folder for r in refused if r.compose_name}
     unique: dict[str, Refusal] = {}

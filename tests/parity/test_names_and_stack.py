@@ -121,7 +121,7 @@ def test_parity_evidence_carries_both_names_and_a_folder_matches_by_its_compose_
     assert all(rows[n]["status"] == "present" for n in ("auth", "media-encoder", "search"))
     # billing's build arg carries a secret: the service is refused, so no evidence of its module.
     assert rows["billing"]["status"] == "missing" and rows["billing"]["evidence"] == []
-    assert rows["billing"]["refused"] == "billing: build arg PLAN_TOKEN carries a secret"
+    assert rows["billing"]["refused"] == "billing: build arg PLAN_TOKEN carries a secret (its name names a secret)"
     assert "fix the refused service(s)" in report["action"] and "auto-scaffold" not in report["action"]
     auth = [(e["source"], e["name"], e["compose_name"], e["folder"]) for e in rows["auth"]["evidence"]]
     # The folder `identity` is the auth module: compose names it so.
