@@ -246,7 +246,9 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     _builds, _stack, build_problems = compose_builds(repo, os.environ.get("NEXUS_COMPOSE_FILE") or None)
     problems += [p for p in build_problems if SECRET_ARG_ADVICE in p["message"]]
     # Services the build refuses, whatever the reason: never built nor counted (parity skips them).
-    refused = [r.record() for r in refused_services(repo, compose_file, repo_secrets(repo))]
+    # The secrets as the build judges them: from the target repository, whose git says what is committed.
+    refused = [r.record() for r in refused_services(repo, compose_file,
+                                                    repo_secrets(Path(git_repo) if git_repo is not None else repo))]
     containers: list[dict] = []
     engine = {"queried": docker_client is not None, "reachable": None}
     if docker_client is not None:
