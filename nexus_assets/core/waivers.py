@@ -177,12 +177,13 @@ def critical_waiver(waiver: Waiver, other_names: Iterable[str], critical: dict[s
     return None
 
 
-def refuse_critical(waivers: list[Waiver], names: Mapping[str, Iterable[str]], critical: dict[str, str]) -> None:
+def refuse_critical(waivers: list[Waiver], names: Mapping[str, Iterable[str]], critical: dict[str, str],
+                    repo: Path) -> None:
     """InputError naming the first waiver of a critical module (names: service -> its other names)."""
     for waiver in waivers:
         module = critical_waiver(waiver, names.get(waiver.service, ()), critical)
         if module is not None:
-            raise InputError(f"{waiver.where()}: [release] waive {waiver.service!r}: it is the critical module "
+            raise InputError(f"{repo / waiver.where()}: [release] waive {waiver.service!r}: it is the critical module "
                              f"{module!r}, which cannot be waived; fix it, or take it out of [parity] critical")
 
 
@@ -200,5 +201,5 @@ def check_waivers(repo: Path, compose_file: str | None = None) -> list[Waiver]:
     for refusal in refused:
         names.setdefault(refusal.service, [Path(refusal.folder or refusal.service).name])
     waivers = read_waivers(repo, known=names)
-    refuse_critical(waivers, names, configured_critical(repo))
+    refuse_critical(waivers, names, configured_critical(repo), repo)
     return waivers

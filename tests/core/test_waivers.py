@@ -107,7 +107,9 @@ def test_nexus_agent_run_exits_2_on_a_critical_waiver_before_touching_anything(r
     waive(repo, '  { service = "users", reason = "r", until = "2099-01-31" },\n')
     code = main(["run", "--repo", str(repo), "--workdir", str(tmp_path / "work"), "--version", "1.0.0"])
     err = capsys.readouterr().err
-    assert code == 2 and "critical module 'users', which cannot be waived" in err and "nexus-agent.toml" in err
+    assert code == 2 and "critical module 'users', which cannot be waived" in err
+    assert err == (f"nexus-agent: error: {repo / 'nexus-agent.toml'} line 6: [release] waive 'users': it is the critical "
+                   "module 'users', which cannot be waived; fix it, or take it out of [parity] critical\n")
     assert not (tmp_path / "work" / "artifacts").exists()
 
 
