@@ -99,8 +99,14 @@ def read_waivers(repo: Path, known: Iterable[str] | None = None) -> list[Waiver]
     given), gives a reason and an `until` date (YYYY-MM-DD), once per service. Raises InputError,
     one line naming nexus-agent.toml and the entry, on the first that does not."""
     release = load_repo_config(repo).get("release") or {}
-    raw = release.get("waive", []) if isinstance(release, dict) else []
     where = f"{repo / CONFIG_NAME}"
+    if not isinstance(release, dict):
+        raise InputError(f"{where}: release must be a table ([release]), got {release!r}")
+    unknown = sorted(set(release) - {"waive"})
+    if unknown:
+        raise InputError(f"{where}: [release] has no setting {unknown[0]!r}: the settings are waive; fix the name "
+                         "or remove the line")
+    raw = release.get("waive", [])
     if not isinstance(raw, list):
         raise _bad(where, "must be a list of { service = \"...\", reason = \"...\", until = \"YYYY-MM-DD\" }")
     text = (repo / CONFIG_NAME).read_text(encoding="utf-8") if raw else ""

@@ -88,6 +88,13 @@ def test_a_bad_waiver_is_one_line_naming_nexus_agent_toml(repo, entry, says):
     assert says in message and "\n" not in message
 
 
+def test_an_unknown_release_setting_is_one_line(repo):
+    write(repo / "nexus-agent.toml", '[release]\nwaiver = []\n')
+    with pytest.raises(InputError, match=r"nexus-agent.toml: \[release\] has no setting 'waiver': the settings are "
+                                         r"waive; fix the name or remove the line$"):
+        check_waivers(repo)
+
+
 def test_waiving_a_critical_module_is_refused_by_any_of_its_names(repo):
     waive(repo, '  { service = "users", reason = "r", until = "2099-01-31" },\n')
     with pytest.raises(InputError, match=r"nexus-agent.toml line 6: \[release\] waive 'users': it is the critical "
