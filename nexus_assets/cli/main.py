@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     cmd.add_argument("--public-key", help="the ed25519 public key (PEM; default WORKDIR/artifacts/signing_key.pub)")
     cmd.add_argument("--offline", action="store_true", help="do not ask the registry (signatures and checksums only)")
+    text = "point a made release's version tags in the registry back at its released digests"
+    cmd = sub.add_parser("repair-tags", help=text, description=text)
+    cmd.add_argument("--version", required=True, help="the released version X.Y.Z")
+    cmd.add_argument("--repo", help="target checkout holding the release tag (NEXUS_REPO; default: the bundled sample)")
+    cmd.add_argument("--workdir", help="working copy (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     return parser
 
 
@@ -91,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Settings.from_env(workdir=args.workdir).workdir
         return verify(workdir, Path(args.public_key) if args.public_key else None, registry=not args.offline)
     try:
+        if args.command == "repair-tags":
+            from nexus_assets.cli.repair import repair
+
+            return repair(Settings.from_env(repo=args.repo, workdir=args.workdir, version=args.version))
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,

@@ -24,12 +24,37 @@ def compose_binary() -> str | None:
     return shutil.which("docker-compose") or ("/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").is_file() else None)
 
 
+UNKNOWN = "not built here: refused, or not a service of the repository; see discovery's problems"
+
+
+def _unbuilt(client, images: list[str], ours: str, why: dict[str, str]) -> list[str]:
+    """The services whose image (one of ours: under the prefix `ours`, REGISTRY/nexus/) the stack
+    needs but the engine lacks, each with why (why: {service: reason}, from tagged_images):
+    compose would otherwise try to pull it and fail with the registry's words, not ours."""
+    import docker.errors
+
+    missing = []
+    for image in images:
+        if not image.startswith(ours):
+            continue
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            service = image[len(ours):].rsplit(":", 1)[0]
+            reason = next((r for s, r in why.items() if s.lower() == service), None) or UNKNOWN
+            missing.append(f"{service} ({reason})")
+    return missing
+
+
 def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, timeout: float = 300,
-            env: dict[str, str] | None = None, name: str = "platform") -> StageResult:
+            env: dict[str, str] | None = None, name: str = "platform", ours: str | None = None,
+            why: dict[str, str] | None = None) -> StageResult:
     """`docker-compose up -d` the repository's compose file as project nexus-e2e-<hash>, wait until
     every container is running and every one with a healthcheck is healthy, then always
     `down -v --remove-orphans`. env (e.g. image names of the images just built) is passed to
-    compose; its values are never logged. No compose file is a skip."""
+    compose; its values are never logged. No compose file is a skip. ours: the prefix of the
+    images this pipeline builds (REGISTRY/nexus/): one the engine lacks fails the stage before
+    anything starts, naming the service and why (why: {service: reason})."""
     st = Stage(name, "e2e", log_dir, timeout)
     if not compose_file.is_file():
         return st.result(True, f"no compose file {compose_file.name}: no e2e stage defined", skipped=True)
@@ -52,6 +77,12 @@ def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, tim
         return done
 
     def body() -> tuple[bool, str]:
+        if ours:
+            listed = compose("config", "--images", limit=min(60, st.remaining()))
+            missing = _unbuilt(client, listed.stdout.split(), ours, why or {}) if listed.returncode == 0 else []
+            if missing:
+                return False, (f"e2e not started: the stack needs {len(missing)} service(s) with no image: "
+                               + "; ".join(missing))
         up = compose("up", "-d", limit=st.remaining())
         ids = compose("ps", "-q", limit=min(30, st.remaining())).stdout.split()
         st.containers = len(ids)
