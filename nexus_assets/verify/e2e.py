@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
+
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 
 
@@ -25,6 +27,15 @@ def compose_binary() -> str | None:
 
 
 UNKNOWN = "not built here: refused, or not a service of the repository; see discovery's problems"
+
+
+def _images(config: str) -> list[str]:
+    """The image of every service in `docker-compose config`'s output (variables filled in)."""
+    try:
+        services = (yaml.safe_load(config) or {}).get("services") or {}
+    except yaml.YAMLError:
+        return []
+    return [str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")]
 
 
 def _unbuilt(client, images: list[str], ours: str, why: dict[str, str]) -> list[str]:
@@ -78,8 +89,12 @@ def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, tim
 
     def body() -> tuple[bool, str]:
         if ours:
-            listed = compose("config", "--images", limit=min(60, st.remaining()))
-            missing = _unbuilt(client, listed.stdout.split(), ours, why or {}) if listed.returncode == 0 else []
+            # compose 1.29 has no `config --images`; the resolved file may hold .env values: never logged
+            listed = subprocess.run([*base, "config"], cwd=project_dir, env=environ, capture_output=True, text=True,
+                                    timeout=max(1.0, min(60, st.remaining())))
+            images = _images(listed.stdout) if listed.returncode == 0 else []
+            st.write(f"$ docker-compose config: images {', '.join(images) or '(none read)'}")
+            missing = _unbuilt(client, images, ours, why or {})
             if missing:
                 return False, (f"e2e not started: the stack needs {len(missing)} service(s) with no image: "
                                + "; ".join(missing))
