@@ -42,6 +42,8 @@ def say_release(settings: Settings) -> bool:
     elif record.get("version") == settings.version and record.get("failed_gates"):
         print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
               flush=True)
+    elif record.get("version") == settings.version and record.get("problems"):  # refused: version, registry
+        print(f"[nexus] {(record.get('messages') or ['release not made'])[0]}", flush=True)
     released = released_manifest(settings.repo, settings.version)
     if released is None:
         return True

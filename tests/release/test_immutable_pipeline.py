@@ -75,6 +75,10 @@ def test_rerunning_a_released_version_after_a_change_leaves_its_registry_tags_on
     said = capsys.readouterr().out
     assert "NOT RELEASED verified_release_v1.0.0" in said and said.rstrip().splitlines()[-1].startswith("NOT VERIFIED")
     assert git(repo, "tag", "--list") == "verified_release_v1.0.0"
+    capsys.readouterr()
+    idle = run_pipeline(settings)  # nothing changed since: no run, the refusal said again
+    assert not idle.ok and idle.run_ids == []
+    assert "already exists for commit" in capsys.readouterr().out
 
     # Back on the released commit: the release is that one again; then a tag moved in the registry.
     git(repo, "reset", "-q", "--hard", "HEAD~1")
