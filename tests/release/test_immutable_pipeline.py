@@ -105,7 +105,11 @@ def test_e2e_names_the_service_that_did_not_build_instead_of_a_registry_error(
     broken = names[0]
     dockerfile = repo / "services" / broken / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("WORKDIR /app", "RUN exit 7\nWORKDIR /app", 1))
-    e2e = ["version: '3.8'", "services:"] + [line for n in names for line in (
+    outside = tmp_path / "outside"  # a service folder that is a link out of the repository: refused
+    outside.mkdir()
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    (repo / "services" / "linked").symlink_to(outside)
+    e2e = ["version: '3.8'", "services:"] + [line for n in [*names, "linked"] for line in (
         f"  {n}:", f"    image: ${{REGISTRY}}/nexus/{n}:${{VERSION}}")]
     (repo / "docker-compose.e2e.yml").write_text("\n".join(e2e) + "\n")
     settings = Settings.from_env(repo=repo, workdir=tmp_path / "work", registry=unique_registry, version="1.0.0")
@@ -113,7 +117,9 @@ def test_e2e_names_the_service_that_did_not_build_instead_of_a_registry_error(
     assert not summary.ok and summary.failed == [broken]
     [event] = [e for e in _check_evaluations(settings) if e["name"] == "e2e"]
     assert not event["passed"]
-    assert f"e2e not started: the stack needs 1 service(s) with no image: {broken} (its build failed:" in event["text"]
+    assert event["text"].startswith("e2e not started: the stack needs 2 service(s) with no image: ")
+    assert f"{broken} (its build failed: service {broken}: docker build failed at " in event["text"]
+    assert "linked (refused by discovery: resolves outside the repository" in event["text"]
     assert "no basic auth credentials" not in event["text"] and names[1] not in event["text"]
 
 
