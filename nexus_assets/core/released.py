@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.registry import RegistryClient, credentials_from_env
-from nexus_assets.core.release_version import is_git_checkout, release_tag
+from nexus_assets.core.release_version import git_out, is_git_checkout, release_tag
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
 UNRELEASED_TAG_PREFIX = "build-"  # the registry tag of an image pushed while its version is released
@@ -36,18 +35,13 @@ def unreleased_tag(image_id: str) -> str:
 def released_manifest(repo: Path, version: str) -> dict | None:
     """The manifest the release tag of version holds, or None when version is not released (or
     the target is not a git checkout of its own: it has no release tags)."""
-    if not is_git_checkout(repo):
+    tag = release_tag(version)
+    if not is_git_checkout(repo) or git_out(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
         return None
-    done = subprocess.run(["git", "-C", str(repo), "show",
-                           f"refs/tags/{release_tag(version)}:releases/v{version}/artifacts_manifest.json"],
-                          capture_output=True, timeout=60)
-    if done.returncode != 0:
-        exists = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q",
-                                 f"refs/tags/{release_tag(version)}"], capture_output=True, timeout=60)
-        return {"images": []} if exists.returncode == 0 else None  # a tag made by hand: released, no manifest
+    shown = git_out(repo, "show", f"refs/tags/{tag}:releases/v{version}/artifacts_manifest.json")
     try:
-        manifest = json.loads(done.stdout)
-    except ValueError:
+        manifest = json.loads(shown or "")
+    except ValueError:  # a tag made by hand: released, its images unknown
         return {"images": []}
     return manifest if isinstance(manifest, dict) else {"images": []}
 

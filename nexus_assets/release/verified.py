@@ -132,7 +132,7 @@ def _refuse(outcome: ReleaseOutcome, problems: list[str], head: str) -> ReleaseO
 
 def _other_images(manifest: dict, released: dict | None) -> list[str]:
     """The services whose registry digest in this build differs from the released one's."""
-    if released is None:
+    if released is None or not released.get("images"):  # not released, or a tag made by hand: nothing to compare
         return []
     ours, theirs = digests(manifest), digests(released)
     return [f"{name}: released {theirs.get(name) or 'nothing'}, this build {ours.get(name) or 'nothing'}"
