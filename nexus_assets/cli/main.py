@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("audit", help=text, description=text)
     cmd.add_argument("--workdir", help="working copy whose Dagster instance records the audit (NEXUS_WORKDIR)")
     staging.add_flags(cmd, deploy=False)
+    text = "point a made release's version tags in the registry back at its released digests"
+    cmd = sub.add_parser("repair-tags", help=text, description=text)
+    cmd.add_argument("--version", required=True, help="the released version X.Y.Z")
+    cmd.add_argument("--repo", help="target checkout holding the release tag (NEXUS_REPO; default: the bundled sample)")
+    cmd.add_argument("--workdir", help="working copy (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     return parser
 
 
@@ -108,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return staging.audit(args)
     try:
+        if args.command == "repair-tags":
+            from nexus_assets.cli.repair import repair
+
+            return repair(Settings.from_env(repo=args.repo, workdir=args.workdir, version=args.version))
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.release_version import release_tag
+from nexus_assets.core.released import moved_tags, released_manifest
 from nexus_assets.core.settings import Settings
 
 
@@ -26,20 +28,32 @@ class RunSummary:
     stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
 
 
-def say_release(settings: Settings) -> None:
-    """With no run launched, what the last release attempt of this version left (its record)."""
+def say_release(settings: Settings) -> bool:
+    """With no run launched, what the last release attempt of this version left (its record),
+    and whether a released version's tags still name its images in the registry (they can move
+    while nothing here changes): False, naming each tag and the repair command, when one moved."""
     try:
         record = read_json(settings.artifacts / "verified_release.json")
     except (OSError, ValueError):
-        return
-    if record.get("version") != settings.version:
-        return
-    if record.get("made"):
+        record = {}
+    if record.get("version") == settings.version and record.get("made"):
         print(f"[nexus] {record['tag']} already released (commit {(record.get('release_commit') or '-')[:12]}): "
               "no new tag", flush=True)
-    elif record.get("failed_gates"):
+    elif record.get("version") == settings.version and record.get("failed_gates"):
         print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
               flush=True)
+    elif record.get("version") == settings.version and record.get("problems"):  # refused: version, registry
+        print(f"[nexus] {(record.get('messages') or ['release not made'])[0]}", flush=True)
+    released = released_manifest(settings.repo, settings.version)
+    if released is None:
+        return True
+    moved = moved_tags(released, settings.version)
+    for line in moved:
+        print(f"[nexus] {release_tag(settings.version)} in the registry: {line}", flush=True)
+    if moved:
+        print(f"[nexus] put them back with: nexus-agent repair-tags --version {settings.version} "
+              f"--repo {settings.repo}", flush=True)
+    return not moved
 
 
 def waived_services(settings: Settings) -> set[str]:

@@ -218,7 +218,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             return summary
         summary.ok = last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
-        say_release(settings)
+        summary.ok = say_release(settings) and summary.ok  # a released version's registry tags that moved: exit 1
         _remember(settings, services, verdict)
         return summary
     # Only the SBOMs and provenance due: those of what this run builds or pushes, and the stale ones.

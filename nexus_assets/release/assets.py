@@ -32,6 +32,7 @@ from nexus_assets.release.deployment import build_report, report_path
 from nexus_assets.release.gates import release_gates
 from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
 from nexus_assets.release.notes import Gate
+from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
 from nexus_assets.release.verified import RECORD, make_release
 from nexus_assets.resources import GitRepo, NexusConfig
@@ -221,7 +222,9 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             # the staging deploy follows the release: its checks are not the release's gates
             gates = release_gates(context.instance, asset_graph(), settings, exclude=(*RELEASE_KEYS, STAGING_DEPLOYMENT))
             unknown = sorted({s.name for s in build_services(settings)} - set(service_names))
-            outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown)
+            registry = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings)
+            outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown,
+                                   registry_problems=registry)
             record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
             write_json(settings.artifacts / RECORD, record)
             for line in outcome.messages:
@@ -238,7 +241,8 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             return dg.MaterializeResult(
                 metadata={**metadata, "record": dg.MetadataValue.path(str(settings.artifacts / RECORD))},
                 check_results=[dg.AssetCheckResult(
-                    check_name="release_gates", passed=not outcome.failed_gates, description=f"{outcome.tag}: {verdict}",
+                    check_name="release_gates", passed=not outcome.failed_gates and not outcome.problems,
+                    description=f"{outcome.tag}: {verdict if not outcome.problems else outcome.messages[-1]}",
                     metadata={"failed_gates": outcome.failed_gates, "gates": len(gates)})],
             )
 
