@@ -12,6 +12,7 @@ from collections.abc import Collection
 import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
+from nexus_assets.automation.notify import notify_logger
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
@@ -80,10 +81,13 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                       deployment_package_verifies, evidence_pack_verifies],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
+            # every run of the job, from wherever it is launched, logs to the terminal's lines and
+            # notifies (automation/notify.py: Slack, the GitHub step summary) from its own events
+            config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image.")],
         sensors=[repo_change_sensor(names)],
-        loggers={"console": nexus_console},
+        loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,

@@ -1,0 +1,108 @@
+"""Notifications from the run itself: a run of the nexus_pipeline job launched in-process through
+Dagster with no run config of ours (as the UI's launchpad or a sensor launches it) posts to a
+local receiver on start, on each failed gate and at the end, once each, and writes the GitHub
+step summary; a webhook that fails, is refused or hangs never fails or holds the run, and its
+URL is never printed. (The CLI run is tested by tests/test_workflow.py, against the same receiver.)"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nexus_assets.core.keys import DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE
+from nexus_assets.core.settings import Settings
+from nexus_assets.definitions import PIPELINE_JOB, build_definitions
+from tests.automation.receiver import Receiver
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture
+def strict_repo(tmp_path: Path) -> Settings:
+    """nexus_mini with a critical PMMG module missing (never scaffolded: browser-only) and none
+    allowed missing: the parity gate fails."""
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "nexus_mini", repo)
+    toml = repo / "nexus-agent.toml"
+    toml.write_text(toml.read_text().replace("max_critical_missing = 6",
+                                             'max_critical_missing = 0\ncritical = ["pmmg-portal"]'))
+    with (repo / "docs" / "investor_synopsis.md").open("a") as fh:
+        fh.write("\n## 7. Portal\n- **pmmg-portal** - the PMMG browser portal\n")
+    return Settings(repo=repo, workdir=tmp_path / "work", registry="127.0.0.1:5999/notify", version="1.0.0",
+                    max_parallel=2)
+
+
+def _run(settings: Settings, tmp_path: Path) -> tuple[dg.ExecuteInProcessResult, float]:
+    """The job as the UI launches it: no run config (the job's own default names its loggers)."""
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    job = build_definitions(settings).resolve_job_def(PIPELINE_JOB)
+    started = time.monotonic()
+    result = job.execute_in_process(instance=instance, asset_selection=[WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT],
+                                    raise_on_error=False)
+    return result, time.monotonic() - started
+
+
+def test_a_run_launched_through_dagster_notifies_start_each_failed_gate_and_end_once(
+        strict_repo, tmp_path, monkeypatch, capfd):
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step's summary\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    with Receiver() as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        result, _ = _run(strict_repo, tmp_path)
+        time.sleep(0.2)
+    assert result.success  # the parity gate is not blocking in Dagster's sense: the release reads it
+    start, gate, end = receiver.messages  # exactly three: once each
+    assert f"run {result.run_id[:8]} started" in start
+    assert "gate discrepancy_report:critical_modules_gate failed: parity gate failed: 1 critical module(s)" in gate
+    assert "(pmmg-portal)" in gate
+    assert f"run {result.run_id[:8]} succeeded" in end and "failed gates: discrepancy_report:critical_modules_gate" in end
+    text = summary.read_text()
+    assert text.startswith("earlier step's summary\n"), "the summary is appended, as GitHub's steps do"
+    assert f"## Nexus pipeline: run `{result.run_id[:8]}` succeeded" in text
+    assert "| `discrepancy_report:critical_modules_gate` | **FAILED** | parity gate failed: 1 critical" in text
+    assert "no release step in this run" in text
+    assert f"`{strict_repo.reports / 'discrepancy_report.json'}`" in text
+    out, err = capfd.readouterr()
+    assert "s3cr3tW3bh00kT0k3n" not in out + err + text
+
+
+def test_nothing_is_sent_or_written_without_the_settings(strict_repo, tmp_path, monkeypatch):
+    for name in ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    with Receiver() as receiver:
+        result, _ = _run(strict_repo, tmp_path)
+    assert result.success and receiver.messages == []
+
+
+def _refused_url() -> str:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/services/T000/B000/s3cr3tW3bh00kT0k3n"
+
+
+@pytest.mark.parametrize("mode", ["error", "refused", "hang"])
+def test_a_webhook_that_fails_or_hangs_never_fails_or_holds_the_run(mode, strict_repo, tmp_path, monkeypatch, capfd):
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("NEXUS_NOTIFY_TIMEOUT", "1")
+    with Receiver("hang" if mode == "hang" else "error") as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", _refused_url() if mode == "refused" else receiver.url)
+        result, seconds = _run(strict_repo, tmp_path)
+        # the same run without a webhook, for the time it takes here
+        monkeypatch.delenv("SLACK_WEBHOOK_URL")
+        _, baseline = _run(strict_repo, tmp_path / "again")
+    assert result.success
+    assert seconds < baseline + 3.0, f"{mode}: the run took {seconds:.1f}s against {baseline:.1f}s without a webhook"
+    assert f"run `{result.run_id[:8]}` succeeded" in summary.read_text(), "the summary does not wait on Slack"
+    out, err = capfd.readouterr()
+    expected = {"error": "the webhook answered HTTP 500", "refused": "ConnectionError (could not reach the webhook)",
+                "hang": "no answer within 1s"}[mode]
+    assert f"Slack notification not delivered: {expected}; the run goes on" in err
+    assert "s3cr3tW3bh00kT0k3n" not in out + err
