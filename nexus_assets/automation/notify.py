@@ -118,7 +118,7 @@ class _RunWatcher(logging.Handler):
             if self.webhook and _once(self.run_id, "start"):
                 self.facts.origin = _origin(self.run_id)
                 self.webhook.post(f":arrow_forward: Nexus pipeline run {self.run_id[:8]} started "
-                                  f"({self.facts.origin}; {self.settings.repo.name}, version {self.settings.version})")
+                                  f"({self.facts.origin or 'origin unknown'}; {self.settings.repo.name}, version {self.settings.version})")
             return
         gate = self.facts.add(event)
         if gate is not None and self.webhook and _once(self.run_id, f"gate {gate[0]}"):
@@ -128,6 +128,7 @@ class _RunWatcher(logging.Handler):
 
     def _finish(self, outcome: str) -> None:
         self.facts.outcome = outcome
+        self.facts.origin = self.facts.origin or _origin(self.run_id)
         self.facts.fill_from_instance()
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -142,9 +143,12 @@ class _RunWatcher(logging.Handler):
 
 
 def _origin(run_id: str) -> str:
-    """cli, sensor or ui, from the run's tag, when the run is in the instance under DAGSTER_HOME."""
+    """cli, sensor or ui, from the run's tag, when the run is in the instance under DAGSTER_HOME;
+    "" when the run cannot be read."""
     run = _stored_run(run_id)
-    return (run.tags.get("nexus/origin") if run else None) or "ui"
+    if run is None:
+        return ""
+    return run.tags.get("nexus/origin") or "ui"
 
 
 def _stored_run(run_id: str) -> Any:
@@ -152,7 +156,7 @@ def _stored_run(run_id: str) -> Any:
         return None
     try:
         return dg.DagsterInstance.get().get_run_by_id(run_id)
-    except Exception:  # noqa: BLE001 - no instance here: the tag is unknown, nothing more
+    except Exception:  # noqa: BLE001 - no instance here (or busy): the tag is unknown, nothing more
         return None
 
 

@@ -34,7 +34,7 @@ class RunFacts:
     run_id: str
     job_name: str
     started: float
-    origin: str = "ui"
+    origin: str = ""  # cli, sensor or ui (the run's nexus/origin tag); "" while unknown
     outcome: str = ""
     built: set[str] = field(default_factory=set)
     pulled: set[str] = field(default_factory=set)
@@ -156,7 +156,11 @@ def report_links(settings: Settings) -> list[str]:
     manifest = settings.artifacts / "artifacts_manifest.json"
     if manifest.is_file():
         lines.append(f"- `{manifest}`")
-    server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    # The workflow's repository (GITHUB_WORKFLOW_REF: owner/name/.github/workflows/...), which differs
+    # from GITHUB_REPOSITORY when the workflow releases another repository (scripts/ci/pipeline.sh).
+    workflow = (os.environ.get("GITHUB_WORKFLOW_REF") or "").split("/.github/")[0]
+    server, repo, run = (os.environ.get("GITHUB_SERVER_URL"), workflow or os.environ.get("GITHUB_REPOSITORY"),
+                         os.environ.get("GITHUB_RUN_ID"))
     if server and repo and run:
         lines.insert(0, f"- [the workflow run's artifacts (reports/, artifacts/)]({server}/{repo}/actions/runs/{run}#artifacts)")
     return lines
@@ -165,7 +169,7 @@ def report_links(settings: Settings) -> list[str]:
 def markdown_summary(facts: RunFacts, settings: Settings) -> str:
     current = current_images(facts, settings)
     out = [f"## Nexus pipeline: run `{facts.run_id[:8]}` {facts.outcome}", "",
-           f"Job `{facts.job_name}`, started from {facts.origin}, {facts.seconds:.0f} s; repository "
+           f"Job `{facts.job_name}`, started from {facts.origin or 'an unknown origin'}, {facts.seconds:.0f} s; repository "
            f"`{settings.repo}`, version {settings.version}, registry `{settings.registry}`.", "",
            "| images | count | services |", "| --- | ---: | --- |",
            f"| built | {len(facts.built)} | {_names(sorted(facts.built))} |",
