@@ -199,6 +199,8 @@ def test_the_run_blocks_execute_in_order_on_this_machine(tmp_path, unique_regist
     assert release is not None and {a["name"] for a in release["assets"]} >= {"artifacts_manifest.json"}
     assert out["github_release"] == "https://github.com/acme/nexus-cos/releases/tag/verified_release_v2.0.0"
     assert _git(origin, "tag", "--list") == "verified_release_v2.0.0", "the release tag went back to origin"
+    # No terminal on a runner: the plain lines, one per service as before
+    assert "[nexus] sbom/node-svc-001: " in logs["pipeline"] and "━" not in logs["pipeline"]
     # Slack: each run of the CLI announced once at its start and once at its end
     assert sum("started" in m for m in messages) == len(run_ids) == sum("succeeded" in m for m in messages)
     assert "verified_release_v2.0.0 made" in messages[-1]

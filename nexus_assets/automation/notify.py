@@ -172,7 +172,8 @@ def notify_logger(settings: Settings) -> dg.LoggerDefinition:
         log.propagate = False
         job = init_context.job_def.name if init_context.job_def else "nexus_pipeline"
         if not (os.environ.get("GITHUB_STEP_SUMMARY") or Webhook.from_env()):
-            return log  # nothing to notify: no handler, no cost per event
+            log.handlers = [logging.NullHandler()]  # nothing to notify (and no "last resort" stderr lines)
+            return log
         log.handlers = [_RunWatcher(settings, run_id, job)]
         return log
 

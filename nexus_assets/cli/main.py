@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+            cmd.add_argument("--verbose", action="store_true", help="at a terminal, also print a line per service "
+                                                                    "for its build, push, SBOM and provenance")
             cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
                                                "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.validate()
         if args.command == "run" and args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
+        if args.command == "run" and args.verbose:
+            from nexus_assets.core.console import set_verbose
+
+            set_verbose(True)
         started = time.monotonic()
         summary = None if args.command != "run" or args.all else _known_unchanged(settings)
         if summary is None:
