@@ -13,6 +13,7 @@ import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
 from nexus_assets.automation.notify import notify_logger
+from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
@@ -86,7 +87,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image.")],
-        sensors=[repo_change_sensor(names)],
+        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB)],
         loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,

@@ -117,29 +117,40 @@ class _RunWatcher(logging.Handler):
         if kind == dg.DagsterEventType.RUN_START:
             if self.webhook and _once(self.run_id, "start"):
                 self.facts.origin = _origin(self.run_id)
-                self.webhook.post(f":arrow_forward: Nexus pipeline run {self.run_id[:8]} started "
-                                  f"({self.facts.origin or 'origin unknown'}; {self.settings.repo.name}, version {self.settings.version})")
+                self.webhook.post(start_text(self.facts, self.settings))
             return
         gate = self.facts.add(event)
         if gate is not None and self.webhook and _once(self.run_id, f"gate {gate[0]}"):
-            self.webhook.post(f":x: Nexus run {self.run_id[:8]}: gate {gate[0]} failed: {gate[1]}")
+            self.webhook.post(gate_text(self.run_id, *gate))
         if kind in _RUN_END and _once(self.run_id, "end"):
-            self._finish(_RUN_END[kind])
+            self.facts.origin = self.facts.origin or _origin(self.run_id)
+            finish(self.facts, _RUN_END[kind], self.settings, self.webhook)
 
-    def _finish(self, outcome: str) -> None:
-        self.facts.outcome = outcome
-        self.facts.origin = self.facts.origin or _origin(self.run_id)
-        self.facts.fill_from_instance()
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            try:
-                with open(summary, "a", encoding="utf-8") as fh:
-                    fh.write(markdown_summary(self.facts, self.settings))
-            except OSError as exc:
-                print(f"[nexus] WARNING step summary not written to {summary}: {exc.strerror}", file=sys.stderr)
-        if self.webhook:
-            self.webhook.post(finish_text(self.facts, self.settings))
-            self.webhook.wait()
+
+def start_text(facts: RunFacts, settings: Settings) -> str:
+    return (f":arrow_forward: Nexus pipeline run {facts.run_id[:8]} started ({facts.origin or 'origin unknown'}; "
+            f"{settings.repo.name}, version {settings.version})")
+
+
+def gate_text(run_id: str, gate: str, reason: str) -> str:
+    return f":x: Nexus run {run_id[:8]}: gate {gate} failed: {reason}"
+
+
+def finish(facts: RunFacts, outcome: str, settings: Settings, webhook: Webhook | None,
+           instance: dg.DagsterInstance | None = None) -> None:
+    """The end of a run: the step summary (GITHUB_STEP_SUMMARY) and the last Slack message."""
+    facts.outcome = outcome
+    facts.fill_from_instance(instance)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown_summary(facts, settings))
+        except OSError as exc:
+            print(f"[nexus] WARNING step summary not written to {summary}: {exc.strerror}", file=sys.stderr)
+    if webhook:
+        webhook.post(finish_text(facts, settings))
+        webhook.wait()
 
 
 def _origin(run_id: str) -> str:
@@ -180,4 +191,4 @@ def notify_logger(settings: Settings) -> dg.LoggerDefinition:
     return nexus_notify
 
 
-__all__ = ["SLACK_ENV", "Webhook", "notify_logger", "notify_timeout"]
+__all__ = ["SLACK_ENV", "Webhook", "finish", "gate_text", "notify_logger", "notify_timeout", "start_text"]

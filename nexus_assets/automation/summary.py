@@ -74,13 +74,13 @@ class RunFacts:
                 self.broken[event.step_key] = _one_line(error.message if error else "failed")
         return None
 
-    def fill_from_instance(self) -> None:
-        """What the steps of a multiprocess run saw in their own processes, from the instance under
-        DAGSTER_HOME (nothing when there is none: the events this process saw are then all)."""
-        if not os.environ.get("DAGSTER_HOME"):
+    def fill_from_instance(self, instance: dg.DagsterInstance | None = None) -> None:
+        """What the steps of a multiprocess run saw in their own processes, from instance or the one
+        under DAGSTER_HOME (nothing when there is none: the events this process saw are then all)."""
+        if instance is None and not os.environ.get("DAGSTER_HOME"):
             return
         try:
-            instance = dg.DagsterInstance.get()
+            instance = instance or dg.DagsterInstance.get()
             records = instance.all_logs(self.run_id, of_type=_KINDS)
         except Exception:  # noqa: BLE001 - a summary from what this process saw is still a summary
             return

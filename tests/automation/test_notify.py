@@ -106,3 +106,49 @@ def test_a_webhook_that_fails_or_hangs_never_fails_or_holds_the_run(mode, strict
                 "hang": "no answer within 1s"}[mode]
     assert f"Slack notification not delivered: {expected}; the run goes on" in err
     assert "s3cr3tW3bh00kT0k3n" not in out + err
+
+
+def _evaluate_sensors(defs: dg.Definitions, instance: dg.DagsterInstance, run_id: str) -> None:
+    """What the daemon does for a finished run: each run-status sensor whose status the run went
+    through, evaluated with the run's own event."""
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    kinds = {"nexus_notify_started": dg.DagsterEventType.RUN_START,
+             "nexus_notify_success": dg.DagsterEventType.RUN_SUCCESS,
+             "nexus_notify_failure": dg.DagsterEventType.RUN_FAILURE}
+    for name, kind in kinds.items():
+        records = instance.all_logs(run_id, of_type=kind)
+        if records:
+            sensor = defs.resolve_sensor_def(name)
+            context = dg.build_run_status_sensor_context(sensor_name=name, dagster_event=records[0].dagster_event,
+                                                         dagster_instance=instance, dagster_run=run)
+            sensor(context)
+
+
+def test_a_materialization_from_the_asset_graph_is_notified_by_the_run_status_sensors_once(
+        strict_repo, tmp_path, monkeypatch):
+    """The UI's "Materialize" runs the implicit asset job (no notify logger): the daemon's sensors
+    notify it; a nexus_pipeline run, which notifies itself, gets nothing more from them."""
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    defs = build_definitions(strict_repo)
+    selection = [WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT]
+    with Receiver() as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        ui = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=selection, raise_on_error=False)
+        assert receiver.messages == [], "the implicit asset job has no notify logger"
+        _evaluate_sensors(defs, instance, ui.run_id)
+        start, gate, end = receiver.messages
+        assert f"run {ui.run_id[:8]} started (ui;" in start
+        assert "gate discrepancy_report:critical_modules_gate failed: parity gate failed: 1 critical" in gate
+        assert f"run {ui.run_id[:8]} succeeded" in end
+        assert f"## Nexus pipeline: run `{ui.run_id[:8]}` succeeded" in summary.read_text()
+
+        receiver.messages.clear()
+        own = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+            instance=instance, asset_selection=selection, raise_on_error=False)
+        assert len(receiver.messages) == 3  # from the run's own logger
+        _evaluate_sensors(defs, instance, own.run_id)
+        assert len(receiver.messages) == 3, "the sensors leave nexus_pipeline's runs to their own logger"
