@@ -33,6 +33,7 @@ from nexus_assets.core.settings import Settings
 SLACK_ENV = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK")
 _SENT: set[tuple[str, str]] = set()  # (run id, kind) already sent by this process
 _SENT_LOCK = threading.Lock()
+_STEP_END = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
 _RUN_END = {dg.DagsterEventType.RUN_SUCCESS: "succeeded", dg.DagsterEventType.RUN_FAILURE: "failed",
             dg.DagsterEventType.RUN_CANCELED: "canceled"}
 
@@ -122,6 +123,9 @@ class _RunWatcher(logging.Handler):
         gate = self.facts.add(event)
         if gate is not None and self.webhook and _once(self.run_id, f"gate {gate[0]}"):
             self.webhook.post(gate_text(self.run_id, *gate))
+        if kind in _STEP_END and self.webhook and self.webhook.pending:
+            # a multiprocess run's step process ends with its step: its posts go first (bounded)
+            self.webhook.wait()
         if kind in _RUN_END and _once(self.run_id, "end"):
             self.facts.origin = self.facts.origin or _origin(self.run_id)
             finish(self.facts, _RUN_END[kind], self.settings, self.webhook)

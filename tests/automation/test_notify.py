@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.reconstruct import ReconstructableJob  # what the webserver's run worker loads
 
 from nexus_assets.core.keys import DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE
 from nexus_assets.core.settings import Settings
@@ -152,3 +153,29 @@ def test_a_materialization_from_the_asset_graph_is_notified_by_the_run_status_se
         assert len(receiver.messages) == 3  # from the run's own logger
         _evaluate_sensors(defs, instance, own.run_id)
         assert len(receiver.messages) == 3, "the sensors leave nexus_pipeline's runs to their own logger"
+
+
+def test_a_multiprocess_run_as_the_webserver_launches_it_notifies_each_gate_from_its_step_process(
+        strict_repo, tmp_path, monkeypatch):
+    """The UI's run worker runs each step in a process of its own: the failed gate is posted from
+    the check's process before it exits, the start and end from the run's; once each."""
+    module = tmp_path / "location.py"
+    module.write_text("from nexus_assets.definitions import PIPELINE_JOB, build_definitions\n\n\n"
+                      "def job():\n    return build_definitions().resolve_job_def(PIPELINE_JOB)\n")
+    monkeypatch.setenv("NEXUS_REPO", str(strict_repo.repo))
+    monkeypatch.setenv("NEXUS_WORKDIR", str(strict_repo.workdir))
+    monkeypatch.setenv("REGISTRY", strict_repo.registry)
+    monkeypatch.setenv("VERSION", "1.0.0")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    with Receiver() as receiver, dg.DagsterInstance.get() as instance:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        result = dg.execute_job(ReconstructableJob.for_file(str(module), "job"), instance=instance,
+                                asset_selection=[WORKSPACE, DISCOVERY_PARSED, DISCREPANCY_REPORT])
+        assert result.success
+        assert "Launching subprocess" in " ".join(
+            str(r.message) for r in instance.all_logs(result.run_id)), "the steps ran in processes of their own"
+        messages = list(receiver.messages)
+    assert len(messages) == 3, messages
+    assert sum("started" in m for m in messages) == 1 and sum("succeeded" in m for m in messages) == 1
+    assert sum("gate discrepancy_report:critical_modules_gate failed" in m for m in messages) == 1
