@@ -184,7 +184,9 @@ def markdown_summary(facts: RunFacts, settings: Settings) -> str:
             verdict = "passed" if gate.passed else ("**FAILED**" if gate.blocking else "warning")
             out.append(f"| `{label}` | {verdict} | {_cell(gate.detail)} |")
         if len(rows) > MAX_GATES:
-            out.append(f"| … | | {len(rows) - MAX_GATES} more, all passed |")
+            rest = rows[MAX_GATES:]
+            failed = sum(1 for _, gate in rest if not gate.passed)
+            out.append(f"| … | | {len(rest)} more: {len(rest) - failed} passed, {failed} not |")
     else:
         out.append("No gate was evaluated in this run.")
     if facts.broken:
