@@ -57,8 +57,8 @@ def _once(run_id: str, kind: str) -> bool:
 class Webhook:
     """A Slack incoming webhook: each message posted from a thread of its own."""
 
-    url: str
-    timeout: float
+    url: str = field(repr=False)  # the credential: never in a repr, message or log
+    timeout: float = 3.0
     pending: list[threading.Thread] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
