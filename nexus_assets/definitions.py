@@ -12,6 +12,8 @@ from collections.abc import Collection
 import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
+from nexus_assets.automation.notify import notify_logger
+from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
@@ -91,11 +93,14 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         jobs=[dg.define_asset_job(
             # the staging deploy is a job of its own (deploy_job): a pipeline run never deploys
             PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),
+            # every run of the job, from wherever it is launched, logs to the terminal's lines and
+            # notifies (automation/notify.py: Slack, the GitHub step summary) from its own events
+            config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
         schedules=[audit_schedule],
-        sensors=[repo_change_sensor(names)],
-        loggers={"console": nexus_console},
+        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB)],
+        loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,

@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--deploy-staging", action="store_true", help="then deploy the verified release to the "
                                                                             "staging host (NEXUS_STAGING_*)")
             staging.add_flags(cmd, deploy=True)
+            cmd.add_argument("--verbose", action="store_true", help="at a terminal, also print a line per service "
+                                                                    "for its build, push, SBOM and provenance")
             cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
                                                "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
@@ -127,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         load_repo_config(settings.repo)  # a broken nexus-agent.toml is bad input, said before any run
         if args.command == "run" and args.deploy_staging:
             staging.check_settings(args)  # bad staging settings end here, before any build
+        if args.command == "run" and args.verbose:
+            from nexus_assets.core.console import set_verbose
+
+            set_verbose(True)
         started = time.monotonic()
         summary = None if args.command != "run" or args.all else _known_unchanged(settings)
         if summary is None:
