@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
@@ -48,6 +49,9 @@ class Service:
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
     infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
+    # How its compose service runs it (core.compose_runtime.ComposeRuntime, templates only: no
+    # value of .env); None for a folder service. The tests run the image with it.
+    runtime: Any = field(default=None, hash=False, compare=False)
 
     def sources_hash(self) -> str:
         """The hash of what its build reads (core.hashing.context_hash)."""
@@ -97,10 +101,10 @@ def services_root(repo: Path) -> Path:
     return root
 
 
-def find_services(repo: Path, compose_file: str | None = None) -> list[Service]:
+def find_services(repo: Path, compose_file: str | None = None, secrets_file: str | None = None) -> list[Service]:
     """Every buildable service of repo, sorted by name; `scan_services` says why others are
     left out."""
-    return scan_services(repo, compose_file)[0]
+    return scan_services(repo, compose_file, secrets_file)[0]
 
 
 def _refusal(repo: Path, folder: Path, shown: str, name: str) -> dict | None:
@@ -182,7 +186,8 @@ def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], li
     return sorted(found, key=lambda s: s.name), problems
 
 
-def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Service], list[dict]]:
+def scan_services(repo: Path, compose_file: str | None = None,
+                  secrets_file: str | None = None) -> tuple[list[Service], list[dict]]:
     """The buildable services of repo, compose first, folders second, and the problems found.
 
     Compose: every service of the stack file (compose_model.stack_file: compose_file, else
@@ -193,7 +198,7 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
     compose does not build (a library) is not a service. Refused as in `scan_folders`; a folder
     whose image name a compose service has is not built (the compose service is)."""
     folders, problems = scan_folders(repo, nested=True)
-    builds, _stack, compose_problems = compose_builds(repo, compose_file)
+    builds, _stack, compose_problems = compose_builds(repo, compose_file, secrets_file)
     problems += compose_problems
     found: dict[str, Service] = {}
     covered: set[Path] = set()
@@ -212,7 +217,7 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
             compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
-            secret_args=build.secret_args, infrastructure=build.infrastructure)
+            secret_args=build.secret_args, infrastructure=build.infrastructure, runtime=build.runtime)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:
@@ -290,8 +295,9 @@ def build_services(settings: Settings, *, in_workdir: bool = False) -> list[Serv
 def both_views(settings: Settings) -> tuple[list[Service], list[Service]]:
     """build_services(settings) and build_services(settings, in_workdir=True) from one scan of
     the repository and one of the working copy."""
-    repo = {s.name: s for s in find_services(settings.repo, settings.compose_file)}
-    copy = find_services(settings.workdir, settings.compose_file) if (settings.workdir / "services").is_dir() else []
+    repo = {s.name: s for s in find_services(settings.repo, settings.compose_file, settings.secrets_file)}
+    copy = (find_services(settings.workdir, settings.compose_file, settings.secrets_file)
+            if (settings.workdir / "services").is_dir() else [])
     in_repo, in_copy = dict(repo), dict(repo)
     for service in copy:
         in_copy[service.name] = service

@@ -65,7 +65,10 @@ def image_spec(service: Service) -> dg.AssetSpec:
         description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
         group_name="images",
         kinds={"docker"},
-        code_version=recipe_version(service.build_args),  # the args are part of how it is built
+        # The args are part of how it is built; how compose runs it (as written, no value) of how
+        # it is tested: a change there runs its tests again.
+        code_version=recipe_version(service.build_args)
+        + (f"-run-{service.runtime.fingerprint()}" if service.runtime is not None else ""),
         skippable=True,
         tags={"nexus/language": service.language},
         metadata={"service_path": service.folder or f"services/{service.name}",

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from nexus_assets.core.compose_runtime import RunSettings, resolve
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
@@ -221,11 +222,29 @@ def _unit_verdict(st: Stage, output: str, code: int | None) -> tuple[bool, str]:
     return True, f"unit tests passed ({summary})"
 
 
-def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str]) -> tuple[bool, str]:
-    """The tests as the command of a container of their own, network disabled."""
+def compose_run(st: Stage, service: Service) -> RunSettings:
+    """How compose runs the service, read now (values from .env and the operator's secrets
+    file); the stage masks the secrets among them and records where they came from (keys only)."""
+    run = resolve(service.runtime, service.infrastructure)
+    st.secrets = run.secrets
+    if run.record:
+        st.details["compose"] = run.record
+        st.write(f"# run as compose service {run.record['compose_service']} of {run.record['compose_file']} runs "
+                 f"it: environment keys {', '.join(run.record['environment_keys']) or 'none'}"
+                 + "".join(f"; {k} from compose" for k in ("command", "entrypoint") if run.record[k])
+                 + ("; healthcheck from compose" if run.record["healthcheck"] == "compose" else "")
+                 + "".join(f"\n# warning: {note}" for note in run.record.get("notes", [])))
+    return run
+
+
+def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str],
+                           run: RunSettings | None = None) -> tuple[bool, str]:
+    """The tests as the command of a container of their own, network disabled, with the
+    environment compose gives the service."""
     st.write(f"$ {' '.join(command)}   (network disabled)")
+    environment = {**(run.environment if run else {}), **UNIT_ENV}
     container = start_container(client, st, image_id, role="unit", command=command, network_disabled=True,
-                                environment=UNIT_ENV)
+                                environment=environment)
     status = container.attrs["State"]["Status"]
     while status not in ("exited", "dead") and st.remaining() > 0:
         time.sleep(POLL)
@@ -243,7 +262,10 @@ def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout:
     if command is None:
         return st.result(True, skip, skipped=True)
     st.details["command"] = command
-    return _guarded(st, lambda: _unit_in_own_container(client, st, image_id, command))
+    run = compose_run(st, service)
+    if run.error:
+        return st.result(False, run.error)
+    return _guarded(st, lambda: _unit_in_own_container(client, st, image_id, command, run))
 
 
 def _read_spec(st: Stage, service: Service) -> list[str] | None:
@@ -275,11 +297,12 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         st.details["container_id"] = shared[0].id
         if shared[2][2]:  # the infrastructure the unit stage started beside the service
             st.details["infrastructure"] = shared[2][2]
+    run = compose_run(st, service)
     paths = _read_spec(st, service)
-    if paths is None:
+    if paths is None or run.error:
         st.cleanup()
-        return st.result(False, st.details["spec_error"])
-    return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0]))
+        return st.result(False, run.error or st.details["spec_error"])
+    return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0], run))
 
 
 def run_unit_and_integration(client, service: Service, image_id: str, log_dir: Path, *,
@@ -297,6 +320,9 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
     st = Stage(service.name, "unit", log_dir, timeout)
     st.details["command"] = command
+    run = compose_run(st, service)
+    if run.error:  # an unusable compose setting: neither stage can run the service as compose would
+        return st.result(False, run.error), run_integration(client, service, image_id, log_dir, timeout=timeout)
     api_error = docker_errors()[0]
     shared: list = []  # (container, network), handed from the unit stage to the integration stage
 
@@ -307,7 +333,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         # The infrastructure it depends on first (a real service connects to it as it starts).
         not_run, infra_failure, infra = prepare(client, st, network, service.infrastructure,
                                                 load_base_image_map().base)
-        container = start_container(client, st, image_id, role="service", **attach(network))
+        container = start_container(client, st, image_id, role="service", **run.container_args(), **attach(network))
         where = "internal test network" if network is not None else "no network"
         st.write(f"$ {' '.join(command)}   (docker exec in the service container, {where})")
         try:
@@ -320,7 +346,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
             st.write(output)
             st.write(f"# the service container stopped (exit {container.attrs['State'].get('ExitCode')}) "
                      "while the unit tests ran: running them again in a container of their own")
-            verdict = _unit_in_own_container(client, st, image_id, command)
+            verdict = _unit_in_own_container(client, st, image_id, command, run)
         else:
             verdict = _unit_verdict(st, output, code)
         for started in (container, *infra):
