@@ -58,9 +58,22 @@ class Service:
         return context_hash(self.path, self.dockerfile)
 
     @property
+    def own_folder(self) -> Path:
+        """Its own folder (tests/, openapi.json, language): the context, unless the context is
+        wider than the folder holding its Dockerfile (`context: .`, `dockerfile: services/x/Dockerfile`)."""
+        return own_folder(self.path, self.dockerfile)
+
+    @property
     def image_repo(self) -> str:
         """The repository part of the image name: nexus/<service>."""
         return f"nexus/{self.name.lower()}"
+
+
+def own_folder(context: Path, dockerfile: Path | None) -> Path:
+    """The Dockerfile's folder when it lies below the context, else the context."""
+    if dockerfile is not None and dockerfile.parent != context and dockerfile.parent.is_relative_to(context):
+        return dockerfile.parent
+    return context
 
 
 def release_tags(registry: str, service: str, version: str) -> list[str]:
@@ -215,8 +228,8 @@ def scan_services(repo: Path, compose_file: str | None = None,
         covered |= {build.context, build.dockerfile.parent}
         found[build.name] = Service(
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
-            language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
-            compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
+            language=detect_language(own_folder(build.context, build.dockerfile)),
+            build_args=dict(build.build_args), compose_name=build.name, compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
             secret_args=build.secret_args, infrastructure=build.infrastructure, runtime=build.runtime)
     for service in folders:
         shown = rel_path(service.path, repo)

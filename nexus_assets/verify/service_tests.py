@@ -30,6 +30,7 @@ from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
+from nexus_assets.verify.lint_scope import copied_files, walk_sources, wider_context
 from nexus_assets.verify.sandbox import (  # noqa: F401
     CONTAINER_PREFIX,
     POLL,
@@ -46,20 +47,23 @@ UNIT_COMMANDS = {
     "python": ["python3", "-m", "unittest", "discover", "-s", "tests", "-v"],
 }
 UNIT_ENV = {"CI": "1", "NO_COLOR": "1"}
-# Folders whose files are not the service's own source.
-_SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "build"}
 
 
 def _engine_lost(service: str, stage: str, exc: Exception) -> EngineError:
     return EngineError(f"service {service}: lost the Docker engine during the {stage} stage: {exc}")
 
 
-def _source_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        found += [Path(folder) / f for f in sorted(files) if f.endswith(suffixes)]
-    return found
+def _lint_files(st: Stage, service: Service) -> list[Path]:
+    """The files the syntax checks read: the whole context when it is the service's folder, else
+    (a context at the repository root, or above the Dockerfile's folder) only what the
+    Dockerfile's COPY/ADD bring in (verify.lint_scope)."""
+    if not wider_context(service):
+        return walk_sources(service.path)
+    files, scope = copied_files(service)
+    st.details["lint_scope"] = scope
+    st.write(f"# the build context {service.folder} is wider than the service's folder: checking the "
+             f"{scope['files']} file(s) that COPY/ADD bring in ({', '.join(scope['sources']) or 'none'})")
+    return files
 
 
 def hadolint_binary() -> str | None:
@@ -132,8 +136,9 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
 
 
 def _syntax_checks(st: Stage, service: Service) -> list[str]:
-    py_files = _source_files(service.path, (".py",))
-    js_files = _source_files(service.path, (".js", ".mjs", ".cjs"))
+    files = _lint_files(st, service)
+    py_files = [f for f in files if f.suffix == ".py"]
+    js_files = [f for f in files if f.suffix in (".js", ".mjs", ".cjs")]
     st.details.update(python_files=len(py_files), js_files=len(js_files), syntax_errors=[])
     rel = lambda p: str(Path(p).relative_to(service.path))  # noqa: E731
     if py_files:
@@ -201,7 +206,7 @@ def count_tests(output: str) -> dict:
 
 def _unit_command(service: Service) -> tuple[list[str] | None, str]:
     """(the runner command, "") or (None, why the unit stage is skipped)."""
-    tests = service.path / "tests"
+    tests = service.own_folder / "tests"
     if not tests.is_dir() or not any(tests.iterdir()):
         return None, "no unit tests"
     command = UNIT_COMMANDS.get(service.language)
@@ -270,7 +275,7 @@ def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout:
 
 def _read_spec(st: Stage, service: Service) -> list[str] | None:
     """The GET paths to call (None, logged, if openapi.json cannot be read)."""
-    spec_file = service.path / "openapi.json"
+    spec_file = service.own_folder / "openapi.json"
     paths: list[str] = []
     skipped: list[str] = []
     if spec_file.is_file():
