@@ -35,7 +35,7 @@ LEDGER_START = '''def main() -> int:
 
 @dataclass(frozen=True)
 class ComposeRunTraits:
-    services: dict[str, str]  # compose name -> folder
+    services: dict[str, str]  # compose name -> the folder of its build context
     unhealthy: str = UNHEALTHY
     health_port: int = NEVER_OPENED
     lint_trap: str = LINT_TRAP
@@ -108,6 +108,7 @@ def add_compose_run_traits(dest: Path, compose: list[str], *, plain: bool) -> tu
     _write(dest / LINT_TRAP, '# the v1 migration, kept for the record\nprint "migrating the v1 tables"\n')
     _write(dest / ".dockerignore", ROOT_DOCKERIGNORE)
     compose += ["  gateway:", "    build:", "      context: .", "      dockerfile: services/gateway/Dockerfile"]
+    services["gateway"] = "."  # its build context
 
     service(UNHEALTHY, "services/status_board", "node", port_for(UNHEALTHY, "node"), "lodash")
     compose += [f"  {UNHEALTHY}:", "    build: ./services/status_board", "    healthcheck:",

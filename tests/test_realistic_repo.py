@@ -22,18 +22,19 @@ def test_services_install_real_packages_in_every_way_the_platform_does(tmp_path)
         assert step in everything, step
     assert sum("apt-get" in text for text in dockerfiles.values()) == 1  # the index download is slow
     for name, service in services.items():
+        folder = service.own_folder  # the context, or below it (gateway's is the repository's root)
         if service.language == "node":
-            package = json.loads((service.path / "package.json").read_text())
+            package = json.loads((folder / "package.json").read_text())
             assert package["dependencies"], name
-            lock = service.path / "package-lock.json"
+            lock = folder / "package-lock.json"
             if lock.exists():  # npm ci: the lockfile is the package's own, with registry URLs
                 data = json.loads(lock.read_text())
                 assert data["name"] == package["name"] and data["packages"][""]["name"] == package["name"]
                 assert data["packages"]["node_modules/express"]["resolved"].startswith("https://registry.npmjs.org/")
-            assert (service.path / "tests" / "deps.test.js").is_file()
+            assert (folder / "tests" / "deps.test.js").is_file()
         else:
-            assert (service.path / "requirements.txt").read_text().strip(), name
-            assert (service.path / "tests" / "test_deps.py").is_file()
+            assert (folder / "requirements.txt").read_text().strip(), name
+            assert (folder / "tests" / "test_deps.py").is_file()
     # Nested under grouping folders, depends_on only where given.
     assert {"services/media/transcoder", "services/platform/worker_010"} <= set(real.services.values())
     assert [n["name"] for n in services["auth-service"].infrastructure] == ["postgres", "redis"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from nexus_assets.core.dockerfile import instructions, substitute
 from nexus_assets.core.services import Service
+from nexus_assets.core.stage import Stage
 from nexus_assets.core.textfiles import read_text
 
 SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "build"}
@@ -90,3 +91,16 @@ def copied_files(service: Service) -> tuple[list[Path], dict]:
                     files.setdefault(path)
     return list(files), {"scope": "the files the Dockerfile's COPY/ADD bring in (the context is wider than the "
                                   "service's folder)", "sources": sources, "files": len(files)}
+
+
+def lint_files(st: Stage, service: Service) -> list[Path]:
+    """The files the syntax checks read: the whole context when it is the service's folder, else
+    (a context at the repository root, or above the Dockerfile's folder) only what the
+    Dockerfile's COPY/ADD bring in (verify.lint_scope)."""
+    if not wider_context(service):
+        return walk_sources(service.path)
+    files, scope = copied_files(service)
+    st.details["lint_scope"] = scope
+    st.write(f"# the build context {service.folder} is wider than the service's folder: checking the "
+             f"{scope['files']} file(s) that COPY/ADD bring in ({', '.join(scope['sources']) or 'none'})")
+    return files

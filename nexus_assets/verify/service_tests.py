@@ -30,7 +30,7 @@ from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
-from nexus_assets.verify.lint_scope import copied_files, walk_sources, wider_context
+from nexus_assets.verify.lint_scope import lint_files
 from nexus_assets.verify.sandbox import (  # noqa: F401
     CONTAINER_PREFIX,
     POLL,
@@ -51,19 +51,6 @@ UNIT_ENV = {"CI": "1", "NO_COLOR": "1"}
 
 def _engine_lost(service: str, stage: str, exc: Exception) -> EngineError:
     return EngineError(f"service {service}: lost the Docker engine during the {stage} stage: {exc}")
-
-
-def _lint_files(st: Stage, service: Service) -> list[Path]:
-    """The files the syntax checks read: the whole context when it is the service's folder, else
-    (a context at the repository root, or above the Dockerfile's folder) only what the
-    Dockerfile's COPY/ADD bring in (verify.lint_scope)."""
-    if not wider_context(service):
-        return walk_sources(service.path)
-    files, scope = copied_files(service)
-    st.details["lint_scope"] = scope
-    st.write(f"# the build context {service.folder} is wider than the service's folder: checking the "
-             f"{scope['files']} file(s) that COPY/ADD bring in ({', '.join(scope['sources']) or 'none'})")
-    return files
 
 
 def hadolint_binary() -> str | None:
@@ -136,7 +123,7 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
 
 
 def _syntax_checks(st: Stage, service: Service) -> list[str]:
-    files = _lint_files(st, service)
+    files = lint_files(st, service)
     py_files = [f for f in files if f.suffix == ".py"]
     js_files = [f for f in files if f.suffix in (".js", ".mjs", ".cjs")]
     st.details.update(python_files=len(py_files), js_files=len(js_files), syntax_errors=[])

@@ -133,5 +133,5 @@ def test_durations_ports_and_a_bad_healthcheck(tmp_path):
 def test_a_secrets_file_that_is_not_there_is_a_settings_error(tmp_path):
     settings = Settings(repo=tmp_path / "repo", workdir=tmp_path / "work", registry="127.0.0.1:5000",
                         version="1.0.0", max_parallel=1, secrets_file=str(tmp_path / "nope.env"))
-    with pytest.raises(ConfigError, match="NEXUS_SECRETS_FILE names .*nope.env, which is not a file"):
+    with pytest.raises(ConfigError, match=r"NEXUS_SECRETS_FILE names .*nope\.env, which is not a file"):
         settings.validate()
