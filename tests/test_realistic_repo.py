@@ -57,3 +57,31 @@ def test_a_failed_run_step_is_mapped_to_its_dockerfile_line(tmp_path):
     assert failed_step_line(dockerfile, "Step 3/5 : RUN echo one     two") == 5
     assert failed_step_line(dockerfile, "Step 9/9 : RUN nothing") is None
     assert failed_step_line(dockerfile, None) is None
+
+
+def test_services_that_only_run_as_compose_runs_them(tmp_path):
+    """Issue 15's traits: ports and variables only compose sets, a compose healthcheck, a context
+    at the repository root, and one health check that probes a port never opened."""
+    from nexus_assets.core.compose_runtime import resolve
+    from nexus_assets.realistic_compose import LINT_TRAP
+
+    real = generate_realistic_monorepo(tmp_path / "repo")
+    services = {s.name: s for s in find_services(real.root)}
+    assert set(real.compose_run) == {"streaming-api", "ledger", "notifier", "gateway", "status-board"}
+    assert real.unhealthy == "status-board" and real.unhealthy in real.builds and real.unhealthy not in real.sound
+    runs = {name: resolve(services[name].runtime) for name in real.compose_run}
+    # The code's default port is not compose's; the Dockerfile EXPOSEs and probes compose's.
+    port = runs["streaming-api"].environment["PORT"]
+    dockerfile = services["streaming-api"].dockerfile.read_text()
+    assert f"EXPOSE {port}" in dockerfile and f"port:{port}" in dockerfile and "PORT=" not in dockerfile
+    assert f"Number('{int(port) + 9}')" in (services["streaming-api"].path / "server.js").read_text()
+    # Variables only compose gives: an env_file outside the context, and a secret of .env.
+    assert sorted(runs["ledger"].environment) == ["LEDGER_CURRENCY", "LEDGER_SIGNING_KEY"]
+    assert runs["ledger"].environment["LEDGER_SIGNING_KEY"] in runs["ledger"].secrets
+    # No EXPOSE and no HEALTHCHECK: compose publishes the port and defines the healthcheck.
+    notifier = services["notifier"].dockerfile.read_text()
+    assert "EXPOSE" not in notifier and "HEALTHCHECK" not in notifier
+    assert runs["notifier"].ports and runs["notifier"].healthcheck["test"][0] == "CMD"
+    # Built from the repository's root, beside a Python 2 script that is no service's.
+    assert services["gateway"].folder == "." and (real.root / LINT_TRAP).is_file()
+    assert f"127.0.0.1:{real.health_port}/health" in " ".join(runs["status-board"].healthcheck["test"])
