@@ -266,6 +266,8 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
             not_run = result.skipped and not result.passed  # as outcome.check_result: WARN, not a failure
             yield dg.AssetCheckResult(asset_key=image_key(name), check_name=stage, passed=result.passed,
                                       severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
-                                      description=result.reason, metadata={"image_id": image_id or ""})
+                                      description=result.reason,
+                                      metadata={"image_id": image_id or "",
+                                                "details": dg.MetadataValue.json(result.details)})
     finally:
         client.close()

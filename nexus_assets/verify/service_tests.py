@@ -79,6 +79,8 @@ def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageRe
     """hadolint on the Dockerfile (error-level findings fail, warnings and info are reported),
     then a syntax check of every .py (py_compile, host python) and .js (node --check, host node)."""
     st = Stage(service.name, "lint", log_dir, timeout)
+    if service.compose_name:  # where its build came from (names only)
+        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
     if service.dockerfile is None:
         return st.result(False, f"no Dockerfile in {service.path}: add one (lint checks it with hadolint)")
     problems: list[str] = []

@@ -28,6 +28,7 @@ def test_a_context_at_the_repository_root_lints_what_its_dockerfile_copies(repo,
     result = run_lint(gateway, tmp_path / "reports")
     assert result.passed, result.reason
     assert result.details["lint_scope"]["sources"] == ["services/gateway/"]
+    assert result.details["compose"] == {"compose_file": "docker-compose.yml", "compose_service": "gateway"}
     assert result.details["python_files"] == 3  # app.py and its two test files, not the Python 2 script
     assert LINT_TRAP not in Path(result.log_path).read_text()
 
