@@ -183,10 +183,9 @@ def engine_healthcheck(raw: dict, env: dict[str, str]) -> dict:
     else:
         raise ValueError("`healthcheck.test` is neither a string nor a list")
     out: dict[str, Any] = {"test": test}
-    for key, engine_key in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "start_period"),
-                            ("start_interval", "start_interval")):
+    for key in ("interval", "timeout", "start_period"):  # start_interval: not in this engine's API (20.10)
         if raw.get(key) is not None:
-            out[engine_key] = duration_ns(interpolate(_scalar(raw[key]), env)[0])
+            out[key] = duration_ns(interpolate(_scalar(raw[key]), env)[0])
     if raw.get("retries") is not None:
         out["retries"] = int(interpolate(_scalar(raw["retries"]), env)[0])
     return out
