@@ -22,7 +22,7 @@ def _files_holding(root, value: bytes) -> list[str]:
 
 
 def test_sound_services_pass_as_compose_runs_them_and_the_broken_health_check_fails_alone(
-        tmp_path, settings_for, monkeypatch, remove_test_images):
+        tmp_path, settings_for, monkeypatch, docker_client, remove_test_images):
     traits = generate_compose_run_repo(tmp_path / "repo")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     settings = settings_for(tmp_path / "repo")
@@ -60,6 +60,8 @@ def test_sound_services_pass_as_compose_runs_them_and_the_broken_health_check_fa
     leaks = [f for root in (settings.reports, settings.artifacts, tmp_path / "dagster_home")
              for f in _files_holding(root, secret)]
     assert leaks == []
+    ledger_image = docker_client.images.get(entries["ledger"]["image_id"])  # nothing baked into the image
+    assert secret.decode() not in json.dumps([ledger_image.attrs, ledger_image.history()])
 
     # The root context is built from a mirror of the repository, not from the working copy's root
     # (reports, Dagster's storage, the signing key): nothing changed, nothing is built again.
