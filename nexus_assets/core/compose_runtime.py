@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.compose_model import interpolate, read_dotenv
+from nexus_assets.core.errors import NexusError
+from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.secrets import secret_values
+from nexus_assets.core.secrets_rule import SecretRule
 from nexus_assets.core.textfiles import inside, problem, rel_path
 
 SECRETS_FILE_ENV = "NEXUS_SECRETS_FILE"
@@ -234,6 +237,17 @@ def _operator_secrets(runtime: ComposeRuntime) -> tuple[dict[str, str], str | No
     return {k: v for k, v in values.items() if v is not None}, None
 
 
+def _masking_rule(repo: Path) -> SecretRule | None:
+    """What to mask in a test's output errs on masking: every value the key-and-shape rule
+    counts as a secret, plus those of the keys nexus-agent.toml's `[secrets] secret` names (its
+    `public` names and committed configuration do not unmask anything here)."""
+    try:
+        names = load_repo_config(repo)["secrets"]
+    except NexusError:  # reported by discovery; the key-and-shape rule still masks
+        return None
+    return SecretRule(secret_keys=list(names.get("secret") or []))
+
+
 def resolve(runtime: ComposeRuntime | None, infrastructure: tuple[dict, ...] = ()) -> RunSettings:
     """The settings a test container gets, read now: `${VAR}` from the compose file's `.env`,
     then the operator's secrets file (which wins); `env_file` entries in order, then
@@ -274,7 +288,8 @@ def resolve(runtime: ComposeRuntime | None, infrastructure: tuple[dict, ...] = (
         except (ValueError, TypeError) as exc:
             error = error or (f"healthcheck of compose service {runtime.service} ({runtime.compose_file}) "
                               f"cannot be used: {exc}")
-    run.secrets = secret_values([*container.items(), *infra_pairs], extra=operator.values())
+    run.secrets = secret_values([*container.items(), *infra_pairs], extra=operator.values(),
+                                rule=_masking_rule(runtime.repo))
     run.error = error
     referenced = {k for k, t in runtime.environment if t is None} | {
         name for _, t in runtime.environment if t for name in _REF_RE.findall(t)}

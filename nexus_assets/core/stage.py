@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus_assets.core.fileio import naming
 from nexus_assets.core.secrets import mask_secrets, mask_tree
 
 
@@ -61,8 +62,9 @@ class Stage:
         """Append text to the log as one line, flushed at once."""
         if self.secrets:
             text = mask_secrets(text, self.secrets)
-        self.log.write(text if text.endswith("\n") else text + "\n")
-        self.log.flush()
+        with naming(self.log_path):  # a full disk names the log
+            self.log.write(text if text.endswith("\n") else text + "\n")
+            self.log.flush()
 
     def remaining(self) -> float:
         """Seconds left before the stage's timeout (never negative)."""
@@ -99,7 +101,8 @@ class Stage:
             reason, self.details = mask_secrets(reason, self.secrets), mask_tree(self.details, self.secrets)
         state = ("NOT RUN" if skipped and not passed else "SKIPPED" if skipped else "PASSED" if passed else "FAILED")
         self.write(f"# result: {state}: {reason} ({seconds}s)")
-        self.log.close()
+        with naming(self.log_path):
+            self.log.close()
         return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
                            self.details, self.containers)
 

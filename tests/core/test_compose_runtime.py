@@ -135,3 +135,11 @@ def test_a_secrets_file_that_is_not_there_is_a_settings_error(tmp_path):
                         version="1.0.0", max_parallel=1, secrets_file=str(tmp_path / "nope.env"))
     with pytest.raises(ConfigError, match=r"NEXUS_SECRETS_FILE names .*nope\.env, which is not a file"):
         settings.validate()
+
+
+def test_keys_nexus_agent_toml_names_secret_are_masked_in_test_output(tmp_path):
+    repo = _repo(tmp_path)
+    (api,) = [s for s in find_services(repo) if s.name == "api"]
+    assert "debug" not in resolve(api.runtime).secrets  # plainly public: not masked
+    (repo / "nexus-agent.toml").write_text('[secrets]\nsecret = ["LOG_*"]\n')
+    assert "debug" in resolve(api.runtime).secrets
