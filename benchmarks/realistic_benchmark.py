@@ -7,8 +7,10 @@ default): compose names that differ from folders, nested services, a context out
 a shared Dockerfile outside its context, build args only compose supplies, mixed Node and
 Python services that install REAL packages while building (`npm ci` of express from a real
 package-lock.json with `addgroup -S`/`adduser -S`, `npm install --production` of lodash and
-ms, `pip install -r` of flask or requests, one `apt-get install`), and two broken services
-(an unknown instruction; a requirement that does not exist).
+ms, `pip install -r` of flask or requests, one `apt-get install`), services that run only as
+compose runs them (issue 15: ports, variables and healthchecks only compose sets, a context at
+the repository root), two broken services (an unknown instruction; a requirement that does not
+exist) and one that builds but whose health check probes a port it never opens.
 
 Each package-cache mode runs the three states in turn on a fresh working copy and DAGSTER_HOME:
   cached:      the npm (verdaccio) and PyPI (proxpi) caches, emptied first, so the cold run
@@ -129,15 +131,15 @@ def run_mode(mode: str, repo, base: Path, client, max_parallel: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--services", type=int, default=62, help="services in the generated repository (>= 8)")
+    parser.add_argument("--services", type=int, default=62, help="services in the generated repository (>= 13)")
     parser.add_argument("--max-parallel", type=int, default=4)
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: passthrough,cached")
     parser.add_argument("--keep", action="store_true", help="keep the generated repository and working copies")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     modes = [m for m in MODES if m in args.modes.split(",")]
-    if args.services < 8 or not modes:
-        parser.error("--services must be at least 8 and --modes name passthrough and/or cached")
+    if args.services < 13 or not modes:
+        parser.error("--services must be at least 13 and --modes name passthrough and/or cached")
 
     from nexus_assets.realistic import generate_realistic_monorepo
     from nexus_assets.resources import docker_client
@@ -148,6 +150,7 @@ def main() -> int:
           f"{', '.join(sorted(repo.all_broken))}); load average {os.getloadavg()}", flush=True)
     client = docker_client()
     results: dict = {"services": len(repo.services), "sound": len(repo.sound), "broken": repo.all_broken,
+                     "unhealthy": repo.unhealthy,
                      "max_parallel": args.max_parallel, "cpus": os.cpu_count(), "modes": {}}
     started = time.time()
     try:
@@ -165,7 +168,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     cold = [results["modes"][m]["cold"] for m in modes]
-    return 0 if all(c["built"] == len(repo.sound) and sorted(c["failed"]) == sorted(repo.all_broken)
+    return 0 if all(c["built"] == len(repo.builds) and sorted(c["failed"]) == sorted(repo.all_broken)
                     for c in cold) else 1
 
 

@@ -97,10 +97,20 @@ class RealisticRepo:
     libraries: list[str] = field(default_factory=list)
     not_built: list[str] = field(default_factory=list)  # in the other compose file only
     all_broken: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (Dockerfile, bad line)
+    # Builds, but its health check probes a port it never opens: its integration fails, naming it.
+    unhealthy: str = ""
+    health_port: int = 0
+    compose_run: dict[str, str] = field(default_factory=dict)  # the services of realistic_compose's traits
 
     @property
     def sound(self) -> list[str]:
-        return sorted(n for n in self.services if n != self.broken and n not in self.all_broken)
+        """The services that build and pass lint, unit and integration."""
+        return sorted(n for n in self.services if n != self.broken and n not in self.all_broken and n != self.unhealthy)
+
+    @property
+    def builds(self) -> list[str]:
+        """The services whose image builds (the sound ones and the unhealthy one)."""
+        return sorted([*self.sound, *([self.unhealthy] if self.unhealthy else [])])
 
 
 def _write(path: Path, text: str) -> None:
@@ -138,9 +148,15 @@ def _with_profile(dockerfile: str, profile: dict) -> str:
 
 
 def _service(dest: Path, language: str, name: str, port: int, *, needs_arg: bool, dockerfile: bool = True,
-             profile: str | None = None) -> None:
+             profile: str | None = None, plain: bool = False) -> None:
     """A scaffold-template service in dest that installs the packages of its profile (default:
-    the first of its language); its Dockerfile requires SERVICE_PORT when needs_arg."""
+    the first of its language); its Dockerfile requires SERVICE_PORT when needs_arg. plain: the
+    template as it is (standard library only, nothing installed: quick to build)."""
+    if plain:
+        for relative in template_files(language):
+            text = (TEMPLATES_DIR / language / relative).read_text(encoding="utf-8")
+            _write(dest / relative, render(text, name, port, f"service {name}", relative.suffix == ".json"))
+        return
     chosen = PROFILES[profile or profile_for(language, 0)]
     root = TEMPLATES_DIR / language
     for relative in template_files(language):
@@ -172,11 +188,16 @@ def _service(dest: Path, language: str, name: str, port: int, *, needs_arg: bool
         _write(dest / "tests" / "test_deps.py", PYTHON_DEPS_TEST)
 
 
-def generate_realistic_monorepo(dest: Path, count: int = 8, *, second_broken: bool = False) -> RealisticRepo:
-    """Write a realistic monorepo of `count` buildable services (at least 7) into dest; with
-    second_broken, one more (counted in `count`) whose pip install fails on its RUN line."""
-    if count < 7:
-        raise ValueError(f"a realistic monorepo has at least 7 services (one per trait), not {count}")
+MIN_SERVICES = 12  # one per trait
+
+
+def generate_realistic_monorepo(dest: Path, count: int = MIN_SERVICES, *, second_broken: bool = False) -> RealisticRepo:
+    """Write a realistic monorepo of `count` buildable services (at least MIN_SERVICES) into dest;
+    with second_broken, one more (counted in `count`) whose pip install fails on its RUN line."""
+    from nexus_assets.realistic_compose import add_compose_run_traits
+
+    if count < MIN_SERVICES:
+        raise ValueError(f"a realistic monorepo has at least {MIN_SERVICES} services (one per trait), not {count}")
     dest.mkdir(parents=True, exist_ok=True)
     services: dict[str, str] = {}
     compose: list[str] = []
@@ -241,6 +262,11 @@ def generate_realistic_monorepo(dest: Path, count: int = 8, *, second_broken: bo
             encoding="utf-8").splitlines(), 1) if ln.startswith("RUN pip install"))
         broken["payments-legacy"] = ("services/payments_legacy/Dockerfile", pip_line)
         last -= 1
+    # Services that run only as compose runs them (environment, env_file, ports, healthcheck), one
+    # built from the repository's root, one whose health check probes a port it never opens.
+    traits, env_lines = add_compose_run_traits(dest, compose, plain=False)
+    services.update(traits.services)
+    last -= len(traits.services)
     # 7.. Plain compose services, alternating languages and profiles, underscored folders;
     #     every fifth nested under a grouping folder, every tenth needing postgres.
     for i in range(7, last + 1):
@@ -258,7 +284,7 @@ def generate_realistic_monorepo(dest: Path, count: int = 8, *, second_broken: bo
     compose += ["  postgres:", "    image: postgres:15", "  redis:", "    image: redis:7",
                 "  nginx:", "    image: nginx:1.25", "    depends_on: [web]"]
     _write(dest / "docker-compose.yml", "\n".join(["# Nexus COS stack", "services:", *compose]) + "\n")
-    _write(dest / ".env", f"AUTH_PORT={auth_port}\nSERVICE_PORT={transcoder_port}\n")
+    _write(dest / ".env", "\n".join([f"AUTH_PORT={auth_port}", f"SERVICE_PORT={transcoder_port}", *env_lines]) + "\n")
     _write(dest / "docker-compose.prod.yml", "\n".join([
         "services:", "  metrics-exporter:", "    build: ./tools/metrics", "  auth-service:",
         "    build:", "      context: ./services/auth_service", "      args:", "        SERVICE_PORT: \"1\"", ""]))
@@ -274,4 +300,5 @@ def generate_realistic_monorepo(dest: Path, count: int = 8, *, second_broken: bo
     _readable(dest)
     return RealisticRepo(root=dest, services=services, broken="legacy-reports",
                          broken_dockerfile="services/legacy_reports/Dockerfile", broken_line=broken_line,
-                         libraries=["services/shared-lib"], not_built=["metrics-exporter"], all_broken=broken)
+                         libraries=["services/shared-lib"], not_built=["metrics-exporter"], all_broken=broken,
+                         unhealthy=traits.unhealthy, health_port=traits.health_port, compose_run=traits.services)

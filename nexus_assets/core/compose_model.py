@@ -197,7 +197,9 @@ class ComposeBuild:
 
     # The image-only services it depends_on (postgres, redis): name, image, environment.
     infrastructure: tuple[dict, ...] = field(default=(), hash=False)
-
+    # How compose runs it (environment, env_file, command, ports, healthcheck), as written:
+    # core.compose_runtime resolves it when a test starts.
+    runtime: Any = field(default=None, hash=False, compare=False)
 
 
 def env_derived(raw: Any, env: dict[str, str]) -> tuple[str, ...]:
@@ -265,10 +267,14 @@ def stack_file(repo: Path, chosen: str | None = None) -> tuple[Path | None, list
     return path, notes
 
 
-def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeBuild], Path | None, list[dict]]:
+def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | None = None,
+                   ) -> tuple[list[ComposeBuild], Path | None, list[dict]]:
     """Every service of the stack compose file that builds from inside the repository; the stack
     file; and a problem for every service refused (context or Dockerfile outside the repository,
-    remote or unresolvable, missing folder) and every build arg variable not set."""
+    remote or unresolvable, missing folder) and every build arg variable not set. secrets_file:
+    the operator's (NEXUS_SECRETS_FILE), kept in each service's run settings, read when a test runs."""
+    from nexus_assets.core.compose_runtime import runtime_of  # it builds on this module
+
     path, problems = stack_file(repo, chosen)
     if path is None:
         return [], None, problems
@@ -323,7 +329,9 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         for key, why in secret.items():
             problems.append(problem(shown, None, f"build arg {key} of compose service {name[:60]!r} carries a "
                                     f"secret ({why}): {SECRET_ARG_ADVICE}", name))
-        found.append(ComposeBuild(name=name, context=context,
+        runtime, probs = runtime_of(repo, path, shown, name, spec, secrets_file)
+        problems += probs
+        found.append(ComposeBuild(name=name, context=context, runtime=runtime,
                                   dockerfile=Path(os.path.normpath(context / build["dockerfile"])),
                                   build_args={k: v for k, v in args.items() if k not in secret}, compose_file=shown,
                                   secret_args=tuple(secret), secret_arg_rules=tuple(secret.items()), env_args=env_derived(raw_args, env),

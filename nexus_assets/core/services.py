@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
@@ -51,10 +52,19 @@ class Service:
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
     infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
+    # How its compose service runs it (core.compose_runtime.ComposeRuntime, templates only: no
+    # value of .env); None for a folder service. The tests run the image with it.
+    runtime: Any = field(default=None, hash=False, compare=False)
 
     def sources_hash(self) -> str:
         """The hash of what its build reads (core.hashing.context_hash)."""
         return context_hash(self.path, self.dockerfile)
+
+    @property
+    def own_folder(self) -> Path:
+        """Its own folder (tests/, openapi.json, language): the context, unless the context is
+        wider than the folder holding its Dockerfile (`context: .`, `dockerfile: services/x/Dockerfile`)."""
+        return own_folder(self.path, self.dockerfile)
 
     @property
     def image_repo(self) -> str:
@@ -77,6 +87,13 @@ class Refusal:
     def record(self) -> dict:
         return {"service": self.service, "file": self.file, "reason": self.reason,
                 "compose_name": self.compose_name, "folder": self.folder}
+
+
+def own_folder(context: Path, dockerfile: Path | None) -> Path:
+    """The Dockerfile's folder when it lies below the context, else the context."""
+    if dockerfile is not None and dockerfile.parent != context and dockerfile.parent.is_relative_to(context):
+        return dockerfile.parent
+    return context
 
 
 def release_tags(registry: str, service: str, version: str) -> list[str]:
@@ -117,10 +134,10 @@ def services_root(repo: Path) -> Path:
     return root
 
 
-def find_services(repo: Path, compose_file: str | None = None) -> list[Service]:
+def find_services(repo: Path, compose_file: str | None = None, secrets_file: str | None = None) -> list[Service]:
     """Every buildable service of repo, sorted by name; `scan_services` says why others are
     left out."""
-    return scan_services(repo, compose_file)[0]
+    return scan_services(repo, compose_file, secrets_file=secrets_file)[0]
 
 
 def _refusal(repo: Path, folder: Path, shown: str, name: str, refused: list[Refusal]) -> dict | None:
@@ -210,7 +227,7 @@ def scan_folders(repo: Path, *, nested: bool = False,
 
 
 def scan_services(repo: Path, compose_file: str | None = None,
-                  refused: list[Refusal] | None = None) -> tuple[list[Service], list[dict]]:
+                  refused: list[Refusal] | None = None, secrets_file: str | None = None) -> tuple[list[Service], list[dict]]:
     """The buildable services of repo, compose first, folders second, and the problems found.
 
     Compose: every service of the stack file (compose_model.stack_file: compose_file, else
@@ -223,7 +240,7 @@ def scan_services(repo: Path, compose_file: str | None = None,
     given, gets a Refusal per service refused for a link out of the repository."""
     refused = [] if refused is None else refused
     folders, problems = scan_folders(repo, nested=True, refused=refused)
-    builds, _stack, compose_problems = compose_builds(repo, compose_file)
+    builds, _stack, compose_problems = compose_builds(repo, compose_file, secrets_file)
     problems += compose_problems
     refused += [Refusal(str(p["service"]), str(p["file"]), p["message"].split(";", 1)[0], compose_name=p["service"])
                 for p in compose_problems if p.get("service") and "refused: nothing is built from outside" in p["message"]]
@@ -245,10 +262,11 @@ def scan_services(repo: Path, compose_file: str | None = None,
         covered |= {build.context, build.dockerfile.parent}
         found[build.name] = Service(
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
-            language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
-            compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
+            language=detect_language(own_folder(build.context, build.dockerfile)),
+            build_args=dict(build.build_args), compose_name=build.name, compose_file=build.compose_file,
+            folder=rel_path(build.context, repo), env_args=build.env_args,
             secret_args=build.secret_args, secret_arg_rules=build.secret_arg_rules,
-            infrastructure=build.infrastructure)
+            infrastructure=build.infrastructure, runtime=build.runtime)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:
@@ -326,8 +344,9 @@ def build_services(settings: Settings, *, in_workdir: bool = False) -> list[Serv
 def both_views(settings: Settings) -> tuple[list[Service], list[Service]]:
     """build_services(settings) and build_services(settings, in_workdir=True) from one scan of
     the repository and one of the working copy."""
-    repo = {s.name: s for s in find_services(settings.repo, settings.compose_file)}
-    copy = find_services(settings.workdir, settings.compose_file) if (settings.workdir / "services").is_dir() else []
+    repo = {s.name: s for s in find_services(settings.repo, settings.compose_file, settings.secrets_file)}
+    copy = (find_services(settings.workdir, settings.compose_file, settings.secrets_file)
+            if (settings.workdir / "services").is_dir() else [])
     in_repo, in_copy = dict(repo), dict(repo)
     for service in copy:
         in_copy[service.name] = service

@@ -48,6 +48,10 @@ class Settings:
     # The registry as a shared build cache (NEXUS_REGISTRY_CACHE=0 turns it off): before building, ask
     # the registry for the image of the same fingerprint that passed its tests; push it after tests pass.
     registry_cache: bool = True
+    # The operator's secrets file (NEXUS_SECRETS_FILE, dotenv format, e.g. /etc/nexus/secrets.env): its
+    # values fill compose's `${VAR}` for the test containers, over `.env`. Its path is a setting; the
+    # values are read when a test starts and go to the test container only.
+    secrets_file: str | None = None
 
     @property
     def reports(self) -> Path:
@@ -75,7 +79,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO (default: the bundled sample's checkout), NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
-        NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE; keyword overrides (from flags) win when not None. Without a version (flag
+        NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE, NEXUS_SECRETS_FILE; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         max_parallel = _number(int, "NEXUS_MAX_PARALLEL", env.get("NEXUS_MAX_PARALLEL"), 4)
@@ -94,6 +98,7 @@ class Settings:
             lock_wait=lock_wait,
             signing_key=env.get("NEXUS_SIGNING_KEY") or None,
             registry_cache=_switch("NEXUS_REGISTRY_CACHE", env.get("NEXUS_REGISTRY_CACHE"), default=True),
+            secrets_file=env.get("NEXUS_SECRETS_FILE") or None,
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):
@@ -134,6 +139,9 @@ class Settings:
         if not match_tag(f"{self.registry}/nexus/service:{self.version}"):
             raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
                               "host[:port][/path], the path in lowercase letters, digits and . _ -")
+        if self.secrets_file and not Path(self.secrets_file).expanduser().is_file():
+            raise ConfigError(f"NEXUS_SECRETS_FILE names {self.secrets_file}, which is not a file: give the "
+                              "operator's secrets file (KEY=VALUE lines), or unset it")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
 

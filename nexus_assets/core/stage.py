@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.fileio import naming
+from nexus_assets.core.secrets import mask_secrets, mask_tree
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,15 @@ class Stage:
         self.containers = 0
         self.running: list = []  # containers to remove before the result is written
         self.networks: list = []  # test networks to remove after those containers
+        # Values the stage's containers were given that are secrets (core.compose_runtime): masked
+        # in its log, its reason and its details, whatever the service prints.
+        self.secrets: list[str] = []
         self.write(f"# {stage} stage of {name} (timeout {timeout:g}s)")
 
     def write(self, text: str) -> None:
         """Append text to the log as one line, flushed at once."""
+        if self.secrets:
+            text = mask_secrets(text, self.secrets)
         with naming(self.log_path):  # a full disk names the log
             self.log.write(text if text.endswith("\n") else text + "\n")
             self.log.flush()
@@ -91,6 +97,8 @@ class Stage:
     def result(self, passed: bool, reason: str, skipped: bool = False) -> StageResult:
         """Log the outcome, close the log and return the StageResult."""
         seconds = round(time.monotonic() - self.started, 2)
+        if self.secrets:
+            reason, self.details = mask_secrets(reason, self.secrets), mask_tree(self.details, self.secrets)
         state = ("NOT RUN" if skipped and not passed else "SKIPPED" if skipped else "PASSED" if passed else "FAILED")
         self.write(f"# result: {state}: {reason} ({seconds}s)")
         with naming(self.log_path):

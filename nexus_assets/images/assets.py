@@ -65,7 +65,10 @@ def image_spec(service: Service) -> dg.AssetSpec:
         description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
         group_name="images",
         kinds={"docker"},
-        code_version=recipe_version(service.build_args),  # the args are part of how it is built
+        # The args are part of how it is built; how compose runs it (as written, no value) of how
+        # it is tested: a change there runs its tests again.
+        code_version=recipe_version(service.build_args)
+        + (f"-run-{service.runtime.fingerprint()}" if service.runtime is not None else ""),
         skippable=True,
         tags={"nexus/language": service.language},
         metadata={"service_path": service.folder or f"services/{service.name}",
@@ -213,18 +216,22 @@ def _build_context(settings, in_repo: Service | None, in_workdir: Service | None
     """The service as the build sees it: its context in the working copy (wherever it lies in
     the repository), refreshed from the repository first so that it holds exactly what
     source/<service> observed, and so its Dockerfile when that lies outside the context
-    (scaffolded services exist only in the working copy). The repository's root as a context
-    is not mirrored here: the working copy's sync already holds it, and a mirror would remove
-    the pipeline's own reports."""
+    (scaffolded services exist only in the working copy). The repository's root as a context is
+    mirrored into a folder of its own (WORKDIR/.nexus-cache/root-context): the working copy's
+    root also holds what the pipeline makes (reports, Dagster's storage, the signing key), which
+    a build must neither hash nor send."""
     if in_repo is None:
         assert in_workdir is not None, name
         return in_workdir
-    target = settings.workdir / in_repo.path.relative_to(settings.repo)
-    if in_repo.path != settings.repo:
+    root = settings.workdir
+    if in_repo.path == settings.repo and not settings.workdir.is_relative_to(settings.repo):
+        root = settings.cache / "root-context"
+    target = root / in_repo.path.relative_to(settings.repo)
+    if in_repo.path != settings.repo or root != settings.workdir:
         mirror_tree(in_repo.path, target, IGNORED_NAMES)
     dockerfile = None
     if in_repo.dockerfile is not None:
-        dockerfile = settings.workdir / in_repo.dockerfile.relative_to(settings.repo)
+        dockerfile = root / in_repo.dockerfile.relative_to(settings.repo)
         if not in_repo.dockerfile.is_relative_to(in_repo.path):
             dockerfile.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(in_repo.dockerfile, dockerfile)
@@ -259,6 +266,8 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
             not_run = result.skipped and not result.passed  # as outcome.check_result: WARN, not a failure
             yield dg.AssetCheckResult(asset_key=image_key(name), check_name=stage, passed=result.passed,
                                       severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
-                                      description=result.reason, metadata={"image_id": image_id or ""})
+                                      description=result.reason,
+                                      metadata={"image_id": image_id or "",
+                                                "details": dg.MetadataValue.json(result.details)})
     finally:
         client.close()

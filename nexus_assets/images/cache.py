@@ -42,10 +42,14 @@ IMAGE_MANIFESTS = ("application/vnd.docker.distribution.manifest.v2+json", "appl
 
 def cache_key(plan: BuildPlan) -> str:
     """The cache key of a planned image: the source fingerprint (context, Dockerfile, build args,
-    base image ids), the base image ids by name, and the recipe version."""
+    base image ids), the base image ids by name, the recipe version, and how compose runs it as
+    written (its tests passed with those settings; folder services have none)."""
     payload = {"format": KEY_FORMAT, "fingerprint": plan.fingerprint,
                "bases": sorted([str(b.get("requested")), str(b.get("image_id"))] for b in plan.bases),
                "recipe": recipe_version(plan.build_args)}
+    runtime = getattr(plan.service, "runtime", None)
+    if runtime is not None:
+        payload["run"] = runtime.fingerprint()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -7,6 +7,7 @@ stage runs the same on the host and in a run launched in a container."""
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 
@@ -161,20 +162,74 @@ class NotRun(Exception):
     """The stage cannot run on this machine (its infrastructure's image is not available)."""
 
 
-def integration_body(client, st: Stage, service, image_id: str, paths: list[str], shared, api_error):
+def _probe_port(st: Stage, config: dict, run) -> str | None:
+    """The port the probes call: the image's first EXPOSEd TCP port, else the first port compose
+    publishes or exposes for the service (`ports:`, `expose:`)."""
+    ports = sorted((p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp")),
+                   key=lambda p: int(p.split("/")[0]))
+    if ports:
+        return ports[0]
+    if run is not None and run.ports:
+        st.details["port_from"] = "compose"
+        st.write(f"# the image EXPOSEs no port: probing {run.ports[0]}, which compose publishes for it")
+        return f"{run.ports[0]}/tcp"
+    return None
+
+
+def _health(config: dict, run) -> tuple[dict, list[str] | None, str]:
+    """(the Healthcheck config in the engine's form, its exec command or None, where it came
+    from): compose's healthcheck over the image's HEALTHCHECK when compose defines one."""
+    if run is not None and run.healthcheck is not None:
+        check = run.healthcheck
+        health = {"Test": check["test"], "Timeout": check.get("timeout")}
+        source = f"compose's healthcheck of {run.record['compose_service']} in {run.record['compose_file']}"
+        return {"Healthcheck": health}, healthcheck_command({"Healthcheck": health}), source
+    return config, healthcheck_command(config), "the image's HEALTHCHECK"
+
+
+_HEALTH_PORT_RE = re.compile(r"(?:(?<![\w.])(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1?\])|\bport['\"]?)\s*[:=]\s*"
+                             r"['\"]?(\d{2,5})\b")
+
+
+def health_ports(command: list[str]) -> list[int]:
+    """The ports a health check command names (`127.0.0.1:3008`, `localhost:80`, `port:3008`)."""
+    return sorted({int(p) for p in _HEALTH_PORT_RE.findall(" ".join(command)) if 0 < int(p) <= 65535})
+
+
+def explain_health(st: Stage, prober: Prober, command: list[str], source: str, port: str) -> str:
+    """What the failing health check calls, and whether anything listens there: the failure then
+    names the port that is wrong, not only that the check failed."""
+    host, serving = str(st.details.get("address", "")).rpartition(":")[0], port.split("/")[0]
+    said = []
+    for target in health_ports(command):
+        if str(target) == serving:
+            said.append(f"it probes port {target}, where the service answers")
+            continue
+        _code, found, _ = prober.run(["get", f"http://{host}:{target}", "2", "/"], 5.0)
+        error = (found[0].get("error") if found else "") or ""
+        listening = bool(found and found[0].get("status") is not None)
+        said.append(f"it probes port {target}, " + ("which answers" if listening else
+                    f"where nothing listens ({error or 'no answer'})") + f"; the service answers on {serving}")
+        st.details.setdefault("health_ports", []).append({"port": target, "listening": listening})
+    return f"{source}: " + "; ".join(said) if said else source
+
+
+def integration_body(client, st: Stage, service, image_id: str, paths: list[str], shared, api_error, run=None):
     """The stage as a body for service_tests._guarded: -> (passed, reason), or NotRun. shared is
     the (container, network, (not run, infrastructure failure)) the unit stage left running
-    (with the service's infrastructure), or None to start them here."""
+    (with the service's infrastructure), or None to start them here. run: how compose runs it
+    (core.compose_runtime.RunSettings): its environment, command, ports and healthcheck."""
     from nexus_assets.core.baseimages import load_base_image_map
 
     def body() -> tuple[bool, str]:
         config = client.images.get(image_id).attrs.get("Config") or {}
-        ports = sorted((p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp")),
-                       key=lambda p: int(p.split("/")[0]))
-        if not ports:
-            return False, "the image EXPOSEs no TCP port: add EXPOSE <port> to the Dockerfile"
-        health_cmd = healthcheck_command(config)
-        st.details.update(port=ports[0], healthcheck=health_cmd is not None, health=None)
+        port = _probe_port(st, config, run)
+        if port is None:
+            return False, ("the image EXPOSEs no TCP port and compose publishes none: add EXPOSE <port> to the "
+                           "Dockerfile (or `ports:`/`expose:` to its compose service)")
+        health_config, health_cmd, source = _health(config, run)
+        st.details.update(port=port, healthcheck=health_cmd is not None, health=None,
+                          healthcheck_from="compose" if source.startswith("compose") else "image")
         if shared:
             container, network, (not_run, infra_failure) = shared[0], shared[1], shared[2][:2]
             st.details.update(network=network.name if network is not None else None, shared_container=True)
@@ -182,8 +237,8 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
             network = own_network(client, st, service)
             not_run, infra_failure, _ = prepare(client, st, network, service.infrastructure,
                                                 load_base_image_map().base)
-            container = None if not_run or infra_failure else start_container(client, st, image_id,
-                                                                                **attach(network))
+            container = None if not_run or infra_failure else start_container(
+                client, st, image_id, **(run.container_args() if run is not None else {}), **attach(network))
         if not_run:
             raise NotRun(not_run)
         if infra_failure or container is None:
@@ -192,9 +247,14 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
         # The endpoints are called as soon as /health answers (one probe run), but reported only
         # once the HEALTHCHECK has passed: an unhealthy container fails with none reported.
         order = ["/health"] + [p for p in paths if p != "/health"]
-        failure, found, code, output = _wait_answering(st, container, prober, ports[0], order, api_error)
+        failure, found, code, output = _wait_answering(st, container, prober, port, order, api_error)
         if failure is None and health_cmd:
-            failure = _healthcheck(client, st, container, config, health_cmd)
+            failure = _healthcheck(client, st, container, health_config, health_cmd)
+        if failure and health_cmd and (st.details.get("health") == "unhealthy" or "HEALTHCHECK" in failure):
+            try:  # name what the failing check calls (the container may have stopped meanwhile)
+                failure = f"{failure}; {explain_health(st, prober, health_cmd, source, port)}"
+            except api_error:
+                failure = f"{failure}; {source}"
         if failure:
             st.write("# container output:\n" + container_logs(container))
             return False, failure

@@ -23,12 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from nexus_assets.core.compose_runtime import RunSettings, resolve
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
+from nexus_assets.verify.lint_scope import lint_files
 from nexus_assets.verify.sandbox import (  # noqa: F401
     CONTAINER_PREFIX,
     POLL,
@@ -45,20 +47,10 @@ UNIT_COMMANDS = {
     "python": ["python3", "-m", "unittest", "discover", "-s", "tests", "-v"],
 }
 UNIT_ENV = {"CI": "1", "NO_COLOR": "1"}
-# Folders whose files are not the service's own source.
-_SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "build"}
 
 
 def _engine_lost(service: str, stage: str, exc: Exception) -> EngineError:
     return EngineError(f"service {service}: lost the Docker engine during the {stage} stage: {exc}")
-
-
-def _source_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        found += [Path(folder) / f for f in sorted(files) if f.endswith(suffixes)]
-    return found
 
 
 def hadolint_binary() -> str | None:
@@ -87,6 +79,8 @@ def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageRe
     """hadolint on the Dockerfile (error-level findings fail, warnings and info are reported),
     then a syntax check of every .py (py_compile, host python) and .js (node --check, host node)."""
     st = Stage(service.name, "lint", log_dir, timeout)
+    if service.compose_name:  # where its build came from (names only)
+        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
     if service.dockerfile is None:
         return st.result(False, f"no Dockerfile in {service.path}: add one (lint checks it with hadolint)")
     problems: list[str] = []
@@ -131,8 +125,9 @@ def _hadolint(st: Stage, service: Service) -> list[str]:
 
 
 def _syntax_checks(st: Stage, service: Service) -> list[str]:
-    py_files = _source_files(service.path, (".py",))
-    js_files = _source_files(service.path, (".js", ".mjs", ".cjs"))
+    files = lint_files(st, service)
+    py_files = [f for f in files if f.suffix == ".py"]
+    js_files = [f for f in files if f.suffix in (".js", ".mjs", ".cjs")]
     st.details.update(python_files=len(py_files), js_files=len(js_files), syntax_errors=[])
     rel = lambda p: str(Path(p).relative_to(service.path))  # noqa: E731
     if py_files:
@@ -200,7 +195,7 @@ def count_tests(output: str) -> dict:
 
 def _unit_command(service: Service) -> tuple[list[str] | None, str]:
     """(the runner command, "") or (None, why the unit stage is skipped)."""
-    tests = service.path / "tests"
+    tests = service.own_folder / "tests"
     if not tests.is_dir() or not any(tests.iterdir()):
         return None, "no unit tests"
     command = UNIT_COMMANDS.get(service.language)
@@ -221,11 +216,29 @@ def _unit_verdict(st: Stage, output: str, code: int | None) -> tuple[bool, str]:
     return True, f"unit tests passed ({summary})"
 
 
-def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str]) -> tuple[bool, str]:
-    """The tests as the command of a container of their own, network disabled."""
+def compose_run(st: Stage, service: Service) -> RunSettings:
+    """How compose runs the service, read now (values from .env and the operator's secrets
+    file); the stage masks the secrets among them and records where they came from (keys only)."""
+    run = resolve(service.runtime, service.infrastructure)
+    st.secrets = run.secrets
+    if run.record:
+        st.details["compose"] = run.record
+        st.write(f"# run as compose service {run.record['compose_service']} of {run.record['compose_file']} runs "
+                 f"it: environment keys {', '.join(run.record['environment_keys']) or 'none'}"
+                 + "".join(f"; {k} from compose" for k in ("command", "entrypoint") if run.record[k])
+                 + ("; healthcheck from compose" if run.record["healthcheck"] == "compose" else "")
+                 + "".join(f"\n# warning: {note}" for note in run.record.get("notes", [])))
+    return run
+
+
+def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str],
+                           run: RunSettings | None = None) -> tuple[bool, str]:
+    """The tests as the command of a container of their own, network disabled, with the
+    environment compose gives the service."""
     st.write(f"$ {' '.join(command)}   (network disabled)")
+    environment = {**(run.environment if run else {}), **UNIT_ENV}
     container = start_container(client, st, image_id, role="unit", command=command, network_disabled=True,
-                                environment=UNIT_ENV)
+                                environment=environment)
     status = container.attrs["State"]["Status"]
     while status not in ("exited", "dead") and st.remaining() > 0:
         time.sleep(POLL)
@@ -243,12 +256,15 @@ def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout:
     if command is None:
         return st.result(True, skip, skipped=True)
     st.details["command"] = command
-    return _guarded(st, lambda: _unit_in_own_container(client, st, image_id, command))
+    run = compose_run(st, service)
+    if run.error:
+        return st.result(False, run.error)
+    return _guarded(st, lambda: _unit_in_own_container(client, st, image_id, command, run))
 
 
 def _read_spec(st: Stage, service: Service) -> list[str] | None:
     """The GET paths to call (None, logged, if openapi.json cannot be read)."""
-    spec_file = service.path / "openapi.json"
+    spec_file = service.own_folder / "openapi.json"
     paths: list[str] = []
     skipped: list[str] = []
     if spec_file.is_file():
@@ -275,11 +291,12 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
         st.details["container_id"] = shared[0].id
         if shared[2][2]:  # the infrastructure the unit stage started beside the service
             st.details["infrastructure"] = shared[2][2]
+    run = compose_run(st, service)
     paths = _read_spec(st, service)
-    if paths is None:
+    if paths is None or run.error:
         st.cleanup()
-        return st.result(False, st.details["spec_error"])
-    return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0]))
+        return st.result(False, run.error or st.details["spec_error"])
+    return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0], run))
 
 
 def run_unit_and_integration(client, service: Service, image_id: str, log_dir: Path, *,
@@ -297,6 +314,9 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
     st = Stage(service.name, "unit", log_dir, timeout)
     st.details["command"] = command
+    run = compose_run(st, service)
+    if run.error:  # an unusable compose setting: neither stage can run the service as compose would
+        return st.result(False, run.error), run_integration(client, service, image_id, log_dir, timeout=timeout)
     api_error = docker_errors()[0]
     shared: list = []  # (container, network), handed from the unit stage to the integration stage
 
@@ -307,7 +327,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
         # The infrastructure it depends on first (a real service connects to it as it starts).
         not_run, infra_failure, infra = prepare(client, st, network, service.infrastructure,
                                                 load_base_image_map().base)
-        container = start_container(client, st, image_id, role="service", **attach(network))
+        container = start_container(client, st, image_id, role="service", **run.container_args(), **attach(network))
         where = "internal test network" if network is not None else "no network"
         st.write(f"$ {' '.join(command)}   (docker exec in the service container, {where})")
         try:
@@ -320,7 +340,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
             st.write(output)
             st.write(f"# the service container stopped (exit {container.attrs['State'].get('ExitCode')}) "
                      "while the unit tests ran: running them again in a container of their own")
-            verdict = _unit_in_own_container(client, st, image_id, command)
+            verdict = _unit_in_own_container(client, st, image_id, command, run)
         else:
             verdict = _unit_verdict(st, output, code)
         for started in (container, *infra):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -29,6 +30,8 @@ def test_the_key_covers_fingerprint_bases_and_recipe(monkeypatch):
     assert cache_key(_plan(bases=[{"requested": "node:20-alpine", "image_id": "sha256:" + "b" * 64}])) != key
     assert cache_key(_plan(build_args={"NODE_ENV": "production"})) != key
     assert cache_key(_plan(tree_hash="other")) == key, "the tree counts through the fingerprint"
+    composed = SimpleNamespace(runtime=SimpleNamespace(fingerprint=lambda: "compose-run-1"))
+    assert cache_key(_plan(service=composed)) != key, "tests passed as compose ran it: its settings count"
     monkeypatch.setattr("nexus_assets.core.lineage.RECIPE_VERSION", RECIPE_VERSION + "-next")
     assert cache_key(_plan()) != key, "a new recipe (how images are built) is a new key"
 
