@@ -14,6 +14,7 @@ import dagster as dg
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
+from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS
 from nexus_assets.core.lineage import declared_bases
@@ -77,7 +78,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
-                      deployment_package_verifies, evidence_pack_verifies],
+                      deployment_package_verifies, evidence_pack_verifies, *PMMG_CHECKS],
         jobs=[dg.define_asset_job(
             PIPELINE_JOB, selection=dg.AssetSelection.all(),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
                    "*ml*", "transcode*", "transcoder*"],
         "default_language": "node",
     },
+    # A service with no tests: "warn" (reported as "no tests", does not block) or "block".
+    "tests": {"no_tests": "warn"},
 }
 
 

@@ -172,7 +172,9 @@ def render_notes(*, version: str, tag: str, source_commit: str | None, dirty: bo
              f"- registry: `{manifest.get('registry', '-')}`; images: {len(manifest.get('images', []))}",
              "", "## Gates", "", "| gate | verdict | detail |", "| --- | --- | --- |"]
     for gate in gates:
-        verdict = "passed" if gate.passed else ("warning" if not gate.blocks else "FAILED")
+        # "skipped" and "no tests" are said as such, never "passed" nor a bare warning
+        said = next((w for w in ("skipped", "no tests") if gate.detail.startswith(w)), None)
+        verdict = "passed" if gate.passed else (said or "warning") if not gate.blocks else "FAILED"
         lines.append(f"| {_cell(gate.name)} | {verdict} | {_cell(gate.detail)} |")
     lines += ["", "## Modules", "", *_modules(discrepancy), "", "## Images", "", *_images(manifest), "",
               f"## Changes since {'v' + previous_version if previous_version else 'the previous release'}", "",
