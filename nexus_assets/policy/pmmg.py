@@ -135,8 +135,10 @@ def browser_only(images: dict[str, dict]) -> Rule:
     bad = {s: r for s, r in sorted(images.items()) if not r.get("passed")}
     if bad:
         first = next(iter(bad.values()))
+        good = [f"{s}: {r.get('detail')}" for s, r in sorted(images.items()) if s not in bad]
         return Rule("browser-only", False, "PMMG execution logic containerized: " + "; ".join(
-            f"{s}: {r.get('detail')}" for s, r in bad.items()), str(first.get("where") or ""))
+            f"{s}: {r.get('detail')}" for s, r in bad.items()) + (f". Allowed: {'; '.join(good)}" if good else ""),
+            str(first.get("where") or ""))
     if not images:
         return Rule("browser-only", True, "no image of the release belongs to PMMG")
     return Rule("browser-only", True, "; ".join(f"{s}: {r.get('detail')}" for s, r in sorted(images.items())),

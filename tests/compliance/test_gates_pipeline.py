@@ -143,7 +143,8 @@ def test_a_pmmg_media_engine_is_never_pushed_and_a_transcoding_worker_blocks_the
     second = run_pipeline(settings)
     out = capsys.readouterr().out
     assert not second.ok and second.built == []
-    assert second.failed_gates == ["compliance_report:pmmg_no_transcoding"], second
+    # (the manifest of the run that removes a service still lists it: its browser-only rule fails too)
+    assert "compliance_report:pmmg_no_transcoding" in second.failed_gates, second
     assert ("check compliance_report:pmmg_no_transcoding FAILED: transcoding job(s) scheduled for PMMG assets: "
             "docker-compose.yml:4 (pmmg-renders)") in out
     text = _pdf_text(settings)

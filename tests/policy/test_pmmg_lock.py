@@ -67,7 +67,8 @@ def test_browser_only_aggregates_each_image_verdict_with_its_file():
                                    "where": "services/pmmg-engine/Dockerfile:7"}}
     rule = browser_only(bad)
     assert not rule.passed and rule.where == "services/pmmg-engine/Dockerfile:7"
-    assert "pmmg-engine: its command runs a media engine (ffmpeg)" in rule.detail
+    assert rule.detail == ("PMMG execution logic containerized: pmmg-engine: its command runs a media engine "
+                           "(ffmpeg). Allowed: pmmg-static: a static file server (nginx)")
     assert browser_only({}).passed  # no image of the release belongs to PMMG
 
 
