@@ -117,6 +117,7 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:  # not run, no tests, skipped
             said = evaluation.description or ""
             word = "NO TESTS" if said.startswith("no tests") else "SKIPPED" if said.startswith("skipped") else "NOT RUN"
+            said = said.removeprefix("no tests: ").removeprefix("skipped: ")  # the word says it
             print(f"[nexus] check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {word}: {said}",
                   flush=True)
             continue
