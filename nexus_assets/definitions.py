@@ -52,7 +52,9 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     """The definitions for settings' repository; services as build_services(settings) gives them,
     when the caller has just read them. attest_due: the services whose SBOM and provenance a run
     will select, when it selects not all (attest/assets.py, attest_assets)."""
-    settings = settings or Settings.from_env()
+    if settings is None:  # the code location (UI, sensor): bad settings refused as nexus-agent refuses them
+        settings = Settings.from_env()
+        settings.validate()
     services = build_services(settings) if services is None else services
     names = [s.name for s in services]
     base_names = sorted({b.image for s in services for b in declared_bases(s)})

@@ -125,12 +125,17 @@ def test_no_planted_secret_reaches_any_output_and_secret_builds_are_refused(tmp_
     assert "build arg NPM_TOKEN of docker-compose.yml carries a secret" in npm and "docker history" in npm
     (note,) = [line for line in lines if "FAILED node-svc-002:" in line]
     assert "build arg BUILD_NOTE" in note
+    # Each refusal names the key and the rule that made it a secret (issue 15), never the value.
+    assert "it holds the value of .env key BUILD_LABEL, secret because its value is written in no" in note, note
     (run_line,) = [line for line in lines if "FAILED node-svc-004:" in line]
-    assert "Dockerfile line 9 holds a value of an .env file" in run_line, run_line
+    assert ("Dockerfile line 9 holds a value of an .env file (the value of .env key DB_PASSWORD, secret because "
+            "its key names a secret)") in run_line, run_line
     assert "built py-svc-003" in screen and "tests passed" in screen
     # Discovery's warnings reach the screen too, with file and line.
-    assert any("docker-compose.yml: build arg NPM_TOKEN of compose service 'node-svc-001' carries a secret" in line
-               for line in lines), screen
+    (warned,) = [line for line in lines
+                 if "docker-compose.yml: build arg NPM_TOKEN of compose service 'node-svc-001' carries a secret" in line]
+    # Masked, the warning keeps its words (issue 16, item 9: it read "*** history`" once).
+    assert "(its name names a secret): `docker history` would keep its value in the image" in warned, warned
     assert any("services/py-svc-003/config/prod.env: warning: env file in the build context" in line
                for line in lines), screen
     assert not any("services/py-svc-003/.env.local" in line for line in lines)  # .dockerignore honoured

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
@@ -21,8 +22,15 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: builds and test containers stopped
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are bad input like any other: exit 2 and one line (argparse prints its usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"nexus-agent: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nexus-agent", description=__doc__)
+    parser = _Parser(prog="nexus-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "materialize every stale asset of the pipeline"),
                        ("status", "show which service images are stale, and why")):
@@ -96,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
                                      build_timeout=args.build_timeout)
         settings.validate()
+        from nexus_assets.core.repo_config import load_repo_config
+
+        load_repo_config(settings.repo)  # a broken nexus-agent.toml is bad input, said before any run
         if args.command == "run" and args.deploy_staging:
             raise NexusError("--deploy-staging: the staging deploy step is not built yet")
         started = time.monotonic()

@@ -18,7 +18,7 @@ from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
-from nexus_assets.core.errors import no_space_line
+from nexus_assets.core.errors import no_space_line, our_error_names
 from nexus_assets.core.freshness import attestations_due
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
@@ -155,11 +155,13 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def _root_cause(error, settings: Settings) -> str:
-    """The innermost error's message: Dagster wraps a step's own exception in its own. A full
-    disk is said in one line naming the path."""
+    """The step's own error's message: Dagster wraps a step's exception in its own. A full disk
+    is said in one line naming the path."""
     if error is None:
         return "unknown error"
-    while error.cause is not None:
+    # Down to the error that named the file (ours), not the library error it was raised from.
+    ours = our_error_names()
+    while error.cause is not None and error.cls_name not in ours:
         error = error.cause
     full = no_space_line(f"{error.message}\n" + "".join(error.stack or []), [settings.workdir, settings.dagster_home])
     if full:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from nexus_assets.core.secrets import secret_build_args, secret_values
+from nexus_assets.core.secrets import judge_secrets
+from nexus_assets.core.secrets_rule import SecretRule, secret_build_arg_rules
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
 COMPOSE_NAME_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")
@@ -189,6 +190,8 @@ class ComposeBuild:
     # Build args that carry a secret: left out of build_args (never sent, hashed or stored); the
     # service is refused at build time, naming them.
     secret_args: tuple[str, ...] = ()
+    # (arg, the rule that made it secret), for the refusal to name; never a value.
+    secret_arg_rules: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)
     # The build args whose value comes from .env: secrets, masked wherever the build is shown.
     env_args: tuple[str, ...] = ()
 
@@ -283,7 +286,8 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         return [], path, problems
     env, probs = read_dotenv(repo, path.parent)
     problems += probs
-    secrets = secret_values(env.items())
+    rule = SecretRule.for_repo(repo)  # what is secret here: core.secrets_rule
+    secrets = judge_secrets(env.items(), rule=rule)
     found = []
     for name in sorted(services, key=str):
         spec = services[name] if isinstance(services[name], dict) else {}
@@ -315,13 +319,13 @@ def compose_builds(repo: Path, chosen: str | None = None) -> tuple[list[ComposeB
         raw_args = raw.get("args") if isinstance(raw, dict) else None
         args, probs = build_args(raw_args, env, shown, name)
         problems += probs
-        secret = secret_build_args(args, secrets)
-        for key in secret:
+        secret = secret_build_arg_rules(args, secrets, rule)
+        for key, why in secret.items():
             problems.append(problem(shown, None, f"build arg {key} of compose service {name[:60]!r} carries a "
-                                    f"secret: {SECRET_ARG_ADVICE}", name))
+                                    f"secret ({why}): {SECRET_ARG_ADVICE}", name))
         found.append(ComposeBuild(name=name, context=context,
                                   dockerfile=Path(os.path.normpath(context / build["dockerfile"])),
                                   build_args={k: v for k, v in args.items() if k not in secret}, compose_file=shown,
-                                  secret_args=tuple(secret), env_args=env_derived(raw_args, env),
+                                  secret_args=tuple(secret), secret_arg_rules=tuple(secret.items()), env_args=env_derived(raw_args, env),
                                   infrastructure=infrastructure_needs(spec, services, env)))
     return found, path, problems

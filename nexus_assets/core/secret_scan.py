@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.secrets import MASK, WHOLE_TOKEN_BELOW, read_env_files, secret_values
+from nexus_assets.core.secrets import WHOLE_TOKEN_BELOW, mask_known, read_env_files, secret_values
+from nexus_assets.core.secrets_rule import SecretRule
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,10 @@ class SecretScan:
 
 def env_secrets(repo: Path, public_names: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(the repository's `.env*` files, the secret values they hold, longest first), as
-    core.secrets parses them and decides what is secret."""
+    core.secrets parses them and the repository's rule (core.secrets_rule) decides what is
+    secret: a value its committed configuration publishes is not searched for."""
     files, pairs = read_env_files(repo)
-    return [f["file"] for f in files], secret_values(pairs, public_names)
+    return [f["file"] for f in files], secret_values(pairs, public_names, rule=SecretRule.for_repo(repo))
 
 
 def _occurs(data: bytes, value: str) -> bool:
@@ -54,14 +56,7 @@ def mask_values(text: str, values: Iterable[str]) -> str:
     """text with each known value replaced by ***, as core.secrets masks a value (a short one
     only as a whole token), and nothing else: no guessing from shapes, whose patterns take
     `passed: 0` for a password in a report's own words."""
-    for value in values:  # longest first (env_secrets' order), so a value holding another goes whole
-        if not value or value not in text:
-            continue
-        if len(value) >= WHOLE_TOKEN_BELOW:
-            text = text.replace(value, MASK)
-        else:
-            text = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", MASK, text)
-    return text
+    return mask_known(text, values)  # longest first (env_secrets' order), so a value holding another goes whole
 
 
 def count_in_bytes(data: bytes, values: Iterable[str]) -> int:

@@ -7,7 +7,9 @@ and its text kept as a secret. The values of every `.env*` file, of the archive'
 `env_dump.txt` (`parse_env_dump`) and of inline compose `environment:` entries are collected
 once (rules in `secret_values`: the whole value and each line of it); `mask_tree` then applies
 `mask_secrets` to every string of a JSON-like result, dict keys included. Keys are reported,
-values never."""
+values never. What makes a value of a repository's `.env` a secret rather than public
+configuration (a value its committed compose files, Dockerfiles or `.env` templates show) is
+`core.secrets_rule`; `judge` applies it."""
 
 from __future__ import annotations
 
@@ -16,12 +18,16 @@ import io
 import ipaddress
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv.parser import parse_stream
 
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path, walk_files
+
+if TYPE_CHECKING:  # core.secrets_rule reads nexus-agent.toml; imported where a repository is judged
+    from nexus_assets.core.secrets_rule import SecretRule
 
 MIN_SECRET_LEN = 4
 # A known value shorter than this is masked only as a whole token, never inside a longer word,
@@ -54,6 +60,8 @@ _PLAIN_URL_RE = re.compile(rf"^[a-z][a-z0-9+.-]*://({_HOSTNAME}|\[[0-9a-fA-F:]+\
 _KEYED_SECRET_RE = re.compile(
     r"(?i)\b([A-Z0-9_]*(?:PASS(?:WORD)?|PWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIALS?)[A-Z0-9_]*)"
     r"(\s*[=:]\s*)(\"[^\"]*\"?|'[^']*'?|[^\s,;&\"']+)")
+# A word of a sentence after `secret:` (backticks, quotes and punctuation around it allowed).
+_PROSE_WORD_RE = re.compile(r"^[`'\"(]*[A-Za-z]+(?:['-][A-Za-z]+)*[`'\".,;:!?)]*$")
 _URL_CRED_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@")
 _BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _ENV_DUMP_RE = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -152,21 +160,78 @@ def _is_address(value: str) -> bool:
     return False
 
 
-def _public_shape(value: str, public: set[str]) -> bool:
+def _public_shape(value: str, public: AbstractSet[str]) -> bool:
     return bool(_PLAIN_VALUE_RE.match(value) or _VERSION_RE.match(value) or _is_address(value)
                 or _HOST_PORT_RE.match(value) or _PLAIN_URL_RE.match(value) or value.lower() in public)
 
 
-def _is_secret(key: str, value: str, public: set[str]) -> bool:
+def judge(key: str, value: str, public: AbstractSet[str] = frozenset(), rule: SecretRule | None = None) -> tuple[bool, str]:
+    """(whether value, the value of key, is a secret; the rule that decided, in words a refusal
+    can print: it never holds the value). Without a rule (no repository known: an env dump, a
+    build arg alone) a value that is not plainly public is a secret; with one, such a value is
+    configuration when a committed compose file, Dockerfile or .env template holds it."""
+    value = value.strip()
+    named = rule.named(key) if rule is not None and key != UNPARSED else None
+    if named is not None:
+        return named
     if len(value) < MIN_SECRET_LEN or _VAR_ONLY_RE.match(value) or _is_address(value):
-        return False
+        return False, "too short, a variable or an address: no credible secret"
+    if key == UNPARSED:
+        return True, "it is a line of an env file that is no KEY=VALUE binding"
+    if _URL_CRED_RE.search(value):
+        return True, "its value is a URL with user info"
     if _LOCATION_KEY_RE.search(key) and _public_shape(value, public):
-        return False
-    return bool(_SECRET_KEY_RE.search(key)) or not _public_shape(value, public)
+        return False, "its key names a place and its value is plainly public"
+    if _SECRET_KEY_RE.search(key):
+        return True, "its key names a secret"
+    if _public_shape(value, public):
+        return False, "its value is plainly public (a number, a word, a version, an address)"
+    if rule is None:
+        return True, "its value is not plainly public"
+    where = rule.committed_in(value)
+    if where is not None:
+        return False, f"configuration: {where} holds it in plain text"
+    return True, rule.nowhere
+
+
+class SecretValues(tuple[str, ...]):
+    """Secret values, longest first (a secret holding another is masked whole), with the key and
+    rule that made each one secret, for a refusal to name (never the value itself)."""
+
+    reasons: dict[str, tuple[str, str]]
+
+    def __new__(cls, values: Iterable[str] = (), reasons: dict[str, tuple[str, str]] | None = None) -> SecretValues:
+        made = super().__new__(cls, sorted(set(values), key=lambda v: (-len(v), v)))
+        made.reasons = dict(reasons or {})
+        return made
+
+    def why(self, value: str) -> tuple[str, str]:
+        """(key, rule) of a secret value; an `extra` value was named by the environment."""
+        return self.reasons.get(value, ("", "it is a credential of the environment"))
+
+
+def judge_secrets(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] = (),
+                  extra: Iterable[str] = (), rule: SecretRule | None = None) -> SecretValues:
+    """secret_values, with the key and rule of each value kept for refusals."""
+    public = {n.lower() for n in public_names}
+    reasons: dict[str, tuple[str, str]] = {}
+    for value in extra:
+        reasons |= {v: ("", "it is a credential of the environment") for v in [value.strip(), *_lines(value)]
+                    if len(v) >= MIN_SECRET_LEN}
+    for key, value in pairs:
+        value = value.strip()
+        secret, why = judge(key, value, public, rule)
+        if not secret:
+            continue
+        found = {value} | {line for line in _lines(value) if len(line) >= MIN_SECRET_LEN
+                           and not _public_shape(line, public) and not _VAR_ONLY_RE.match(line)}
+        for one in found:
+            reasons.setdefault(one, (key, why))
+    return SecretValues(reasons, reasons)
 
 
 def secret_values(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] = (),
-                  extra: Iterable[str] = ()) -> list[str]:
+                  extra: Iterable[str] = (), rule: SecretRule | None = None) -> list[str]:
     """The values to scrub from every output, longest first.
 
     Rules (err on masking): a value shorter than MIN_SECRET_LEN is never masked (it cannot be
@@ -180,19 +245,10 @@ def secret_values(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] 
     repository (a service folder or compose service, e.g. DB_HOST=postgres). UNPARSED text
     counts as secret-named. Each line of a multi-line secret is masked on its own too, unless
     that line alone is plainly public. `extra` values (a registry token from the environment)
-    are always masked."""
-    public = {n.lower() for n in public_names}
-    found: set[str] = set()
-    for value in extra:
-        found |= {v for v in [value.strip(), *_lines(value)] if len(v) >= MIN_SECRET_LEN}
-    for key, value in pairs:
-        value = value.strip()
-        if not _is_secret(key, value, public):
-            continue
-        found.add(value)
-        found |= {line for line in _lines(value) if len(line) >= MIN_SECRET_LEN and not _public_shape(line, public)
-                  and not _VAR_ONLY_RE.match(line)}
-    return sorted(found, key=lambda v: (-len(v), v))
+    are always masked. With a rule (the repository's: `core.secrets_rule`), nexus-agent.toml's
+    `[secrets]` names decide first, and a value a committed compose file, Dockerfile or .env
+    template holds in plain text is configuration unless its key names a secret."""
+    return list(judge_secrets(pairs, public_names, extra, rule))
 
 
 def _replace(text: str, value: str) -> str:
@@ -201,14 +257,32 @@ def _replace(text: str, value: str) -> str:
     return re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", MASK, text)
 
 
+def mask_known(text: str, values: Iterable[str]) -> str:
+    """text with each known value replaced by ***, a short one only as a whole token, and
+    nothing else: no guessing from shapes."""
+    for value in values:  # longest first, so a secret containing another is masked whole
+        if value and value in text:
+            text = _replace(text, value)
+    return text
+
+
+def _keyed(m: re.Match[str]) -> str:
+    key, sep, value = m.groups()
+    # Prose is no assignment: "carries a secret: `docker history` keeps its value" keeps its words.
+    # An assignment (`=`), a key that is no lower-case word (`API_TOKEN: `, `api_key: `) or a value that
+    # is no plain word is masked.
+    if "=" not in sep and key.isalpha() and not key.isupper() and _PROSE_WORD_RE.match(value):
+        return m.group(0)
+    return key + sep + MASK
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """text with every known secret value replaced by ***, plus anything shaped like a secret:
     `PASSWORD=...`/`token: ...` assignments, credentials in URLs, bearer tokens. A value shorter
-    than WHOLE_TOKEN_BELOW is replaced only where it stands as a whole token."""
-    for value in secrets:  # longest first, so a secret containing another is masked whole
-        if value and value in text:
-            text = _replace(text, value)
-    text = _KEYED_SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    than WHOLE_TOKEN_BELOW is replaced only where it stands as a whole token; a sentence such as
+    "carries a secret: `docker history` keeps ..." is prose, not an assignment, and kept."""
+    text = mask_known(text, secrets)
+    text = _KEYED_SECRET_RE.sub(_keyed, text)
     text = _URL_CRED_RE.sub(lambda m: m.group(1) + MASK + "@", text)
     return _BEARER_RE.sub(lambda m: m.group(1) + " " + MASK, text)
 
@@ -248,38 +322,20 @@ def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     return files, pairs
 
 
-def repo_secrets(repo: Path) -> list[str]:
-    """The secret values of every `.env*` file of repo (as `secret_values` judges them): what the
+def repo_secrets(repo: Path) -> SecretValues:
+    """The secret values of every `.env*` file of repo, as the repository's rule judges them
+    (`core.secrets_rule`: a value its committed configuration publishes is no secret): what the
     build step masks in its logs and messages, and refuses to put into an image."""
-    return secret_values(read_env_files(repo)[1])
+    from nexus_assets.core.secrets_rule import SecretRule
+
+    return judge_secrets(read_env_files(repo)[1], rule=SecretRule.for_repo(repo))
 
 
-# A build arg named like a credential carries one, whatever its value looks like.
-_SECRET_ARG_RE = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
-def secret_build_args(args: dict[str, str], secrets: Iterable[str]) -> list[str]:
-    """The names of the build args whose value is, or holds, a secret: a value of the `.env`
-    files (or a line of one), or any value of an arg named like a credential (*TOKEN*,
-    *SECRET*, *PASSWORD*, *KEY*, ...). `docker history` keeps build-arg values in the image."""
-    secrets = list(secrets)
-    found = []
-    for key, value in args.items():
-        if not value.strip() or _VAR_ONLY_RE.match(value.strip()):
-            continue
-        named = bool(_SECRET_ARG_RE.search(key)) and len(value.strip()) >= MIN_SECRET_LEN
-        if named or any(_holds(value, s) for s in secrets):
-            found.append(key)
-    return sorted(found)
-
-
-def secret_lines(text: str, secrets: Iterable[str]) -> list[int]:
-    """Numbers of the lines of text (comments aside) that hold a known secret value."""
-    secrets = list(secrets)
-    return [n for n, line in enumerate(text.splitlines(), 1)
-            if not line.lstrip().startswith("#") and any(_holds(line, s) for s in secrets)]
-
-
-def _holds(text: str, value: str) -> bool:
+def holds(text: str, value: str) -> bool:
     """Whether text holds value where mask_secrets would mask it (a short one as a whole token)."""
     return bool(value) and value in text and _replace(text, value) != text
+
+
+def is_reference(value: str) -> bool:
+    """Whether value only names a variable (`$X`, `${X:-d}`): it names a secret, it is not one."""
+    return bool(_VAR_ONLY_RE.match(value.strip()))

@@ -45,6 +45,7 @@ class Service:
     folder: str | None = None  # the context relative to the repository, POSIX
     env_args: tuple[str, ...] = field(default=(), hash=False)  # build args read from .env: secrets
     secret_args: tuple[str, ...] = ()  # compose build args refused: they carry a secret (not in build_args)
+    secret_arg_rules: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)  # (arg, why)
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
     infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
@@ -212,7 +213,8 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
             name=build.name, path=build.context, dockerfile=build.dockerfile if build.dockerfile.is_file() else None,
             language=detect_language(build.context), build_args=dict(build.build_args), compose_name=build.name,
             compose_file=build.compose_file, folder=rel_path(build.context, repo), env_args=build.env_args,
-            secret_args=build.secret_args, infrastructure=build.infrastructure)
+            secret_args=build.secret_args, secret_arg_rules=build.secret_arg_rules,
+            infrastructure=build.infrastructure)
     for service in folders:
         shown = rel_path(service.path, repo)
         if service.path in covered:

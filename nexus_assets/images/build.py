@@ -6,6 +6,7 @@ these concurrently and records what they return."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import socket
 import threading
@@ -19,8 +20,10 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.core.dockerfile import instructions, read_dockerfile
 from nexus_assets.core.errors import BuildError, EngineError
+from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
-from nexus_assets.core.secrets import mask_secrets, secret_lines, secret_values
+from nexus_assets.core.secrets import mask_secrets, secret_values
+from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.services import Service
 
 
@@ -44,18 +47,26 @@ def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dic
     """Hash what the build reads and resolve its bases; BuildError names the service when it
     cannot build. build_args default to the service's own (from compose). A service whose build
     would put a secret into the image (a build arg carrying one, a Dockerfile line holding a
-    value of `secrets`) is refused, naming the arg or the line, never the value."""
+    value of `secrets`) is refused, naming the arg or the line and the key and rule that made it
+    a secret (core.secrets_rule), never the value."""
     if service.dockerfile is None:
         where = f"compose file {service.compose_file}" if service.compose_file else "the folder"
         raise BuildError(f"service {service.name}: no Dockerfile in {service.path} (named by {where}); "
                          "add one or remove the service")
     if service.secret_args:
+        rules = dict(service.secret_arg_rules)
+        named = [arg for arg in service.secret_args if arg in rules]  # why, in words: never a value
+        why = "; ".join(rules[arg] if len(named) == 1 else f"{arg}: {rules[arg]}" for arg in named)
         raise BuildError(f"service {service.name}: build arg {', '.join(service.secret_args)} of "
-                         f"{service.compose_file or 'compose'} carries a secret: {SECRET_ARG_ADVICE}")
-    lines = secret_lines(service.dockerfile.read_text(encoding="utf-8", errors="replace"), secrets)
-    if lines:
-        raise BuildError(f"service {service.name}: {service.dockerfile.name} line {', '.join(map(str, lines))} holds "
-                         "a value of an .env file: the image would keep it; not built (pass it at run time)")
+                         f"{service.compose_file or 'compose'} carries a secret{f' ({why})' if why else ''}: "
+                         f"{SECRET_ARG_ADVICE}")
+    found = secret_line_rules(service.dockerfile.read_text(encoding="utf-8", errors="replace"), secrets)
+    if found:
+        lines = ", ".join(str(n) for n, _ in found)
+        why = "; ".join(dict.fromkeys(rule for _, rule in found))
+        raise BuildError(f"service {service.name}: {service.dockerfile.name} line {lines} holds a value of an .env "
+                         f"file ({why}): the image would keep it; not built (pass it at run time, or name the key "
+                         "in nexus-agent.toml [secrets] public if it is configuration)")
     args = dict(service.build_args if build_args is None else build_args)
     bases = [resolve_base(client, line, service.dockerfile, base_map) for line in external_bases(service.dockerfile, args)]
     tree = service.sources_hash()
@@ -234,8 +245,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
-    with open(log_path, "w", encoding="utf-8", buffering=1) as log, \
-            stream_deadline(client.api, timeout, cancel) as stopper:
+    with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log, \
+            stream_deadline(client.api, timeout, cancel) as stopper:  # a full disk names the log
         try:
             stream = client.api.build(
                 path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
@@ -266,6 +277,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
             log.write(f"ERROR: {why}\n")
             raise BuildError(f"service {service.name}: the engine refused the build: {why} (log: {log_path})") from exc
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise  # the log's disk is full, not the engine gone: named by naming(log_path)
             if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
                 raise
             if stopper.reason is None:

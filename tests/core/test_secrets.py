@@ -224,7 +224,7 @@ def test_env_reader_never_raises_on_random_text(text):
 
 
 def test_build_args_carrying_a_secret_and_dockerfile_lines_holding_one():
-    from nexus_assets.core.secrets import secret_build_args, secret_lines
+    from nexus_assets.core.secrets_rule import secret_build_args, secret_lines
 
     secrets = secret_values([("DB_PASSWORD", "e2e-db-pass-0192"), ("JWT_SECRET", "auth"), ("NODE_ENV", "production")])
     args = {"NPM_TOKEN": "literal-tok-1", "SERVICE_PORT": "3001", "NOTE": "prefix-e2e-db-pass-0192", "MODE": "production",
