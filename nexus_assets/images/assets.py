@@ -46,7 +46,7 @@ from nexus_assets.core.lineage import (
 )
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import Service, both_views
-from nexus_assets.core.stage import Publisher, ServiceTests, StageResult
+from nexus_assets.core.stage import Publisher, ServiceTests, StageResult, docker_errors
 from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
 from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
@@ -262,7 +262,12 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
             elif not image_id or not image_id.startswith("sha256:"):
                 result = StageResult(name, stage, False, False, "not run: no image built yet", 0.0, "")
             elif stage == pmmg.PMMG_CHECK:
-                yield pmmg.check_result(name, pmmg.judge(client, service, image_id, settings.workdir))
+                try:
+                    judged = pmmg.judge(client, service, image_id, settings.workdir)
+                except docker_errors()[0] as exc:  # the recorded image is gone from the engine
+                    judged = {"passed": False, "detail": f"not judged: image {image_id[:19]} not in the engine "
+                                                         f"({getattr(exc, 'explanation', None) or exc})", "where": ""}
+                yield pmmg.check_result(name, judged)
                 continue
             else:
                 runner = tests.unit if stage == "unit" else tests.integration
