@@ -16,6 +16,7 @@ from nexus_assets.automation.notify import notify_logger
 from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
+from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
@@ -89,7 +90,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
-                      deployment_package_verifies, evidence_pack_verifies, staging_drift_audit],
+                      deployment_package_verifies, evidence_pack_verifies, staging_drift_audit, *PMMG_CHECKS],
         jobs=[dg.define_asset_job(
             # the staging deploy is a job of its own (deploy_job): a pipeline run never deploys
             PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),

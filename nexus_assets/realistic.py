@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexus_assets.core.fileio import write_atomic
+from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
 from nexus_assets.scaffold.generate import TEMPLATES_DIR, port_for, render, template_files
 
 # The check every compose-built Dockerfile makes: built without compose's args, it fails.
@@ -297,6 +298,7 @@ def generate_realistic_monorepo(dest: Path, count: int = MIN_SERVICES, *, second
     _write(dest / "docs" / "investor_synopsis.md", "\n".join(synopsis) + "\n")
     _write(dest / "deployment" / "service_list.txt", "# generated\n" + "\n".join(names) + "\n")
     _write(dest / "nexus-agent.toml", "[parity]\ncritical = []\n")
+    _write(dest / RATIFICATION_INDEX, ratification_index())  # the PMMG lock a release needs
     _readable(dest)
     return RealisticRepo(root=dest, services=services, broken="legacy-reports",
                          broken_dockerfile="services/legacy_reports/Dockerfile", broken_line=broken_line,

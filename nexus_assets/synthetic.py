@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.services import SCAFFOLD_MARKER
+from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
 from nexus_assets.scaffold.generate import scaffold_missing
 
 # Every third service is Python, the rest Node.js, as in the real platform.
@@ -44,4 +45,5 @@ def generate_monorepo(dest: Path, count: int) -> list[str]:
                     "    ports:", f"      - \"127.0.0.1:{result.port}:{result.port}\""]
     write_atomic(dest / "docker-compose.yml", ("\n".join(compose) + "\n").encode())
     write_atomic(dest / "nexus-agent.toml", b"[parity]\ncritical = []\n")
+    write_atomic(dest / RATIFICATION_INDEX, ratification_index().encode())  # the PMMG lock a release needs
     return names

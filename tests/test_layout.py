@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nexus_assets"
 STAGES = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "publish", "release", "compliance",
           "package", "deploy", "automation", "cli", "attest"}
-SHARED = {"core", "resources"}
+SHARED = {"core", "resources", "policy"}  # policy: the guide's rules, shared by the stages (DESIGN.md)
 MAX_LINES = 400
 
 

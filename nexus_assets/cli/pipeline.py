@@ -115,9 +115,12 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         if observation.asset_key.path[0] == "pushed" and status is not None and status.value == "not_pushed":
             summary.not_pushed.append(observation.asset_key.path[-1])
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:  # not run here
-            print(f"[nexus] check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                  f"NOT RUN: {evaluation.description or ''}", flush=True)
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:  # not run, no tests, skipped
+            said = evaluation.description or ""
+            word = "NO TESTS" if said.startswith("no tests") else "SKIPPED" if said.startswith("skipped") else "NOT RUN"
+            said = said.removeprefix("no tests: ").removeprefix("skipped: ")  # the word says it
+            print(f"[nexus] check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {word}: {said}",
+                  flush=True)
             continue
         if not evaluation.passed:
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from nexus_assets.compliance.checks import contents_problems, policy_fingerprint, recorded_pmmg_images
 from nexus_assets.compliance.lineage import ancestors, lineage_rows
 from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.core.fileio import write_atomic
@@ -27,7 +28,8 @@ from nexus_assets.core.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when what the report shows or how it is drawn changes: every report turns stale.
-REPORT_CODE_VERSION = "compliance-2"  # 2: how each image was obtained (built, or the registry cache)
+# 3: PMMG rules with their files, "no tests", e2e skipped, the report's own contents gate
+REPORT_CODE_VERSION = "compliance-3"  # 2: how each image was obtained (built, or the registry cache)
 
 
 def _public_names(settings) -> set[str]:
@@ -48,7 +50,12 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
         settings = nexus.settings()
         graph = asset_graph()
         with nexus.hold_workdir(context):  # one writer per working copy
+            pmmg_images = recorded_pmmg_images(context.instance, settings)
+            policy = policy_fingerprint(settings.repo, pmmg_images)
             kept = kept_materialization(context.instance, graph, COMPLIANCE_REPORT)
+            if kept is not None and kept.get("policy") != policy:  # the lock, a job or an image verdict changed
+                context.log.info("compliance report: the PMMG policy's inputs changed: made again")
+                kept = None
             if kept is not None:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
@@ -61,7 +68,8 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
 
             today = datetime.now(UTC).date()
             rows = lineage_rows(context.instance, graph, ancestors(graph, COMPLIANCE_REPORT))
-            data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run.run_id, today=today)
+            data = assemble(settings, commit=git.revision(), lineage=rows, run_id=context.run.run_id, today=today,
+                            pmmg_images=pmmg_images)
             _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
             charts = ChartCache(settings.cache / "charts")
             pdf = render(data, lambda text: mask_values(text, values), charts)
@@ -74,14 +82,19 @@ def compliance_report_asset(asset_graph) -> dg.AssetsDefinition:
                 data_version=dg.DataVersion(file_sha256(path)),
                 metadata={**report_metadata(path), "verdict": data.verdict, "remade": True,
                           "secrets_found": data.secrets.found, "files_scanned": data.secrets.files_scanned,
-                          "services": len(data.images)},
+                          "services": len(data.images), "policy": policy,
+                          # what the gate looks for when it reads the PDF back
+                          "gates": [g.name for g in data.gates],
+                          "contents": next(g.detail for g in data.gates if g.name == "compliance report"),
+                          "contents_passed": next(bool(g.passed) for g in data.gates if g.name == "compliance report")},
             )
 
     return compliance_report
 
 
 @dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True,
-                description="Guide gate: the compliance PDF exists, is the file recorded, and no .env secret value "
+                description="Guide gate: the compliance PDF exists, is the file recorded, holds every section and "
+                            "every gate with its evidence (read back from the PDF), and no .env secret value "
                             "is in any output under reports/ and artifacts/.")
 def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
     settings = nexus.settings()
@@ -92,6 +105,8 @@ def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusC
         problems.append(f"{path or 'the compliance report'} does not exist")
     elif path.read_bytes()[:5] != b"%PDF-" or file_sha256(path) != metadata.get("sha256"):
         problems.append(f"{path} is not the PDF recorded (sha256 differs)")
+    else:
+        problems += contents_problems(path, metadata)
     env_files, values = env_secrets(settings.repo, _public_names(settings))
     files = [*artifact_files(settings), *([path] if path.is_file() else [])]
     scan = scan_files(files, values, root=settings.workdir, env_files=env_files)

@@ -244,8 +244,9 @@ def _images(text: _Text, data: ReportData) -> list:
 
 def _policy_and_security(text: _Text, data: ReportData) -> list:
     scan, kyc = data.secrets, data.kyc
-    pmmg = table(text, ["rule", "verdict", "what was found"],
-                 [(r.name, _verdict_cell(r.passed), r.detail) for r in data.pmmg.rules], [2, 1, 7])
+    pmmg = table(text, ["rule", "verdict", "what was found", "file"],
+                 [(r.name, _verdict_cell(r.passed), r.detail, r.where or "-") for r in data.pmmg.rules],
+                 [2, 1, 5.5, 2.5])
     return [Paragraph(f"6. PMMG policy (N3XUS-SYSTEM-PMMG): {'PASS' if data.pmmg.passed else 'FAIL'}", H2), pmmg,
             Paragraph("7. Security", H2),
             text.para(f"Secret scan: {scan.values} secret value(s) from {', '.join(scan.env_files) or 'no .env file'} "

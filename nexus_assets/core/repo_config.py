@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # Keys (names or globs) whose `.env` values are public configuration, or secrets, whatever
     # core.secrets_rule would decide; a key in both is refused.
     "secrets": {"public": [], "secret": []},
+    # A service with no tests: "warn" (reported as "no tests", does not block) or "block".
+    "tests": {"no_tests": "warn"},
 }
 
 

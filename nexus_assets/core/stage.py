@@ -20,7 +20,9 @@ from nexus_assets.core.secrets import mask_secrets, mask_tree
 class StageResult:
     """What one stage of one service did. A skipped stage has passed=True and skipped=True; a
     stage that could not run here (its infrastructure's image is not available) has
-    passed=False and skipped=True: "not run", neither a pass nor a failure."""
+    passed=False and skipped=True: "not run", neither a pass nor a failure. A stage with no tests
+    to run is passed=False, skipped=True and no_tests=True: "no tests", never a pass (whether it
+    blocks is the repository's [tests] no_tests, policy.acceptance)."""
 
     service: str
     stage: str  # "lint" | "unit" | "integration" | "e2e"
@@ -31,6 +33,7 @@ class StageResult:
     log_path: str
     details: dict = field(default_factory=dict)
     containers: int = 0  # test containers this stage started
+    no_tests: bool = False
 
     def to_dict(self) -> dict:
         """The result as a plain JSON-serializable dict."""
@@ -106,6 +109,13 @@ class Stage:
         return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
                            self.details, self.containers)
 
+    def no_tests(self, reason: str) -> StageResult:
+        """The result of a stage with no tests to run: "no tests", neither passed nor failed."""
+        self.write(f"# result: NO TESTS: {reason}")
+        self.log.close()
+        return StageResult(self.name, self.stage, False, True, f"no tests: {reason}", 0.0, str(self.log_path),
+                           self.details, 0, no_tests=True)
+
 
 def docker_errors() -> tuple[type[Exception], tuple[type[Exception], ...]]:
     """(refusal, lost engine): the docker SDK exception types for an engine that answered
@@ -141,7 +151,8 @@ class Publisher:
     specs: Any  # (service names, registry, version) -> list[dg.AssetSpec]
     # (context, docker_engine, settings, names) -> the step's pushes, a context manager (leaving
     # it on an error or interrupt stops the pushes in flight) with
-    #   submit(name, {"image_id", "tests", "cache_key"}): an image built and tested now, pushed at once;
+    #   submit(name, {"image_id", "tests", "cache_key", "pmmg_policy"}): an image built and tested now, pushed
+    #   at once (refused when its PMMG verdict failed);
     #   ready(): the events of pushes ended so far, without waiting;
     #   finish(built, failed: {service: reason}): the rest of the events, pushed_images last.
     start: Any

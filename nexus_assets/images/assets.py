@@ -46,10 +46,12 @@ from nexus_assets.core.lineage import (
 )
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import Service, both_views
-from nexus_assets.core.stage import Publisher, ServiceTests, StageResult
+from nexus_assets.core.stage import Publisher, ServiceTests, StageResult, docker_errors
+from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
-from nexus_assets.images.outcome import build_and_test, failure_events, success_event, test_states
+from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
 from nexus_assets.images.tags import tag_current_images, tags_code_version
+from nexus_assets.policy.acceptance import no_tests_mode
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
@@ -92,6 +94,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
         specs += publisher.specs(names, registry, version)
     check_specs = [dg.AssetCheckSpec(stage, asset=image_key(n), description=f"{stage} tests of services/{n}")
                    for n in names for stage in TEST_STAGES]
+    pmmg_names = {s.name for s in services if pmmg.is_pmmg_service(s)}  # read from files: load and step agree
+    check_specs += [pmmg.check_spec(s) for s in services if s.name in pmmg_names]
 
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
@@ -110,6 +114,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             built: dict[str, str] = {}
             tested: dict[str, dict] = {}  # this run's images and test states, for the push
             failed: dict[str, str] = {}
+            no_tests = no_tests_mode(settings.repo)
             if to_build:
                 _sweep(context, docker_engine, settings)
                 origin = {"revision": git.revision(), "source": git.remote_url(), "created": git.commit_time()}
@@ -124,19 +129,23 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                     if outcome["built"] is None:
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
                         failed[service.name] = outcome["error"]
-                        yield from failure_events(service, outcome, settings.reports)
+                        yield from failure_events(service, outcome, settings.reports, no_tests,
+                                                  service.name in pmmg_names)
                         continue
-                    event = success_event(service, outcome)
+                    event = success_event(service, outcome, no_tests, service.name in pmmg_names)
                     built[service.name] = outcome["built"]["image_id"]
                     tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
-                                            "cache_key": outcome["built"].get("cache_key")}
+                                            "cache_key": outcome["built"].get("cache_key"),
+                                            "pmmg_policy": outcome.get("pmmg")}
+                    if outcome.get("pmmg") and not outcome["pmmg"]["passed"]:
+                        context.log.error(f"FAILED {service.name}: PMMG is browser-only: {outcome['pmmg']['detail']}")
                     assert event.metadata is not None  # success_event always sets it
                     context.log.info(str(event.metadata["summary"]))
                     yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
                     yield event
                     if pushes is not None:
                         pushes.submit(service.name, tested[service.name])
-            yield from _checks_alone(context, docker_engine, settings, tests, contexts)
+            yield from _checks_alone(context, docker_engine, settings, tests, contexts, no_tests)
             if TAGGED_IMAGES in context.selected_asset_keys:
                 yield tag_current_images(context, docker_engine, settings, names, built)
             if pushes is not None:  # the current images not rebuilt are pushed now, as before
@@ -239,7 +248,7 @@ def _build_context(settings, in_repo: Service | None, in_workdir: Service | None
 
 
 def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings, tests: ServiceTests,
-                  contexts: dict[str, Service]):
+                  contexts: dict[str, Service], no_tests: str = "warn"):
     """Checks selected without their image (the UI's "Execute" on one check): run that stage
     again for that service, against the image Dagster last recorded for it."""
     alone = sorted((key.asset_key.path[-1], key.name) for key in context.selected_asset_check_keys
@@ -259,15 +268,18 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
                 result = tests.lint(service, settings.reports, timeout=settings.test_timeout)
             elif not image_id or not image_id.startswith("sha256:"):
                 result = StageResult(name, stage, False, False, "not run: no image built yet", 0.0, "")
+            elif stage == pmmg.PMMG_CHECK:
+                try:
+                    judged = pmmg.judge(client, service, image_id, settings.workdir)
+                except docker_errors()[0] as exc:  # the recorded image is gone from the engine
+                    judged = {"passed": False, "detail": f"not judged: image {image_id[:19]} not in the engine "
+                                                         f"({getattr(exc, 'explanation', None) or exc})", "where": ""}
+                yield pmmg.check_result(name, judged)
+                continue
             else:
                 runner = tests.unit if stage == "unit" else tests.integration
                 result = runner(client, service, image_id, settings.reports, timeout=settings.test_timeout)
             context.log.info(f"{name} {stage}: {'passed' if result.passed else 'FAILED'}: {result.reason}")
-            not_run = result.skipped and not result.passed  # as outcome.check_result: WARN, not a failure
-            yield dg.AssetCheckResult(asset_key=image_key(name), check_name=stage, passed=result.passed,
-                                      severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
-                                      description=result.reason,
-                                      metadata={"image_id": image_id or "",
-                                                "details": dg.MetadataValue.json(result.details)})
+            yield check_result(result, no_tests)
     finally:
         client.close()

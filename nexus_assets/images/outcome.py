@@ -16,21 +16,25 @@ from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import ServiceTests, StageResult
+from nexus_assets.images import pmmg
 from nexus_assets.images.build import build_image, plan_build
 from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
+from nexus_assets.policy.acceptance import NO_TESTS, no_tests_note
 
 
-def check_result(stage: StageResult) -> dg.AssetCheckResult:
+def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckResult:
     """A stage that could not run here (skipped, not passed: its infrastructure's image is not
-    available) is a WARN check, not passed: the UI shows it apart from a failure."""
-    not_run = stage.skipped and not stage.passed
+    available) is a WARN check, not passed: the UI shows it apart from a failure. A stage with
+    no tests is not passed either: a WARN, or an ERROR (blocking the release) when the
+    repository says `[tests] no_tests = "block"` (no_tests: that mode)."""
+    not_run = stage.skipped and not stage.passed and not (stage.no_tests and no_tests == "block")
     return dg.AssetCheckResult(
         asset_key=image_key(stage.service),
         check_name=stage.stage,
         passed=stage.passed,
         severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
-        description=stage.reason,
-        metadata={"skipped": stage.skipped, "seconds": round(stage.seconds, 2), "containers": stage.containers,
+        description=f"{stage.reason}: {no_tests_note(no_tests)}" if stage.no_tests else stage.reason,
+        metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2), "containers": stage.containers,
                   "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
     )
 
@@ -77,7 +81,8 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
                     built, cached = taken
                     built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases,
                                  cache_key=cache_key(plan))
-                    return {"built": built, "error": None, "stages": stages + cached, "notes": notes}
+                    return {"built": built, "error": None, "stages": stages + cached, "notes": notes,
+                            "pmmg": _pmmg(client, service, built, settings)}
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version,
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
@@ -100,9 +105,15 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
                     cancel.raise_if_cancelled(f"service {service.name} {stage} tests")
                     stages.append(runner(client, service, built["image_id"], reports, timeout=timeout))
             cancel.raise_if_cancelled(f"service {service.name}")  # a stage cut short by the cancel
-            return {"built": built, "error": None, "stages": stages, "notes": notes}
+            return {"built": built, "error": None, "stages": stages, "notes": notes,
+                    "pmmg": _pmmg(client, service, built, settings)}
     finally:
         client.close()
+
+
+def _pmmg(client, service: Service, built: dict, settings) -> dict | None:
+    """The browser-only verdict of a PMMG image (None: the service is not part of PMMG)."""
+    return pmmg.judge(client, service, built["image_id"], settings.workdir) if pmmg.is_pmmg_service(service) else None
 
 
 def _from_cache(client, plan, cache: RegistryCache, settings, cancel: Cancellation,
@@ -124,13 +135,16 @@ def _from_cache(client, plan, cache: RegistryCache, settings, cancel: Cancellati
 
 
 def test_states(stages: list[StageResult]) -> dict[str, str]:
-    return {s.stage: ("not_run" if s.skipped and not s.passed else "skipped" if s.skipped
+    return {s.stage: (NO_TESTS if s.no_tests else "not_run" if s.skipped and not s.passed else "skipped" if s.skipped
                       else "passed" if s.passed else "failed") for s in stages}
 
 
-def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
-    """image/<service> materialized: data version is the image id; the checks ride along."""
+def success_event(service: Service, outcome: dict, no_tests: str = "warn",
+                  pmmg_check: bool = False) -> dg.MaterializeResult:
+    """image/<service> materialized: data version is the image id; the checks ride along (the
+    PMMG check when pmmg_check: the service was declared part of PMMG at load)."""
     built, stages = outcome["built"], outcome["stages"]
+    policy = outcome.get("pmmg")
     failed = [s.stage for s in stages if not s.passed and not s.skipped]
     not_run = [s.reason for s in stages if s.skipped and not s.passed]
     cache = built.get("cache")
@@ -145,7 +159,8 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         asset_key=image_key(service.name),
         data_version=dg.DataVersion(built["image_id"]),
-        check_results=[check_result(s) for s in stages],
+        check_results=[check_result(s, no_tests) for s in stages]
+        + ([pmmg.check_result(service.name, policy)] if pmmg_check else []),
         metadata={
             "status": "pulled from cache" if cache else "built",
             "summary": summary,
@@ -168,16 +183,20 @@ def success_event(service: Service, outcome: dict) -> dg.MaterializeResult:
             # The registry cache's key for this image (images.cache): the push step tags it cache-<key>.
             "cache_key": built.get("cache_key") or "",
             **({"cache": dg.MetadataValue.json(cache)} if cache else {}),
+            # PMMG's browser-only verdict of this image (images.pmmg): the push refuses a violation.
+            **({"pmmg_policy": dg.MetadataValue.json(policy)} if policy is not None else {}),
         },
     )
 
 
-def failure_events(service: Service, outcome: dict, reports: Path):
+def failure_events(service: Service, outcome: dict, reports: Path, no_tests: str = "warn", pmmg_check: bool = False):
     """A service that did not build: an observation on its asset (status failed, the reason and
-    the build log), and its check results saying the tests did not run."""
+    the build log), and its check results saying the tests did not run (and PMMG not judged)."""
     yield dg.AssetObservation(
         asset_key=image_key(service.name),
         metadata={"status": "failed", "reason": outcome["error"], "build_log": str(reports / f"build_{service.name}.log"),
                   "source_key": source_key(service.name).to_user_string()},
     )
-    yield from (check_result(s) for s in outcome["stages"])
+    yield from (check_result(s, no_tests) for s in outcome["stages"])
+    if pmmg_check:
+        yield pmmg.check_result(service.name, None)

@@ -65,10 +65,10 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.pmmg import BROWSER_ONLY_RE, mentions_pmmg
 from nexus_assets.core.textfiles import problem, read_bounded
 from nexus_assets.parity._entries import CanonicalModule, bold_name, read_entries
 from nexus_assets.parity._markdown import Blocks, Heading, parse_blocks
+from nexus_assets.policy.pmmg import BROWSER_ONLY_RE, mentions_pmmg
 
 __all__ = ["MAX_SYNOPSIS_BYTES", "SYNOPSIS_PATH", "CanonicalModule", "Synopsis", "parse_synopsis",
            "parse_synopsis_text"]

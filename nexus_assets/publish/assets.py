@@ -62,12 +62,15 @@ def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dic
     return found
 
 
-def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str]) -> str | None:
+def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str],
+             pmmg_policy: dict | None = None) -> str | None:
     """Why a service's image is not to be pushed, or None when it is."""
     if name in failed:
         return f"its image did not build in this run: {failed[name]}"
     if not image_id:
         return "no image built yet"
+    if pmmg_policy and not pmmg_policy.get("passed"):  # policy.pmmg_images: never in the registry
+        return f"PMMG is browser-only and this image containerizes its execution logic: {pmmg_policy.get('detail')}"
     broken = sorted(stage for stage, state in (tests or {}).items() if state == "failed")
     if broken:
         return f"{', '.join(broken)} tests failed"
@@ -125,7 +128,7 @@ class Publishing:
         for name in rest:
             last = last_images.get(image_key(name), {})
             info = built.get(name) or {"image_id": recorded.get(name), "tests": last.get("tests"),
-                                       "cache_key": last.get("cache_key")}
+                                       "cache_key": last.get("cache_key"), "pmmg_policy": last.get("pmmg_policy")}
             self._start(name, info, failed)
         for name in self._pushes.wait():
             yield self._event(name)
@@ -139,7 +142,7 @@ class Publishing:
     def _start(self, name: str, info: dict, failed: dict[str, str]) -> None:
         self._started.add(name)
         tests = info.get("tests") or {}
-        reason = _why_not(name, info.get("image_id"), tests, failed)
+        reason = _why_not(name, info.get("image_id"), tests, failed, info.get("pmmg_policy"))
         if reason:
             self._refused[name] = f"not pushed: {reason}"
             self._context.log.warning(f"{name}: not pushed to {self._settings.registry}: {reason}")

@@ -188,8 +188,10 @@ def render_notes(*, version: str, tag: str, source_commit: str | None, dirty: bo
              f"- registry: `{manifest.get('registry', '-')}`; images: {len(manifest.get('images', []))}",
              "", "## Gates", "", "| gate | verdict | detail |", "| --- | --- | --- |"]
     for gate in gates:
+        # "skipped" and "no tests" are said as such, never "passed" nor a bare warning
+        said = next((w for w in ("skipped", "no tests") if gate.detail.startswith(w)), None)
         verdict = "passed" if gate.passed else ("FAILED" if gate.blocks else
-                                                "waived" if gate.severity == "WAIVED" else "warning")
+                                                "waived" if gate.severity == "WAIVED" else said or "warning")
         lines.append(f"| {_cell(gate.name)} | {verdict} | {_cell(gate.detail)} |")
     lines += _waived(manifest)
     lines += ["", "## Modules", "", *_modules(discrepancy), "", "## Images", "", *_images(manifest), "",

@@ -83,9 +83,10 @@ class ImageEntry(ReportModel):
                                        "repository, a secret its image would keep, an unreadable Dockerfile).")
     source_hash: str | None = Field(description="Fingerprint of what the image is built from (sources, build "
                                                 "args, base image ids): its OCI label io.nexus-assets.source-hash.")
-    tests: dict[str, Literal["passed", "failed", "skipped", "not_run"]] | None = Field(
+    tests: dict[str, Literal["passed", "failed", "skipped", "not_run", "no_tests"]] | None = Field(
         description="Result of each test stage (lint, unit, integration) for this image; not_run: the stage "
-                    "needs infrastructure whose image is not available here.")
+                    "needs infrastructure whose image is not available here; no_tests: the service has no tests "
+                    "to run (never passed; blocks only with [tests] no_tests = \"block\" in nexus-agent.toml).")
     image: str | None = Field(description="The release tag REGISTRY/nexus/<service>:VERSION.")
     tags: list[str] | None = Field(description="Every tag given to the image (VERSION and latest).")
     image_id: str | None = Field(description="The image's id in the local Docker engine (sha256 of its config). "
@@ -121,7 +122,8 @@ class ImageEntry(ReportModel):
 class E2eResult(ReportModel):
     """The repository's end-to-end compose stack, as e2e_tests last ran it."""
 
-    passed: bool | None = Field(description="Every service of the stack came up healthy.")
+    passed: bool | None = Field(description="Every service of the stack came up healthy (false when skipped: "
+                                            "a skipped e2e never counts as passed).")
     skipped: bool | None = Field(description="The repository defines no e2e stack.")
     seconds: float | int | None = Field(description="How long it took.")
 

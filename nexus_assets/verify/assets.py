@@ -64,11 +64,18 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
             client.close()
         context.log.info("e2e: %s" % ("skipped (" + result.reason + ")" if result.skipped else
                       ("passed" if result.passed else "FAILED: " + result.reason)))
+        # A skipped e2e (no e2e stack: the guide's "if applicable") is "skipped" everywhere, never
+        # passed: a WARN check, so it shows apart from a pass and does not block the release.
+        passed = result.passed and not result.skipped
         return dg.MaterializeResult(
-            metadata={"passed": result.passed, "skipped": result.skipped, "test_containers": result.containers,
+            metadata={"passed": passed, "skipped": result.skipped, "state": "skipped" if result.skipped else
+                      "passed" if passed else "failed", "test_containers": result.containers,
                       "log": dg.MetadataValue.path(result.log_path), "seconds": round(result.seconds, 1)},
-            check_results=[dg.AssetCheckResult(passed=result.passed, check_name="e2e", description=result.reason,
-                                               metadata={"details": dg.MetadataValue.json(result.details)})],
+            check_results=[dg.AssetCheckResult(
+                passed=passed, check_name="e2e",
+                severity=dg.AssetCheckSeverity.WARN if result.skipped else dg.AssetCheckSeverity.ERROR,
+                description=f"skipped: {result.reason}" if result.skipped else result.reason,
+                metadata={"skipped": result.skipped, "details": dg.MetadataValue.json(result.details)})],
         )
 
     return e2e_tests

@@ -194,10 +194,10 @@ def count_tests(output: str) -> dict:
 
 
 def _unit_command(service: Service) -> tuple[list[str] | None, str]:
-    """(the runner command, "") or (None, why the unit stage is skipped)."""
+    """(the runner command, "") or (None, why the service has no unit tests to run)."""
     tests = service.own_folder / "tests"
     if not tests.is_dir() or not any(tests.iterdir()):
-        return None, "no unit tests"
+        return None, f"no tests/ folder with tests in {service.folder or service.name}"
     command = UNIT_COMMANDS.get(service.language)
     if command is None:
         return None, f"no unit test runner for language {service.language!r}"
@@ -250,11 +250,11 @@ def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str],
 
 def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
     """The service's own tests inside its built image, network disabled; exit code 0 passes.
-    No tests/ folder (or no runner for the language) is a skip."""
+    No tests/ folder (or no runner for the language) is "no tests", never a pass."""
     st = Stage(service.name, "unit", log_dir, timeout)
     command, skip = _unit_command(service)
     if command is None:
-        return st.result(True, skip, skipped=True)
+        return st.no_tests(skip)
     st.details["command"] = command
     run = compose_run(st, service)
     if run.error:
@@ -310,7 +310,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
     their own (network disabled), so that a crashing service does not fail its unit tests."""
     command, skip = _unit_command(service)
     if command is None:
-        unit = Stage(service.name, "unit", log_dir, timeout).result(True, skip, skipped=True)
+        unit = Stage(service.name, "unit", log_dir, timeout).no_tests(skip)
         return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
     st = Stage(service.name, "unit", log_dir, timeout)
     st.details["command"] = command
@@ -371,6 +371,9 @@ def stage_summary(results: list[StageResult]) -> dict:
     failures = []
     for r in results:
         counts = stages.setdefault(r.stage, {"passed": 0, "failed": 0, "skipped": 0})
+        if r.no_tests:  # nothing to run: neither passed nor failed
+            counts["no_tests"] = counts.get("no_tests", 0) + 1
+            continue
         if r.skipped and not r.passed:  # not run here (infrastructure not available): neither
             counts["not_run"] = counts.get("not_run", 0) + 1
             continue
@@ -381,6 +384,8 @@ def stage_summary(results: list[StageResult]) -> dict:
     total = {k: sum(c.get(k, 0) for c in stages.values()) for k in ("passed", "failed", "skipped")}
     if any("not_run" in c for c in stages.values()):  # stages that could not run here
         total["not_run"] = sum(c.get("not_run", 0) for c in stages.values())
+    if any("no_tests" in c for c in stages.values()):
+        total["no_tests"] = sum(c.get("no_tests", 0) for c in stages.values())
     return {
         "stages": ordered,
         "total": total,

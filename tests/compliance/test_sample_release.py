@@ -123,7 +123,9 @@ def test_nothing_changed_leaves_both_documents_as_they_are(sample_release, monke
     assert remade == {COMPLIANCE_REPORT: False, DEPLOYMENT_PACKAGE: False}
     assert _documents(settings) == before
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"compliance_report_gate": True, "deployment_package_verifies": True}
+    assert checks == {"compliance_report_gate": True, "deployment_package_verifies": True,
+                      # the guide's PMMG rules hold on the sample (its pmmg-static is a static file server)
+                      "pmmg_ownership_lock": True, "pmmg_browser_only": True, "pmmg_no_transcoding": True}
 
 
 def test_package_bytes_do_not_depend_on_when_files_were_written(sample_release, tmp_path):

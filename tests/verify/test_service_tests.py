@@ -364,12 +364,16 @@ def test_image_without_python_or_node_is_probed_from_a_probe_container(docker_cl
     assert {e["path"] for e in result.details["endpoints"]} == {"/health", *_spec_paths(service)}
 
 
-@pytest.mark.docker
-def test_service_without_tests_folder_skips_unit(docker_client, built, sample_copy, tmp_path):
+def test_service_without_tests_folder_is_no_tests_never_passed(sample_copy, tmp_path):
     shutil.rmtree(sample_copy / "services" / PYTHON / "tests")
     service = _services(sample_copy)[PYTHON]
-    result = run_unit(docker_client, service, built[PYTHON][1], tmp_path)
-    assert result.passed and result.skipped and result.reason == "no unit tests" and result.containers == 0
+    result = run_unit(None, service, "sha256:" + "0" * 64, tmp_path)  # nothing to run: the engine is not asked
+    assert result.no_tests and not result.passed and result.skipped and result.containers == 0
+    assert result.reason == f"no tests: no tests/ folder with tests in services/{PYTHON}"
+    assert "# result: NO TESTS" in Path(result.log_path).read_text()
+    summary = stage_summary([result])
+    assert summary["stages"]["unit"]["no_tests"] == 1 and summary["total"]["no_tests"] == 1
+    assert summary["total"]["passed"] == 0 and summary["all_passed"]
 
 
 @pytest.mark.docker

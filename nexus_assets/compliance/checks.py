@@ -1,0 +1,105 @@
+"""The guide's Special Handling as blocking checks of the compliance report, and what the report's
+own gate reads back from the PDF.
+
+`pmmg_ownership_lock`, `pmmg_browser_only` and `pmmg_no_transcoding` are checks of
+compliance_report, blocking: the PDF is made and shows each rule with the file that decided it,
+and a failed rule stops Dagster before the deployment package and the verified release (so no
+release and no deployment without the ownership lock; the deploy checks the lock again before it
+starts). Each reads the repository as it is now, so fixing the file and running again is enough.
+The rules themselves are nexus_assets.policy's."""
+
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import COMPLIANCE_REPORT, image_key
+from nexus_assets.policy.acceptance import missing_from_text, no_tests_mode
+from nexus_assets.policy.pmmg import Rule, browser_only, ownership_lock
+from nexus_assets.policy.pmmg_jobs import no_transcoding
+from nexus_assets.resources import NexusConfig
+
+
+def _current_services(settings) -> list[str]:
+    path = settings.artifacts / "artifacts_manifest.json"
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError):
+        return []
+    return [str(i.get("service")) for i in manifest.get("images") or [] if i.get("image_id")]
+
+
+def recorded_pmmg_images(instance: dg.DagsterInstance, settings) -> dict[str, dict]:
+    """{service: its PMMG browser-only verdict} as the image step recorded it on the current
+    image of every service the manifest lists (one query)."""
+    found: dict[str, dict] = {}
+    keys = [image_key(n) for n in _current_services(settings)]
+    for record in instance.get_asset_records(keys) if keys else []:
+        last = record.asset_entry.last_materialization
+        metadata = last.asset_materialization.metadata if last and last.asset_materialization else {}
+        verdict = getattr(metadata.get("pmmg_policy"), "value", None)
+        if isinstance(verdict, dict):
+            found[record.asset_entry.asset_key.path[-1]] = verdict
+    return found
+
+
+def policy_fingerprint(repo: Path, pmmg_images: dict[str, dict]) -> str:
+    """What the report's policy sections read that Dagster's data versions do not carry (the
+    repository's lock and job files, `[tests] no_tests`, each image's PMMG verdict): a report
+    kept while this changed is made again."""
+    rules = [ownership_lock(repo), no_transcoding(repo)]
+    body = json.dumps([[r.passed, r.detail] for r in rules] + [no_tests_mode(repo), pmmg_images], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:24]
+
+
+def contents_problems(path: Path, metadata: dict) -> list[str]:
+    """What the compliance PDF lacks, read back from the file: a section, a gate's row, or the
+    evidence its own contents gate judged when it was made."""
+    import pypdf  # loaded by the check only
+
+    problems = []
+    if metadata.get("contents_passed") is False:
+        problems.append(f"{path.name}: {metadata.get('contents')}")
+    try:
+        text = "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(io.BytesIO(path.read_bytes())).pages)
+    except (pypdf.errors.PyPdfError, ValueError) as exc:
+        return [*problems, f"{path.name} cannot be read back: {exc}"]
+    missing = missing_from_text(text, [str(g) for g in metadata.get("gates") or []])
+    if missing:
+        problems.append(f"{path.name} lacks: {', '.join(missing)}")
+    return problems
+
+
+def _result(rule: Rule) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=rule.passed, description=rule.text(),
+                               metadata={"file": rule.where or "", "rule": rule.name})
+
+
+@dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True, name="pmmg_ownership_lock",
+                description="Guide, Special Handling 4: PMMG (N3XUS-SYSTEM-PMMG) is owned by PUABO Holdings LLC, "
+                            "LOCKED, in CANONICAL_RATIFICATION_INDEX.md; missing or another owner blocks the "
+                            "package, the release and every deployment.")
+def pmmg_ownership_lock(nexus: NexusConfig) -> dg.AssetCheckResult:
+    return _result(ownership_lock(nexus.settings().repo))
+
+
+@dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True, name="pmmg_browser_only",
+                description="Guide, Special Handling 1-2: no released image containerizes PMMG execution logic "
+                            "(each PMMG image's own check, judged from its Dockerfile, command and files); only "
+                            "a static file server for its client assets.")
+def pmmg_browser_only(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
+    return _result(browser_only(recorded_pmmg_images(context.instance, nexus.settings())))
+
+
+@dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True, name="pmmg_no_transcoding",
+                description="Guide, Special Handling 3: no FFmpeg or transcoding job scheduled for PMMG assets "
+                            "(compose services, worker and job configuration).")
+def pmmg_no_transcoding(nexus: NexusConfig) -> dg.AssetCheckResult:
+    return _result(no_transcoding(nexus.settings().repo))
+
+
+PMMG_CHECKS = [pmmg_ownership_lock, pmmg_browser_only, pmmg_no_transcoding]
