@@ -30,6 +30,7 @@ from nexus_assets.core.evidence_check import key_id, load_public_key
 from nexus_assets.core.registry import credentials_from_env, split_registry
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
+from nexus_assets.policy.pmmg import ownership_lock
 from nexus_assets.resources.staging import Session, StagingSettings
 
 q = shlex.quote
@@ -163,6 +164,10 @@ def _log(session: Session, staging: StagingSettings, outcome: DeployOutcome, dig
 def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], None]) -> DeployOutcome:
     """Deploy the newest deployment package to the staging host; see the module's docstring."""
     package = find_package(settings)
+    lock = ownership_lock(settings.repo)  # the guide: verified before any deployment, nothing touched if not
+    if not lock.passed:
+        raise ConfigError(f"staging deploy refused, nothing changed on {staging.target}: {lock.detail}"
+                          + (f" ({lock.where})" if lock.where else ""))
     secrets = read_secrets(staging.env_file, package.required)
     key_path = settings.artifacts / "signing_key.pub"
     if not key_path.is_file():

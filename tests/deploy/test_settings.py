@@ -65,3 +65,28 @@ def test_a_secrets_file_missing_a_required_key_is_refused_naming_it_not_a_value(
     assert "does not set POSTGRES_PASSWORD, REDIS_PASSWORD" in str(error.value)
     assert "hunter2" not in str(error.value) and "nothing was changed on the host" in str(error.value)
     assert read_secrets(secrets, ["JWT_SECRET"]) == secrets.read_bytes()
+
+
+def test_a_deploy_without_the_pmmg_ownership_lock_is_refused_before_the_host_is_reached(files, tmp_path):
+    """The guide's Canonical Lock is verified before any deployment: no lock, no connection."""
+    import io
+    import tarfile
+
+    from nexus_assets.core.settings import Settings
+    from nexus_assets.deploy.remote import deploy
+
+    repo, work = tmp_path / "repo", tmp_path / "work"
+    (repo / "services").mkdir(parents=True)
+    reports = work / "reports"
+    reports.mkdir(parents=True)
+    with tarfile.open(reports / "deployment_package_20260101.tar.gz", "w:gz") as tar:
+        for name, text in (("pkg/RELEASE", "verified_release_v1.0.0\n"), ("pkg/deployment/.env.template", "A=\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    settings = Settings.from_env(repo=str(repo), workdir=str(work))
+    # a port nothing listens on: reaching for the host would fail differently
+    staging = staging_settings(host="root@127.0.0.1:9", dir="/opt/nexus")
+    with pytest.raises(ConfigError, match=r"staging deploy refused, nothing changed on root@127.0.0.1:9: "
+                                          r"CANONICAL_RATIFICATION_INDEX.md not found"):
+        deploy(settings, staging, print)
