@@ -1,4 +1,4 @@
-"""The layout a newcomer can walk through (DESIGN.md, Layout): one package per stage of the
+"""The layout a newcomer can walk through (README, Layout): one package per stage of the
 guide over core/ and resources/; a stage imports core and resources, never another stage."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nexus_assets"
 STAGES = {"workspace", "discovery", "parity", "scaffold", "images", "verify", "publish", "release", "compliance",
           "package", "deploy", "automation", "cli", "attest"}
-SHARED = {"core", "resources", "policy"}  # policy: the guide's rules, shared by the stages (DESIGN.md)
+SHARED = {"core", "resources", "policy"}  # policy: the guide's rules, shared by the stages
 MAX_LINES = 400
 
 
