@@ -77,6 +77,12 @@ EOF
   export NEXUS_STACK_DOCKER_GID="$gid"
 }
 
+crash_looping() {  # a service restarted three times already: waiting longer will not help
+  local ids
+  ids="$(docker ps -aq --filter "label=com.docker.compose.project=$NEXUS_STACK_PROJECT")"
+  [ -n "$ids" ] && docker inspect -f '{{.RestartCount}}' $ids | awk '$1 >= 3 {found=1} END {exit !found}'
+}
+
 up() {
   local name port url deadline
   for name in NEXUS_STACK_PORT NEXUS_STACK_GRPC_PORT DAGSTER_PG_PORT; do
@@ -101,11 +107,11 @@ up() {
     || { cat "$NEXUS_STACK_DATA/compose-up.log" >&2; die "docker-compose up failed"; }
   url="http://127.0.0.1:$NEXUS_STACK_PORT"
   deadline=$((SECONDS + TIMEOUT))
-  until curl -fsS -o /dev/null --max-time 5 "$url/server_info"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
+  until curl -fsS -o /dev/null --max-time 5 "$url/server_info" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ] || crash_looping; then
       compose ps >&2 || true
       compose logs --tail 30 >&2 || true
-      die "the webserver did not answer at $url within ${TIMEOUT}s (logs above; $0 down removes the stack)"
+      die "the webserver did not answer at $url (waited up to ${TIMEOUT}s; logs above; $0 down removes the stack)"
     fi
     sleep 2
   done
