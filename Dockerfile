@@ -5,10 +5,11 @@
 # that name: nexus_assets/core/base_images.toml), and installs from build/wheelhouse, which
 # scripts/build_image.sh fills on the host, so the pip step needs no network.
 FROM python:3.11-slim
-# git: the runs read the target's revision and tag its releases. First, so the layer is cached
-# across rebuilds of the project.
+# What a run calls besides Python, from Debian: git (the target's revision, release tags),
+# docker-compose (the e2e stage), node (syntax checks of Node.js services). First, so the layer
+# is cached across rebuilds of the project.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates \
+ && apt-get install -y --no-install-recommends git docker-compose nodejs ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY build/wheelhouse /wheelhouse
 RUN python3 -m venv /opt/venv \

@@ -1,7 +1,7 @@
 """The Dockerfile packages the code location FROM the public python:3.11-slim (here the base-image
 map provides that name), so it builds on any machine; its Python packages install offline, and
 the image loads the definitions with Dagster's own CLI and carries what the containerized
-deployment needs (git, dagster-postgres, dagster-docker)."""
+deployment needs (git, docker-compose, node, dagster-postgres, dagster-docker)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_code_location_image_builds_and_validates_its_definitions(docker_client)
         ).decode()
         assert "Validation successful" in output, output
         tools = docker_client.containers.run(
-            tag, ["sh", "-c", "git --version && python -c 'import dagster_postgres, dagster_docker; print(\"ok\")'"],
+            tag, ["sh", "-c", "git --version && docker-compose version --short && node --version && "
+                  "python -c 'import dagster_postgres, dagster_docker; print(\"ok\")'"],
             remove=True, stderr=True,
         ).decode()
         assert "git version" in tools and "ok" in tools, tools

@@ -5,10 +5,12 @@ an image, and its events land in PostgreSQL; `down` leaves no container behind."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -52,20 +54,20 @@ def _small_repo(path: Path) -> None:
     subprocess.run(["chown", "-R", "10001", str(path)], check=True)  # the containers' user
 
 
-@pytest.fixture
-def stack(tmp_path, docker_client, unique_registry, remove_test_images):
-    """The stack up on free ports over a fresh code-location image: (url, env); down and the image
-    removed afterwards."""
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, session_registry):
+    """The stack up on free ports over a fresh code-location image, for this module's tests:
+    (url, env); down, the image and the images the runs built removed afterwards."""
     image = f"nexus-assets-stack-test:{uuid.uuid4().hex[:8]}"
+    registry = f"{session_registry.address}/test-{uuid.uuid4().hex[:8]}"
     built = subprocess.run(["bash", "scripts/build_image.sh", image], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stdout + built.stderr
-    data = tmp_path / "stack"
-    data.mkdir()
+    data = tmp_path_factory.mktemp("stack")
     _small_repo(data / "repo")
     env = {**os.environ, "NEXUS_STACK_PORT": str(_free_port()), "NEXUS_STACK_GRPC_PORT": str(_free_port()),
            "DAGSTER_PG_PORT": str(_free_port()), "NEXUS_STACK_DATA": str(data),
            "NEXUS_STACK_PROJECT": f"nexusstacktest{uuid.uuid4().hex[:8]}", "NEXUS_STACK_IMAGE": image,
-           "NEXUS_REPO": str(data / "repo"), "REGISTRY": unique_registry, "VERSION": "1.0.0"}
+           "NEXUS_REPO": str(data / "repo"), "REGISTRY": registry, "VERSION": "1.0.0"}
     try:
         up = subprocess.run(["bash", "scripts/dagster_stack.sh", "up"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
@@ -79,11 +81,35 @@ def stack(tmp_path, docker_client, unique_registry, remove_test_images):
         left = docker_client.containers.list(all=True, filters={"label": f"com.docker.compose.project={env['NEXUS_STACK_PROJECT']}"})
         runs = docker_client.containers.list(all=True, filters={"label": f"io.nexus-assets.stack={env['NEXUS_STACK_PROJECT']}"})
         docker_client.images.remove(image, force=True)
+        for listed in docker_client.api.images():
+            for tag in listed.get("RepoTags") or []:
+                if tag.startswith(registry + "/"):
+                    with contextlib.suppress(Exception):
+                        docker_client.api.remove_image(tag, force=True)
         assert down.returncode == 0, down.stdout + down.stderr
         assert not left and not runs, f"left behind: {[c.name for c in left + runs]}"
 
 
-def test_a_run_launched_through_graphql_builds_an_image_in_its_own_container(stack, docker_client, unique_registry):
+def _run_container(docker_client, run_id: str):
+    found = docker_client.containers.list(all=True, filters={"label": f"dagster/run_id={run_id}"})
+    return found[0] if found else None
+
+
+def _finished(url: str, run_id: str) -> str | None:
+    run = _graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
+    status = run["runOrError"]["status"]
+    return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+
+def _pg_events(env: dict, run_id: str) -> list[tuple[str, str | None]]:
+    password = (Path(env["NEXUS_STACK_DATA"]) / ".pg-password").read_text().strip()
+    with psycopg2.connect(host="127.0.0.1", port=int(env["DAGSTER_PG_PORT"]), user="dagster", password=password,
+                          dbname="dagster") as conn, conn.cursor() as cur:
+        cur.execute("SELECT dagster_event_type, asset_key FROM event_logs WHERE run_id = %s", (run_id,))
+        return cur.fetchall()
+
+
+def test_a_run_launched_through_graphql_builds_an_image_in_its_own_container(stack, docker_client):
     url, env = stack
     info = _graphql(url, "{ instance { runLauncher { name } info } }")["instance"]
     assert info["runLauncher"]["name"] == "DockerRunLauncher"
@@ -102,36 +128,55 @@ def test_a_run_launched_through_graphql_builds_an_image_in_its_own_container(sta
     run_id = launched["run"]["runId"]
 
     # The daemon dequeues it and the launcher starts a container of the code-location image for it.
-    def container():
-        found = docker_client.containers.list(all=True, filters={"label": f"dagster/run_id={run_id}"})
-        return found[0] if found else None
-    run_container = wait_until(container, 120, f"a container for run {run_id}")
+    run_container = wait_until(lambda: _run_container(docker_client, run_id), 120, f"a container for run {run_id}")
     assert run_container.image.tags == [env["NEXUS_STACK_IMAGE"]]
     assert run_container.labels["io.nexus-assets.stack"] == env["NEXUS_STACK_PROJECT"]
     assert run_container.attrs["HostConfig"]["NetworkMode"] == "host"
 
-    def finished():
-        run = _graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
-        status = run["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-    status = wait_until(finished, 600, f"run {run_id} to finish", every=3)
+    status = wait_until(lambda: _finished(url, run_id), 600, f"run {run_id} to finish", every=3)
     run_container.reload()
     logs = run_container.logs(tail=60).decode(errors="replace")
     assert status == "SUCCESS", logs
     assert run_container.status == "exited" and run_container.attrs["State"]["ExitCode"] == 0, logs
 
     # The image the run built, under the release tag, in the engine and pushed.
-    tag = f"{unique_registry}/nexus/{SERVICE}:1.0.0"
+    tag = f"{env['REGISTRY']}/nexus/{SERVICE}:1.0.0"
     assert docker_client.images.get(tag)
     # The run's events, in the stack's PostgreSQL.
-    password = (Path(env["NEXUS_STACK_DATA"]) / ".pg-password").read_text().strip()
-    with psycopg2.connect(host="127.0.0.1", port=int(env["DAGSTER_PG_PORT"]), user="dagster", password=password,
-                          dbname="dagster") as conn, conn.cursor() as cur:
-        cur.execute("SELECT dagster_event_type, asset_key FROM event_logs WHERE run_id = %s", (run_id,))
-        events = cur.fetchall()
-        cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
-        assert cur.fetchone() == ("SUCCESS",)
+    events = _pg_events(env, run_id)
     types = {t for t, _ in events}
     assert {"PIPELINE_START", "PIPELINE_SUCCESS", "ASSET_MATERIALIZATION"} <= types, types
     materialized = {tuple(json.loads(k)) for t, k in events if t == "ASSET_MATERIALIZATION" and k}
     assert ("image", SERVICE) in materialized and ("pushed", SERVICE) in materialized, materialized
+
+
+SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
+  ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+SENSOR_RUNS = """{ runsOrError(filter: {tags: [{key: "nexus/origin", value: "sensor"}]}) {
+  ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def test_the_repository_sensor_runs_in_a_container_after_a_change(stack, docker_client):
+    url, env = stack
+    selector = {"repositoryLocationName": "nexus_assets", "repositoryName": "__repository__",
+                "sensorName": "repo_change_sensor"}
+    started = _graphql(url, SENSOR, {"s": selector})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+    # Whatever its first tick asks for (it may find work the GraphQL run left), wait until it is quiet.
+    def sensor_runs() -> list[dict]:
+        return _graphql(url, SENSOR_RUNS)["runsOrError"]["results"]
+    time.sleep(35)  # one tick (every 30 s)
+    wait_until(lambda: all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sensor_runs()), 600,
+               "the sensor's first runs to finish", every=5)
+    before = {r["runId"] for r in sensor_runs()}
+
+    source = Path(env["NEXUS_REPO"]) / "services" / SERVICE / "app.py"
+    source.write_text(source.read_text() + "\n# changed\n")
+    new = wait_until(lambda: [r for r in sensor_runs() if r["runId"] not in before], 180,
+                     "a sensor run after the change", every=5)
+    run_id = new[0]["runId"]
+    assert SERVICE in {t["key"]: t["value"] for t in new[0]["tags"]}.get("nexus/reason", "")
+    assert wait_until(lambda: _run_container(docker_client, run_id), 120, f"a container for sensor run {run_id}")
+    wait_until(lambda: _finished(url, run_id), 900, f"sensor run {run_id} to finish", every=5)
+    materialized = {tuple(json.loads(k)) for t, k in _pg_events(env, run_id) if t == "ASSET_MATERIALIZATION" and k}
+    assert ("image", SERVICE) in materialized, materialized
