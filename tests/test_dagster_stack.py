@@ -24,7 +24,7 @@ from tests.conftest import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SERVICE = "py-svc-001"
+SERVICE = "node-svc-001"  # generate_monorepo(path, 1): one Node.js service
 SELECTION = [["workspace"], ["discovery_parsed"], ["discrepancy_report"], ["scaffolded_services"],
              ["image", SERVICE], ["pushed", SERVICE]]
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
@@ -47,7 +47,7 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 
 def _small_repo(path: Path) -> None:
-    """One Python service, a git checkout as a real target is."""
+    """One Node.js service, a git checkout as a real target is."""
     generate_monorepo(path, 1)
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one service"]):
         subprocess.run(["git", "-C", str(path), *args], check=True)
@@ -170,8 +170,8 @@ def test_the_repository_sensor_runs_in_a_container_after_a_change(stack, docker_
                "the sensor's first runs to finish", every=5)
     before = {r["runId"] for r in sensor_runs()}
 
-    source = Path(env["NEXUS_REPO"]) / "services" / SERVICE / "app.py"
-    source.write_text(source.read_text() + "\n# changed\n")
+    source = Path(env["NEXUS_REPO"]) / "services" / SERVICE / "server.js"
+    source.write_text(source.read_text() + "\n// changed\n")
     new = wait_until(lambda: [r for r in sensor_runs() if r["runId"] not in before], 180,
                      "a sensor run after the change", every=5)
     run_id = new[0]["runId"]
