@@ -118,3 +118,8 @@ def test_up_refuses_a_port_in_use_naming_the_setting(tmp_path):
     assert done.returncode == 1
     assert f"NEXUS_STACK_PORT: 127.0.0.1:{port} is in use" in done.stderr
     assert not (tmp_path / "stack").exists()  # refused before anything was made
+
+
+def test_the_dockerfile_starts_from_the_public_python_image():
+    froms = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.upper().startswith("FROM ")]
+    assert froms == ["FROM python:3.11-slim"]  # a name any machine can pull; the map provides it here
