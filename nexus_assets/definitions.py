@@ -12,14 +12,23 @@ from collections.abc import Collection
 import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
+from nexus_assets.automation.notify import notify_logger
+from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.core.console import nexus_console
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.stage import Publisher, ServiceTests
+from nexus_assets.deploy.assets import (
+    audit_job,
+    audit_schedule,
+    deploy_job,
+    staging_deployment,
+    staging_drift_audit,
+)
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
@@ -34,6 +43,7 @@ from nexus_assets.release.assets import (
     verified_release_asset,
 )
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
+from nexus_assets.resources.staging import StagingHost
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.verify.assets import e2e_tests_asset
 from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit, run_unit_and_integration
@@ -51,7 +61,9 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     """The definitions for settings' repository; services as build_services(settings) gives them,
     when the caller has just read them. attest_due: the services whose SBOM and provenance a run
     will select, when it selects not all (attest/assets.py, attest_assets)."""
-    settings = settings or Settings.from_env()
+    if settings is None:  # the code location (UI, sensor): bad settings refused as nexus-agent refuses them
+        settings = Settings.from_env()
+        settings.validate()
     services = build_services(settings) if services is None else services
     names = [s.name for s in services]
     base_names = sorted({b.image for s in services for b in declared_bases(s)})
@@ -66,7 +78,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                     # the release follows the manifest, the documents it attaches and the evidence
                     # pack, and reads their gates
                     verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS, EVIDENCE_PACK], names),
-                    deployment_report_asset(names)]
+                    deployment_report_asset(names), staging_deployment]
     if services:
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
@@ -77,13 +89,18 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
-                      deployment_package_verifies, evidence_pack_verifies],
+                      deployment_package_verifies, evidence_pack_verifies, staging_drift_audit],
         jobs=[dg.define_asset_job(
-            PIPELINE_JOB, selection=dg.AssetSelection.all(),
+            # the staging deploy is a job of its own (deploy_job): a pipeline run never deploys
+            PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),
+            # every run of the job, from wherever it is launched, logs to the terminal's lines and
+            # notifies (automation/notify.py: Slack, the GitHub step summary) from its own events
+            config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
-                        "tagged nexus/force=true rebuilds every selected image.")],
-        sensors=[repo_change_sensor(names)],
-        loggers={"console": nexus_console},
+                        "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
+        schedules=[audit_schedule],
+        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB)],
+        loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
                                  version=settings.version, max_parallel=settings.max_parallel,
@@ -92,6 +109,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                                  signing_key=settings.signing_key or "", registry_cache=settings.registry_cache),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
+            "staging_host": StagingHost(),  # empty fields: NEXUS_STAGING_* at run time
         },
     )
     return built["defs"]

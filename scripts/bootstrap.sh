@@ -23,8 +23,21 @@ mkdir -p "$STATE"
 need=()
 # shellcheck lints the deployment package's scripts; poppler-utils (pdftoppm) renders the
 # compliance PDF's pages in the tests.
-for pkg in docker.io docker-registry docker-compose debootstrap apache2-utils openssh-server curl \
-           git chromium python3-venv shellcheck poppler-utils nodejs; do
+pkgs=(docker-registry docker-compose debootstrap apache2-utils openssh-server curl git python3-venv shellcheck
+      poppler-utils nodejs)
+# An engine that already answers (a GitHub runner's Docker CE) is used as it is: Debian's
+# docker.io would conflict with its containerd.
+"$DOCKER" info >/dev/null 2>&1 || pkgs+=(docker.io)
+DEBIAN_MIRROR="${NEXUS_DEBIAN_MIRROR:-}"
+# shellcheck source=/dev/null
+if [ "$(. /etc/os-release && echo "${ID:-debian}")" = ubuntu ]; then
+  # Ubuntu (ubuntu-latest runners): no chromium deb (a snap; only tests/test_ui.py needs it), and
+  # debootstrap needs Debian's keyring and mirror to make the bookworm root filesystem.
+  pkgs+=(debian-archive-keyring); DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+else
+  pkgs+=(chromium)
+fi
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v npm >/dev/null || need+=(npm)  # NodeSource's nodejs ships its own npm
@@ -169,7 +182,7 @@ if [ "$("$DOCKER" image inspect -f '{{index .Config.Labels "io.nexus-assets.root
   if [ ! -f "$rootfs/.nexus-complete" ]; then
     say "building the base root filesystem with debootstrap ($BASE_PKGS), a minute or two"
     rm -rf "$rootfs"
-    debootstrap --variant=minbase --include="$BASE_PKGS" bookworm "$rootfs" >"$STATE/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase --include="$BASE_PKGS" bookworm "$rootfs" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$STATE/debootstrap.log" 2>&1 \
       || die "debootstrap failed; see $STATE/debootstrap.log"
     if [ -n "$NPM_MAJOR" ]; then  # npm from its registry, as the real node images ship it
       tmp="$(mktemp -d)"
@@ -270,7 +283,7 @@ if [ -n "$INFRA_BASE" ] && [ "${#INFRA[@]}" -gt 0 ]; then
     if [ ! -f "$rootfs/.nexus-complete" ]; then
       say "building the infrastructure root filesystem with debootstrap ($INFRA_PKGS), a minute or two"
       rm -rf "$rootfs"
-      debootstrap --variant=minbase --include="$INFRA_PKGS" bookworm "$rootfs" >"$STATE/debootstrap-infra.log" 2>&1 \
+      debootstrap --variant=minbase --include="$INFRA_PKGS" bookworm "$rootfs" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$STATE/debootstrap-infra.log" 2>&1 \
         || die "debootstrap failed; see $STATE/debootstrap-infra.log"
       rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc \
              "$rootfs"/usr/share/man "$rootfs"/var/lib/postgresql/15/main

@@ -141,6 +141,15 @@ def test_no_planted_secret_reaches_any_output_and_secret_builds_are_refused(tmp_
     assert not any("services/py-svc-003/.env.local" in line for line in lines)  # .dockerignore honoured
     assert any("services/linked" in line and "outside the repository" in line for line in lines), screen
 
+    # Each refused service is refused, not merely failed, in discovery and the manifest (issue 16).
+    manifest = json.loads((workdir / "artifacts" / "artifacts_manifest.json").read_text())
+    statuses = {i["service"]: i["status"] for i in manifest["images"]}
+    assert statuses == {"linked": "refused", "node-svc-001": "refused", "node-svc-002": "refused",
+                        "node-svc-004": "refused", "py-svc-003": "current"}, statuses
+    discovery = json.loads((workdir / "reports" / "discovery_parsed.json").read_text())
+    assert sorted(r["service"] for r in discovery["refused"]) == ["linked", "node-svc-001", "node-svc-002",
+                                                                  "node-svc-004"]
+
     # Nothing was built for the refused services, nor from outside the repository.
     built = _images(unique_registry)
     assert built == [f"{unique_registry}/nexus/py-svc-003:1.0.0", f"{unique_registry}/nexus/py-svc-003:latest"], built

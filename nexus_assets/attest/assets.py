@@ -34,6 +34,7 @@ from nexus_assets.attest.steps import (
     write_provenance,
     write_sbom,
 )
+from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.evidence_check import CheckFailed, check_folder
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import file_intact
@@ -116,7 +117,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
                 return name, write_sbom(client, name, str(image["image_id"]), _untagged(str(image.get("image") or name)),
                                         artifacts, make_bom), None
             except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the others' SBOMs
-                return name, None, f"{type(exc).__name__}: {exc}"
+                return name, None, no_space_line(exc, [artifacts]) or f"{type(exc).__name__}: {exc}"
             finally:
                 client.close()
 

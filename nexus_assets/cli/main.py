@@ -10,7 +10,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
+from nexus_assets.cli import staging
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.fileio import write_json
@@ -21,8 +23,15 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: builds and test containers stopped
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are bad input like any other: exit 2 and one line (argparse prints its usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"nexus-agent: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nexus-agent", description=__doc__)
+    parser = _Parser(prog="nexus-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "materialize every stale asset of the pipeline"),
                        ("status", "show which service images are stale, and why")):
@@ -43,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds per image build before it is stopped and fails (NEXUS_BUILD_TIMEOUT; default 1800)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
-            cmd.add_argument("--deploy-staging", action="store_true", help="also deploy to the staging host")
+            cmd.add_argument("--deploy-staging", action="store_true", help="then deploy the verified release to the "
+                                                                            "staging host (NEXUS_STAGING_*)")
+            staging.add_flags(cmd, deploy=True)
+            cmd.add_argument("--verbose", action="store_true", help="at a terminal, also print a line per service "
+                                                                    "for its build, push, SBOM and provenance")
             cmd.add_argument("--summary", help="also write what the run did as JSON to this file (images built, "
                                                "failed and pushed, test containers, gates, Dagster run ids)")
     text = ("check each released image's signed provenance, its digest in the registry and its SBOM checksum")
@@ -51,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--workdir", help="working copy whose artifacts/ to check (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     cmd.add_argument("--public-key", help="the ed25519 public key (PEM; default WORKDIR/artifacts/signing_key.pub)")
     cmd.add_argument("--offline", action="store_true", help="do not ask the registry (signatures and checksums only)")
+    text = "drift audit of the staging host against the release last deployed there (exit 0 match, 1 drift)"
+    cmd = sub.add_parser("audit", help=text, description=text)
+    cmd.add_argument("--workdir", help="working copy whose Dagster instance records the audit (NEXUS_WORKDIR)")
+    staging.add_flags(cmd, deploy=False)
+    text = "point a made release's version tags in the registry back at its released digests"
+    cmd = sub.add_parser("repair-tags", help=text, description=text)
+    cmd.add_argument("--version", required=True, help="the released version X.Y.Z")
+    cmd.add_argument("--repo", help="target checkout holding the release tag (NEXUS_REPO; default: the bundled sample)")
+    cmd.add_argument("--workdir", help="working copy (NEXUS_WORKDIR; default /tmp/nexus_agent)")
     return parser
 
 
@@ -90,14 +112,27 @@ def main(argv: list[str] | None = None) -> int:
 
         workdir = Settings.from_env(workdir=args.workdir).workdir
         return verify(workdir, Path(args.public_key) if args.public_key else None, registry=not args.offline)
+    if args.command == "audit":
+        return staging.audit(args)
     try:
+        if args.command == "repair-tags":
+            from nexus_assets.cli.repair import repair
+
+            return repair(Settings.from_env(repo=args.repo, workdir=args.workdir, version=args.version))
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
                                      build_timeout=args.build_timeout)
         settings.validate()
+        from nexus_assets.core.repo_config import load_repo_config
+
+        load_repo_config(settings.repo)  # a broken nexus-agent.toml is bad input, said before any run
         if args.command == "run" and args.deploy_staging:
-            raise NexusError("--deploy-staging: the staging deploy step is not built yet")
+            staging.check_settings(args)  # bad staging settings end here, before any build
+        if args.command == "run" and args.verbose:
+            from nexus_assets.core.console import set_verbose
+
+            set_verbose(True)
         started = time.monotonic()
         summary = None if args.command != "run" or args.all else _known_unchanged(settings)
         if summary is None:
@@ -114,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(summary.pushed)} pushed to {settings.registry}; "
               f"reports in {settings.reports}, "
               f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
+        if summary.ok and args.command == "run" and args.deploy_staging:
+            return staging.deploy_staging(settings, args)
         return 0 if summary.ok else EXIT_GATE_FAILED
     except NexusError as exc:
         print(f"nexus-agent: error: {exc}", file=sys.stderr)

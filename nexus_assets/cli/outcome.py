@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.release_version import release_tag
+from nexus_assets.core.released import moved_tags, released_manifest
 from nexus_assets.core.settings import Settings
 
 
@@ -26,20 +28,52 @@ class RunSummary:
     stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
 
 
-def say_release(settings: Settings) -> None:
-    """With no run launched, what the last release attempt of this version left (its record)."""
+def say_release(settings: Settings) -> bool:
+    """With no run launched, what the last release attempt of this version left (its record),
+    and whether a released version's tags still name its images in the registry (they can move
+    while nothing here changes): False, naming each tag and the repair command, when one moved."""
     try:
         record = read_json(settings.artifacts / "verified_release.json")
     except (OSError, ValueError):
-        return
-    if record.get("version") != settings.version:
-        return
-    if record.get("made"):
+        record = {}
+    if record.get("version") == settings.version and record.get("made"):
         print(f"[nexus] {record['tag']} already released (commit {(record.get('release_commit') or '-')[:12]}): "
               "no new tag", flush=True)
-    elif record.get("failed_gates"):
+    elif record.get("version") == settings.version and record.get("failed_gates"):
         print(f"[nexus] release {settings.version} not made: gate(s) failed: {', '.join(record['failed_gates'])}",
               flush=True)
+    elif record.get("version") == settings.version and record.get("problems"):  # refused: version, registry
+        print(f"[nexus] {(record.get('messages') or ['release not made'])[0]}", flush=True)
+    released = released_manifest(settings.repo, settings.version)
+    if released is None:
+        return True
+    moved = moved_tags(released, settings.version)
+    for line in moved:
+        print(f"[nexus] {release_tag(settings.version)} in the registry: {line}", flush=True)
+    if moved:
+        print(f"[nexus] put them back with: nexus-agent repair-tags --version {settings.version} "
+              f"--repo {settings.repo}", flush=True)
+    return not moved
+
+
+def waived_services(settings: Settings) -> set[str]:
+    """The services the last manifest says the release goes without, under a waiver that holds."""
+    try:
+        return {str(w["service"]) for w in read_json(settings.artifacts / "artifacts_manifest.json").get("waived") or []}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def drop_waived(summary: RunSummary, settings: Settings) -> None:
+    """A waived service's failures (its build, its checks) do not fail the run: the release went
+    without it on the record, and the run said each failure and the waiver."""
+    waived = waived_services(settings)
+    if not waived:
+        return
+    summary.failed = [name for name in summary.failed if name not in waived]
+    summary.failed_gates = [gate for gate in summary.failed_gates
+                            if gate.split(":", 1)[0].split("/")[-1] not in waived or "/" not in gate.split(":", 1)[0]]
+    print(f"[nexus] waived (nexus-agent.toml [release] waive), not released: {', '.join(sorted(waived))}", flush=True)
 
 
 def last_verdict(settings: Settings) -> bool:
@@ -50,6 +84,8 @@ def last_verdict(settings: Settings) -> bool:
     except (OSError, ValueError):
         return False
     totals = manifest["totals"]
+    waived = {w.get("service") for w in manifest.get("waived") or []}
+    tests_failed = [i for i in manifest["images"] if i["status"] == "tests_failed" and i["service"] not in waived]
     release = settings.artifacts / "verified_release.json"
     released = (not release.is_file()) or bool(read_json(release).get("made"))
-    return not totals["problems"] and not totals["tests_failed"] and bool(report["gate"]["passed"]) and released
+    return not totals["problems"] and not tests_failed and bool(report["gate"]["passed"]) and released

@@ -14,11 +14,11 @@ import uuid
 import dagster as dg
 
 from nexus_assets.cli import unchanged
-from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
+from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_release
 from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
-from nexus_assets.core.errors import no_space_line
+from nexus_assets.core.errors import no_space_line, our_error_names
 from nexus_assets.core.freshness import attestations_due
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
@@ -46,6 +46,7 @@ from nexus_assets.core.lineage import (
 )
 from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import check_waivers
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
 from nexus_assets.resources import docker_client
@@ -152,11 +153,13 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def _root_cause(error, settings: Settings) -> str:
-    """The innermost error's message: Dagster wraps a step's own exception in its own. A full
-    disk is said in one line naming the path."""
+    """The step's own error's message: Dagster wraps a step's exception in its own. A full disk
+    is said in one line naming the path."""
     if error is None:
         return "unknown error"
-    while error.cause is not None:
+    # Down to the error that named the file (ours), not the library error it was raised from.
+    ours = our_error_names()
+    while error.cause is not None and error.cls_name not in ours:
         error = error.cause
     full = no_space_line(f"{error.message}\n" + "".join(error.stack or []), [settings.workdir, settings.dagster_home])
     if full:
@@ -179,6 +182,7 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: fl
     """Observe, judge, and run what is stale, holding the working copy for the whole invocation
     (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
     services_root(settings.repo)  # a missing repo or services/ ends here, in one line
+    check_waivers(settings.repo, settings.compose_file)  # so does a bad or critical waiver (nexus-agent.toml)
     docker_client().close()  # so does an unreachable engine
     invocation = uuid.uuid4().hex[:12]
     with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
@@ -209,11 +213,12 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             print(f"[nexus] nothing changed since the last run; the release is due "
                   f"({', '.join(sorted(k.to_user_string() for k in pending))})", flush=True)
             _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
+            drop_waived(summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
         summary.ok = last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
-        say_release(settings)
+        summary.ok = say_release(settings) and summary.ok  # a released version's registry tags that moved: exit 1
         _remember(settings, services, verdict)
         return summary
     # Only the SBOMs and provenance due: those of what this run builds or pushes, and the stale ones.
@@ -240,6 +245,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
             _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *_after(defs, known | new),
                             *RELEASE_KEYS],
                      instance, tags, summary, settings)
+    drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
         now = rescanned or build_services(settings)

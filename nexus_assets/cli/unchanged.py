@@ -141,5 +141,5 @@ def say_unchanged(settings: Settings, services: int) -> RunSummary:
     print(f"[nexus] {services} service(s): 0 to build, {services} current", flush=True)
     print("[nexus] nothing changed since the last run: no run launched (the same inputs as Dagster's last "
           "verdict)", flush=True)
-    say_release(settings)
-    return RunSummary(ok=last_verdict(settings))
+    tags_in_place = say_release(settings)
+    return RunSummary(ok=last_verdict(settings) and tags_in_place)

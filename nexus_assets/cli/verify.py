@@ -4,7 +4,8 @@ For every image in WORKDIR/artifacts/artifacts_manifest.json: the provenance env
 with the public key (artifacts/signing_key.pub, or --public-key), the signed subject against the
 manifest's registry digest, the SBOM's sha256 against the manifest and the signed statement
 (core.evidence_check, the same code the evidence pack ships as verify.py), and then the registry
-itself: the signed digest exists there, and the release tag still points at it."""
+itself: the signed digest exists there, and the release tag still points at it. Last, the
+release the manifest names must have been made from these very images (release_claim)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nexus_assets.core.errors import NexusError
 from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.registry import RegistryClient, credentials_from_env
+from nexus_assets.core.released import digests
 
 
 def _reference(entry: dict) -> tuple[str, str, str] | None:
@@ -53,6 +55,34 @@ def check_registry(entry: dict, verdict: Verdict) -> None:
         verdict.notes.append(f"registry has it{f' under {tag}' if tag else ''}")
 
 
+def release_claim(workdir: Path, manifest: dict) -> tuple[bool, str]:
+    """(holds, line): whether the release the manifest names (`release_tag`) was made from these
+    very images, read from the last release attempt (artifacts/verified_release.json) and the
+    manifest the release kept (WORKDIR/releases/vX.Y.Z/). No record: no release is claimed."""
+    tag = manifest.get("release_tag") or f"verified_release_v{manifest.get('version')}"
+    path = workdir / "artifacts" / "verified_release.json"
+    if not path.is_file():
+        return True, f"RELEASE {tag}: no release record (artifacts/verified_release.json): none claimed"
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return False, f"NOT RELEASED {tag}: {path} cannot be read"
+    if record.get("version") != manifest.get("version"):
+        return False, (f"NOT RELEASED {tag}: the last release attempt was of version {record.get('version')}, "
+                       f"these artifacts are of {manifest.get('version')}")
+    if not record.get("made"):
+        why = (record.get("messages") or ["no reason recorded"])[0]
+        return False, f"NOT RELEASED {tag}: the release was not made from these artifacts: {why}"
+    kept = workdir / "releases" / f"v{manifest.get('version')}" / MANIFEST
+    try:
+        released = digests(read_json(kept))
+    except (OSError, ValueError):
+        return False, f"NOT RELEASED {tag}: the released manifest {kept} cannot be read"
+    if released != digests(manifest):
+        return False, f"NOT RELEASED {tag}: these images are not the released ones ({kept})"
+    return True, f"RELEASE {tag}: made from these images"
+
+
 def verify(workdir: Path, public_key: Path | None = None, *, registry: bool = True) -> int:
     """Print a verdict per image and a last line; 0 when every check passed, 1 otherwise."""
     artifacts = workdir / "artifacts"
@@ -71,7 +101,9 @@ def verify(workdir: Path, public_key: Path | None = None, *, registry: bool = Tr
     for verdict in verdicts:
         print(verdict.line())
     failed = [v for v in verdicts if not v.passed]
+    released, line = release_claim(workdir, read_json(artifacts / MANIFEST))
+    print(line)
     key = load_public_key(public_key or artifacts / "signing_key.pub")
-    print(f"{'VERIFIED' if not failed else 'NOT VERIFIED'}: {len(verdicts) - len(failed)} passed, {len(failed)} failed "
+    print(f"{'VERIFIED' if not failed and released else 'NOT VERIFIED'}: {len(verdicts) - len(failed)} passed, {len(failed)} failed "
           f"(public key id {key_id(key)}{'' if registry else '; registry not asked'})")
-    return 1 if failed else 0
+    return 1 if failed or not released else 0

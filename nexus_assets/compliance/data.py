@@ -24,6 +24,7 @@ from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import TEST_STAGES
 from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import by_line
 
 NA = "not available"
 
@@ -33,6 +34,7 @@ class Gate:
     name: str
     passed: bool | None  # None: not evaluated here (said why in detail)
     detail: str
+    word: str | None = None  # the verdict cell's word when not PASS/FAIL/n/a (WAIVED)
 
 
 @dataclass
@@ -80,6 +82,8 @@ def _read(path: Path, notes: list[str]) -> dict:
 
 def _evidence(module: dict) -> str:
     items = module.get("evidence") or []
+    if module.get("refused"):  # the repository's service for it is refused: never built nor counted
+        return f"refused: {module['refused']}"
     if not items:
         return "none"
     return "\n".join(f"{e.get('source')}: {e.get('file')} ({e.get('rule')}{', weak' if not e.get('strong') else ''})"
@@ -171,24 +175,31 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
                   f"reports/discovery_parsed.json: {NA}")]
     gate = discrepancy.get("gate") or {}
     gates.append(Gate("feature parity", bool(gate.get("passed")) if gate else False, gate.get("message") or NA))
+    waived = {w.get("service"): w for w in manifest.get("waived") or []}
     failed = [f"{r.service} {stage}" for r in tests.itertuples() for stage in TEST_STAGES
-              if getattr(r, stage) != "passed"]
+              if getattr(r, stage) != "passed" and r.service not in waived]
     e2e = manifest.get("e2e") or {}
     e2e_ok = bool(e2e.get("passed") or e2e.get("skipped"))
     e2e_text = ("skipped" if e2e.get("skipped") else "passed" if e2e.get("passed") else "failed") if e2e else NA
-    stages = (f"{len(tests)} services: lint, unit and integration passed" if not failed else
+    counted = len(tests) - len(waived)
+    stages = (f"{counted} services: lint, unit and integration passed" if not failed else
               f"not passed: {', '.join(failed[:12])}{' ...' if len(failed) > 12 else ''}")
+    stages += f" ({len(waived)} waived: {', '.join(sorted(waived))})" if waived else ""
     gates.append(Gate("tests pass", bool(len(tests)) and not failed and e2e_ok, f"{stages}; e2e {e2e_text}"))
-    images = manifest.get("images") or []
+    images = [i for i in manifest.get("images") or [] if i.get("service") not in waived]
     released = [i for i in images if i.get("status") == "current"]
     pinned = [i for i in released if i.get("repo_digest")]
-    without = [i["service"] for i in images if not i.get("digest")]
+    without = [i["service"] for i in images if not i.get("digest") and i.get("service") not in waived]
     ok = bool(images) and not without
     gates.append(Gate("artifacts manifest", ok if manifest else False,
                       (f"{len(images) - len(without)}/{len(images)} images with a digest; "
                        f"{len(pinned)}/{len(released)} released images with a registry digest (repo_digest)"
                        if manifest else f"artifacts/artifacts_manifest.json: {NA}")
-                      + (f"; no digest: {', '.join(without[:12])}" if without else "")))
+                      + (f"; no digest: {', '.join(without[:12])}" if without else "")
+                      + (f"; {len(waived)} waived, not released" if waived else "")))
+    gates += [Gate(f"waived: {name}", None, f"not released ({w.get('why')}); waiver: {w.get('reason')}; {by_line(w)}; "
+                   f"until {w.get('until')} (nexus-agent.toml line {w.get('line')}); not pinned, not deployed", "WAIVED")
+              for name, w in sorted(waived.items())]
     gates.append(Gate("PMMG policy", pmmg.passed, "; ".join(f"{r.name}: {'ok' if r.passed else 'VIOLATED'}"
                                                          for r in pmmg.rules)))
     gates.append(Gate("no secret in outputs", scan.found == 0,

@@ -171,8 +171,8 @@ def _chart(png: bytes, width: float = WIDTH * 0.85) -> Image:
     return image
 
 
-def _verdict_cell(passed: bool | None) -> Paragraph:
-    word = {True: "PASS", False: "FAIL", None: "n/a"}[passed]
+def _verdict_cell(passed: bool | None, word: str | None = None) -> Paragraph:
+    word = word or {True: "PASS", False: "FAIL", None: "n/a"}[passed]
     return Paragraph(f'<font color="{VERDICT[passed].hexval()}"><b>{word}</b></font>', CELL)
 
 
@@ -187,7 +187,7 @@ def _cover(text: _Text, data: ReportData) -> list:
                    Paragraph(f'Overall gate verdict: <font color="{VERDICT[passed].hexval()}">'
                              f'<b>{escape(data.verdict)}</b></font>', H1)]
     story.append(table(text, ["gate", "verdict", "detail"],
-                       [(g.name, _verdict_cell(g.passed), g.detail) for g in data.gates], [2, 1, 6]))
+                       [(g.name, _verdict_cell(g.passed, g.word), g.detail) for g in data.gates], [2, 1, 6]))
     if data.notes:
         story += [Spacer(1, 4 * mm), text.para("Inputs not available: " + "; ".join(data.notes))]
     return [*story, PageBreak()]

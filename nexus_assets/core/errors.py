@@ -46,6 +46,19 @@ class ReportError(NexusError):
     and the field."""
 
 
+def _subclasses(cls: type[Exception]) -> set[str]:
+    names = {cls.__name__}
+    for sub in cls.__subclasses__():
+        names |= _subclasses(sub)
+    return names
+
+
+def our_error_names() -> set[str]:
+    """The class names of every error nexus-assets raises on purpose, stage modules' subclasses
+    included once imported (a serialized error knows only its class name)."""
+    return _subclasses(NexusError)
+
+
 # A full disk shows up as OSError(ENOSPC) from our own writes, or as SQLite's "database or disk
 # is full" from Dagster's storage: both become one line naming the path. A failed write() names
 # no file: then the line names the first of the candidate folders whose filesystem is full.

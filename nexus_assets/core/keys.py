@@ -17,6 +17,7 @@ COMPLIANCE_REPORT = dg.AssetKey("compliance_report")
 DEPLOYMENT_PACKAGE = dg.AssetKey("deployment_package")
 VERIFIED_RELEASE = dg.AssetKey("verified_release")
 DEPLOYMENT_REPORT = dg.AssetKey("deployment_report")
+STAGING_DEPLOYMENT = dg.AssetKey("staging_deployment")  # the release on the staging host (deploy/)
 # Every service's SBOM and signed provenance in one record, always produced by the attest step so
 # that what follows it (the manifest) never waits on a service whose image or push failed.
 ATTESTATIONS = dg.AssetKey("attestations")

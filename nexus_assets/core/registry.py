@@ -27,6 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
 
+MAX_ATTEMPTS = 20
 DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
 WAIT_MAX_SECONDS = 8.0  # backoff: 0.5 s, 1 s, 2 s, ... up to this
 REQUEST_TIMEOUT = 15.0
@@ -121,8 +122,8 @@ T = TypeVar("T")
 def attempts_from_env() -> int:
     """NEXUS_PUSH_ATTEMPTS, or 4."""
     text = os.environ.get("NEXUS_PUSH_ATTEMPTS") or str(DEFAULT_ATTEMPTS)
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries, at least 1; got {text!r}")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:  # past it: backing off for hours
+        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries from 1 to {MAX_ATTEMPTS}; got {text!r}")
     return int(text)
 
 

@@ -20,12 +20,19 @@ FIRST_VERSION = "1.0.0"
 # The trailer the release commit carries: which commit of the repository it released.
 SOURCE_TRAILER = "Nexus-Source-Commit"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_GIVEN_VERSION = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
     """(major, minor, patch) of an X.Y.Z version, None for anything else."""
     match = _VERSION.match(text)
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def valid_version(text: str) -> bool:
+    """Whether text is X.Y.Z as a version given to a release may be: three whole numbers, no
+    leading zeros (01.0.0 would be a second tag for what 1.0.0 tags)."""
+    return bool(_GIVEN_VERSION.match(text))
 
 
 def release_tag(version: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import InputError
+from nexus_assets.core.repo_config_checks import check_repo_config
 
 CONFIG_NAME = "nexus-agent.toml"
 
@@ -30,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
         "python": ["analytics*", "*-analytics", "recommendation*", "*-ai-*", "*-ai", "ai-*",
                    "*ml*", "transcode*", "transcoder*"],
         "default_language": "node",
+        # Modules scaffolded by one run at most, checked before anything is written: a synopsis
+        # listing thousands of modules is a mistake to fix, not a platform to scaffold.
+        "max_per_run": 200,
     },
     # Keys (names or globs) whose `.env` values are public configuration, or secrets, whatever
     # core.secrets_rule would decide; a key in both is refused.
@@ -48,7 +52,8 @@ def load_repo_config(repo: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from exc
+        raise InputError(f"{path}: invalid TOML: {exc}; fix the file") from None
+    check_repo_config(path, loaded, DEFAULTS)
     for section, values in loaded.items():
         if isinstance(values, dict):
             merged.setdefault(section, {}).update(values)

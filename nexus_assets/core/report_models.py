@@ -141,6 +141,46 @@ class ReleaseSummary(ReportModel):
     gates: list[ReleaseGate] = Field(description="Every gate the release read.")
 
 
+class StagingService(ReportModel):
+    """One service of the release on the staging host, as the digest-level audit saw it."""
+
+    service: str = Field(description="The compose service.")
+    expected: str = Field(description="The pinned repo digest (released services) or the compose image.")
+    running: str | None = Field(description="The running image's repo digest (or id); null with no container.")
+    state: str = Field(description="The container's state: running, exited, ..., missing.")
+    health: str = Field(description="healthy, unhealthy, starting, or none (no health check).")
+    ok: bool = Field(description="Running, healthy and the pinned image.")
+
+
+class StagingAudit(ReportModel):
+    """The digest-level audit of the host against the release deployed there."""
+
+    release: str | None = Field(description="The release the host's `current` points at; null when none.")
+    passed: bool = Field(description="Every service runs, healthy, the pinned digest; nothing else differs.")
+    drifts: list[str] = Field(description="Each difference, named: missing service, extra container, other image, "
+                                          "changed published port or env key set (names only, never values).")
+    services: list[StagingService] = Field(description="One row per service of the release.")
+
+
+class StagingDeployment(ReportModel):
+    """The deployment of the release to the staging host, over SSH."""
+
+    target: str = Field(description="user@host:port of the staging host.")
+    release: str = Field(description="The release tag deployed.")
+    package: str = Field(description="The deployment package uploaded.")
+    previous: str | None = Field(description="The release the host ran before; null for the first deployment.")
+    ok: bool = Field(description="Deployed, healthy and the audit passed.")
+    started: bool = Field(description="The release was started on the host (false: refused before anything ran).")
+    audit: StagingAudit | None = Field(description="The audit after the deployment; null when nothing started.")
+    script_audit: str = Field(description="What the package's post_deploy_audit.sh printed on the host.")
+    rolled_back_to: str | None = Field(description="The release rolled back to after a failed audit; null when none.")
+    second_audit: StagingAudit | None = Field(description="The audit after the rollback; null without a rollback.")
+    pruned: list[str] = Field(description="Releases removed from the host (NEXUS_KEEP_RELEASES kept).")
+    durations: dict[str, float] = Field(description="Seconds: upload, upload_to_healthy, audit, rollback_to_healthy.")
+    failure: str | None = Field(description="What failed; null when the deployment passed.")
+    started_at: str = Field(description="UTC time the deployment started (ISO 8601).")
+
+
 class DeploymentReport(ReportModel):
     """reports/deployment_report_YYYYMMDD.json: what was built, pushed and released, with the
     Dagster runs that did it."""
@@ -155,3 +195,6 @@ class DeploymentReport(ReportModel):
     built: list[BuiltImage] = Field(description="One row per service of the manifest.")
     pushed: list[PushedImage] = Field(description="The images with a registry digest; empty until they are pushed.")
     release: ReleaseSummary | None = Field(description="The release; null when the release step has not run yet.")
+    staging: StagingDeployment | None = Field(default=None, description="The last deployment to the staging host "
+                                                                        "(nexus-agent run --deploy-staging); null "
+                                                                        "when none.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.hashing import IGNORED_NAMES, context_hash
 from nexus_assets.core.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES
+from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
 
@@ -58,6 +60,23 @@ class Service:
     def image_repo(self) -> str:
         """The repository part of the image name: nexus/<service>."""
         return f"nexus/{self.name.lower()}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A service the repository declares that is never built nor counted: a link out of the
+    repository in its folder (or its folder one), a secret its build would keep, an unreadable
+    Dockerfile. `file` is what decided it, relative to the repository."""
+
+    service: str
+    file: str
+    reason: str
+    compose_name: str | None = None
+    folder: str | None = None
+
+    def record(self) -> dict:
+        return {"service": self.service, "file": self.file, "reason": self.reason,
+                "compose_name": self.compose_name, "folder": self.folder}
 
 
 def release_tags(registry: str, service: str, version: str) -> list[str]:
@@ -104,9 +123,11 @@ def find_services(repo: Path, compose_file: str | None = None) -> list[Service]:
     return scan_services(repo, compose_file)[0]
 
 
-def _refusal(repo: Path, folder: Path, shown: str, name: str) -> dict | None:
-    """Why folder cannot be a service (hidden, invalid name, outside the repository), or None."""
+def _refusal(repo: Path, folder: Path, shown: str, name: str, refused: list[Refusal]) -> dict | None:
+    """Why folder cannot be a service (hidden, invalid name, outside the repository), or None;
+    a folder that links out of the repository is also added to refused."""
     if not inside(repo, folder):
+        refused.append(Refusal(name, shown, "its folder resolves outside the repository (a link)", folder=shown))
         return problem(shown, None, "resolves outside the repository (a link); not a service, never built or counted")
     if name.startswith("."):
         return problem(shown[:80], None, "hidden folder (name starts with '.'); not a service: rename it if it is one")
@@ -115,6 +136,8 @@ def _refusal(repo: Path, folder: Path, shown: str, name: str) -> dict | None:
                                          "(lowercase letters, digits, '-', '_', '.'); skipped")
     escaped = link_outside(repo, folder)
     if escaped is not None:
+        where = escaped.relative_to(repo).as_posix()
+        refused.append(Refusal(name, where, f"{where} resolves outside the repository (a link)", folder=shown))
         return problem(escaped.relative_to(repo).as_posix(), None, "resolves outside the repository (a link); the "
                        "service is refused: nothing is built from outside the repository", name)
     return None
@@ -127,14 +150,17 @@ def _is_group(repo: Path, folder: Path) -> bool:
     return any(c.is_dir() and (c / "Dockerfile").is_file() for c in folder.iterdir())
 
 
-def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], list[dict]]:
+def scan_folders(repo: Path, *, nested: bool = False,
+                 refused: list[Refusal] | None = None) -> tuple[list[Service], list[dict]]:
     """The folders under services/ as services named by folder, and a problem `{file, line,
     service, message}` for every folder that is not one: hidden (`.x`, `...`), an invalid name,
     a folder, Dockerfile or file that resolves outside the repository (a link: building it would
     put host files in the image), or an image name another folder already has (`users`,
     `Users`). A folder name with upper case is a service, reported with the image name it gets.
     With nested, a grouping folder (`services/<group>/`, no Dockerfile, subfolders with one)
-    stands for its subfolders that hold a Dockerfile."""
+    stands for its subfolders that hold a Dockerfile. refused, when given, gets a Refusal per
+    folder refused for a link out of the repository."""
+    refused = [] if refused is None else refused
     root = services_root(repo)
     problems: list[dict] = []
     usable: list[Path] = []
@@ -151,9 +177,9 @@ def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], li
         else:
             candidates.append(folder)
     for folder in candidates:
-        refused = _refusal(repo, folder, rel_path(folder, repo), folder.name)
-        if refused is not None:
-            problems.append(refused)
+        why = _refusal(repo, folder, rel_path(folder, repo), folder.name, refused)
+        if why is not None:
+            problems.append(why)
         else:
             usable.append(folder)
     by_image: dict[str, list[Path]] = {}
@@ -183,7 +209,8 @@ def scan_folders(repo: Path, *, nested: bool = False) -> tuple[list[Service], li
     return sorted(found, key=lambda s: s.name), problems
 
 
-def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Service], list[dict]]:
+def scan_services(repo: Path, compose_file: str | None = None,
+                  refused: list[Refusal] | None = None) -> tuple[list[Service], list[dict]]:
     """The buildable services of repo, compose first, folders second, and the problems found.
 
     Compose: every service of the stack file (compose_model.stack_file: compose_file, else
@@ -192,10 +219,14 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
     level down under a grouping folder) with a Dockerfile that no compose service builds (its
     context or its Dockerfile's folder), named by the folder. A folder with no Dockerfile that
     compose does not build (a library) is not a service. Refused as in `scan_folders`; a folder
-    whose image name a compose service has is not built (the compose service is)."""
-    folders, problems = scan_folders(repo, nested=True)
+    whose image name a compose service has is not built (the compose service is). refused, when
+    given, gets a Refusal per service refused for a link out of the repository."""
+    refused = [] if refused is None else refused
+    folders, problems = scan_folders(repo, nested=True, refused=refused)
     builds, _stack, compose_problems = compose_builds(repo, compose_file)
     problems += compose_problems
+    refused += [Refusal(str(p["service"]), str(p["file"]), p["message"].split(";", 1)[0], compose_name=p["service"])
+                for p in compose_problems if p.get("service") and "refused: nothing is built from outside" in p["message"]]
     found: dict[str, Service] = {}
     covered: set[Path] = set()
     for build in builds:
@@ -205,6 +236,9 @@ def scan_services(repo: Path, compose_file: str | None = None) -> tuple[list[Ser
             continue
         escaped = link_outside(repo, build.context)
         if escaped is not None:
+            where = rel_path(escaped, repo)
+            refused.append(Refusal(build.name, where, f"{where} resolves outside the repository (a link)",
+                                   compose_name=build.name, folder=rel_path(build.context, repo)))
             problems.append(problem(rel_path(escaped, repo), None, "resolves outside the repository (a link); the "
                                     "service is refused: nothing is built from outside the repository", build.name))
             continue
@@ -299,3 +333,42 @@ def both_views(settings: Settings) -> tuple[list[Service], list[Service]]:
         in_copy[service.name] = service
         in_repo.setdefault(service.name, service)
     return [in_repo[n] for n in sorted(in_repo)], [in_copy[n] for n in sorted(in_copy)]
+
+
+def refused_services(repo: Path, compose_file: str | None = None, secrets: Sequence[str] = ()) -> list[Refusal]:
+    """Every service of repo that is refused, one per name (the compose name when compose builds
+    it): a link out of the repository (scan_services), a compose build arg carrying a secret, a
+    Dockerfile line holding a value of secrets (what the image build refuses, by the same rule:
+    core.secrets_rule, whose words say why; never a value) or a Dockerfile that cannot be read."""
+    refused: list[Refusal] = []
+    services = scan_services(repo, compose_file, refused)[0]
+    for service in services:
+        folder = service.folder or rel_path(service.path, repo)
+        if service.secret_args:
+            rules = dict(service.secret_arg_rules)
+            why = "; ".join(dict.fromkeys(rules[a] for a in service.secret_args if a in rules))
+            refused.append(Refusal(service.name, service.compose_file or folder, f"build arg "
+                                   f"{', '.join(service.secret_args)} carries a secret{f' ({why})' if why else ''}",
+                                   service.compose_name, folder))
+        if service.dockerfile is None:
+            continue  # not refused: it fails to build, saying so
+        shown = rel_path(service.dockerfile, repo)
+        try:
+            text = service.dockerfile.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            refused.append(Refusal(service.name, shown, f"{shown} cannot be read ({exc.strerror or type(exc).__name__})",
+                                   service.compose_name, folder))
+            continue
+        found = secret_line_rules(text, secrets) if secrets else []
+        if found:
+            why = "; ".join(dict.fromkeys(rule for _, rule in found))
+            refused.append(Refusal(service.name, shown, f"{shown} line {', '.join(str(n) for n, _ in found)} holds a "
+                                   f"value of an .env file ({why})", service.compose_name, folder))
+    # A folder compose also builds is refused once, under its compose name.
+    by_compose = {r.folder for r in refused if r.compose_name}
+    unique: dict[str, Refusal] = {}
+    for refusal in refused:
+        if refusal.compose_name is None and refusal.folder in by_compose:
+            continue
+        unique.setdefault(refusal.service, refusal)
+    return [unique[name] for name in sorted(unique)]

@@ -15,6 +15,8 @@ __all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAM
            "WORKSPACE_STATE", "Settings"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
+MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, not a machine
+MAX_SECONDS = 86400.0  # a test stage, build or lock wait longer than a day: a typo, not a setting
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
 # What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
@@ -76,14 +78,10 @@ class Settings:
         NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
-        try:
-            max_parallel = int(env.get("NEXUS_MAX_PARALLEL") or 4)
-            test_timeout = float(env.get("NEXUS_TEST_TIMEOUT") or 120)
-            build_timeout = float(env.get("NEXUS_BUILD_TIMEOUT") or 1800)
-            lock_wait = float(env.get("NEXUS_LOCK_WAIT") or 60)
-        except ValueError as exc:
-            raise ConfigError("NEXUS_MAX_PARALLEL, NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT and NEXUS_LOCK_WAIT must "
-                              f"be numbers: {exc}") from None
+        max_parallel = _number(int, "NEXUS_MAX_PARALLEL", env.get("NEXUS_MAX_PARALLEL"), 4)
+        test_timeout = _number(float, "NEXUS_TEST_TIMEOUT", env.get("NEXUS_TEST_TIMEOUT"), 120)
+        build_timeout = _number(float, "NEXUS_BUILD_TIMEOUT", env.get("NEXUS_BUILD_TIMEOUT"), 1800)
+        lock_wait = _number(float, "NEXUS_LOCK_WAIT", env.get("NEXUS_LOCK_WAIT"), 60)
         settings = cls(
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
@@ -114,24 +112,47 @@ class Settings:
         return replace(settings, repo=settings.repo.expanduser().absolute(), workdir=settings.workdir.expanduser().absolute())
 
     def validate(self) -> None:
-        if self.max_parallel < 1:
-            raise ConfigError(f"max parallel builds must be at least 1, got {self.max_parallel}")
-        if self.test_timeout <= 0:
-            raise ConfigError(f"test timeout must be positive seconds, got {self.test_timeout}")
-        if not self.build_timeout > 0 or self.build_timeout == float("inf"):
-            raise ConfigError(f"build timeout must be positive seconds (--build-timeout, NEXUS_BUILD_TIMEOUT), "
-                              f"got {self.build_timeout}")
-        if not 0 <= self.lock_wait < float("inf"):
-            raise ConfigError(f"NEXUS_LOCK_WAIT must be zero or more seconds, got {self.lock_wait}")
+        """Every setting in range, or one ConfigError naming its flag and variable and what to give."""
+        _in_range("max parallel builds (--max-parallel, NEXUS_MAX_PARALLEL)", self.max_parallel, 1, MAX_PARALLEL,
+                  "a whole number from 1 to", low_ok=True)
+        _in_range("test timeout (--test-timeout, NEXUS_TEST_TIMEOUT)", self.test_timeout, 0, MAX_SECONDS,
+                  "positive seconds up to")
+        _in_range("build timeout (--build-timeout, NEXUS_BUILD_TIMEOUT)", self.build_timeout, 0, MAX_SECONDS,
+                  "positive seconds up to")
+        _in_range("NEXUS_LOCK_WAIT", self.lock_wait, 0, MAX_SECONDS, "0 to", low_ok=True)
+        from nexus_assets.core.registry import attempts_from_env
+        from nexus_assets.core.release_version import valid_version
+
+        attempts_from_env()  # NEXUS_PUSH_ATTEMPTS, read where pushes happen: bad is bad input now, not mid-run
+        if not valid_version(self.version):  # 1.0 would later be released again as 1.0.0: one commit, two tags
+            raise ConfigError(f"version {self.version!r} (--version, VERSION) is not X.Y.Z: give three whole "
+                              "numbers without leading zeros, e.g. 1.2.0, or leave it out for the next patch")
         from docker.utils import match_tag  # the reference grammar the SDK checks every build's tag against
 
-        if not self.version or not match_tag(f"nexus/service:{self.version}"):  # also its length (128)
-            raise ConfigError(f"version {self.version!r} cannot be an image tag: use X.Y.Z")
+        if not match_tag(f"nexus/service:{self.version}"):  # also its length (128)
+            raise ConfigError(f"version {self.version!r} (--version, VERSION) cannot be an image tag: use X.Y.Z")
         if not match_tag(f"{self.registry}/nexus/service:{self.version}"):
             raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
                               "host[:port][/path], the path in lowercase letters, digits and . _ -")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
+
+
+def _number(kind: type[int] | type[float], name: str, text: str | None, default: float) -> Any:
+    """An environment number (unset or empty: default), or one ConfigError naming the variable."""
+    if not (text or "").strip():
+        return kind(default)
+    try:
+        return kind(text.strip())  # type: ignore[union-attr]
+    except ValueError:
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ConfigError(f"{name} must be {what}, got {text!r}: fix or unset it") from None
+
+
+def _in_range(what: str, value: float, low: float, high: float, rule: str, *, low_ok: bool = False) -> None:
+    """low < value <= high (low <= value with low_ok); NaN and infinity are out of range too."""
+    if not (low <= value if low_ok else low < value) or not value <= high:
+        raise ConfigError(f"{what} must be {rule} {high:g}, got {value!r}")
 
 
 def _switch(name: str, text: str | None, *, default: bool) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus_assets.core.fileio import naming
+
 
 @dataclass(frozen=True)
 class StageResult:
@@ -54,8 +56,9 @@ class Stage:
 
     def write(self, text: str) -> None:
         """Append text to the log as one line, flushed at once."""
-        self.log.write(text if text.endswith("\n") else text + "\n")
-        self.log.flush()
+        with naming(self.log_path):  # a full disk names the log
+            self.log.write(text if text.endswith("\n") else text + "\n")
+            self.log.flush()
 
     def remaining(self) -> float:
         """Seconds left before the stage's timeout (never negative)."""
@@ -90,7 +93,8 @@ class Stage:
         seconds = round(time.monotonic() - self.started, 2)
         state = ("NOT RUN" if skipped and not passed else "SKIPPED" if skipped else "PASSED" if passed else "FAILED")
         self.write(f"# result: {state}: {reason} ({seconds}s)")
-        self.log.close()
+        with naming(self.log_path):
+            self.log.close()
         return StageResult(self.name, self.stage, passed, skipped, reason, seconds, str(self.log_path),
                            self.details, self.containers)
 

@@ -37,11 +37,13 @@ from nexus_assets.core.secrets import (  # noqa: F401
     mask_tree,
     parse_env_text,
     read_env_files,
+    repo_secrets,
     secret_values,
 )
 from nexus_assets.core.services import (  # noqa: F401
     env_files_in_context,
     find_services,
+    refused_services,
     scan_folders,
     scan_services,
     services_root,
@@ -243,6 +245,10 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     # The build model's refusals that only it sees: a build arg that carries a secret.
     _builds, _stack, build_problems = compose_builds(repo, os.environ.get("NEXUS_COMPOSE_FILE") or None)
     problems += [p for p in build_problems if SECRET_ARG_ADVICE in p["message"]]
+    # Services the build refuses, whatever the reason: never built nor counted (parity skips them).
+    # The secrets as the build judges them: from the target repository, whose git says what is committed.
+    refused = [r.record() for r in refused_services(repo, compose_file,
+                                                    repo_secrets(Path(git_repo) if git_repo is not None else repo))]
     containers: list[dict] = []
     engine = {"queried": docker_client is not None, "reachable": None}
     if docker_client is not None:
@@ -278,12 +284,14 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         "engine": engine,
         "containers": containers,
         "archive": archive_info,
+        "refused": refused,
         "summary": {
             "services": len(services),
             "services_with_dockerfile": sum(1 for s in services if s["dockerfile"]),
             "services_without_dockerfile": sum(1 for s in services if not s["dockerfile"]),
             "services_with_healthcheck": sum(1 for s in services if s["healthcheck"]["present"]),
             "services_with_tests": sum(1 for s in services if s["tests_present"]),
+            "services_refused": len(refused),
             "service_list_entries": len(service_list["names"]),
             "compose_files": len(compose),
             "compose_services": sum(len(c["services"]) for c in compose),

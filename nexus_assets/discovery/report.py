@@ -270,6 +270,7 @@ class Summary(ReportModel):
     services_without_dockerfile: int
     services_with_healthcheck: int
     services_with_tests: int
+    services_refused: int = Field(default=0, description="Entries of refused[].")
     service_list_entries: int
     compose_files: int
     compose_services: int
@@ -280,6 +281,18 @@ class Summary(ReportModel):
     containers_running: int
     archive_present: bool
     problems: int
+
+
+class RefusedService(ReportModel):
+    """A service the repository declares that is never built nor counted."""
+
+    service: str = Field(description="The service (compose name when compose builds it, else its folder).")
+    file: str = Field(description="What decided it, relative to the repository (the link, the Dockerfile, the "
+                                  "compose file).")
+    reason: str = Field(description="Why: a link out of the repository, a secret its image would keep, an "
+                                    "unreadable Dockerfile; never a secret value.")
+    compose_name: str | None = Field(description="Its compose service, when compose builds it.")
+    folder: str | None = Field(description="Its folder (build context), relative to the repository.")
 
 
 class DiscoveryReport(ReportModel):
@@ -298,5 +311,7 @@ class DiscoveryReport(ReportModel):
     engine: Engine
     containers: list[Container] = Field(description="Containers of the local engine, by name; empty when not queried.")
     archive: ArchiveAbsent | ArchiveUnusable | ArchiveRead = Field(description="The VPS discovery archive.")
+    refused: list[RefusedService] = Field(default_factory=list, description="Every service refused, by name: "
+                                          "never built, not evidence of a module, refused in the manifest.")
     summary: Summary
     problems: list[Problem] = Field(description="Every problem of the inventory, by file, line, service, message.")

@@ -6,6 +6,7 @@ these concurrently and records what they return."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import socket
 import threading
@@ -19,6 +20,7 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.core.dockerfile import instructions, read_dockerfile
 from nexus_assets.core.errors import BuildError, EngineError
+from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.secrets import mask_secrets, secret_values
 from nexus_assets.core.secrets_rule import secret_line_rules
@@ -243,8 +245,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     image_id = None
-    with open(log_path, "w", encoding="utf-8", buffering=1) as log, \
-            stream_deadline(client.api, timeout, cancel) as stopper:
+    with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log, \
+            stream_deadline(client.api, timeout, cancel) as stopper:  # a full disk names the log
         try:
             stream = client.api.build(
                 path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
@@ -275,6 +277,8 @@ def build_image(client, plan: BuildPlan, *, registry: str, version: str, revisio
             log.write(f"ERROR: {why}\n")
             raise BuildError(f"service {service.name}: the engine refused the build: {why} (log: {log_path})") from exc
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise  # the log's disk is full, not the engine gone: named by naming(log_path)
             if stopper.reason is None and not isinstance(exc, (docker.errors.DockerException, ConnectionError, OSError)):
                 raise
             if stopper.reason is None:

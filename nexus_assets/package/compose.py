@@ -18,6 +18,7 @@ import yaml
 
 from nexus_assets.core.compose_model import compose_files, load_compose_yaml, stack_file
 from nexus_assets.core.textfiles import read_text, rel_path
+from nexus_assets.core.waivers import by_line
 
 INFRASTRUCTURE = ("postgres", "redis", "nginx")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -104,8 +105,14 @@ def deployment_compose(repo: Path, chosen: str | None, manifest: dict) -> Deploy
             result.infrastructure[kind] = f"{name} ({spec.get('image') or 'no image'}) from {path.name}"
             used_volumes |= _uses(spec, "volumes")
             used_networks |= _uses(spec, "networks")
+    waived = {str(w.get("service")): w for w in manifest.get("waived") or []}
     for image in sorted(manifest.get("images") or [], key=lambda i: str(i.get("service"))):
         name = str(image.get("service"))
+        if name in waived:  # the release goes without it, on the record: not pinned, not deployed
+            w = waived[name]
+            result.excluded[name] = (f"WAIVED until {w.get('until')}: {w.get('reason')} ({by_line(w)}); "
+                                     f"not released: {w.get('why')}")
+            continue
         if image.get("status") != "current":
             result.excluded[name] = f"status {image.get('status')}: {image.get('reason') or 'no current image'}"
             continue

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from nexus_assets.core import evidence_check
 from nexus_assets.core.secret_scan import count_in_bytes
 from nexus_assets.core.secrets import read_env_files
 from nexus_assets.core.settings import Settings
@@ -23,6 +24,9 @@ from nexus_assets.package.compose import DeploymentCompose, deployment_compose
 
 SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT_NAMES = ("common.sh", "remote_deploy_runner.sh", "post_deploy_audit.sh", "rollback_to_tag.sh")
+# The offline provenance verifier (core/evidence_check.py, standard library and cryptography only):
+# the runner verifies every image's signed provenance on the host before it starts anything.
+VERIFIER = "scripts/verify_provenance.py"
 COMPOSE_NAME = "docker-compose.full.yml"
 NA = "not available"
 # ${VAR} or $VAR is needed; ${VAR:-default} / ${VAR-default} / ${VAR:+x} has a fallback.
@@ -150,6 +154,7 @@ def package_content(settings: Settings, manifest: dict, discovery: dict, complia
     }
     files.update({f"scripts/{s}": Entry((SCRIPTS / s).read_bytes(), executable=s != "common.sh")
                   for s in SCRIPT_NAMES})
+    files[VERIFIER] = Entry(Path(evidence_check.__file__).read_bytes())
     if settings.reports.is_dir():
         files.update({f"reports/{p.name}": Entry(p.read_bytes()) for p in sorted(settings.reports.glob("*.json"))
                       if p.is_file() and not p.is_symlink()})

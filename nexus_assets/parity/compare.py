@@ -192,6 +192,15 @@ def _candidates(discovery: dict) -> list[dict]:
     return out
 
 
+def _refused(discovery: dict) -> dict[str, str]:
+    """{service name, compose name or folder: why} of every service discovery found refused."""
+    found: dict[str, str] = {}
+    for r in discovery.get("refused") or []:
+        why = f"{r.get('service')}: {r.get('reason')}"
+        found.update({str(n): why for n in (r.get("service"), r.get("compose_name"), r.get("folder")) if n})
+    return found
+
+
 def _config(repo_config: dict, modules: list[CanonicalModule]) -> tuple[set[str], int, dict[str, list[str]], list[dict]]:
     parity = {**DEFAULTS["parity"], **(repo_config.get("parity") or {})}
     problems: list[dict] = []
@@ -239,12 +248,17 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     evidence: dict[str, list[dict]] = {m.name: [] for m in modules}
     members: dict[str, dict[str, bool]] = {m.name: {} for m in modules if m.family}
     unmatched: dict[str, dict[str, set[str]]] = {}
+    refused, refusals = _refused(discovery), {}
     for cand in _candidates(discovery):
         rule, matched, member = matcher.match(cand["name"])
         for other in cand["aka"] if not matched else []:  # the service's other name: compose or folder
             rule, matched, member = matcher.match(other)
             if matched:
                 break
+        why = next((refused[n] for n in (cand["name"], cand["compose_name"], cand["folder"]) if n in refused), None)
+        if why is not None:  # a refused service is no evidence of anything
+            refusals.update(dict.fromkeys(matched, why))
+            continue
         if not matched and cand["source"] in ("folder", "compose"):
             entry = unmatched.setdefault(cand["name"], {"sources": set(), "other_names": set()})
             entry["sources"].add(cand["source"] if cand["source"] == "folder" else f"compose:{cand['file']}")
@@ -273,6 +287,8 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
         else:
             row["status"] = "missing" if not ev else "present" if any(e["strong"] for e in ev) else "partial"
         row["evidence"] = ev
+        if m.name in refusals:
+            row["refused"] = refusals[m.name]
         rows.append(row)
     totals = {"canonical": len(rows), **{s: sum(1 for r in rows if r["status"] == s) for s in ("present", "partial", "missing")}}
     pct = (lambda n: round(n * 100.0 / len(rows), 1) if rows else 0.0)
@@ -318,7 +334,7 @@ def critical_gate(report: dict, *, scaffolded: Iterable[str] = ()) -> tuple[bool
         return False, f"parity gate failed: {synopsis.get('path', 'the synopsis')}: {why}"
     limit = (report.get("gate") or {}).get("max_critical_missing", DEFAULTS["parity"]["max_critical_missing"])
     done = {normalize(s) for s in [*report.get("scaffolded", []), *scaffolded]}
-    missing = [m["name"] for m in report.get("modules", [])
+    missing = [m["name"] + (" (refused)" if m.get("refused") else "") for m in report.get("modules", [])
                if m.get("critical") and m.get("status") == "missing" and normalize(m["name"]) not in done]
     listed = ", ".join(missing) if missing else "none"
     verdict = "passed" if len(missing) <= limit else "failed"
@@ -337,4 +353,7 @@ def _action(report: dict) -> str:
     pmmg = [m["name"] for m in report["modules"] if m["pmmg"] and m["status"] == "missing"]
     if pmmg:
         parts.append(f"PMMG modules are browser-only and never scaffolded as containers: {', '.join(pmmg)}")
+    refused = [m["refused"] for m in report["modules"] if m.get("refused")]
+    if refused:
+        parts.append(f"fix the refused service(s), never built nor counted: {'; '.join(refused)}")
     return "; ".join(parts) if parts else "none"

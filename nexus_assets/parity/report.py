@@ -97,6 +97,10 @@ class ModuleRow(ReportModel):
     family_found: int | SkipJsonSchema[None] = sometimes("Families only: distinct members found.")
     family_members: list[str] | SkipJsonSchema[None] = sometimes("Families only: the members found, sorted.")
     evidence: list[Evidence] = Field(description="By source, name, file, rule.")
+    refused: str | SkipJsonSchema[None] = sometimes(
+        "Why the repository's service for this module is refused (discovery's refused[]): never built nor "
+        "counted, so it is no evidence and the module is missing unless something else shows it; never "
+        "scaffolded over.")
 
     @model_validator(mode="after")
     def _family_fields_with_families_only(self) -> ModuleRow:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from nexus_assets.core.errors import EngineError, RegistryError
 from nexus_assets.core.registry import Credentials, RegistryClient, cache_tag, classify, with_retries
+from nexus_assets.core.released import unreleased_tag
 from nexus_assets.core.services import release_tags
 
 
@@ -25,14 +26,15 @@ class PushResult:
     image_id: str  # the image's id in the local engine
     digest: str  # the registry's manifest digest, sha256:...
     repo_digest: str  # REGISTRY/nexus/<service>@sha256:...
-    tag: str  # the release tag pushed: REGISTRY/nexus/<service>:VERSION
-    tags: list[str]  # every tag pushed or found in place (VERSION and latest)
+    tag: str  # the release tag this push is for: REGISTRY/nexus/<service>:VERSION
+    tags: list[str]  # every tag pushed or found in place (VERSION and latest, or build-<id> alone)
     registry: str
     pushed: bool  # False when the registry already held this image under every tag
     seconds: float
     attempts: int  # engine pushes started, retries included
     cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
     cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
+    version_tagged: bool = True  # False: the version is released, its tags were left alone (core.released)
 
     def metadata(self) -> dict:
         return asdict(self)
@@ -78,9 +80,11 @@ def engine_push(client, ref: str, registry: str, credentials: Credentials | None
 
 def push_image(client, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
                log: Callable[[str], None] = lambda _: None,
-               on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None) -> PushResult:
+               on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None,
+               version_tags: bool = True) -> PushResult:
     """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
-    :latest). A tag the registry already has for this very image is left alone; a tag naming
+    :latest), or, with version_tags False (the version is already released, core.released),
+    under build-<image id> alone: the released version's tags are never moved. A tag the registry already has for this very image is left alone; a tag naming
     anything else is pushed again. Transient failures are retried with backoff. With a
     cache_key (the image passed all its tests), the pushed manifest is also tagged cache-<key>;
     a failure there is logged and leaves the push as it is (the cache is an optimisation)."""
@@ -92,8 +96,9 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
         image = client.images.get(image_id)
     except docker.errors.ImageNotFound:
         raise RegistryError(f"service {service}: image {image_id} is gone from the engine; rebuild it") from None
-    refs = release_tags(registry, service, version)
-    repo = refs[0].rpartition(":")[0]
+    release = release_tags(registry, service, version)
+    repo = release[0].rpartition(":")[0]
+    refs = release if version_tags else [f"{repo}:{unreleased_tag(image.id)}"]
     repository = registry_client.repository(service)
     attempts = 0
     pushed = False
@@ -135,6 +140,7 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
             cached = f"{repo}:{cache_tag(cache_key)}"
         except RegistryError as exc:
             log(f"not put in the registry cache: {exc}")
-    return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}", tag=refs[0],
-                      tags=refs, registry=registry, pushed=pushed, seconds=round(time.monotonic() - started, 2),
-                      attempts=attempts, cache_tag=cached, cache_tagged=cache_tagged)
+    return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}",
+                      tag=release[0], tags=refs, registry=registry, pushed=pushed,
+                      seconds=round(time.monotonic() - started, 2), attempts=attempts, cache_tag=cached,
+                      cache_tagged=cache_tagged, version_tagged=version_tags)

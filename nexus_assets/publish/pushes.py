@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.registry import Credentials, RegistryClient, credentials_from_env
+from nexus_assets.core.release_version import release_tag
+from nexus_assets.core.released import IMMUTABLE, released_manifest
 from nexus_assets.publish.push import PushResult, push_image
 
 
@@ -31,6 +33,7 @@ class Pushes:
         self._credentials: Credentials | None = None
         self._down: str | None = None  # why the registry cannot be pushed to, once asked
         self._checked = False
+        self._released = False  # the version is already released: its registry tags are never moved
         self._futures: dict[Future, str] = {}
         self._notes: dict[str, list[str]] = {}
         self.results: dict[str, PushResult] = {}
@@ -84,6 +87,12 @@ class Pushes:
             except NexusError as exc:  # one line for the run, the same reason on every service
                 self._down = str(exc)
                 self._log.error(f"push to {self._settings.registry} failed: {exc}")
+            # Decided before anything goes under the version's tags: once released, they are the release's.
+            self._released = released_manifest(self._settings.repo, self._settings.version) is not None
+            if self._released and self._down is None:
+                self._log.warning(f"{release_tag(self._settings.version)} is already released: images are pushed "
+                                  f"under build-<image id> only, the registry's :{self._settings.version} and "
+                                  f":latest stay on the released images ({IMMUTABLE})")
         return self._down is None
 
     def _push(self, name: str, image_id: str, cache_key: str | None, notes: list[str]) -> PushResult:
@@ -93,7 +102,7 @@ class Pushes:
         try:  # retries are noted here and logged from the step's thread
             self._stop.raise_if_cancelled(f"push of {name}")
             return push_image(client, registry, name, image_id, self._settings.version, log=notes.append,
-                              on_progress=on_progress, cache_key=cache_key)
+                              on_progress=on_progress, cache_key=cache_key, version_tags=not self._released)
         finally:
             registry.close()
             client.close()

@@ -2,7 +2,7 @@
 digest), the verified release and the deployment report."""
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +16,7 @@ from nexus_assets.core.keys import (
     E2E_TESTS,
     PUSHED_IMAGES,
     RELEASE_KEYS,
+    STAGING_DEPLOYMENT,
     TAGGED_IMAGES,
     VERIFIED_RELEASE,
     image_key,
@@ -24,11 +25,14 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
-from nexus_assets.core.services import build_services
+from nexus_assets.core.secrets import repo_secrets
+from nexus_assets.core.services import build_services, refused_services
+from nexus_assets.core.waivers import configured_critical, critical_waiver, read_waivers
 from nexus_assets.release.deployment import build_report, report_path
 from nexus_assets.release.gates import release_gates
 from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
 from nexus_assets.release.notes import Gate
+from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
 from nexus_assets.release.verified import RECORD, make_release
 from nexus_assets.resources import GitRepo, NexusConfig
@@ -98,6 +102,42 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     return records
 
 
+def _critical_evidence(settings) -> dict[str, str]:
+    """{name: critical module} of every name the parity report gives as a critical module's
+    evidence (the synopsis' mandatory marks included), and the module names themselves."""
+    path = settings.reports / "discrepancy_report.json"
+    report = read_json(path) if path.is_file() else {}
+    found: dict[str, str] = {}
+    for module in report.get("modules") or []:
+        if module.get("critical"):
+            found[module["name"]] = module["name"]
+            for item in module.get("evidence") or []:
+                for name in (item.get("name"), item.get("compose_name")):
+                    if name:
+                        found[str(name)] = module["name"]
+            if module.get("refused"):  # "SERVICE: why": a refused service is no evidence, but is the module's
+                found[str(module["refused"]).split(":", 1)[0]] = module["name"]
+    return found
+
+
+def refusals_and_waivers(settings) -> tuple[list[dict], list[dict], list[dict]]:
+    """(refused services, waivers that may apply, problems) for the manifest: a waiver of a
+    critical module (by the parity report's evidence) never applies, and is a problem naming it."""
+    refused = [r.record() for r in refused_services(settings.repo, settings.compose_file,
+                                                    repo_secrets(settings.repo))]
+    critical, configured = _critical_evidence(settings), configured_critical(settings.repo)
+    waivers, problems = [], []
+    for waiver in read_waivers(settings.repo):
+        module = critical.get(waiver.service) or critical_waiver(waiver, (), configured)
+        if module is not None:
+            problems.append({"service": waiver.service, "status": "waiver_refused",
+                             "reason": f"{waiver.where()}: waiver refused: {waiver.service} is the critical module "
+                                       f"{module}, which cannot be waived"})
+            continue
+        waivers.append(waiver.record(date.today()))
+    return refused, waivers, problems
+
+
 def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
@@ -112,9 +152,12 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
         with nexus.hold_workdir(context):  # one writer per working copy
             e2e = _latest_metadata(context.instance, E2E_TESTS)
             origin = Origin(git_commit=git.revision(), source_repository=git.remote_url(), run_id=context.run.run_id)
+            refused, waivers, refused_waivers = refusals_and_waivers(settings)
             manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
                                          {k: e2e.get(k) for k in ("passed", "skipped", "seconds")} if e2e else None,
-                                         origin)
+                                         origin, refused, waivers)
+            manifest["problems"] += refused_waivers
+            manifest["totals"]["problems"] = len(manifest["problems"])
             path = settings.artifacts / "artifacts_manifest.json"
             write_json(path, checked_report(ArtifactsManifest, manifest, "artifacts/artifacts_manifest.json"))
             totals = manifest["totals"]
@@ -136,21 +179,26 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False, description=f"{path} does not exist")
     manifest = read_json(path)
     missing = unreleased(manifest)
+    # A waiver refused (a critical module) is a problem of its own: the service is not released either.
+    missing += [p["service"] for p in manifest["problems"] if p["status"] == "waiver_refused" and p["service"] not in missing]
     totals = manifest["totals"]
     passed = totals["with_digest"] > 0 and not missing
-    reasons = {p["service"]: p["reason"] for p in manifest["problems"]}
+    reasons: dict[str, str] = {}
+    for p in manifest["problems"]:
+        reasons[p["service"]] = f"{reasons[p['service']]}; {p['reason']}" if p["service"] in reasons else p["reason"]
     return dg.AssetCheckResult(
         passed=passed,
         description="every released image has a registry digest" if passed else
         "no registry digest for: " + ("; ".join(f"{n} ({reasons.get(n, 'no image')})" for n in missing[:5])
                                       + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
                                       if missing else "any service"),
-        metadata={"with_digest": totals["with_digest"], "services": totals["services"], "missing": missing},
+        metadata={"with_digest": totals["with_digest"], "services": totals["services"], "missing": missing,
+                  "waived": sorted(w["service"] for w in manifest.get("waived") or [])},
     )
 
 
 def _gate_rows(gates: list[Gate]) -> list[dict]:
-    return [{"name": g.name, "passed": g.passed, "blocking": g.severity != "WARN",
+    return [{"name": g.name, "passed": g.passed, "blocking": g.severity not in ("WARN", "WAIVED"),
              "detail": g.detail, "run_id": g.run_id} for g in gates]
 
 
@@ -171,9 +219,12 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
     def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
-            gates = release_gates(context.instance, asset_graph(), settings, exclude=RELEASE_KEYS)
+            # the staging deploy follows the release: its checks are not the release's gates
+            gates = release_gates(context.instance, asset_graph(), settings, exclude=(*RELEASE_KEYS, STAGING_DEPLOYMENT))
             unknown = sorted({s.name for s in build_services(settings)} - set(service_names))
-            outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown)
+            registry = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings)
+            outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown,
+                                   registry_problems=registry)
             record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
             write_json(settings.artifacts / RECORD, record)
             for line in outcome.messages:
@@ -190,7 +241,8 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             return dg.MaterializeResult(
                 metadata={**metadata, "record": dg.MetadataValue.path(str(settings.artifacts / RECORD))},
                 check_results=[dg.AssetCheckResult(
-                    check_name="release_gates", passed=not outcome.failed_gates, description=f"{outcome.tag}: {verdict}",
+                    check_name="release_gates", passed=not outcome.failed_gates and not outcome.problems,
+                    description=f"{outcome.tag}: {verdict if not outcome.problems else outcome.messages[-1]}",
                     metadata={"failed_gates": outcome.failed_gates, "gates": len(gates)})],
             )
 

@@ -8,11 +8,14 @@ failed parity gate, as the guide wants), so nothing orders its step before the r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.settings import Settings
+from nexus_assets.core.waivers import by_line
 from nexus_assets.release.notes import Gate
 
 PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")
@@ -48,7 +51,31 @@ def release_gates(instance: dg.DagsterInstance, graph, settings: Settings,
     release's own) are left out."""
     keys = [key for key in graph.asset_check_keys if key.asset_key not in exclude and key != PARITY_GATE]
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys) if keys else {}
-    gates = [_judged(key, records.get(key)) for key in keys]
+    waived = _waived(settings)
+    gates = [_waive(_judged(key, records.get(key)), key, waived) for key in keys]
     if PARITY_GATE in graph.asset_check_keys:
         gates.append(_parity(settings))
     return sorted(gates, key=lambda g: g.name)
+
+
+# The per-service assets whose checks a waiver of that service covers.
+_PER_SERVICE = ("image", "pushed", "sbom", "provenance")
+
+
+def _waived(settings: Settings) -> dict[str, dict]:
+    """{service: its waiver} for the services the manifest says the release goes without."""
+    try:
+        waived = read_json(settings.artifacts / "artifacts_manifest.json").get("waived") or []
+    except (OSError, ValueError, AttributeError):
+        return {}  # no manifest: its own gate says so
+    return {w["service"]: w for w in waived if isinstance(w, dict) and w.get("service")}
+
+
+def _waive(gate: Gate, key: dg.AssetCheckKey, waived: dict[str, dict]) -> Gate:
+    """A failed check of a waived service's own assets: shown, waived, never blocking."""
+    path = key.asset_key.path
+    waiver = waived.get(path[-1]) if len(path) == 2 and path[0] in _PER_SERVICE else None
+    if gate.passed or waiver is None:
+        return gate
+    return replace(gate, severity="WAIVED",
+                   detail=f"waived until {waiver['until']} ({waiver['reason']}; {by_line(waiver)}): {gate.detail}")

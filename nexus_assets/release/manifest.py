@@ -8,6 +8,7 @@ Before pushes existed, `digest` held the local image id: it never was a registry
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -79,12 +80,24 @@ def _cache_pull(cache: dict | None) -> dict | None:
             "revision": cache.get("revision"), "created": cache.get("created")}
 
 
-def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin) -> dict:
+def _empty(name: str) -> ServiceRecord:
+    return ServiceRecord(name=name, last=None, failure=None, stale=None, tagged=None)
+
+
+def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin,
+                      refused: Sequence[dict] = (), waivers: Sequence[dict] = ()) -> dict:
     """One entry per service: the image that is current for its source and its registry digest,
-    or why there is none."""
-    images, problems = [], []
-    for record in records:
+    or why there is none. refused (core.services Refusal records): services never built nor
+    counted, whatever Dagster recorded for them; waivers (core.waivers Waiver records): a service
+    not released under a waiver that holds is listed in `waived` instead of `problems`."""
+    images, problems, waived = [], [], []
+    refusals = {r["service"]: r for r in refused}
+    by_service = {w["service"]: w for w in waivers}
+    known = {r.name for r in records}
+    for record in [*records, *(_empty(n) for n in sorted(set(refusals) - known))]:
         status, reason = _status(record)
+        if record.name in refusals:
+            status, reason = "refused", f"refused: {refusals[record.name]['reason']}; never built nor counted"
         last = record.last or {}
         entry: dict = {"service": record.name, "status": status, "source_hash": last.get("source_hash"),
                        "tests": None, "image": None, "tags": None, "image_id": None, "digest": None,
@@ -119,9 +132,20 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
             for kind in ("sbom", "provenance"):  # {path (under artifacts/), sha256}
                 if attest.get(kind) and (kind == "sbom" or attest[kind].get("digest") == entry["digest"]):
                     entry[kind] = {"path": attest[kind]["path"], "sha256": attest[kind]["sha256"]}
+        waiver = by_service.get(record.name)
+        if waiver and (reason or status == "tests_failed"):  # not released: the waiver applies
+            entry["waiver"] = waiver
+            reason = reason or f"{status.replace('_', ' ')}"
+            if not waiver["expired"]:
+                waived.append({**waiver, "status": status, "why": reason})
+                reason = f"waived: {reason}"
+            else:
+                reason = (f"the waiver of {record.name} (nexus-agent.toml line {waiver['line']}) expired on "
+                          f"{waiver['until']}: {reason}")
         if reason:
-            problems.append({"service": record.name, "status": status if status != "current" else "not_pushed",
-                             "reason": reason})
+            if not reason.startswith("waived: "):
+                problems.append({"service": record.name, "status": status if status != "current" else "not_pushed",
+                                 "reason": reason})
             entry["reason"] = reason
         images.append(entry)
     with_digest = [i for i in images if i.get("digest")]
@@ -136,13 +160,23 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
         "images": images,
         "e2e": e2e,
         "totals": {"services": len(images), "with_digest": len(with_digest), "problems": len(problems),
-                   "tests_failed": sum(1 for i in images if i["status"] == "tests_failed")},
+                   "tests_failed": sum(1 for i in images if i["status"] == "tests_failed"),
+                   "refused": sum(1 for i in images if i["status"] == "refused"), "waived": len(waived)},
         "problems": problems,
+        "waived": sorted(waived, key=lambda w: w["service"]),
     }
+
+
+def waived_services(manifest: dict) -> set[str]:
+    """The services the release goes without, under a waiver that holds."""
+    return {w["service"] for w in manifest.get("waived") or []}
 
 
 def unreleased(manifest: dict) -> list[str]:
     """The gate's list: services with no released image in the registry (a failed test is its
-    own check's failure, not this gate's)."""
-    return [i["service"] for i in manifest["images"]
-            if i["status"] != "tests_failed" and not (i["status"] in RELEASED and i.get("digest"))]
+    own check's failure, not this gate's), a refused service among them; a waived one is not, and
+    one whose waiver expired is, whatever its status: the gate names the waiver and its date."""
+    waived = waived_services(manifest)
+    return [i["service"] for i in manifest["images"] if i["service"] not in waived
+            and ((i.get("waiver") or {}).get("expired")
+                 or (i["status"] != "tests_failed" and not (i["status"] in RELEASED and i.get("digest"))))]

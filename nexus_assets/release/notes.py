@@ -19,12 +19,12 @@ class Gate:
     name: str
     passed: bool
     detail: str = ""
-    severity: str = "ERROR"  # a failed WARN gate is shown, never blocks
+    severity: str = "ERROR"  # a failed WARN gate is shown, never blocks; nor does a WAIVED one (core.waivers)
     run_id: str | None = None
 
     @property
     def blocks(self) -> bool:
-        return not self.passed and self.severity != "WARN"
+        return not self.passed and self.severity not in ("WARN", "WAIVED")
 
 
 @dataclass
@@ -133,6 +133,22 @@ def _images(manifest: dict) -> list[str]:
     return lines
 
 
+def _waived(manifest: dict) -> list[str]:
+    """The services the release goes without, under the waivers of nexus-agent.toml."""
+    waived = manifest.get("waived") or []
+    if not waived:
+        return []
+    lines = ["", "## Waived services", "",
+             "Released without these services (not pinned, not deployed), under `[release] waive` of "
+             "nexus-agent.toml:", "", "| service | why not released | waiver reason | committed by | until |",
+             "| --- | --- | --- | --- | --- |"]
+    for w in sorted(waived, key=lambda w: str(w.get("service"))):
+        by = f"{w.get('committed_by')} ({str(w['commit'])[:12]})" if w.get("commit") else "uncommitted"
+        lines.append(f"| {_cell(w['service'])} | {_cell(w.get('why'))} | {_cell(w.get('reason'))} | {_cell(by)} | "
+                     f"{_cell(w.get('until'))} |")
+    return lines
+
+
 def _changes(changes: list[ServiceChange], previous_version: str | None) -> list[str]:
     if previous_version is None:
         return ["First release: nothing to compare with."]
@@ -172,8 +188,10 @@ def render_notes(*, version: str, tag: str, source_commit: str | None, dirty: bo
              f"- registry: `{manifest.get('registry', '-')}`; images: {len(manifest.get('images', []))}",
              "", "## Gates", "", "| gate | verdict | detail |", "| --- | --- | --- |"]
     for gate in gates:
-        verdict = "passed" if gate.passed else ("warning" if not gate.blocks else "FAILED")
+        verdict = "passed" if gate.passed else ("FAILED" if gate.blocks else
+                                                "waived" if gate.severity == "WAIVED" else "warning")
         lines.append(f"| {_cell(gate.name)} | {verdict} | {_cell(gate.detail)} |")
+    lines += _waived(manifest)
     lines += ["", "## Modules", "", *_modules(discrepancy), "", "## Images", "", *_images(manifest), "",
               f"## Changes since {'v' + previous_version if previous_version else 'the previous release'}", "",
               *_changes(changes, previous_version), "", "## Attachments", ""]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
-from nexus_assets.core.report_models import ReportModel
+from nexus_assets.core.report_models import ReportModel, sometimes
 
-Status = Literal["current", "tests_failed", "stale", "failed", "never_built", "image_missing"]
+Status = Literal["current", "tests_failed", "stale", "failed", "never_built", "image_missing", "refused"]
 
 
 class ArtifactRef(ReportModel):
@@ -51,6 +52,26 @@ class CachePull(ReportModel):
     created: str | None = Field(description="That commit's time (its OCI created label).")
 
 
+class Waiver(ReportModel):
+    """A `[release] waive` entry of the target's nexus-agent.toml that applies to a service."""
+
+    service: str = Field(description="The waived service.")
+    reason: str = Field(description="Why the release may go without it, as the waiver says.")
+    until: str = Field(description="The last day the waiver holds (YYYY-MM-DD); after it the service blocks again.")
+    line: int | None = Field(description="The entry's line in nexus-agent.toml.")
+    committed_by: str = Field(description="The author of the commit that added the entry's line (git blame), or "
+                                          "uncommitted.")
+    commit: str | None = Field(description="That commit; null when uncommitted.")
+    expired: bool = Field(description="The waiver's day has passed: it no longer holds and the service blocks.")
+
+
+class WaivedService(Waiver):
+    """A service the release goes without, under a waiver that holds: not pinned, not deployed."""
+
+    status: str = Field(description="Its status in images[].")
+    why: str = Field(description="Why it is not released (its failure or refusal).")
+
+
 class ImageEntry(ReportModel):
     """One service: its current image and where it is in the registry, or why there is none."""
 
@@ -58,7 +79,8 @@ class ImageEntry(ReportModel):
     status: Status = Field(description="current: built from the current sources, tests passed; tests_failed: "
                                        "built, a test stage failed (not pushed); stale: the sources changed since; "
                                        "failed: the last build failed; never_built; image_missing: gone from "
-                                       "the engine.")
+                                       "the engine; refused: never built nor counted (a link out of the "
+                                       "repository, a secret its image would keep, an unreadable Dockerfile).")
     source_hash: str | None = Field(description="Fingerprint of what the image is built from (sources, build "
                                                 "args, base image ids): its OCI label io.nexus-assets.source-hash.")
     tests: dict[str, Literal["passed", "failed", "skipped", "not_run"]] | None = Field(
@@ -90,7 +112,10 @@ class ImageEntry(ReportModel):
     pushed_at: str | None = Field(description="When that push was recorded (UTC, RFC 3339).")
     sbom: ArtifactRef | None = Field(description="The image's SBOM (CycloneDX JSON), when one was made.")
     provenance: ArtifactRef | None = Field(description="The image's signed provenance statement, when one was made.")
-    reason: str | None = Field(description="Why the image is not released, when it is not.")
+    reason: str | None = Field(description="Why the image is not released, when it is not (`waived: ...` when a "
+                                           "waiver lets the release go without it).")
+    waiver: Waiver | SkipJsonSchema[None] = sometimes("The waiver naming this service, when it is not released "
+                                                      "and nexus-agent.toml waives it (expired or not).")
 
 
 class E2eResult(ReportModel):
@@ -116,6 +141,8 @@ class Totals(ReportModel):
     with_digest: int = Field(description="Images with a registry digest.")
     problems: int = Field(description="Entries of problems[].")
     tests_failed: int = Field(description="Images whose tests failed.")
+    refused: int = Field(default=0, description="Services refused (status refused).")
+    waived: int = Field(default=0, description="Entries of waived[].")
 
 
 class ArtifactsManifest(ReportModel):
@@ -133,4 +160,7 @@ class ArtifactsManifest(ReportModel):
     images: list[ImageEntry] = Field(description="One entry per service, by name.")
     e2e: E2eResult | None = Field(description="The e2e stack's last result, when e2e_tests ran.")
     totals: Totals = Field(description="Counts over images[].")
-    problems: list[Problem] = Field(description="Every service whose image is not released, with the reason.")
+    problems: list[Problem] = Field(description="Every service whose image is not released, with the reason, "
+                                                "except those waived.")
+    waived: list[WaivedService] = Field(default_factory=list, description="The services the release goes without "
+                                                                          "under a waiver that holds.")

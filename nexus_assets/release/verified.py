@@ -19,6 +19,7 @@ from pathlib import Path
 from nexus_assets.core.fileio import read_json, write_atomic
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
+from nexus_assets.core.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.core.settings import Settings
 from nexus_assets.release import gitrelease
 from nexus_assets.release.github import GitHubTarget, publish
@@ -39,6 +40,7 @@ class ReleaseOutcome:
     tag: str
     made: bool
     failed_gates: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what refused the release, or needs repair, beyond the gates
     deferred_for: list[str] = field(default_factory=list)  # services new to the graph: released by the next run
     already_released: bool = False
     source_commit: str | None = None
@@ -122,10 +124,28 @@ def _keep_folder(folder: Path, attachments: list[Path], notes: str, manifest: di
     write_atomic(folder / COMPONENTS, (json.dumps(components, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
+def _refuse(outcome: ReleaseOutcome, problems: list[str], head: str) -> ReleaseOutcome:
+    outcome.problems = problems
+    outcome.messages.append(f"release {outcome.version} not made: {head}: " + "; ".join(problems))
+    return outcome
+
+
+def _other_images(manifest: dict, released: dict | None) -> list[str]:
+    """The services whose registry digest in this build differs from the released one's."""
+    if released is None or not released.get("images"):  # not released, or a tag made by hand: nothing to compare
+        return []
+    ours, theirs = digests(manifest), digests(released)
+    return [f"{name}: released {theirs.get(name) or 'nothing'}, this build {ours.get(name) or 'nothing'}"
+            for name in sorted(set(ours) | set(theirs)) if ours.get(name) != theirs.get(name)]
+
+
 def make_release(settings: Settings, gates: list[Gate], run_id: str | None = None,
-                 deferred_for: list[str] | None = None) -> ReleaseOutcome:
+                 deferred_for: list[str] | None = None, registry_problems: list[str] | None = None) -> ReleaseOutcome:
     """The release of settings.version, or the reasons it was refused (see the module).
-    deferred_for: services the graph does not know yet; the release waits for them."""
+    deferred_for: services the graph does not know yet; the release waits for them.
+    registry_problems: version tags in the registry that do not name the digests they must
+    (release.assets reads them; core.released): they refuse a new release, and are reported,
+    with the repair command, for one already made."""
     version, repo = settings.version, settings.repo
     outcome = ReleaseOutcome(version=version, tag=release_tag(version), made=False, run_id=run_id,
                              made_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -146,7 +166,16 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
     if in_git and git.head is None:
         raise gitrelease.ReleaseError(f"{repo} has no commit yet: commit the sources, then release")
     outcome.source_commit, outcome.dirty = git.head, git.dirty
-    repeated = gitrelease.check_tag_reuse(repo, version, git.head) if in_git else None
+    try:
+        repeated = gitrelease.check_tag_reuse(repo, version, git.head) if in_git else None
+    except gitrelease.ReleaseError as exc:  # a record, not a crash: the last one must not say made
+        return _refuse(outcome, [f"{exc}; {IMMUTABLE}", *(registry_problems or [])], "version already released")
+    changed = _other_images(manifest, released_manifest(repo, version)) if repeated else []
+    if changed:
+        return _refuse(outcome, [*changed, IMMUTABLE, *(registry_problems or [])],
+                       f"{outcome.tag} already released other images")
+    if registry_problems and not repeated:  # the gate that reads the registry, before anything is tagged
+        return _refuse(outcome, list(registry_problems), "the registry's version tags do not name this build")
     folder = settings.workdir / "releases" / f"v{version}"
     attachments, missing = attachment_paths(settings)
     components = components_of(settings, manifest)
@@ -198,6 +227,10 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(f"GitHub release {done.url}: {'created' if done.created else 'found'}, "
                                 f"{len(done.uploaded)} uploaded, {len(done.skipped)} already there")
     outcome.made = True
+    if registry_problems:  # made before: its tags moved since
+        outcome.problems = list(registry_problems)
+        outcome.messages.append(f"{outcome.tag} is released but registry tag(s) moved: {'; '.join(registry_problems)}; "
+                                f"put them back with: nexus-agent repair-tags --version {version} --repo {repo}")
     write_atomic(folder / "release.json", (json.dumps(asdict(outcome) | {"notes": None}, indent=2,
                                                       sort_keys=True) + "\n").encode("utf-8"))
     return outcome

@@ -24,7 +24,8 @@ def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -
     with nexus.hold_workdir(context):  # one writer per working copy
         report = read_json(settings.reports / "discrepancy_report.json")
         config = load_repo_config(settings.workdir)
-        results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"])
+        results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"],
+                                   source=str(settings.repo / "docs" / "investor_synopsis.md"))
         rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
                 for r in results]
         write_json(settings.reports / "scaffold_report.json",

@@ -16,7 +16,9 @@ Rules:
   upper case) is refused, and nothing is ever written outside ``<workdir>/services/``;
 - a module whose name contains ``pmmg`` is never scaffolded: PMMG is browser-only;
 - each service is written into a hidden temporary folder next to its target and renamed
-  into place, so a crash leaves no half-written service behind.
+  into place, so a crash leaves no half-written service behind; scaffold_missing is all or
+  nothing: bounded by ``[scaffold] max_per_run`` and planned before anything is written, and a
+  failure removes every folder it made.
 
 Plain functions, no Dagster: the scaffold asset calls them.
 """
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import InputError, NexusError, TargetRepoError
+from nexus_assets.core.fileio import naming
 from nexus_assets.core.pmmg import REASON_BROWSER_ONLY, is_pmmg
 from nexus_assets.core.services import SCAFFOLD_MARKER, valid_service_name
 
@@ -104,7 +107,7 @@ def port_for(module: str, language: str) -> int:
     return low + zlib.crc32(module.encode("utf-8", "surrogatepass")) % (high - low + 1)
 
 
-def _next_free_port(port: int, language: str, used: set[int]) -> int:
+def _next_free_port(port: int, language: str, used: set[int], source: str = "the synopsis") -> int:
     """port, or the next one up in the language's range (wrapping) that is not in used."""
     low, high = PORT_RANGES[language]
     span = high - low + 1
@@ -112,7 +115,9 @@ def _next_free_port(port: int, language: str, used: set[int]) -> int:
         candidate = low + (port - low + step) % span
         if candidate not in used:
             return candidate
-    raise NexusError(f"all {span} {language} scaffold ports ({low}-{high}) are taken")
+    raise InputError(f"{source} lists more than {span} {language} modules to scaffold, and the {language} "
+                     f"scaffold ports ({low}-{high}) hold {span}; nothing scaffolded: check the synopsis's "
+                     "Required Modules section")
 
 
 def clean_description(description: str, module: str) -> str:
@@ -162,12 +167,38 @@ def _write_tree(language: str, dest: Path, name: str, port: int, description: st
         os.chmod(target, 0o644)
 
 
+def _write_service(dest: Path, module: str, language: str, port: int, description: str) -> None:
+    """The template of language filled in for module in dest (a new folder), with its marker."""
+    with naming(dest):  # a full disk names the folder
+        dest.mkdir(exist_ok=True)
+        os.chmod(dest, 0o755)
+        _write_tree(language, dest, module, port, clean_description(description, module))
+        marker = {"module": module, "language": language, "template": f"nexus_assets/templates/{language}"}
+        (dest / SCAFFOLD_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
+        os.chmod(dest / SCAFFOLD_MARKER, 0o644)
+
+
 def _services_dir(workdir: Path) -> Path:
     if not workdir.is_dir():
         raise TargetRepoError(f"working copy {workdir} does not exist: prepare the workspace (step A) first")
     services = workdir / "services"
     services.mkdir(exist_ok=True)
     return services
+
+
+def _not_created(services: Path, module: str, language: str) -> ScaffoldResult | None:
+    """Why module is not to be created (PMMG, not a valid service name, already there), or None."""
+    if is_pmmg(module):
+        return ScaffoldResult(module, language, services, 0, False, REASON_PMMG)
+    if not valid_service_name(module):
+        return ScaffoldResult(module, language, services, 0, False, f"{REASON_INVALID}: {module!r}")
+    target = services / module
+    # valid_service_name already excludes separators and "..": this guards the invariant.
+    if target.parent.resolve() != services.resolve() or target.name != module:
+        return ScaffoldResult(module, language, services, 0, False, f"{REASON_INVALID}: {module!r}")
+    if target.exists() or target.is_symlink():
+        return ScaffoldResult(module, language, target, 0, False, REASON_EXISTS)
+    return None
 
 
 def scaffold_service(
@@ -186,30 +217,18 @@ def scaffold_service(
     workdir = Path(workdir)
     language = language_for(module, scaffold_config)
     services = _services_dir(workdir)
-
-    if is_pmmg(module):
-        return ScaffoldResult(module, language, services, 0, False, REASON_PMMG)
-    if not valid_service_name(module):
-        return ScaffoldResult(module, language, services, 0, False, f"{REASON_INVALID}: {module!r}")
+    refused = _not_created(services, module, language)
+    if refused is not None:
+        return refused
     target = services / module
-    # valid_service_name already excludes separators and "..": this guards the invariant.
-    if target.parent.resolve() != services.resolve() or target.name != module:
-        return ScaffoldResult(module, language, services, 0, False, f"{REASON_INVALID}: {module!r}")
-
     chosen = port if port is not None else port_for(module, language)
     if not 1 <= chosen <= 65535:
         raise InputError(f"scaffold port for {module} must be 1-65535, not {chosen}")
-    if target.exists() or target.is_symlink():
-        return ScaffoldResult(module, language, target, 0, False, REASON_EXISTS)
 
     # Hidden (leading dot) so service discovery never mistakes it for a service.
     tmp = Path(tempfile.mkdtemp(prefix=f".scaffold-{module}-", dir=services))
     try:
-        os.chmod(tmp, 0o755)
-        _write_tree(language, tmp, module, chosen, clean_description(description, module))
-        marker = {"module": module, "language": language, "template": f"nexus_assets/templates/{language}"}
-        (tmp / SCAFFOLD_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
-        os.chmod(tmp / SCAFFOLD_MARKER, 0o644)
+        _write_service(tmp, module, language, chosen, description)
         if target.exists() or target.is_symlink():  # appeared while we were writing
             shutil.rmtree(tmp)
             return ScaffoldResult(module, language, target, 0, False, REASON_EXISTS)
@@ -224,21 +243,63 @@ def scaffold_missing(
     workdir: Path,
     modules: list[tuple[str, str]],
     scaffold_config: dict[str, Any],
+    source: str = "the synopsis",
 ) -> list[ScaffoldResult]:
     """Scaffold each (name, description) pair, in order, one result per pair.
 
     Ports start from port_for(); when two new services of one run would share a port,
     the later one takes the next free port in its range, so a compose file can publish
     them all. Same input, same ports.
+
+    All or nothing: every new folder is planned (language, port) and counted against the
+    config's max_per_run (nexus-agent.toml [scaffold]; absent: no limit) before anything is
+    written; they are written into one hidden staging folder and moved into place at the end,
+    and a failure anywhere removes what this call moved, so the working copy is as it was.
+    source names where the modules come from (the synopsis) in the errors.
     """
     _check_config(scaffold_config)
-    used: set[int] = set()
-    results = []
+    services = _services_dir(workdir)
+    results: list[ScaffoldResult | None] = []
+    new: list[tuple[int, str, str, str]] = []  # (index, name, description, language)
+    names: set[str] = set()
     for name, description in modules:
         language = language_for(name, scaffold_config)
-        port = _next_free_port(port_for(name, language), language, used)
-        result = scaffold_service(workdir, name, description, scaffold_config, port=port)
-        if result.created:
-            used.add(result.port)
-        results.append(result)
-    return results
+        refused = _not_created(services, name, language)
+        if refused is None and name in names:  # named twice: made once
+            refused = ScaffoldResult(name, language, services / name, 0, False, REASON_EXISTS)
+        if refused is None:
+            new.append((len(results), name, description, language))
+            names.add(name)
+        results.append(refused)
+    limit = scaffold_config.get("max_per_run")
+    if limit is not None and len(new) > limit:
+        raise InputError(f"{source} lists {len(new)} modules the repository does not have, more than "
+                         f"nexus-agent.toml [scaffold] max_per_run = {limit} scaffolded in one run; nothing "
+                         "scaffolded: check the synopsis's Required Modules section, or raise max_per_run")
+    used: set[int] = set()
+    planned = []  # (index, name, description, language, port)
+    for index, name, description, language in new:
+        port = _next_free_port(port_for(name, language), language, used, source)
+        used.add(port)
+        planned.append((index, name, description, language, port))
+    moved: list[Path] = []
+    staging = Path(tempfile.mkdtemp(prefix=".scaffold-run-", dir=services)) if planned else None
+    try:
+        for _, name, description, language, port in planned:
+            _write_service(staging / name, name, language, port, description)  # type: ignore[operator]
+        for index, name, _, language, port in planned:
+            target = services / name
+            if target.exists() or target.is_symlink():  # appeared while we were writing: never touched
+                results[index] = ScaffoldResult(name, language, target, 0, False, REASON_EXISTS)
+                continue
+            os.rename(staging / name, target)  # type: ignore[operator]
+            moved.append(target)
+            results[index] = ScaffoldResult(name, language, target, port, True, REASON_CREATED)
+    except BaseException:
+        for target in moved:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return [r for r in results if r is not None]

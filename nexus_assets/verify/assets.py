@@ -1,13 +1,32 @@
 """Step F, end to end: where the repository defines docker-compose.e2e.yml, bring that stack
 up from the images just built, wait for every service to be healthy, and take it down."""
 
+from pathlib import Path
+
 import dagster as dg
 
-from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES
+from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES, image_key
+from nexus_assets.core.lineage import latest_observations
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.verify import service_tests
 
 E2E_COMPOSE = "docker-compose.e2e.yml"
+
+
+def _discovery_problems(path: Path) -> list[tuple[str, str]]:
+    """(service, message) of every discovery problem naming a service or a services/<name> path."""
+    try:
+        problems = read_json(path).get("problems") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    found = []
+    for problem in (p for p in problems if isinstance(p, dict)):
+        parts = str(problem.get("file") or "").split("/")
+        name = problem.get("service") or (parts[1] if len(parts) > 1 and parts[0] == "services" else None)
+        if name:
+            found.append((str(name), str(problem.get("message"))))
+    return found
 
 
 def e2e_tests_asset() -> dg.AssetsDefinition:
@@ -23,10 +42,23 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
     def e2e_tests(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine):
         settings = nexus.settings()
         client = docker_engine.client()
+        tagged = context.instance.get_latest_materialization_event(TAGGED_IMAGES)
+        problems = tagged.asset_materialization.metadata.get("problems") if tagged and tagged.asset_materialization \
+            else None
+        why = {str(p.get("service")): str(p.get("reason")) for p in getattr(problems, "value", None) or []
+               if isinstance(p, dict)}
+        for key, record in latest_observations(context.instance, [image_key(n) for n in why]).items():
+            seen = record.event_log_entry.asset_observation
+            meta = {k: getattr(v, "value", v) for k, v in (seen.metadata if seen is not None else {}).items()}
+            if meta.get("status") == "failed":  # the build's own reason (a Dockerfile line, a refusal)
+                why[key.path[-1]] = f"its build failed: {meta.get('reason')}"
+        for name, message in _discovery_problems(settings.reports / "discovery_parsed.json"):
+            why.setdefault(name, f"refused by discovery: {message}")  # a link out, a secret: not in the graph
         try:
             result = service_tests.run_e2e(
                 client, settings.workdir / E2E_COMPOSE, settings.workdir, settings.reports,
                 env={"REGISTRY": settings.registry, "VERSION": settings.version}, timeout=settings.test_timeout * 2,
+                ours=f"{settings.registry}/nexus/", why=why,
             )
         finally:
             client.close()

@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
+
 from nexus_assets.core.stage import Stage, StageResult, docker_errors
 
 
@@ -24,12 +26,46 @@ def compose_binary() -> str | None:
     return shutil.which("docker-compose") or ("/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").is_file() else None)
 
 
+UNKNOWN = "not built here: refused, or not a service of the repository; see discovery's problems"
+
+
+def _images(config: str) -> list[str]:
+    """The image of every service in `docker-compose config`'s output (variables filled in)."""
+    try:
+        services = (yaml.safe_load(config) or {}).get("services") or {}
+    except yaml.YAMLError:
+        return []
+    return [str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")]
+
+
+def _unbuilt(client, images: list[str], ours: str, why: dict[str, str]) -> list[str]:
+    """The services whose image (one of ours: under the prefix `ours`, REGISTRY/nexus/) the stack
+    needs but the engine lacks, each with why (why: {service: reason}, from tagged_images):
+    compose would otherwise try to pull it and fail with the registry's words, not ours."""
+    import docker.errors
+
+    missing = []
+    for image in images:
+        if not image.startswith(ours):
+            continue
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            service = image[len(ours):].rsplit(":", 1)[0]
+            reason = next((r for s, r in why.items() if s.lower() == service), None) or UNKNOWN
+            missing.append(f"{service} ({reason})")
+    return missing
+
+
 def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, timeout: float = 300,
-            env: dict[str, str] | None = None, name: str = "platform") -> StageResult:
+            env: dict[str, str] | None = None, name: str = "platform", ours: str | None = None,
+            why: dict[str, str] | None = None) -> StageResult:
     """`docker-compose up -d` the repository's compose file as project nexus-e2e-<hash>, wait until
     every container is running and every one with a healthcheck is healthy, then always
     `down -v --remove-orphans`. env (e.g. image names of the images just built) is passed to
-    compose; its values are never logged. No compose file is a skip."""
+    compose; its values are never logged. No compose file is a skip. ours: the prefix of the
+    images this pipeline builds (REGISTRY/nexus/): one the engine lacks fails the stage before
+    anything starts, naming the service and why (why: {service: reason})."""
     st = Stage(name, "e2e", log_dir, timeout)
     if not compose_file.is_file():
         return st.result(True, f"no compose file {compose_file.name}: no e2e stage defined", skipped=True)
@@ -52,6 +88,16 @@ def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, tim
         return done
 
     def body() -> tuple[bool, str]:
+        if ours:
+            # compose 1.29 has no `config --images`; the resolved file may hold .env values: never logged
+            listed = subprocess.run([*base, "config"], cwd=project_dir, env=environ, capture_output=True, text=True,
+                                    timeout=max(1.0, min(60, st.remaining())))
+            images = _images(listed.stdout) if listed.returncode == 0 else []
+            st.write(f"$ docker-compose config: images {', '.join(images) or '(none read)'}")
+            missing = _unbuilt(client, images, ours, why or {})
+            if missing:
+                return False, (f"e2e not started: the stack needs {len(missing)} service(s) with no image: "
+                               + "; ".join(missing))
         up = compose("up", "-d", limit=st.remaining())
         ids = compose("ps", "-q", limit=min(30, st.remaining())).stdout.split()
         st.containers = len(ids)

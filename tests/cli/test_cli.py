@@ -52,9 +52,7 @@ def test_a_registry_that_cannot_name_an_image_is_refused_before_any_build(tmp_pa
 
 def test_bad_version_is_refused(tmp_path):
     line = _one_error_line(_run(["run", "--version", "1.0/evil", "--workdir", str(tmp_path / "w")], tmp_path))
-    assert "cannot be an image tag" in line
-    assert "cannot be an image tag" in _one_error_line(_run(["run", "--version", "1.0.0+build", "--workdir",
-                                                             str(tmp_path / "w")], tmp_path))
+    assert "is not X.Y.Z" in line  # more cases: test_bad_settings.py
 
 
 @pytest.mark.docker

@@ -118,7 +118,11 @@ def test_another_stack_file_is_reported_with_the_others(repo):
 def test_parity_evidence_carries_both_names_and_a_folder_matches_by_its_compose_name(repo):
     _, report = reports(repo)
     rows = {m["name"]: m for m in report["modules"]}
-    assert all(rows[n]["status"] == "present" for n in ("auth", "billing", "media-encoder", "search"))
+    assert all(rows[n]["status"] == "present" for n in ("auth", "media-encoder", "search"))
+    # billing's build arg carries a secret: the service is refused, so no evidence of its module.
+    assert rows["billing"]["status"] == "missing" and rows["billing"]["evidence"] == []
+    assert rows["billing"]["refused"] == "billing: build arg PLAN_TOKEN carries a secret (its name names a secret)"
+    assert "fix the refused service(s)" in report["action"] and "auto-scaffold" not in report["action"]
     auth = [(e["source"], e["name"], e["compose_name"], e["folder"]) for e in rows["auth"]["evidence"]]
     # The folder `identity` is the auth module: compose names it so.
     assert ("folder", "identity", "auth", "services/identity") in auth

@@ -47,6 +47,23 @@ def test_push_then_pull_by_digest_and_never_twice(docker_client, make_registry, 
     client.close()
 
 
+def test_a_released_version_pushes_under_its_build_tag_only_and_leaves_the_version_tags(
+        docker_client, make_registry, images):
+    server = make_registry()
+    client = RegistryClient(server.address, credentials_from_env())
+    released = push_image(docker_client, client, "svc", images(), "1.0.0")
+    changed_id = images()
+    changed = push_image(docker_client, client, "svc", changed_id, "1.0.0", version_tags=False)
+    build = f"build-{changed_id.removeprefix('sha256:')[:16]}"
+    assert changed.pushed and not changed.version_tagged and changed.digest != released.digest
+    assert changed.tags == [f"{server.address}/nexus/svc:{build}"]
+    assert changed.tag == f"{server.address}/nexus/svc:1.0.0"  # the release it is for, not a tag it wrote
+    assert client.manifest_digest("nexus/svc", build) == changed.digest
+    assert client.manifest_digest("nexus/svc", "1.0.0") == released.digest
+    assert client.manifest_digest("nexus/svc", "latest") == released.digest
+    client.close()
+
+
 def test_a_tested_image_is_tagged_in_the_registry_cache_by_one_manifest_put(docker_client, make_registry, images):
     server = make_registry()
     client = RegistryClient(server.address, credentials_from_env())

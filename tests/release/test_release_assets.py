@@ -14,15 +14,17 @@ from nexus_assets.core.keys import ARTIFACTS_MANIFEST, DISCREPANCY_REPORT
 from nexus_assets.release.assets import deployment_report_asset, verified_release_asset
 from nexus_assets.resources import NexusConfig
 
-from .conftest import git, write_inputs
+from .conftest import git, put_image, write_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_release(settings, manifest_gate_passes: bool, parity_passes: bool = True) -> dg.ExecuteInProcessResult:
+def run_release(settings, manifest_gate_passes: bool, parity_passes: bool = True,
+                digests: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """The release assets behind stand-ins for the manifest and the parity report, each with a
-    (non-blocking) check, so the release step runs and reads their verdicts from Dagster."""
-    write_inputs(settings, {"users": "a", "auth": "b"})
+    (non-blocking) check, so the release step runs and reads their verdicts from Dagster.
+    digests: the manifest's (real ones, in settings.registry: the release gate reads the registry)."""
+    write_inputs(settings, digests or {"users": "a", "auth": "b"})
     report = settings.reports / "discrepancy_report.json"
     data = json.loads(report.read_text())
     data["gate"] = {"passed": parity_passes, "message": "7 critical modules missing (at most 6 allowed)"}
@@ -65,9 +67,10 @@ def check(result, name: str):
 
 
 def test_passing_gates_release_and_the_report_says_what_was_built_pushed_and_released(release_settings,
-                                                                                      target_repo):
-    settings = release_settings("1.2.0")
-    result = run_release(settings, manifest_gate_passes=True)
+                                                                                      target_repo, unique_registry):
+    settings = release_settings("1.2.0", registry=unique_registry)
+    digests = {name: put_image(unique_registry, name, "1.2.0") for name in ("auth", "users")}
+    result = run_release(settings, manifest_gate_passes=True, digests=digests)
     assert result.success
     assert check(result, "release_gates").passed
     assert git(target_repo, "tag", "--list") == "verified_release_v1.2.0"
@@ -77,7 +80,7 @@ def test_passing_gates_release_and_the_report_says_what_was_built_pushed_and_rel
     assert report["runs"] == {"artifacts_manifest": result.run_id, "verified_release": result.run_id}
     assert [b["service"] for b in report["built"]] == ["auth", "users"]
     assert [p["repo_digest"] for p in report["pushed"]] == [
-        f"127.0.0.1:5000/nexus/auth@sha256:{'b' * 64}", f"127.0.0.1:5000/nexus/users@sha256:{'a' * 64}"]
+        f"{unique_registry}/nexus/auth@{digests['auth']}", f"{unique_registry}/nexus/users@{digests['users']}"]
     gates = {g["name"]: g for g in report["release"]["gates"]}
     assert gates["artifacts_manifest:manifest_has_digests"]["run_id"] == result.run_id
     assert gates["discrepancy_report:critical_modules_gate"]["passed"]

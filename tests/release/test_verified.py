@@ -6,13 +6,13 @@ release name the service whose digest and SBOM changed, read from the previous t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
 import pytest
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.release.gitrelease import ReleaseError
 from nexus_assets.release.notes import Gate
 from nexus_assets.release.verified import make_release
 
@@ -91,9 +91,24 @@ def test_a_version_tagged_on_another_commit_is_refused(release_settings, target_
     write_inputs(settings, {"users": "a"})
     make_release(settings, PASSED)
     commit_file(target_repo, "services/users/app.py", "print('users 2')\n")
-    with pytest.raises(ReleaseError, match=r"verified_release_v1\.2\.0 already exists for commit .* leave it out"):
-        make_release(settings, PASSED)
+    outcome = make_release(settings, PASSED)  # a refusal on record, not a crash that leaves "made" behind
+    assert not outcome.made and outcome.problems
+    assert re.search(r"verified_release_v1\.2\.0 already exists for commit .* leave it out", outcome.messages[0])
+    assert "a new version is required to ship changed images" in outcome.messages[0]
     assert tags(target_repo) == ["verified_release_v1.2.0"]
+
+
+def test_the_same_version_and_commit_with_other_images_is_not_released_again(release_settings, target_repo):
+    settings = release_settings("1.2.0")
+    write_inputs(settings, {"users": "a", "auth": "b"})
+    first = make_release(settings, PASSED)
+    write_inputs(settings, {"users": "c", "auth": "b"})  # rebuilt: another image for the same commit
+    again = make_release(settings, PASSED)
+    assert not again.made and not again.already_released
+    assert f"users: released sha256:{'a' * 64}, this build sha256:{'c' * 64}" in again.messages[0]
+    assert "auth" not in again.messages[0] and "a new version is required" in again.messages[0]
+    assert tags(target_repo) == ["verified_release_v1.2.0"]
+    assert git(target_repo, "rev-parse", "verified_release") == first.release_commit
 
 
 def test_next_release_names_the_changed_service_read_from_the_previous_tag(release_settings, target_repo):

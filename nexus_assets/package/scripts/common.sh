@@ -53,11 +53,51 @@ install_release() {
   cp "$package/$COMPOSE_FILE_NAME" "$package/RELEASE" "$package/SHA256SUMS" "$dest/"
   mkdir -p "$dest/deployment"
   cp "$package/deployment/images.txt" "$package/deployment/.env.template" "$dest/deployment/"
-  if [ -f "$package/artifacts/artifacts_manifest.json" ]; then
-    mkdir -p "$dest/artifacts"
-    cp "$package/artifacts/artifacts_manifest.json" "$dest/artifacts/"
+  # the manifest, provenance, SBOMs and public key, and the scripts: a release kept here can
+  # be audited, verified and rolled back to without its package
+  if [ -d "$package/artifacts" ]; then
+    rm -rf "$dest/artifacts"
+    cp -r "$package/artifacts" "$dest/artifacts"
   fi
+  rm -rf "$dest/scripts"
+  cp -r "$package/scripts" "$dest/scripts"
+  touch "$dest"
   printf '%s\n' "$dest"
+}
+
+# Every image's signed provenance: the signature (ed25519 over DSSE), the subject digest against
+# the manifest, the SBOM and provenance checksums; KEYID (optional) pins the signing key.
+verify_provenance() {
+  local dir="$1" keyid="${2:-}"
+  [ -f "$dir/artifacts/artifacts_manifest.json" ] || die "$dir has no artifacts/artifacts_manifest.json: no provenance to verify"
+  [ -f "$dir/scripts/verify_provenance.py" ] || die "$dir/scripts/verify_provenance.py is missing"
+  python3 -c 'import cryptography' 2>/dev/null \
+    || die "python3 with cryptography is needed to verify provenance (Debian: apt-get install python3-cryptography)"
+  python3 "$dir/scripts/verify_provenance.py" "$dir/artifacts" ${keyid:+--expect-keyid "$keyid"} \
+    || die "$dir: the signed provenance does not verify; nothing was started"
+}
+
+# Wait until every container of a release runs and, where it has a health check, is healthy;
+# polled every second for at most TIMEOUT seconds.
+wait_healthy() {
+  local dir="$1" timeout="$2" deadline id line waiting
+  deadline=$((SECONDS + timeout))
+  while :; do
+    waiting=()
+    for id in $(compose_release "$dir" ps -q); do
+      line="$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id")"
+      case "$line" in
+        *" running healthy"|*" running none") ;;
+        *) waiting+=("${line#/}") ;;
+      esac
+    done
+    [ "${#waiting[@]}" -eq 0 ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "not healthy after ${timeout}s: ${waiting[*]}"
+      return 1
+    fi
+    sleep 1
+  done
 }
 
 # Point `current` at a release and log the switch.

@@ -42,7 +42,7 @@ check_service() {  # service, pinned image reference (empty for infrastructure)
   while :; do
     state="$(docker inspect -f '{{.State.Status}}' "$cid")"
     health="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$cid")"
-    [ "$health" != "starting" ] || [ "$SECONDS" -ge "$deadline" ] || { sleep 2; continue; }
+    [ "$health" != "starting" ] || [ "$SECONDS" -ge "$deadline" ] || { sleep 1; continue; }
     break
   done
   if [ "$state" != "running" ] || { [ "$health" != "healthy" ] && [ "$health" != "none" ]; }; then

@@ -48,7 +48,14 @@ if [ ! -f "$DEST/$COMPOSE_FILE_NAME" ]; then
 fi
 
 say "rolling back to $TAG"
-compose_release "$DEST" pull
+# The host keeps the images of the releases it keeps: the registry is asked only for one it lacks.
+while IFS=$'\t' read -r _ image; do
+  if [ -n "$image" ] && ! docker image inspect "$image" >/dev/null 2>&1; then
+    compose_release "$DEST" pull
+    break
+  fi
+done <"$DEST/deployment/images.txt"
 compose_release "$DEST" up -d --remove-orphans
 switch_to "$TAG" rollback
+wait_healthy "$DEST" "${NEXUS_HEALTH_TIMEOUT:-30}" || die "$TAG started again but is not healthy"
 say "now running $TAG; run scripts/post_deploy_audit.sh --host-dir $HOST_DIR"
