@@ -4,6 +4,7 @@ pipeline runs push to a registry of the session's own (htpasswd auth, Debian's d
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -17,6 +18,34 @@ import requests
 from dotenv import dotenv_values
 
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
+
+
+def fill_disk(folder: Path) -> None:
+    """Write to folder/filler until its filesystem is full (ENOSPC, nothing else)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)  # unbuffered: no write left for close()
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str, *, full: bool = False):
+    """A tmpfs of size mounted on mount (made if missing), filled up when full; unmounted after.
+    Tests of a full disk fill a real one, so they need root and fail (never skip) without it."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        if full:
+            fill_disk(mount)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ SBOMs are made names the file, never a bare `OSError: [Errno 28]`."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.synthetic import generate_monorepo
+from tests.conftest import mounted_tmpfs
 
 pytestmark = [pytest.mark.docker]
 
@@ -47,35 +47,17 @@ def test_a_synopsis_of_2000_modules_scaffolds_nothing_and_names_the_synopsis_and
         assert "1 service(s): 1 to build" in text  # never 902: nothing was scaffolded
 
 
-def _fill(folder: Path) -> None:
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-
-
 def test_a_full_disk_while_making_sboms_names_the_file(tmp_path, unique_registry, remove_test_images):
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
     repo = tmp_path / "repo"
     generate_monorepo(repo, 1)
     workdir = tmp_path / "w"
     sboms = workdir / "artifacts" / "sbom"
-    sboms.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(sboms)], check=True)
-    try:
-        _fill(sboms)
+    with mounted_tmpfs(sboms, "256k", full=True):
         code, text = _run(repo, workdir, unique_registry, tmp_path / "dh")
         assert code == 1, text
         assert f"sbom/node-svc-001 FAILED: no space left on device: {sboms}/node-svc-001.cdx.json" in text, text
         assert "[Errno 28]" not in text and "Traceback" not in text
         assert sorted(p.name for p in sboms.iterdir()) == ["filler"]  # nothing half-written
-    finally:
-        subprocess.run(["umount", "-l", str(sboms)], check=False)
 
 
 def test_a_build_log_on_a_full_disk_is_named_and_not_taken_for_a_lost_engine(tmp_path, docker_client, unique_registry,
@@ -87,21 +69,14 @@ def test_a_build_log_on_a_full_disk_is_named_and_not_taken_for_a_lost_engine(tmp
     from nexus_assets.core.services import find_services
     from nexus_assets.images.build import build_image, plan_build
 
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
     folder = tmp_path / "repo" / "services" / "hello"
     folder.mkdir(parents=True)
     (folder / "Dockerfile").write_text("FROM nexus-base/bookworm:2\nRUN echo 'a line for the log'\n")
     service = next(s for s in find_services(tmp_path / "repo") if s.name == "hello")
     reports = tmp_path / "reports"
-    reports.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(reports)], check=True)
-    try:
-        _fill(reports)
+    with mounted_tmpfs(reports, "64k", full=True):
         plan = plan_build(service, docker_client, load_base_image_map())
         with pytest.raises(OSError) as caught:
             build_image(docker_client, plan, registry=unique_registry, version="1.0.0", revision=None, source=None,
                         log_path=reports / "build_hello.log")
         assert no_space_line(caught.value) == f"no space left on device: {reports}/build_hello.log"
-    finally:
-        subprocess.run(["umount", "-l", str(reports)], check=False)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -28,6 +27,7 @@ from nexus_assets.core.cleanup import (
 )
 from nexus_assets.core.errors import ConfigError, no_space_line
 from nexus_assets.core.settings import Settings
+from tests.conftest import fill_disk, mounted_tmpfs
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]
 
@@ -147,31 +147,15 @@ def test_no_space_lines():
 
 @pytest.fixture
 def full_tmpfs(tmp_path):
-    """A 2 MB tmpfs, filled up; unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (this test checks a full disk for real)")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    """A 2 MB tmpfs (filled up by the test that needs it full); unmounted afterwards."""
+    with mounted_tmpfs(tmp_path / "full", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(folder: Path) -> None:
-    with open(folder / "filler", "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
 
 
 def test_dagster_home_on_a_full_disk_is_one_line(full_tmpfs, tmp_path):
     home = full_tmpfs / "dagster_home"
     home.mkdir()
-    _fill(full_tmpfs)
+    fill_disk(full_tmpfs)
     done = subprocess.run([*NEXUS_AGENT, "status", "--workdir", str(tmp_path / "w")], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "DAGSTER_HOME": str(home)})
     assert done.returncode == 2, done

@@ -4,36 +4,20 @@ OSError(ENOSPC) with no file name, which came out as a bare `OSError: [Errno 28]
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import naming, write_atomic
+from tests.conftest import mounted_tmpfs
 
 
 @pytest.fixture
 def full_disk(tmp_path: Path):
     """A 64 KB tmpfs, filled up; unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while True:
-                os.write(fd, b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+    with mounted_tmpfs(tmp_path / "full", "64k", full=True) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_write_atomic_on_a_full_disk_names_the_file_and_leaves_nothing(full_disk):

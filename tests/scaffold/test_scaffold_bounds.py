@@ -7,8 +7,6 @@ as it was."""
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from nexus_assets.core.errors import InputError, no_space_line
 from nexus_assets.core.repo_config import DEFAULTS
 from nexus_assets.scaffold.generate import REASON_CREATED, REASON_EXISTS, scaffold_missing, scaffold_service
+from tests.conftest import mounted_tmpfs
 
 SYNOPSIS = "/repo/docs/investor_synopsis.md"
 
@@ -76,15 +75,8 @@ def test_running_out_of_scaffold_ports_is_found_before_anything_is_written(workd
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 1 MB tmpfs as the working copy: room for a few scaffolded services, not for a hundred."""
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (this test fills a disk for real)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_part_way_leaves_the_working_copy_as_it_was_and_names_the_folder(small_disk):
