@@ -6,9 +6,12 @@ opens) fails alone, naming that port; no value compose passes leaves the test co
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import dagster as dg
+import pypdf
 import pytest
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
@@ -31,7 +34,7 @@ def test_sound_services_pass_as_compose_runs_them_and_the_broken_health_check_fa
     names = sorted(traits.services)
     sound = [n for n in names if n != UNHEALTHY]
     assert sorted(summary.built) == names and summary.failed == [], summary
-    # The broken one fails alone; the release gate says so (a waiver is another issue's work).
+    # The broken one fails alone; the release gate says so.
     assert sorted(summary.failed_gates) == [f"image/{UNHEALTHY}:integration", "verified_release:release_gates"]
     manifest = json.loads((settings.artifacts / "artifacts_manifest.json").read_text())
     entries = {e["service"]: e for e in manifest["images"]}
@@ -67,3 +70,25 @@ def test_sound_services_pass_as_compose_runs_them_and_the_broken_health_check_fa
     # (reports, Dagster's storage, the signing key): nothing changed, nothing is built again.
     second = run_pipeline(settings)
     assert second.built == [], second
+
+    # The operator waives the broken one on the record: the release is made without it, and the
+    # manifest, the release notes, the PDF and the package say it was waived (issue 15's bar).
+    (settings.repo / "nexus-agent.toml").write_text(
+        f'[release]\nwaive = [{{ service = "{UNHEALTHY}", reason = "health check probes the wrong port, OPS-7", '
+        'until = "2099-12-31" }]\n')
+    third = run_pipeline(settings)
+    assert third.ok and third.built == [], third
+    manifest = json.loads((settings.artifacts / "artifacts_manifest.json").read_text())
+    [waived] = manifest["waived"]
+    assert (waived["service"], waived["until"], waived["committed_by"]) == (UNHEALTHY, "2099-12-31", "uncommitted")
+    assert sorted(e["service"] for e in manifest["images"] if e.get("repo_digest")) == sound
+    [notes] = settings.workdir.glob("releases/v1.0.0/release_notes.md")
+    assert f"| {UNHEALTHY} | " in notes.read_text() and "health check probes the wrong port" in notes.read_text()
+    [pdf] = settings.reports.glob("compliance_report_*.pdf")
+    text = " ".join(" ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    assert f"waived: {UNHEALTHY} WAIVED" in text
+    [package] = settings.reports.glob("deployment_package_*.tar.gz")
+    with tarfile.open(package) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("/docker-compose.full.yml"))
+        stack = archive.extractfile(member).read().decode()
+    assert UNHEALTHY not in stack and all(name in stack for name in sound)
