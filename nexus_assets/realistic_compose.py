@@ -120,6 +120,7 @@ def add_compose_run_traits(dest: Path, compose: list[str], *, plain: bool) -> tu
 
 def generate_compose_run_repo(dest: Path) -> ComposeRunTraits:
     """A small repository of the five traits alone, standard-library services (quick to build)."""
+    from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
     from nexus_assets.realistic import _readable, _write
 
     compose: list[str] = []
@@ -131,5 +132,6 @@ def generate_compose_run_repo(dest: Path) -> ComposeRunTraits:
            + "".join(f"- **{n}** - service {n}\n" for n in names))
     _write(dest / "deployment" / "service_list.txt", "\n".join(names) + "\n")
     _write(dest / "nexus-agent.toml", "[parity]\ncritical = []\n")
+    _write(dest / RATIFICATION_INDEX, ratification_index())  # the PMMG lock a release needs
     _readable(dest)
     return traits

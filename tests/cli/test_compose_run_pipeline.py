@@ -74,7 +74,7 @@ def test_sound_services_pass_as_compose_runs_them_and_the_broken_health_check_fa
     # The operator waives the broken one on the record: the release is made without it, and the
     # manifest, the release notes, the PDF and the package say it was waived (issue 15's bar).
     (settings.repo / "nexus-agent.toml").write_text(
-        f'[release]\nwaive = [{{ service = "{UNHEALTHY}", reason = "health check probes the wrong port, OPS-7", '
+        f'[parity]\ncritical = []\n\n[release]\nwaive = [{{ service = "{UNHEALTHY}", reason = "health check probes the wrong port, OPS-7", '
         'until = "2099-12-31" }]\n')
     third = run_pipeline(settings)
     assert third.ok and third.built == [], third
