@@ -36,7 +36,8 @@ def test_only_stale_images_rebuild(settings, small_repo, docker_client, remove_t
     assert cold.ok, cold
     assert sorted(cold.built) == ["node-svc-001", "node-svc-002", "py-svc-003"]
     manifest = _manifest(settings)
-    assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0}
+    assert manifest["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0, "refused": 0,
+                                 "waived": 0}
     for entry in manifest["images"]:
         assert docker_client.images.get(entry["image"]).id == entry["image_id"] != entry["digest"]
         assert entry["repo_digest"] == f"{settings.registry}/nexus/{entry['service']}@{entry['digest']}"

@@ -102,7 +102,8 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
         metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         assert metadata["status"] == "pulled from cache" and metadata["test_containers"] == 0
     pulled = manifest(second_settings)
-    assert pulled["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0}
+    assert pulled["totals"] == {"services": 3, "with_digest": 3, "problems": 0, "tests_failed": 0, "refused": 0,
+                                "waived": 0}
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=True).stdout.strip()
     for entry in pulled["images"]:
