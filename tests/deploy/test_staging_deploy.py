@@ -136,13 +136,23 @@ def test_unreachable_host_and_a_wrong_host_key_refuse_and_change_nothing(target,
 def test_an_unhealthy_v2_is_rolled_back_to_v1_by_digest(target, capfd):
     repo = target["repo"]
     compose = (repo / "docker-compose.yml").read_text()
+    # Healthy where it is tested (HEALTH_MODE defaults to ok: the tests run it as compose does),
+    # unhealthy on the host, whose .env (the operator's secrets file) sets it otherwise.
     compose = compose.replace("    build: ./services/node-svc-001\n",
-                              "    build: ./services/node-svc-001\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n"
+                              "    build: ./services/node-svc-001\n    environment:\n      HEALTH_MODE: ${HEALTH_MODE:-ok}\n"
+                              "    healthcheck:\n      test: [\"CMD\", \"node\", \"-e\", "
+                              "\"process.exit(process.env.HEALTH_MODE === 'ok' ? 0 : 1)\"]\n"
                               "      interval: 1s\n      retries: 1\n")
     (repo / "docker-compose.yml").write_text(compose)
     subprocess.run([*GIT, "-C", str(repo), "commit", "-q", "-am", "v2: a health check that fails"], check=True)
     target["mp"].setenv("NEXUS_HEALTH_TIMEOUT", "8")
-    assert main(["run", *target["args"], "--version", "1.0.1", "--deploy-staging"]) == 1
+    secrets = Path(os.environ["NEXUS_STAGING_ENV_FILE"])
+    kept = secrets.read_text()
+    secrets.write_text(kept + "HEALTH_MODE=broken\n")
+    try:
+        assert main(["run", *target["args"], "--version", "1.0.1", "--deploy-staging"]) == 1
+    finally:
+        secrets.write_text(kept)
     out = capfd.readouterr().out
     assert "rolled back to verified_release_v1.0.0" in out
     staging = _report(target["work"])
