@@ -98,11 +98,17 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
         raise RegistryError(f"service {service}: image {image_id} is gone from the engine; rebuild it") from None
     release = release_tags(registry, service, version)
     repo = release[0].rpartition(":")[0]
-    refs = release if version_tags else [f"{repo}:{unreleased_tag(image.id)}"]
     repository = registry_client.repository(service)
+    digest = local_repo_digest(image, repo)
+    if not version_tags:
+        # The released tag may name this very image (a fresh machine pulled the release from the
+        # registry cache): it is the release's own, so there is nothing to push, under any tag.
+        released = registry_client.manifest_digest(repository, version, on_retry=log)
+        version_tags = released is not None and (
+            released == digest or registry_client.image_id(repository, released) == image.id)
+    refs = release if version_tags else [f"{repo}:{unreleased_tag(image.id)}"]
     attempts = 0
     pushed = False
-    digest = local_repo_digest(image, repo)
     in_registry = False
     for ref in refs:
         tag = ref.rpartition(":")[2]

@@ -131,10 +131,11 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
     text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
     assert f"built from {commit[:12]}" in re.sub(r"\s+", " ", text), text[:2000]
 
-    # One service changes: it alone builds (and is tested); the others are left as they are.
+    # One service changes (a new version ships it: 1.0.0 is released and immutable): it alone
+    # builds (and is tested); the others are left as they are.
     changed = repo / "services" / "node-svc-002" / "server.js"
     changed.write_text(changed.read_text() + "\n// changed on the second machine\n")
-    third = run_pipeline(second_settings)
+    third = run_pipeline(replace(second_settings, version="1.0.1"))
     assert third.ok and third.built == ["node-svc-002"] and third.pulled == [] and third.test_containers > 0
 
     # The cache tag of py-svc-003 now holds another service's image: ignored, py-svc-003 is built.
@@ -145,7 +146,8 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
     for line in docker_client.api.push(repo_name, tag=tag, auth_config=auth, stream=True, decode=True):
         assert "error" not in line, line
     docker_client.api.remove_image(f"{repo_name}:{tag}")
-    fourth_settings = fresh_machine(first_settings, tmp_path, monkeypatch, docker_client, "fourth")
+    fourth_settings = replace(fresh_machine(first_settings, tmp_path, monkeypatch, docker_client, "fourth"),
+                              version="1.0.2")
     fourth = run_pipeline(fourth_settings)
     assert fourth.ok and fourth.built == ["py-svc-003"] and sorted(fourth.pulled) == ["node-svc-001", "node-svc-002"]
     warned = warnings_of(fourth_settings, fourth)
