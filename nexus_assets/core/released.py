@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
@@ -68,6 +69,7 @@ def version_tag_problems(images: Iterable[dict], version: str,
     clients: dict[str, RegistryClient] = {}
     try:
         credentials = credentials_from_env()
+        asked: list[tuple[RegistryClient, str, str, str, str]] = []
         for entry in images:
             service = str(entry.get("service"))
             want, what = (expected or {}).get(service) or (str(entry.get("digest") or ""), "the manifest's")
@@ -77,9 +79,12 @@ def version_tag_problems(images: Iterable[dict], version: str,
             registry, repository = where
             if registry not in clients:
                 clients[registry] = RegistryClient(registry, credentials)
-            there = clients[registry].manifest_digest(repository, version)
-            if there != want:
-                problems.append(f"{registry}/{repository}:{version} names {there or 'nothing'}, not {what} {want}")
+            asked.append((clients[registry], registry, repository, want, what))
+        # One HEAD a tag, several at a time: a run that launches nothing asks this for every service.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = list(pool.map(lambda a: a[0].manifest_digest(a[2], version), asked))
+        problems += [f"{registry}/{repository}:{version} names {there or 'nothing'}, not {what} {want}"
+                     for (_, registry, repository, want, what), there in zip(asked, found, strict=True) if there != want]
     except NexusError as exc:
         problems.append(f"the registry's version tags cannot be read: {exc}")
     finally:
