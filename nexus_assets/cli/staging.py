@@ -9,7 +9,6 @@ import sys
 
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.settings import Settings
-from nexus_assets.resources.staging import staging_settings
 
 FLAGS = (("--staging-host", "host", "user@host[:port] (NEXUS_STAGING_HOST)"),
          ("--staging-ssh-key", "ssh_key", "the private key (NEXUS_STAGING_SSH_KEY)"),
@@ -30,7 +29,10 @@ def _config(args: argparse.Namespace, deploy: bool) -> dict[str, str]:
     if deploy:
         config["env_file"] = args.staging_env_file or ""
         config["health_timeout"] = args.health_timeout or ""
-    # bad settings end here, before Dagster is loaded (exit 2)
+    # bad settings end here, before Dagster is loaded (exit 2); imported here, not at the top: the
+    # resources package loads Dagster and paramiko, which `nexus-agent run` with nothing changed never needs
+    from nexus_assets.resources.staging import staging_settings
+
     staging_settings(**config, need_env_file=deploy)
     return {k: v for k, v in config.items() if v}
 
