@@ -2,7 +2,7 @@
 # daemon and each run's own container under dagster-docker's DockerRunLauncher (as in Dagster's
 # deploy_docker example; deploy/dagster/ and scripts/dagster_stack.sh). It starts from the public
 # python:3.11-slim, so it builds on any machine (here the bootstrap's base-image map provides
-# that name: nexus_assets/core/base_images.toml), and installs from build/wheelhouse, which
+# that name: nexus_assets/target/base_images.toml), and installs from build/wheelhouse, which
 # scripts/build_image.sh fills on the host, so the pip step needs no network.
 FROM python:3.11-slim
 # What a run calls besides Python, from Debian: git (the target's revision, release tags),

@@ -103,7 +103,7 @@ def run_duration(run_ids: list[str]) -> float:
 
 def setup(args: argparse.Namespace) -> int:
     from nexus_assets.cli.pipeline import run_pipeline
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     root: Path = args.root
     if (root / "state.json").exists():

@@ -2,7 +2,7 @@
 and how long `nexus-agent run` takes cold, with nothing changed and after one change, with the
 local package caches and without them.
 
-The repository comes from `nexus_assets.realistic.generate_realistic_monorepo` (62 services by
+The repository comes from `nexus_assets.testrepos.realistic.generate_realistic_monorepo` (62 services by
 default): compose names that differ from folders, nested services, a context outside services/,
 a shared Dockerfile outside its context, build args only compose supplies, mixed Node and
 Python services that install REAL packages while building (`npm ci` of express from a real
@@ -141,8 +141,8 @@ def main() -> int:
     if args.services < 13 or not modes:
         parser.error("--services must be at least 13 and --modes name passthrough and/or cached")
 
-    from nexus_assets.realistic import generate_realistic_monorepo
     from nexus_assets.resources import docker_client
+    from nexus_assets.testrepos.realistic import generate_realistic_monorepo
 
     base = Path(tempfile.mkdtemp(prefix="nexus-realistic-bench-"))
     repo = generate_realistic_monorepo(base / "repo", args.services, second_broken=True)

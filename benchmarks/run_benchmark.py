@@ -215,7 +215,7 @@ class BenchImages:
 def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool) -> dict:
     """The original scripts: every service, one after another, `docker build` (and with
     tests=True the same unit and integration tests as ours), every time."""
-    from nexus_assets.core.services import find_services
+    from nexus_assets.target.services import find_services
     from nexus_assets.verify import service_tests
 
     started = time.monotonic()
@@ -295,7 +295,7 @@ def main() -> int:
 
     from nexus_assets.core.settings import Settings
     from nexus_assets.resources import docker_client
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     root = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
     # A fresh repository path per benchmark, a valid one: mkdtemp's suffix may end in "_" or "-".

@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 job = json.load(open(sys.argv[1]))
 sys.path.insert(0, job["root"])
 from pathlib import Path
-from nexus_assets.core.cleanup import label_created
-from nexus_assets.core.services import find_services
+from nexus_assets.testing.cleanup import label_created
+from nexus_assets.target.services import find_services
 from nexus_assets.resources import docker_client
 from nexus_assets.verify.service_tests import run_unit_and_integration
 services = {s.name: s for s in find_services(Path(job["repo"]))}
@@ -96,11 +96,11 @@ def run_side(root: Path, work: Path, repo: Path, images: dict, parallel: int, tr
 
 def build_images(repo: Path, count: int, registry: str, work: Path) -> dict:
     sys.path.insert(0, str(HERE))
-    from nexus_assets.core.baseimages import load_base_image_map
-    from nexus_assets.core.services import find_services
     from nexus_assets.images.build import build_image, plan_build
     from nexus_assets.resources import docker_client
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.target.baseimages import load_base_image_map
+    from nexus_assets.target.services import find_services
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     generate_monorepo(repo, count)
     client = docker_client()

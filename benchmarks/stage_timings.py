@@ -46,11 +46,11 @@ def main() -> int:
     parser.add_argument("--module", type=Path, help="a service_tests.py to time instead of this checkout's")
     args = parser.parse_args()
 
-    from nexus_assets.core.baseimages import load_base_image_map
-    from nexus_assets.core.services import find_services
     from nexus_assets.core.settings import SAMPLE_REPO
     from nexus_assets.images.build import build_image, plan_build
     from nexus_assets.resources import docker_client
+    from nexus_assets.target.baseimages import load_base_image_map
+    from nexus_assets.target.services import find_services
 
     tests = load(args.module)
     client = docker_client()

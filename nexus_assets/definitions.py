@@ -20,9 +20,7 @@ from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
-from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.stage import Publisher, ServiceTests
 from nexus_assets.deploy.assets import (
     audit_job,
     audit_schedule,
@@ -46,6 +44,8 @@ from nexus_assets.release.assets import (
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
 from nexus_assets.resources.staging import StagingHost
 from nexus_assets.scaffold.assets import scaffolded_services
+from nexus_assets.target.services import Service, build_services
+from nexus_assets.testing.stage import Publisher, ServiceTests
 from nexus_assets.verify.assets import e2e_tests_asset
 from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit, run_unit_and_integration
 from nexus_assets.workspace.assets import workspace

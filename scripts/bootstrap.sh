@@ -8,7 +8,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${NEXUS_STATE_DIR:-/var/lib/nexus-assets}"
-BASE_MAP="${NEXUS_BASE_IMAGE_MAP:-$ROOT/nexus_assets/core/base_images.toml}"
+BASE_MAP="${NEXUS_BASE_IMAGE_MAP:-$ROOT/nexus_assets/target/base_images.toml}"
 REGISTRY_ADDR="${NEXUS_REGISTRY_ADDR:-127.0.0.1:5000}"
 DOCKER=/usr/bin/docker   # Debian's client: another one on PATH may insist on BuildKit
 export DOCKER_BUILDKIT=0

@@ -232,7 +232,7 @@ def auth_service_container(docker_client):
     """A running container on the real engine that compose would call auth-service: (name, image)."""
     import time
 
-    from nexus_assets.core.baseimages import load_base_image_map
+    from nexus_assets.target.baseimages import load_base_image_map
 
     image = load_base_image_map().base
     name = f"nexus-inventory-test-{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "run_benchmark.py"
 _spec = importlib.util.spec_from_file_location("run_benchmark", SCRIPT)

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.services import find_services, scan_services
 from nexus_assets.discovery.inventory import discover
+from nexus_assets.target.services import find_services, scan_services
 from nexus_assets.workspace.sync import sync_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -51,8 +51,8 @@ def test_symlinked_service_folder_outside_the_repo_is_refused_and_reported(repo,
 
 
 def test_the_image_stage_never_gets_the_outside_folder_from_repo_or_working_copy(repo, host_dir, tmp_path):
-    from nexus_assets.core.services import build_services
     from nexus_assets.core.settings import Settings
+    from nexus_assets.target.services import build_services
 
     (repo / "services" / "linked").symlink_to(host_dir)
     settings = Settings(repo=repo, workdir=tmp_path / "work", registry="r", version="1.0.0", max_parallel=1)
@@ -124,9 +124,9 @@ def test_sync_never_writes_or_deletes_through_a_link(repo, host_dir, tmp_path):
 # --- 2. a compose build context or Dockerfile outside the repository ----------------------
 
 def test_compose_build_context_outside_the_repo_is_refused_and_no_parity_evidence(repo, tmp_path):
-    from nexus_assets.core.repo_config import load_repo_config
     from nexus_assets.parity.compare import compare
     from nexus_assets.parity.synopsis import parse_synopsis
+    from nexus_assets.target.repo_config import load_repo_config
 
     syn = parse_synopsis(repo / "docs" / "investor_synopsis.md", display_path="docs/investor_synopsis.md")
     before = compare(syn, json.loads(json.dumps(discover(repo))), load_repo_config(repo))
@@ -248,7 +248,7 @@ def test_upper_case_folder_is_reported_with_its_image_name_and_collisions_name_b
 
 
 def test_latin1_byte_in_a_dockerfile_comment_keeps_the_service_buildable(repo):
-    from nexus_assets.core.dockerfile import read_dockerfile
+    from nexus_assets.target.dockerfile import read_dockerfile
 
     dockerfile = repo / "services" / "email-worker" / "Dockerfile"
     dockerfile.write_bytes(b"FROM node:18-alpine\n# caf\xe9 cr\xe8me\nEXPOSE 7000\n")

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nexus_assets.core.dockerfile import parse_dockerfile, read_dockerfile
 from nexus_assets.core.errors import NexusError
 from nexus_assets.discovery.inventory import parse_compose_file, read_service_list
+from nexus_assets.target.dockerfile import parse_dockerfile, read_dockerfile
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

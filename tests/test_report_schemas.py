@@ -21,7 +21,6 @@ from jsonschema import Draft202012Validator
 
 from nexus_assets.core.errors import ReportError
 from nexus_assets.core.fileio import write_json
-from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.definitions import PREPARE_ASSETS
 from nexus_assets.discovery.inventory import discover
@@ -31,6 +30,7 @@ from nexus_assets.parity.report import DiscrepancyReport
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.scaffold.report import ScaffoldReport
+from nexus_assets.target.repo_config import load_repo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -143,7 +143,7 @@ def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(
 
     from nexus_assets.cli.pipeline import run_pipeline
     from nexus_assets.core.settings import Settings
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     repo, home, work = tmp_path / "repo", tmp_path / "home", tmp_path / "work"
     generate_monorepo(repo, 2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.automation.receiver import Receiver
 from tests.release.fake_github import FakeGitHub
 

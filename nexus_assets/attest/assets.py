@@ -35,7 +35,6 @@ from nexus_assets.attest.steps import (
     write_sbom,
 )
 from nexus_assets.core.errors import no_space_line
-from nexus_assets.core.evidence_check import CheckFailed, check_folder
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import file_intact
 from nexus_assets.core.hashing import json_version
@@ -52,7 +51,8 @@ from nexus_assets.core.keys import (
     sbom_key,
 )
 from nexus_assets.core.lineage import AssetRecords, may_be_stale
-from nexus_assets.core.services import build_services
+from nexus_assets.evidence.check import CheckFailed, check_folder
+from nexus_assets.target.services import build_services
 
 SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
 PROVENANCE_VERSION = "provenance-1"

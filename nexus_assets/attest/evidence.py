@@ -1,6 +1,6 @@
 """The evidence pack: one folder an auditor takes away (artifacts/evidence/), holding the manifest,
 the SBOMs and signed provenance it lists, the public key, the newest compliance report when there
-is one, a standalone `verify.py` (core/evidence_check.py, verbatim: standard library plus
+is one, a standalone `verify.py` (evidence/check.py, verbatim: standard library plus
 `cryptography`), a README, and SHA256SUMS of every file with its signed copy
 SHA256SUMS.dsse.json. The folder is made beside and then put in place, so it is never half-made."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nexus_assets.attest.signing import public_pem, sign_envelope, signing_key_id
-from nexus_assets.core import evidence_check
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.evidence_check import MANIFEST, PUBLIC_KEY, SUMS, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE, file_sha256
+from nexus_assets.evidence import check as evidence_check
+from nexus_assets.evidence.check import MANIFEST, PUBLIC_KEY, SUMS, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE, file_sha256
 
 README = """Evidence of a Nexus COS release
 ===============================

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nexus_assets.core.evidence_check import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
+from nexus_assets.evidence.check import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 
 BUILD_TYPE = "https://nexus-assets.dev/buildtypes/docker-engine-build/v1"
 DEFAULT_BUILDER_ID = "https://nexus-assets.dev/builders/dagster-docker-engine/v1"

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from nexus_assets.core.errors import ConfigError
-from nexus_assets.core.evidence_check import key_id, pae
+from nexus_assets.evidence.check import key_id, pae
 
 KEY_ENV = "NEXUS_SIGNING_KEY"  # its path is Settings.signing_key_path
 

@@ -21,11 +21,11 @@ from nexus_assets.attest.image_files import ImageFiles, read_image_files
 from nexus_assets.attest.provenance import BuildFacts, build_statement, envelope_line, statement_bytes
 from nexus_assets.attest.sbom import Package, image_packages, make_bom_json
 from nexus_assets.attest.signing import sign_envelope, signing_key_id
-from nexus_assets.core.evidence_check import PAYLOAD_TYPE
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.lineage import AssetRecords
-from nexus_assets.core.secrets import mask_tree, read_env_files, secret_values
-from nexus_assets.core.services import Service
+from nexus_assets.evidence.check import PAYLOAD_TYPE
+from nexus_assets.target.secrets import mask_tree, read_env_files, secret_values
+from nexus_assets.target.services import Service
 
 
 def tool_versions() -> dict[str, str]:

@@ -13,13 +13,13 @@ import uuid
 
 import dagster as dg
 
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, after_images, pushed_key
 from nexus_assets.core.lineage import latest_data_versions, observe_and_judge
-from nexus_assets.core.services import build_services
 from nexus_assets.resources import DockerEngine, NexusConfig
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import build_services
 
 
 def _inputs(asset_graph, instance: dg.DagsterInstance, key: dg.AssetKey) -> str:

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
                                      build_timeout=args.build_timeout)
         settings.validate()
-        from nexus_assets.core.repo_config import load_repo_config
+        from nexus_assets.target.repo_config import load_repo_config
 
         load_repo_config(settings.repo)  # a broken nexus-agent.toml is bad input, said before any run
         if args.command == "run" and args.deploy_staging:

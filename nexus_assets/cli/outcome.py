@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.release_version import release_tag
-from nexus_assets.core.released import moved_tags, released_manifest
 from nexus_assets.core.settings import Settings
+from nexus_assets.registry.released import moved_tags, released_manifest
 
 
 @dataclass

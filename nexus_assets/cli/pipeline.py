@@ -15,9 +15,7 @@ import dagster as dg
 
 from nexus_assets.cli import unchanged
 from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_release
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import cancel_all
-from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 from nexus_assets.core.errors import no_space_line, our_error_names
 from nexus_assets.core.freshness import attestations_due
 from nexus_assets.core.hashing import tree_hash
@@ -44,12 +42,14 @@ from nexus_assets.core.lineage import (
     observe_and_judge,
     stale_images,
 )
-from nexus_assets.core.services import Service, build_services, release_tags, services_root
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.waivers import check_waivers
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import PIPELINE_JOB, build_definitions
+from nexus_assets.policy.waivers import check_waivers
 from nexus_assets.resources import docker_client
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import Service, build_services, release_tags, services_root
+from nexus_assets.testing.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 
 # The job's console logger prints each step's own lines as [nexus] lines (the same lines the
 # UI's run log shows); Dagster's engine events stay in the instance.

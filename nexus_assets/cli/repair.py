@@ -1,13 +1,13 @@
 """`nexus-agent repair-tags --version X.Y.Z`: put the registry's version tags of a made release
-back on its released digests (core.released): for each image of the manifest the release tag
+back on its released digests (registry.released): for each image of the manifest the release tag
 holds, one manifest PUT of the released manifest under the tag, when the tag names anything else.
 The digests come from the release commit, never from the working copy."""
 
 from __future__ import annotations
 
 from nexus_assets.core.release_version import release_tag
-from nexus_assets.core.released import moved_tags, released_manifest, repair_tags
 from nexus_assets.core.settings import Settings
+from nexus_assets.registry.released import moved_tags, released_manifest, repair_tags
 
 
 def repair(settings: Settings) -> int:

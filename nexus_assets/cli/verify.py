@@ -3,7 +3,7 @@
 For every image in WORKDIR/artifacts/artifacts_manifest.json: the provenance envelope's signature
 with the public key (artifacts/signing_key.pub, or --public-key), the signed subject against the
 manifest's registry digest, the SBOM's sha256 against the manifest and the signed statement
-(core.evidence_check, the same code the evidence pack ships as verify.py), and then the registry
+(evidence.check, the same code the evidence pack ships as verify.py), and then the registry
 itself: the signed digest exists there, and the release tag still points at it. Last, the
 release the manifest names must have been made from these very images (release_claim)."""
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
-from nexus_assets.core.released import digests
+from nexus_assets.evidence.check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
+from nexus_assets.registry.client import RegistryClient, credentials_from_env
+from nexus_assets.registry.released import digests
 
 
 def _reference(entry: dict) -> tuple[str, str, str] | None:

@@ -24,7 +24,7 @@ from nexus_assets.core.keys import (
     SCAFFOLDED_SERVICES,
 )
 from nexus_assets.core.metadata import report_metadata
-from nexus_assets.core.secret_scan import env_secrets, mask_values, scan_files
+from nexus_assets.policy.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when what the report shows or how it is drawn changes: every report turns stale.

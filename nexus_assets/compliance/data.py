@@ -23,11 +23,11 @@ from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.compliance.policy import KycFlag, kyc_flag
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import TEST_STAGES
-from nexus_assets.core.secret_scan import SecretScan, env_secrets, scan_files
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.waivers import by_line
 from nexus_assets.policy.acceptance import NO_TESTS, blocking_states, e2e_state, no_tests_mode, report_contents
 from nexus_assets.policy.pmmg import PolicyVerdict, Rule, pmmg_verdict
+from nexus_assets.policy.secret_scan import SecretScan, env_secrets, scan_files
+from nexus_assets.policy.waivers import by_line
 
 NA = "not available"
 

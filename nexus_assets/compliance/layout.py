@@ -250,7 +250,7 @@ def _policy_and_security(text: _Text, data: ReportData) -> list:
     return [Paragraph(f"6. PMMG policy (N3XUS-SYSTEM-PMMG): {'PASS' if data.pmmg.passed else 'FAIL'}", H2), pmmg,
             Paragraph("7. Security", H2),
             text.para(f"Secret scan: {scan.values} secret value(s) from {', '.join(scan.env_files) or 'no .env file'} "
-                      f"(as core/secrets.py parses and classifies them) searched in {scan.files_scanned} output "
+                      f"(as target/secrets.py parses and classifies them) searched in {scan.files_scanned} output "
                       f"file(s) under reports/ and artifacts/: {scan.found} found (expected 0)."),
             table(text, ["file", "values found"], sorted(scan.findings.items()), [8, 1.5]),
             Spacer(1, 3 * mm),

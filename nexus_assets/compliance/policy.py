@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from nexus_assets.core.compose_model import compose_files
+from nexus_assets.target.compose_model import compose_files
 
 _KYC_RE = re.compile(r"\bKYC\b", re.IGNORECASE)
 _SANDBOX_VALUE_RE = re.compile(r"^(sandbox|test|testing|true|1|yes|on)$", re.IGNORECASE)

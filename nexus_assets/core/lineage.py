@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from nexus_assets.core.baseimages import BaseImageMap, FromLine, external_bases
 from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.keys import TEST_STAGES, base_image_key, image_key, source_key
-from nexus_assets.core.services import Service
+from nexus_assets.target.baseimages import BaseImageMap, FromLine, external_bases
+from nexus_assets.target.services import Service
 
 if TYPE_CHECKING:  # for annotations only: at run time the private imports stay inside stale_images
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph

@@ -17,6 +17,8 @@ DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, not a machine
 MAX_SECONDS = 86400.0  # a test stage, build or lock wait longer than a day: a typo, not a setting
+MAX_ATTEMPTS = 20
+DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
 # What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
@@ -35,7 +37,7 @@ class Settings:
     max_parallel: int
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
     # The compose file that is the stack to build, relative to the repository (NEXUS_COMPOSE_FILE);
-    # None: docker-compose.yml, else the first compose file by name (core.compose_model).
+    # None: docker-compose.yml, else the first compose file by name (target.compose_model).
     compose_file: str | None = None
     build_timeout: float = 1800.0  # seconds per image build; a build still running is stopped and fails alone
     # The ed25519 private key that signs provenance (NEXUS_SIGNING_KEY); None: WORKDIR/.nexus-signing/ed25519.pem,
@@ -125,7 +127,6 @@ class Settings:
         _in_range("build timeout (--build-timeout, NEXUS_BUILD_TIMEOUT)", self.build_timeout, 0, MAX_SECONDS,
                   "positive seconds up to")
         _in_range("NEXUS_LOCK_WAIT", self.lock_wait, 0, MAX_SECONDS, "0 to", low_ok=True)
-        from nexus_assets.core.registry import attempts_from_env
         from nexus_assets.core.release_version import valid_version
 
         attempts_from_env()  # NEXUS_PUSH_ATTEMPTS, read where pushes happen: bad is bad input now, not mid-run
@@ -144,6 +145,14 @@ class Settings:
                               "operator's secrets file (KEY=VALUE lines), or unset it")
         if self.workdir.resolve() in self.repo.resolve().parents or self.workdir.resolve() == self.repo.resolve():
             raise ConfigError(f"workdir {self.workdir} contains the target repository {self.repo}: pick another --workdir")
+
+
+def attempts_from_env() -> int:
+    """NEXUS_PUSH_ATTEMPTS, or 4: read where registry calls are made (registry.client), checked here."""
+    text = os.environ.get("NEXUS_PUSH_ATTEMPTS") or str(DEFAULT_ATTEMPTS)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:  # past it: backing off for hours
+        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries from 1 to {MAX_ATTEMPTS}; got {text!r}")
+    return int(text)
 
 
 def _number(kind: type[int] | type[float], name: str, text: str | None, default: float) -> Any:

@@ -1,7 +1,7 @@
 """Reading a target repository's text files: bounded, never crashing on bad bytes, and the one
 shape of a reported problem (file, line, service, message).
 
-Shared by `discovery` (Dockerfiles, compose files, the service list) and `core.secrets`
+Shared by `discovery` (Dockerfiles, compose files, the service list) and `target.secrets`
 (`.env*` files), so neither has to import the other.
 """
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from nexus_assets.core.errors import ConfigError, NexusError
-from nexus_assets.core.evidence_check import key_id, load_public_key
-from nexus_assets.core.registry import credentials_from_env, split_registry
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
+from nexus_assets.evidence.check import key_id, load_public_key
 from nexus_assets.policy.pmmg import ownership_lock
+from nexus_assets.registry.client import credentials_from_env, split_registry
 from nexus_assets.resources.staging import Session, StagingSettings
 
 q = shlex.quote

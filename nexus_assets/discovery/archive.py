@@ -25,8 +25,8 @@ from pathlib import Path
 import yaml
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.secrets import mask_tree, parse_env_dump, secret_values
 from nexus_assets.core.textfiles import decode_text, inside, problem, read_bounded
+from nexus_assets.target.secrets import mask_tree, parse_env_dump, secret_values
 
 DEFAULT_MAX_MEMBER_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024

@@ -7,9 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nexus_assets.core.compose_model import STACK_DEFAULTS, compose_files, load_compose_yaml, resolve_build, stack_file
-from nexus_assets.core.services import scan_services, valid_service_name
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
+from nexus_assets.target.compose_model import (
+    STACK_DEFAULTS,
+    compose_files,
+    load_compose_yaml,
+    resolve_build,
+    stack_file,
+)
+from nexus_assets.target.services import scan_services, valid_service_name
 
 
 def _ports(raw: Any) -> list[str]:
@@ -85,7 +91,7 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
 
 
 def build_stack(repo: Path, compose_file: str | None = None) -> dict:
-    """What the pipeline builds, as core.services decides it (compose first, folders second):
+    """What the pipeline builds, as target.services decides it (compose first, folders second):
     the compose file used (and why), the other compose files (not built from), and every
     buildable service with both its names (compose service and folder), its compose file,
     Dockerfile and the keys of its build args (values never: they may come from .env)."""

@@ -11,7 +11,7 @@ Dockerfiles are parsed by `dockerfile`, text files read by `textfiles`.
 
 Secrets: the values of every `.env*` file, of the archive's `env_dump.txt` and of inline
 compose `environment:` entries are collected once (rules in `secret_values`) and every string
-of the result, dict keys included, is scrubbed by `mask_secrets` (both in `core.secrets`).
+of the result, dict keys included, is scrubbed by `mask_secrets` (both in `target.secrets`).
 Keys are reported, values never.
 """
 
@@ -26,29 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-# Secret handling and Dockerfile parsing live in their own modules; the public names that
-# used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
-from nexus_assets.core.compose_model import SECRET_ARG_ADVICE, compose_builds
-from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
-from nexus_assets.core.secrets import (  # noqa: F401
-    MASK,
-    MIN_SECRET_LEN,
-    mask_secrets,
-    mask_tree,
-    parse_env_text,
-    read_env_files,
-    repo_secrets,
-    secret_values,
-)
-from nexus_assets.core.services import (  # noqa: F401
-    env_files_in_context,
-    find_services,
-    refused_services,
-    scan_folders,
-    scan_services,
-    services_root,
-    valid_service_name,
-)
 from nexus_assets.core.textfiles import (  # noqa: F401
     MAX_TEXT_BYTES,
     OUTPUT_DIRS,
@@ -61,6 +38,30 @@ from nexus_assets.core.textfiles import (  # noqa: F401
 )
 from nexus_assets.discovery.archive import read_discovery_archive
 from nexus_assets.discovery.compose import build_stack, parse_compose_file
+
+# Secret handling and Dockerfile parsing live in their own modules; the public names that
+# used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
+from nexus_assets.target.compose_model import SECRET_ARG_ADVICE, compose_builds
+from nexus_assets.target.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
+from nexus_assets.target.secrets import (  # noqa: F401
+    MASK,
+    MIN_SECRET_LEN,
+    mask_secrets,
+    mask_tree,
+    parse_env_text,
+    read_env_files,
+    repo_secrets,
+    secret_values,
+)
+from nexus_assets.target.services import (  # noqa: F401
+    env_files_in_context,
+    find_services,
+    refused_services,
+    scan_folders,
+    scan_services,
+    services_root,
+    valid_service_name,
+)
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
 MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")

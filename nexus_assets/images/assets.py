@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 import dagster as dg
 
 from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.cleanup import fail_orphan_runs, label_created, remove_leftovers
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.fileio import mirror_tree
 from nexus_assets.core.hashing import IGNORED_NAMES
@@ -44,15 +43,16 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
-from nexus_assets.core.secrets import repo_secrets
-from nexus_assets.core.services import Service, both_views
-from nexus_assets.core.stage import Publisher, ServiceTests, StageResult, docker_errors
 from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
 from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.policy.acceptance import no_tests_mode
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
+from nexus_assets.target.secrets import repo_secrets
+from nexus_assets.target.services import Service, both_views
+from nexus_assets.testing.cleanup import fail_orphan_runs, label_created, remove_leftovers
+from nexus_assets.testing.stage import Publisher, ServiceTests, StageResult, docker_errors
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
@@ -82,7 +82,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                          version: str, publisher: Publisher | None = None) -> dg.AssetsDefinition:
     """The multi-asset holding image/<service> (with its test checks) for every service known at
     load, and tagged_images; with a publisher, also pushed/<service> and pushed_images (see
-    core.stage.Publisher for why they share this step)."""
+    testing.stage.Publisher for why they share this step)."""
     names = [s.name for s in services]
     specs = [image_spec(s) for s in services]
     specs.append(dg.AssetSpec(

@@ -15,16 +15,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.compose_model import SECRET_ARG_ADVICE
-from nexus_assets.core.dockerfile import instructions, read_dockerfile
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
-from nexus_assets.core.secrets import mask_secrets, secret_values
-from nexus_assets.core.secrets_rule import secret_line_rules
-from nexus_assets.core.services import Service
+from nexus_assets.target.baseimages import BaseImageMap, external_bases, resolve_base
+from nexus_assets.target.compose_model import SECRET_ARG_ADVICE
+from nexus_assets.target.dockerfile import instructions, read_dockerfile
+from nexus_assets.target.secrets import mask_secrets, secret_values
+from nexus_assets.target.secrets_rule import secret_line_rules
+from nexus_assets.target.services import Service
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dic
     cannot build. build_args default to the service's own (from compose). A service whose build
     would put a secret into the image (a build arg carrying one, a Dockerfile line holding a
     value of `secrets`) is refused, naming the arg or the line and the key and rule that made it
-    a secret (core.secrets_rule), never the value."""
+    a secret (target.secrets_rule), never the value."""
     if service.dockerfile is None:
         where = f"compose file {service.compose_file}" if service.compose_file else "the folder"
         raise BuildError(f"service {service.name}: no Dockerfile in {service.path} (named by {where}); "

@@ -28,10 +28,10 @@ from pathlib import Path
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import EngineError, NexusError, RegistryError
 from nexus_assets.core.lineage import recipe_version
-from nexus_assets.core.registry import RegistryClient, cache_tag, classify, credentials_from_env
-from nexus_assets.core.services import Service
-from nexus_assets.core.stage import Stage, StageResult
 from nexus_assets.images.build import BuildPlan, stream_deadline
+from nexus_assets.registry.client import RegistryClient, cache_tag, classify, credentials_from_env
+from nexus_assets.target.services import Service
+from nexus_assets.testing.stage import Stage, StageResult
 
 KEY_FORMAT = "1"  # bumped when what the key covers changes
 SOURCE_HASH_LABEL = "io.nexus-assets.source-hash"

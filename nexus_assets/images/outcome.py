@@ -9,17 +9,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import Cancellation, Cancelled
-from nexus_assets.core.cleanup import label_created
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
-from nexus_assets.core.services import Service
-from nexus_assets.core.stage import ServiceTests, StageResult
 from nexus_assets.images import pmmg
 from nexus_assets.images.build import build_image, plan_build
 from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
 from nexus_assets.policy.acceptance import NO_TESTS, no_tests_note
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import Service
+from nexus_assets.testing.cleanup import label_created
+from nexus_assets.testing.stage import ServiceTests, StageResult
 
 
 def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckResult:

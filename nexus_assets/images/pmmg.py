@@ -10,9 +10,9 @@ from __future__ import annotations
 import dagster as dg
 
 from nexus_assets.core.keys import image_key
-from nexus_assets.core.services import Service
 from nexus_assets.core.textfiles import rel_path
 from nexus_assets.policy.pmmg_images import ImageFacts, belongs_to_pmmg, engine_facts, judge_image
+from nexus_assets.target.services import Service
 
 PMMG_CHECK = "pmmg_browser_only"
 

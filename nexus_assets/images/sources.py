@@ -7,7 +7,6 @@ import warnings
 
 import dagster as dg
 
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.keys import base_image_key, source_key
 from nexus_assets.core.lineage import (
     EngineImages,
@@ -17,7 +16,8 @@ from nexus_assets.core.lineage import (
     recorded_images,
     untested_images,
 )
-from nexus_assets.core.services import Service, build_services
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import Service, build_services
 
 # multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_observable_source_asset.*")

@@ -13,7 +13,7 @@ import json
 import dagster as dg
 
 from nexus_assets.core.lineage import EngineImages, recorded_images
-from nexus_assets.core.services import release_tags
+from nexus_assets.target.services import release_tags
 
 
 def tags_code_version(registry: str, version: str) -> str:

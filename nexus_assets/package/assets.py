@@ -22,9 +22,9 @@ from nexus_assets.core.keys import (
     WORKSPACE,
 )
 from nexus_assets.core.metadata import report_metadata
-from nexus_assets.core.secret_scan import env_secrets
 from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.package.content import package_content
+from nexus_assets.policy.secret_scan import env_secrets
 from nexus_assets.resources import GitRepo, NexusConfig
 
 # Bump when the package's layout or scripts change: every package turns stale.

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from nexus_assets.core.compose_model import compose_files, load_compose_yaml, stack_file
 from nexus_assets.core.textfiles import read_text, rel_path
-from nexus_assets.core.waivers import by_line
+from nexus_assets.policy.waivers import by_line
+from nexus_assets.target.compose_model import compose_files, load_compose_yaml, stack_file
 
 INFRASTRUCTURE = ("postgres", "redis", "nginx")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)")

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from nexus_assets.core import evidence_check
-from nexus_assets.core.secret_scan import count_in_bytes
-from nexus_assets.core.secrets import read_env_files
 from nexus_assets.core.settings import Settings
+from nexus_assets.evidence import check as evidence_check
 from nexus_assets.package.archive import DEFAULT_MTIME, Entry, PackageError
 from nexus_assets.package.compose import DeploymentCompose, deployment_compose
+from nexus_assets.policy.secret_scan import count_in_bytes
+from nexus_assets.target.secrets import read_env_files
 
 SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT_NAMES = ("common.sh", "remote_deploy_runner.sh", "post_deploy_audit.sh", "rollback_to_tag.sh")
-# The offline provenance verifier (core/evidence_check.py, standard library and cryptography only):
+# The offline provenance verifier (evidence/check.py, standard library and cryptography only):
 # the runner verifies every image's signed provenance on the host before it starts anything.
 VERIFIER = "scripts/verify_provenance.py"
 COMPOSE_NAME = "docker-compose.full.yml"

@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from nexus_assets.core.services import valid_service_name
 from nexus_assets.core.textfiles import problem
 from nexus_assets.parity._markdown import Blocks, Item
+from nexus_assets.target.services import valid_service_name
 
 # `\*\*(.+?\**)\*\*(?!\*)` closes the bold at the LAST run of stars, so a family name written
 # `**puabo-nuki-***` keeps its own `*`. Bounded, so a line of stars cannot make it slow.

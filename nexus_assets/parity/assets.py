@@ -6,14 +6,14 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import DISCOVERY_PARSED
 from nexus_assets.core.metadata import report_metadata
-from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.report_models import checked_report
-from nexus_assets.core.reports import modules_to_scaffold
-from nexus_assets.core.services import SCAFFOLD_MARKER
 from nexus_assets.parity.compare import compare
 from nexus_assets.parity.report import DiscrepancyReport
 from nexus_assets.parity.synopsis import parse_synopsis
+from nexus_assets.policy.scaffolding import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
+from nexus_assets.target.repo_config import load_repo_config
+from nexus_assets.target.services import SCAFFOLD_MARKER
 
 
 @dg.asset(

@@ -49,11 +49,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from nexus_assets.core.repo_config import DEFAULTS
-from nexus_assets.core.reports import modules_to_scaffold
-from nexus_assets.core.services import valid_service_name
 from nexus_assets.parity.synopsis import CanonicalModule, Synopsis
 from nexus_assets.policy.pmmg import is_pmmg
+from nexus_assets.policy.scaffolding import modules_to_scaffold
+from nexus_assets.target.repo_config import DEFAULTS
+from nexus_assets.target.services import valid_service_name
 
 GENERIC = frozenset({"app", "api", "service", "services", "svc", "srv", "worker", "server", "web",
                      "backend", "frontend", "ms", "microservice", "main", "core", "default", "base"})

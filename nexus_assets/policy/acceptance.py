@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.repo_config import CONFIG_NAME, load_repo_config
+from nexus_assets.target.repo_config import CONFIG_NAME, load_repo_config
 
 NO_TESTS = "no_tests"  # the state of a stage with no tests to run (manifest, image metadata)
 NO_TESTS_MODES = ("warn", "block")

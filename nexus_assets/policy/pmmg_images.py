@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.dockerfile import instructions
 from nexus_assets.policy.pmmg import Rule, mentions_pmmg
+from nexus_assets.target.dockerfile import instructions
 
 MEDIA_RE = re.compile(
     r"(?<![\w-])(ffmpeg|ffprobe|ffplay|avconv|libavcodec\w*|libavformat\w*|gstreamer[\w.-]*|gst-launch[\w.-]*"

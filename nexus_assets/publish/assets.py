@@ -1,6 +1,6 @@
 """pushed/<service> and pushed_images: every image that passed its tests, in the registry.
 
-The specs and the push run here; definitions.py hands them to the image step (core.stage.Publisher)
+The specs and the push run here; definitions.py hands them to the image step (testing.stage.Publisher)
 so they share its multi-asset: Dagster skips a whole step when an upstream output it depends on
 was not yielded, so a separate push step depending on image/<service> would push nothing in a
 run where one service failed to build (dagster-io/dagster#9408, #22242). Inside one multi-asset,
@@ -24,9 +24,9 @@ import dagster as dg
 
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
-from nexus_assets.core.services import release_tags
 from nexus_assets.publish.push import PushResult
 from nexus_assets.publish.pushes import Pushes
+from nexus_assets.target.services import release_tags
 
 
 def push_code_version(registry: str, version: str) -> str:
@@ -84,7 +84,7 @@ def _all_passed(tests: dict) -> bool:
 
 
 class Publishing:
-    """The pushes of one image step (core.stage.Publisher.start): each selected service's image
+    """The pushes of one image step (testing.stage.Publisher.start): each selected service's image
     pushed as soon as it was built and passed its tests (submit), the pushes' events as they
     end (ready), and at the end the current images that were not rebuilt, the reasons for
     those not pushed and pushed_images (finish). Leaving the `with` block on an interrupt or an
@@ -167,7 +167,7 @@ class Publishing:
 
 
 def start_publishing(context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> Publishing:
-    """core.stage.Publisher.start: the pushes of this step, ready to take images as they pass."""
+    """testing.stage.Publisher.start: the pushes of this step, ready to take images as they pass."""
     return Publishing(context, docker_engine, settings, names)
 
 

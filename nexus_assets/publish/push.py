@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nexus_assets.core.errors import EngineError, RegistryError
-from nexus_assets.core.registry import Credentials, RegistryClient, cache_tag, classify, with_retries
-from nexus_assets.core.released import unreleased_tag
-from nexus_assets.core.services import release_tags
+from nexus_assets.registry.client import Credentials, RegistryClient, cache_tag, classify, with_retries
+from nexus_assets.registry.released import unreleased_tag
+from nexus_assets.target.services import release_tags
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class PushResult:
     attempts: int  # engine pushes started, retries included
     cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
     cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
-    version_tagged: bool = True  # False: the version is released, its tags were left alone (core.released)
+    version_tagged: bool = True  # False: the version is released, its tags were left alone (registry.released)
 
     def metadata(self) -> dict:
         return asdict(self)
@@ -83,7 +83,7 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
                on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None,
                version_tags: bool = True) -> PushResult:
     """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
-    :latest), or, with version_tags False (the version is already released, core.released),
+    :latest), or, with version_tags False (the version is already released, registry.released),
     under build-<image id> alone: the released version's tags are never moved. A tag the registry already has for this very image is left alone; a tag naming
     anything else is pushed again. Transient failures are retried with backoff. With a
     cache_key (the image passed all its tests), the pushed manifest is also tagged cache-<key>;

@@ -16,10 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.registry import Credentials, RegistryClient, credentials_from_env
 from nexus_assets.core.release_version import release_tag
-from nexus_assets.core.released import IMMUTABLE, released_manifest
 from nexus_assets.publish.push import PushResult, push_image
+from nexus_assets.registry.client import Credentials, RegistryClient, credentials_from_env
+from nexus_assets.registry.released import IMMUTABLE, released_manifest
 
 
 class Pushes:

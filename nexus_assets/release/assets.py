@@ -25,9 +25,7 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
-from nexus_assets.core.secrets import repo_secrets
-from nexus_assets.core.services import build_services, refused_services
-from nexus_assets.core.waivers import configured_critical, critical_waiver, read_waivers
+from nexus_assets.policy.waivers import configured_critical, critical_waiver, read_waivers
 from nexus_assets.release.deployment import build_report, report_path
 from nexus_assets.release.gates import release_gates
 from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manifest, unreleased
@@ -36,6 +34,8 @@ from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
 from nexus_assets.release.verified import RECORD, make_release
 from nexus_assets.resources import GitRepo, NexusConfig
+from nexus_assets.target.secrets import repo_secrets
+from nexus_assets.target.services import build_services, refused_services
 
 
 def _plain(metadata) -> dict:

@@ -15,7 +15,7 @@ import dagster as dg
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.settings import Settings
-from nexus_assets.core.waivers import by_line
+from nexus_assets.policy.waivers import by_line
 from nexus_assets.release.notes import Gate
 
 PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")

@@ -25,7 +25,7 @@ from nexus_assets.core.release_version import (
     release_versions,
     released_commit,
 )
-from nexus_assets.core.secrets import mask_secrets
+from nexus_assets.target.secrets import mask_secrets
 
 # Secrets a release step may hold in its environment; never in a message.
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "REGISTRY_PASSWORD", "DOCKER_REGISTRY_TOKEN")

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nexus_assets.core.services import release_tags
 from nexus_assets.core.settings import Settings
+from nexus_assets.target.services import release_tags
 
 RELEASED = ("current",)  # the statuses whose image is released, so must be in the registry
 
@@ -87,8 +87,8 @@ def _empty(name: str) -> ServiceRecord:
 def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin,
                       refused: Sequence[dict] = (), waivers: Sequence[dict] = ()) -> dict:
     """One entry per service: the image that is current for its source and its registry digest,
-    or why there is none. refused (core.services Refusal records): services never built nor
-    counted, whatever Dagster recorded for them; waivers (core.waivers Waiver records): a service
+    or why there is none. refused (target.services Refusal records): services never built nor
+    counted, whatever Dagster recorded for them; waivers (policy.waivers Waiver records): a service
     not released under a waiver that holds is listed in `waived` instead of `problems`."""
     images, problems, waived = [], [], []
     refusals = {r["service"]: r for r in refused}

@@ -19,7 +19,7 @@ class Gate:
     name: str
     passed: bool
     detail: str = ""
-    severity: str = "ERROR"  # a failed WARN gate is shown, never blocks; nor does a WAIVED one (core.waivers)
+    severity: str = "ERROR"  # a failed WARN gate is shown, never blocks; nor does a WAIVED one (policy.waivers)
     run_id: str | None = None
 
     @property

@@ -1,12 +1,12 @@
-"""The release gate that reads the registry itself (core.released): before a release is tagged,
+"""The release gate that reads the registry itself (registry.released): before a release is tagged,
 every image's version tag in the registry names the digest in the manifest and in its signed
 provenance; for a version already released, every tag still names the released digest."""
 
 from __future__ import annotations
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.released import moved_tags, provenance_subject, released_manifest, version_tag_problems
 from nexus_assets.core.settings import Settings
+from nexus_assets.registry.released import moved_tags, provenance_subject, released_manifest, version_tag_problems
 
 
 def registry_gate(settings: Settings) -> list[str]:

@@ -26,7 +26,7 @@ class BaseImage(ReportModel):
     requested: str = Field(description="The image the Dockerfile names (e.g. node:20-alpine).")
     image_id: str = Field(description="Its id in the engine when the image was built.")
     substituted: bool = Field(description="True when a locally built substitute stood in for it "
-                                          "(core/base_images.toml): the real image could not be had.")
+                                          "(target/base_images.toml): the real image could not be had.")
     substitute: str | None = Field(description="The image that stood in, when substituted.")
     line: int = Field(description="The Dockerfile line of the FROM.")
     provides: str | None = Field(default=None, description="What the substitute provides (e.g. node and npm "

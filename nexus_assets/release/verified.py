@@ -19,8 +19,8 @@ from pathlib import Path
 from nexus_assets.core.fileio import read_json, write_atomic
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
-from nexus_assets.core.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.core.settings import Settings
+from nexus_assets.registry.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.release import gitrelease
 from nexus_assets.release.github import GitHubTarget, publish
 from nexus_assets.release.notes import Gate, render_notes, sbom_components, service_changes
@@ -144,7 +144,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
     """The release of settings.version, or the reasons it was refused (see the module).
     deferred_for: services the graph does not know yet; the release waits for them.
     registry_problems: version tags in the registry that do not name the digests they must
-    (release.assets reads them; core.released): they refuse a new release, and are reported,
+    (release.assets reads them; registry.released): they refuse a new release, and are reported,
     with the repair command, for one already made."""
     version, repo = settings.version, settings.repo
     outcome = ReleaseOutcome(version=version, tag=release_tag(version), made=False, run_id=run_id,

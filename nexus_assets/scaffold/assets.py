@@ -4,10 +4,10 @@ import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.keys import DISCREPANCY_REPORT
-from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.report_models import checked_report
-from nexus_assets.core.reports import modules_to_scaffold
+from nexus_assets.policy.scaffolding import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
+from nexus_assets.target.repo_config import load_repo_config
 
 WORKING_COPY_READY = "working-copy-ready"
 from nexus_assets.scaffold.generate import scaffold_missing

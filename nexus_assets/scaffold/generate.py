@@ -38,8 +38,8 @@ from typing import Any
 
 from nexus_assets.core.errors import InputError, NexusError, TargetRepoError
 from nexus_assets.core.fileio import naming
-from nexus_assets.core.services import SCAFFOLD_MARKER, valid_service_name
 from nexus_assets.policy.pmmg import REASON_BROWSER_ONLY, is_pmmg
+from nexus_assets.target.services import SCAFFOLD_MARKER, valid_service_name
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 LANGUAGES = ("node", "python")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from nexus_assets.core.stage import Stage, StageResult, docker_errors
+from nexus_assets.testing.stage import Stage, StageResult, docker_errors
 
 
 def compose_binary() -> str | None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import time
 
-from nexus_assets.core.baseimages import PROVIDES_LABEL, SUBSTITUTE_LABEL
-from nexus_assets.core.stage import Stage
+from nexus_assets.target.baseimages import PROVIDES_LABEL, SUBSTITUTE_LABEL
+from nexus_assets.testing.stage import Stage
 from nexus_assets.verify.sandbox import container_logs, start_container
 
 # Waits, from a container on the test network, until every host:port accepts a connection.

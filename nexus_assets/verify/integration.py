@@ -11,7 +11,7 @@ import re
 import time
 import urllib.parse
 
-from nexus_assets.core.stage import Stage
+from nexus_assets.testing.stage import Stage
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.sandbox import (
     LOOPBACK,
@@ -218,8 +218,8 @@ def integration_body(client, st: Stage, service, image_id: str, paths: list[str]
     """The stage as a body for service_tests._guarded: -> (passed, reason), or NotRun. shared is
     the (container, network, (not run, infrastructure failure)) the unit stage left running
     (with the service's infrastructure), or None to start them here. run: how compose runs it
-    (core.compose_runtime.RunSettings): its environment, command, ports and healthcheck."""
-    from nexus_assets.core.baseimages import load_base_image_map
+    (target.compose_runtime.RunSettings): its environment, command, ports and healthcheck."""
+    from nexus_assets.target.baseimages import load_base_image_map
 
     def body() -> tuple[bool, str]:
         config = client.images.get(image_id).attrs.get("Config") or {}

@@ -9,10 +9,10 @@ import json
 import os
 from pathlib import Path
 
-from nexus_assets.core.dockerfile import instructions, substitute
-from nexus_assets.core.services import Service
-from nexus_assets.core.stage import Stage
 from nexus_assets.core.textfiles import read_text
+from nexus_assets.target.dockerfile import instructions, substitute
+from nexus_assets.target.services import Service
+from nexus_assets.testing.stage import Stage
 
 SKIP_DIRS = {"node_modules", "__pycache__", ".git", "venv", ".venv", "dist", "build"}
 

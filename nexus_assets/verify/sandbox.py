@@ -17,8 +17,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from nexus_assets.core.cleanup import OWNER_LABEL, TEST_LABEL, owner
-from nexus_assets.core.stage import Stage
+from nexus_assets.testing.cleanup import OWNER_LABEL, TEST_LABEL, owner
+from nexus_assets.testing.stage import Stage
 
 CONTAINER_PREFIX = "nexus-test-"
 POLL = 0.1  # seconds between two looks at a container, and between two /health probes

@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from nexus_assets.core.compose_runtime import RunSettings, resolve
 from nexus_assets.core.errors import EngineError
-from nexus_assets.core.services import Service
-from nexus_assets.core.stage import Stage, StageResult, docker_errors
+from nexus_assets.target.compose_runtime import RunSettings, resolve
+from nexus_assets.target.services import Service
+from nexus_assets.testing.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
@@ -321,7 +321,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
     shared: list = []  # (container, network), handed from the unit stage to the integration stage
 
     def body() -> tuple[bool, str]:
-        from nexus_assets.core.baseimages import load_base_image_map
+        from nexus_assets.target.baseimages import load_base_image_map
 
         network = own_network(client, st, service)
         # The infrastructure it depends on first (a real service connects to it as it starts).

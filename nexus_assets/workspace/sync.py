@@ -21,9 +21,9 @@ from pathlib import Path
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import IGNORED_NAMES, special_kind
-from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.core.settings import WORKDIR_GENERATED, WORKSPACE_STATE
 from nexus_assets.core.textfiles import inside
+from nexus_assets.target.services import SCAFFOLD_MARKER, find_services
 
 
 @dataclass(frozen=True)

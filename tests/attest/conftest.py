@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.baseimages import load_base_image_map
+from nexus_assets.target.baseimages import load_base_image_map
 
 # The base image the bootstrap builds (its name in the base-image map, never a copy of it here:
 # a fresh machine has only the current one).

@@ -14,7 +14,7 @@ import pytest
 from nexus_assets.cli.main import main as nexus_agent
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.core.keys import ATTESTATIONS, provenance_key, sbom_key
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

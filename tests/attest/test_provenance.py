@@ -24,8 +24,8 @@ from nexus_assets.attest.signing import load_or_create_key
 from nexus_assets.attest.steps import masked_build_args, write_provenance, write_sbom
 from nexus_assets.cli.main import main as nexus_agent
 from nexus_assets.core.errors import ConfigError
-from nexus_assets.core.evidence_check import check_folder, pae
-from nexus_assets.core.services import Service
+from nexus_assets.evidence.check import check_folder, pae
+from nexus_assets.target.services import Service
 from tests.attest.conftest import push
 
 
@@ -220,7 +220,7 @@ def test_wrong_credentials_and_registry_down_are_said_without_secrets(released, 
     assert code == 1 and f"registry {released['registry']} refused the credentials" in out
     assert "wrong-Pass-123" not in out
     from nexus_assets.cli.verify import check_registry
-    from nexus_assets.core.evidence_check import Verdict
+    from nexus_assets.evidence.check import Verdict
 
     verdict = Verdict("down")
     check_registry({"repo_digest": f"127.0.0.1:9/nexus/x@{released['digest']}", "digest": released["digest"],

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -8,7 +8,7 @@ import pytest
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.definitions import build_definitions
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 AFTER = {"tagged_images", "pushed_images", "e2e_tests", "artifacts_manifest", "compliance_report", "deployment_package"}

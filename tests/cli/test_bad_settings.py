@@ -15,8 +15,8 @@ import dagster as dg
 import pytest
 
 from nexus_assets.cli.pipeline import _root_cause
-from nexus_assets.core.repo_config import load_repo_config
 from nexus_assets.core.settings import Settings
+from nexus_assets.target.repo_config import load_repo_config
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]
 FIXTURES = Path(__file__).parent.parent / "fixtures"

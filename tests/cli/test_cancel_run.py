@@ -17,13 +17,13 @@ import dagster as dg
 import pytest
 
 from nexus_assets.cli.pipeline import run_pipeline
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.cancel import Cancelled
-from nexus_assets.core.cleanup import TEST_LABEL, WORKDIR_LABEL, label_created
 from nexus_assets.core.errors import BuildError
-from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import find_services
+from nexus_assets.testing.cleanup import TEST_LABEL, WORKDIR_LABEL, label_created
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -180,7 +180,7 @@ def test_once_removed_a_client_starts_no_new_test_container(tmp_path, docker_cli
     container, which nothing removed, and the interrupted process waited for it at exit."""
     import docker
 
-    from nexus_assets.core.baseimages import load_base_image_map
+    from nexus_assets.target.baseimages import load_base_image_map
 
     client = docker.from_env()
     created = label_created(client, tmp_path)

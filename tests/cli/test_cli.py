@@ -64,7 +64,7 @@ def test_named_pipes_in_the_repository_are_named_on_screen_and_never_read(tmp_pa
     do. And an invalid compose file is named on screen with its line (fault 10)."""
     import os
 
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     repo = tmp_path / "repo"
     generate_monorepo(repo, 1)

@@ -15,7 +15,7 @@ import pypdf
 import pytest
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
-from nexus_assets.realistic_compose import NEVER_OPENED, UNHEALTHY, generate_compose_run_repo
+from nexus_assets.testrepos.realistic_compose import NEVER_OPENED, UNHEALTHY, generate_compose_run_repo
 
 pytestmark = [pytest.mark.docker]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.cleanup import TEST_LABEL, WORKDIR_LABEL
 from nexus_assets.release.manifest import ServiceRecord, _status
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testing.cleanup import TEST_LABEL, WORKDIR_LABEL
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.conftest import wait_until
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]

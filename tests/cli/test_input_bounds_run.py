@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.conftest import mounted_tmpfs
 
 pytestmark = [pytest.mark.docker]
@@ -64,10 +64,10 @@ def test_a_build_log_on_a_full_disk_is_named_and_not_taken_for_a_lost_engine(tmp
                                                                             remove_test_images):
     """A write to the build log that failed on a full disk was an OSError like a broken engine
     stream, so the service failed as `lost the Docker engine during the build`."""
-    from nexus_assets.core.baseimages import load_base_image_map
     from nexus_assets.core.errors import no_space_line
-    from nexus_assets.core.services import find_services
     from nexus_assets.images.build import build_image, plan_build
+    from nexus_assets.target.baseimages import load_base_image_map
+    from nexus_assets.target.services import find_services
 
     folder = tmp_path / "repo" / "services" / "hello"
     folder.mkdir(parents=True)

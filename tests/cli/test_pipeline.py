@@ -9,7 +9,7 @@ import pytest
 
 from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.scaffold.generate import scaffold_service
-from nexus_assets.synthetic import SCAFFOLD_CONFIG, generate_monorepo
+from nexus_assets.testrepos.synthetic import SCAFFOLD_CONFIG, generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

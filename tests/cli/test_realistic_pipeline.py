@@ -13,7 +13,7 @@ import json
 import pytest
 
 from nexus_assets.cli.pipeline import run_pipeline
-from nexus_assets.realistic import generate_realistic_monorepo
+from nexus_assets.testrepos.realistic import generate_realistic_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 from tests.cli.ptyrun import run_at_terminal
 
 ROOT = Path(__file__).resolve().parents[2]

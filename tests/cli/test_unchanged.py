@@ -11,7 +11,7 @@ import sys
 import dagster as dg
 import pytest
 
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

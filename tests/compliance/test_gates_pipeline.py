@@ -21,7 +21,7 @@ import pytest
 from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.core.settings import SAMPLE_REPO
 from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

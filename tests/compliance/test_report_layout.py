@@ -18,8 +18,8 @@ import pytest
 from nexus_assets.compliance.data import assemble
 from nexus_assets.compliance.layout import MARGIN, render
 from nexus_assets.compliance.lineage import LineageRow
-from nexus_assets.core.secret_scan import env_secrets, mask_values
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
+from nexus_assets.policy.secret_scan import env_secrets, mask_values
 
 PLANTED = "planted-DO-NOT-LEAK-compliance-7731c0de"
 CATEGORIES = ["Core Backend", "Content & Streaming", "Monetization", "Analytics", "PUABO Universe", "Audit"]

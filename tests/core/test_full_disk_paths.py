@@ -39,7 +39,7 @@ def test_naming_leaves_an_error_that_names_its_file_or_has_no_errno_alone(tmp_pa
 
 
 def test_a_test_stage_log_on_a_full_disk_names_the_log(full_disk):
-    from nexus_assets.core.stage import Stage
+    from nexus_assets.testing.stage import Stage
 
     with pytest.raises(OSError) as caught:
         Stage("users", "unit", full_disk / "reports", timeout=5).write("x" * 100000)

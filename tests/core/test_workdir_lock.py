@@ -60,7 +60,7 @@ def test_a_second_nexus_agent_on_one_working_copy_fails_naming_the_first(tmp_pat
     NEXUS_LOCK_WAIT seconds, then says in one line who holds the working copy (exit 2)."""
     import random
 
-    from nexus_assets.synthetic import generate_monorepo
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     repo, workdir = tmp_path / "repo", tmp_path / "work"
     generate_monorepo(repo, 1)

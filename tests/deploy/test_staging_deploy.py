@@ -25,7 +25,7 @@ from nexus_assets.cli.main import main
 from nexus_assets.cli.staging import deploy_staging
 from nexus_assets.core.settings import Settings
 from nexus_assets.resources.staging import Session, staging_settings
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]

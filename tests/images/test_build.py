@@ -5,11 +5,11 @@ import subprocess
 
 import pytest
 
-from nexus_assets.core.baseimages import load_base_image_map
 from nexus_assets.core.errors import BuildError
-from nexus_assets.core.services import find_services
 from nexus_assets.images.build import build_image, plan_build
 from nexus_assets.resources import GitRepo
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.services import find_services
 
 pytestmark = pytest.mark.docker
 
@@ -73,7 +73,7 @@ def test_missing_dockerfile_fails_alone_with_what_to_do(tmp_path, docker_client)
 
 def test_compose_args_and_a_dockerfile_outside_the_context_reach_the_build(tmp_path, docker_client, unique_registry,
                                                                            remove_test_images):
-    from nexus_assets.realistic import generate_realistic_monorepo
+    from nexus_assets.testrepos.realistic import generate_realistic_monorepo
 
     real = generate_realistic_monorepo(tmp_path / "repo")
     billing = next(s for s in find_services(real.root) if s.name == "billing")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nexus_assets.core.stage import Stage
 from nexus_assets.images import outcome, pmmg
 from nexus_assets.images.outcome import check_result
 from nexus_assets.publish.assets import _why_not
+from nexus_assets.testing.stage import Stage
 
 
 def _no_tests(tmp_path):

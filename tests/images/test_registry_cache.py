@@ -24,7 +24,7 @@ import pytest
 
 from nexus_assets.cli.main import main
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 NAMES = ["node-svc-001", "node-svc-002", "py-svc-003"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nexus_assets.core.secret_scan import env_secrets
 from nexus_assets.core.settings import Settings
 from nexus_assets.package.archive import DEFAULT_MTIME, PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.package.content import SCRIPT_NAMES, package_content
+from nexus_assets.policy.secret_scan import env_secrets
 
 SECRET = "pg-DO-NOT-LEAK-package-51d2e7"
 COMPOSE = """

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nexus_assets.core.repo_config import DEFAULTS
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.definitions import PREPARE_ASSETS
 from nexus_assets.discovery.inventory import discover
@@ -19,6 +18,7 @@ from nexus_assets.parity.compare import compare
 from nexus_assets.parity.report import DiscrepancyReport
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.resources import DockerEngine, NexusConfig
+from nexus_assets.target.repo_config import DEFAULTS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONFIG = {"parity": dict(DEFAULTS["parity"])}

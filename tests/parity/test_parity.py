@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.repo_config import DEFAULTS, load_repo_config
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.parity.compare import compare, critical_gate, modules_to_scaffold, name_variants, normalize
 from nexus_assets.parity.synopsis import parse_synopsis
+from nexus_assets.target.repo_config import DEFAULTS, load_repo_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONFIG = {"parity": dict(DEFAULTS["parity"])}

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.services import valid_service_name
 from nexus_assets.parity.synopsis import parse_synopsis
+from nexus_assets.target.services import valid_service_name
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nexus_mini" / "docs" / "investor_synopsis.md"
 

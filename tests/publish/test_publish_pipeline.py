@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from nexus_assets.cli.pipeline import open_instance, run_pipeline
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "artifacts_manifest.schema.json"

@@ -11,14 +11,14 @@ import uuid
 import pytest
 
 from nexus_assets.core.errors import RegistryAuthError, RegistryError
-from nexus_assets.core.registry import (
+from nexus_assets.publish.push import push_image
+from nexus_assets.registry.client import (
     Credentials,
     RegistryClient,
     TransientRegistryError,
     credentials_from_env,
     with_retries,
 )
-from nexus_assets.publish.push import push_image
 
 pytestmark = pytest.mark.docker
 

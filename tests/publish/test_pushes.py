@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.settings import Settings
 from nexus_assets.publish.pushes import Pushes
+from nexus_assets.registry.client import RegistryClient, credentials_from_env
 from nexus_assets.resources import DockerEngine
 
 pytestmark = pytest.mark.docker

@@ -16,9 +16,9 @@ import pytest
 from nexus_assets.cli.main import main
 from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.cli.verify import verify
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.settings import Settings
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.registry.client import RegistryClient, credentials_from_env
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 from .conftest import commit_file, git
 

@@ -13,7 +13,7 @@ import json
 from nexus_assets.cli.main import main
 from nexus_assets.cli.outcome import say_release
 from nexus_assets.cli.verify import release_claim
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
+from nexus_assets.registry.client import RegistryClient, credentials_from_env
 
 from .conftest import git, put_image
 from .test_release_assets import check, run_release

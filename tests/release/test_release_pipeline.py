@@ -11,7 +11,7 @@ import pytest
 
 from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.core.settings import Settings
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 from .conftest import commit_file, git
 

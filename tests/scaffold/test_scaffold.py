@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import InputError, TargetRepoError
-from nexus_assets.core.repo_config import DEFAULTS, load_repo_config
 from nexus_assets.core.settings import SAMPLE_REPO
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.scaffold import generate as scaffold
@@ -37,6 +36,7 @@ from nexus_assets.scaffold.generate import (
     scaffold_missing,
     scaffold_service,
 )
+from nexus_assets.target.repo_config import DEFAULTS, load_repo_config
 
 SCAFFOLD_DEFAULTS = DEFAULTS["scaffold"]
 SAMPLE_SERVICES = SAMPLE_REPO / "services"
@@ -155,7 +155,7 @@ def test_port_is_in_the_language_range_and_identical_in_another_process():
         assert low <= port <= high, (name, port)
     # A fresh interpreter with another hash seed must agree: the port is not hash()-based.
     code = ("import json,sys; from nexus_assets.scaffold.generate import port_for, language_for; "
-            "from nexus_assets.core.repo_config import DEFAULTS; c=DEFAULTS['scaffold']; "
+            "from nexus_assets.target.repo_config import DEFAULTS; c=DEFAULTS['scaffold']; "
             "print(json.dumps({n: port_for(n, language_for(n, c)) for n in sys.argv[1:]}))")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, check=True,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import InputError, no_space_line
-from nexus_assets.core.repo_config import DEFAULTS
 from nexus_assets.scaffold.generate import REASON_CREATED, REASON_EXISTS, scaffold_missing, scaffold_service
+from nexus_assets.target.repo_config import DEFAULTS
 from tests.conftest import mounted_tmpfs
 
 SYNOPSIS = "/repo/docs/investor_synopsis.md"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.services import find_services
-from nexus_assets.realistic_compose import LINT_TRAP, generate_compose_run_repo
+from nexus_assets.target.services import find_services
+from nexus_assets.testrepos.realistic_compose import LINT_TRAP, generate_compose_run_repo
 from nexus_assets.verify.service_tests import run_integration, run_lint
 
 

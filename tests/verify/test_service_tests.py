@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.services import find_services
 from nexus_assets.core.settings import SAMPLE_REPO
+from nexus_assets.target.services import find_services
 from nexus_assets.verify import sandbox
 from nexus_assets.verify import service_tests as st
 from nexus_assets.verify.service_tests import (

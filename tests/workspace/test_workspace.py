@@ -4,7 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
-from nexus_assets.core.services import SCAFFOLD_MARKER, find_services
+from nexus_assets.target.services import SCAFFOLD_MARKER, find_services
 from nexus_assets.workspace.sync import sync_workspace
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

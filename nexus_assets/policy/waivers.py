@@ -22,8 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.repo_config import CONFIG_NAME, load_repo_config
-from nexus_assets.core.services import refused_services, scan_services
+from nexus_assets.target.repo_config import CONFIG_NAME, load_repo_config
+from nexus_assets.target.services import refused_services, scan_services
 
 UNCOMMITTED = "uncommitted"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import write_json
-from nexus_assets.core.repo_config import load_repo_config
-from nexus_assets.core.secrets import (
+from nexus_assets.discovery.archive import read_discovery_archive
+from nexus_assets.discovery.inventory import discover
+from nexus_assets.parity.compare import compare
+from nexus_assets.parity.synopsis import parse_synopsis
+from nexus_assets.target.repo_config import load_repo_config
+from nexus_assets.target.secrets import (
     MIN_SECRET_LEN,
     UNPARSED,
     mask_secrets,
@@ -22,10 +26,6 @@ from nexus_assets.core.secrets import (
     read_env_files,
     secret_values,
 )
-from nexus_assets.discovery.archive import read_discovery_archive
-from nexus_assets.discovery.inventory import discover
-from nexus_assets.parity.compare import compare
-from nexus_assets.parity.synopsis import parse_synopsis
 
 PEM = "-----BEGIN PLANTED KEY ENV-----\nMIIBplantedEnvMiddleLine0a1b2c3d\n-----END PLANTED KEY ENV-----"
 
@@ -224,7 +224,7 @@ def test_env_reader_never_raises_on_random_text(text):
 
 
 def test_build_args_carrying_a_secret_and_dockerfile_lines_holding_one():
-    from nexus_assets.core.secrets_rule import secret_build_args, secret_lines
+    from nexus_assets.target.secrets_rule import secret_build_args, secret_lines
 
     secrets = secret_values([("DB_PASSWORD", "e2e-db-pass-0192"), ("JWT_SECRET", "auth"), ("NODE_ENV", "production")])
     args = {"NPM_TOKEN": "literal-tok-1", "SERVICE_PORT": "3001", "NOTE": "prefix-e2e-db-pass-0192", "MODE": "production",
@@ -235,7 +235,7 @@ def test_build_args_carrying_a_secret_and_dockerfile_lines_holding_one():
 
 
 def test_compose_build_arg_with_a_secret_is_left_out_and_its_service_refused(tmp_path):
-    from nexus_assets.core.compose_model import compose_builds
+    from nexus_assets.target.compose_model import compose_builds
 
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text("FROM x\n")

@@ -195,7 +195,7 @@ MIN_SERVICES = 12  # one per trait
 def generate_realistic_monorepo(dest: Path, count: int = MIN_SERVICES, *, second_broken: bool = False) -> RealisticRepo:
     """Write a realistic monorepo of `count` buildable services (at least MIN_SERVICES) into dest;
     with second_broken, one more (counted in `count`) whose pip install fails on its RUN line."""
-    from nexus_assets.realistic_compose import add_compose_run_traits
+    from nexus_assets.testrepos.realistic_compose import add_compose_run_traits
 
     if count < MIN_SERVICES:
         raise ValueError(f"a realistic monorepo has at least {MIN_SERVICES} services (one per trait), not {count}")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nexus_assets.core.dockerfile import instructions, read_dockerfile, substitute
 from nexus_assets.core.errors import BuildError, ConfigError
+from nexus_assets.target.dockerfile import instructions, read_dockerfile, substitute
 
 if TYPE_CHECKING:
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus_assets.core.compose_model import compose_builds
 from nexus_assets.core.errors import TargetRepoError
 from nexus_assets.core.hashing import IGNORED_NAMES, context_hash
-from nexus_assets.core.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES
-from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
+from nexus_assets.target.compose_model import compose_builds
+from nexus_assets.target.secrets import ENV_NAME_RE, TEMPLATE_SUFFIXES
+from nexus_assets.target.secrets_rule import secret_line_rules
 
 # A name that is safe as a folder, a compose key and a Docker repository path component.
 # Real repositories use underscores; we keep them (Docker accepts them in repository names).
@@ -52,7 +52,7 @@ class Service:
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
     infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
-    # How its compose service runs it (core.compose_runtime.ComposeRuntime, templates only: no
+    # How its compose service runs it (target.compose_runtime.ComposeRuntime, templates only: no
     # value of .env); None for a folder service. The tests run the image with it.
     runtime: Any = field(default=None, hash=False, compare=False)
 
@@ -358,7 +358,7 @@ def refused_services(repo: Path, compose_file: str | None = None, secrets: Seque
     """Every service of repo that is refused, one per name (the compose name when compose builds
     it): a link out of the repository (scan_services), a compose build arg carrying a secret, a
     Dockerfile line holding a value of secrets (what the image build refuses, by the same rule:
-    core.secrets_rule, whose words say why; never a value) or a Dockerfile that cannot be read."""
+    target.secrets_rule, whose words say why; never a value) or a Dockerfile that cannot be read."""
     refused: list[Refusal] = []
     services = scan_services(repo, compose_file, refused)[0]
     for service in services:

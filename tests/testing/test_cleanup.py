@@ -16,7 +16,9 @@ import dagster as dg
 import pytest
 
 from nexus_assets.core.cancel import Cancellation, Cancelled, cancel_all
-from nexus_assets.core.cleanup import (
+from nexus_assets.core.errors import ConfigError, no_space_line
+from nexus_assets.core.settings import Settings
+from nexus_assets.testing.cleanup import (
     OWNER_LABEL,
     OWNER_TAG,
     WORKDIR_LABEL,
@@ -25,8 +27,6 @@ from nexus_assets.core.cleanup import (
     is_leftover,
     owner,
 )
-from nexus_assets.core.errors import ConfigError, no_space_line
-from nexus_assets.core.settings import Settings
 from tests.conftest import fill_disk, mounted_tmpfs
 
 NEXUS_AGENT = [sys.executable, "-m", "nexus_assets.cli"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.fileio import naming
-from nexus_assets.core.secrets import mask_secrets, mask_tree
+from nexus_assets.target.secrets import mask_secrets, mask_tree
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Stage:
         self.containers = 0
         self.running: list = []  # containers to remove before the result is written
         self.networks: list = []  # test networks to remove after those containers
-        # Values the stage's containers were given that are secrets (core.compose_runtime): masked
+        # Values the stage's containers were given that are secrets (target.compose_runtime): masked
         # in its log, its reason and its details, whatever the service prints.
         self.secrets: list[str] = []
         self.write(f"# {stage} stage of {name} (timeout {timeout:g}s)")

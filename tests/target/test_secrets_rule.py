@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.baseimages import load_base_image_map
-from nexus_assets.core.compose_model import SECRET_ARG_ADVICE, compose_builds
 from nexus_assets.core.errors import BuildError, InputError
-from nexus_assets.core.secret_scan import env_secrets
-from nexus_assets.core.secrets import judge, mask_secrets, repo_secrets
-from nexus_assets.core.secrets_rule import SecretRule, secret_line_rules
-from nexus_assets.core.services import find_services
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.images.build import plan_build
+from nexus_assets.policy.secret_scan import env_secrets
+from nexus_assets.target.baseimages import load_base_image_map
+from nexus_assets.target.compose_model import SECRET_ARG_ADVICE, compose_builds
+from nexus_assets.target.secrets import judge, mask_secrets, repo_secrets
+from nexus_assets.target.secrets_rule import SecretRule, secret_line_rules
+from nexus_assets.target.services import find_services
 
 HANDSHAKE = "nexus-hs-v2-7781"
 SESSION = "sess-planted-4412"  # a secret-named key, in .env only

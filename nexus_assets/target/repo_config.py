@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.repo_config_checks import check_repo_config
+from nexus_assets.target.repo_config_checks import check_repo_config
 
 CONFIG_NAME = "nexus-agent.toml"
 
@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
         "max_per_run": 200,
     },
     # Keys (names or globs) whose `.env` values are public configuration, or secrets, whatever
-    # core.secrets_rule would decide; a key in both is refused.
+    # target.secrets_rule would decide; a key in both is refused.
     "secrets": {"public": [], "secret": []},
     # A service with no tests: "warn" (reported as "no tests", does not block) or "block".
     "tests": {"no_tests": "warn"},

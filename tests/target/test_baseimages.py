@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_assets.core.baseimages import external_bases, load_base_image_map, resolve_base
 from nexus_assets.core.errors import BuildError
+from nexus_assets.target.baseimages import external_bases, load_base_image_map, resolve_base
 
 
 def _dockerfile(tmp_path, text):

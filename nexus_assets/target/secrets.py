@@ -9,7 +9,7 @@ once (rules in `secret_values`: the whole value and each line of it); `mask_tree
 `mask_secrets` to every string of a JSON-like result, dict keys included. Keys are reported,
 values never. What makes a value of a repository's `.env` a secret rather than public
 configuration (a value its committed compose files, Dockerfiles or `.env` templates show) is
-`core.secrets_rule`; `judge` applies it."""
+`target.secrets_rule`; `judge` applies it."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from dotenv.parser import parse_stream
 
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path, walk_files
 
-if TYPE_CHECKING:  # core.secrets_rule reads nexus-agent.toml; imported where a repository is judged
-    from nexus_assets.core.secrets_rule import SecretRule
+if TYPE_CHECKING:  # target.secrets_rule reads nexus-agent.toml; imported where a repository is judged
+    from nexus_assets.target.secrets_rule import SecretRule
 
 MIN_SECRET_LEN = 4
 # A known value shorter than this is masked only as a whole token, never inside a longer word,
@@ -245,7 +245,7 @@ def secret_values(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] 
     repository (a service folder or compose service, e.g. DB_HOST=postgres). UNPARSED text
     counts as secret-named. Each line of a multi-line secret is masked on its own too, unless
     that line alone is plainly public. `extra` values (a registry token from the environment)
-    are always masked. With a rule (the repository's: `core.secrets_rule`), nexus-agent.toml's
+    are always masked. With a rule (the repository's: `target.secrets_rule`), nexus-agent.toml's
     `[secrets]` names decide first, and a value a committed compose file, Dockerfile or .env
     template holds in plain text is configuration unless its key names a secret."""
     return list(judge_secrets(pairs, public_names, extra, rule))
@@ -324,9 +324,9 @@ def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
 
 def repo_secrets(repo: Path) -> SecretValues:
     """The secret values of every `.env*` file of repo, as the repository's rule judges them
-    (`core.secrets_rule`: a value its committed configuration publishes is no secret): what the
+    (`target.secrets_rule`: a value its committed configuration publishes is no secret): what the
     build step masks in its logs and messages, and refuses to put into an image."""
-    from nexus_assets.core.secrets_rule import SecretRule
+    from nexus_assets.target.secrets_rule import SecretRule
 
     return judge_secrets(read_env_files(repo)[1], rule=SecretRule.for_repo(repo))
 

@@ -26,9 +26,8 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
+from nexus_assets.core.settings import attempts_from_env
 
-MAX_ATTEMPTS = 20
-DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
 WAIT_MAX_SECONDS = 8.0  # backoff: 0.5 s, 1 s, 2 s, ... up to this
 REQUEST_TIMEOUT = 15.0
 # What the engine sends for an image it pushes; a HEAD must accept it to be answered with its digest.
@@ -117,14 +116,6 @@ def classify(registry: str, text: str, secret: str | None = None) -> RegistryErr
 
 
 T = TypeVar("T")
-
-
-def attempts_from_env() -> int:
-    """NEXUS_PUSH_ATTEMPTS, or 4."""
-    text = os.environ.get("NEXUS_PUSH_ATTEMPTS") or str(DEFAULT_ATTEMPTS)
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:  # past it: backing off for hours
-        raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries from 1 to {MAX_ATTEMPTS}; got {text!r}")
-    return int(text)
 
 
 def with_retries(call: Callable[[], T], *, attempts: int | None = None, on_retry: Callable[[str], None] | None = None,

@@ -1,5 +1,5 @@
 """Issue 8: compose is the source of truth for builds. The service model on a checkout shaped
-like the real platform (nexus_assets.realistic), without the engine."""
+like the real platform (nexus_assets.testrepos.realistic), without the engine."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.compose_model import build_args, infrastructure_needs, interpolate, stack_file
 from nexus_assets.core.hashing import context_hash
 from nexus_assets.core.lineage import observe_sources
-from nexus_assets.core.services import build_services, find_services, scan_services
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
-from nexus_assets.realistic import generate_realistic_monorepo
-from nexus_assets.synthetic import generate_monorepo
+from nexus_assets.target.compose_model import build_args, infrastructure_needs, interpolate, stack_file
+from nexus_assets.target.services import build_services, find_services, scan_services
+from nexus_assets.testrepos.realistic import generate_realistic_monorepo
+from nexus_assets.testrepos.synthetic import generate_monorepo
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_the_build_copy_in_the_working_copy_hashes_as_the_repository_observes(re
 
 
 def test_build_args_read_from_dotenv_are_named_as_secrets(tmp_path):
-    from nexus_assets.core.compose_model import compose_builds, env_derived
+    from nexus_assets.target.compose_model import compose_builds, env_derived
 
     env = {"NPM_TOKEN": "t", "EMPTY": ""}
     assert env_derived({"NPM_TOKEN": "${NPM_TOKEN}", "LITERAL": "x", "MIXED": "pre-$EMPTY", "UNSET": "${NOPE}",

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from nexus_assets.core.secrets import judge_secrets
-from nexus_assets.core.secrets_rule import SecretRule, secret_build_arg_rules
 from nexus_assets.core.textfiles import inside, problem, read_text, rel_path
+from nexus_assets.target.secrets import judge_secrets
+from nexus_assets.target.secrets_rule import SecretRule, secret_build_arg_rules
 
 COMPOSE_NAME_RE = re.compile(r"^(docker-)?compose([.-][\w.-]*)?\.ya?ml$")
 STACK_DEFAULTS = ("docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml")
@@ -198,7 +198,7 @@ class ComposeBuild:
     # The image-only services it depends_on (postgres, redis): name, image, environment.
     infrastructure: tuple[dict, ...] = field(default=(), hash=False)
     # How compose runs it (environment, env_file, command, ports, healthcheck), as written:
-    # core.compose_runtime resolves it when a test starts.
+    # target.compose_runtime resolves it when a test starts.
     runtime: Any = field(default=None, hash=False, compare=False)
 
 
@@ -273,7 +273,7 @@ def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | No
     file; and a problem for every service refused (context or Dockerfile outside the repository,
     remote or unresolvable, missing folder) and every build arg variable not set. secrets_file:
     the operator's (NEXUS_SECRETS_FILE), kept in each service's run settings, read when a test runs."""
-    from nexus_assets.core.compose_runtime import runtime_of  # it builds on this module
+    from nexus_assets.target.compose_runtime import runtime_of  # it builds on this module
 
     path, problems = stack_file(repo, chosen)
     if path is None:
@@ -292,7 +292,7 @@ def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | No
         return [], path, problems
     env, probs = read_dotenv(repo, path.parent)
     problems += probs
-    rule = SecretRule.for_repo(repo)  # what is secret here: core.secrets_rule
+    rule = SecretRule.for_repo(repo)  # what is secret here: target.secrets_rule
     secrets = judge_secrets(env.items(), rule=rule)
     found = []
     for name in sorted(services, key=str):

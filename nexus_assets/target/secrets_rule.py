@@ -1,7 +1,7 @@
 """What makes a value of the target repository's `.env*` files a secret, per repository.
 
 A value is a secret when its key names one (PASSWORD, SECRET, TOKEN, KEY, PRIVATE, CREDENTIAL,
-AUTH, ...: `core.secrets`' key rule), when it is a URL with user info, or when it is written in
+AUTH, ...: `target.secrets`' key rule), when it is a URL with user info, or when it is written in
 no committed file of the repository. A value written in plain text in a committed compose file,
 Dockerfile or `.env` template (`.env.example`, ...) is configuration: the repository publishes it
 already, and a Dockerfile line that holds it (a build-time handshake such as
@@ -13,7 +13,7 @@ history to tell local files from published ones: its files as they are on disk c
 `nexus-agent.toml` names keys either way, and wins over every rule: `[secrets] public = [...]`,
 `secret = [...]` (exact names or globs such as `*_HANDSHAKE`).
 
-`core.secrets.judge` applies the rule and answers with the rule that decided, in words a refusal
+`target.secrets.judge` applies the rule and answers with the rule that decided, in words a refusal
 can print; the refusals of a build that would put a secret into an image (a build arg carrying
 one, a Dockerfile line holding one) are found here, naming the key and the rule, never the value."""
 
@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.repo_config import load_repo_config
-from nexus_assets.core.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference
 from nexus_assets.core.textfiles import inside, rel_path, walk_files
+from nexus_assets.target.repo_config import load_repo_config
+from nexus_assets.target.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference
 
 # The files a value counts as configuration in: what compose, the builder and a new developer
 # read. A `.env` itself never counts (committed by mistake, it still holds secrets).

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from nexus_assets.core.errors import ConfigError, RegistryAuthError, RegistryError
-from nexus_assets.core.registry import (
+from nexus_assets.core.settings import attempts_from_env
+from nexus_assets.registry.client import (
     TransientRegistryError,
-    attempts_from_env,
     classify,
     credentials_from_env,
     is_loopback,

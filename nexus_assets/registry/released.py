@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.release_version import git_out, is_git_checkout, release_tag
+from nexus_assets.registry.client import RegistryClient, credentials_from_env
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
 UNRELEASED_TAG_PREFIX = "build-"  # the registry tag of an image pushed while its version is released

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.baseimages import PROVIDES_LABEL, SUBSTITUTE_LABEL, load_base_image_map
+from nexus_assets.target.baseimages import PROVIDES_LABEL, SUBSTITUTE_LABEL, load_base_image_map
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

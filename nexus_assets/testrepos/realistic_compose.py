@@ -64,7 +64,7 @@ def add_compose_run_traits(dest: Path, compose: list[str], *, plain: bool) -> tu
     """Write the five trait services into dest and their compose entries onto compose; returns
     the traits and the lines they need in `.env`. plain: standard-library services (quick builds)
     instead of ones that install packages."""
-    from nexus_assets.realistic import _service, _write
+    from nexus_assets.testrepos.realistic import _service, _write
 
     services: dict[str, str] = {}
 
@@ -121,7 +121,7 @@ def add_compose_run_traits(dest: Path, compose: list[str], *, plain: bool) -> tu
 def generate_compose_run_repo(dest: Path) -> ComposeRunTraits:
     """A small repository of the five traits alone, standard-library services (quick to build)."""
     from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
-    from nexus_assets.realistic import _readable, _write
+    from nexus_assets.testrepos.realistic import _readable, _write
 
     compose: list[str] = []
     traits, env_lines = add_compose_run_traits(dest, compose, plain=True)

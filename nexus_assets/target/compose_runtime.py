@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus_assets.core.compose_model import interpolate, read_dotenv
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.repo_config import load_repo_config
-from nexus_assets.core.secrets import secret_values
-from nexus_assets.core.secrets_rule import SecretRule
 from nexus_assets.core.textfiles import inside, problem, rel_path
+from nexus_assets.target.compose_model import interpolate, read_dotenv
+from nexus_assets.target.repo_config import load_repo_config
+from nexus_assets.target.secrets import secret_values
+from nexus_assets.target.secrets_rule import SecretRule
 
 SECRETS_FILE_ENV = "NEXUS_SECRETS_FILE"
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexus_assets.core.fileio import write_atomic
-from nexus_assets.core.services import SCAFFOLD_MARKER
 from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
 from nexus_assets.scaffold.generate import scaffold_missing
+from nexus_assets.target.services import SCAFFOLD_MARKER
 
 # Every third service is Python, the rest Node.js, as in the real platform.
 SCAFFOLD_CONFIG = {"python": ["py-*"], "default_language": "node"}

@@ -1,4 +1,4 @@
-"""The release's secret scan: every value of the repository's `.env*` files that core.secrets
+"""The release's secret scan: every value of the repository's `.env*` files that target.secrets
 counts as a secret, searched for in every output file. The compliance report states the count
 (expected 0); the deployment package refuses to ship a file that holds one.
 
@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.core.secrets import WHOLE_TOKEN_BELOW, mask_known, read_env_files, secret_values
-from nexus_assets.core.secrets_rule import SecretRule
+from nexus_assets.target.secrets import WHOLE_TOKEN_BELOW, mask_known, read_env_files, secret_values
+from nexus_assets.target.secrets_rule import SecretRule
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class SecretScan:
 
 def env_secrets(repo: Path, public_names: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(the repository's `.env*` files, the secret values they hold, longest first), as
-    core.secrets parses them and the repository's rule (core.secrets_rule) decides what is
+    target.secrets parses them and the repository's rule (target.secrets_rule) decides what is
     secret: a value its committed configuration publishes is not searched for."""
     files, pairs = read_env_files(repo)
     return [f["file"] for f in files], secret_values(pairs, public_names, rule=SecretRule.for_repo(repo))
@@ -45,7 +45,7 @@ def _occurs(data: bytes, value: str) -> bool:
         if len(value) >= WHOLE_TOKEN_BELOW:
             if needle in data:
                 return True
-        # A short value counts only as a whole token, as core.secrets masks it: `auth` is no
+        # A short value counts only as a whole token, as target.secrets masks it: `auth` is no
         # leak inside `auth-service`.
         elif re.search(rb"(?<![\w-])" + re.escape(needle) + rb"(?![\w-])", data):
             return True
@@ -53,7 +53,7 @@ def _occurs(data: bytes, value: str) -> bool:
 
 
 def mask_values(text: str, values: Iterable[str]) -> str:
-    """text with each known value replaced by ***, as core.secrets masks a value (a short one
+    """text with each known value replaced by ***, as target.secrets masks a value (a short one
     only as a whole token), and nothing else: no guessing from shapes, whose patterns take
     `passed: 0` for a password in a report's own words."""
     return mask_known(text, values)  # longest first (env_secrets' order), so a value holding another goes whole

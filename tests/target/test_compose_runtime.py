@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.compose_runtime import container_ports, duration_ns, resolve
 from nexus_assets.core.errors import ConfigError
-from nexus_assets.core.services import find_services
 from nexus_assets.core.settings import Settings
+from nexus_assets.target.compose_runtime import container_ports, duration_ns, resolve
+from nexus_assets.target.services import find_services
 
 DB_PASSWORD = "s3cr3t-Pa55w0rd-from-env"
 OPERATOR_TOKEN = "op-T0ken-only-in-the-operator-file"

@@ -1,4 +1,4 @@
-"""Waivers on the record (core/waivers.py) and refused services (core/services.refused_services),
+"""Waivers on the record (policy/waivers.py) and refused services (target/services.refused_services),
 on real git checkouts: who committed a waiver is git blame's author of its line."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from nexus_assets.cli.main import main
 from nexus_assets.core.errors import InputError
-from nexus_assets.core.services import refused_services
-from nexus_assets.core.waivers import check_waivers, read_waivers
+from nexus_assets.policy.waivers import check_waivers, read_waivers
+from nexus_assets.target.services import refused_services
 
 DOCKERFILE = "FROM node:18-alpine\nCOPY . .\nCMD [\"node\", \"server.js\"]\n"
 
@@ -138,7 +138,7 @@ def test_refused_services_for_every_reason_one_entry_each(repo, tmp_path):
     write(repo / "services" / "vault" / "Dockerfile", DOCKERFILE)
     write(repo / "docker-compose.yml", "services:\n  vault:\n    build:\n      context: ./services/vault\n"
                                        "      args:\n        API_TOKEN: ${BILLING_SECRET}\n")
-    from nexus_assets.core.secrets import repo_secrets
+    from nexus_assets.target.secrets import repo_secrets
 
     refused = {r.service: r for r in refused_services(repo, None, repo_secrets(repo))}
     assert sorted(refused) == ["billing", "linked", "users", "vault"]

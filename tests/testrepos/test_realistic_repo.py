@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from nexus_assets.core.services import find_services
 from nexus_assets.images.build import failed_step_line
-from nexus_assets.realistic import BROKEN_REQUIREMENT, generate_realistic_monorepo
+from nexus_assets.target.services import find_services
+from nexus_assets.testrepos.realistic import BROKEN_REQUIREMENT, generate_realistic_monorepo
 
 
 def test_services_install_real_packages_in_every_way_the_platform_does(tmp_path):
@@ -62,8 +62,8 @@ def test_a_failed_run_step_is_mapped_to_its_dockerfile_line(tmp_path):
 def test_services_that_only_run_as_compose_runs_them(tmp_path):
     """Issue 15's traits: ports and variables only compose sets, a compose healthcheck, a context
     at the repository root, and one health check that probes a port never opened."""
-    from nexus_assets.core.compose_runtime import resolve
-    from nexus_assets.realistic_compose import LINT_TRAP
+    from nexus_assets.target.compose_runtime import resolve
+    from nexus_assets.testrepos.realistic_compose import LINT_TRAP
 
     real = generate_realistic_monorepo(tmp_path / "repo")
     services = {s.name: s for s in find_services(real.root)}
