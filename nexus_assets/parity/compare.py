@@ -59,7 +59,6 @@ GENERIC = frozenset({"app", "api", "service", "services", "svc", "srv", "worker"
                      "backend", "frontend", "ms", "microservice", "main", "core", "default", "base"})
 SUFFIXES = frozenset({"service", "svc", "srv", "server", "api", "app", "worker", "ms", "microservice"})
 PREFIXES = frozenset({"nexus", "cos", "nexuscos", "n3xus"})
-RULES = ("exact", "normalized", "alias", "family")
 SOURCES = ("folder", "compose", "container", "archive")
 
 
@@ -202,28 +201,25 @@ def _refused(discovery: dict) -> dict[str, str]:
 
 
 def _config(repo_config: dict, modules: list[CanonicalModule]) -> tuple[set[str], int, dict[str, list[str]], list[dict]]:
+    """The [parity] settings as load_repo_config gives them: their types and ranges were checked
+    when the file was read (target.repo_config_checks), so only their meaning is judged here."""
     parity = {**DEFAULTS["parity"], **(repo_config.get("parity") or {})}
     problems: list[dict] = []
     where = "nexus-agent.toml [parity]"
     names = {m.name for m in modules}
     # The synopsis' own `(mandatory)` marks add to the configured set: the synopsis says so.
     listed = parity.get("critical") or []
-    listed = [listed] if isinstance(listed, str) else listed if isinstance(listed, list) else []
+    listed = [listed] if isinstance(listed, str) else listed
     critical = {normalize(str(c)) for c in listed} | {m.name for m in modules if m.mandatory}
-    limit = parity.get("max_critical_missing", 6)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        problems.append({"file": where, "line": None, "service": None,
-                         "message": "max_critical_missing must be a whole number >= 0; using 6"})
-        limit = 6
+    limit: int = parity["max_critical_missing"]
     aliases: dict[str, list[str]] = {}
-    raw = parity.get("aliases") or {}
-    for module, values in sorted(raw.items() if isinstance(raw, dict) else []):
+    for module, values in sorted((parity.get("aliases") or {}).items()):
         values = [values] if isinstance(values, str) else values
         if module not in names:
             problems.append({"file": where, "line": None, "service": module,
                              "message": f"alias set for {module!r}, which is not a canonical module; ignored"})
             continue
-        for alias in values if isinstance(values, list) else []:
+        for alias in values:
             tokens = normalize(str(alias)).split("-")
             if len(tokens) == 1 and _generic_only(tokens):  # `api` alone is nobody's name
                 problems.append({"file": where, "line": None, "service": module,
