@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -50,6 +51,10 @@ from nexus_assets.verify.assets import e2e_tests_asset
 from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit, run_unit_and_integration
 from nexus_assets.workspace.assets import workspace
 
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
+
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
 SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
                              unit_and_integration=run_unit_and_integration)
@@ -71,10 +76,10 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     # Steps that ask Dagster what is stale need the whole graph, which exists once defs does.
     built: dict[str, dg.Definitions] = {}
 
-    def asset_graph():
+    def asset_graph() -> BaseAssetGraph[Any]:
         return built["defs"].resolve_asset_graph()
 
-    assets: list = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph), evidence_pack,
+    assets: list[Any] = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph), evidence_pack,
                     compliance_report_asset(asset_graph), deployment_package_asset(asset_graph),
                     # the release follows the manifest, the documents it attaches and the evidence
                     # pack, and reads their gates

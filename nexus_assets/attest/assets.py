@@ -19,8 +19,10 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -28,6 +30,8 @@ from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_
 from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
 from nexus_assets.attest.steps import (
+    BomMaker,
+    Record,
     bom_makers,
     latest_records,
     masked_build_args,
@@ -52,7 +56,11 @@ from nexus_assets.core.keys import (
 )
 from nexus_assets.core.lineage import AssetRecords, may_be_stale
 from nexus_assets.evidence.check import CheckFailed, check_folder
-from nexus_assets.target.services import build_services
+from nexus_assets.target.services import Service, build_services
+
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
 
 SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
 PROVENANCE_VERSION = "provenance-1"
@@ -64,17 +72,18 @@ def _name(prefix: str, service: str) -> str:
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', service)}_{zlib.crc32(service.encode()):08x}"
 
 
-def _to_make(context: dg.OpExecutionContext, asset_graph, keys: dict[str, dg.AssetKey], artifacts, records,
+def _to_make(context: dg.OpExecutionContext, asset_graph: "Callable[[], BaseAssetGraph[Any]]",
+             keys: dict[str, dg.AssetKey], artifacts: Path, records: dict[dg.AssetKey, Record],
              known: AssetRecords) -> list[str]:
     """The services whose asset Dagster could hold stale or missing, or whose file changed."""
     if context.run.tags.get(FORCE_TAG) == "true":
         return sorted(keys)
     stale = set(may_be_stale(asset_graph(), context.instance, list(keys.values()), known))
     return sorted(n for n, key in keys.items()
-                  if key in stale or not file_intact(artifacts, records.get(key, None) and records[key].metadata))
+                  if key in stale or not file_intact(artifacts, records[key].metadata if key in records else None))
 
 
-def _output(name: str, version: str, metadata: dict) -> dg.Output:
+def _output(name: str, version: str, metadata: dict[str, Any]) -> dg.Output[Any]:
     """An op output with its data version (a beta parameter of Output: the graph-backed steps need it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
@@ -87,7 +96,8 @@ def _untagged(reference: str) -> str:
     return name if sep and "/" not in tag else reference
 
 
-def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDefinition:
+def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
+                suffix: str = "") -> dg.AssetsDefinition:
     """sbom/<service> for every service of names, one step: each image's packages as the image
     records them. suffix names a second such step apart (op and graph names are unique in a job)."""
     outs = {_name("sbom", n): n for n in names}
@@ -95,7 +105,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
     @dg.op(name=f"make_sboms{suffix}", ins={"images": dg.In(dg.Nothing)},
            out={o: dg.Out(dg.Nothing, is_required=False) for o in outs},
            required_resource_keys={"nexus", "docker_engine"})
-    def make_sboms(context: dg.OpExecutionContext):
+    def make_sboms(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
         artifacts = settings.artifacts
         keys = {n: sbom_key(n) for n in names}
@@ -110,7 +120,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
                 todo.append((name, image.metadata))
         context.log.info(f"making {len(todo)} SBOM(s); {len(names) - len(todo)} current or without an image")
 
-        def one(job):
+        def one(job: tuple[str, dict[str, Any]], make_bom: BomMaker) -> tuple[str, dict[str, Any] | None, str | None]:
             name, image = job
             client = context.resources.docker_engine.client()
             try:
@@ -122,7 +132,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
                 client.close()
 
         with bom_makers(len(todo)) as make_bom, ThreadPoolExecutor(max_workers=max(1, settings.max_parallel)) as pool:
-            for name, made, error in pool.map(one, todo):
+            for name, made, error in pool.map(lambda job: one(job, make_bom), todo):
                 if made is None:
                     context.log.error(f"sbom/{name} FAILED: {error}")
                     continue
@@ -132,7 +142,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
 
     @dg.graph(name=f"sboms{suffix}", ins={_name("image", n): dg.GraphIn() for n in names},
               out={o: dg.GraphOut() for o in outs})
-    def sboms(**images):
+    def sboms(**images: Any) -> Any:
         return make_sboms(images=list(images.values()))
 
     return dg.AssetsDefinition.from_graph(
@@ -147,7 +157,8 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
     )
 
 
-def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
+def _facts(name: str, pushed: dict[str, Any], image: Record, service: Service | None, repo: Path,
+           names: list[str]) -> BuildFacts:
     return BuildFacts(
         service=name, repo_digest=str(pushed["repo_digest"]), digest=str(pushed["digest"]),
         image_id=str(image.metadata["image_id"]), tag=str(pushed.get("tag") or ""), image_run_id=image.run_id,
@@ -161,7 +172,8 @@ def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
     )
 
 
-def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = None, *, attestations: bool = True,
+def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
+                      signs: list[str] | None = None, *, attestations: bool = True,
                       suffix: str = "") -> dg.AssetsDefinition:
     """provenance/<service> for every service of signs (default: names) and, with attestations,
     `attestations` over every service of names, one step."""
@@ -173,7 +185,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
     @dg.op(name=f"sign_provenance{suffix}", ins={"ready": dg.In(dg.Nothing)},
            out={**{o: dg.Out(dg.Nothing, is_required=False) for o in outs}, **last},
            required_resource_keys={"nexus"})
-    def sign_provenance(context: dg.OpExecutionContext):
+    def sign_provenance(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
         artifacts = settings.artifacts
         key, made_now = load_or_create_key(settings.signing_key_path)
@@ -187,11 +199,11 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
         services = {s.name: s for s in build_services(settings)}
         builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
         stale = set(_to_make(context, asset_graph, keys, artifacts, records, known))
-        summary: dict[str, dict] = {}
+        summary: dict[str, dict[str, Any]] = {}
         for name in listed:
             image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))
             current = image.metadata.get("image_id") if image else None
-            entry: dict = {}
+            entry: dict[str, Any] = {}
             if sbom and sbom.metadata.get("image_id") == current and file_intact(artifacts, sbom.metadata):
                 entry["sbom"] = {"path": sbom.metadata["relpath"], "sha256": sbom.metadata["sha256"],
                                  "components": sbom.metadata.get("components")}
@@ -200,6 +212,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
             elif "sbom" not in entry:
                 entry["reason"] = "no SBOM of the current image"
             elif name in stale:
+                assert image is not None  # current is its image id
                 facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
                 made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
                                         artifacts, builder_id=builder, run_id=context.run_id)
@@ -228,7 +241,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
 
     @dg.graph(name=f"provenance{suffix}", ins={**{i: dg.GraphIn() for i in ins}, **tagged},
               out={**{o: dg.GraphOut() for o in outs}, **{k: dg.GraphOut() for k in last}})
-    def provenance(**ready):
+    def provenance(**ready: Any) -> Any:
         return sign_provenance(ready=list(ready.values()))
 
     keys_in = {i: (pushed_key(n) if i.startswith("pushed_") else sbom_key(n)) for i, n in ins.items()}
@@ -250,7 +263,8 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
     )
 
 
-def attest_assets(names: list[str], asset_graph, due: Collection[str] | None = None) -> list[dg.AssetsDefinition]:
+def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
+                  due: Collection[str] | None = None) -> list[dg.AssetsDefinition]:
     """sbom/*, provenance/* and `attestations` of every service. With due (the services a run
     selects SBOMs and provenance of), the others go to a second step of each kind, so that the
     run, leaving those steps out, plans no event for them (module docstring)."""
@@ -267,7 +281,8 @@ def attest_assets(names: list[str], asset_graph, due: Collection[str] | None = N
           required_resource_keys={"nexus"},
           description="artifacts/evidence/: the manifest, SBOMs, signed provenance, public key, compliance report and "
                       "a standalone verify.py, with signed SHA256SUMS: what an auditor takes away.")
-def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = context.resources.nexus.settings()
     key, _ = load_or_create_key(settings.signing_key_path)
     folder = settings.artifacts / EVIDENCE_DIR

@@ -52,7 +52,7 @@ class ImageFiles:
     roots: list[str] = field(default_factory=list)
 
 
-def language_roots(config: dict) -> list[str]:
+def language_roots(config: dict[str, Any]) -> list[str]:
     """The folders of an image worth searching for language packages, outermost only."""
     candidates = list(LANGUAGE_ROOTS)
     workdir = (config.get("WorkingDir") or "").rstrip("/")

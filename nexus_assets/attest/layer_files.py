@@ -15,6 +15,7 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MAX_LINKS = 40  # as the kernel: more links than this in one path is a loop
@@ -48,7 +49,7 @@ class LayeredImage:
         self.layers = layers
 
     @classmethod
-    def of(cls, info: dict) -> "LayeredImage | None":
+    def of(cls, info: dict[str, Any]) -> "LayeredImage | None":
         """The image an inspect answer describes, or None when its layers are not overlay2
         folders this process can read (another storage driver, a remote engine, not root)."""
         driver = info.get("GraphDriver") or {}

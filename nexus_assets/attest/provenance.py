@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from nexus_assets.evidence.check import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 
@@ -32,13 +33,13 @@ class BuildFacts:
     source_hash: str
     tree_hash: str
     service_path: str
-    base_images: list[dict] = field(default_factory=list)
+    base_images: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)  # already masked
     source_location: str = ""  # file://REPO, for a target without a source label
     # The image step's record of a registry cache hit ({tag, digest, revision, created, ...}): the
     # image was pulled, built and tested by an earlier run (its commit in its labels), not built here.
-    cache: dict = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 def _iso(timestamp: float) -> str:
@@ -50,19 +51,19 @@ def _sha(value: str) -> str:
 
 
 def build_statement(facts: BuildFacts, *, sbom_path: str, sbom_sha256: str, builder_id: str,
-                    attest_run_id: str, versions: dict[str, str]) -> dict:
+                    attest_run_id: str, versions: dict[str, str]) -> dict[str, Any]:
     """The in-toto statement for one image (a plain JSON-able dict)."""
     # The repository's remote URL from the image's OCI label; a target that is no git checkout has
     # none, and is named by where it was read from.
     source = facts.labels.get("org.opencontainers.image.source") or facts.source_location
     revision = facts.labels.get("org.opencontainers.image.revision") or ""
-    dependencies: list[dict] = []
+    dependencies: list[dict[str, Any]] = []
     if source and revision and revision != "unknown":
         dependencies.append({"uri": f"git+{source}@{revision}", "digest": {"gitCommit": revision}})
     dependencies.append({"name": "source", "uri": f"{source or 'repository'}#{facts.service_path}",
                          "digest": {"nexus-tree-sha256": facts.tree_hash, "nexus-fingerprint": facts.source_hash}})
     for base in facts.base_images:
-        entry: dict = {"uri": f"pkg:docker/{base.get('requested')}", "name": base.get("requested"),
+        entry: dict[str, Any] = {"uri": f"pkg:docker/{base.get('requested')}", "name": base.get("requested"),
                        "digest": {"sha256": _sha(str(base.get("image_id") or ""))}}
         if base.get("substituted"):
             entry["annotations"] = {"substituted": True, "substitute": base.get("substitute")}
@@ -107,12 +108,12 @@ def build_statement(facts: BuildFacts, *, sbom_path: str, sbom_sha256: str, buil
     }
 
 
-def statement_bytes(statement: dict) -> bytes:
+def statement_bytes(statement: dict[str, Any]) -> bytes:
     """The payload that is signed: compact, keys sorted, so the same statement gives the same bytes."""
     return json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def envelope_line(envelope: dict) -> bytes:
+def envelope_line(envelope: dict[str, Any]) -> bytes:
     """One line of a .intoto.jsonl file."""
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n"
 

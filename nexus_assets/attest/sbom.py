@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import HeaderParser
+from typing import Any
 
 from nexus_assets.attest.image_files import ImageFiles
 
@@ -138,7 +139,7 @@ def npm_lock_packages(data: bytes, location: str) -> list[Package]:
         if isinstance(entry.get("version"), str):
             found.append(_npm(name, entry["version"], entry.get("license"), location))
     if not found:
-        def walk(deps: dict) -> None:
+        def walk(deps: dict[str, Any]) -> None:
             for name, entry in deps.items():
                 if isinstance(entry, dict) and isinstance(entry.get("version"), str):
                     found.append(_npm(name, entry["version"], None, location))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -61,7 +62,7 @@ def signing_key_id(key: Ed25519PrivateKey) -> str:
     return key_id(key.public_key())
 
 
-def sign_envelope(key: Ed25519PrivateKey, payload_type: str, payload: bytes) -> dict:
+def sign_envelope(key: Ed25519PrivateKey, payload_type: str, payload: bytes) -> dict[str, Any]:
     """A DSSE envelope of payload, signed over its pre-authentication encoding."""
     signature = key.sign(pae(payload_type, payload))
     return {

@@ -51,7 +51,7 @@ def provenance_relpath(service: str) -> str:
 class Record:
     """The newest materialization of one asset: plain metadata, the run that made it, when."""
 
-    metadata: dict
+    metadata: dict[str, Any]
     run_id: str
     timestamp: float
 
@@ -88,7 +88,7 @@ def bom_makers(count: int) -> Iterator[BomMaker]:
 
 
 def write_sbom(client: Any, service: str, image_id: str, image_name: str, artifacts: Path,
-               make_bom: BomMaker = make_bom_json) -> dict:
+               make_bom: BomMaker = make_bom_json) -> dict[str, Any]:
     """Read the image's package records, write artifacts/sbom/<service>.cdx.json, and say what it holds."""
     files = read_image_files(client, image_id)
     packages = image_packages(files)
@@ -108,11 +108,12 @@ def masked_build_args(service: Service, repo: Path, public_names: list[str]) -> 
     repository's .env values, values of secret-looking keys, anything shaped like a credential."""
     _, pairs = read_env_files(repo)
     secrets = secret_values([*pairs, *service.build_args.items()], public_names)
-    return mask_tree(dict(service.build_args), secrets)
+    masked: dict[str, str] = mask_tree(dict(service.build_args), secrets)
+    return masked
 
 
-def write_provenance(key: Ed25519PrivateKey, facts: BuildFacts, sbom: dict, artifacts: Path, *,
-                     builder_id: str, run_id: str) -> dict:
+def write_provenance(key: Ed25519PrivateKey, facts: BuildFacts, sbom: dict[str, Any], artifacts: Path, *,
+                     builder_id: str, run_id: str) -> dict[str, Any]:
     """Sign the statement of one image into a DSSE envelope, write it as one JSON line to
     artifacts/provenance/<service>.intoto.jsonl, and say what was signed."""
     statement = build_statement(facts, sbom_path=sbom["path"], sbom_sha256=sbom["sha256"], builder_id=builder_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -21,8 +22,11 @@ from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.services import build_services
 
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
-def _inputs(asset_graph, instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
+
+def _inputs(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
     """The versions an image would be built from now: its parents' data versions and its own."""
     parents = sorted(asset_graph.get(key).parent_keys, key=lambda k: k.to_user_string())
     held = latest_data_versions(instance, [*parents, key])
@@ -74,6 +78,7 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     return request, new_cursor, notes
 
 
+
 def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
     known = set(service_names)
 
@@ -83,7 +88,8 @@ def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
         description="Observes the target repository's services and base images every 30 s; requests the "
                     "stale images (with tags, e2e and the manifest), as nexus-agent run would.",
     )
-    def sensor(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine):
+    def sensor(context: dg.SensorEvaluationContext, nexus: NexusConfig,
+               docker_engine: DockerEngine) -> dg.SensorResult | dg.SkipReason:
         try:
             request, cursor, notes = plan_sensor_run(context, nexus, docker_engine, known)
         except NexusError as exc:

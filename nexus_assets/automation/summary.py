@@ -45,9 +45,9 @@ class RunFacts:
 
     def add(self, event: dg.DagsterEvent) -> tuple[str, str] | None:
         """Records the event; returns (gate, reason) when it is a blocking gate that failed."""
-        kind, data = event.event_type, event.event_specific_data
+        kind = event.event_type
         if kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            materialization = data.materialization  # type: ignore[union-attr]
+            materialization = event.step_materialization_data.materialization
             key = materialization.asset_key
             if key == VERIFIED_RELEASE:
                 self.released_in_run = True
@@ -56,20 +56,21 @@ class RunFacts:
                 pulled = status is not None and status.value == "pulled from cache"
                 (self.pulled if pulled else self.built).add(key.path[-1])
         elif kind == dg.DagsterEventType.ASSET_OBSERVATION:
-            observation = data.asset_observation  # type: ignore[union-attr]
+            observation = event.asset_observation_data.asset_observation
             status = observation.metadata.get("status")
             if observation.asset_key.path[0] == "image" and status is not None and status.value == "failed":
                 reason = observation.metadata.get("reason")
                 self.failed[observation.asset_key.path[-1]] = str(reason.value if reason else "failed")
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            label = f"{data.asset_key.to_user_string()}:{data.check_name}"  # type: ignore[union-attr]
-            blocking = data.severity == dg.AssetCheckSeverity.ERROR  # type: ignore[union-attr]
-            gate = Gate(bool(data.passed), blocking, _one_line(data.description or ""))  # type: ignore[union-attr]
+            check = event.asset_check_evaluation_data
+            label = f"{check.asset_key.to_user_string()}:{check.check_name}"
+            blocking = check.severity == dg.AssetCheckSeverity.ERROR
+            gate = Gate(bool(check.passed), blocking, _one_line(check.description or ""))
             self.gates[label] = gate
             if not gate.passed and gate.blocking:
                 return label, gate.detail or "no reason given"
         elif kind == dg.DagsterEventType.STEP_FAILURE and event.step_key:
-            error = data.error  # type: ignore[union-attr]
+            error = event.step_failure_data.error
             if error is None or error.cls_name != "DagsterAssetCheckFailedError":  # a gate: named above
                 self.broken[event.step_key] = _one_line(error.message if error else "failed")
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -50,6 +51,10 @@ from nexus_assets.resources import docker_client
 from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.services import Service, build_services, release_tags, services_root
 from nexus_assets.testing.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
+
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster_shared.error import SerializableErrorInfo
+
 
 # The job's console logger prints each step's own lines as [nexus] lines (the same lines the
 # UI's run log shows); Dagster's engine events stay in the instance.
@@ -155,7 +160,7 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     return False
 
 
-def _root_cause(error, settings: Settings) -> str:
+def _root_cause(error: SerializableErrorInfo | None, settings: Settings) -> str:
     """The step's own error's message: Dagster wraps a step's exception in its own. A full disk
     is said in one line naming the path."""
     if error is None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, cast
+
+import dagster as dg
 
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.settings import Settings
@@ -41,7 +44,7 @@ def check_settings(args: argparse.Namespace) -> None:
     _config(args, deploy=True)
 
 
-def _run(settings: Settings, job: str, config: dict[str, str]):
+def _run(settings: Settings, job: str, config: dict[str, str]) -> dg.ExecuteInProcessResult:
     from nexus_assets.cli.pipeline import CONSOLE, open_instance
     from nexus_assets.definitions import build_definitions
 
@@ -51,13 +54,13 @@ def _run(settings: Settings, job: str, config: dict[str, str]):
                                                         run_config=run_config, tags={"nexus/origin": "cli"})
 
 
-def _failure(result) -> str | None:
+def _failure(result: dg.ExecuteInProcessResult) -> str | None:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
-            return error.message.strip()
+            return str(error.message).strip()
     return None
 
 
@@ -93,7 +96,7 @@ def audit(args: argparse.Namespace) -> int:
         return 2
     [evaluation] = result.get_asset_check_evaluations()
     audit_json = evaluation.metadata.get("audit")
-    found = audit_json.value if audit_json is not None else {}
+    found: dict[str, Any] = cast(dict[str, Any], audit_json.value) if audit_json is not None else {}  # a JSON value
     for drift in found.get("drifts") or []:
         print(f"DRIFT {drift}")
     for row in found.get("services") or []:

@@ -10,6 +10,7 @@ release the manifest names must have been made from these very images (release_c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import read_json
@@ -18,7 +19,7 @@ from nexus_assets.registry.client import RegistryClient, credentials_from_env
 from nexus_assets.registry.released import digests
 
 
-def _reference(entry: dict) -> tuple[str, str, str] | None:
+def _reference(entry: dict[str, Any]) -> tuple[str, str, str] | None:
     """(registry, repository, tag) of a manifest entry, from its repo_digest and tag."""
     repo_digest = entry.get("repo_digest") or ""
     if "@" not in repo_digest or "/" not in repo_digest:
@@ -31,7 +32,7 @@ def _reference(entry: dict) -> tuple[str, str, str] | None:
     return registry, repository, tag
 
 
-def check_registry(entry: dict, verdict: Verdict) -> None:
+def check_registry(entry: dict[str, Any], verdict: Verdict) -> None:
     """The signed digest is in the registry, and the release tag points at it."""
     reference = _reference(entry)
     digest = entry.get("digest") or ""
@@ -55,7 +56,7 @@ def check_registry(entry: dict, verdict: Verdict) -> None:
         verdict.notes.append(f"registry has it{f' under {tag}' if tag else ''}")
 
 
-def release_claim(workdir: Path, manifest: dict) -> tuple[bool, str]:
+def release_claim(workdir: Path, manifest: dict[str, Any]) -> tuple[bool, str]:
     """(holds, line): whether the release the manifest names (`release_tag`) was made from these
     very images, read from the last release attempt (artifacts/verified_release.json) and the
     manifest the release kept (WORKDIR/releases/vX.Y.Z/). No record: no release is claimed."""

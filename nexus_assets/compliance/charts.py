@@ -12,10 +12,14 @@ import hashlib
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from nexus_assets.core.fileio import write_atomic
+
+if TYPE_CHECKING:  # type names only: matplotlib is imported when a chart is drawn
+    from matplotlib.figure import Figure
 
 COLOURS = {"present": "#2e7d32", "partial": "#f9a825", "missing": "#c62828", "scaffolded": "#1565c0",
            "passed": "#2e7d32", "failed": "#c62828", "not run": "#9e9e9e"}
@@ -25,7 +29,7 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"  # the last chunk: a file cut short lacks it
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()

@@ -13,18 +13,20 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import COMPLIANCE_REPORT, image_key
+from nexus_assets.core.settings import Settings
 from nexus_assets.policy.acceptance import missing_from_text, no_tests_mode
 from nexus_assets.policy.pmmg import Rule, browser_only, ownership_lock
 from nexus_assets.policy.pmmg_jobs import no_transcoding
 from nexus_assets.resources import NexusConfig
 
 
-def _current_services(settings) -> list[str]:
+def _current_services(settings: Settings) -> list[str]:
     path = settings.artifacts / "artifacts_manifest.json"
     try:
         manifest = read_json(path)
@@ -33,10 +35,10 @@ def _current_services(settings) -> list[str]:
     return [str(i.get("service")) for i in manifest.get("images") or [] if i.get("image_id")]
 
 
-def recorded_pmmg_images(instance: dg.DagsterInstance, settings) -> dict[str, dict]:
+def recorded_pmmg_images(instance: dg.DagsterInstance, settings: Settings) -> dict[str, dict[str, Any]]:
     """{service: its PMMG browser-only verdict} as the image step recorded it on the current
     image of every service the manifest lists (one query)."""
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, Any]] = {}
     keys = [image_key(n) for n in _current_services(settings)]
     for record in instance.get_asset_records(keys) if keys else []:
         last = record.asset_entry.last_materialization
@@ -47,7 +49,7 @@ def recorded_pmmg_images(instance: dg.DagsterInstance, settings) -> dict[str, di
     return found
 
 
-def policy_fingerprint(repo: Path, pmmg_images: dict[str, dict]) -> str:
+def policy_fingerprint(repo: Path, pmmg_images: dict[str, dict[str, Any]]) -> str:
     """What the report's policy sections read that Dagster's data versions do not carry (the
     repository's lock and job files, `[tests] no_tests`, each image's PMMG verdict): a report
     kept while this changed is made again."""
@@ -56,7 +58,7 @@ def policy_fingerprint(repo: Path, pmmg_images: dict[str, dict]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:24]
 
 
-def contents_problems(path: Path, metadata: dict) -> list[str]:
+def contents_problems(path: Path, metadata: dict[str, Any]) -> list[str]:
     """What the compliance PDF lacks, read back from the file: a section, a gate's row, or the
     evidence its own contents gate judged when it was made."""
     import pypdf  # loaded by the check only

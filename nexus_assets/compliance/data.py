@@ -71,7 +71,7 @@ class ReportData:
         return "PASS" if not failed else "FAIL: " + ", ".join(failed)
 
 
-def _read(path: Path, notes: list[str]) -> dict:
+def _read(path: Path, notes: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -83,7 +83,7 @@ def _read(path: Path, notes: list[str]) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _evidence(module: dict) -> str:
+def _evidence(module: dict[str, Any]) -> str:
     items = module.get("evidence") or []
     if module.get("refused"):  # the repository's service for it is refused: never built nor counted
         return f"refused: {module['refused']}"
@@ -93,7 +93,7 @@ def _evidence(module: dict) -> str:
                       for e in items)
 
 
-def _modules(discrepancy: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _modules(discrepancy: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = [{"category": m.get("category") or "(none)", "module": m.get("name", "?"), "status": m.get("status", "?"),
              "critical": "yes" if m.get("critical") else "no", "scaffolded": "yes" if m.get("scaffolded") else "no",
              "evidence": _evidence(m)}
@@ -116,7 +116,7 @@ def _state(value: object, no_tests: str) -> str:
     return str(value or "not run").replace("not_run", "not run")
 
 
-def _tests(manifest: dict, no_tests: str = "warn") -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tests(manifest: dict[str, Any], no_tests: str = "warn") -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     for image in manifest.get("images") or []:
         tests = image.get("tests") or {}
@@ -134,14 +134,14 @@ def _tests(manifest: dict, no_tests: str = "warn") -> tuple[pd.DataFrame, pd.Dat
                                                            if c not in ("passed", "failed", "not run")]]]
 
 
-def _attestation(image: dict, name: str) -> str:
+def _attestation(image: dict[str, Any], name: str) -> str:
     item = image.get(name)
     if isinstance(item, dict) and item.get("path"):
         return f"{Path(str(item['path'])).name} sha256:{item.get('sha256') or NA}"
     return NA
 
 
-def _images(manifest: dict) -> pd.DataFrame:
+def _images(manifest: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for image in manifest.get("images") or []:
         subs = [f"{b.get('requested')} -> {b.get('substitute')}" for b in image.get("base_images") or []
@@ -157,7 +157,7 @@ def _images(manifest: dict) -> pd.DataFrame:
                                        "substitutions", "obtained", "sbom", "provenance", "reason"])
 
 
-def _obtained(image: dict) -> str:
+def _obtained(image: dict[str, Any]) -> str:
     """Built by this pipeline here, or pulled from the registry cache (built and tested by an
     earlier run, whose commit the image's labels name)."""
     cache = image.get("cache") or {}
@@ -167,7 +167,7 @@ def _obtained(image: dict) -> str:
     return f"registry cache {cache.get('tag', '')} (built from {commit})"
 
 
-def _discovery(discovery: dict) -> pd.DataFrame:
+def _discovery(discovery: dict[str, Any]) -> pd.DataFrame:
     summary = discovery.get("summary") or {}
     git = discovery.get("git")
     rows = [(key.replace("_", " "), str(value)) for key, value in summary.items()]
@@ -178,7 +178,8 @@ def _discovery(discovery: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
-def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dict, tests: pd.DataFrame,
+def _gates(settings: Settings, discovery: dict[str, Any], discrepancy: dict[str, Any], manifest: dict[str, Any],
+           tests: pd.DataFrame,
            pmmg: PolicyVerdict, scan: SecretScan, no_tests: str = "warn") -> list[Gate]:
     gates = [Gate("discovery parsed", bool(discovery.get("summary")),
                   "reports/discovery_parsed.json holds the inventory" if discovery.get("summary") else
@@ -224,7 +225,7 @@ def _gates(settings: Settings, discovery: dict, discrepancy: dict, manifest: dic
     return gates
 
 
-def _contents_gate(data: ReportData, inputs: dict[str, dict]) -> Gate:
+def _contents_gate(data: ReportData, inputs: dict[str, dict[str, Any]]) -> Gate:
     """The Compliance Report gate, judged from what this document holds (policy.acceptance)."""
     def need(ok: bool, why: str) -> str:
         return "" if ok else why
@@ -245,7 +246,7 @@ def _contents_gate(data: ReportData, inputs: dict[str, dict]) -> Gate:
 
 
 def assemble(settings: Settings, *, commit: str | None, lineage: list[LineageRow], run_id: str,
-             today: date, pmmg_images: dict[str, dict] | None = None) -> ReportData:
+             today: date, pmmg_images: dict[str, dict[str, Any]] | None = None) -> ReportData:
     """Everything the compliance PDF shows, from the pipeline's outputs. pmmg_images: {service:
     its PMMG browser-only verdict} as the image step recorded it (images.pmmg)."""
     notes: list[str] = []

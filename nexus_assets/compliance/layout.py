@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pandas as pd
@@ -44,7 +45,7 @@ VERDICT = {True: colors.HexColor("#2e7d32"), False: colors.HexColor("#c62828"), 
 class _Text:
     """Cell text with every known secret masked (defence in depth: the scan expects none)."""
 
-    def __init__(self, mask: Callable[[str], str]):
+    def __init__(self, mask: Callable[[str], str]) -> None:
         self.mask = mask
 
     def lines(self, value: object, width: float, style: ParagraphStyle = CELL) -> list[list[str]]:
@@ -62,11 +63,11 @@ class _Text:
 
 @functools.cache
 def _char_width(char: str, font: str, size: float) -> float:
-    return stringWidth(char, font, size)
+    return float(stringWidth(char, font, size))
 
 
 def _width(text: str, font: str, size: float) -> float:
-    return stringWidth(text, font, size)  # in C with reportlab[accel]
+    return float(stringWidth(text, font, size))  # in C with reportlab[accel]
 
 
 def _fitting(word: str, font: str, size: float, room: float) -> int:
@@ -161,7 +162,8 @@ def table(text: _Text, headers: Sequence[str], rows: Iterable[Sequence[object]],
 
 
 def _frame(df: pd.DataFrame, columns: Sequence[str]) -> list[list[object]]:
-    return df[list(columns)].astype(object).where(df[list(columns)].notna(), "").values.tolist()
+    rows: list[list[object]] = df[list(columns)].astype(object).where(df[list(columns)].notna(), "").values.tolist()
+    return rows
 
 
 def _chart(png: bytes, width: float = WIDTH * 0.85) -> Image:
@@ -176,9 +178,9 @@ def _verdict_cell(passed: bool | None, word: str | None = None) -> Paragraph:
     return Paragraph(f'<font color="{VERDICT[passed].hexval()}"><b>{word}</b></font>', CELL)
 
 
-def _cover(text: _Text, data: ReportData) -> list:
+def _cover(text: _Text, data: ReportData) -> list[Any]:
     passed = data.verdict == "PASS"
-    story: list = [Spacer(1, 30 * mm), Paragraph("Nexus COS compliance report", TITLE),
+    story: list[Any] = [Spacer(1, 30 * mm), Paragraph("Nexus COS compliance report", TITLE),
                    table(text, ["item", "value"], [
                        ("version", data.version), ("release tag", f"verified_release_v{data.version}"),
                        ("commit", data.commit), ("date", data.report_date), ("registry", data.registry),
@@ -193,7 +195,7 @@ def _cover(text: _Text, data: ReportData) -> list:
     return [*story, PageBreak()]
 
 
-def _parity(text: _Text, data: ReportData, cache: ChartCache) -> list:
+def _parity(text: _Text, data: ReportData, cache: ChartCache) -> list[Any]:
     p = data.parity_summary
     totals = p.get("totals") or {}
     gate = p.get("gate") or {}
@@ -214,7 +216,7 @@ def _parity(text: _Text, data: ReportData, cache: ChartCache) -> list:
     return story
 
 
-def _tests(text: _Text, data: ReportData, cache: ChartCache) -> list:
+def _tests(text: _Text, data: ReportData, cache: ChartCache) -> list[Any]:
     story = [Paragraph("4. Test results per service and stage", H2),
              text.para(f"End-to-end stack: {data.e2e}.")]
     if len(data.tests):
@@ -228,7 +230,7 @@ def _tests(text: _Text, data: ReportData, cache: ChartCache) -> list:
     return story
 
 
-def _images(text: _Text, data: ReportData) -> list:
+def _images(text: _Text, data: ReportData) -> list[Any]:
     return [Paragraph("5. Images, digests and substitutions", H2),
             text.para("The registry digest (repo_digest) is what the deployment package pins; 'not available' "
                       "means the manifest does not record one (not pushed yet). 'obtained' says whether this pipeline built "
@@ -242,7 +244,7 @@ def _images(text: _Text, data: ReportData) -> list:
                   [2, 2.6, 2.6, 2.6, 2.6])]
 
 
-def _policy_and_security(text: _Text, data: ReportData) -> list:
+def _policy_and_security(text: _Text, data: ReportData) -> list[Any]:
     scan, kyc = data.secrets, data.kyc
     pmmg = table(text, ["rule", "verdict", "what was found", "file"],
                  [(r.name, _verdict_cell(r.passed), r.detail, r.where or "-") for r in data.pmmg.rules],
@@ -259,7 +261,7 @@ def _policy_and_security(text: _Text, data: ReportData) -> list:
                                            ("configured by", "\n".join(kyc.settings) or "no KYC setting")], [1.5, 8])]
 
 
-def _lineage(text: _Text, data: ReportData) -> list:
+def _lineage(text: _Text, data: ReportData) -> list[Any]:
     rows = [[r.asset, f"{r.kind}\n{r.at}", r.run_id or "-", r.data_version or "-", r.code_version or "-",
              "\n".join(f"{k} = {v}" for k, v in r.inputs) or "-"] for r in data.lineage]
     return [Paragraph("8. Lineage (from the Dagster instance)", H2),
@@ -279,7 +281,7 @@ def render(data: ReportData, mask: Callable[[str], str] = lambda s: s, charts: C
                             author="nexus-assets", subject=f"release {data.version}", creator="nexus-assets",
                             invariant=1, pageCompression=0)
 
-    def footer(canvas, document) -> None:
+    def footer(canvas: Any, document: Any) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
         canvas.drawString(MARGIN, 8 * mm, f"Nexus COS compliance report {data.version} - {data.report_date}")

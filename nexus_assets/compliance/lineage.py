@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from nexus_assets.core.lineage import latest_observations
+
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class LineageRow:
     path: str  # the file the asset wrote, when its metadata names one
 
 
-def ancestors(graph, key: dg.AssetKey) -> list[dg.AssetKey]:
+def ancestors(graph: BaseAssetGraph[Any], key: dg.AssetKey) -> list[dg.AssetKey]:
     """Every asset key upstream of key in the graph, sorted by name."""
     seen: set[dg.AssetKey] = set()
     todo = list(graph.get(key).parent_keys)
@@ -44,7 +48,7 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def _path(metadata: dict) -> str:
+def _path(metadata: dict[str, Any]) -> str:
     for name in ("path", "log"):
         value = metadata.get(name)
         if value is not None:
@@ -52,7 +56,7 @@ def _path(metadata: dict) -> str:
     return ""
 
 
-def lineage_rows(instance: dg.DagsterInstance, graph, keys: list[dg.AssetKey]) -> list[LineageRow]:
+def lineage_rows(instance: dg.DagsterInstance, graph: BaseAssetGraph[Any], keys: list[dg.AssetKey]) -> list[LineageRow]:
     """One row per key, in the order given (batch reads: one query for every record, two for
     the newest observation of every observed asset that was never materialized)."""
     records = {r.asset_entry.asset_key: r for r in instance.get_asset_records(keys)}
@@ -73,6 +77,7 @@ def lineage_rows(instance: dg.DagsterInstance, graph, keys: list[dg.AssetKey]) -
                                    provenance.code_version if provenance else "", inputs,
                                    _path(dict(materialization.metadata or {}))))
             continue
+
         if key in observations:
             event = observations[key].event_log_entry
             observation = event.asset_observation

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
@@ -17,7 +17,7 @@ class EngineImages:
     (every classic-builder step is one) answers a listing in tenths of a second."""
 
     ids: frozenset[str]
-    by_tag: Mapping[str, Mapping]  # "name:tag" -> the listing's row (Id, Labels, ...)
+    by_tag: Mapping[str, Mapping[str, Any]]  # "name:tag" -> the listing's row (Id, Labels, ...)
     client: DockerClient
 
     @classmethod

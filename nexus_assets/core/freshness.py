@@ -36,7 +36,7 @@ def kept_materialization(instance: dg.DagsterInstance, graph: Any, key: dg.Asset
     return metadata
 
 
-def file_intact(artifacts: Path, recorded: dict | None) -> bool:
+def file_intact(artifacts: Path, recorded: dict[str, Any] | None) -> bool:
     """Whether the file a record names (its `path`, absolute or under artifacts) is still there
     with the recorded sha256."""
     if not recorded or not recorded.get("path"):

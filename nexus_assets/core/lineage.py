@@ -37,7 +37,7 @@ ABSENT = "absent"  # data version of a base image the engine does not have
 class Observation:
     key: dg.AssetKey
     data_version: str
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def event(self) -> dg.AssetObservation:
         return dg.AssetObservation(asset_key=self.key, metadata=self.metadata,
@@ -273,7 +273,7 @@ def untested_images(instance: dg.DagsterInstance, recorded: Mapping[str, str | N
     return found
 
 
-def may_be_stale(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
+def may_be_stale(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance,
                  keys: Iterable[dg.AssetKey], records: AssetRecords | None = None) -> list[dg.AssetKey]:
     """The keys Dagster could hold stale or missing, read from its own records in a few batch
     reads: no materialization yet, another code version, or an input whose data version differs
@@ -301,7 +301,7 @@ def may_be_stale(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
     return candidates
 
 
-def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
+def stale_images(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance,
                  keys: Iterable[dg.AssetKey], records: AssetRecords | None = None) -> dict[dg.AssetKey, str]:
     """Dagster's own verdict on each image: {key: reason} for the stale and missing ones.
 
@@ -313,14 +313,14 @@ def stale_images(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance,
 
     class _Loading(LoadingContext):  # one batch-loading scope for this call
         def __init__(self) -> None:
-            self._loaders: dict = {}
+            self._loaders: dict[type, Any] = {}
 
         @property
         def instance(self) -> dg.DagsterInstance:
             return instance
 
         @property
-        def loaders(self) -> dict:
+        def loaders(self) -> dict[type, Any]:
             return self._loaders
 
     keys = may_be_stale(asset_graph, instance, keys, records)  # the resolver only where Dagster could say stale
@@ -364,7 +364,7 @@ class Verdict:
     records: AssetRecords  # what was read, for further questions before anything is materialized
 
 
-def observe_and_judge(asset_graph: BaseAssetGraph, instance: dg.DagsterInstance, services: list[Service],
+def observe_and_judge(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, services: list[Service],
                       client: DockerClient, base_map: BaseImageMap, records: AssetRecords | None = None) -> Verdict:
     """Observe every service's sources, the base images and the images' presence in the engine,
     record what changed, and return Dagster's verdict: {image key: reason} for each stale or

@@ -52,19 +52,20 @@ class LiveProgress:
     def event(self, event: dg.DagsterEvent) -> None:
         if not self.running:
             return
-        kind, data = event.event_type, event.event_specific_data
+        kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START and event.step_key:
             self.progress.update(self.stage, description=f"stage: {event.step_key}"[:26], refresh=True)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            self._advance(data.materialization.asset_key)  # type: ignore[union-attr]
+            self._advance(event.step_materialization_data.materialization.asset_key)
         elif kind == dg.DagsterEventType.ASSET_OBSERVATION:
-            observation = data.asset_observation  # type: ignore[union-attr]
+            observation = event.asset_observation_data.asset_observation
             status = observation.metadata.get("status")
             if status is not None and status.value in ("failed", "not_pushed"):
                 self._advance(observation.asset_key, failed=status.value == "failed")
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:  # type: ignore[union-attr]
-                self._fail(data.asset_key)  # type: ignore[union-attr]
+            check = event.asset_check_evaluation_data
+            if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR:
+                self._fail(check.asset_key)
         elif kind in _END:
             self.stop()
 

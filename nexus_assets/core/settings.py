@@ -157,10 +157,11 @@ def attempts_from_env() -> int:
 
 def _number(kind: type[int] | type[float], name: str, text: str | None, default: float) -> Any:
     """An environment number (unset or empty: default), or one ConfigError naming the variable."""
-    if not (text or "").strip():
+    given = (text or "").strip()
+    if not given:
         return kind(default)
     try:
-        return kind(text.strip())  # type: ignore[union-attr]
+        return kind(given)
     except ValueError:
         what = "a whole number" if kind is int else "a number of seconds"
         raise ConfigError(f"{name} must be {what}, got {text!r}: fix or unset it") from None

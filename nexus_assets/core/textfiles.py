@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import InputError
 
@@ -43,12 +44,12 @@ def read_bounded(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def problem(file: str | None, line: int | None, message: str, service: str | None = None) -> dict:
+def problem(file: str | None, line: int | None, message: str, service: str | None = None) -> dict[str, Any]:
     """One problem record; every problem list in discovery's output has this shape."""
     return {"file": file, "line": line, "service": service, "message": message}
 
 
-def decode_text(data: bytes, shown: str, service: str | None = None) -> tuple[str, list[dict]]:
+def decode_text(data: bytes, shown: str, service: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """data as text; non-UTF-8 bytes are replaced and reported with the line of the first one."""
     try:
         return data.decode("utf-8-sig"), []
@@ -60,7 +61,7 @@ def decode_text(data: bytes, shown: str, service: str | None = None) -> tuple[st
 
 
 
-def read_text(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict]]:
+def read_text(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
     """A text file's content; non-UTF-8 bytes are replaced and reported with the line of the
     first bad byte, so one Latin-1 file never stops discovery. None when unreadable or huge."""
     try:

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import NexusError
 
@@ -25,14 +26,15 @@ class WorkdirBusyError(NexusError):
     """Another run holds the working copy."""
 
 
-def _holder(path: Path) -> dict:
+def _holder(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8") or "{}")
+        found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return found
     except (OSError, ValueError):
         return {}
 
 
-def holder_of(workdir: Path) -> dict:
+def holder_of(workdir: Path) -> dict[str, Any]:
     """Who holds the working copy's lock now (pid, invocation, since), or {}."""
     return _holder(workdir / LOCK_NAME)
 

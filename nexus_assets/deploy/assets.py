@@ -12,6 +12,7 @@ import dagster as dg
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.keys import DEPLOYMENT_PACKAGE, DEPLOYMENT_REPORT, STAGING_DEPLOYMENT, VERIFIED_RELEASE
 from nexus_assets.core.report_models import DeploymentReport, checked_report
+from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
 from nexus_assets.deploy.remote import deploy, outcome_dict
 from nexus_assets.resources import NexusConfig
@@ -21,7 +22,7 @@ DEPLOY_JOB = "staging_deploy"
 AUDIT_JOB = "staging_audit"
 
 
-def _record(settings, staging_part: dict) -> str | None:
+def _record(settings: Settings, staging_part: dict[str, Any]) -> str | None:
     """Add the deployment to today's reports/deployment_report_YYYYMMDD.json (written by the
     release's deployment_report, which this asset follows); its path, or None when there is none."""
     path = settings.reports / f"deployment_report_{datetime.now(UTC):%Y%m%d}.json"
@@ -48,8 +49,9 @@ def _record(settings, staging_part: dict) -> str | None:
                 "remote_deploy_runner.sh, post_deploy_audit.sh and the digest-level audit; a failed audit rolls "
                 "back to the previous release and audits again.",
 )
+# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
 def staging_deployment(context: dg.AssetExecutionContext, nexus: NexusConfig,
-                       staging_host: StagingHost) -> dg.MaterializeResult:
+                       staging_host: StagingHost) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     staging = staging_host.settings()
     outcome = deploy(settings, staging, context.log.info)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import yaml
 
@@ -41,7 +42,7 @@ class Audit:
     def ok(self) -> bool:
         return self.release is not None and not self.drifts
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"release": self.release, "passed": self.ok, "drifts": self.drifts,
                 "services": [asdict(row) for row in self.services]}
 
@@ -72,7 +73,7 @@ def _ports(ports: object) -> set[str]:
     return found
 
 
-def _running_ports(container: dict) -> set[str]:
+def _running_ports(container: dict[str, Any]) -> set[str]:
     found = set()
     for spec, bindings in ((container.get("HostConfig") or {}).get("PortBindings") or {}).items():
         port, _, proto = spec.partition("/")
@@ -88,8 +89,8 @@ def _norm_ports(ports: set[str]) -> set[str]:
     return {p.replace("0.0.0.0:", ":", 1) if p.startswith("0.0.0.0:") else p for p in ports}
 
 
-def audit(release: str | None, compose_text: str, images_txt: str, containers: list[dict],
-          images: dict[str, dict]) -> Audit:
+def audit(release: str | None, compose_text: str, images_txt: str, containers: list[dict[str, Any]],
+          images: dict[str, dict[str, Any]]) -> Audit:
     """The release's compose file and images.txt against the project's containers (docker inspect)
     and their images (docker image inspect, by id)."""
     result = Audit(release)
@@ -98,7 +99,7 @@ def audit(release: str | None, compose_text: str, images_txt: str, containers: l
         return result
     compose = (yaml.safe_load(compose_text) or {}).get("services") or {}
     pinned = dict(line.split("\t", 1) for line in images_txt.splitlines() if "\t" in line)
-    by_service: dict[str, list[dict]] = {}
+    by_service: dict[str, list[dict[str, Any]]] = {}
     for container in containers:
         labels = (container.get("Config") or {}).get("Labels") or {}
         by_service.setdefault(labels.get("com.docker.compose.service", "?"), []).append(container)

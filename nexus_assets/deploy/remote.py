@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -48,10 +49,10 @@ class DeployOutcome:
     previous: str | None = None
     ok: bool = False
     started: bool = False
-    audit: dict | None = None
+    audit: dict[str, Any] | None = None
     script_audit: str = ""
     rolled_back_to: str | None = None
-    second_audit: dict | None = None
+    second_audit: dict[str, Any] | None = None
     pruned: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
@@ -272,7 +273,7 @@ def _login(session: Session, settings: Settings) -> None:
                 stdin=credentials.password.encode())
 
 
-def outcome_dict(outcome: DeployOutcome) -> dict:
+def outcome_dict(outcome: DeployOutcome) -> dict[str, Any]:
     return asdict(outcome)
 
 

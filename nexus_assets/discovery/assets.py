@@ -30,7 +30,9 @@ def _archive_path() -> Path | None:
     description="Step B: reports/discovery_parsed.json, the inventory of services, compose files, env keys, "
                 "git state, running containers and the discovery archive.",
 )
-def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine) -> dg.MaterializeResult:
+# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig,
+                     docker_engine: DockerEngine) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
         try:

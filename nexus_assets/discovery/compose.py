@@ -30,7 +30,7 @@ def _ports(raw: Any) -> list[str]:
     return sorted(out)
 
 
-def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, str]]]:
+def parse_compose_file(repo: Path, path: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One compose file: its services (image, build context resolved against the file's folder
     and flagged when outside services/ or the repository, ports, depends_on, environment keys);
     plus inline environment (key, value) pairs, which are secrets. Invalid YAML is a problem with
@@ -90,7 +90,7 @@ def parse_compose_file(repo: Path, path: Path) -> tuple[dict, list[tuple[str, st
 # --- git and the engine -----------------------------------------------------------------
 
 
-def build_stack(repo: Path, compose_file: str | None = None) -> dict:
+def build_stack(repo: Path, compose_file: str | None = None) -> dict[str, Any]:
     """What the pipeline builds, as target.services decides it (compose first, folders second):
     the compose file used (and why), the other compose files (not built from), and every
     buildable service with both its names (compose service and folder), its compose file,

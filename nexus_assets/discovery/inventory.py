@@ -36,7 +36,7 @@ from nexus_assets.core.textfiles import (  # noqa: F401
     rel_path,
     walk_files,
 )
-from nexus_assets.discovery.archive import read_discovery_archive
+from nexus_assets.discovery.archive_contents import read_discovery_archive
 from nexus_assets.discovery.compose import build_stack, parse_compose_file
 
 # Secret handling and Dockerfile parsing live in their own modules; the public names that
@@ -72,7 +72,7 @@ _TEST_FILE_RE = re.compile(r"^(test_.*\.py|.*_test\.py|.*\.(test|spec)\.[cm]?[jt
 
 # --- services, service list, compose ------------------------------------------------------
 
-def inspect_service(repo: Path, svc: Any) -> dict:
+def inspect_service(repo: Path, svc: Any) -> dict[str, Any]:
     """One services/<name>/ folder: language, Dockerfile facts, manifest, tests, problems."""
     folder_rel = rel_path(svc.path, repo)
     info: dict[str, Any] = {"name": svc.name, "path": folder_rel, "language": svc.language,
@@ -116,7 +116,7 @@ def _test_files(folder: Path) -> list[str]:
     return found
 
 
-def read_service_list(repo: Path) -> dict:
+def read_service_list(repo: Path) -> dict[str, Any]:
     """Names from deployment/service_list.txt (`#` comments, blank lines), with a problem per
     line that is not a valid service name (path traversal, shell characters, spaces)."""
     path, shown = repo / SERVICE_LIST, SERVICE_LIST.as_posix()
@@ -143,7 +143,7 @@ def read_service_list(repo: Path) -> dict:
     return {"file": shown, "names": sorted(names), "problems": probs}
 
 
-def git_state(repo: Path) -> dict | None:
+def git_state(repo: Path) -> dict[str, Any] | None:
     """Commit, branch and dirtiness (scoped to repo) of the checkout; None when not in git."""
     def git(*args: str) -> str | None:
         try:
@@ -167,7 +167,7 @@ def _health(status_text: str) -> str | None:
     return m.group(1).replace("health: ", "") if m else None
 
 
-def list_containers(client: Any) -> tuple[list[dict], list[dict]]:
+def list_containers(client: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every container of the engine (running or not), from the list endpoint only: no inspect
     per container, so a container removed meanwhile cannot fail the listing."""
     try:
@@ -191,7 +191,7 @@ def list_containers(client: Any) -> tuple[list[dict], list[dict]]:
 
 # --- the whole inventory -----------------------------------------------------------------
 
-def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[dict]]:
+def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[dict[str, Any]]]:
     """The explicit archive, else repo/nexus-discovery/ or repo/nexus-discovery.tar.gz when it
     lies inside the repository (a link out of it is a problem, not an archive), else None."""
     if archive is not None:
@@ -207,7 +207,7 @@ def locate_archive(repo: Path, archive: Path | None) -> tuple[Path | None, list[
 
 def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = None,
              extra_secrets: Iterable[str] = (), git_repo: Path | None = None,
-             compose_file: str | None = None) -> dict:
+             compose_file: str | None = None) -> dict[str, Any]:
     """The full inventory of repo as a JSON-serializable dict (see the module docstring).
 
     archive: a discovery archive folder or .tar.gz (default: nexus-discovery[.tar.gz] in repo);
@@ -250,7 +250,7 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
     # The secrets as the build judges them: from the target repository, whose git says what is committed.
     refused = [r.record() for r in refused_services(repo, compose_file,
                                                     repo_secrets(Path(git_repo) if git_repo is not None else repo))]
-    containers: list[dict] = []
+    containers: list[dict[str, Any]] = []
     engine = {"queried": docker_client is not None, "reachable": None}
     if docker_client is not None:
         containers, probs = list_containers(docker_client)
@@ -306,4 +306,5 @@ def discover(repo: Path, *, archive: Path | None = None, docker_client: Any = No
         },
         "problems": sorted(problems, key=lambda p: (str(p["file"]), p["line"] or 0, str(p["service"]), p["message"])),
     }
-    return mask_tree(result, secrets)
+    masked: dict[str, Any] = mask_tree(result, secrets)
+    return masked

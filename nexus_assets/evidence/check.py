@@ -30,6 +30,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -100,7 +101,7 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()
 
 
-def open_envelope(envelope: dict, public_key: Ed25519PublicKey, payload_type: str) -> bytes:
+def open_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey, payload_type: str) -> bytes:
     """The payload of a DSSE envelope after its signature verified with public_key."""
     from cryptography.exceptions import InvalidSignature
 
@@ -129,7 +130,7 @@ def _sha256_of(digest: str | None) -> str:
     return (digest or "").removeprefix("sha256:")
 
 
-def check_image(folder: Path, entry: dict, public_key: Ed25519PublicKey) -> Verdict:
+def check_image(folder: Path, entry: dict[str, Any], public_key: Ed25519PublicKey) -> Verdict:
     """Signature, subject digest and checksums of one released image."""
     name = entry.get("service") or "?"
     verdict = Verdict(name)

@@ -17,8 +17,9 @@ instead (images.cache: the registry as a shared build cache, asked once per step
 import contextlib
 import dataclasses
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -43,6 +44,7 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
+from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
 from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
@@ -53,6 +55,10 @@ from nexus_assets.target.secrets import repo_secrets
 from nexus_assets.target.services import Service, both_views
 from nexus_assets.testing.cleanup import fail_orphan_runs, label_created, remove_leftovers
 from nexus_assets.testing.stage import Publisher, ServiceTests, StageResult, docker_errors
+
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
@@ -78,7 +84,8 @@ def image_spec(service: Service) -> dg.AssetSpec:
     )
 
 
-def service_images_asset(services: list[Service], tests: ServiceTests, asset_graph, *, registry: str,
+def service_images_asset(services: list[Service], tests: ServiceTests, asset_graph: "Callable[[], BaseAssetGraph[Any]]",
+                         *, registry: str,
                          version: str, publisher: Publisher | None = None) -> dg.AssetsDefinition:
     """The multi-asset holding image/<service> (with its test checks) for every service known at
     load, and tagged_images; with a publisher, also pushed/<service> and pushed_images (see
@@ -99,7 +106,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
 
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
-                       git: GitRepo):
+                       git: GitRepo) -> Iterator[Any]:
         settings = nexus.settings()
         with nexus.hold_workdir(context), contextlib.ExitStack() as stack:  # one writer per working copy
             # Each image is pushed as soon as it passed its tests, while the others still build;
@@ -112,7 +119,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             contexts = {s.name: s for s in in_copy}
             repo_folders = {s.name: s for s in in_repo if s.path.is_relative_to(settings.repo)}
             built: dict[str, str] = {}
-            tested: dict[str, dict] = {}  # this run's images and test states, for the push
+            tested: dict[str, dict[str, Any]] = {}  # this run's images and test states, for the push
             failed: dict[str, str] = {}
             no_tests = no_tests_mode(settings.repo)
             if to_build:
@@ -154,7 +161,9 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
     return service_images
 
 
-def _build_all(context, docker_engine: DockerEngine, settings, services: Iterable[Service], origin, tests):
+def _build_all(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings,
+               services: Iterable[Service], origin: dict[str, Any] | None,
+               tests: ServiceTests) -> Iterator[tuple[Service, dict[str, Any]]]:
     """(service, outcome) as each service finishes, up to max_parallel at a time. An interrupt
     (Ctrl-C, SIGTERM, the run terminated) reaches this generator in the step's main thread:
     it throws the step's cancel switch, which stops every build in the engine and removes every
@@ -188,7 +197,7 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
         pool.shutdown(wait=not cancel.cancelled)
 
 
-def _sweep(context, docker_engine: DockerEngine, settings) -> None:
+def _sweep(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings) -> None:
     """Remove what a killed run left (test containers and networks) holding the working copy, and
     mark failed the runs whose nexus-agent is gone."""
     client = docker_engine.client()
@@ -202,7 +211,7 @@ def _sweep(context, docker_engine: DockerEngine, settings) -> None:
                          f"{len(networks)} network(s); marked {len(runs)} run(s) failed")
 
 
-def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]) -> list[str]:
+def _worth_building(context: dg.AssetExecutionContext, graph: "BaseAssetGraph[Any]", selected: set[str]) -> list[str]:
     """The selected images Dagster holds stale or missing (all of them in a forced run, or one that
     nexus-agent or the sensor planned): a fresh image selected by "Materialize all" in the UI is
     left as it is, and said so."""
@@ -221,7 +230,7 @@ def _worth_building(context: dg.AssetExecutionContext, graph, selected: set[str]
     return sorted(key.path[-1] for key in stale)
 
 
-def _build_context(settings, in_repo: Service | None, in_workdir: Service | None, name: str) -> Service:
+def _build_context(settings: Settings, in_repo: Service | None, in_workdir: Service | None, name: str) -> Service:
     """The service as the build sees it: its context in the working copy (wherever it lies in
     the repository), refreshed from the repository first so that it holds exactly what
     source/<service> observed, and so its Dockerfile when that lies outside the context
@@ -247,8 +256,9 @@ def _build_context(settings, in_repo: Service | None, in_workdir: Service | None
     return dataclasses.replace(in_repo, path=target, dockerfile=dockerfile)
 
 
-def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings, tests: ServiceTests,
-                  contexts: dict[str, Service], no_tests: str = "warn"):
+def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings,
+                  tests: ServiceTests,
+                  contexts: dict[str, Service], no_tests: str = "warn") -> Iterator[dg.AssetCheckResult]:
     """Checks selected without their image (the UI's "Execute" on one check): run that stage
     again for that service, against the image Dagster last recorded for it."""
     alone = sorted((key.asset_key.path[-1], key.name) for key in context.selected_asset_check_keys

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import BuildError, EngineError
@@ -26,6 +27,10 @@ from nexus_assets.target.secrets import mask_secrets, secret_values
 from nexus_assets.target.secrets_rule import secret_line_rules
 from nexus_assets.target.services import Service
 
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import APIClient, DockerClient
+
+
 
 @dataclass(frozen=True)
 class BuildPlan:
@@ -34,7 +39,7 @@ class BuildPlan:
     service: Service
     tree_hash: str
     fingerprint: str
-    bases: list[dict]
+    bases: list[dict[str, Any]]
     build_args: dict[str, str] = field(default_factory=dict)
 
     def tags(self, registry: str, version: str) -> list[str]:
@@ -42,7 +47,7 @@ class BuildPlan:
         return [f"{repo}:{version}", f"{repo}:latest"]
 
 
-def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dict[str, str] | None = None,
+def plan_build(service: Service, client: DockerClient, base_map: BaseImageMap, build_args: dict[str, str] | None = None,
                secrets: Sequence[str] = ()) -> BuildPlan:
     """Hash what the build reads and resolve its bases; BuildError names the service when it
     cannot build. build_args default to the service's own (from compose). A service whose build
@@ -79,7 +84,7 @@ def plan_build(service: Service, client, base_map: BaseImageMap, build_args: dic
     )
 
 
-def code_version(service: Service, client, base_map: BaseImageMap) -> str:
+def code_version(service: Service, client: DockerClient, base_map: BaseImageMap) -> str:
     """The fingerprint used as Dagster code_version at load time. A service that cannot be
     planned (no Dockerfile, absent base) still gets a version from its tree, so a fix to it
     shows up as a change."""
@@ -106,13 +111,13 @@ class StreamStopper:
     for (the classic builder kills and removes the step's container; a pull is dropped).
     Installed on a per-thread client only."""
 
-    def __init__(self, api) -> None:
+    def __init__(self, api: APIClient) -> None:
         self.reason: str | None = None
-        self._responses: list = []
+        self._responses: list[Any] = []
         self._lock = threading.Lock()
         original = api._stream_helper
 
-        def stream_helper(response, decode=False):  # the SDK hands every streamed response here
+        def stream_helper(response: Any, decode: bool = False) -> Any:  # the SDK hands every streamed response here
             with self._lock:
                 self._responses.append(response)
                 stopped = self.reason is not None
@@ -133,7 +138,7 @@ class StreamStopper:
             self._shut(response)
 
     @staticmethod
-    def _shut(response) -> None:
+    def _shut(response: Any) -> None:
         with contextlib.suppress(Exception):
             raw = response.raw._fp.fp.raw  # the socket file under http.client's response
             sock = getattr(raw, "_sock", raw)
@@ -146,7 +151,7 @@ class StreamStopper:
 
 
 @contextlib.contextmanager
-def stream_deadline(api, timeout: float | None, cancel: Cancellation | None) -> Iterator[StreamStopper]:
+def stream_deadline(api: APIClient, timeout: float | None, cancel: Cancellation | None) -> Iterator[StreamStopper]:
     """A StreamStopper on api, thrown after timeout seconds or when cancel is thrown: inside,
     a stream the engine sends ends at once, and stopper.reason says why."""
     stopper = StreamStopper(api)
@@ -195,7 +200,7 @@ def failed_step_line(dockerfile: Path | None, step: str | None) -> int | None:
     return None
 
 
-def _network(client, name: str | None) -> str | None:
+def _network(client: DockerClient, name: str | None) -> str | None:
     """name when the engine has that network (scripts/bootstrap.sh creates it), else None."""
     import docker.errors
 
@@ -208,10 +213,10 @@ def _network(client, name: str | None) -> str | None:
     return name
 
 
-def build_image(client, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
+def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
-                network: str | None = None) -> dict:
+                network: str | None = None) -> dict[str, Any]:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).

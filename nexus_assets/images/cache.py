@@ -24,14 +24,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import EngineError, NexusError, RegistryError
 from nexus_assets.core.lineage import recipe_version
+from nexus_assets.core.settings import Settings
 from nexus_assets.images.build import BuildPlan, stream_deadline
-from nexus_assets.registry.client import RegistryClient, cache_tag, classify, credentials_from_env
+from nexus_assets.registry.client import Credentials, RegistryClient, cache_tag, classify, credentials_from_env
 from nexus_assets.target.services import Service
 from nexus_assets.testing.stage import Stage, StageResult
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
+
 
 KEY_FORMAT = "1"  # bumped when what the key covers changes
 SOURCE_HASH_LABEL = "io.nexus-assets.source-hash"
@@ -77,7 +83,7 @@ class CacheHit:
         return f"built from commit {revision[:12]}" + (f" of {source}" if source else "") + \
             (f", committed {created}" if created else "")
 
-    def record(self, seconds: float, pulled: bool) -> dict:
+    def record(self, seconds: float, pulled: bool) -> dict[str, Any]:
         """What the image's metadata keeps of the hit."""
         return {"tag": self.ref, "digest": self.digest, "repo_digest": f"{self.repo}@{self.digest}",
                 "revision": self.labels.get("org.opencontainers.image.revision"),
@@ -90,11 +96,11 @@ class RegistryCache:
     service from the build threads (a client of its own per call: a requests session is not
     shared across threads safely)."""
 
-    def __init__(self, registry: str, credentials) -> None:
+    def __init__(self, registry: str, credentials: Credentials | None) -> None:
         self.registry, self.credentials = registry, credentials
 
     @classmethod
-    def open(cls, settings, warn: Callable[[str], None]) -> RegistryCache | None:
+    def open(cls, settings: Settings, warn: Callable[[str], None]) -> RegistryCache | None:
         """The cache, or None (and one warning) when it is off or the registry cannot be used."""
         if not settings.registry_cache:
             return None
@@ -130,7 +136,7 @@ class RegistryCache:
         return CacheHit(ref=ref, repo=f"{self.registry}/{service.image_repo}", digest=manifest.digest,
                         image_id=config_digest, labels=labels)
 
-    def pull(self, client, hit: CacheHit, cancel: Cancellation, timeout: float | None = None) -> bool:
+    def pull(self, client: DockerClient, hit: CacheHit, cancel: Cancellation, timeout: float | None = None) -> bool:
         """Have hit's image in the engine: pulled by digest, unless the engine has it already.
         True when it was pulled. The pulled image must be the one checked (its id is the config
         digest read from the registry). A pull still running after timeout seconds (a registry
@@ -182,9 +188,10 @@ def check_labels(ref: str, labels: dict[str, str], plan: BuildPlan, service: Ser
         raise CacheRefused(f"{ref} is labelled as service {labels.get(SERVICE_LABEL) or '(none)'}, not {service.name}")
 
 
-def take_from_cache(client, plan: BuildPlan, hit: CacheHit, cache: RegistryCache, *, registry: str, version: str,
+def take_from_cache(client: DockerClient, plan: BuildPlan, hit: CacheHit, cache: RegistryCache, *, registry: str,
+                    version: str,
                     reports: Path, timeout: float, cancel: Cancellation,
-                    pull_timeout: float | None = None) -> tuple[dict, list[StageResult]]:
+                    pull_timeout: float | None = None) -> tuple[dict[str, Any], list[StageResult]]:
     """Pull hit's image (within pull_timeout seconds), give it the release tags as build_image
     would, and write what stands for its build log and its unit and integration results:
     (built, [unit, integration])."""

@@ -4,22 +4,28 @@ checks, or a failure observation)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from nexus_assets.core.cancel import Cancellation, Cancelled
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
+from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
-from nexus_assets.images.build import build_image, plan_build
+from nexus_assets.images.build import BuildPlan, build_image, plan_build
 from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
 from nexus_assets.policy.acceptance import NO_TESTS, no_tests_note
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.services import Service
 from nexus_assets.testing.cleanup import label_created
 from nexus_assets.testing.stage import ServiceTests, StageResult
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
 
 
 def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckResult:
@@ -44,12 +50,14 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
                        seconds=0.0, log_path=log_path, details={}, containers=0)
 
 
-def build_and_test(engine, settings, service: Service, origin: dict | None, tests: ServiceTests,
+def build_and_test(engine: DockerEngine, settings: Settings, service: Service, origin: dict[str, Any] | None,
+                   tests: ServiceTests,
                    cancel: Cancellation | None = None, secrets: Sequence[str] = (),
-                   cache: RegistryCache | None = None) -> dict:
+                   cache: RegistryCache | None = None) -> dict[str, Any]:
     """Lint, build, then unit and integration tests in the built image, for one service. origin:
     the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
     With a cache, an image of the same key that passed its tests elsewhere is pulled instead of
+
     built and tested (lint still runs: it reads the Dockerfile here, costs no container, and
     writes its log). Returns {"built": dict | None, "error": str | None, "stages": [StageResult],
     "notes": [str]} (notes: why a cache hit was not used). A build longer than
@@ -111,13 +119,13 @@ def build_and_test(engine, settings, service: Service, origin: dict | None, test
         client.close()
 
 
-def _pmmg(client, service: Service, built: dict, settings) -> dict | None:
+def _pmmg(client: DockerClient, service: Service, built: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
     """The browser-only verdict of a PMMG image (None: the service is not part of PMMG)."""
     return pmmg.judge(client, service, built["image_id"], settings.workdir) if pmmg.is_pmmg_service(service) else None
 
 
-def _from_cache(client, plan, cache: RegistryCache, settings, cancel: Cancellation,
-                notes: list[str]) -> tuple[dict, list[StageResult]] | None:
+def _from_cache(client: DockerClient, plan: BuildPlan, cache: RegistryCache, settings: Settings, cancel: Cancellation,
+                notes: list[str]) -> tuple[dict[str, Any], list[StageResult]] | None:
     """(built, [unit, integration]) from the registry cache, or None to build: a miss, a hit that
     is not this plan's, or a registry failing meanwhile (said in notes, never a failure)."""
     try:
@@ -139,8 +147,8 @@ def test_states(stages: list[StageResult]) -> dict[str, str]:
                       else "passed" if s.passed else "failed") for s in stages}
 
 
-def success_event(service: Service, outcome: dict, no_tests: str = "warn",
-                  pmmg_check: bool = False) -> dg.MaterializeResult:
+def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "warn",
+                  pmmg_check: bool = False) -> dg.MaterializeResult[Any]:
     """image/<service> materialized: data version is the image id; the checks ride along (the
     PMMG check when pmmg_check: the service was declared part of PMMG at load)."""
     built, stages = outcome["built"], outcome["stages"]
@@ -189,7 +197,8 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
     )
 
 
-def failure_events(service: Service, outcome: dict, reports: Path, no_tests: str = "warn", pmmg_check: bool = False):
+def failure_events(service: Service, outcome: dict[str, Any], reports: Path, no_tests: str = "warn",
+                   pmmg_check: bool = False) -> Iterator[dg.AssetObservation | dg.AssetCheckResult]:
     """A service that did not build: an observation on its asset (status failed, the reason and
     the build log), and its check results saying the tests did not run (and PMMG not judged)."""
     yield dg.AssetObservation(

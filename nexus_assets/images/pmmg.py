@@ -7,12 +7,19 @@ what the engine and the working copy hold)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import dagster as dg
 
 from nexus_assets.core.keys import image_key
 from nexus_assets.core.textfiles import rel_path
 from nexus_assets.policy.pmmg_images import ImageFacts, belongs_to_pmmg, engine_facts, judge_image
 from nexus_assets.target.services import Service
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
+
 
 PMMG_CHECK = "pmmg_browser_only"
 
@@ -30,7 +37,7 @@ def check_spec(service: Service) -> dg.AssetCheckSpec:
                                          "command, base layers and files, not its name).")
 
 
-def judge(client, service: Service, image_id: str, workdir) -> dict:
+def judge(client: DockerClient, service: Service, image_id: str, workdir: Path) -> dict[str, Any]:
     """{passed, detail, where} of one PMMG image in the engine (service: its context in workdir)."""
     facts = engine_facts(client, image_id)
     shown_context = service.folder or rel_path(service.path, workdir)
@@ -41,7 +48,7 @@ def judge(client, service: Service, image_id: str, workdir) -> dict:
     return {"passed": rule.passed, "detail": rule.detail, "where": rule.where}
 
 
-def check_result(service_name: str, record: dict | None) -> dg.AssetCheckResult:
+def check_result(service_name: str, record: dict[str, Any] | None) -> dg.AssetCheckResult:
     """The check from a judgement (None: the image did not build, so nothing was judged)."""
     if record is None:
         return dg.AssetCheckResult(asset_key=image_key(service_name), check_name=PMMG_CHECK, passed=False,

@@ -4,12 +4,13 @@ the sensor and nexus-agent all record the same observations (core.lineage)."""
 
 
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 
+from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.keys import base_image_key, source_key
 from nexus_assets.core.lineage import (
-    EngineImages,
     gone_images,
     observe_base_images,
     observe_sources,
@@ -31,9 +32,10 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
                                       "Dockerfile included).")
              for s in services]
 
-    @dg.multi_observable_source_asset(name="service_sources", specs=specs, can_subset=True,
+    # Dagster's @beta wrapper leaves the decorator untyped: what it makes is an AssetsDefinition.
+    @dg.multi_observable_source_asset(name="service_sources", specs=specs, can_subset=True,  # type: ignore[untyped-decorator]
                                       required_resource_keys={"nexus", "docker_engine"})
-    def service_sources(context: dg.AssetExecutionContext):
+    def service_sources(context: dg.AssetExecutionContext) -> Iterator[dg.ObserveResult]:
         wanted = {key.path[-1] for key in context.selected_asset_keys}
         current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
         client = context.resources.docker_engine.client()
@@ -47,7 +49,8 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
             yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
                                    metadata=observation.metadata)
 
-    return service_sources
+    made: dg.AssetsDefinition = service_sources
+    return made
 
 
 def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
@@ -58,9 +61,9 @@ def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
                                       "is the image id.")
              for key, name in sorted(by_key.items(), key=lambda kv: kv[1])]
 
-    @dg.multi_observable_source_asset(name="base_images", specs=specs, can_subset=True,
+    @dg.multi_observable_source_asset(name="base_images", specs=specs, can_subset=True,  # type: ignore[untyped-decorator]
                                       required_resource_keys={"docker_engine"})
-    def base_images(context: dg.AssetExecutionContext):
+    def base_images(context: dg.AssetExecutionContext) -> Iterator[dg.ObserveResult]:
         client = context.resources.docker_engine.client()
         try:
             found = observe_base_images([by_key[k] for k in context.selected_asset_keys], EngineImages.read(client),
@@ -71,4 +74,5 @@ def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
             yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
                                    metadata=observation.metadata)
 
-    return base_images
+    made: dg.AssetsDefinition = base_images
+    return made

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import dagster as dg
 
-from nexus_assets.core.lineage import EngineImages, recorded_images
+from nexus_assets.core.engine_images import EngineImages
+from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.settings import Settings
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.services import release_tags
 
 
@@ -21,8 +25,9 @@ def tags_code_version(registry: str, version: str) -> str:
     return "tags-" + hashlib.sha256(f"{registry}|{version}".encode()).hexdigest()[:16]
 
 
-def tag_current_images(context, docker_engine, settings, names: list[str], built: dict[str, str]
-                       ) -> dg.MaterializeResult:
+def tag_current_images(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings,
+                       names: list[str], built: dict[str, str]
+                       ) -> dg.MaterializeResult[Any]:
     """Point every release tag at its service's recorded image; report what had no image."""
     recorded = recorded_images(context.instance, names)
     recorded.update(built)

@@ -5,8 +5,10 @@ Made again only when Dagster holds it stale (the compliance report, the manifest
 or the repository changed, or its code version did) or its file is gone or altered; otherwise
 left as it is and recorded again under the same data version."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -27,11 +29,15 @@ from nexus_assets.package.content import package_content
 from nexus_assets.policy.secret_scan import env_secrets
 from nexus_assets.resources import GitRepo, NexusConfig
 
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
+
 # Bump when the package's layout or scripts change: every package turns stale.
 PACKAGE_CODE_VERSION = "package-2"  # 2: gzip level 6
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = read_json(path)
     except (OSError, ValueError):
@@ -39,7 +45,7 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def deployment_package_asset(asset_graph) -> dg.AssetsDefinition:
+def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
     @dg.asset(
         key=DEPLOYMENT_PACKAGE,
         deps=[COMPLIANCE_REPORT, ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE],
@@ -49,7 +55,9 @@ def deployment_package_asset(asset_graph) -> dg.AssetsDefinition:
                     "deployment/.env.template (keys only), deploy/audit/rollback scripts, reports, manifest, SBOMs, "
                     "provenance, public key, SHA256SUMS.",
     )
-    def deployment_package(context: dg.AssetExecutionContext, nexus: NexusConfig, git: GitRepo) -> dg.MaterializeResult:
+    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+    def deployment_package(context: dg.AssetExecutionContext, nexus: NexusConfig,
+                           git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             kept = kept_materialization(context.instance, asset_graph(), DEPLOYMENT_PACKAGE)

@@ -26,7 +26,7 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 @dataclass
 class DeploymentCompose:
-    services: dict[str, dict] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, Any] = field(default_factory=dict)
     networks: dict[str, Any] = field(default_factory=dict)
     released: dict[str, str] = field(default_factory=dict)  # service -> pinned image reference
@@ -42,7 +42,7 @@ class DeploymentCompose:
         if self.networks:
             body["networks"] = self.networks
         comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-        return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=1000)
+        return comment + str(yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=1000))
 
     def variables(self) -> list[str]:
         """The `${VAR}` names the compose file needs from the host's `.env`."""
@@ -50,7 +50,7 @@ class DeploymentCompose:
         return sorted({a or b for a, b in _VAR_RE.findall(text)})
 
 
-def _declared(repo: Path, path: Path) -> dict[str, dict]:
+def _declared(repo: Path, path: Path) -> dict[str, dict[str, Any]]:
     text, _ = read_text(path, rel_path(path, repo))
     data, _ = load_compose_yaml(text or "", rel_path(path, repo))
     services = data.get("services") if isinstance(data, dict) else None
@@ -64,7 +64,7 @@ def _top_level(repo: Path, path: Path, section: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _infra_kind(name: str, spec: dict) -> str | None:
+def _infra_kind(name: str, spec: dict[str, Any]) -> str | None:
     image = str(spec.get("image") or "")
     base = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0].lower()
     for kind in INFRASTRUCTURE:
@@ -73,7 +73,7 @@ def _infra_kind(name: str, spec: dict) -> str | None:
     return None
 
 
-def _uses(spec: dict, key: str) -> set[str]:
+def _uses(spec: dict[str, Any], key: str) -> set[str]:
     """Named volumes or networks a service uses (a bind mount is a path, not a name)."""
     items = spec.get(key)
     names: set[str] = set()
@@ -87,12 +87,12 @@ def _uses(spec: dict, key: str) -> set[str]:
     return names
 
 
-def deployment_compose(repo: Path, chosen: str | None, manifest: dict) -> DeploymentCompose:
+def deployment_compose(repo: Path, chosen: str | None, manifest: dict[str, Any]) -> DeploymentCompose:
     """The compose file of the release: released services by digest, then the infrastructure."""
     result = DeploymentCompose()
     stack, _ = stack_file(repo, chosen)
     declared = _declared(repo, stack) if stack is not None else {}
-    sources: list[tuple[Path, dict[str, dict]]] = [(stack, declared)] if stack is not None else []
+    sources: list[tuple[Path, dict[str, dict[str, Any]]]] = [(stack, declared)] if stack is not None else []
     sources += [(p, _declared(repo, p)) for p in compose_files(repo) if stack is None or p.resolve() != stack.resolve()]
     used_volumes: set[str] = set()
     used_networks: set[str] = set()

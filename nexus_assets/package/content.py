@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.settings import Settings
 from nexus_assets.evidence import check as evidence_check
@@ -84,8 +85,8 @@ class PackageContent:
     required_keys: list[str]
 
 
-def _readme(settings: Settings, manifest: dict, compose: DeploymentCompose, commit: str, name: str,
-            attachments: list[str], discovery: dict) -> bytes:
+def _readme(settings: Settings, manifest: dict[str, Any], compose: DeploymentCompose, commit: str, name: str,
+            attachments: list[str], discovery: dict[str, Any]) -> bytes:
     tag = release_tag(settings.version)
     seen = [i for i in (discovery.get("archive") or {}).get("compose_dump", {}).get("images") or []
             if any(k in i.rsplit("/", 1)[-1] for k in compose.infrastructure_missing)]
@@ -114,7 +115,7 @@ def _optional(path: Path | None) -> bytes | None:
     return path.read_bytes() if path is not None and path.is_file() and not path.is_symlink() else None
 
 
-def _attestations(settings: Settings, manifest: dict, released: dict[str, str]) -> dict[str, bytes]:
+def _attestations(settings: Settings, manifest: dict[str, Any], released: dict[str, str]) -> dict[str, bytes]:
     """The SBOM and provenance of each released service (the manifest's path, else the usual
     place), and the public key, when they exist."""
     found: dict[str, bytes] = {}
@@ -136,7 +137,8 @@ def _attestations(settings: Settings, manifest: dict, released: dict[str, str]) 
     return found
 
 
-def package_content(settings: Settings, manifest: dict, discovery: dict, compliance_pdf: Path | None, *,
+def package_content(settings: Settings, manifest: dict[str, Any], discovery: dict[str, Any],
+                    compliance_pdf: Path | None, *,
                     commit: str | None, day: date, secrets: list[str]) -> PackageContent:
     """Every file of the package; raises PackageError when one holds a secret value."""
     name = package_name(day)

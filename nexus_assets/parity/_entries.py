@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from nexus_assets.core.textfiles import problem
 from nexus_assets.parity._markdown import Blocks, Item
@@ -179,7 +180,7 @@ def _row(item: Item) -> list[tuple[str, str, int, str | None]]:
 
 
 def _module(raw_name: str, rest: str, category: str, line: int,
-            shown: str) -> tuple[CanonicalModule | None, dict | None]:
+            shown: str) -> tuple[CanonicalModule | None, dict[str, Any] | None]:
     name = _clean(raw_name)
     if not _valid(name):
         shown_name = raw_name.strip() if len(raw_name.strip()) <= 60 else raw_name.strip()[:57] + "..."
@@ -235,7 +236,7 @@ def _members(family: CanonicalModule, item: Item, kids: list[int], items: list[I
 
 
 def read_entries(blocks: Blocks, context: Context,
-                 shown: str) -> Iterator[tuple[CanonicalModule | None, list[int], dict | None]]:
+                 shown: str) -> Iterator[tuple[CanonicalModule | None, list[int], dict[str, Any] | None]]:
     """(module, counted headings, None) for each module, or (None, counted headings, problem).
     A bullet whose title is a label (`- **Core Backend**`, `- Streaming:`) with sub-bullets is a
     category for them: each sub-bullet is read as a top-level one would be."""
@@ -271,7 +272,7 @@ def _category_bullet(item: Item) -> str | None:
 
 def _entries(blocks: Blocks, kids: dict[int, list[int]], idx: int, category: str, heads: list[int], shown: str,
              consumed: set[int], *, nested: bool = False,
-             ) -> Iterator[tuple[CanonicalModule | None, list[int], dict | None]]:
+             ) -> Iterator[tuple[CanonicalModule | None, list[int], dict[str, Any] | None]]:
     item = blocks.items[idx]
     for raw_name, rest, line, own_category in _candidates(item, nested=nested):
         module, issue = _module(raw_name, rest, own_category or category, line, shown)

@@ -151,7 +151,7 @@ def _most_specific(table: dict[str, set[str]], variants: set[str]) -> list[str]:
     return sorted(m for m, s in scores.items() if s == best)
 
 
-def _candidates(discovery: dict) -> list[dict]:
+def _candidates(discovery: dict[str, Any]) -> list[dict[str, Any]]:
     """Every name discovery saw, with where it comes from and whether it is strong evidence. A
     service compose names otherwise than its folder carries both names (`compose_name`,
     `folder`): it matches a module by either, and the report shows both."""
@@ -191,7 +191,7 @@ def _candidates(discovery: dict) -> list[dict]:
     return out
 
 
-def _refused(discovery: dict) -> dict[str, str]:
+def _refused(discovery: dict[str, Any]) -> dict[str, str]:
     """{service name, compose name or folder: why} of every service discovery found refused."""
     found: dict[str, str] = {}
     for r in discovery.get("refused") or []:
@@ -200,11 +200,12 @@ def _refused(discovery: dict) -> dict[str, str]:
     return found
 
 
-def _config(repo_config: dict, modules: list[CanonicalModule]) -> tuple[set[str], int, dict[str, list[str]], list[dict]]:
+def _config(repo_config: dict[str, Any], modules: list[CanonicalModule]) -> tuple[set[str], int, dict[str, list[str]],
+            list[dict[str, Any]]]:
     """The [parity] settings as load_repo_config gives them: their types and ranges were checked
     when the file was read (target.repo_config_checks), so only their meaning is judged here."""
     parity = {**DEFAULTS["parity"], **(repo_config.get("parity") or {})}
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     where = "nexus-agent.toml [parity]"
     names = {m.name for m in modules}
     # The synopsis' own `(mandatory)` marks add to the configured set: the synopsis says so.
@@ -233,7 +234,8 @@ def _config(repo_config: dict, modules: list[CanonicalModule]) -> tuple[set[str]
     return critical, limit, aliases, problems
 
 
-def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolded: Iterable[str] = ()) -> dict:
+def compare(synopsis: Synopsis, discovery: dict[str, Any], repo_config: dict[str, Any], *,
+            scaffolded: Iterable[str] = ()) -> dict[str, Any]:
     """The discrepancy report: per canonical module its status and evidence, totals, parity,
     critical modules missing, the parity gate, the guide's action, and the repository's
     services that match no module. Deterministic apart from generated_at."""
@@ -241,7 +243,7 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     critical, limit, aliases, problems = _config(repo_config, modules)
     scaffolded_set = {normalize(s) for s in scaffolded}
     matcher = _Matcher(modules, aliases)
-    evidence: dict[str, list[dict]] = {m.name: [] for m in modules}
+    evidence: dict[str, list[dict[str, Any]]] = {m.name: [] for m in modules}
     members: dict[str, dict[str, bool]] = {m.name: {} for m in modules if m.family}
     unmatched: dict[str, dict[str, set[str]]] = {}
     refused, refusals = _refused(discovery), {}
@@ -287,7 +289,9 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
             row["refused"] = refusals[m.name]
         rows.append(row)
     totals = {"canonical": len(rows), **{s: sum(1 for r in rows if r["status"] == s) for s in ("present", "partial", "missing")}}
-    pct = (lambda n: round(n * 100.0 / len(rows), 1) if rows else 0.0)
+    def pct(n: int) -> float:
+        return round(n * 100.0 / len(rows), 1) if rows else 0.0
+
     report: dict[str, Any] = {
         "generated_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "stack": _stack(discovery),
@@ -312,14 +316,14 @@ def compare(synopsis: Synopsis, discovery: dict, repo_config: dict, *, scaffolde
     return report
 
 
-def _stack(discovery: dict) -> dict:
+def _stack(discovery: dict[str, Any]) -> dict[str, Any]:
     """The compose file the build uses and the others, as discovery found them."""
     stack = discovery.get("stack") or {}
     return {"compose_file": stack.get("compose_file"), "chosen_by": stack.get("chosen_by", "not reported"),
             "other_compose_files": list(stack.get("other_compose_files") or [])}
 
 
-def critical_gate(report: dict, *, scaffolded: Iterable[str] = ()) -> tuple[bool, str]:
+def critical_gate(report: dict[str, Any], *, scaffolded: Iterable[str] = ()) -> tuple[bool, str]:
     """The guide's gate "≤6 critical modules missing OR auto-scaffolded": passed when the
     critical modules that are missing and not scaffolded number at most max_critical_missing
     (nexus-agent.toml [parity], default 6). scaffolded adds names scaffolded since the report.
@@ -338,7 +342,7 @@ def critical_gate(report: dict, *, scaffolded: Iterable[str] = ()) -> tuple[bool
                                    f"scaffolded ({listed}); at most {limit} allowed")
 
 
-def _action(report: dict) -> str:
+def _action(report: dict[str, Any]) -> str:
     if not report["synopsis"]["module_count"]:
         return f"fix the canonical synopsis ({report['gate']['message']}); parity cannot be checked"
     todo = [n for n, _ in modules_to_scaffold(report)]

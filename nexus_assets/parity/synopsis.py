@@ -101,8 +101,8 @@ class Synopsis:
     path: str
     categories: list[str]
     modules: list[CanonicalModule]
-    problems: list[dict]
-    pmmg: dict = field(default_factory=lambda: {"mentioned": False, "browser_only": False, "lines": []})
+    problems: list[dict[str, Any]]
+    pmmg: dict[str, Any] = field(default_factory=lambda: {"mentioned": False, "browser_only": False, "lines": []})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form, in the synopsis' own order."""
@@ -255,7 +255,7 @@ def parse_synopsis_text(text: str, shown: str) -> Synopsis:
     blocks = parse_blocks(text)
     layout = _Layout(blocks)
     modules: list[CanonicalModule] = []
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     tallies: dict[int, list[CanonicalModule]] = {}
     for module, heads, issue in read_entries(blocks, layout.context, shown):
@@ -293,7 +293,7 @@ def parse_synopsis_text(text: str, shown: str) -> Synopsis:
 
 
 def _count_problem(shown: str, h: Heading, title: str, count: int, listed: list[CanonicalModule],
-                   section: bool) -> list[dict]:
+                   section: bool) -> list[dict[str, Any]]:
     entries = len({m.member_of or m.name for m in listed})
     weighted = sum(1 for m in listed if not m.family) + sum(m.family_count or 1 for m in listed if m.family)
     if count in (entries, weighted):
@@ -303,7 +303,7 @@ def _count_problem(shown: str, h: Heading, title: str, count: int, listed: list[
     return [problem(shown, h.line, f"{kind} {title!r} declares {count} modules but lists {entries}{also}")]
 
 
-def _nothing_found(shown: str, blocks: Blocks, layout: _Layout) -> dict:
+def _nothing_found(shown: str, blocks: Blocks, layout: _Layout) -> dict[str, Any]:
     """Why no module was read: code-block candidates when there are some, else what was expected."""
     candidates: list[tuple[int, str]] = []
     for block in blocks.code:
@@ -328,7 +328,7 @@ def _nothing_found(shown: str, blocks: Blocks, layout: _Layout) -> dict:
     return problem(shown, None, f"no canonical modules found: expected {EXPECTED}")
 
 
-def _pmmg(text: str, blocks: Blocks) -> dict:
+def _pmmg(text: str, blocks: Blocks) -> dict[str, Any]:
     """PMMG notes are judged per section (text between two headings), so that "browser-only"
     said elsewhere does not count."""
     lines = text.split("\n")

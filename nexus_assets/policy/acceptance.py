@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import InputError
 from nexus_assets.target.repo_config import CONFIG_NAME, load_repo_config
@@ -45,7 +46,7 @@ def blocking_states(mode: str) -> frozenset[str]:
     return frozenset({"failed", NO_TESTS}) if mode == "block" else frozenset({"failed"})
 
 
-def e2e_state(e2e: dict | None) -> str:
+def e2e_state(e2e: dict[str, Any] | None) -> str:
     """passed | failed | skipped | not available, from the manifest's or the asset's e2e record;
     a skipped e2e is never passed, whatever else the record says."""
     if not e2e:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -128,7 +129,7 @@ def ratification_index(owner: str = PMMG_OWNER, status: str = LOCKED) -> str:
             f"| `{PMMG_PRIMITIVE}` | 11 | PMMG N3XUS R3CORDINGS M3DIA 3NGIN3 | {owner} | {status} | browser-only |\n")
 
 
-def browser_only(images: dict[str, dict]) -> Rule:
+def browser_only(images: dict[str, dict[str, Any]]) -> Rule:
     """No image containerizes PMMG execution logic. images: {service: the image step's
     `pmmg_policy` record ({passed, detail, where}) for every PMMG image} (policy.pmmg_images
     judged each from its Dockerfile, command and files, never from its name)."""
@@ -145,7 +146,7 @@ def browser_only(images: dict[str, dict]) -> Rule:
                 ", ".join(str(r.get("where")) for r in images.values() if r.get("where")))
 
 
-def never_scaffolded(discrepancy: dict, scaffold: dict) -> Rule:
+def never_scaffolded(discrepancy: dict[str, Any], scaffold: dict[str, Any]) -> Rule:
     """No PMMG module was scaffolded as a container."""
     scaffolded = sorted({m["name"] for m in discrepancy.get("modules") or [] if m.get("pmmg") and m.get("scaffolded")}
                         | {s["name"] for s in scaffold.get("services") or [] if s.get("created") and is_pmmg(s["name"])})
@@ -156,7 +157,8 @@ def never_scaffolded(discrepancy: dict, scaffold: dict) -> Rule:
                 "reports/scaffold_report.json" if scaffolded else "")
 
 
-def pmmg_verdict(repo: Path, discrepancy: dict, scaffold: dict, images: dict[str, dict]) -> PolicyVerdict:
+def pmmg_verdict(repo: Path, discrepancy: dict[str, Any], scaffold: dict[str, Any],
+                 images: dict[str, dict[str, Any]]) -> PolicyVerdict:
     """The four PMMG rules, each with what it found and where."""
     from nexus_assets.policy.pmmg_jobs import no_transcoding  # here: pmmg_jobs imports this module
 

@@ -26,9 +26,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.policy.pmmg import Rule, mentions_pmmg
 from nexus_assets.target.dockerfile import instructions
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
 
 MEDIA_RE = re.compile(
     r"(?<![\w-])(ffmpeg|ffprobe|ffplay|avconv|libavcodec\w*|libavformat\w*|gstreamer[\w.-]*|gst-launch[\w.-]*"
@@ -77,7 +81,8 @@ def belongs_to_pmmg(names: list[str | None], dockerfile: Path | None) -> bool:
         return False
 
 
-def engine_facts(client, image_id: str) -> dict:
+
+def engine_facts(client: DockerClient, image_id: str) -> dict[str, Any]:
     """{entrypoint, cmd, history, labels} of an image, from the engine (inspect and history)."""
     config = client.api.inspect_image(image_id).get("Config") or {}
     history = client.api.history(image_id) or []

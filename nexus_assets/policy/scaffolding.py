@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def modules_to_scaffold(report: dict) -> list[tuple[str, str]]:
+
+def modules_to_scaffold(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, description) of every missing module scaffolding can create, in report order,
     whether or not the report already marks it scaffolded (scaffolding is idempotent, so a
     report made with scaffolded=... still says what to create). Wildcard families (no concrete

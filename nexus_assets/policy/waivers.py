@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import InputError
 from nexus_assets.target.repo_config import CONFIG_NAME, load_repo_config
@@ -48,12 +49,12 @@ class Waiver:
     def where(self) -> str:
         return f"{CONFIG_NAME}{f' line {self.line}' if self.line else ''}"
 
-    def record(self, today: date) -> dict:
+    def record(self, today: date) -> dict[str, Any]:
         """The manifest's entry (schema: release.report.Waived)."""
         return {**asdict(self), "expired": self.expired(today)}
 
 
-def by_line(waiver: dict) -> str:
+def by_line(waiver: dict[str, Any]) -> str:
     """Who committed a waiver record, for a sentence: "committed by NAME in SHA12" or "uncommitted"."""
     if not waiver.get("commit"):
         return UNCOMMITTED

@@ -18,14 +18,18 @@ registry (images.cache reads it back on any machine before building)."""
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
 
 import dagster as dg
 
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
 from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.settings import Settings
 from nexus_assets.publish.push import PushResult
 from nexus_assets.publish.pushes import Pushes
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.services import release_tags
 
 
@@ -49,11 +53,11 @@ def pushed_specs(names: list[str], registry: str, version: str) -> list[dg.Asset
     return specs
 
 
-def _plain(metadata) -> dict:
+def _plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in (metadata or {}).items()}
 
 
-def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dict]:
+def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dict[str, Any]]:
     found = {}
     for record in instance.get_asset_records(keys):  # one query for all
         last = record.asset_entry.last_materialization
@@ -62,8 +66,8 @@ def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dic
     return found
 
 
-def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str],
-             pmmg_policy: dict | None = None) -> str | None:
+def _why_not(name: str, image_id: str | None, tests: dict[str, Any], failed: dict[str, str],
+             pmmg_policy: dict[str, Any] | None = None) -> str | None:
     """Why a service's image is not to be pushed, or None when it is."""
     if name in failed:
         return f"its image did not build in this run: {failed[name]}"
@@ -77,7 +81,7 @@ def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str
     return None
 
 
-def _all_passed(tests: dict) -> bool:
+def _all_passed(tests: dict[str, Any]) -> bool:
     """Lint, unit and integration all passed (not skipped, not run elsewhere): only such an image
     goes into the shared build cache, which records its tests as passed where it is pulled."""
     return all(tests.get(stage) == "passed" for stage in ("lint", "unit", "integration"))
@@ -90,7 +94,8 @@ class Publishing:
     those not pushed and pushed_images (finish). Leaving the `with` block on an interrupt or an
     error stops the pushes in flight (publish.pushes)."""
 
-    def __init__(self, context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> None:
+    def __init__(self, context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings,
+                 names: list[str]) -> None:
         self._context, self._settings, self._names = context, settings, names
         self._selected = [n for n in names if pushed_key(n) in context.selected_asset_keys]
         self._pushes = Pushes(docker_engine, settings, context.log)
@@ -102,21 +107,22 @@ class Publishing:
         self._pushes.__enter__()
         return self
 
-    def __exit__(self, kind, exc, traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self._pushes.__exit__(kind, exc, traceback)
 
-    def submit(self, name: str, info: dict) -> None:
+    def submit(self, name: str, info: dict[str, Any]) -> None:
         """name's image was built and tested in this run (info: {"image_id", "tests", "cache_key"}):
         push it now if pushed/<name> is selected and its tests passed."""
         if pushed_key(name) in self._context.selected_asset_keys:
             self._start(name, info, {})
 
-    def ready(self) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+    def ready(self) -> Iterator[dg.MaterializeResult[Any] | dg.AssetObservation]:
         """pushed/<service> for every push that ended since last asked, without waiting."""
         for name in self._pushes.ended():
             yield self._event(name)
 
-    def finish(self, built: dict[str, dict], failed: dict[str, str]):
+    def finish(self, built: dict[str, dict[str, Any]], failed: dict[str, str]) -> Iterator[Any]:
         """Push the selected services not handed over (their image current but not in the
         registry under this version, or refused), wait for every push, and yield pushed/<service>
         for each one now in the registry, an observation with the reason for each one that is
@@ -139,7 +145,7 @@ class Publishing:
             yield _pushed_images(self._context, self._settings, self._names, self._pushes.results,
                                  {**self._refused, **self._pushes.problems})
 
-    def _start(self, name: str, info: dict, failed: dict[str, str]) -> None:
+    def _start(self, name: str, info: dict[str, Any], failed: dict[str, str]) -> None:
         self._started.add(name)
         tests = info.get("tests") or {}
         reason = _why_not(name, info.get("image_id"), tests, failed, info.get("pmmg_policy"))
@@ -150,7 +156,7 @@ class Publishing:
         cache_key = info.get("cache_key") if self._settings.registry_cache and _all_passed(tests) else None
         self._pushes.submit(name, str(info["image_id"]), str(cache_key) if cache_key else None)
 
-    def _event(self, name: str) -> dg.MaterializeResult | dg.AssetObservation:
+    def _event(self, name: str) -> dg.MaterializeResult[Any] | dg.AssetObservation:
         self._reported.add(name)
         result = self._pushes.results.get(name)
         if result is None:
@@ -166,19 +172,21 @@ class Publishing:
                                     metadata=result.metadata())
 
 
-def start_publishing(context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> Publishing:
+def start_publishing(context: dg.AssetExecutionContext, docker_engine: DockerEngine, settings: Settings,
+                     names: list[str]) -> Publishing:
     """testing.stage.Publisher.start: the pushes of this step, ready to take images as they pass."""
     return Publishing(context, docker_engine, settings, names)
 
 
-def _pushed_images(context, settings, names: list[str], results: dict[str, PushResult],
-                   problems: dict[str, str]) -> dg.MaterializeResult:
+def _pushed_images(context: dg.AssetExecutionContext, settings: Settings, names: list[str],
+                   results: dict[str, PushResult],
+                   problems: dict[str, str]) -> dg.MaterializeResult[Any]:
     """Every service's current push: this run's, else the one recorded for its current image
     under the current release tag."""
     recorded = recorded_images(context.instance, names)
     last = _last_metadata(context.instance, [pushed_key(n) for n in names])
-    rows: dict[str, dict] = {}
-    missing: list[dict] = []
+    rows: dict[str, dict[str, Any]] = {}
+    missing: list[dict[str, Any]] = []
     for name in sorted(names):
         if name in results:
             row = results[name].metadata()

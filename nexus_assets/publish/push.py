@@ -11,11 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.errors import EngineError, RegistryError
 from nexus_assets.registry.client import Credentials, RegistryClient, cache_tag, classify, with_retries
 from nexus_assets.registry.released import unreleased_tag
 from nexus_assets.target.services import release_tags
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
+    from docker.models.images import Image
 
 
 @dataclass(frozen=True)
@@ -36,21 +41,21 @@ class PushResult:
     cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
     version_tagged: bool = True  # False: the version is released, its tags were left alone (registry.released)
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def local_repo_digest(image, repo: str) -> str | None:
+def local_repo_digest(image: Image, repo: str) -> str | None:
     """The manifest digest the engine recorded when it last pushed (or pulled) image to repo."""
     for entry in image.attrs.get("RepoDigests") or []:
-        name, _, digest = entry.rpartition("@")
+        name, _, digest = str(entry).rpartition("@")
         if name == repo:
             return digest
     return None
 
 
-def engine_push(client, ref: str, registry: str, credentials: Credentials | None,
-                on_progress: Callable[[dict], None] | None = None) -> str:
+def engine_push(client: DockerClient, ref: str, registry: str, credentials: Credentials | None,
+                on_progress: Callable[[dict[str, Any]], None] | None = None) -> str:
     """One push of REPO:TAG by the engine; the manifest digest it reports, or a RegistryError
     (TransientRegistryError when worth another try)."""
     import docker.errors
@@ -78,9 +83,10 @@ def engine_push(client, ref: str, registry: str, credentials: Credentials | None
     return digest
 
 
-def push_image(client, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
+
+def push_image(client: DockerClient, registry_client: RegistryClient, service: str, image_id: str, version: str, *,
                log: Callable[[str], None] = lambda _: None,
-               on_progress: Callable[[dict], None] | None = None, cache_key: str | None = None,
+               on_progress: Callable[[dict[str, Any]], None] | None = None, cache_key: str | None = None,
                version_tags: bool = True) -> PushResult:
     """Push one service's image under its release tags (REGISTRY/nexus/<service>:VERSION and
     :latest), or, with version_tags False (the version is already released, registry.released),

@@ -13,20 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from types import TracebackType
+from typing import Any
+
+import dagster as dg
 
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.release_version import release_tag
+from nexus_assets.core.settings import Settings
 from nexus_assets.publish.push import PushResult, push_image
 from nexus_assets.registry.client import Credentials, RegistryClient, credentials_from_env
 from nexus_assets.registry.released import IMMUTABLE, released_manifest
+from nexus_assets.resources import DockerEngine
 
 
 class Pushes:
     """The pushes of one step: submit() as each image passes, ended() between builds, wait() at
     the end; results and problems ({service: reason}) fill in as pushes end."""
 
-    def __init__(self, docker_engine, settings, log) -> None:
+    def __init__(self, docker_engine: DockerEngine, settings: Settings, log: dg.DagsterLogManager) -> None:
         self._engine, self._settings, self._log = docker_engine, settings, log
         self._stop = Cancellation()
         self._pool: ThreadPoolExecutor | None = None  # started with the first push
@@ -34,7 +40,7 @@ class Pushes:
         self._down: str | None = None  # why the registry cannot be pushed to, once asked
         self._checked = False
         self._released = False  # the version is already released: its registry tags are never moved
-        self._futures: dict[Future, str] = {}
+        self._futures: dict[Future[Any], str] = {}
         self._notes: dict[str, list[str]] = {}
         self.results: dict[str, PushResult] = {}
         self.problems: dict[str, str] = {}
@@ -42,7 +48,8 @@ class Pushes:
     def __enter__(self) -> Pushes:
         return self
 
-    def __exit__(self, kind, exc, _traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
         if self._pool is None:
             return
         if exc is not None:  # interrupted or failed: drop what has not started, stop what runs
@@ -98,7 +105,7 @@ class Pushes:
     def _push(self, name: str, image_id: str, cache_key: str | None, notes: list[str]) -> PushResult:
         client = self._engine.client()
         registry = RegistryClient(self._settings.registry, self._credentials)
-        on_progress: Callable[[dict], None] = lambda _chunk: self._stop.raise_if_cancelled(f"push of {name}")
+        on_progress: Callable[[dict[str, Any]], None] = lambda _chunk: self._stop.raise_if_cancelled(f"push of {name}")
         try:  # retries are noted here and logged from the step's thread
             self._stop.raise_if_cancelled(f"push of {name}")
             return push_image(client, registry, name, image_id, self._settings.version, log=notes.append,
@@ -107,7 +114,7 @@ class Pushes:
             registry.close()
             client.close()
 
-    def _collect(self, future: Future) -> str:
+    def _collect(self, future: Future[Any]) -> str:
         name = self._futures.pop(future)
         for note in self._notes.pop(name, []):
             self._log.warning(f"{name}: {note}")

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.release_version import git_out, is_git_checkout, release_tag
@@ -33,7 +34,7 @@ def unreleased_tag(image_id: str) -> str:
     return UNRELEASED_TAG_PREFIX + image_id.removeprefix("sha256:")[:16]
 
 
-def released_manifest(repo: Path, version: str) -> dict | None:
+def released_manifest(repo: Path, version: str) -> dict[str, Any] | None:
     """The manifest the release tag of version holds, or None when version is not released (or
     the target is not a git checkout of its own: it has no release tags)."""
     tag = release_tag(version)
@@ -47,20 +48,20 @@ def released_manifest(repo: Path, version: str) -> dict | None:
     return manifest if isinstance(manifest, dict) else {"images": []}
 
 
-def digests(manifest: dict) -> dict[str, str]:
+def digests(manifest: dict[str, Any]) -> dict[str, str]:
     """{service: registry digest} of every image a manifest records in the registry."""
     return {str(i["service"]): str(i["digest"]) for i in manifest.get("images") or []
             if isinstance(i, dict) and i.get("digest") and i.get("service")}
 
 
-def _repository(entry: dict) -> tuple[str, str] | None:
+def _repository(entry: dict[str, Any]) -> tuple[str, str] | None:
     """(registry host, repository path under /v2/) of a manifest entry, from its repo_digest."""
     name = str(entry.get("repo_digest") or "").split("@", 1)[0]
     host, _, path = name.partition("/")
     return (host, path) if host and path else None
 
 
-def version_tag_problems(images: Iterable[dict], version: str,
+def version_tag_problems(images: Iterable[dict[str, Any]], version: str,
                          expected: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """One line per image whose version tag in the registry does not name the digest expected
     (default: the entry's own `digest`; expected: {service: (digest, what it is)}), naming the
@@ -93,14 +94,14 @@ def version_tag_problems(images: Iterable[dict], version: str,
     return problems
 
 
-def moved_tags(released: dict, version: str) -> list[str]:
+def moved_tags(released: dict[str, Any], version: str) -> list[str]:
     """version_tag_problems of a released manifest: each tag that no longer names its released digest."""
     images = released.get("images") or []
     return version_tag_problems(images, version, {str(i["service"]): (str(i["digest"]), "the released")
                                                   for i in images if i.get("digest")})
 
 
-def provenance_subject(artifacts: Path, entry: dict) -> str | None:
+def provenance_subject(artifacts: Path, entry: dict[str, Any]) -> str | None:
     """The sha256 digest the image's provenance statement names as its subject (the signature is
     the evidence pack gate's to check), or None when the manifest records no provenance."""
     provenance = entry.get("provenance") or {}
@@ -116,7 +117,7 @@ def provenance_subject(artifacts: Path, entry: dict) -> str | None:
     return f"sha256:{found[0]}" if found else "none"
 
 
-def repair_tags(manifest: dict, version: str) -> list[str]:
+def repair_tags(manifest: dict[str, Any], version: str) -> list[str]:
     """Point every image's version tag back at its released digest (a manifest PUT of the
     released manifest under the tag); one line per tag, saying what was done."""
     done: list[str] = []

@@ -1,9 +1,11 @@
 """The release group: the artifacts manifest and its gate (every released image has a registry
 digest), the verified release and the deployment report."""
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -25,6 +27,7 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
+from nexus_assets.core.settings import Settings
 from nexus_assets.policy.waivers import configured_critical, critical_waiver, read_waivers
 from nexus_assets.release.deployment import build_report, report_path
 from nexus_assets.release.gates import release_gates
@@ -37,21 +40,25 @@ from nexus_assets.resources import GitRepo, NexusConfig
 from nexus_assets.target.secrets import repo_secrets
 from nexus_assets.target.services import build_services, refused_services
 
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
-def _plain(metadata) -> dict:
+
+def _plain(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
+def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any] | None:
     event = instance.get_latest_materialization_event(key)
     return _plain(event.asset_materialization.metadata) if event and event.asset_materialization else None
 
 
-def _stamp(record) -> str:
+def _stamp(record: dg.EventLogEntry) -> str:
     return datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
 
 
-def _last(known: AssetRecords, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, tuple[int, dict, dict]]:
+def _last(known: AssetRecords, keys: list[dg.AssetKey]) -> dict[dg.AssetKey,
+          tuple[int, dict[str, Any], dict[str, Any]]]:
     """{key: (storage id, plain metadata, {run_id, at})} of each key's newest materialization (one query)."""
     found = {}
     for asset in known.get(keys):
@@ -71,12 +78,14 @@ def _newer_observation(observed: dict[dg.AssetKey, dg.EventLogRecord], key: dg.A
     record = observed.get(key)
     if record is None or record.storage_id <= after:
         return None
+
     observation = record.event_log_entry.asset_observation
     meta = _plain(observation.metadata if observation is not None else {})
     return meta.get("reason") if meta.get("status") == status else None
 
 
-def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) -> list[ServiceRecord]:
+def service_records(context: dg.AssetExecutionContext, graph: "BaseAssetGraph[Any]",
+                    names: list[str]) -> list[ServiceRecord]:
     """Dagster's records for every service image and its push, read in one place for the manifest."""
     instance = context.instance
     tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
@@ -102,7 +111,7 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
     return records
 
 
-def _critical_evidence(settings) -> dict[str, str]:
+def _critical_evidence(settings: Settings) -> dict[str, str]:
     """{name: critical module} of every name the parity report gives as a critical module's
     evidence (the synopsis' mandatory marks included), and the module names themselves."""
     path = settings.reports / "discrepancy_report.json"
@@ -120,7 +129,7 @@ def _critical_evidence(settings) -> dict[str, str]:
     return found
 
 
-def refusals_and_waivers(settings) -> tuple[list[dict], list[dict], list[dict]]:
+def refusals_and_waivers(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(refused services, waivers that may apply, problems) for the manifest: a waiver of a
     critical module (by the parity report's evidence) never applies, and is a problem naming it."""
     refused = [r.record() for r in refused_services(settings.repo, settings.compose_file,
@@ -138,7 +147,8 @@ def refusals_and_waivers(settings) -> tuple[list[dict], list[dict], list[dict]]:
     return refused, waivers, problems
 
 
-def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
+def artifacts_manifest_asset(service_names: list[str],
+                             asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
         deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
@@ -147,7 +157,9 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
                     "registry digest and tags, its sources, base images (and substitutions), test results and "
                     "Dagster runs, read from Dagster's records. Schema: schemas/artifacts_manifest.schema.json.",
     )
-    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig, git: GitRepo) -> dg.MaterializeResult:
+    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig,
+                           git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             e2e = _latest_metadata(context.instance, E2E_TESTS)
@@ -197,12 +209,13 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
     )
 
 
-def _gate_rows(gates: list[Gate]) -> list[dict]:
+def _gate_rows(gates: list[Gate]) -> list[dict[str, Any]]:
     return [{"name": g.name, "passed": g.passed, "blocking": g.severity not in ("WARN", "WAIVED"),
              "detail": g.detail, "run_id": g.run_id} for g in gates]
 
 
-def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: list[str]) -> dg.AssetsDefinition:
+def verified_release_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]", deps: list[dg.AssetKey],
+                           service_names: list[str]) -> dg.AssetsDefinition:
     """verified_release: the tag, branch, notes and publication of settings.version, made only
     when every blocking gate passed; its check names the gates that failed. Services that
     scaffolding made in this run, which the loaded graph cannot know, defer the release to the
@@ -216,7 +229,8 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
                     "the target repository, release notes, WORKDIR/releases/vX.Y.Z/, and a GitHub Release when "
                     "GITHUB_TOKEN and GITHUB_REPOSITORY are set. Refused, naming them, when a blocking gate failed.",
     )
-    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             # the staging deploy follows the release: its checks are not the release's gates
@@ -255,7 +269,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
         description="reports/deployment_report_YYYYMMDD.json: what was built, pushed and released, with the "
                     "Dagster run of each image, the manifest and the release.",
     )
-    def deployment_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+    def deployment_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):
             manifest = read_json(settings.artifacts / "artifacts_manifest.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.core.settings import Settings
@@ -18,7 +19,7 @@ def report_path(settings: Settings, when: datetime | None = None) -> Path:
     return settings.reports / f"deployment_report_{(when or datetime.now(UTC)):%Y%m%d}.json"
 
 
-def release_summary(record: dict | None, version_auto: bool) -> dict | None:
+def release_summary(record: dict[str, Any] | None, version_auto: bool) -> dict[str, Any] | None:
     """The report's release part from the release step's record."""
     if record is None:
         return None
@@ -29,8 +30,8 @@ def release_summary(record: dict | None, version_auto: bool) -> dict | None:
     return summary
 
 
-def build_report(settings: Settings, manifest: dict, record: dict | None, run_id: str,
-                      image_runs: dict[str, str], runs: dict[str, str]) -> dict:
+def build_report(settings: Settings, manifest: dict[str, Any], record: dict[str, Any] | None, run_id: str,
+                      image_runs: dict[str, str], runs: dict[str, str]) -> dict[str, Any]:
     """The report, checked against its model."""
     built = [{"service": entry["service"], "status": str(entry.get("status")),
               "image": entry.get("image"), "image_id": entry.get("image_id"), "source_hash": entry.get("source_hash"),

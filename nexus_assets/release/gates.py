@@ -9,6 +9,7 @@ failed parity gate, as the guide wants), so nothing orders its step before the r
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -17,6 +18,10 @@ from nexus_assets.core.keys import DISCREPANCY_REPORT
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.waivers import by_line
 from nexus_assets.release.notes import Gate
+
+if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
 
 PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")
 
@@ -34,7 +39,7 @@ def _parity(settings: Settings) -> Gate:
     return Gate(_name(PARITY_GATE), bool(gate.get("passed")), str(gate.get("message", "")))
 
 
-def _judged(key: dg.AssetCheckKey, record) -> Gate:
+def _judged(key: dg.AssetCheckKey, record: AssetCheckExecutionRecord | None) -> Gate:
     if record is None:
         return Gate(_name(key), False, "never evaluated")
     evaluation = record.evaluation
@@ -45,7 +50,7 @@ def _judged(key: dg.AssetCheckKey, record) -> Gate:
                 severity=evaluation.severity.value, run_id=record.run_id)
 
 
-def release_gates(instance: dg.DagsterInstance, graph, settings: Settings,
+def release_gates(instance: dg.DagsterInstance, graph: BaseAssetGraph[Any], settings: Settings,
                   exclude: tuple[dg.AssetKey, ...] = ()) -> list[Gate]:
     """Every check's last verdict, sorted by name; the checks of the exclude assets (the
     release's own) are left out."""
@@ -62,7 +67,7 @@ def release_gates(instance: dg.DagsterInstance, graph, settings: Settings,
 _PER_SERVICE = ("image", "pushed", "sbom", "provenance")
 
 
-def _waived(settings: Settings) -> dict[str, dict]:
+def _waived(settings: Settings) -> dict[str, dict[str, Any]]:
     """{service: its waiver} for the services the manifest says the release goes without."""
     try:
         waived = read_json(settings.artifacts / "artifacts_manifest.json").get("waived") or []
@@ -71,11 +76,12 @@ def _waived(settings: Settings) -> dict[str, dict]:
     return {w["service"]: w for w in waived if isinstance(w, dict) and w.get("service")}
 
 
-def _waive(gate: Gate, key: dg.AssetCheckKey, waived: dict[str, dict]) -> Gate:
+def _waive(gate: Gate, key: dg.AssetCheckKey, waived: dict[str, dict[str, Any]]) -> Gate:
     """A failed check of a waived service's own assets: shown, waived, never blocking."""
     path = key.asset_key.path
     waiver = waived.get(path[-1]) if len(path) == 2 and path[0] in _PER_SERVICE else None
     if gate.passed or waiver is None:
         return gate
+
     return replace(gate, severity="WAIVED",
                    detail=f"waived until {waiver['until']} ({waiver['reason']}; {by_line(waiver)}): {gate.detail}")

@@ -96,23 +96,23 @@ class GitHubClient:
     def _repo_url(self, path: str) -> str:
         return f"{self.target.api_url}/repos/{self.target.repository}/{path}"
 
-    def release_for_tag(self, tag: str) -> dict | None:
+    def release_for_tag(self, tag: str) -> dict[str, Any] | None:
         response = self._call("GET", self._repo_url(f"releases/tags/{quote(tag, safe='')}"), f"read release {tag}",
                               (200, 404))
         return response.json() if response.status_code == 200 else None
 
-    def create_release(self, tag: str, commit: str | None, name: str, body: str) -> dict:
+    def create_release(self, tag: str, commit: str | None, name: str, body: str) -> dict[str, Any]:
         payload: dict[str, Any] = {"tag_name": tag, "name": name, "body": body, "draft": False, "prerelease": False}
         if commit:
             payload["target_commitish"] = commit
-        return self._call("POST", self._repo_url("releases"), f"create release {tag}", (201,), json=payload).json()
+        return _object(self._call("POST", self._repo_url("releases"), f"create release {tag}", (201,), json=payload))
 
-    def update_notes(self, release: dict, name: str, body: str) -> dict:
-        return self._call("PATCH", self._repo_url(f"releases/{release['id']}"), f"update release {release['id']}",
-                          (200,), json={"name": name, "body": body}).json()
+    def update_notes(self, release: dict[str, Any], name: str, body: str) -> dict[str, Any]:
+        return _object(self._call("PATCH", self._repo_url(f"releases/{release['id']}"),
+                                  f"update release {release['id']}", (200,), json={"name": name, "body": body}))
 
-    def assets(self, release: dict) -> list[dict]:
-        found: list[dict] = []
+    def assets(self, release: dict[str, Any]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         page = 1
         while True:
             batch = self._call("GET", self._repo_url(f"releases/{release['id']}/assets"), "list release assets",
@@ -122,15 +122,21 @@ class GitHubClient:
                 return found
             page += 1
 
-    def delete_asset(self, asset: dict) -> None:
+    def delete_asset(self, asset: dict[str, Any]) -> None:
         self._call("DELETE", self._repo_url(f"releases/assets/{asset['id']}"), f"delete asset {asset['name']}", (204,))
 
-    def upload(self, release: dict, path: Path, name: str) -> dict:
+    def upload(self, release: dict[str, Any], path: Path, name: str) -> dict[str, Any]:
         # upload_url is a URI template: https://uploads.github.com/repos/o/r/releases/1/assets{?name,label}
         url = str(release["upload_url"]).split("{", 1)[0]
         with path.open("rb") as fh:
-            return self._call("POST", url, f"upload {name}", (201,), params={"name": name}, data=fh.read(),
-                              headers={"Content-Type": _content_type(name)}).json()
+            return _object(self._call("POST", url, f"upload {name}", (201,), params={"name": name}, data=fh.read(),
+                                      headers={"Content-Type": _content_type(name)}))
+
+
+def _object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object GitHub answered with."""
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _content_type(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from nexus_assets.core.settings import Settings
 from nexus_assets.target.services import release_tags
@@ -23,14 +24,14 @@ class ServiceRecord:
     """What Dagster holds for one service's image and its push."""
 
     name: str
-    last: dict | None  # metadata of the newest image materialization, plain values
+    last: dict[str, Any] | None  # metadata of the newest image materialization, plain values
     failure: str | None  # reason of a build that failed after that materialization
     stale: str | None  # Dagster's stale or missing reason, None when fresh
-    tagged: dict | None  # the tagged_images row: image id and tags now in the engine
-    attest: dict | None = None  # the attestations row: SBOM and signed provenance of the image it names
-    pushed: dict | None = None  # metadata of the newest pushed/<service> materialization
+    tagged: dict[str, Any] | None  # the tagged_images row: image id and tags now in the engine
+    attest: dict[str, Any] | None = None  # the attestations row: SBOM and signed provenance of the image it names
+    pushed: dict[str, Any] | None = None  # metadata of the newest pushed/<service> materialization
     not_pushed: str | None = None  # reason of a push that did not happen after that one
-    events: dict = field(default_factory=dict)  # image/push run ids and times
+    events: dict[str, Any] = field(default_factory=dict)  # image/push run ids and times
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _status(record: ServiceRecord) -> tuple[str, str | None]:
     return "current", None
 
 
-def _registry_copy(record: ServiceRecord, settings: Settings) -> dict | None:
+def _registry_copy(record: ServiceRecord, settings: Settings) -> dict[str, Any] | None:
     """The push recorded for this very image under the current release tag, or None."""
     pushed = record.pushed or {}
     if not record.tagged or not pushed.get("digest"):
@@ -72,7 +73,7 @@ def _registry_copy(record: ServiceRecord, settings: Settings) -> dict | None:
     return pushed
 
 
-def _cache_pull(cache: dict | None) -> dict | None:
+def _cache_pull(cache: dict[str, Any] | None) -> dict[str, Any] | None:
     """The manifest's record of a registry cache hit (images.cache CacheHit.record)."""
     if not cache:
         return None
@@ -84,8 +85,8 @@ def _empty(name: str) -> ServiceRecord:
     return ServiceRecord(name=name, last=None, failure=None, stale=None, tagged=None)
 
 
-def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict | None, origin: Origin,
-                      refused: Sequence[dict] = (), waivers: Sequence[dict] = ()) -> dict:
+def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dict[str, Any] | None, origin: Origin,
+                      refused: Sequence[dict[str, Any]] = (), waivers: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """One entry per service: the image that is current for its source and its registry digest,
     or why there is none. refused (target.services Refusal records): services never built nor
     counted, whatever Dagster recorded for them; waivers (policy.waivers Waiver records): a service
@@ -99,7 +100,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
         if record.name in refusals:
             status, reason = "refused", f"refused: {refusals[record.name]['reason']}; never built nor counted"
         last = record.last or {}
-        entry: dict = {"service": record.name, "status": status, "source_hash": last.get("source_hash"),
+        entry: dict[str, Any] = {"service": record.name, "status": status, "source_hash": last.get("source_hash"),
                        "tests": None, "image": None, "tags": None, "image_id": None, "digest": None,
                        "repo_digest": None, "size_bytes": None, "base_images": None, "substituted_bases": None,
                        "infrastructure": None, "build_log": None, "built_at": None, "image_run_id": None, "push_run_id": None,
@@ -167,12 +168,12 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
     }
 
 
-def waived_services(manifest: dict) -> set[str]:
+def waived_services(manifest: dict[str, Any]) -> set[str]:
     """The services the release goes without, under a waiver that holds."""
     return {w["service"] for w in manifest.get("waived") or []}
 
 
-def unreleased(manifest: dict) -> list[str]:
+def unreleased(manifest: dict[str, Any]) -> list[str]:
     """The gate's list: services with no released image in the registry (a failed test is its
     own check's failure, not this gate's), a refused service among them; a waived one is not, and
     one whose waiver expired is, whatever its status: the gate names the waiver and its date."""

@@ -42,7 +42,7 @@ class ServiceChange:
         return bool(self.components_added or self.components_removed or self.components_changed)
 
 
-def image_digest(entry: dict) -> str | None:
+def image_digest(entry: dict[str, Any]) -> str | None:
     """The registry digest of a manifest entry (repo_digest once pushed; else digest)."""
     return entry.get("repo_digest") or entry.get("digest")
 
@@ -70,7 +70,7 @@ def sbom_components(path: Path) -> dict[str, str]:
     return found
 
 
-def service_changes(manifest: dict, components: dict[str, dict[str, str]], previous: dict | None,
+def service_changes(manifest: dict[str, Any], components: dict[str, dict[str, str]], previous: dict[str, Any] | None,
                     previous_components: dict[str, dict[str, str]]) -> list[ServiceChange]:
     """Per service, what differs from the previous release's manifest and component lists."""
     now = {i["service"]: i for i in manifest.get("images", [])}
@@ -105,7 +105,7 @@ def _listed(items: list[str]) -> str:
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
-def _modules(report: dict | None) -> list[str]:
+def _modules(report: dict[str, Any] | None) -> list[str]:
     if not report:
         return ["reports/discrepancy_report.json was not found: no module summary."]
     totals = report.get("totals") or {}
@@ -123,7 +123,7 @@ def _modules(report: dict | None) -> list[str]:
     return lines
 
 
-def _images(manifest: dict) -> list[str]:
+def _images(manifest: dict[str, Any]) -> list[str]:
     lines = ["| service | status | image | registry digest | image id |", "| --- | --- | --- | --- | --- |"]
     for entry in manifest.get("images", []):
         registry = entry.get("repo_digest") or (entry.get("digest") if entry.get("digest") != entry.get("image_id")
@@ -133,7 +133,7 @@ def _images(manifest: dict) -> list[str]:
     return lines
 
 
-def _waived(manifest: dict) -> list[str]:
+def _waived(manifest: dict[str, Any]) -> list[str]:
     """The services the release goes without, under the waivers of nexus-agent.toml."""
     waived = manifest.get("waived") or []
     if not waived:
@@ -176,7 +176,7 @@ def _changes(changes: list[ServiceChange], previous_version: str | None) -> list
 
 
 def render_notes(*, version: str, tag: str, source_commit: str | None, dirty: bool, run_id: str | None,
-                 created: str, manifest: dict, discrepancy: dict | None, gates: list[Gate],
+                 created: str, manifest: dict[str, Any], discrepancy: dict[str, Any] | None, gates: list[Gate],
                  changes: list[ServiceChange], previous_version: str | None, attachments: list[str],
                  missing: list[str]) -> str:
     """The release notes, Markdown."""

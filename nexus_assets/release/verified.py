@@ -15,10 +15,11 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.fileio import read_json, write_atomic
 from nexus_assets.core.hashing import file_sha256
-from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
+from nexus_assets.core.release_version import RELEASE_BRANCH, git_out, is_git_checkout, parse_version, release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.registry.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.release import gitrelease
@@ -51,7 +52,7 @@ class ReleaseOutcome:
     folder: str | None = None
     notes: str | None = None
     attachments: list[str] = field(default_factory=list)
-    github: dict | None = None
+    github: dict[str, Any] | None = None
     messages: list[str] = field(default_factory=list)
     run_id: str | None = None
     made_at: str = ""
@@ -78,7 +79,7 @@ def attachment_paths(settings: Settings) -> tuple[list[Path], list[str]]:
     return found, missing
 
 
-def components_of(settings: Settings, manifest: dict) -> dict[str, dict[str, str]]:
+def components_of(settings: Settings, manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
     """{service: {component: version}} from each image's SBOM (the manifest's `sbom` path, under
     artifacts/, else artifacts/sbom/<service>.cdx.json); services without an SBOM are left out."""
     found = {}
@@ -93,7 +94,8 @@ def components_of(settings: Settings, manifest: dict) -> dict[str, dict[str, str
     return found
 
 
-def _previous(settings: Settings, version: str, in_git: bool) -> tuple[str | None, dict | None, dict]:
+def _previous(settings: Settings, version: str, in_git: bool) -> tuple[str | None, dict[str, Any] | None,
+              dict[str, Any]]:
     """(version, manifest, components) of the newest release before version: from its tag when
     the target is a git checkout, else from WORKDIR/releases/."""
     if in_git:
@@ -114,7 +116,8 @@ def _previous(settings: Settings, version: str, in_git: bool) -> tuple[str | Non
             read_json(components_file) if components_file.is_file() else {})
 
 
-def _keep_folder(folder: Path, attachments: list[Path], notes: str, manifest: dict, components: dict) -> None:
+def _keep_folder(folder: Path, attachments: list[Path], notes: str, manifest: dict[str, Any],
+                 components: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for path in attachments:
         if path.name != MANIFEST:
@@ -130,7 +133,7 @@ def _refuse(outcome: ReleaseOutcome, problems: list[str], head: str) -> ReleaseO
     return outcome
 
 
-def _other_images(manifest: dict, released: dict | None) -> list[str]:
+def _other_images(manifest: dict[str, Any], released: dict[str, Any] | None) -> list[str]:
     """The services whose registry digest in this build differs from the released one's."""
     if released is None or not released.get("images"):  # not released, or a tag made by hand: nothing to compare
         return []
@@ -192,7 +195,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(repeated)
         held = gitrelease.read_released(repo, version, NOTES)
         notes = held.decode("utf-8") if held is not None else notes
-        outcome.release_commit = gitrelease.git_out(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
+        outcome.release_commit = git_out(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
         if not (folder / NOTES).is_file():
             _keep_folder(folder, attachments, notes, manifest, components)
     else:

@@ -15,7 +15,7 @@ from nexus_assets.core.workdir_lock import workdir_lock
 STEP_LOCK_WAIT_SECONDS = 600.0
 
 
-class NexusConfig(dg.ConfigurableResource):
+class NexusConfig(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
     """Where the run reads and writes; bound from Settings in definitions.py."""
 
     repo: str

@@ -28,7 +28,7 @@ def docker_client(base_url: str = "", timeout: int = 300) -> DockerClient:
         ) from None
 
 
-class DockerEngine(dg.ConfigurableResource):
+class DockerEngine(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
     """The Docker engine that builds and runs the service images."""
 
     base_url: str = ""

@@ -38,7 +38,7 @@ def public_url(url: str) -> str | None:
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
 
 
-class GitRepo(dg.ConfigurableResource):
+class GitRepo(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
     """The target repository's git state, for the OCI labels, the manifest and lineage. A
     repository that is a folder of a larger checkout has that checkout's commit."""
 

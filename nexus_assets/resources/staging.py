@@ -203,7 +203,7 @@ def _first(command: str) -> str:
     return "`" + " ".join(words) + "`"
 
 
-class StagingHost(dg.ConfigurableResource):
+class StagingHost(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
     """Where `staging_deployment` deploys and the audit looks. Empty fields: the environment
     (NEXUS_STAGING_HOST, NEXUS_STAGING_SSH_KEY, NEXUS_STAGING_KNOWN_HOSTS, NEXUS_STAGING_DIR,
     NEXUS_STAGING_ENV_FILE, NEXUS_HEALTH_TIMEOUT, NEXUS_KEEP_RELEASES)."""

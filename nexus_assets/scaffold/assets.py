@@ -1,5 +1,6 @@
 """Step D as an asset: services scaffolded in the working copy for missing canonical modules."""
 
+
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
@@ -19,7 +20,8 @@ from nexus_assets.scaffold.report import ScaffoldReport
     description="Step D: services/<name>/ in the working copy for every missing canonical module "
                 "(Python or Node.js template; existing folders never overwritten; PMMG never containerized).",
 )
-def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
         report = read_json(settings.reports / "discrepancy_report.json")

@@ -286,13 +286,14 @@ def scaffold_missing(
     staging = Path(tempfile.mkdtemp(prefix=".scaffold-run-", dir=services)) if planned else None
     try:
         for _, name, description, language, port in planned:
+            # staging is made whenever planned is not empty
             _write_service(staging / name, name, language, port, description)  # type: ignore[operator]
         for index, name, _, language, port in planned:
             target = services / name
             if target.exists() or target.is_symlink():  # appeared while we were writing: never touched
                 results[index] = ScaffoldResult(name, language, target, 0, False, REASON_EXISTS)
                 continue
-            os.rename(staging / name, target)  # type: ignore[operator]
+            os.rename(staging / name, target)  # type: ignore[operator]  # staging: as above
             moved.append(target)
             results[index] = ScaffoldResult(name, language, target, port, True, REASON_CREATED)
     except BaseException:

@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.errors import BuildError, ConfigError
 from nexus_assets.target.dockerfile import instructions, read_dockerfile, substitute
@@ -89,7 +89,7 @@ def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -
     return found
 
 
-def resolve_base(client: DockerClient, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict:
+def resolve_base(client: DockerClient, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict[str, Any]:
     """Where a FROM image comes from on this engine, or a BuildError saying what to do.
 
     Never pulls: an absent image would make the legacy builder try the hub and hang."""

@@ -29,7 +29,7 @@ _VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?
 _SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ComposeLoader(_SafeBase):
+class ComposeLoader(_SafeBase):  # type: ignore[misc]  # PyYAML has no stubs here: its loader is Any
     """PyYAML's SafeLoader (on libyaml's parser where available), except that a value it cannot build (`2001-13-45`, `!!int x`)
     raises a YAMLError with the value's line instead of a bare ValueError; the message names
     only the kind of failure, never the value."""
@@ -43,7 +43,7 @@ class ComposeLoader(_SafeBase):
                 node.start_mark) from exc
 
 
-def load_compose_yaml(text: str, shown: str) -> tuple[Any, list[dict]]:
+def load_compose_yaml(text: str, shown: str) -> tuple[Any, list[dict[str, Any]]]:
     """The parsed YAML of a compose file, or None and a problem with the line of the error. The
     problem quotes only the parser's words, never the file (which may hold a secret)."""
     try:
@@ -56,7 +56,7 @@ def load_compose_yaml(text: str, shown: str) -> tuple[Any, list[dict]]:
         return None, [problem(shown, None, "invalid YAML: nested too deeply; file skipped")]
 
 
-def resolve_build(repo: Path, compose: Path, build: Any) -> dict | None:
+def resolve_build(repo: Path, compose: Path, build: Any) -> dict[str, Any] | None:
     """A compose `build:` resolved against the compose file's folder. A context or Dockerfile
     that resolves outside the repository (links followed) is `refused`: nothing there is looked
     at, built or counted as evidence of a module."""
@@ -85,7 +85,7 @@ def resolve_build(repo: Path, compose: Path, build: Any) -> dict | None:
 
 # --- interpolation --------------------------------------------------------------------------
 
-def read_dotenv(repo: Path, folder: Path) -> tuple[dict[str, str], list[dict]]:
+def read_dotenv(repo: Path, folder: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The `.env` next to the compose file (compose's project folder), read with python-dotenv.
     A `.env` that links outside the repository is not read. Values are secrets: never shown."""
     from dotenv import dotenv_values
@@ -139,11 +139,11 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def build_args(raw: Any, env: dict[str, str], shown: str, service: str) -> tuple[dict[str, str], list[dict]]:
+def build_args(raw: Any, env: dict[str, str], shown: str, service: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Compose `build.args`, a mapping or a list of `K=V` / `K`, interpolated from env. An arg
     with no value takes the variable of that name from env, and is left out when unset (as
     compose does). Problems name the arg, never its value."""
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     if raw is None:
         return {}, problems
     items: list[tuple[str, str | None]]
@@ -196,7 +196,7 @@ class ComposeBuild:
     env_args: tuple[str, ...] = ()
 
     # The image-only services it depends_on (postgres, redis): name, image, environment.
-    infrastructure: tuple[dict, ...] = field(default=(), hash=False)
+    infrastructure: tuple[dict[str, Any], ...] = field(default=(), hash=False)
     # How compose runs it (environment, env_file, command, ports, healthcheck), as written:
     # target.compose_runtime resolves it when a test starts.
     runtime: Any = field(default=None, hash=False, compare=False)
@@ -219,7 +219,8 @@ def env_derived(raw: Any, env: dict[str, str]) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
-def infrastructure_needs(spec: dict, services: dict, env: dict[str, str]) -> tuple[dict, ...]:
+def infrastructure_needs(spec: dict[str, Any], services: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any],
+                         ...]:
     """The services of `spec`'s depends_on (list or mapping form) that compose runs from an
     `image:` only, each with its image and `environment` (mapping or KEY=VALUE list; values
     interpolated from .env: they may be secrets, so they are never logged)."""
@@ -245,12 +246,12 @@ def compose_files(repo: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def stack_file(repo: Path, chosen: str | None = None) -> tuple[Path | None, list[dict]]:
+def stack_file(repo: Path, chosen: str | None = None) -> tuple[Path | None, list[dict[str, Any]]]:
     """The compose file that is "the stack to build": `chosen` (NEXUS_COMPOSE_FILE, relative to
     repo), else docker-compose.yml, else the first compose file by name. The others are reported
     as not built from, so a reader knows why a service of `.prod.yml` has no image."""
     found = compose_files(repo)
-    notes: list[dict] = []
+    notes: list[dict[str, Any]] = []
     path: Path | None
     if chosen:
         path = Path(os.path.normpath(repo / chosen))
@@ -268,7 +269,7 @@ def stack_file(repo: Path, chosen: str | None = None) -> tuple[Path | None, list
 
 
 def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | None = None,
-                   ) -> tuple[list[ComposeBuild], Path | None, list[dict]]:
+                   ) -> tuple[list[ComposeBuild], Path | None, list[dict[str, Any]]]:
     """Every service of the stack compose file that builds from inside the repository; the stack
     file; and a problem for every service refused (context or Dockerfile outside the repository,
     remote or unresolvable, missing folder) and every build arg variable not set. secrets_file:

@@ -47,7 +47,7 @@ class ComposeRuntime:
     command: Any = None  # a string (split as compose splits it) or a list, None: the image's
     entrypoint: Any = None
     ports: tuple[str, ...] = ()  # `ports:` and `expose:` entries, as written
-    healthcheck: dict | None = field(default=None, hash=False)
+    healthcheck: dict[str, Any] | None = field(default=None, hash=False)
     secrets_file: str | None = None  # the operator's secrets file (NEXUS_SECRETS_FILE), read at run time
 
     def fingerprint(self) -> str:
@@ -66,13 +66,13 @@ class RunSettings:
     environment: dict[str, str] = field(default_factory=dict)
     command: list[str] | None = None
     entrypoint: list[str] | None = None
-    healthcheck: dict | None = None  # the engine's form: {"test": [...], "interval": ns, ...}; {"test": ["NONE"]}
+    healthcheck: dict[str, Any] | None = None  # the engine's form: {"test": [...], "interval": ns, ...}; {"test": ["NONE"]}
     ports: list[int] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
-    record: dict = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # an unusable setting (a healthcheck that cannot be read, the secrets file gone)
 
-    def container_args(self) -> dict:
+    def container_args(self) -> dict[str, Any]:
         """Keyword arguments for containers.create."""
         args: dict[str, Any] = {"environment": dict(self.environment)}
         if self.command is not None:
@@ -103,11 +103,11 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def runtime_of(repo: Path, compose: Path, shown: str, name: str, spec: dict,
-               secrets_file: str | None = None) -> tuple[ComposeRuntime, list[dict]]:
+def runtime_of(repo: Path, compose: Path, shown: str, name: str, spec: dict[str, Any],
+               secrets_file: str | None = None) -> tuple[ComposeRuntime, list[dict[str, Any]]]:
     """The run settings of compose service `name` (spec: its mapping), and a problem per
     setting that cannot be read (named by file, service and key; never a value)."""
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     environment = _pairs(spec.get("environment") or {})
     if environment is None:
         problems.append(problem(shown, None, "`environment` is neither a mapping nor a list; not passed", name))
@@ -173,7 +173,7 @@ def duration_ns(value: Any) -> int | None:
     return int(sum(float(n) * _UNIT_NS[u] for n, u in _DURATION_RE.findall(text)))
 
 
-def engine_healthcheck(raw: dict, env: dict[str, str]) -> dict:
+def engine_healthcheck(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """compose's `healthcheck` in the engine's form. `disable: true` (or test NONE) turns the
     image's off, as compose does."""
     if raw.get("disable") is True:
@@ -248,7 +248,7 @@ def _masking_rule(repo: Path) -> SecretRule | None:
     return SecretRule(secret_keys=list(names.get("secret") or []))
 
 
-def resolve(runtime: ComposeRuntime | None, infrastructure: tuple[dict, ...] = ()) -> RunSettings:
+def resolve(runtime: ComposeRuntime | None, infrastructure: tuple[dict[str, Any], ...] = ()) -> RunSettings:
     """The settings a test container gets, read now: `${VAR}` from the compose file's `.env`,
     then the operator's secrets file (which wins); `env_file` entries in order, then
     `environment` (which wins), as compose merges them. Never raises for bad input: an unusable

@@ -12,13 +12,14 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.textfiles import problem, read_text
 
 _VAR_RE = re.compile(r"\$\{(\w+)(?::?([-+])([^}]*))?\}|\$(\w+)")
 
 
-def read_dockerfile(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict]]:
+def read_dockerfile(path: Path, shown: str, service: str | None = None) -> tuple[str | None, list[dict[str, Any]]]:
     """A Dockerfile's text for parsing. The engine builds a Dockerfile with non-UTF-8 bytes (a
     Latin-1 `é` in a comment), so such bytes are replaced and reported as a warning only: the
     service stays buildable. None (with a problem) when the file is unreadable or huge."""
@@ -78,13 +79,13 @@ def instructions(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
+def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict[str, Any]:
     """Stages, external base images, EXPOSEd ports and HEALTHCHECK of the image the Dockerfile
     builds. Stage-aware: a `FROM builder` names an earlier stage, not an image to pull, and
     EXPOSE/HEALTHCHECK of the final stage include what it inherits from its parent stages."""
     global_args: dict[str, str] = {}
-    stages: list[dict] = []
-    problems: list[dict] = []
+    stages: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
     for line, keyword, args in instructions(text):
         if keyword == "FROM":
             tokens = [t for t in args.split() if not t.startswith("--")]
@@ -128,8 +129,8 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
         problems.append(problem(shown, None, "no FROM instruction: not a buildable Dockerfile", service))
         return {"stages": [], "base_images": [], "final_base_image": None, "exposed_ports": [],
                 "healthcheck": no_healthcheck(), "problems": problems}
-    chain: list[dict] = []
-    stage: dict | None = stages[-1]
+    chain: list[dict[str, Any]] = []
+    stage: dict[str, Any] | None = stages[-1]
     while stage is not None:
         chain.append(stage)
         stage = next((s for s in stages if s["alias"] == stage["from_stage"]), None) if stage["from_stage"] else None
@@ -147,12 +148,13 @@ def parse_dockerfile(text: str, shown: str, service: str | None = None) -> dict:
     }
 
 
-def no_healthcheck(line: int | None = None, *, disabled: bool = False) -> dict:
+def no_healthcheck(line: int | None = None, *, disabled: bool = False) -> dict[str, Any]:
     """The HEALTHCHECK record of an image without one (disabled: `HEALTHCHECK NONE` at line)."""
     return {"present": False, "disabled": disabled, "command": None, "line": line, "options": {}}
 
 
-def _healthcheck(args: str, line: int, shown: str, service: str | None, problems: list[dict]) -> dict:
+def _healthcheck(args: str, line: int, shown: str, service: str | None, problems: list[dict[str, Any]]) -> dict[str,
+                 Any]:
     """The HEALTHCHECK record of one instruction: options, command (exec form shown as a shell
     line); problems gets what the builder would refuse or misread."""
     if args.strip().upper() == "NONE":

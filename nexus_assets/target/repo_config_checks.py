@@ -6,7 +6,7 @@ became 6 made the parity gate looser than the repository asked)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nexus_assets.core.errors import InputError
 
@@ -17,7 +17,7 @@ MAX_SCAFFOLD_PER_RUN = 1800
 LANGUAGES = ("node", "python")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -26,7 +26,7 @@ def _strings(value: object) -> bool:
 
 
 def _count(path: Path, section: str, key: str, value: object, high: int, default: int) -> None:
-    if not _is_int(value) or not 0 <= value <= high:  # type: ignore[operator]
+    if not _is_int(value) or not 0 <= value <= high:
         raise InputError(f"{path}: [{section}] {key} must be a whole number from 0 to {high}, got {value!r}: "
                          f"fix it, or remove the line for the default ({default})")
 

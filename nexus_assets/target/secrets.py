@@ -298,10 +298,10 @@ def mask_tree(obj: Any, secrets: list[str]) -> Any:
     return obj
 
 
-def read_env_files(repo: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+def read_env_files(repo: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Per `.env*` file: its keys (never values) and problems; plus all (key, value) pairs
     for secret_values."""
-    files: list[dict] = []
+    files: list[dict[str, Any]] = []
     pairs: list[tuple[str, str]] = []
     for path in walk_files(repo, ENV_NAME_RE):
         shown = rel_path(path, repo)

@@ -51,7 +51,7 @@ class Service:
     secret_arg_rules: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)  # (arg, why)
     # The image-only compose services it depends_on: {name, image, environment}; its
     # integration test starts them (verify/infrastructure.py).
-    infrastructure: tuple[dict, ...] = field(default=(), hash=False, compare=False)
+    infrastructure: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
     # How its compose service runs it (target.compose_runtime.ComposeRuntime, templates only: no
     # value of .env); None for a folder service. The tests run the image with it.
     runtime: Any = field(default=None, hash=False, compare=False)
@@ -84,7 +84,7 @@ class Refusal:
     compose_name: str | None = None
     folder: str | None = None
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         return {"service": self.service, "file": self.file, "reason": self.reason,
                 "compose_name": self.compose_name, "folder": self.folder}
 
@@ -140,7 +140,7 @@ def find_services(repo: Path, compose_file: str | None = None, secrets_file: str
     return scan_services(repo, compose_file, secrets_file=secrets_file)[0]
 
 
-def _refusal(repo: Path, folder: Path, shown: str, name: str, refused: list[Refusal]) -> dict | None:
+def _refusal(repo: Path, folder: Path, shown: str, name: str, refused: list[Refusal]) -> dict[str, Any] | None:
     """Why folder cannot be a service (hidden, invalid name, outside the repository), or None;
     a folder that links out of the repository is also added to refused."""
     if not inside(repo, folder):
@@ -168,7 +168,7 @@ def _is_group(repo: Path, folder: Path) -> bool:
 
 
 def scan_folders(repo: Path, *, nested: bool = False,
-                 refused: list[Refusal] | None = None) -> tuple[list[Service], list[dict]]:
+                 refused: list[Refusal] | None = None) -> tuple[list[Service], list[dict[str, Any]]]:
     """The folders under services/ as services named by folder, and a problem `{file, line,
     service, message}` for every folder that is not one: hidden (`.x`, `...`), an invalid name,
     a folder, Dockerfile or file that resolves outside the repository (a link: building it would
@@ -179,7 +179,7 @@ def scan_folders(repo: Path, *, nested: bool = False,
     folder refused for a link out of the repository."""
     refused = [] if refused is None else refused
     root = services_root(repo)
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     usable: list[Path] = []
     candidates: list[Path] = []
     for folder in sorted(root.iterdir()):
@@ -227,7 +227,8 @@ def scan_folders(repo: Path, *, nested: bool = False,
 
 
 def scan_services(repo: Path, compose_file: str | None = None,
-                  refused: list[Refusal] | None = None, secrets_file: str | None = None) -> tuple[list[Service], list[dict]]:
+                  refused: list[Refusal] | None = None, secrets_file: str | None = None) -> tuple[list[Service],
+                  list[dict[str, Any]]]:
     """The buildable services of repo, compose first, folders second, and the problems found.
 
     Compose: every service of the stack file (compose_model.stack_file: compose_file, else
@@ -305,7 +306,7 @@ def link_outside(repo: Path, folder: Path) -> Path | None:
     return None
 
 
-def env_files_in_context(svc: Service) -> list[dict]:
+def env_files_in_context(svc: Service) -> list[dict[str, Any]]:
     """A warning per env file (`.env.local`, `config/prod.env`) the image build would send to the
     engine, where `COPY . .` puts it in the image. Files the service's `.dockerignore` excludes
     are fine: the patterns are matched by the docker SDK that sends the build context."""

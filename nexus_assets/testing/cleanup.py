@@ -87,7 +87,7 @@ def label_created(client: DockerClient, workdir: Path) -> Created:
     labels = {OWNER_LABEL: owner(), WORKDIR_LABEL: str(workdir)}
     create_container, create_network = api.create_container, api.create_network
 
-    def record(kind: list[str], create: Any, remove: Any, args: tuple, kwargs: dict) -> Any:
+    def record(kind: list[str], create: Any, remove: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if created.closed:
             raise Cancelled("not started: the run was interrupted and its test containers removed")
         kwargs["labels"] = {**(kwargs.get("labels") or {}), **labels}
@@ -126,7 +126,7 @@ def _created_at(value: str) -> float | None:
     return seconds
 
 
-def is_leftover(labels: dict, created: float | None, workdir: Path, *, now: float | None = None) -> bool:
+def is_leftover(labels: dict[str, Any], created: float | None, workdir: Path, *, now: float | None = None) -> bool:
     """True when no live run can own a test container or network with these labels, created
     then (seconds since the epoch, None if unknown)."""
     if labels.get(WORKDIR_LABEL) == str(workdir):

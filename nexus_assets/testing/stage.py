@@ -31,11 +31,11 @@ class StageResult:
     reason: str
     seconds: float
     log_path: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     containers: int = 0  # test containers this stage started
     no_tests: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The result as a plain JSON-serializable dict."""
         return asdict(self)
 
@@ -54,8 +54,8 @@ class Stage:
         self.deadline = self.started + timeout
         self.details: dict[str, Any] = {}
         self.containers = 0
-        self.running: list = []  # containers to remove before the result is written
-        self.networks: list = []  # test networks to remove after those containers
+        self.running: list[Any] = []  # containers to remove before the result is written
+        self.networks: list[Any] = []  # test networks to remove after those containers
         # Values the stage's containers were given that are secrets (target.compose_runtime): masked
         # in its log, its reason and its details, whatever the service prints.
         self.secrets: list[str] = []

@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.policy.pmmg import RATIFICATION_INDEX, ratification_index
@@ -37,7 +38,7 @@ DEPS_DIR = Path(__file__).parent / "realistic_deps"  # real package-lock.json fi
 # How each profile installs its dependencies (language, FROM, the lines before `COPY . .`,
 # what it installs, the unit test that loads it). Node services install with npm ci from a
 # lockfile, or npm install --production without one; Python services with pip install -r.
-PROFILES: dict[str, dict] = {
+PROFILES: dict[str, dict[str, Any]] = {
     "express": {"language": "node", "from": "node:20-alpine", "deps": {"express": "^4.21.2"},
                 "lock": "express", "install": "COPY package.json package-lock.json ./\nRUN npm ci --omit=dev\n",
                 "user": "RUN addgroup -S app && adduser -S -G app app\nUSER app\n"},
@@ -135,7 +136,7 @@ def profile_for(language: str, index: int) -> str:
     return names[index % len(names)]
 
 
-def _with_profile(dockerfile: str, profile: dict) -> str:
+def _with_profile(dockerfile: str, profile: dict[str, Any]) -> str:
     """The template's Dockerfile, installing the profile's packages before `COPY . .`."""
     lines = dockerfile.splitlines(keepends=True)
     lines = [f"FROM {profile['from']}\n" if ln.startswith("FROM ") else ln for ln in lines

@@ -9,7 +9,7 @@ from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES, image_key
 from nexus_assets.core.lineage import latest_observations
 from nexus_assets.resources import DockerEngine, NexusConfig
-from nexus_assets.verify import service_tests
+from nexus_assets.verify import e2e
 
 E2E_COMPOSE = "docker-compose.e2e.yml"
 
@@ -39,7 +39,9 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
         description=f"The repository's {E2E_COMPOSE} stack, up on the real engine from the built images, "
                     "every service healthy, then down. Skipped where the repository defines none.",
     )
-    def e2e_tests(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine):
+    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+    def e2e_tests(context: dg.AssetExecutionContext, nexus: NexusConfig,
+                  docker_engine: DockerEngine) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         client = docker_engine.client()
         tagged = context.instance.get_latest_materialization_event(TAGGED_IMAGES)
@@ -55,7 +57,7 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
         for name, message in _discovery_problems(settings.reports / "discovery_parsed.json"):
             why.setdefault(name, f"refused by discovery: {message}")  # a link out, a secret: not in the graph
         try:
-            result = service_tests.run_e2e(
+            result = e2e.run_e2e(
                 client, settings.workdir / E2E_COMPOSE, settings.workdir, settings.reports,
                 env={"REGISTRY": settings.registry, "VERSION": settings.version}, timeout=settings.test_timeout * 2,
                 ours=f"{settings.registry}/nexus/", why=why,

@@ -15,10 +15,14 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from nexus_assets.testing.stage import Stage, StageResult, docker_errors
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
 
 
 def compose_binary() -> str | None:
@@ -38,7 +42,7 @@ def _images(config: str) -> list[str]:
     return [str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")]
 
 
-def _unbuilt(client, images: list[str], ours: str, why: dict[str, str]) -> list[str]:
+def _unbuilt(client: DockerClient, images: list[str], ours: str, why: dict[str, str]) -> list[str]:
     """The services whose image (one of ours: under the prefix `ours`, REGISTRY/nexus/) the stack
     needs but the engine lacks, each with why (why: {service: reason}, from tagged_images):
     compose would otherwise try to pull it and fail with the registry's words, not ours."""
@@ -57,11 +61,12 @@ def _unbuilt(client, images: list[str], ours: str, why: dict[str, str]) -> list[
     return missing
 
 
-def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, timeout: float = 300,
+def run_e2e(client: DockerClient, compose_file: Path, project_dir: Path, log_dir: Path, *, timeout: float = 300,
             env: dict[str, str] | None = None, name: str = "platform", ours: str | None = None,
             why: dict[str, str] | None = None) -> StageResult:
     """`docker-compose up -d` the repository's compose file as project nexus-e2e-<hash>, wait until
     every container is running and every one with a healthcheck is healthy, then always
+
     `down -v --remove-orphans`. env (e.g. image names of the images just built) is passed to
     compose; its values are never logged. No compose file is a skip. ours: the prefix of the
     images this pipeline builds (REGISTRY/nexus/): one the engine lacks fails the stage before
@@ -79,7 +84,7 @@ def run_e2e(client, compose_file: Path, project_dir: Path, log_dir: Path, *, tim
     st.details.update(project=project, compose_file=str(compose_file), env_keys=sorted(env or {}), services={})
     st.write(f"# project {project}; env keys passed: {', '.join(sorted(env or {})) or '(none)'}")
 
-    def compose(*args: str, limit: float) -> subprocess.CompletedProcess:
+    def compose(*args: str, limit: float) -> subprocess.CompletedProcess[str]:
         st.write(f"$ docker-compose {' '.join(args)}")
         began = time.monotonic()
         done = subprocess.run([*base, *args], cwd=project_dir, env=environ, capture_output=True, text=True,

@@ -1,6 +1,7 @@
 """The infrastructure a service's integration test needs: the image-only compose services it
 depends_on (postgres, redis), started for the duration of its test on its test network under
 their compose names, from images the engine has (a real one, or a substitute bootstrap built
+from typing import TYPE_CHECKING
 from Debian packages: the manifest says which). An image the engine does not have makes the
 integration stage "not run", never a false failure or a false pass."""
 
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.target.baseimages import PROVIDES_LABEL, SUBSTITUTE_LABEL
 from nexus_assets.testing.stage import Stage
 from nexus_assets.verify.sandbox import container_logs, start_container
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
+    from docker.models.networks import Network
 
 # Waits, from a container on the test network, until every host:port accepts a connection.
 _WAIT_PORTS = """
@@ -30,7 +36,7 @@ print("ready")
 """
 
 
-def unavailable(client, needs: tuple[dict, ...]) -> str | None:
+def unavailable(client: DockerClient, needs: tuple[dict[str, Any], ...]) -> str | None:
     """The reason integration cannot run (an image the engine does not have), or None."""
     import docker.errors
 
@@ -42,11 +48,12 @@ def unavailable(client, needs: tuple[dict, ...]) -> str | None:
             missing.append(need["image"])
     if not missing:
         return None
+
     return (f"integration not run: needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
             "not available (no such image in the engine, and none can be pulled here)")
 
 
-def _record(client, need: dict) -> dict:
+def _record(client: DockerClient, need: dict[str, Any]) -> dict[str, Any]:
     """name and image, and whether the image is a substitute (and of what), for the manifest."""
     labels = client.images.get(need["image"]).labels or {}
     substituted = labels.get(SUBSTITUTE_LABEL) == need["image"]
@@ -54,12 +61,13 @@ def _record(client, need: dict) -> dict:
             "provides": labels.get(PROVIDES_LABEL) if substituted else None}
 
 
-def _ports(client, image: str) -> list[int]:
+def _ports(client: DockerClient, image: str) -> list[int]:
     exposed = (client.images.get(image).attrs.get("Config") or {}).get("ExposedPorts") or {}
     return sorted(int(p.split("/")[0]) for p in exposed if p.endswith("/tcp"))
 
 
-def start_infrastructure(client, st: Stage, network, needs: tuple[dict, ...], probe_image: str) -> list:
+def start_infrastructure(client: DockerClient, st: Stage, network: Network, needs: tuple[dict[str, Any], ...],
+                         probe_image: str) -> list[Any]:
     """Start every need on network under its compose name (with its compose environment, whose
     values are never written anywhere) and wait until their exposed ports accept connections.
     Returns the containers (counted on st, removed by its cleanup); raises RuntimeError with a
@@ -91,7 +99,8 @@ def start_infrastructure(client, st: Stage, network, needs: tuple[dict, ...], pr
     return started
 
 
-def prepare(client, st: Stage, network, needs: tuple[dict, ...], probe_image: str) -> tuple[str | None, str | None, list]:
+def prepare(client: DockerClient, st: Stage, network: Network, needs: tuple[dict[str, Any], ...],
+            probe_image: str) -> tuple[str | None, str | None, list[Any]]:
     """(not run reason, failure reason, containers started): what the integration stage makes
     of a service's infrastructure before its own container starts."""
     if not needs:

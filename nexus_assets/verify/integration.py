@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from nexus_assets.target.compose_runtime import RunSettings
+from nexus_assets.target.services import Service
 from nexus_assets.testing.stage import Stage
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.sandbox import (
@@ -24,8 +28,13 @@ from nexus_assets.verify.sandbox import (
     start_container,
 )
 
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.networks import Network
 
-def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
+
+def spec_get_paths(spec: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(testable, skipped): GET paths of an OpenAPI document, with the base path of its first
     server; paths with {parameters} cannot be called blindly, so they are skipped."""
     servers = spec.get("servers") or [{}]
@@ -38,15 +47,16 @@ def spec_get_paths(spec: dict) -> tuple[list[str], list[str]]:
     return testable, skipped
 
 
-def _exited(container) -> str | None:
+def _exited(container: Container) -> str | None:
     state = container.attrs["State"]
     if state["Status"] not in ("exited", "dead"):
         return None
+
     tail = " | ".join(container_logs(container).strip().splitlines()[-3:])[-300:]
     return f"container exited with code {state.get('ExitCode')} before it was ready: {tail}"
 
 
-def _engine_unhealthy(st: Stage, state: dict) -> str:
+def _engine_unhealthy(st: Stage, state: dict[str, Any]) -> str:
     last = (state["Health"].get("Log") or [{}])[-1]
     st.write(f"# last health probe: {last}")
     said = str(last.get("Output") or "").strip()[:120]
@@ -54,7 +64,8 @@ def _engine_unhealthy(st: Stage, state: dict) -> str:
             f"last probe exit {last.get('ExitCode')}{': ' + said if said else ''})")
 
 
-def _wait_answering(st: Stage, container, prober: Prober, port: str, order: list[str], api_error):
+def _wait_answering(st: Stage, container: Container, prober: Prober, port: str, order: list[str],
+                    api_error: type[Exception]) -> tuple[str | None, list[dict[str, Any]], int | None, str]:
     """Until GET /health answers (any status) from inside the engine, then GET every path of
     order in the same probe run. Returns (failure or None, the GET answers, the probe's exit
     code and output). The probe waits in slices of at most 2 s, between which the container is
@@ -91,7 +102,8 @@ def _wait_answering(st: Stage, container, prober: Prober, port: str, order: list
             st.write(f"# probe exit {code}: {output.strip()[-300:]}")
 
 
-def _healthcheck(client, st: Stage, container, config: dict, command: list[str]) -> str | None:
+def _healthcheck(client: DockerClient, st: Stage, container: Container, config: dict[str, Any],
+                 command: list[str]) -> str | None:
     """Run the image's HEALTHCHECK command now rather than at its interval: healthy as soon as it
     (or the engine) says so; unhealthy only when the engine says so (its retries exhausted)."""
     per_try = ((config.get("Healthcheck") or {}).get("Timeout") or 30_000_000_000) / 1e9
@@ -122,7 +134,8 @@ def _healthcheck(client, st: Stage, container, config: dict, command: list[str])
         time.sleep(0.5)
 
 
-def _endpoints(st: Stage, order: list[str], found: list[dict], code: int | None, output: str) -> tuple[bool, str]:
+def _endpoints(st: Stage, order: list[str], found: list[dict[str, Any]], code: int | None, output: str) -> tuple[bool,
+               str]:
     bad = []
     for answer in found:
         path, status, error = str(answer["path"]), answer.get("status"), answer.get("error") or ""
@@ -141,7 +154,7 @@ def _endpoints(st: Stage, order: list[str], found: list[dict], code: int | None,
     return True, f"healthy; {len(st.details['endpoints'])} endpoints answered 2xx"
 
 
-def own_network(client, st: Stage, service):
+def own_network(client: DockerClient, st: Stage, service: Service) -> Network | None:
     """A test network of its own for a service that declares infrastructure (which must reach
     it by name); None for one that does not: its container then has no network at all, which
     saves creating a network, wiring the container into it and removing both (the probes run
@@ -153,7 +166,7 @@ def own_network(client, st: Stage, service):
     return None
 
 
-def attach(network) -> dict:
+def attach(network: Network | None) -> dict[str, Any]:
     """The container arguments that put it on network, or on none."""
     return {"network": network.name} if network is not None else {"network_mode": "none"}
 
@@ -162,13 +175,13 @@ class NotRun(Exception):
     """The stage cannot run on this machine (its infrastructure's image is not available)."""
 
 
-def _probe_port(st: Stage, config: dict, run) -> str | None:
+def _probe_port(st: Stage, config: dict[str, Any], run: RunSettings | None) -> str | None:
     """The port the probes call: the image's first EXPOSEd TCP port, else the first port compose
     publishes or exposes for the service (`ports:`, `expose:`)."""
     ports = sorted((p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp")),
                    key=lambda p: int(p.split("/")[0]))
     if ports:
-        return ports[0]
+        return str(ports[0])
     if run is not None and run.ports:
         st.details["port_from"] = "compose"
         st.write(f"# the image EXPOSEs no port: probing {run.ports[0]}, which compose publishes for it")
@@ -176,7 +189,7 @@ def _probe_port(st: Stage, config: dict, run) -> str | None:
     return None
 
 
-def _health(config: dict, run) -> tuple[dict, list[str] | None, str]:
+def _health(config: dict[str, Any], run: RunSettings | None) -> tuple[dict[str, Any], list[str] | None, str]:
     """(the Healthcheck config in the engine's form, its exec command or None, where it came
     from): compose's healthcheck over the image's HEALTHCHECK when compose defines one."""
     if run is not None and run.healthcheck is not None:
@@ -214,7 +227,9 @@ def explain_health(st: Stage, prober: Prober, command: list[str], source: str, p
     return f"{source}: " + "; ".join(said) if said else source
 
 
-def integration_body(client, st: Stage, service, image_id: str, paths: list[str], shared, api_error, run=None):
+def integration_body(client: DockerClient, st: Stage, service: Service, image_id: str, paths: list[str],
+                     shared: tuple[Any, ...] | None, api_error: type[Exception],
+                     run: RunSettings | None = None) -> Callable[[], tuple[bool, str]]:
     """The stage as a body for service_tests._guarded: -> (passed, reason), or NotRun. shared is
     the (container, network, (not run, infrastructure failure)) the unit stage left running
     (with the service's infrastructure), or None to start them here. run: how compose runs it

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.core.textfiles import read_text
 from nexus_assets.target.dockerfile import instructions, substitute
@@ -57,7 +58,7 @@ def _sources(args: str) -> list[str] | None:
     return rest[:-1]
 
 
-def copied_files(service: Service) -> tuple[list[Path], dict]:
+def copied_files(service: Service) -> tuple[list[Path], dict[str, Any]]:
     """The files of the context that the Dockerfile's COPY/ADD bring in (globs expanded, folders
     walked, the context's .dockerignore applied), and what was read, for the stage's details."""
     from docker.utils.build import PatternMatcher

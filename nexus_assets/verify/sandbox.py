@@ -15,10 +15,17 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.testing.cleanup import OWNER_LABEL, TEST_LABEL, owner
 from nexus_assets.testing.stage import Stage
+
+if TYPE_CHECKING:  # docker is an untyped package: these are Any to mypy, names to the reader
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.networks import Network
 
 CONTAINER_PREFIX = "nexus-test-"
 POLL = 0.1  # seconds between two looks at a container, and between two /health probes
@@ -105,14 +112,14 @@ def labels(st: Stage) -> dict[str, str]:
             OWNER_LABEL: owner()}
 
 
-def container_logs(container) -> str:
+def container_logs(container: Container) -> str:
     try:
-        return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        return str(container.logs(stdout=True, stderr=True).decode("utf-8", "replace"))
     except Exception as exc:
         return f"(logs unavailable: {exc})"
 
 
-def start_container(client, st: Stage, image_id: str, *, role: str = "", **kwargs):
+def start_container(client: DockerClient, st: Stage, image_id: str, *, role: str = "", **kwargs: Any) -> Container:
     """Create and start a container, counted on st and removed by st.cleanup()."""
     name = f"{CONTAINER_PREFIX}{st.name.lower()}-{role or st.stage}-{uuid.uuid4().hex[:8]}"
     container = client.containers.create(image_id, name=name, labels=labels(st), **kwargs)
@@ -124,7 +131,7 @@ def start_container(client, st: Stage, image_id: str, *, role: str = "", **kwarg
     return container
 
 
-def create_network(client, st: Stage):
+def create_network(client: DockerClient, st: Stage) -> Network:
     """A bridge network made for this test only: internal (no route out of the machine),
     removed by st.cleanup() after its containers. If the engine has no address range left
     (networks that killed runs left behind use them up), the test networks that have stood
@@ -132,8 +139,9 @@ def create_network(client, st: Stage):
     import docker.errors
 
     name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex}"
-    create = lambda: client.networks.create(name, driver="bridge", internal=True,  # noqa: E731
-                                            labels=labels(st), check_duplicate=True)
+    def create() -> Network:
+        return client.networks.create(name, driver="bridge", internal=True, labels=labels(st), check_duplicate=True)
+
     try:
         network = create()
     except docker.errors.APIError as exc:
@@ -148,7 +156,7 @@ def create_network(client, st: Stage):
     return network
 
 
-def remove_stale_networks(client, st: Stage) -> None:
+def remove_stale_networks(client: DockerClient, st: Stage) -> None:
     """Remove the test networks with no container that are older than STALE_NETWORK seconds
     (a younger one may be a concurrent stage's, about to get its container)."""
     now = datetime.now(UTC)
@@ -163,7 +171,8 @@ def remove_stale_networks(client, st: Stage) -> None:
             st.write(f"# kept test network {network.name}: {exc}")
 
 
-def exec_in(client, container, cmd: list[str], limit: float, *, environment: dict | None = None) -> tuple[int | None, str]:
+def exec_in(client: DockerClient, container: Container, cmd: list[str], limit: float, *,
+            environment: dict[str, Any] | None = None) -> tuple[int | None, str]:
     """Run cmd inside the running container: (exit code, output). The exit code is None when
     the command had not finished after `limit` seconds; it is then left running (it ends
     with its container). An engine refusal (container not running) raises APIError."""
@@ -198,7 +207,7 @@ def missing_executable(code: int | None, output: str) -> bool:
     return code in (126, 127) and any(text in output.lower() for text in _NOT_FOUND)
 
 
-def answers(output: str) -> list[dict]:
+def answers(output: str) -> list[dict[str, Any]]:
     """The probe's JSON lines (anything else the interpreter printed is ignored)."""
     found = []
     for line in output.splitlines():
@@ -217,14 +226,15 @@ class Prober:
     is probed from a one-off container of the base image on the same network, or, when the
     service has none (network None), in the service container's own network namespace."""
 
-    def __init__(self, client, st: Stage, container, network, language: str, base_image):
+    def __init__(self, client: DockerClient, st: Stage, container: Container, network: Network | None, language: str,
+                 base_image: str | Callable[[], str]) -> None:
         self.client, self.st, self.container, self.network = client, st, container, network
         self.base_image = base_image
         order = [language] if language in INTERPRETERS else []
         self.candidates = order + [lang for lang in INTERPRETERS if lang not in order]
         self.how: str | None = None
 
-    def run(self, args: list[str], limit: float) -> tuple[int | None, list[dict], str]:
+    def run(self, args: list[str], limit: float) -> tuple[int | None, list[dict[str, Any]], str]:
         """(exit code or None if over time, answers, raw output)."""
         while self.candidates:
             command = INTERPRETERS[self.candidates[0]]
@@ -238,7 +248,7 @@ class Prober:
             self.candidates.pop(0)
         return self._from_base_image(args, limit)
 
-    def _from_base_image(self, args: list[str], limit: float) -> tuple[int | None, list[dict], str]:
+    def _from_base_image(self, args: list[str], limit: float) -> tuple[int | None, list[dict[str, Any]], str]:
         if callable(self.base_image):  # read the base-image map only when it is needed
             self.base_image = self.base_image()
         self.st.details["probe"] = self.how = f"python3 in a probe container of {self.base_image}"
@@ -264,7 +274,7 @@ class Prober:
                 self.st.write(f"# could not remove probe container {probe.id[:12]}: {exc}")
 
 
-def healthcheck_command(config: dict) -> list[str] | None:
+def healthcheck_command(config: dict[str, Any]) -> list[str] | None:
     """The image's HEALTHCHECK as an exec command, or None if it has none."""
     test = (config.get("Healthcheck") or {}).get("Test") or []
     if not test or test[0] == "NONE":

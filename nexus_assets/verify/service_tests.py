@@ -1,5 +1,5 @@
 """Step F, one service at a time: lint, unit, integration and (where the repository has one)
-an end-to-end compose run (`run_e2e`, in `e2e_stage`, re-exported here).
+an end-to-end compose run (`run_e2e`, in `e2e`, re-exported here).
 
 Plain functions on a docker SDK client, no Dagster. Each runs one stage and returns a
 StageResult; a test that fails is a result (passed=False), never an exception. Only a lost
@@ -21,25 +21,22 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.errors import EngineError
 from nexus_assets.target.compose_runtime import RunSettings, resolve
 from nexus_assets.target.services import Service
 from nexus_assets.testing.stage import Stage, StageResult, docker_errors
-from nexus_assets.verify.e2e import compose_binary, run_e2e  # noqa: F401  (re-exported for assets.e2e and the tests)
+from nexus_assets.verify.e2e import run_e2e  # noqa: F401  (re-exported for the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
 from nexus_assets.verify.lint_scope import lint_files
-from nexus_assets.verify.sandbox import (  # noqa: F401
-    CONTAINER_PREFIX,
-    POLL,
-    TEST_LABEL,
-    container_logs,
-    create_network,
-    exec_in,
-    start_container,
-)
+from nexus_assets.verify.sandbox import POLL, container_logs, exec_in, start_container
+
+if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
+    from docker import DockerClient
 
 STAGES = ("lint", "unit", "integration", "e2e")
 UNIT_COMMANDS = {
@@ -63,6 +60,7 @@ def hadolint_binary() -> str | None:
 # the service tree (and so its content hash) is left untouched; print one line per error.
 _PY_CHECK = """
 import json, os, py_compile, sys, tempfile
+
 bad = 0
 with tempfile.TemporaryDirectory() as tmp:
     for i, name in enumerate(json.load(sys.stdin)):
@@ -92,7 +90,7 @@ def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageRe
     return st.result(not problems, "; ".join(problems) if problems else _lint_summary(st.details))
 
 
-def _lint_summary(details: dict) -> str:
+def _lint_summary(details: dict[str, Any]) -> str:
     levels = details.get("hadolint", {}).get("levels", {})
     notes = ", ".join(f"{n} {lvl}" for lvl, n in levels.items() if n) or "no findings"
     return (f"hadolint: {notes}; {details.get('python_files', 0)} .py and "
@@ -129,7 +127,9 @@ def _syntax_checks(st: Stage, service: Service) -> list[str]:
     py_files = [f for f in files if f.suffix == ".py"]
     js_files = [f for f in files if f.suffix in (".js", ".mjs", ".cjs")]
     st.details.update(python_files=len(py_files), js_files=len(js_files), syntax_errors=[])
-    rel = lambda p: str(Path(p).relative_to(service.path))  # noqa: E731
+    def rel(p: str | Path) -> str:
+        return str(Path(p).relative_to(service.path))
+
     if py_files:
         st.write(f"$ {sys.executable} -m py_compile <{len(py_files)} files>")
         done = subprocess.run([sys.executable, "-c", _PY_CHECK], input=json.dumps([str(p) for p in py_files]),
@@ -155,7 +155,7 @@ def _syntax_checks(st: Stage, service: Service) -> list[str]:
     return [f"syntax errors in {', '.join(e['file'] for e in bad)}"] if bad else []
 
 
-def _guarded(st: Stage, body) -> StageResult:
+def _guarded(st: Stage, body: Callable[[], tuple[bool, str]]) -> StageResult:
     """Run body() -> (passed, reason); always remove the stage's containers and networks first.
     An engine refusal (no such image, bad port…) is a failed result; a lost engine raises
     EngineError."""
@@ -177,7 +177,7 @@ def _guarded(st: Stage, body) -> StageResult:
     return st.result(passed, reason, skipped=skipped)
 
 
-def count_tests(output: str) -> dict:
+def count_tests(output: str) -> dict[str, Any]:
     """Test counts from node --test (TAP `# pass N` or spec `ℹ pass N`) or unittest output."""
     counts = {}
     for key, value in re.findall(r"^[#ℹ]\s*(tests|pass|fail|skipped|todo|cancelled)\s+(\d+)\s*$", output, re.M):
@@ -231,7 +231,7 @@ def compose_run(st: Stage, service: Service) -> RunSettings:
     return run
 
 
-def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str],
+def _unit_in_own_container(client: DockerClient, st: Stage, image_id: str, command: list[str],
                            run: RunSettings | None = None) -> tuple[bool, str]:
     """The tests as the command of a container of their own, network disabled, with the
     environment compose gives the service."""
@@ -248,7 +248,8 @@ def _unit_in_own_container(client, st: Stage, image_id: str, command: list[str],
     return _unit_verdict(st, container_logs(container), container.attrs["State"]["ExitCode"] if done else None)
 
 
-def run_unit(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120) -> StageResult:
+def run_unit(client: DockerClient, service: Service, image_id: str, log_dir: Path, *,
+             timeout: float = 120) -> StageResult:
     """The service's own tests inside its built image, network disabled; exit code 0 passes.
     No tests/ folder (or no runner for the language) is "no tests", never a pass."""
     st = Stage(service.name, "unit", log_dir, timeout)
@@ -277,8 +278,8 @@ def _read_spec(st: Stage, service: Service) -> list[str] | None:
     return paths
 
 
-def run_integration(client, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120,
-                    shared=None) -> StageResult:
+def run_integration(client: DockerClient, service: Service, image_id: str, log_dir: Path, *, timeout: float = 120,
+                    shared: tuple[Any, ...] | None = None) -> StageResult:
     """Start the image (on an internal test network of its own if the service declares
     infrastructure, with no network otherwise), wait until GET /health answers
     and its HEALTHCHECK passes, then GET /health (200) and every parameter-free GET path of the
@@ -299,7 +300,7 @@ def run_integration(client, service: Service, image_id: str, log_dir: Path, *, t
     return _guarded(st, integration_body(client, st, service, image_id, paths, shared, docker_errors()[0], run))
 
 
-def run_unit_and_integration(client, service: Service, image_id: str, log_dir: Path, *,
+def run_unit_and_integration(client: DockerClient, service: Service, image_id: str, log_dir: Path, *,
                              timeout: float = 120) -> tuple[StageResult, StageResult]:
     """Both stages against one container of the image (on an internal test network when the
     service declares infrastructure, with no network otherwise): the unit
@@ -318,7 +319,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
     if run.error:  # an unusable compose setting: neither stage can run the service as compose would
         return st.result(False, run.error), run_integration(client, service, image_id, log_dir, timeout=timeout)
     api_error = docker_errors()[0]
-    shared: list = []  # (container, network), handed from the unit stage to the integration stage
+    shared: list[Any] = []  # (container, network), handed from the unit stage to the integration stage
 
     def body() -> tuple[bool, str]:
         from nexus_assets.target.baseimages import load_base_image_map
@@ -364,7 +365,7 @@ def run_unit_and_integration(client, service: Service, image_id: str, log_dir: P
                     thing.remove() if thing is network else thing.remove(force=True, v=True)
 
 
-def stage_summary(results: list[StageResult]) -> dict:
+def stage_summary(results: list[StageResult]) -> dict[str, Any]:
     """Counts of passed/failed/skipped per stage and overall, and each failure with its reason
     and log, for the compliance report and the acceptance gate."""
     stages: dict[str, dict[str, int]] = {}

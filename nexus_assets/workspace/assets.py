@@ -1,5 +1,6 @@
 """Step A as an asset: the target repository synced into the working copy."""
 
+
 import dagster as dg
 
 from nexus_assets.core.hashing import tree_hash
@@ -11,7 +12,8 @@ from nexus_assets.workspace.sync import sync_workspace
     group_name="prepare", kinds={"python"},
     description="Step A: the target repository synced into the working copy (reports/, artifacts/, output/ made).",
 )
-def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
+def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
         result = sync_workspace(settings.repo, settings.workdir, settings.compose_file)

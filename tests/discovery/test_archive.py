@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import InputError
-from nexus_assets.discovery.archive import extract_tar_safely, read_discovery_archive
+from nexus_assets.discovery.archive import extract_tar_safely
+from nexus_assets.discovery.archive_contents import read_discovery_archive
 
 ARCHIVE_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "discovery_archive"
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import write_json
-from nexus_assets.discovery.archive import read_discovery_archive
+from nexus_assets.discovery.archive_contents import read_discovery_archive
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.parity.compare import compare
 from nexus_assets.parity.synopsis import parse_synopsis

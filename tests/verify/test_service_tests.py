@@ -16,6 +16,7 @@ import pytest
 
 from nexus_assets.core.settings import SAMPLE_REPO
 from nexus_assets.target.services import find_services
+from nexus_assets.testing.cleanup import TEST_LABEL
 from nexus_assets.verify import sandbox
 from nexus_assets.verify import service_tests as st
 from nexus_assets.verify.service_tests import (
@@ -71,7 +72,7 @@ def no_test_containers_left(request):
     client = request.getfixturevalue("docker_client")
     me = sandbox.labels(type("S", (), {"name": "", "stage": ""})())[sandbox.OWNER_LABEL]
     ours = lambda labels: (labels or {}).get(sandbox.OWNER_LABEL) == me  # noqa: E731
-    label = {"label": f"{st.TEST_LABEL}=1"}
+    label = {"label": f"{TEST_LABEL}=1"}
     listing = lambda: {c["Id"]: c["Names"] for c in client.api.containers(all=True, filters=label)  # noqa: E731
                        if ours(c.get("Labels"))}
     networks = lambda: {n["Id"]: n["Name"] for n in client.api.networks(filters=label) if ours(n.get("Labels"))}  # noqa: E731
