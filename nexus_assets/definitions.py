@@ -17,6 +17,7 @@ from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.compliance.checks import PMMG_CHECKS
+from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
@@ -87,6 +88,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                    *attest_assets(names, asset_graph, attest_due)]
     if base_names:
         assets.append(base_image_assets(base_names))
+    # owners, the stage and each service's canonical category as tags (the UI filters by them)
+    assets = catalogued(assets, service_categories(settings.reports / "discrepancy_report.json"))
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
@@ -107,7 +110,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                                  version=settings.version, max_parallel=settings.max_parallel,
                                  test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
                                  build_timeout=settings.build_timeout, version_auto=settings.version_auto,
-                                 signing_key=settings.signing_key or "", registry_cache=settings.registry_cache),
+                                 signing_key=settings.signing_key or "", registry_cache=settings.registry_cache,
+                                 evidence_url=settings.evidence_url),
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
             "staging_host": StagingHost(),  # empty fields: NEXUS_STAGING_* at run time

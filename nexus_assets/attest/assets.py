@@ -52,6 +52,7 @@ from nexus_assets.core.keys import (
     sbom_key,
 )
 from nexus_assets.core.lineage import AssetRecords, may_be_stale
+from nexus_assets.core.metadata import EvidenceLinks
 from nexus_assets.core.services import build_services
 
 SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
@@ -97,7 +98,7 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
            required_resource_keys={"nexus", "docker_engine"})
     def make_sboms(context: dg.OpExecutionContext):
         settings = context.resources.nexus.settings()
-        artifacts = settings.artifacts
+        artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         keys = {n: sbom_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
         records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)], known)
@@ -128,7 +129,8 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
                     continue
                 context.log.info(f"sbom/{name}: {made['components']} components {made['by_ecosystem']}")
                 yield _output(_name("sbom", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
+                               **links.entry("", artifacts / made["path"])})
 
     @dg.graph(name=f"sboms{suffix}", ins={_name("image", n): dg.GraphIn() for n in names},
               out={o: dg.GraphOut() for o in outs})
@@ -142,9 +144,9 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
         internal_asset_deps={o: {image_key(n)} for o, n in outs.items()},
         code_versions_by_output_name=dict.fromkeys(outs, SBOM_VERSION),
         group_name="attest",
-        descriptions_by_output_name={o: f"artifacts/sbom/{n}.cdx.json: CycloneDX SBOM of image/{n}, the OS packages "
-                                        "and language packages the image records" for o, n in outs.items()},
-    )
+        descriptions_by_output_name={o: f"SBOM of {n}: artifacts/sbom/{n}.cdx.json, CycloneDX SBOM of image/{n}, the "
+                                        "OS packages and language packages the image records" for o, n in outs.items()},
+    ).map_asset_specs(lambda spec: spec.merge_attributes(kinds={"cyclonedx", "sbom"}))
 
 
 def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
@@ -175,7 +177,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
            required_resource_keys={"nexus"})
     def sign_provenance(context: dg.OpExecutionContext):
         settings = context.resources.nexus.settings()
-        artifacts = settings.artifacts
+        artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         key, made_now = load_or_create_key(settings.signing_key_path)
         if made_now:
             context.log.info(f"made a new signing key {settings.signing_key_path} (key id {signing_key_id(key)[:16]})")
@@ -205,7 +207,8 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
                                         artifacts, builder_id=builder, run_id=context.run_id)
                 context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
                 yield _output(_name("provenance", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
+                               **links.entry("", artifacts / made["path"])})
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
             if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
@@ -221,7 +224,8 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),
                       {"services": dg.MetadataValue.json(summary), "signed": signed, "key_id": signing_key_id(key),
-                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub"))})
+                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub")),
+                       **links.entry("public_key", artifacts / "signing_key.pub")})
 
     ins = {**{_name("pushed", n): n for n in listed}, **{_name("sbom", n): n for n in listed}}
     tagged = {"tagged_images": dg.GraphIn()} if attestations else {}
@@ -232,8 +236,8 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
         return sign_provenance(ready=list(ready.values()))
 
     keys_in = {i: (pushed_key(n) if i.startswith("pushed_") else sbom_key(n)) for i, n in ins.items()}
-    described = {o: f"artifacts/provenance/{n}.intoto.jsonl: SLSA provenance of pushed/{n} (in-toto statement, "
-                    "DSSE envelope signed ed25519)" for o, n in outs.items()}
+    described = {o: f"Provenance of {n}: artifacts/provenance/{n}.intoto.jsonl, SLSA provenance of pushed/{n} "
+                    "(in-toto statement, DSSE envelope signed ed25519)" for o, n in outs.items()}
     if attestations:
         described["attestations"] = ("Every service's SBOM and signed provenance (paths, sha256, key id): what the "
                                      "manifest lists. Always made, so the manifest never waits on a service that failed.")
@@ -247,7 +251,8 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
         code_versions_by_output_name=dict.fromkeys([*outs, *last], PROVENANCE_VERSION),
         group_name="attest",
         descriptions_by_output_name=described,
-    )
+    ).map_asset_specs(lambda spec: spec.merge_attributes(
+        kinds={"json"} if spec.key == ATTESTATIONS else {"slsa", "provenance"}))
 
 
 def attest_assets(names: list[str], asset_graph, due: Collection[str] | None = None) -> list[dg.AssetsDefinition]:
@@ -276,7 +281,8 @@ def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     context.log.info(f"evidence pack {folder}: {len(listed)} files" + ("" if pdf else " (no compliance report yet)"))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(json_version(listed)),
-        metadata={"path": dg.MetadataValue.path(str(folder)), "files": len(listed),
+        metadata={"path": dg.MetadataValue.path(str(folder)), **EvidenceLinks.of(settings).entry("", f"{folder}/"),
+                  "files": len(listed),
                   "compliance_report": pdf.name if pdf else "", "key_id": signing_key_id(key),
                   "sha256sums": dg.MetadataValue.json(listed)})
 

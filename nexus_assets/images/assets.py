@@ -44,6 +44,7 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
+from nexus_assets.core.metadata import EvidenceLinks
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import Publisher, ServiceTests, StageResult, docker_errors
@@ -64,9 +65,10 @@ def image_spec(service: Service) -> dg.AssetSpec:
         # scaffolded_services only orders the step after the working copy is ready: its data
         # version never changes, so it never makes an image stale.
         deps=[source_key(service.name), *bases, SCAFFOLDED_SERVICES],
-        description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
+        description=f"Image of {service.name}: the Docker image built and tested here, tagged "
+                    f"REGISTRY/{service.image_repo}:VERSION and :latest.",
         group_name="images",
-        kinds={"docker"},
+        kinds={"docker", "image"},
         # The args are part of how it is built; how compose runs it (as written, no value) of how
         # it is tested: a change there runs its tests again.
         code_version=recipe_version(service.build_args)
@@ -115,6 +117,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             tested: dict[str, dict] = {}  # this run's images and test states, for the push
             failed: dict[str, str] = {}
             no_tests = no_tests_mode(settings.repo)
+            links = EvidenceLinks.of(settings)  # the UI's links to the logs (the evidence server)
             if to_build:
                 _sweep(context, docker_engine, settings)
                 origin = {"revision": git.revision(), "source": git.remote_url(), "created": git.commit_time()}
@@ -130,9 +133,9 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
                         failed[service.name] = outcome["error"]
                         yield from failure_events(service, outcome, settings.reports, no_tests,
-                                                  service.name in pmmg_names)
+                                                  service.name in pmmg_names, links)
                         continue
-                    event = success_event(service, outcome, no_tests, service.name in pmmg_names)
+                    event = success_event(service, outcome, no_tests, service.name in pmmg_names, links)
                     built[service.name] = outcome["built"]["image_id"]
                     tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
                                             "cache_key": outcome["built"].get("cache_key"),
@@ -280,6 +283,6 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
                 runner = tests.unit if stage == "unit" else tests.integration
                 result = runner(client, service, image_id, settings.reports, timeout=settings.test_timeout)
             context.log.info(f"{name} {stage}: {'passed' if result.passed else 'FAILED'}: {result.reason}")
-            yield check_result(result, no_tests)
+            yield check_result(result, no_tests, EvidenceLinks.of(settings))
     finally:
         client.close()

@@ -14,6 +14,7 @@ from nexus_assets.core.cancel import Cancellation, Cancelled
 from nexus_assets.core.cleanup import label_created
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
+from nexus_assets.core.metadata import EvidenceLinks, log_tail
 from nexus_assets.core.services import Service
 from nexus_assets.core.stage import ServiceTests, StageResult
 from nexus_assets.images import pmmg
@@ -22,11 +23,12 @@ from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
 from nexus_assets.policy.acceptance import NO_TESTS, no_tests_note
 
 
-def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckResult:
+def check_result(stage: StageResult, no_tests: str = "warn", links: EvidenceLinks | None = None) -> dg.AssetCheckResult:
     """A stage that could not run here (skipped, not passed: its infrastructure's image is not
     available) is a WARN check, not passed: the UI shows it apart from a failure. A stage with
     no tests is not passed either: a WARN, or an ERROR (blocking the release) when the
-    repository says `[tests] no_tests = "block"` (no_tests: that mode)."""
+    repository says `[tests] no_tests = "block"` (no_tests: that mode). With links, the log's URL;
+    a failed stage also shows its log's tail inline."""
     not_run = stage.skipped and not stage.passed and not (stage.no_tests and no_tests == "block")
     return dg.AssetCheckResult(
         asset_key=image_key(stage.service),
@@ -35,7 +37,10 @@ def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckRes
         severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
         description=f"{stage.reason}: {no_tests_note(no_tests)}" if stage.no_tests else stage.reason,
         metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2), "containers": stage.containers,
-                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
+                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details),
+                  **(links.entry("log", stage.log_path) if links is not None else {}),
+                  **({"log_tail": log_tail(stage.log_path)} if not stage.passed and not not_run and stage.log_path
+                     else {})},
     )
 
 
@@ -140,7 +145,7 @@ def test_states(stages: list[StageResult]) -> dict[str, str]:
 
 
 def success_event(service: Service, outcome: dict, no_tests: str = "warn",
-                  pmmg_check: bool = False) -> dg.MaterializeResult:
+                  pmmg_check: bool = False, links: EvidenceLinks | None = None) -> dg.MaterializeResult:
     """image/<service> materialized: data version is the image id; the checks ride along (the
     PMMG check when pmmg_check: the service was declared part of PMMG at load)."""
     built, stages = outcome["built"], outcome["stages"]
@@ -159,7 +164,7 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
     return dg.MaterializeResult(
         asset_key=image_key(service.name),
         data_version=dg.DataVersion(built["image_id"]),
-        check_results=[check_result(s, no_tests) for s in stages]
+        check_results=[check_result(s, no_tests, links) for s in stages]
         + ([pmmg.check_result(service.name, policy)] if pmmg_check else []),
         metadata={
             "status": "pulled from cache" if cache else "built",
@@ -175,6 +180,7 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
             "base_images": built["base_images"],
             "labels": built["labels"],
             "build_log": dg.MetadataValue.path(built["build_log"]),
+            **(links.entry("build_log", built["build_log"]) if links is not None else {}),
             "tests": test_states(stages),
             "test_containers": sum(s.containers for s in stages),
             # What its integration test ran beside it, and which of those were substitutes.
@@ -189,14 +195,18 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
     )
 
 
-def failure_events(service: Service, outcome: dict, reports: Path, no_tests: str = "warn", pmmg_check: bool = False):
+def failure_events(service: Service, outcome: dict, reports: Path, no_tests: str = "warn", pmmg_check: bool = False,
+                   links: EvidenceLinks | None = None):
     """A service that did not build: an observation on its asset (status failed, the reason and
     the build log), and its check results saying the tests did not run (and PMMG not judged)."""
+    log = reports / f"build_{service.name}.log"
     yield dg.AssetObservation(
         asset_key=image_key(service.name),
-        metadata={"status": "failed", "reason": outcome["error"], "build_log": str(reports / f"build_{service.name}.log"),
-                  "source_key": source_key(service.name).to_user_string()},
+        metadata={"status": "failed", "reason": outcome["error"], "build_log": str(log),
+                  "source_key": source_key(service.name).to_user_string(),
+                  **(links.entry("build_log", log) if links is not None else {}),
+                  **({"build_log_tail": log_tail(log)} if log.is_file() else {})},
     )
-    yield from (check_result(s, no_tests) for s in outcome["stages"])
+    yield from (check_result(s, no_tests, links) for s in outcome["stages"])
     if pmmg_check:
         yield pmmg.check_result(service.name, None)

@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_obse
 
 def source_assets(services: list[Service]) -> dg.AssetsDefinition:
     """source/<service> for every service known at load."""
-    specs = [dg.AssetSpec(source_key(s.name), group_name="sources", kinds={"folder"},
-                          description=f"The build context of service {s.name}: its data version is the "
+    specs = [dg.AssetSpec(source_key(s.name), group_name="images", kinds={"folder", "source"},
+                          description=f"Source of {s.name}: the build context; its data version is the "
                                       "content hash of what the build reads (.dockerignore honoured, the "
                                       "Dockerfile included).")
              for s in services]
@@ -53,7 +53,7 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
 def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
     """base_image/<name> for every FROM image the services name."""
     by_key = {base_image_key(n): n for n in names}
-    specs = [dg.AssetSpec(key, group_name="sources", kinds={"docker"},
+    specs = [dg.AssetSpec(key, group_name="images", kinds={"docker", "base-image"},
                           description=f"Base image {name} in the engine (or its substitute): data version "
                                       "is the image id.")
              for key, name in sorted(by_key.items(), key=lambda kv: kv[1])]

@@ -20,10 +20,11 @@ from nexus_assets.core.keys import (
     TAGGED_IMAGES,
     VERIFIED_RELEASE,
     image_key,
+    provenance_key,
     pushed_key,
 )
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
-from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.metadata import EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import build_services, refused_services
@@ -141,7 +142,8 @@ def refusals_and_waivers(settings) -> tuple[list[dict], list[dict], list[dict]]:
 def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
+        # every service's provenance too: the auditor's chain goes on from each signed image to the manifest
+        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS, *(provenance_key(n) for n in service_names)],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image of every service, its local image id, "
                     "registry digest and tags, its sources, base images (and substitutions), test results and "
@@ -163,9 +165,11 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
             totals = manifest["totals"]
             context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a "
                              f"registry digest")
+            links = EvidenceLinks.of(settings)
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(json_version(manifest)),
-                metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
+                metadata={**report_metadata(path, links), **totals, "problems": dg.MetadataValue.json(manifest["problems"]),
+                          **service_table_metadata(manifest, links)},
             )
 
     return artifacts_manifest
@@ -275,7 +279,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
             release = report["release"] or {}
             context.log.info(f"deployment report {path}: {len(report['built'])} built, {len(report['pushed'])} pushed, "
                              f"release {'made' if release.get('made') else 'not made'}")
-            return dg.MaterializeResult(metadata={**report_metadata(path), "built": len(report["built"]),
+            return dg.MaterializeResult(metadata={**report_metadata(path, EvidenceLinks.of(settings)),
+                                                  "built": len(report["built"]),
                                                   "pushed": len(report["pushed"]),
                                                   "released": bool(release.get("made"))})
 
