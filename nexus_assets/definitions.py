@@ -21,6 +21,7 @@ from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
+from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.services import Service, build_services
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.stage import Publisher, ServiceTests
@@ -100,6 +101,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             # every run of the job, from wherever it is launched, logs to the terminal's lines and
             # notifies (automation/notify.py: Slack, the GitHub step summary) from its own events
             config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
+            # origin ui, the version and who, unless the launch says otherwise (the CLI, the sensor)
+            run_tags=run_tags(settings.version),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
         schedules=[audit_schedule],

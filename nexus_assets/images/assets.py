@@ -50,7 +50,14 @@ from nexus_assets.core.services import Service, both_views
 from nexus_assets.core.stage import Publisher, ServiceTests, StageResult, docker_errors
 from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
-from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
+from nexus_assets.images.outcome import (
+    build_and_test,
+    check_result,
+    failure_events,
+    source_commit,
+    success_event,
+    test_states,
+)
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.policy.acceptance import no_tests_mode
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
@@ -144,7 +151,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                         context.log.error(f"FAILED {service.name}: PMMG is browser-only: {outcome['pmmg']['detail']}")
                     assert event.metadata is not None  # success_event always sets it
                     context.log.info(str(event.metadata["summary"]))
-                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                    commit = {k: v for k, v in source_commit(outcome["built"].get("labels")).items() if k != "source_repository"}
+                    yield source_event(service.name, outcome["built"]["tree_hash"], commit)  # what was really built
                     yield event
                     if pushes is not None:
                         pushes.submit(service.name, tested[service.name])

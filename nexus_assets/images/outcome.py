@@ -36,7 +36,11 @@ def check_result(stage: StageResult, no_tests: str = "warn", links: EvidenceLink
         passed=stage.passed,
         severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
         description=f"{stage.reason}: {no_tests_note(no_tests)}" if stage.no_tests else stage.reason,
-        metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2), "containers": stage.containers,
+        # containers: those the stage ran in (the unit stage's, when integration shared it), so each
+        # check agrees with the image's test_containers; containers_started: those it started itself
+        metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2),
+                  "containers": stage.containers + (1 if stage.details.get("shared_container") else 0),
+                  "containers_started": stage.containers,
                   "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details),
                   **(links.entry("log", stage.log_path) if links is not None else {}),
                   **({"log_tail": log_tail(stage.log_path)} if not stage.passed and not not_run and stage.log_path
@@ -175,9 +179,12 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
             "size_bytes": built["size_bytes"],
             "build_seconds": built["seconds"],
             "source_hash": built["source_hash"],
-            "source_version": built["tree_hash"][:24],
+            # the commit and its time as the image's OCI labels carry them (the cache's: the build's)
+            **source_commit(built["labels"]),
+            "source_version": built["tree_hash"][:24],  # source/<service>'s data version: the tree hash, not a commit
             "tree_hash": built["tree_hash"],
             "base_images": built["base_images"],
+            "bases_used": bases_used(built["base_images"]),
             "labels": built["labels"],
             "build_log": dg.MetadataValue.path(built["build_log"]),
             **(links.entry("build_log", built["build_log"]) if links is not None else {}),
@@ -193,6 +200,24 @@ def success_event(service: Service, outcome: dict, no_tests: str = "warn",
             **({"pmmg_policy": dg.MetadataValue.json(policy)} if policy is not None else {}),
         },
     )
+
+
+def source_commit(labels: dict | None) -> dict[str, str]:
+    """`source_commit`, `source_commit_time` and `source_repository` from an image's OCI labels
+    ("not in git" when the target is not a git checkout: the labels are left out then)."""
+    labels = labels or {}
+    return {"source_commit": labels.get("org.opencontainers.image.revision") or "not in git",
+            "source_commit_time": labels.get("org.opencontainers.image.created") or "",
+            "source_repository": labels.get("org.opencontainers.image.source") or ""}
+
+
+def bases_used(bases: list[dict] | None) -> str:
+    """What each FROM really was: `python:3.11-slim (substituted: nexus-base/bookworm:2 providing
+    python3.11)`, or the requested image itself."""
+    return "; ".join(
+        f"{b['requested']} (substituted: {b.get('substitute') or 'a substitute'} providing {b.get('provides') or '?'})"
+        if b.get("substituted") else f"{b['requested']} ({str(b.get('image_id') or '')[:19]})"
+        for b in bases or []) or "none"
 
 
 def failure_events(service: Service, outcome: dict, reports: Path, no_tests: str = "warn", pmmg_check: bool = False,

@@ -18,6 +18,7 @@ from nexus_assets.core.lineage import (
     untested_images,
 )
 from nexus_assets.core.services import Service, build_services
+from nexus_assets.resources import GitRepo
 
 # multi_observable_source_asset is marked beta; it is the documented way to observe many sources.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_observable_source_asset.*")
@@ -35,7 +36,10 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
                                       required_resource_keys={"nexus", "docker_engine"})
     def service_sources(context: dg.AssetExecutionContext):
         wanted = {key.path[-1] for key in context.selected_asset_keys}
-        current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
+        settings = context.resources.nexus.settings()
+        current = [s for s in build_services(settings) if s.name in wanted]
+        git = GitRepo(path=str(settings.repo))  # the commit the repository is at, as its own entries
+        commit = {"source_commit": git.revision() or "not in git", "source_commit_time": git.commit_time() or ""}
         client = context.resources.docker_engine.client()
         recorded = recorded_images(context.instance, [s.name for s in current])
         try:
@@ -45,7 +49,7 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
         untested = untested_images(context.instance, {n: i for n, i in recorded.items() if n not in gone})
         for observation in observe_sources(current, gone, untested):
             yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
-                                   metadata=observation.metadata)
+                                   metadata={**observation.metadata, **commit})
 
     return service_sources
 

@@ -26,6 +26,7 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
 from nexus_assets.core.metadata import EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.core.report_models import checked_report
+from nexus_assets.core.run_tags import RELEASE_TAG
 from nexus_assets.core.secrets import repo_secrets
 from nexus_assets.core.services import build_services, refused_services
 from nexus_assets.core.waivers import configured_critical, critical_waiver, read_waivers
@@ -201,6 +202,15 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
     )
 
 
+def release_verdict(outcome) -> str:
+    """made | already released | deferred | refused: the run tag nexus/release."""
+    if outcome.deferred_for:
+        return "deferred"
+    if outcome.made:
+        return "already released" if outcome.already_released else "made"
+    return "refused"
+
+
 def _gate_rows(gates: list[Gate]) -> list[dict]:
     return [{"name": g.name, "passed": g.passed, "blocking": g.severity not in ("WARN", "WAIVED"),
              "detail": g.detail, "run_id": g.run_id} for g in gates]
@@ -233,6 +243,8 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             write_json(settings.artifacts / RECORD, record)
             for line in outcome.messages:
                 context.log.info(line)
+            # the run says what became of its release (a deferred or refused one is no failed step)
+            context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: release_verdict(outcome)})
             if outcome.notes and outcome.folder:
                 context.log.info(f"release notes: {Path(outcome.folder) / 'release_notes.md'}")
             metadata = {"version": outcome.version, "tag": outcome.tag, "made": outcome.made,
