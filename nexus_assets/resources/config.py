@@ -30,6 +30,9 @@ class NexusConfig(dg.ConfigurableResource):
     signing_key: str = ""  # the provenance signing key's path (NEXUS_SIGNING_KEY); "": under the working copy
     registry_cache: bool = True  # the registry as a shared build cache (NEXUS_REGISTRY_CACHE)
     evidence_url: str = ""  # the evidence server's base URL (NEXUS_EVIDENCE_URL); "": the default
+    # Set in a UI launch's run config: the staging deploy follows the run once its release is made
+    # (automation/deploy_sensor.py); nexus-agent deploys itself (--deploy-staging).
+    deploy_staging: bool = False
 
     def settings(self) -> Settings:
         return Settings(

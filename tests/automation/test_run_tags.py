@@ -68,3 +68,40 @@ def test_the_release_verdict_tag():
     assert release_verdict(ReleaseOutcome(**base, made=True, already_released=True)) == "already released"
     assert release_verdict(ReleaseOutcome(**base, made=False, failed_gates=["image/users:unit"])) == "refused"
     assert RELEASE_TAG == "nexus/release"
+
+
+def test_the_launchpad_carries_version_and_deploy_staging_and_a_deploy_follows_a_made_release(tmp_path, monkeypatch):
+    """nexus_pipeline's run config shows the settings, version and deploy_staging among them; a
+    launch that changes the version releases that version; one that asks for deploy_staging is
+    followed by the deploy job once its release was made, and only then."""
+    from nexus_assets.core.keys import ARTIFACTS_MANIFEST
+
+    for name in ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = _settings(tmp_path)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    nexus = job.run_config["resources"]["nexus"]["config"]
+    assert nexus["version"] == "2.3.4" and nexus["deploy_staging"] is False and nexus["workdir"] == str(settings.workdir)
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    asked = {**job.run_config, "resources": {"nexus": {"config": {**nexus, "version": "7.7.7", "deploy_staging": True}}}}
+    run = job.execute_in_process(instance=instance, asset_selection=[ARTIFACTS_MANIFEST], run_config=asked,
+                                 raise_on_error=False)
+    manifest = (settings.artifacts / "artifacts_manifest.json").read_text()
+    assert '"version": "7.7.7"' in manifest and '"release_tag": "verified_release_v7.7.7"' in manifest
+    plain = job.execute_in_process(instance=instance, asset_selection=[WORKSPACE], raise_on_error=False)
+
+    sensor = defs.resolve_sensor_def("nexus_deploy_after_release")
+
+    def evaluate(run_id: str):
+        record = instance.get_run_by_id(run_id)
+        event = instance.all_logs(run_id, of_type={dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE})[0]
+        return sensor(dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=event.dagster_event,
+                                                         dagster_instance=instance, dagster_run=record))
+
+    assert isinstance(evaluate(plain.run_id), dg.SkipReason)  # not asked for
+    instance.add_run_tags(run.run_id, {RELEASE_TAG: "deferred"})
+    assert "deferred" in evaluate(run.run_id).skip_message
+    instance.add_run_tags(run.run_id, {RELEASE_TAG: "made"})
+    request = evaluate(run.run_id)
+    assert isinstance(request, dg.RunRequest) and request.tags["nexus/after_run"] == run.run_id
