@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, image_key
 from nexus_assets.core.metadata import EvidenceLinks, log_tail, service_rows, service_table_metadata
@@ -130,3 +131,23 @@ def test_the_image_shows_its_commit_tree_hash_bases_and_links(tmp_path):
     assert meta["test_containers"] == 1
     assert checks["integration"]["containers"].value == 1 and checks["integration"]["containers_started"].value == 0
     assert checks["unit"]["containers"].value == 1
+
+
+@pytest.mark.docker
+def test_a_check_executed_again_alone_keeps_its_log_seconds_and_containers(tmp_path):
+    """The UI's "Execute" on one check (here lint, which starts no container; the step pings the
+    engine): the check's record carries its log path and URL, seconds and containers."""
+    settings = Settings(repo=SAMPLE_REPO, workdir=tmp_path / "w", registry="r", version="1.0.0", max_parallel=2,
+                        evidence_url=BASE)
+    defs = build_definitions(settings)
+    check = dg.AssetCheckKey(image_key("users"), "lint")
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(), asset_check_selection={check})
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    meta = evaluation.metadata
+    assert meta["log_url"].value == f"{BASE}/reports/test_results_users_lint.log"
+    assert Path(meta["log"].value).is_file() and meta["seconds"].value >= 0 and meta["containers"].value == 0
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check])[check]
+    assert record.event is not None
