@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
+from nexus_assets.automation.deploy_sensor import deploy_after_release
 from nexus_assets.automation.notify import notify_logger
 from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
 from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
 from nexus_assets.compliance.checks import PMMG_CHECKS
+from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
+from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.assets import (
     audit_job,
@@ -92,6 +95,14 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
                    *attest_assets(names, asset_graph, attest_due)]
     if base_names:
         assets.append(base_image_assets(base_names))
+    # owners, the stage and each service's canonical category as tags (the UI filters by them)
+    assets = catalogued(assets, service_categories(settings.reports / "discrepancy_report.json"))
+    nexus = NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
+                        version=settings.version, max_parallel=settings.max_parallel,
+                        test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
+                        build_timeout=settings.build_timeout, version_auto=settings.version_auto,
+                        signing_key=settings.signing_key or "", registry_cache=settings.registry_cache,
+                        evidence_url=settings.evidence_url)
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
@@ -101,18 +112,19 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),
             # every run of the job, from wherever it is launched, logs to the terminal's lines and
             # notifies (automation/notify.py: Slack, the GitHub step summary) from its own events
-            config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}}},
+            config={"loggers": {"console": {"config": {"log_level": "INFO"}}, "notify": {}},
+                    # the launchpad shows (and takes) version and deploy_staging, among the settings
+                    "resources": {"nexus": {"config": {f: getattr(nexus, f) for f in NexusConfig.model_fields}}}},
+            # origin ui, the version and who, unless the launch says otherwise (the CLI, the sensor)
+            run_tags=run_tags(settings.version),
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
         schedules=[audit_schedule],
-        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB)],
+        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB),
+                 deploy_after_release(PIPELINE_JOB, deploy_job)],
         loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
-            "nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
-                                 version=settings.version, max_parallel=settings.max_parallel,
-                                 test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                                 build_timeout=settings.build_timeout, version_auto=settings.version_auto,
-                                 signing_key=settings.signing_key or "", registry_cache=settings.registry_cache),
+            "nexus": nexus,
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
             "staging_host": StagingHost(),  # empty fields: NEXUS_STAGING_* at run time

@@ -8,6 +8,8 @@
 # Settings (environment; defaults in brackets):
 #   NEXUS_STACK_PORT [3000]           webserver, on 127.0.0.1
 #   NEXUS_STACK_GRPC_PORT [4000]      code server, on 127.0.0.1
+#   NEXUS_EVIDENCE_PORT [3001]        evidence file server (reports/, artifacts/, releases/), on 127.0.0.1
+#   NEXUS_EVIDENCE_URL [http://127.0.0.1:$NEXUS_EVIDENCE_PORT]  its base URL in the UI's links
 #   DAGSTER_PG_PORT [5432]            PostgreSQL, on 127.0.0.1
 #   NEXUS_STACK_DATA [/var/lib/nexus-assets/stack]  the shared working volume, mounted at the same path
 #   NEXUS_STACK_PROJECT [nexus-stack] compose project name and the run containers' label
@@ -23,6 +25,8 @@ COMPOSE_DIR="$ROOT/deploy/dagster"
 
 export NEXUS_STACK_PORT="${NEXUS_STACK_PORT:-3000}"
 export NEXUS_STACK_GRPC_PORT="${NEXUS_STACK_GRPC_PORT:-4000}"
+export NEXUS_EVIDENCE_PORT="${NEXUS_EVIDENCE_PORT:-3001}"
+export NEXUS_EVIDENCE_URL="${NEXUS_EVIDENCE_URL:-http://127.0.0.1:$NEXUS_EVIDENCE_PORT}"
 export DAGSTER_PG_PORT="${DAGSTER_PG_PORT:-5432}"
 export NEXUS_STACK_DATA="${NEXUS_STACK_DATA:-/var/lib/nexus-assets/stack}"
 export NEXUS_STACK_PROJECT="${NEXUS_STACK_PROJECT:-nexus-stack}"
@@ -55,6 +59,8 @@ write_env_file() {
   (umask 077; cat >"$ENV_FILE" <<EOF
 NEXUS_STACK_PORT=$NEXUS_STACK_PORT
 NEXUS_STACK_GRPC_PORT=$NEXUS_STACK_GRPC_PORT
+NEXUS_EVIDENCE_PORT=$NEXUS_EVIDENCE_PORT
+NEXUS_EVIDENCE_URL=$NEXUS_EVIDENCE_URL
 NEXUS_STACK_DATA=$NEXUS_STACK_DATA
 NEXUS_STACK_PROJECT=$NEXUS_STACK_PROJECT
 NEXUS_STACK_IMAGE=$NEXUS_STACK_IMAGE
@@ -85,7 +91,7 @@ crash_looping() {  # a service restarted three times already: waiting longer wil
 
 up() {
   local name port url deadline
-  for name in NEXUS_STACK_PORT NEXUS_STACK_GRPC_PORT DAGSTER_PG_PORT; do
+  for name in NEXUS_STACK_PORT NEXUS_STACK_GRPC_PORT NEXUS_EVIDENCE_PORT DAGSTER_PG_PORT; do
     port="${!name}"
     [[ "$port" =~ ^[0-9]+$ ]] || die "$name=$port is not a port number"
     port_free "$port" || die "$name: 127.0.0.1:$port is in use (set $name to a free port, or run: $0 down)"
@@ -116,6 +122,7 @@ up() {
     sleep 2
   done
   echo "Dagster webserver: $url"
+  echo "Evidence server: $NEXUS_EVIDENCE_URL (WORKDIR $NEXUS_STACK_DATA/work: reports/, artifacts/, releases/)"
 }
 
 down() {

@@ -65,7 +65,7 @@ def stack(tmp_path_factory, docker_client, session_registry):
     data = tmp_path_factory.mktemp("stack")
     _small_repo(data / "repo")
     env = {**os.environ, "NEXUS_STACK_PORT": str(_free_port()), "NEXUS_STACK_GRPC_PORT": str(_free_port()),
-           "DAGSTER_PG_PORT": str(_free_port()), "NEXUS_STACK_DATA": str(data),
+           "DAGSTER_PG_PORT": str(_free_port()), "NEXUS_EVIDENCE_PORT": str(_free_port()), "NEXUS_STACK_DATA": str(data),
            "NEXUS_STACK_PROJECT": f"nexusstacktest{uuid.uuid4().hex[:8]}", "NEXUS_STACK_IMAGE": image,
            "NEXUS_REPO": str(data / "repo"), "REGISTRY": registry, "VERSION": "1.0.0"}
     try:
@@ -148,6 +148,10 @@ def test_a_run_launched_through_graphql_builds_an_image_in_its_own_container(sta
     assert {"PIPELINE_START", "PIPELINE_SUCCESS", "ASSET_MATERIALIZATION"} <= types, types
     materialized = {tuple(json.loads(k)) for t, k in events if t == "ASSET_MATERIALIZATION" and k}
     assert ("image", SERVICE) in materialized and ("pushed", SERVICE) in materialized, materialized
+    # The build log opens through the evidence server beside the webserver, at the URL the image records.
+    evidence = f"http://127.0.0.1:{env['NEXUS_EVIDENCE_PORT']}"
+    with urllib.request.urlopen(f"{evidence}/reports/build_{SERVICE}.log", timeout=10) as response:
+        assert response.status == 200 and response.read()
 
 
 SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename

@@ -18,6 +18,7 @@ from dagster._serdes.config_class import ConfigurableClassData
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 STACK_ENV = {"NEXUS_STACK_PORT": "3123", "NEXUS_STACK_GRPC_PORT": "4123", "DAGSTER_PG_PORT": "5123",
+             "NEXUS_EVIDENCE_PORT": "3124",
              "NEXUS_STACK_PROJECT": "nexusstackcfg", "NEXUS_STACK_IMAGE": "nexus-assets:cfg",
              "NEXUS_STACK_POSTGRES_IMAGE": "postgres:15", "NEXUS_STACK_DOCKER_GID": "106",
              "DAGSTER_PG_USER": "dagster", "DAGSTER_PG_DB": "dagster", "DAGSTER_PG_PASSWORD": "not-shown"}
@@ -34,9 +35,9 @@ def _compose_config(tmp_path: Path) -> dict:
     return yaml.safe_load(done.stdout)
 
 
-def test_compose_runs_the_four_services_of_the_code_location_image_on_the_host_network(tmp_path):
+def test_compose_runs_the_services_of_the_code_location_image_on_the_host_network(tmp_path):
     services = _compose_config(tmp_path)["services"]
-    assert set(services) == {"postgres", "code_server", "webserver", "daemon"}
+    assert set(services) == {"postgres", "code_server", "webserver", "daemon", "evidence"}
     for name in ("code_server", "webserver", "daemon"):
         service = services[name]
         assert service["image"] == "nexus-assets:cfg"
@@ -47,6 +48,11 @@ def test_compose_runs_the_four_services_of_the_code_location_image_on_the_host_n
     assert services["webserver"]["command"][:5] == ["dagster-webserver", "-h", "127.0.0.1", "-p", "3123"]
     assert services["code_server"]["environment"]["DAGSTER_CURRENT_IMAGE"] == "nexus-assets:cfg"
     assert services["webserver"]["depends_on"]["code_server"] == {"condition": "service_healthy"}
+    evidence = services["evidence"]  # beside the webserver, the working copy read-only, on 127.0.0.1
+    assert evidence["image"] == "nexus-assets:cfg" and evidence["network_mode"] == "host"
+    assert evidence["command"] == ["python", "-m", "nexus_assets.automation.evidence_server", "--host", "127.0.0.1",
+                                   "--port", "3124", "--workdir", f"{tmp_path}/work"]
+    assert evidence["volumes"] == [f"{tmp_path}/work:{tmp_path}/work:ro"]
     postgres = services["postgres"]
     assert postgres["image"] == "postgres:15" and postgres["network_mode"] == "host"
     # only -c options: the substitute's entrypoint hands its arguments to postgres itself

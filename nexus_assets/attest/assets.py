@@ -61,6 +61,7 @@ from nexus_assets.target.services import Service, build_services
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
+from nexus_assets.core.metadata import EvidenceLinks
 
 SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
 PROVENANCE_VERSION = "provenance-1"
@@ -107,7 +108,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
            required_resource_keys={"nexus", "docker_engine"})
     def make_sboms(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
-        artifacts = settings.artifacts
+        artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         keys = {n: sbom_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
         records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)], known)
@@ -138,7 +139,8 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
                     continue
                 context.log.info(f"sbom/{name}: {made['components']} components {made['by_ecosystem']}")
                 yield _output(_name("sbom", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
+                               **links.entry("", artifacts / made["path"])})
 
     @dg.graph(name=f"sboms{suffix}", ins={_name("image", n): dg.GraphIn() for n in names},
               out={o: dg.GraphOut() for o in outs})
@@ -152,9 +154,9 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
         internal_asset_deps={o: {image_key(n)} for o, n in outs.items()},
         code_versions_by_output_name=dict.fromkeys(outs, SBOM_VERSION),
         group_name="attest",
-        descriptions_by_output_name={o: f"artifacts/sbom/{n}.cdx.json: CycloneDX SBOM of image/{n}, the OS packages "
-                                        "and language packages the image records" for o, n in outs.items()},
-    )
+        descriptions_by_output_name={o: f"SBOM of {n}: artifacts/sbom/{n}.cdx.json, CycloneDX SBOM of image/{n}, the "
+                                        "OS packages and language packages the image records" for o, n in outs.items()},
+    ).map_asset_specs(lambda spec: spec.merge_attributes(kinds={"cyclonedx", "sbom"}))
 
 
 def _facts(name: str, pushed: dict[str, Any], image: Record, service: Service | None, repo: Path,
@@ -187,7 +189,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
            required_resource_keys={"nexus"})
     def sign_provenance(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
-        artifacts = settings.artifacts
+        artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         key, made_now = load_or_create_key(settings.signing_key_path)
         if made_now:
             context.log.info(f"made a new signing key {settings.signing_key_path} (key id {signing_key_id(key)[:16]})")
@@ -218,7 +220,8 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
                                         artifacts, builder_id=builder, run_id=context.run_id)
                 context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
                 yield _output(_name("provenance", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
+                               **links.entry("", artifacts / made["path"])})
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
             if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
@@ -234,7 +237,8 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),
                       {"services": dg.MetadataValue.json(summary), "signed": signed, "key_id": signing_key_id(key),
-                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub"))})
+                       "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub")),
+                       **links.entry("public_key", artifacts / "signing_key.pub")})
 
     ins = {**{_name("pushed", n): n for n in listed}, **{_name("sbom", n): n for n in listed}}
     tagged = {"tagged_images": dg.GraphIn()} if attestations else {}
@@ -245,8 +249,8 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         return sign_provenance(ready=list(ready.values()))
 
     keys_in = {i: (pushed_key(n) if i.startswith("pushed_") else sbom_key(n)) for i, n in ins.items()}
-    described = {o: f"artifacts/provenance/{n}.intoto.jsonl: SLSA provenance of pushed/{n} (in-toto statement, "
-                    "DSSE envelope signed ed25519)" for o, n in outs.items()}
+    described = {o: f"Provenance of {n}: artifacts/provenance/{n}.intoto.jsonl, SLSA provenance of pushed/{n} "
+                    "(in-toto statement, DSSE envelope signed ed25519)" for o, n in outs.items()}
     if attestations:
         described["attestations"] = ("Every service's SBOM and signed provenance (paths, sha256, key id): what the "
                                      "manifest lists. Always made, so the manifest never waits on a service that failed.")
@@ -260,7 +264,8 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         code_versions_by_output_name=dict.fromkeys([*outs, *last], PROVENANCE_VERSION),
         group_name="attest",
         descriptions_by_output_name=described,
-    )
+    ).map_asset_specs(lambda spec: spec.merge_attributes(
+        kinds={"json"} if spec.key == ATTESTATIONS else {"slsa", "provenance"}))
 
 
 def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
@@ -291,7 +296,8 @@ def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:  #
     context.log.info(f"evidence pack {folder}: {len(listed)} files" + ("" if pdf else " (no compliance report yet)"))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(json_version(listed)),
-        metadata={"path": dg.MetadataValue.path(str(folder)), "files": len(listed),
+        metadata={"path": dg.MetadataValue.path(str(folder)), **EvidenceLinks.of(settings).entry("", f"{folder}/"),
+                  "files": len(listed),
                   "compliance_report": pdf.name if pdf else "", "key_id": signing_key_id(key),
                   "sha256sums": dg.MetadataValue.json(listed)})
 

@@ -11,6 +11,7 @@ import dagster as dg
 
 from nexus_assets.automation.notify import Webhook, finish, gate_text, start_text
 from nexus_assets.automation.summary import RunFacts
+from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.settings import Settings
 
 _ENDS = {dg.DagsterRunStatus.SUCCESS: "succeeded", dg.DagsterRunStatus.FAILURE: "failed",
@@ -31,6 +32,11 @@ def notify_sensors(settings: Settings, own_job: str) -> list[dg.RunStatusSensorD
                           description="Slack (SLACK_WEBHOOK_URL) when a run of another job than "
                                       f"{own_job} starts (the UI's Materialize); {own_job} notifies itself.")
     def started(context: dg.RunStatusSensorContext) -> None:
+        run = context.dagster_run
+        if run.job_name != own_job:  # the UI's Materialize: tagged as nexus_pipeline's runs are (core/run_tags.py)
+            missing = {k: v for k, v in run_tags(settings.version).items() if k not in run.tags}
+            if missing:
+                context.instance.add_run_tags(run.run_id, missing)
         webhook = Webhook.from_env()
         if context.dagster_run.job_name != own_job and webhook:
             webhook.post(start_text(facts(context), settings))

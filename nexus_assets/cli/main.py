@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                                                 "repository (NEXUS_COMPOSE_FILE; default docker-compose.yml)")
         cmd.add_argument("--build-timeout", type=float,
                          help="seconds per image build before it is stopped and fails (NEXUS_BUILD_TIMEOUT; default 1800)")
+        cmd.add_argument("--evidence-url", help="base URL of the evidence server the UI's links open "
+                                                "(NEXUS_EVIDENCE_URL; default http://127.0.0.1:3001)")
         if name == "run":
             cmd.add_argument("--all", action="store_true", help="rebuild every image, stale or not")
             cmd.add_argument("--deploy-staging", action="store_true", help="then deploy the verified release to the "
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(repo=args.repo, workdir=args.workdir, registry=args.registry,
                                      version=args.version, max_parallel=args.max_parallel,
                                      test_timeout=args.test_timeout, compose_file=args.compose_file,
-                                     build_timeout=args.build_timeout)
+                                     build_timeout=args.build_timeout, evidence_url=args.evidence_url)
         settings.validate()
         from nexus_assets.target.repo_config import load_repo_config
 

@@ -25,7 +25,13 @@ from nexus_assets.core.keys import (
     DISCREPANCY_REPORT,
     SCAFFOLDED_SERVICES,
 )
-from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.metadata import (
+    LINKED,
+    EvidenceLinks,
+    recorded_manifest,
+    report_metadata,
+    service_table_metadata,
+)
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
@@ -48,7 +54,7 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
     @dg.asset(
         key=COMPLIANCE_REPORT,
         deps=[ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES],
-        group_name="release", kinds={"pdf"}, code_version=REPORT_CODE_VERSION,
+        group_name="compliance", kinds={"pdf"}, code_version=REPORT_CODE_VERSION,
         description="reports/compliance_report_YYYYMMDD.pdf: gate verdicts, discovery, parity with evidence, "
                     "scaffolded modules, tests, images and digests, PMMG policy, secret scan, KYC flag, lineage "
                     "from the Dagster instance and the sha256 of every artifact.",
@@ -65,10 +71,13 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
             if kept is not None and kept.get("policy") != policy:  # the lock, a job or an image verdict changed
                 context.log.info("compliance report: the PMMG policy's inputs changed: made again")
                 kept = None
+            links = EvidenceLinks.of(settings)
+            per_service = service_table_metadata(recorded_manifest(settings.artifacts), links)
             if kept is not None:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
-                                            metadata={**kept, "remade": False})
+                                            metadata={**{k: v for k, v in kept.items() if k not in LINKED},
+                                                      **links.entry("", kept["path"]), **per_service, "remade": False})
             # Loaded here, not with the definitions: pandas, reportlab (and matplotlib, when a chart is
             # drawn) take most of a second to import, which every nexus-agent start would pay.
             from nexus_assets.compliance.charts import ChartCache
@@ -89,7 +98,7 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
                              f"{', '.join(charts.drawn) or 'none (kept from an earlier report)'}")
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(file_sha256(path)),
-                metadata={**report_metadata(path), "verdict": data.verdict, "remade": True,
+                metadata={**report_metadata(path, links), **per_service, "verdict": data.verdict, "remade": True,
                           "secrets_found": data.secrets.found, "files_scanned": data.secrets.files_scanned,
                           "services": len(data.images), "policy": policy,
                           # what the gate looks for when it reads the PDF back

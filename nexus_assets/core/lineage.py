@@ -20,7 +20,7 @@ import dagster as dg
 from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.keys import TEST_STAGES, base_image_key, image_key, source_key
-from nexus_assets.target.baseimages import BaseImageMap, FromLine, external_bases
+from nexus_assets.target.baseimages import BaseImageMap, FromLine, external_bases, stood_in
 from nexus_assets.target.services import Service
 
 if TYPE_CHECKING:  # for annotations only: at run time the private imports stay inside stale_images
@@ -86,9 +86,10 @@ def observe_sources(services: Iterable[Service], gone: Mapping[str, str] | None 
     return found
 
 
-def source_event(name: str, tree: str) -> dg.AssetObservation:
-    """The observation an image build records of the context it really built."""
-    return Observation(source_key(name), tree[:24], {"observed_by": "build"}).event()
+def source_event(name: str, tree: str, commit: Mapping[str, str] | None = None) -> dg.AssetObservation:
+    """The observation an image build records of the context it really built: its tree hash, and
+    (commit) the target's `source_commit` and `source_commit_time` it was built at."""
+    return Observation(source_key(name), tree[:24], {"observed_by": "build", "tree_hash": tree, **(commit or {})}).event()
 
 
 def observe_base_images(names: Iterable[str], engine: EngineImages, base_map: BaseImageMap) -> list[Observation]:
@@ -103,7 +104,7 @@ def observe_base_images(names: Iterable[str], engine: EngineImages, base_map: Ba
         substitute = (row.get("Labels") or {}).get("io.nexus-assets.substitutes") == name
         found.append(Observation(base_image_key(name), image_id,
                                  {"image": name, "present": True, "substituted": substitute,
-                                  "map": str(base_map.path) if substitute else ""}))
+                                  "stood_in": stood_in(name, row.get("Labels")), "map": str(base_map.path) if substitute else ""}))
     return found
 
 

@@ -54,6 +54,9 @@ class Settings:
     # values fill compose's `${VAR}` for the test containers, over `.env`. Its path is a setting; the
     # values are read when a test starts and go to the test container only.
     secrets_file: str | None = None
+    # Base URL of the evidence file server (NEXUS_EVIDENCE_URL; "": http://127.0.0.1:3001): the UI's
+    # links to logs, SBOMs, provenance, the manifest, the PDF and the package (core/metadata.py).
+    evidence_url: str = ""
 
     @property
     def reports(self) -> Path:
@@ -81,7 +84,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from NEXUS_REPO (default: the bundled sample's checkout), NEXUS_WORKDIR, REGISTRY, VERSION, NEXUS_MAX_PARALLEL,
         NEXUS_TEST_TIMEOUT, NEXUS_BUILD_TIMEOUT, NEXUS_COMPOSE_FILE, NEXUS_LOCK_WAIT,
-        NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE, NEXUS_SECRETS_FILE; keyword overrides (from flags) win when not None. Without a version (flag
+        NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE, NEXUS_SECRETS_FILE, NEXUS_EVIDENCE_URL; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
         max_parallel = _number(int, "NEXUS_MAX_PARALLEL", env.get("NEXUS_MAX_PARALLEL"), 4)
@@ -101,6 +104,7 @@ class Settings:
             signing_key=env.get("NEXUS_SIGNING_KEY") or None,
             registry_cache=_switch("NEXUS_REGISTRY_CACHE", env.get("NEXUS_REGISTRY_CACHE"), default=True),
             secrets_file=env.get("NEXUS_SECRETS_FILE") or None,
+            evidence_url=env.get("NEXUS_EVIDENCE_URL") or "",
         )
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         for key in ("repo", "workdir"):

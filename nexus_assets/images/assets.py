@@ -44,10 +44,18 @@ from nexus_assets.core.lineage import (
     source_event,
     stale_images,
 )
+from nexus_assets.core.metadata import EvidenceLinks
 from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
 from nexus_assets.images.cache import RegistryCache
-from nexus_assets.images.outcome import build_and_test, check_result, failure_events, success_event, test_states
+from nexus_assets.images.outcome import (
+    build_and_test,
+    check_result,
+    failure_events,
+    source_commit,
+    success_event,
+    test_states,
+)
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.policy.acceptance import no_tests_mode
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
@@ -70,9 +78,10 @@ def image_spec(service: Service) -> dg.AssetSpec:
         # scaffolded_services only orders the step after the working copy is ready: its data
         # version never changes, so it never makes an image stale.
         deps=[source_key(service.name), *bases, SCAFFOLDED_SERVICES],
-        description=f"Docker image of {service.name}, tagged REGISTRY/{service.image_repo}:VERSION and :latest.",
+        description=f"Image of {service.name}: the Docker image built and tested here, tagged "
+                    f"REGISTRY/{service.image_repo}:VERSION and :latest.",
         group_name="images",
-        kinds={"docker"},
+        kinds={"docker", "image"},
         # The args are part of how it is built; how compose runs it (as written, no value) of how
         # it is tested: a change there runs its tests again.
         code_version=recipe_version(service.build_args)
@@ -122,6 +131,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
             tested: dict[str, dict[str, Any]] = {}  # this run's images and test states, for the push
             failed: dict[str, str] = {}
             no_tests = no_tests_mode(settings.repo)
+            links = EvidenceLinks.of(settings)  # the UI's links to the logs (the evidence server)
             if to_build:
                 _sweep(context, docker_engine, settings)
                 origin = {"revision": git.revision(), "source": git.remote_url(), "created": git.commit_time()}
@@ -137,9 +147,9 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                         context.log.error(f"FAILED {service.name}: {outcome['error']}")
                         failed[service.name] = outcome["error"]
                         yield from failure_events(service, outcome, settings.reports, no_tests,
-                                                  service.name in pmmg_names)
+                                                  service.name in pmmg_names, links)
                         continue
-                    event = success_event(service, outcome, no_tests, service.name in pmmg_names)
+                    event = success_event(service, outcome, no_tests, service.name in pmmg_names, links)
                     built[service.name] = outcome["built"]["image_id"]
                     tested[service.name] = {"image_id": built[service.name], "tests": test_states(outcome["stages"]),
                                             "cache_key": outcome["built"].get("cache_key"),
@@ -148,7 +158,8 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
                         context.log.error(f"FAILED {service.name}: PMMG is browser-only: {outcome['pmmg']['detail']}")
                     assert event.metadata is not None  # success_event always sets it
                     context.log.info(str(event.metadata["summary"]))
-                    yield source_event(service.name, outcome["built"]["tree_hash"])  # what was really built
+                    commit = {k: v for k, v in source_commit(outcome["built"].get("labels")).items() if k != "source_repository"}
+                    yield source_event(service.name, outcome["built"]["tree_hash"], commit)  # what was really built
                     yield event
                     if pushes is not None:
                         pushes.submit(service.name, tested[service.name])
@@ -290,6 +301,6 @@ def _checks_alone(context: dg.AssetExecutionContext, docker_engine: DockerEngine
                 runner = tests.unit if stage == "unit" else tests.integration
                 result = runner(client, service, image_id, settings.reports, timeout=settings.test_timeout)
             context.log.info(f"{name} {stage}: {'passed' if result.passed else 'FAILED'}: {result.reason}")
-            yield check_result(result, no_tests)
+            yield check_result(result, no_tests, EvidenceLinks.of(settings))
     finally:
         client.close()

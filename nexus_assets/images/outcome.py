@@ -13,6 +13,7 @@ import dagster as dg
 from nexus_assets.core.cancel import Cancellation, Cancelled
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import image_key, source_key
+from nexus_assets.core.metadata import EvidenceLinks, log_tail
 from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
 from nexus_assets.images.build import BuildPlan, build_image, plan_build
@@ -28,11 +29,12 @@ if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any t
     from docker import DockerClient
 
 
-def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckResult:
+def check_result(stage: StageResult, no_tests: str = "warn", links: EvidenceLinks | None = None) -> dg.AssetCheckResult:
     """A stage that could not run here (skipped, not passed: its infrastructure's image is not
     available) is a WARN check, not passed: the UI shows it apart from a failure. A stage with
     no tests is not passed either: a WARN, or an ERROR (blocking the release) when the
-    repository says `[tests] no_tests = "block"` (no_tests: that mode)."""
+    repository says `[tests] no_tests = "block"` (no_tests: that mode). With links, the log's URL;
+    a failed stage also shows its log's tail inline."""
     not_run = stage.skipped and not stage.passed and not (stage.no_tests and no_tests == "block")
     return dg.AssetCheckResult(
         asset_key=image_key(stage.service),
@@ -40,8 +42,15 @@ def check_result(stage: StageResult, no_tests: str = "warn") -> dg.AssetCheckRes
         passed=stage.passed,
         severity=dg.AssetCheckSeverity.WARN if not_run else dg.AssetCheckSeverity.ERROR,
         description=f"{stage.reason}: {no_tests_note(no_tests)}" if stage.no_tests else stage.reason,
-        metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2), "containers": stage.containers,
-                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details)},
+        # containers: those the stage ran in (the unit stage's, when integration shared it), so each
+        # check agrees with the image's test_containers; containers_started: those it started itself
+        metadata={"skipped": stage.skipped, "no_tests": stage.no_tests, "seconds": round(stage.seconds, 2),
+                  "containers": stage.containers + (1 if stage.details.get("shared_container") else 0),
+                  "containers_started": stage.containers,
+                  "log": dg.MetadataValue.path(stage.log_path), "details": dg.MetadataValue.json(stage.details),
+                  **(links.entry("log", stage.log_path) if links is not None else {}),
+                  **({"log_tail": log_tail(stage.log_path)} if not stage.passed and not not_run and stage.log_path
+                     else {})},
     )
 
 
@@ -148,7 +157,7 @@ def test_states(stages: list[StageResult]) -> dict[str, str]:
 
 
 def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "warn",
-                  pmmg_check: bool = False) -> dg.MaterializeResult[Any]:
+                  pmmg_check: bool = False, links: EvidenceLinks | None = None) -> dg.MaterializeResult[Any]:
     """image/<service> materialized: data version is the image id; the checks ride along (the
     PMMG check when pmmg_check: the service was declared part of PMMG at load)."""
     built, stages = outcome["built"], outcome["stages"]
@@ -167,7 +176,7 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
     return dg.MaterializeResult(
         asset_key=image_key(service.name),
         data_version=dg.DataVersion(built["image_id"]),
-        check_results=[check_result(s, no_tests) for s in stages]
+        check_results=[check_result(s, no_tests, links) for s in stages]
         + ([pmmg.check_result(service.name, policy)] if pmmg_check else []),
         metadata={
             "status": "pulled from cache" if cache else "built",
@@ -178,11 +187,15 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
             "size_bytes": built["size_bytes"],
             "build_seconds": built["seconds"],
             "source_hash": built["source_hash"],
-            "source_version": built["tree_hash"][:24],
+            # the commit and its time as the image's OCI labels carry them (the cache's: the build's)
+            **source_commit(built["labels"]),
+            "source_version": built["tree_hash"][:24],  # source/<service>'s data version: the tree hash, not a commit
             "tree_hash": built["tree_hash"],
             "base_images": built["base_images"],
+            "bases_used": bases_used(built["base_images"]),
             "labels": built["labels"],
             "build_log": dg.MetadataValue.path(built["build_log"]),
+            **(links.entry("build_log", built["build_log"]) if links is not None else {}),
             "tests": test_states(stages),
             "test_containers": sum(s.containers for s in stages),
             # What its integration test ran beside it, and which of those were substitutes.
@@ -197,15 +210,37 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
     )
 
 
+def source_commit(labels: dict[str, Any] | None) -> dict[str, str]:
+    """`source_commit`, `source_commit_time` and `source_repository` from an image's OCI labels
+    ("not in git" when the target is not a git checkout: the labels are left out then)."""
+    labels = labels or {}
+    return {"source_commit": labels.get("org.opencontainers.image.revision") or "not in git",
+            "source_commit_time": labels.get("org.opencontainers.image.created") or "",
+            "source_repository": labels.get("org.opencontainers.image.source") or ""}
+
+
+def bases_used(bases: list[dict[str, Any]] | None) -> str:
+    """What each FROM really was: `python:3.11-slim (substituted: nexus-base/bookworm:2 providing
+    python3.11)`, or the requested image itself."""
+    return "; ".join(
+        f"{b['requested']} (substituted: {b.get('substitute') or 'a substitute'} providing {b.get('provides') or '?'})"
+        if b.get("substituted") else f"{b['requested']} ({str(b.get('image_id') or '')[:19]})"
+        for b in bases or []) or "none"
+
+
 def failure_events(service: Service, outcome: dict[str, Any], reports: Path, no_tests: str = "warn",
-                   pmmg_check: bool = False) -> Iterator[dg.AssetObservation | dg.AssetCheckResult]:
+                   pmmg_check: bool = False, links: EvidenceLinks | None = None,
+                   ) -> Iterator[dg.AssetObservation | dg.AssetCheckResult]:
     """A service that did not build: an observation on its asset (status failed, the reason and
     the build log), and its check results saying the tests did not run (and PMMG not judged)."""
+    log = reports / f"build_{service.name}.log"
     yield dg.AssetObservation(
         asset_key=image_key(service.name),
-        metadata={"status": "failed", "reason": outcome["error"], "build_log": str(reports / f"build_{service.name}.log"),
-                  "source_key": source_key(service.name).to_user_string()},
+        metadata={"status": "failed", "reason": outcome["error"], "build_log": str(log),
+                  "source_key": source_key(service.name).to_user_string(),
+                  **(links.entry("build_log", log) if links is not None else {}),
+                  **({"build_log_tail": log_tail(log)} if log.is_file() else {})},
     )
-    yield from (check_result(s, no_tests) for s in outcome["stages"])
+    yield from (check_result(s, no_tests, links) for s in outcome["stages"])
     if pmmg_check:
         yield pmmg.check_result(service.name, None)

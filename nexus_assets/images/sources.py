@@ -17,6 +17,7 @@ from nexus_assets.core.lineage import (
     recorded_images,
     untested_images,
 )
+from nexus_assets.resources import GitRepo
 from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.services import Service, build_services
 
@@ -26,8 +27,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*multi_obse
 
 def source_assets(services: list[Service]) -> dg.AssetsDefinition:
     """source/<service> for every service known at load."""
-    specs = [dg.AssetSpec(source_key(s.name), group_name="sources", kinds={"folder"},
-                          description=f"The build context of service {s.name}: its data version is the "
+    specs = [dg.AssetSpec(source_key(s.name), group_name="images", kinds={"folder", "source"},
+                          description=f"Source of {s.name}: the build context; its data version is the "
                                       "content hash of what the build reads (.dockerignore honoured, the "
                                       "Dockerfile included).")
              for s in services]
@@ -37,7 +38,10 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
                                       required_resource_keys={"nexus", "docker_engine"})
     def service_sources(context: dg.AssetExecutionContext) -> Iterator[dg.ObserveResult]:
         wanted = {key.path[-1] for key in context.selected_asset_keys}
-        current = [s for s in build_services(context.resources.nexus.settings()) if s.name in wanted]
+        settings = context.resources.nexus.settings()
+        current = [s for s in build_services(settings) if s.name in wanted]
+        git = GitRepo(path=str(settings.repo))  # the commit the repository is at, as its own entries
+        commit = {"source_commit": git.revision() or "not in git", "source_commit_time": git.commit_time() or ""}
         client = context.resources.docker_engine.client()
         recorded = recorded_images(context.instance, [s.name for s in current])
         try:
@@ -47,7 +51,7 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
         untested = untested_images(context.instance, {n: i for n, i in recorded.items() if n not in gone})
         for observation in observe_sources(current, gone, untested):
             yield dg.ObserveResult(asset_key=observation.key, data_version=dg.DataVersion(observation.data_version),
-                                   metadata=observation.metadata)
+                                   metadata={**observation.metadata, **commit})
 
     made: dg.AssetsDefinition = service_sources
     return made
@@ -56,7 +60,7 @@ def source_assets(services: list[Service]) -> dg.AssetsDefinition:
 def base_image_assets(names: list[str]) -> dg.AssetsDefinition:
     """base_image/<name> for every FROM image the services name."""
     by_key = {base_image_key(n): n for n in names}
-    specs = [dg.AssetSpec(key, group_name="sources", kinds={"docker"},
+    specs = [dg.AssetSpec(key, group_name="images", kinds={"docker", "base-image"},
                           description=f"Base image {name} in the engine (or its substitute): data version "
                                       "is the image id.")
              for key, name in sorted(by_key.items(), key=lambda kv: kv[1])]

@@ -23,7 +23,7 @@ from nexus_assets.core.keys import (
     DISCREPANCY_REPORT,
     WORKSPACE,
 )
-from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.metadata import LINKED, EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.package.content import package_content
 from nexus_assets.policy.secret_scan import env_secrets
@@ -49,7 +49,7 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
     @dg.asset(
         key=DEPLOYMENT_PACKAGE,
         deps=[COMPLIANCE_REPORT, ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE],
-        group_name="release", kinds={"tar"}, code_version=PACKAGE_CODE_VERSION,
+        group_name="package", kinds={"tar"}, code_version=PACKAGE_CODE_VERSION,
         description="reports/deployment_package_YYYYMMDD.tar.gz, reproducible: docker-compose.full.yml with every "
                     "released service pinned by registry digest plus the repository's infrastructure, "
                     "deployment/.env.template (keys only), deploy/audit/rollback scripts, reports, manifest, SBOMs, "
@@ -61,11 +61,14 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             kept = kept_materialization(context.instance, asset_graph(), DEPLOYMENT_PACKAGE)
+            links = EvidenceLinks.of(settings)
+            manifest = _read(settings.artifacts / "artifacts_manifest.json")
             if kept is not None:
                 context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
+                rows = service_table_metadata(manifest, links, set(kept.get("pinned") or []))
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
-                                            metadata={**kept, "remade": False})
-            manifest = _read(settings.artifacts / "artifacts_manifest.json")
+                                            metadata={**{k: v for k, v in kept.items() if k not in LINKED},
+                                                      **links.entry("", kept["path"]), **rows, "remade": False})
             discovery = _read(settings.reports / "discovery_parsed.json")
             pdf = latest_metadata(context.instance, COMPLIANCE_REPORT).get("path")
             public = {str(i.get("service")) for i in manifest.get("images") or []}
@@ -76,15 +79,19 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
             path = settings.reports / f"{content.name}.tar.gz"
             write_atomic(path, data)
             compose = content.compose
+            # said the same way in the log and the metadata: what the package carries, then what it does not
+            infrastructure = ", ".join(sorted(compose.infrastructure)) or "none declared"
             context.log.info(f"deployment package {path}: {len(compose.released)} service(s) pinned by digest, "
-                             f"{len(compose.excluded)} left out, infrastructure "
-                             f"{', '.join(sorted(compose.infrastructure)) or 'none declared'}")
+                             f"{len(compose.excluded)} left out, infrastructure {infrastructure}")
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(file_sha256(path)),
-                metadata={**report_metadata(path), "remade": True, "files": len(content.files) + 1,
+                metadata={**report_metadata(path, links), "remade": True, "files": len(content.files) + 1,
                           "released": len(compose.released), "excluded": dg.MetadataValue.json(compose.excluded),
-                          "infrastructure_missing": ", ".join(compose.infrastructure_missing) or "none",
-                          "required_env_keys": ", ".join(content.required_keys) or "none"},
+                          "pinned": sorted(compose.released),
+                          "infrastructure": infrastructure,
+                          "infrastructure_not_declared": ", ".join(compose.infrastructure_missing) or "none",
+                          "required_env_keys": ", ".join(content.required_keys) or "none",
+                          **service_table_metadata(manifest, links, set(compose.released))},
             )
 
     return deployment_package

@@ -41,14 +41,14 @@ def push_code_version(registry: str, version: str) -> str:
 def pushed_specs(names: list[str], registry: str, version: str) -> list[dg.AssetSpec]:
     """pushed/<service> for every service, and pushed_images after them."""
     specs = [dg.AssetSpec(
-        key=pushed_key(name), deps=[image_key(name)], group_name="release", kinds={"docker"}, skippable=True,
+        key=pushed_key(name), deps=[image_key(name)], group_name="publish", kinds={"docker", "registry"}, skippable=True,
         code_version=push_code_version(registry, version),
-        description=f"The image of {name} in the registry: REGISTRY/nexus/{name.lower()}:VERSION and :latest, its "
+        description=f"Push of {name}: its image in the registry, REGISTRY/nexus/{name.lower()}:VERSION and :latest, its "
                     "data version the registry's manifest digest. Pushed only when its tests passed.",
     ) for name in names]
     specs.append(dg.AssetSpec(
-        key=PUSHED_IMAGES, deps=[*(pushed_key(n) for n in names), TAGGED_IMAGES], group_name="release",
-        kinds={"docker"}, skippable=False, code_version=push_code_version(registry, version),
+        key=PUSHED_IMAGES, deps=[*(pushed_key(n) for n in names), TAGGED_IMAGES], group_name="publish",
+        kinds={"docker", "registry"}, skippable=False, code_version=push_code_version(registry, version),
         description="Every service's image in the registry (repo digest per service) and why any is not there."))
     return specs
 

@@ -22,11 +22,13 @@ from nexus_assets.core.keys import (
     TAGGED_IMAGES,
     VERIFIED_RELEASE,
     image_key,
+    provenance_key,
     pushed_key,
 )
 from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
-from nexus_assets.core.metadata import report_metadata
+from nexus_assets.core.metadata import EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.core.report_models import checked_report
+from nexus_assets.core.run_tags import RELEASE_TAG
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.waivers import configured_critical, critical_waiver, read_waivers
 from nexus_assets.release.deployment import build_report, report_path
@@ -151,7 +153,8 @@ def artifacts_manifest_asset(service_names: list[str],
                              asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
+        # every service's provenance too: the auditor's chain goes on from each signed image to the manifest
+        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS, *(provenance_key(n) for n in service_names)],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image of every service, its local image id, "
                     "registry digest and tags, its sources, base images (and substitutions), test results and "
@@ -175,9 +178,11 @@ def artifacts_manifest_asset(service_names: list[str],
             totals = manifest["totals"]
             context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a "
                              f"registry digest")
+            links = EvidenceLinks.of(settings)
             return dg.MaterializeResult(
                 data_version=dg.DataVersion(json_version(manifest)),
-                metadata={**report_metadata(path), **totals, "problems": dg.MetadataValue.json(manifest["problems"])},
+                metadata={**report_metadata(path, links), **totals, "problems": dg.MetadataValue.json(manifest["problems"]),
+                          **service_table_metadata(manifest, links)},
             )
 
     return artifacts_manifest
@@ -207,6 +212,15 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
         metadata={"with_digest": totals["with_digest"], "services": totals["services"], "missing": missing,
                   "waived": sorted(w["service"] for w in manifest.get("waived") or [])},
     )
+
+
+def release_verdict(outcome: Any) -> str:
+    """made | already released | deferred | refused: the run tag nexus/release."""
+    if outcome.deferred_for:
+        return "deferred"
+    if outcome.made:
+        return "already released" if outcome.already_released else "made"
+    return "refused"
 
 
 def _gate_rows(gates: list[Gate]) -> list[dict[str, Any]]:
@@ -243,6 +257,8 @@ def verified_release_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]", dep
             write_json(settings.artifacts / RECORD, record)
             for line in outcome.messages:
                 context.log.info(line)
+            # the run says what became of its release (a deferred or refused one is no failed step)
+            context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: release_verdict(outcome)})
             if outcome.notes and outcome.folder:
                 context.log.info(f"release notes: {Path(outcome.folder) / 'release_notes.md'}")
             metadata = {"version": outcome.version, "tag": outcome.tag, "made": outcome.made,
@@ -290,7 +306,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
             release = report["release"] or {}
             context.log.info(f"deployment report {path}: {len(report['built'])} built, {len(report['pushed'])} pushed, "
                              f"release {'made' if release.get('made') else 'not made'}")
-            return dg.MaterializeResult(metadata={**report_metadata(path), "built": len(report["built"]),
+            return dg.MaterializeResult(metadata={**report_metadata(path, EvidenceLinks.of(settings)),
+                                                  "built": len(report["built"]),
                                                   "pushed": len(report["pushed"]),
                                                   "released": bool(release.get("made"))})
 

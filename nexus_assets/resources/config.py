@@ -29,6 +29,10 @@ class NexusConfig(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclas
     version_auto: bool = False  # no version given: version is the next patch after the last release tag
     signing_key: str = ""  # the provenance signing key's path (NEXUS_SIGNING_KEY); "": under the working copy
     registry_cache: bool = True  # the registry as a shared build cache (NEXUS_REGISTRY_CACHE)
+    evidence_url: str = ""  # the evidence server's base URL (NEXUS_EVIDENCE_URL); "": the default
+    # Set in a UI launch's run config: the staging deploy follows the run once its release is made
+    # (automation/deploy_sensor.py); nexus-agent deploys itself (--deploy-staging).
+    deploy_staging: bool = False
 
     def settings(self) -> Settings:
         return Settings(
@@ -37,6 +41,7 @@ class NexusConfig(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclas
             compose_file=self.compose_file or None,
             build_timeout=self.build_timeout, version_auto=self.version_auto,
             signing_key=self.signing_key or None, registry_cache=self.registry_cache,
+            evidence_url=self.evidence_url,
         )
 
     def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:

@@ -89,6 +89,16 @@ def external_bases(dockerfile: Path, build_args: dict[str, str] | None = None) -
     return found
 
 
+def stood_in(name: str, labels: dict[str, Any] | None) -> str:
+    """What an image named name really is, from its labels: a substitute's own base and what it
+    provides (`nexus-base/bookworm:2 providing python3.11 ...`), or the image itself."""
+    labels = labels or {}
+    if labels.get(SUBSTITUTE_LABEL) != name:
+        return f"{name} itself"
+    return (f"a substitute over {labels.get(SUBSTITUTE_BASE_LABEL) or 'the map base'} providing "
+            f"{labels.get(PROVIDES_LABEL) or 'what the base-image map says'}")
+
+
 def resolve_base(client: DockerClient, base: FromLine, dockerfile: Path, base_map: BaseImageMap) -> dict[str, Any]:
     """Where a FROM image comes from on this engine, or a BuildError saying what to do.
 

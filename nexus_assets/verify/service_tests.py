@@ -356,6 +356,7 @@ def run_unit_and_integration(client: DockerClient, service: Service, image_id: s
         if not shared:  # nothing left running to share (the engine refused): start afresh
             return unit, run_integration(client, service, image_id, log_dir, timeout=timeout)
         integration = run_integration(client, service, image_id, log_dir, timeout=timeout, shared=shared[0])
+        integration.details["shared_container"] = True  # it ran in the unit stage's container, counted there
         shared.clear()  # the integration stage has removed them
         return unit, integration
     finally:
