@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_atomic
-from nexus_assets.core.freshness import kept_materialization, latest_metadata
+from nexus_assets.core.freshness import kept_materialization
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
@@ -21,6 +21,7 @@ from nexus_assets.core.keys import (
     DISCREPANCY_REPORT,
     WORKSPACE,
 )
+from nexus_assets.core.lineage import latest_metadata
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.secret_scan import env_secrets
 from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
-from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.lineage import AssetRecords, recorded_images
 from nexus_assets.core.services import release_tags
 from nexus_assets.publish.push import PushResult
 from nexus_assets.publish.pushes import Pushes
@@ -49,17 +49,8 @@ def pushed_specs(names: list[str], registry: str, version: str) -> list[dg.Asset
     return specs
 
 
-def _plain(metadata) -> dict:
-    return {key: getattr(value, "value", value) for key, value in (metadata or {}).items()}
-
-
 def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dict]:
-    found = {}
-    for record in instance.get_asset_records(keys):  # one query for all
-        last = record.asset_entry.last_materialization
-        if last is not None and last.asset_materialization is not None:
-            found[record.asset_entry.asset_key] = _plain(last.asset_materialization.metadata)
-    return found
+    return {key: last.metadata for key, last in AssetRecords(instance).latest(keys).items()}  # one query for all
 
 
 def _why_not(name: str, image_id: str | None, tests: dict, failed: dict[str, str],
