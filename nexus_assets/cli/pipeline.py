@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from typing import Any
 
 import dagster as dg
 
@@ -18,9 +19,8 @@ from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 from nexus_assets.core.errors import no_space_line, our_error_names
-from nexus_assets.core.keys import FORCE_TAG, INVOCATION_TAG, ORIGIN_TAG, PIPELINE_JOB, PREPARE_KEYS, VERIFIED_RELEASE
-from nexus_assets.core.lineage import AssetRecords
-from nexus_assets.core.plan import Plan, engine_tags, plan_run, selection
+from nexus_assets.core.keys import FORCE_TAG, INVOCATION_TAG, ORIGIN_TAG, PIPELINE_JOB, VERIFIED_RELEASE
+from nexus_assets.core.plan import Plan, plan_run
 from nexus_assets.core.services import Service, build_services, services_root
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.waivers import check_waivers
@@ -45,13 +45,13 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, services: list[Service], *,
-          rebuild_all: bool = False, records: AssetRecords | None = None) -> Plan:
-    """The planner's answer for this graph (observing first, with the engine's image listing)."""
+def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, services: list[Service],
+          **asked: Any) -> Plan:
+    """The planner's answer for this graph (observing first, with the engine's image listing);
+    asked: plan_run's keywords."""
     client = docker_client()
     try:
-        return plan_run(defs.resolve_asset_graph(), instance, settings, services, client,
-                        rebuild_all=rebuild_all, records=records)
+        return plan_run(defs.resolve_asset_graph(), instance, settings, services, client, **asked)
     finally:
         client.close()
 
@@ -199,14 +199,10 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         new = {s.name for s in now} - {s.name for s in services}
         if new:
             defs = definitions_for(settings, now)
-            fresh = _plan(defs, instance, settings, now)
+            fresh = _plan(defs, instance, settings, now, scaffolded=new)
             summary.stale.update(fresh.stale)
-            build = sorted(set(fresh.images) & new)
-            print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(build)}", flush=True)
-            # the release waited for these services (verified_release defers when the graph lacks one)
-            keys = selection(defs.resolve_asset_graph(), [s.name for s in now], build, build)
-            _execute(defs, [*(k for k in keys if k not in PREPARE_KEYS), *plan.release],
-                     instance, tags, summary, settings)
+            print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh.images)}", flush=True)
+            _execute(defs, fresh.selection, instance, tags, summary, settings)
     drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
@@ -218,8 +214,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
 
 
 def _remember(settings: Settings, plan: Plan) -> None:
-    unchanged.remember(settings, engine_tags(settings, plan), [i for i in plan.verdict.recorded.values() if i],
-                       len(plan.services))
+    unchanged.remember(settings, plan.engine_tags, [i for i in plan.verdict.recorded.values() if i], len(plan.services))
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:

@@ -17,7 +17,7 @@ The sensor selects the same keys without the release (it never releases)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,9 @@ class Plan:
     keys: list[dg.AssetKey]  # the selection without the release: what the sensor requests
     release: list[dg.AssetKey]  # the release keys nexus-agent adds
     verdict: Verdict  # what was read, for a second question before anything is materialized
+    # When settled: {engine tag: image id or None} for every tag the plan resolved, what
+    # cli/unchanged.py re-reads to say "nothing changed" again without Dagster.
+    engine_tags: dict[str, str | None]
 
     @property
     def selection(self) -> list[dg.AssetKey]:
@@ -86,13 +89,21 @@ def selection(graph: BaseAssetGraph, names: Iterable[str], images: Iterable[str]
 
 
 def plan_run(graph: BaseAssetGraph, instance: dg.DagsterInstance, settings: Settings, services: list[Service],
-             client: Any, *, rebuild_all: bool = False, records: AssetRecords | None = None) -> Plan:
+             client: Any, *, rebuild_all: bool = False, records: AssetRecords | None = None,
+             scaffolded: Collection[str] = ()) -> Plan:
     """Observe (recording what changed), read Dagster's records once, and plan the run.
     client: a Docker client (the engine's image listing); records: what an earlier plan read that
-    is still current (AssetRecords.refreshed, after a run)."""
+    is still current (AssetRecords.refreshed, after a run); scaffolded: the services a run's own
+    scaffolding has just added (a new code version of the graph): the run that follows builds
+    those only, then what follows the images and the release, which waited for them."""
     verdict = observe_and_judge(graph, instance, services, client, load_base_image_map(), records)
     names = sorted(s.name for s in services)
     stale = {key.path[-1]: reason for key, reason in verdict.stale.items()}
+    if scaffolded:
+        images = sorted(set(stale) & set(scaffolded))
+        keys = [k for k in selection(graph, names, images, images) if k not in PREPARE_KEYS]
+        return Plan(services=services, stale=stale, images=images, pushes=images, rest_due=True, release_due=True,
+                    keys=keys, release=list(RELEASE_KEYS), verdict=verdict, engine_tags={})
     images = names if rebuild_all else sorted(stale)
     pushes = sorted({*images, *stale_pushes(graph, instance, [n for n in names if n not in stale], verdict.records)})
     # Cheapest first: an image or push due selects the rest anyway.
@@ -100,7 +111,8 @@ def plan_run(graph: BaseAssetGraph, instance: dg.DagsterInstance, settings: Sett
     release_due = rest_due or bool(stale_images(graph, instance, list(RELEASE_KEYS), verdict.records))
     return Plan(services=services, stale=stale, images=images, pushes=pushes, rest_due=rest_due,
                 release_due=release_due, keys=selection(graph, names, images, pushes) if rest_due else [],
-                release=list(RELEASE_KEYS) if release_due else [], verdict=verdict)
+                release=list(RELEASE_KEYS) if release_due else [], verdict=verdict,
+                engine_tags={} if release_due else _engine_tags(settings, services, verdict))
 
 
 def workspace_changed(instance: dg.DagsterInstance, repo: Path, records: AssetRecords | None = None) -> bool:
@@ -137,12 +149,12 @@ def stale_pushes(graph: BaseAssetGraph, instance: dg.DagsterInstance, names: lis
     return sorted(n for n in stale if n in tests and "failed" not in tests[n].values())
 
 
-def engine_tags(settings: Settings, plan: Plan) -> dict[str, str | None]:
-    """{engine tag: image id or None} for every tag the plan resolved: the release tags and each
-    base image a Dockerfile names (with the substitutes), what cli/unchanged.py re-reads."""
+def _engine_tags(settings: Settings, services: list[Service], verdict: Verdict) -> dict[str, str | None]:
+    """{engine tag: image id or None} for every tag the verdict resolved: the release tags and each
+    base image a Dockerfile names (with the substitutes)."""
     base_map = load_base_image_map()
-    names = {tag for s in plan.services for tag in release_tags(settings.registry, s.name, settings.version)}
-    names |= {b.image for s in plan.services for b in declared_bases(s)}
+    names = {tag for s in services for tag in release_tags(settings.registry, s.name, settings.version)}
+    names |= {b.image for s in services for b in declared_bases(s)}
     names |= {base_map.base, *base_map.substitutes, *base_map.substitutes.values()}
     full = {n if ":" in n.rsplit("/", 1)[-1] else f"{n}:latest" for n in names}
-    return {tag: plan.verdict.engine.tag_id(tag) for tag in full}
+    return {tag: verdict.engine.tag_id(tag) for tag in full}
