@@ -115,13 +115,14 @@ def plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Latest:
-    """The newest materialization of one asset: plain metadata, the run that made it, when, and
-    its storage id (what a newer observation is compared with)."""
+    """The newest materialization of one asset: plain metadata, the run that made it, when, its
+    storage id (what a newer observation is compared with) and its tags (data version, provenance)."""
 
     metadata: dict[str, Any]
     run_id: str
     timestamp: float
     storage_id: int
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class AssetRecords:
@@ -152,8 +153,10 @@ class AssetRecords:
             entry = record.asset_entry.last_materialization_record
             materialization = entry.event_log_entry.asset_materialization if entry else None
             if entry is not None and materialization is not None:
-                found[record.asset_entry.asset_key] = Latest(plain(materialization.metadata), entry.event_log_entry.run_id,
-                                                             entry.event_log_entry.timestamp, entry.storage_id)
+                event = entry.event_log_entry
+                found[record.asset_entry.asset_key] = Latest(plain(materialization.metadata), event.run_id,
+                                                             event.timestamp, entry.storage_id,
+                                                             dict(materialization.tags or {}))
         return found
 
     def refreshed(self) -> AssetRecords:
