@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
 from nexus_assets.definitions import build_definitions
