@@ -7,7 +7,6 @@ the repository becomes an asset at the next load (nexus-agent reloads by itself)
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -21,7 +20,7 @@ from nexus_assets.compliance.assets import compliance_report_asset, compliance_r
 from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, RELEASE_DOCS, STAGING_DEPLOYMENT
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, PIPELINE_JOB, RELEASE_DOCS, STAGING_DEPLOYMENT
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.settings import Settings
@@ -62,14 +61,12 @@ PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_se
 SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
                              unit_and_integration=run_unit_and_integration)
 PUBLISHER = Publisher(specs=pushed_specs, start=start_publishing)
-PIPELINE_JOB = "nexus_pipeline"
 
 
-def build_definitions(settings: Settings | None = None, services: list[Service] | None = None,
-                      attest_due: Collection[str] | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings | None = None, services: list[Service] | None = None) -> dg.Definitions:
     """The definitions for settings' repository; services as build_services(settings) gives them,
-    when the caller has just read them. attest_due: the services whose SBOM and provenance a run
-    will select, when it selects not all (attest/assets.py, attest_assets)."""
+    when the caller has just read them. The graph's shape depends on the repository only (its code
+    version), never on what a run will do: a run chooses by selection (core/plan.py)."""
     if settings is None:  # the code location (UI, sensor): bad settings refused as nexus-agent refuses them
         settings = Settings.from_env()
         settings.validate()
@@ -92,17 +89,12 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         assets += [source_assets(services),
                    service_images_asset(services, SERVICE_TESTS, asset_graph,
                                         registry=settings.registry, version=settings.version, publisher=PUBLISHER),
-                   *attest_assets(names, asset_graph, attest_due)]
+                   *attest_assets(names, asset_graph)]
     if base_names:
         assets.append(base_image_assets(base_names))
     # owners, the stage and each service's canonical category as tags (the UI filters by them)
     assets = catalogued(assets, service_categories(settings.reports / "discrepancy_report.json"))
-    nexus = NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir), registry=settings.registry,
-                        version=settings.version, max_parallel=settings.max_parallel,
-                        test_timeout=settings.test_timeout, compose_file=settings.compose_file or "",
-                        build_timeout=settings.build_timeout, version_auto=settings.version_auto,
-                        signing_key=settings.signing_key or "", registry_cache=settings.registry_cache,
-                        evidence_url=settings.evidence_url)
+    nexus = NexusConfig.of(settings)
     built["defs"] = dg.Definitions(
         assets=assets,
         asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
@@ -131,3 +123,19 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         },
     )
     return built["defs"]
+
+
+_LOADED: list[tuple[Settings, list[Service], dg.Definitions]] = []  # this process's graph, per code version
+
+
+def definitions_for(settings: Settings, services: list[Service]) -> dg.Definitions:
+    """The definitions for these settings and services, built once per process: the same graph
+    while the repository's services are as they were (one static graph per code version); a
+    service added since (scaffolded) is a new code version, loaded as a reload of the code
+    location would."""
+    for loaded_settings, loaded_services, defs in _LOADED:
+        if loaded_settings == settings and loaded_services == services:
+            return defs
+    defs = build_definitions(settings, services)
+    _LOADED[:] = [(settings, services, defs)]  # the newest only: an older code version is not asked again
+    return defs

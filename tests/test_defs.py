@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from nexus_assets.core.settings import SAMPLE_REPO, Settings
 from nexus_assets.definitions import build_definitions
@@ -84,28 +83,27 @@ def test_dagster_definitions_validate_passes(tmp_path):
     assert "Validation successful" in done.stdout + done.stderr
 
 
-def test_a_run_due_for_some_attestations_plans_only_those(tmp_path):
-    """`nexus-agent run` builds its definitions with the services whose SBOM and provenance it
-    selects in their own steps: the asset graph (keys, lineage, code versions) is the code
-    location's, and a selection of one service's SBOM and provenance is a valid job that plans
-    them and `attestations`, none of the others'."""
+def test_one_static_graph_a_run_selects_from(tmp_path, monkeypatch):
+    """The graph's shape depends on the repository only: one step of each attest kind for every
+    service, and a run that rebuilds one image selects every SBOM and provenance of that one graph
+    (the steps make only what is stale). Within a process the graph is built once per code version."""
+    import nexus_assets.definitions as definitions
+    from nexus_assets.core.plan import selection
+    from nexus_assets.target.services import build_services
+
     settings = Settings(repo=SAMPLE_REPO, workdir=tmp_path / "w", registry="r", version="1.0.0", max_parallel=2)
-    whole = build_definitions(settings).resolve_asset_graph()
-    names = sorted(k.path[-1] for k in whole.get_all_asset_keys() if k.path[0] == "sbom")
+    services = build_services(settings)
+    built = []
+    real = definitions.build_definitions
+    monkeypatch.setattr(definitions, "build_definitions", lambda *a, **k: built.append(1) or real(*a, **k))
+    defs = definitions.definitions_for(settings, services)
+    assert definitions.definitions_for(settings, build_services(settings)) is defs and len(built) == 1
+    graph = defs.resolve_asset_graph()
+    names = sorted(k.path[-1] for k in graph.get_all_asset_keys() if k.path[0] == "sbom")
     assert len(names) > 1
-    one = names[0]
-    for due in ({one}, set()):
-        defs = build_definitions(settings, attest_due=due)
-        graph = defs.resolve_asset_graph()
-        assert {k: (graph.get(k).code_version, set(graph.get(k).parent_keys)) for k in graph.get_all_asset_keys()} == \
-            {k: (whole.get(k).code_version, set(whole.get(k).parent_keys)) for k in whole.get_all_asset_keys()}
-        selected = {dg.AssetKey(["sbom", n]) for n in due} | {dg.AssetKey(["provenance", n]) for n in due} | {
-            dg.AssetKey("attestations"), dg.AssetKey(["image", one])}
-        # Dagster refuses a selection that splits a step it cannot subset, and plans every key of a step it runs.
-        job = defs.resolve_job_def("nexus_pipeline").get_subset(asset_selection=selected)
-        assert set(job.asset_layer.selected_asset_keys) == selected
-        with pytest.raises(dg.DagsterInvalidSubsetError):  # the code location's one step cannot be split
-            build_definitions(settings).resolve_job_def("nexus_pipeline").get_subset(asset_selection=selected)
-    # The code location keeps one step of each kind: every service, so a full selection is one step.
-    nodes = {n.name for n in build_definitions(settings).resolve_job_def("nexus_pipeline").graph.nodes}
-    assert {"sboms", "provenance"} <= nodes and not {"sboms_other", "provenance_other"} & nodes
+    selected = set(selection(graph, names, names[:1], names[:1]))
+    assert {dg.AssetKey(["sbom", n]) for n in names} <= selected and dg.AssetKey(["image", names[1]]) not in selected
+    job = defs.resolve_job_def("nexus_pipeline").get_subset(asset_selection=selected)
+    assert set(job.asset_layer.selected_asset_keys) == selected
+    nodes = {n.name for n in defs.resolve_job_def("nexus_pipeline").graph.nodes}
+    assert {"sboms", "provenance"} <= nodes and not any(n.endswith("_other") for n in nodes)

@@ -9,17 +9,16 @@ missing; each asset still depends on its own service only (internal_asset_deps),
 staleness stays per service. Dagster (1.13) cannot subset a graph whose op fans its graph inputs
 in (the subset drops the fan-in's mapped inputs and fails to build), so a step makes every
 selected output that is stale in Dagster's records (no SBOM for the current image, another code
-version, a file changed or gone), or all of them in a run tagged nexus/force=true. The code
-location holds every service in one step of each kind; `nexus-agent run` builds its definitions
-with the services due in those steps and the others in a second pair (`attest_assets(due=...)`)
-that its run leaves out: Dagster then plans 2 events per due service, not 2 per service."""
+version, a file changed or gone), or all of them in a run tagged nexus/force=true. Every run
+that selects them (core/plan.py) selects every service's: the graph is the code location's,
+whatever the run does."""
 
 
 import os
 import re
 import warnings
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +30,7 @@ from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
 from nexus_assets.attest.steps import (
     BomMaker,
-    Record,
     bom_makers,
-    latest_records,
     masked_build_args,
     write_provenance,
     write_sbom,
@@ -54,7 +51,7 @@ from nexus_assets.core.keys import (
     pushed_key,
     sbom_key,
 )
-from nexus_assets.core.lineage import AssetRecords, may_be_stale
+from nexus_assets.core.lineage import AssetRecords, Latest, may_be_stale
 from nexus_assets.evidence.check import CheckFailed, check_folder
 from nexus_assets.target.services import Service, build_services
 
@@ -74,7 +71,7 @@ def _name(prefix: str, service: str) -> str:
 
 
 def _to_make(context: dg.OpExecutionContext, asset_graph: "Callable[[], BaseAssetGraph[Any]]",
-             keys: dict[str, dg.AssetKey], artifacts: Path, records: dict[dg.AssetKey, Record],
+             keys: dict[str, dg.AssetKey], artifacts: Path, records: dict[dg.AssetKey, Latest],
              known: AssetRecords) -> list[str]:
     """The services whose asset Dagster could hold stale or missing, or whose file changed."""
     if context.run.tags.get(FORCE_TAG) == "true":
@@ -97,13 +94,12 @@ def _untagged(reference: str) -> str:
     return name if sep and "/" not in tag else reference
 
 
-def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
-                suffix: str = "") -> dg.AssetsDefinition:
+def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
     """sbom/<service> for every service of names, one step: each image's packages as the image
-    records them. suffix names a second such step apart (op and graph names are unique in a job)."""
+    records them."""
     outs = {_name("sbom", n): n for n in names}
 
-    @dg.op(name=f"make_sboms{suffix}", ins={"images": dg.In(dg.Nothing)},
+    @dg.op(name="make_sboms", ins={"images": dg.In(dg.Nothing)},
            out={o: dg.Out(dg.Nothing, is_required=False) for o in outs},
            required_resource_keys={"nexus", "docker_engine"})
     def make_sboms(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
@@ -111,7 +107,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
         artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         keys = {n: sbom_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
-        records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)], known)
+        records = known.latest([*keys.values(), *(image_key(n) for n in names)])
         todo = []
         for name in _to_make(context, asset_graph, keys, artifacts, records, known):
             image = records.get(image_key(name))
@@ -142,7 +138,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
                               {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
                                **links.entry("", artifacts / made["path"])})
 
-    @dg.graph(name=f"sboms{suffix}", ins={_name("image", n): dg.GraphIn() for n in names},
+    @dg.graph(name="sboms", ins={_name("image", n): dg.GraphIn() for n in names},
               out={o: dg.GraphOut() for o in outs})
     def sboms(**images: Any) -> Any:
         return make_sboms(images=list(images.values()))
@@ -159,7 +155,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
     ).map_asset_specs(lambda spec: spec.merge_attributes(kinds={"cyclonedx", "sbom"}))
 
 
-def _facts(name: str, pushed: dict[str, Any], image: Record, service: Service | None, repo: Path,
+def _facts(name: str, pushed: dict[str, Any], image: Latest, service: Service | None, repo: Path,
            names: list[str]) -> BuildFacts:
     return BuildFacts(
         service=name, repo_digest=str(pushed["repo_digest"]), digest=str(pushed["digest"]),
@@ -174,18 +170,12 @@ def _facts(name: str, pushed: dict[str, Any], image: Record, service: Service | 
     )
 
 
-def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
-                      signs: list[str] | None = None, *, attestations: bool = True,
-                      suffix: str = "") -> dg.AssetsDefinition:
-    """provenance/<service> for every service of signs (default: names) and, with attestations,
-    `attestations` over every service of names, one step."""
-    signs = names if signs is None else signs
-    listed = names if attestations else signs  # the services the step reads
-    outs = {_name("provenance", n): n for n in signs}
-    last = {"attestations": dg.Out(dg.Nothing)} if attestations else {}
+def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
+    """provenance/<service> for every service of names and `attestations` over them, one step."""
+    outs = {_name("provenance", n): n for n in names}
 
-    @dg.op(name=f"sign_provenance{suffix}", ins={"ready": dg.In(dg.Nothing)},
-           out={**{o: dg.Out(dg.Nothing, is_required=False) for o in outs}, **last},
+    @dg.op(name="sign_provenance", ins={"ready": dg.In(dg.Nothing)},
+           out={**{o: dg.Out(dg.Nothing, is_required=False) for o in outs}, "attestations": dg.Out(dg.Nothing)},
            required_resource_keys={"nexus"})
     def sign_provenance(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
@@ -194,15 +184,14 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         if made_now:
             context.log.info(f"made a new signing key {settings.signing_key_path} (key id {signing_key_id(key)[:16]})")
         write_atomic(artifacts / "signing_key.pub", public_pem(key))
-        keys = {n: provenance_key(n) for n in signs}
+        keys = {n: provenance_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
-        records = latest_records(context.instance, [*(k(n) for n in listed for k in
-                                                      (provenance_key, image_key, sbom_key, pushed_key))], known)
+        records = known.latest([k(n) for n in names for k in (provenance_key, image_key, sbom_key, pushed_key)])
         services = {s.name: s for s in build_services(settings)}
         builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
         stale = set(_to_make(context, asset_graph, keys, artifacts, records, known))
         summary: dict[str, dict[str, Any]] = {}
-        for name in listed:
+        for name in names:
             image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))
             current = image.metadata.get("image_id") if image else None
             entry: dict[str, Any] = {}
@@ -231,8 +220,6 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
                                        "digest": prov.metadata["digest"]}
             entry["image_id"] = current
             summary[name] = entry
-        if not attestations:
-            return
         signed = sum(1 for e in summary.values() if "provenance" in e)
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),
@@ -240,45 +227,34 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
                        "public_key": dg.MetadataValue.path(str(artifacts / "signing_key.pub")),
                        **links.entry("public_key", artifacts / "signing_key.pub")})
 
-    ins = {**{_name("pushed", n): n for n in listed}, **{_name("sbom", n): n for n in listed}}
-    tagged = {"tagged_images": dg.GraphIn()} if attestations else {}
+    ins = {**{_name("pushed", n): n for n in names}, **{_name("sbom", n): n for n in names}}
 
-    @dg.graph(name=f"provenance{suffix}", ins={**{i: dg.GraphIn() for i in ins}, **tagged},
-              out={**{o: dg.GraphOut() for o in outs}, **{k: dg.GraphOut() for k in last}})
+    @dg.graph(name="provenance", ins={**{i: dg.GraphIn() for i in ins}, "tagged_images": dg.GraphIn()},
+              out={**{o: dg.GraphOut() for o in outs}, "attestations": dg.GraphOut()})
     def provenance(**ready: Any) -> Any:
         return sign_provenance(ready=list(ready.values()))
 
     keys_in = {i: (pushed_key(n) if i.startswith("pushed_") else sbom_key(n)) for i, n in ins.items()}
     described = {o: f"Provenance of {n}: artifacts/provenance/{n}.intoto.jsonl, SLSA provenance of pushed/{n} "
                     "(in-toto statement, DSSE envelope signed ed25519)" for o, n in outs.items()}
-    if attestations:
-        described["attestations"] = ("Every service's SBOM and signed provenance (paths, sha256, key id): what the "
-                                     "manifest lists. Always made, so the manifest never waits on a service that failed.")
+    described["attestations"] = ("Every service's SBOM and signed provenance (paths, sha256, key id): what the "
+                                 "manifest lists. Always made, so the manifest never waits on a service that failed.")
     return dg.AssetsDefinition.from_graph(
         provenance,
-        keys_by_input_name={**keys_in, **({"tagged_images": TAGGED_IMAGES} if attestations else {})},
-        keys_by_output_name={**{o: provenance_key(n) for o, n in outs.items()},
-                             **({"attestations": ATTESTATIONS} if attestations else {})},
+        keys_by_input_name={**keys_in, "tagged_images": TAGGED_IMAGES},
+        keys_by_output_name={**{o: provenance_key(n) for o, n in outs.items()}, "attestations": ATTESTATIONS},
         internal_asset_deps={**{o: {pushed_key(n), sbom_key(n)} for o, n in outs.items()},
-                             **({"attestations": {TAGGED_IMAGES, *keys_in.values()}} if attestations else {})},
-        code_versions_by_output_name=dict.fromkeys([*outs, *last], PROVENANCE_VERSION),
+                             "attestations": {TAGGED_IMAGES, *keys_in.values()}},
+        code_versions_by_output_name=dict.fromkeys([*outs, "attestations"], PROVENANCE_VERSION),
         group_name="attest",
         descriptions_by_output_name=described,
     ).map_asset_specs(lambda spec: spec.merge_attributes(
         kinds={"json"} if spec.key == ATTESTATIONS else {"slsa", "provenance"}))
 
 
-def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]",
-                  due: Collection[str] | None = None) -> list[dg.AssetsDefinition]:
-    """sbom/*, provenance/* and `attestations` of every service. With due (the services a run
-    selects SBOMs and provenance of), the others go to a second step of each kind, so that the
-    run, leaving those steps out, plans no event for them (module docstring)."""
-    if due is None or set(names) <= set(due):
-        return [sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
-    now, other = [n for n in names if n in due], [n for n in names if n not in due]
-    return [*([sbom_assets(now, asset_graph)] if now else []), sbom_assets(other, asset_graph, "_other"),
-            provenance_assets(names, asset_graph, now),
-            provenance_assets(other, asset_graph, attestations=False, suffix="_other")]
+def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> list[dg.AssetsDefinition]:
+    """sbom/*, provenance/* and `attestations` of every service, one step of each kind."""
+    return [sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
 
 
 @dg.asset(key=EVIDENCE_PACK, deps=[ARTIFACTS_MANIFEST, ATTESTATIONS, COMPLIANCE_REPORT], group_name="attest",

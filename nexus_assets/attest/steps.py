@@ -9,12 +9,10 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata as distributions
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nexus_assets.attest.image_files import ImageFiles, read_image_files
@@ -22,7 +20,6 @@ from nexus_assets.attest.provenance import BuildFacts, build_statement, envelope
 from nexus_assets.attest.sbom import Package, image_packages, make_bom_json
 from nexus_assets.attest.signing import sign_envelope, signing_key_id
 from nexus_assets.core.fileio import write_atomic
-from nexus_assets.core.lineage import AssetRecords
 from nexus_assets.evidence.check import PAYLOAD_TYPE
 from nexus_assets.target.secrets import mask_tree, read_env_files, secret_values
 from nexus_assets.target.services import Service
@@ -45,29 +42,6 @@ def sbom_relpath(service: str) -> str:
 
 def provenance_relpath(service: str) -> str:
     return f"provenance/{service}.intoto.jsonl"
-
-
-@dataclass(frozen=True)
-class Record:
-    """The newest materialization of one asset: plain metadata, the run that made it, when."""
-
-    metadata: dict[str, Any]
-    run_id: str
-    timestamp: float
-
-
-def latest_records(instance: dg.DagsterInstance, keys: list[dg.AssetKey],
-                   known: AssetRecords | None = None) -> dict[dg.AssetKey, Record]:
-    """The newest materialization of each key that has one (one query for all; none for the keys
-    known has read already, so the staleness check that follows reads nothing twice)."""
-    found = {}
-    for record in (known or AssetRecords(instance)).get(keys):
-        entry = record.asset_entry.last_materialization
-        materialization = entry.asset_materialization if entry else None
-        if entry is not None and materialization is not None:
-            plain = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-            found[record.asset_entry.asset_key] = Record(plain, entry.run_id, entry.timestamp)
-    return found
 
 
 BomMaker = Callable[[str, str, ImageFiles, list[Package], str], str]

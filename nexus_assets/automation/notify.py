@@ -28,6 +28,7 @@ import dagster as dg
 import requests
 
 from nexus_assets.automation.summary import RunFacts, finish_text, markdown_summary
+from nexus_assets.core.keys import PIPELINE_JOB
 from nexus_assets.core.settings import Settings
 
 SLACK_ENV = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK")
@@ -185,7 +186,7 @@ def notify_logger(settings: Settings) -> dg.LoggerDefinition:
         log = logging.getLogger(f"nexus_assets.notify.{run_id}")
         log.setLevel(logging.DEBUG)
         log.propagate = False
-        job = init_context.job_def.name if init_context.job_def else "nexus_pipeline"
+        job = init_context.job_def.name if init_context.job_def else PIPELINE_JOB
         if not (os.environ.get("GITHUB_STEP_SUMMARY") or Webhook.from_env()):
             log.handlers = [logging.NullHandler()]  # nothing to notify (and no "last resort" stderr lines)
             return log

@@ -15,27 +15,34 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.hashing import tree_hash
-from nexus_assets.core.keys import INVOCATION_TAG, ORIGIN_TAG, PREPARE_KEYS, WORKSPACE, after_images, pushed_key
-from nexus_assets.core.lineage import latest_data_versions, observe_and_judge
+from nexus_assets.core.hashing import workspace_version
+from nexus_assets.core.keys import (
+    INVOCATION_TAG,
+    ORIGIN_TAG,
+    PIPELINE_JOB,
+    image_key,
+    pushed_key,
+)
+from nexus_assets.core.lineage import AssetRecords, latest_data_versions
+from nexus_assets.core.plan import plan_run, selection, workspace_changed
 from nexus_assets.resources import DockerEngine, NexusConfig
-from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.services import build_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 
-def _inputs(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
+def _inputs(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, key: dg.AssetKey, records: AssetRecords) -> str:
     """The versions an image would be built from now: its parents' data versions and its own."""
     parents = sorted(asset_graph.get(key).parent_keys, key=lambda k: k.to_user_string())
-    held = latest_data_versions(instance, [*parents, key])
+    held = latest_data_versions(instance, [*parents, key], records)
     return "|".join(f"{k.to_user_string()}={held.get(k, '')}" for k in [*parents, key])
 
 
 def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine,
                     known: set[str]) -> tuple[dg.RunRequest | None, str, list[str]]:
-    """(run request or None, new cursor, notes) for this tick."""
+    """(run request or None, new cursor, notes) for this tick: the planner's selection without
+    the release (core/plan.py), less what this sensor already requested for the same versions."""
     settings = nexus.settings()
     assert context.repository_def is not None  # Dagster always evaluates a sensor within its repository
     asset_graph = context.repository_def.asset_graph
@@ -45,35 +52,37 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     services = build_services(settings)
     client = docker_engine.client()
     try:
-        verdict = observe_and_judge(asset_graph, context.instance, services, client, load_base_image_map()).stale
+        plan = plan_run(asset_graph, context.instance, settings, services, client)
     finally:
         client.close()
+    records = plan.verdict.records
     for service in services:
         if service.name not in known:
             notes.append(f"new service {service.name}: reload the code location (Deployment > Reload) to add its "
                          "asset; Dagster cannot add assets without a reload")
-    images = []
-    for key, reason in sorted(verdict.items(), key=lambda kv: kv[0].to_user_string()):
-        name, inputs = key.path[-1], _inputs(asset_graph, context.instance, key)
-        if requested.get(name) == inputs:
+    images: list[str] = []
+    pushes: list[str] = []
+    for name in plan.pushes:  # the images to build, and the current images to push (a new version)
+        key = image_key(name) if name in plan.images else pushed_key(name)
+        seen, inputs = name if name in plan.images else key.to_user_string(), _inputs(asset_graph, context.instance,
+                                                                                      key, records)
+        reason = plan.stale.get(name, "its push is due")
+        if requested.get(seen) == inputs:
             notes.append(f"{name}: {reason} (already requested for these versions; not again)")
             continue
-        requested[name] = inputs
-        images.append(key)
+        requested[seen] = inputs
+        (images if name in plan.images else pushes).append(name)
         notes.append(f"{name}: {reason}")
-    repo_version = tree_hash(settings.repo)[:24]
-    prepare = latest_data_versions(context.instance, [WORKSPACE]).get(WORKSPACE) != repo_version \
-        and cursor.get("repo") != repo_version
+    pushes = sorted({*images, *pushes})
+    repo_version = workspace_version(settings.repo)
+    prepare = cursor.get("repo") != repo_version and workspace_changed(context.instance, settings.repo, records)
     new_cursor = json.dumps({"requested": requested, "repo": repo_version}, sort_keys=True)
-    if not images and not prepare:
+    if not images and not pushes and not prepare:  # a step after the images alone is no reason: no retry loop
         return None, new_cursor, notes
-    pushes = [pushed_key(k.path[-1]) for k in images if asset_graph.has(pushed_key(k.path[-1]))]
-    after = [k for k in after_images([s.name for s in services]) if asset_graph.has(k) and asset_graph.get(k).is_executable]
-    keys = [*PREPARE_KEYS, *images, *pushes, *after] if images else [*PREPARE_KEYS]
     if prepare:
         notes.append("repository content changed")
     request = dg.RunRequest(
-        job_name="nexus_pipeline", asset_selection=keys,
+        job_name=PIPELINE_JOB, asset_selection=selection(asset_graph, [s.name for s in services], images, pushes),
         tags={INVOCATION_TAG: uuid.uuid4().hex[:12], ORIGIN_TAG: "sensor", "nexus/reason": "; ".join(notes)[:200]})
     return request, new_cursor, notes
 
@@ -84,7 +93,7 @@ def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="repo_change_sensor", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-        job_name="nexus_pipeline",
+        job_name=PIPELINE_JOB,
         description="Observes the target repository's services and base images every 30 s; requests the "
                     "stale images (with tags, e2e and the manifest), as nexus-agent run would.",
     )

@@ -1,16 +1,16 @@
-"""The run behind `nexus-agent run`: observe what the images are made from, ask Dagster which
-images are stale, and launch one run of the `nexus_pipeline` job with the prepare steps, those
-images and what follows them (tags, e2e, manifest), exactly as the sensor would.
+"""The run behind `nexus-agent run`, a thin client of the run planner (core/plan.py): ask it
+what to select, launch one run of the `nexus_pipeline` job over that selection, print progress.
 
-A second run happens only when scaffolding has just added services that the loaded
-definitions could not know: definitions are built again and the new images run like any other."""
+A second run happens only when scaffolding has just added services: they are a new code version
+of the graph (definitions_for builds it, as a reload of the code location would), planned and
+run like any other."""
 
 from __future__ import annotations
 
 import os
 import re
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -18,38 +18,20 @@ from nexus_assets.cli import unchanged
 from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_release
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.errors import no_space_line, our_error_names
-from nexus_assets.core.freshness import attestations_due
-from nexus_assets.core.hashing import tree_hash
 from nexus_assets.core.keys import (
-    AFTER_IMAGES,
-    ATTESTATIONS,
-    EVIDENCE_PACK,
     FORCE_TAG,
     INVOCATION_TAG,
     ORIGIN_TAG,
-    PREPARE_KEYS,
-    RELEASE_KEYS,
+    PIPELINE_JOB,
     VERIFIED_RELEASE,
-    WORKSPACE,
-    after_images,
-    image_key,
-    pushed_key,
 )
-from nexus_assets.core.lineage import (
-    AssetRecords,
-    Verdict,
-    declared_bases,
-    latest_data_versions,
-    observe_and_judge,
-    stale_images,
-)
+from nexus_assets.core.plan import Plan, plan_run
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
-from nexus_assets.definitions import PIPELINE_JOB, build_definitions
+from nexus_assets.definitions import definitions_for
 from nexus_assets.policy.waivers import check_waivers
 from nexus_assets.resources import docker_client
-from nexus_assets.target.baseimages import load_base_image_map
-from nexus_assets.target.services import Service, build_services, release_tags, services_root
+from nexus_assets.target.services import Service, build_services, services_root
 from nexus_assets.testing.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
@@ -73,21 +55,15 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def judge(defs: dg.Definitions, instance: dg.DagsterInstance, services: list[Service],
-          records: AssetRecords | None = None) -> Verdict:
-    """Dagster's verdict on every image, after observing what they are made from (records: what
-    an earlier verdict read that is still current)."""
+def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, services: list[Service],
+          **asked: Any) -> Plan:
+    """The planner's answer for this graph (observing first, with the engine's image listing);
+    asked: plan_run's keywords."""
     client = docker_client()
     try:
-        return observe_and_judge(defs.resolve_asset_graph(), instance, services, client, load_base_image_map(),
-                                 records)
+        return plan_run(defs.resolve_asset_graph(), instance, settings, services, client, **asked)
     finally:
         client.close()
-
-
-def stale_services(verdict: Verdict) -> dict[str, str]:
-    """{service: reason} for every image Dagster holds stale or missing."""
-    return {key.path[-1]: reason for key, reason in verdict.stale.items()}
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
@@ -208,110 +184,47 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
     services = build_services(settings)  # read once: definitions, observations and the tag check share it
-    defs = build_definitions(settings, services)
-    known = {s.name for s in services}
-    verdict = judge(defs, instance, services)
-    summary.stale = stale_services(verdict)
-    wanted = sorted(known) if rebuild_all else sorted(summary.stale)
-    _announce({n: summary.stale.get(n, "rebuild asked (--all)") for n in wanted}, len(known))
-    pushes = sorted(set(wanted) | set(stale_pushes(defs, instance, sorted(known - set(summary.stale)), verdict.records)))
-    if not wanted and not pushes and _nothing_to_do(defs, instance, settings, verdict):
-        pending = stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS), verdict.records)
-        if pending:  # the images, tags and manifest are as they were: only the release is due
-            print(f"[nexus] nothing changed since the last run; the release is due "
-                  f"({', '.join(sorted(k.to_user_string() for k in pending))})", flush=True)
-            _execute(defs, list(RELEASE_KEYS), instance, tags, summary, settings)
+    defs = definitions_for(settings, services)
+    plan = _plan(defs, instance, settings, services, rebuild_all=rebuild_all)
+    summary.stale = dict(plan.stale)
+    _announce({n: plan.stale.get(n, "rebuild asked (--all)") for n in plan.images}, len(services))
+    if not plan.keys:
+        if plan.release:  # the images, tags and manifest are as they were: only the release is due
+            print("[nexus] nothing changed since the last run; the release is due", flush=True)
+            _execute(defs, plan.release, instance, tags, summary, settings)
             drop_waived(summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
         summary.ok = last_verdict(settings)
         print("[nexus] nothing changed since the last run: no run launched", flush=True)
         summary.ok = say_release(settings) and summary.ok  # a released version's registry tags that moved: exit 1
-        _remember(settings, services, verdict)
+        _remember(settings, plan)
         return summary
-    # Only the SBOMs and provenance due: those of what this run builds or pushes, and the stale ones.
-    due = known if rebuild_all else {*wanted, *pushes, *attestations_due(
-        defs.resolve_asset_graph(), instance, sorted(known), settings.artifacts, verdict.records)}
-    if due != known:  # the others in steps of their own, which the run leaves out (attest/assets.py)
-        defs = build_definitions(settings, services, due)
-    _execute(defs, [*PREPARE_KEYS, *(image_key(n) for n in wanted), *_push_keys(defs, pushes), *_after(defs, due),
-                    *RELEASE_KEYS], instance, tags, summary, settings)
+    _execute(defs, plan.selection, instance, tags, summary, settings)
 
-    planned, rescanned = (services, defs), None
-    # Scaffolding may just have made services the loaded definitions cannot know.
+    now = services
+    # Scaffolding may just have made services: a new code version of the graph.
     if not summary.broken_steps and (settings.workdir / "services").is_dir():
-        services = rescanned = build_services(settings)
-        new = {s.name for s in services} - known
+        now = build_services(settings)
+        new = {s.name for s in now} - {s.name for s in services}
         if new:
-            rescanned = None
-            defs = build_definitions(settings, services)
-            stale = stale_services(judge(defs, instance, services))
-            summary.stale.update(stale)
-            fresh = sorted(set(stale) & new)
-            print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh)}", flush=True)
-            # the release waited for these services (verified_release defers when the graph lacks one)
-            _execute(defs, [*(image_key(n) for n in fresh), *_push_keys(defs, fresh), *_after(defs, known | new),
-                            *RELEASE_KEYS],
-                     instance, tags, summary, settings)
+            defs = definitions_for(settings, now)
+            fresh = _plan(defs, instance, settings, now, scaffolded=new)
+            summary.stale.update(fresh.stale)
+            print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh.images)}", flush=True)
+            _execute(defs, fresh.selection, instance, tags, summary, settings)
     drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
-        now = rescanned or build_services(settings)
-        _remember_if_settled(settings, instance, now, planned[1] if now == planned[0] else build_definitions(settings, now),
-                             verdict.records.refreshed())
+        # Asked again as the next run would: only what the run made is read again.
+        after = _plan(definitions_for(settings, now), instance, settings, now, records=plan.verdict.records.refreshed())
+        if after.settled:
+            _remember(settings, after)
     return summary
 
 
-def _remember_if_settled(settings: Settings, instance: dg.DagsterInstance, services: list[Service],
-                         defs: dg.Definitions, records: AssetRecords | None = None) -> None:
-    """After a run: ask Dagster again, as the next run would (with the run's definitions when the
-    services are as they were planned); if it would have nothing to do, remember that verdict
-    (cli/unchanged.py). records: what the verdict before the run read and the run left as it was."""
-    verdict = judge(defs, instance, services, records)
-    names = sorted(s.name for s in services)
-    if verdict.stale or stale_pushes(defs, instance, names, verdict.records):
-        return
-    if not _nothing_to_do(defs, instance, settings, verdict):
-        return
-    if stale_images(defs.resolve_asset_graph(), instance, list(RELEASE_KEYS), verdict.records):
-        return
-    _remember(settings, services, verdict)
-
-
-def _remember(settings: Settings, services: list[Service], verdict: Verdict) -> None:
-    unchanged.remember(settings, _resolved_tags(settings, services, verdict),
-                       [i for i in verdict.recorded.values() if i], len(services))
-
-
-def _after(defs: dg.Definitions, names: set[str]) -> list[dg.AssetKey]:
-    """What follows the images in this graph: tags, e2e, the SBOMs and provenance of names, manifest, evidence."""
-    graph = defs.resolve_asset_graph()
-    return [key for key in after_images(sorted(names)) if graph.has(key) and graph.get(key).is_executable]
-
-
-def stale_pushes(defs: dg.Definitions, instance: dg.DagsterInstance, names: list[str],
-                 records: AssetRecords | None = None) -> list[str]:
-    """The services whose image is current and passed its tests but whose push Dagster holds stale
-    or missing (a new version or registry, a push that failed last time): they are pushed
-    without a rebuild. A service whose tests failed is not pushed, so it is not asked for."""
-    graph = defs.resolve_asset_graph()
-    keys = [pushed_key(n) for n in names if graph.has(pushed_key(n))]
-    records = records or AssetRecords(instance)
-    stale = {key.path[-1] for key in stale_images(graph, instance, keys, records)}
-    if not stale:
-        return []
-    tests = {}
-    for record in records.get([image_key(n) for n in stale]):
-        last = record.asset_entry.last_materialization
-        metadata = last.asset_materialization.metadata if last and last.asset_materialization else {}
-        states = metadata.get("tests")
-        tests[record.asset_entry.asset_key.path[-1]] = getattr(states, "value", None) or {}
-    return sorted(n for n in stale if n in tests and "failed" not in tests[n].values())
-
-
-def _push_keys(defs: dg.Definitions, names: list[str]) -> list[dg.AssetKey]:
-    graph = defs.resolve_asset_graph()
-    return [pushed_key(n) for n in names if graph.has(pushed_key(n))]
+def _remember(settings: Settings, plan: Plan) -> None:
+    unchanged.remember(settings, plan.engine_tags, [i for i in plan.verdict.recorded.values() if i], len(plan.services))
 
 
 def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
@@ -328,46 +241,11 @@ def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance
               f"{len(networks)} network(s); marked {len(runs)} run(s) failed", flush=True)
 
 
-def _nothing_to_do(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, verdict: Verdict) -> bool:
-    """True when the repository is as the last run synced it and what follows the images (tags,
-    e2e, manifest) is fresh in Dagster's eyes: a run would change nothing but the release."""
-    if latest_data_versions(instance, [WORKSPACE], verdict.records).get(WORKSPACE) != tree_hash(settings.repo)[:24]:
-        return False
-    # The aggregates only: a service that never built or was never pushed has no SBOM or provenance,
-    # and is no reason to run again while nothing it is made from changes.
-    graph = defs.resolve_asset_graph()
-    after = [k for k in (*AFTER_IMAGES, ATTESTATIONS, EVIDENCE_PACK) if graph.has(k) and graph.get(k).is_executable]
-    if stale_images(graph, instance, after, verdict.records):
-        return False
-    return _tags_point_at_recorded_images(settings, verdict)
-
-
-def _resolved_tags(settings: Settings, services: list[Service], verdict: Verdict) -> dict[str, str | None]:
-    """{engine tag: image id or None} for every tag the verdict resolved: the release tags and
-    each base image a Dockerfile names (with the substitutes): what cli/unchanged.py re-reads."""
-    base_map = load_base_image_map()
-    names = {tag for s in services for tag in release_tags(settings.registry, s.name, settings.version)}
-    names |= {b.image for s in services for b in declared_bases(s)}
-    names |= {base_map.base, *base_map.substitutes, *base_map.substitutes.values()}
-    full = {n if ":" in n.rsplit("/", 1)[-1] else f"{n}:latest" for n in names}
-    return {tag: verdict.engine.tag_id(tag) for tag in full}
-
-
-def _tags_point_at_recorded_images(settings: Settings, verdict: Verdict) -> bool:
-    """Every release tag names the image Dagster recorded for its service (read from the
-    verdict's engine listing): a tag that another build moved is a reason to run, and
-    tagged_images moves it back."""
-    return all(verdict.engine.tag_id(tag) == image_id
-               for name, image_id in verdict.recorded.items()
-               for tag in release_tags(settings.registry, name, settings.version))
-
-
 def show_status(settings: Settings) -> int:
     """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
     instance = open_instance(settings)
     services = build_services(settings)
-    defs = build_definitions(settings, services)
-    stale = stale_services(judge(defs, instance, services))
+    stale = _plan(definitions_for(settings, services), instance, settings, services).stale
     for service in services:
         reason = stale.get(service.name)
         print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")

@@ -46,9 +46,10 @@ def check_settings(args: argparse.Namespace) -> None:
 
 def _run(settings: Settings, job: str, config: dict[str, str]) -> dg.ExecuteInProcessResult:
     from nexus_assets.cli.pipeline import CONSOLE, open_instance
-    from nexus_assets.definitions import build_definitions
+    from nexus_assets.definitions import definitions_for
+    from nexus_assets.target.services import build_services
 
-    defs = build_definitions(settings)
+    defs = definitions_for(settings, build_services(settings))  # the run's graph, when `run --deploy-staging`
     run_config = {**CONSOLE, "resources": {"staging_host": {"config": config}}} if config else CONSOLE
     return defs.resolve_job_def(job).execute_in_process(instance=open_instance(settings), raise_on_error=False,
                                                         run_config=run_config, tags={"nexus/origin": "cli"})

@@ -16,7 +16,7 @@ from nexus_assets.compliance.checks import contents_problems, policy_fingerprint
 from nexus_assets.compliance.lineage import ancestors, lineage_rows
 from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.core.fileio import write_atomic
-from nexus_assets.core.freshness import kept_materialization, latest_metadata
+from nexus_assets.core.freshness import kept_materialization
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
@@ -25,6 +25,7 @@ from nexus_assets.core.keys import (
     DISCREPANCY_REPORT,
     SCAFFOLDED_SERVICES,
 )
+from nexus_assets.core.lineage import latest_metadata
 from nexus_assets.core.metadata import (
     LINKED,
     EvidenceLinks,

@@ -19,6 +19,7 @@ import dagster as dg
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import COMPLIANCE_REPORT, image_key
+from nexus_assets.core.lineage import AssetRecords
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.acceptance import missing_from_text, no_tests_mode
 from nexus_assets.policy.pmmg import Rule, browser_only, ownership_lock
@@ -40,12 +41,10 @@ def recorded_pmmg_images(instance: dg.DagsterInstance, settings: Settings) -> di
     image of every service the manifest lists (one query)."""
     found: dict[str, dict[str, Any]] = {}
     keys = [image_key(n) for n in _current_services(settings)]
-    for record in instance.get_asset_records(keys) if keys else []:
-        last = record.asset_entry.last_materialization
-        metadata = last.asset_materialization.metadata if last and last.asset_materialization else {}
-        verdict = getattr(metadata.get("pmmg_policy"), "value", None)
+    for key, last in AssetRecords(instance).latest(keys).items():
+        verdict = last.metadata.get("pmmg_policy")
         if isinstance(verdict, dict):
-            found[record.asset_entry.asset_key.path[-1]] = verdict
+            found[key.path[-1]] = verdict
     return found
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from nexus_assets.core.lineage import latest_observations
+from nexus_assets.core.lineage import AssetRecords, latest_observations
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
@@ -59,23 +59,18 @@ def _path(metadata: dict[str, Any]) -> str:
 def lineage_rows(instance: dg.DagsterInstance, graph: BaseAssetGraph[Any], keys: list[dg.AssetKey]) -> list[LineageRow]:
     """One row per key, in the order given (batch reads: one query for every record, two for
     the newest observation of every observed asset that was never materialized)."""
-    records = {r.asset_entry.asset_key: r for r in instance.get_asset_records(keys)}
+    records = AssetRecords(instance).latest(keys)
     observations = latest_observations(instance, [k for k in keys if graph.get(k).is_observable])
     rows = []
     for key in keys:
-        record = records.get(key)
-        last = record.asset_entry.last_materialization_record if record else None
-        entry = last.event_log_entry if last else None
-        materialization = entry.asset_materialization if entry else None
-        if entry is not None and materialization is not None:
-            tags = materialization.tags or {}
-            provenance = dg.DataProvenance.from_tags(tags)
+        last = records.get(key)
+        if last is not None:
+            provenance = dg.DataProvenance.from_tags(last.tags)
             inputs = sorted((k.to_user_string(), v.value) for k, v in (provenance.input_data_versions
                                                                     if provenance else {}).items())
-            rows.append(LineageRow(key.to_user_string(), "materialized", entry.run_id, _when(entry.timestamp),
-                                   tags.get("dagster/data_version", ""),
-                                   provenance.code_version if provenance else "", inputs,
-                                   _path(dict(materialization.metadata or {}))))
+            rows.append(LineageRow(key.to_user_string(), "materialized", last.run_id, _when(last.timestamp),
+                                   last.tags.get("dagster/data_version", ""),
+                                   provenance.code_version if provenance else "", inputs, _path(last.metadata)))
             continue
 
         if key in observations:

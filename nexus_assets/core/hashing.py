@@ -73,6 +73,12 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+def workspace_version(repo: Path) -> str:
+    """The data version of `workspace`: the repository's content hash, as the workspace step
+    records it and the run planner (core/plan.py) compares it."""
+    return tree_hash(repo)[:24]
+
+
 def dockerignore_patterns(context: Path) -> list[str]:
     """The context's .dockerignore as the docker SDK reads it: stripped, no blanks or comments."""
     ignore = context / ".dockerignore"

@@ -34,6 +34,7 @@ TEST_STAGES = ("lint", "unit", "integration")  # the checks on every image/<serv
 FORCE_TAG = "nexus/force"  # a run with this tag "true" rebuilds the selected images even when fresh
 INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent run or sensor tick
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
+PIPELINE_JOB = "nexus_pipeline"  # the job every pipeline run (CLI, sensor, UI) is a run of
 
 
 def image_key(service_name: str) -> dg.AssetKey:

@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from nexus_assets.core.dagster_private import events_by_id, newest_event_ids, sql_storage, stale_statuses
 from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.errors import BuildError
 from nexus_assets.core.keys import TEST_STAGES, base_image_key, image_key, source_key
 from nexus_assets.target.baseimages import BaseImageMap, FromLine, external_bases, stood_in
 from nexus_assets.target.services import Service
 
-if TYPE_CHECKING:  # for annotations only: at run time the private imports stay inside stale_images
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCause
+if TYPE_CHECKING:  # for annotations only
     from docker import DockerClient  # untyped package: Any to mypy, a name to the reader
+
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 # Bump when what a build does changes (labels, tags, build flags): every image becomes stale.
 RECIPE_VERSION = "3"  # 3: OCI source/revision/created from git, not the path and the clock
@@ -108,6 +109,23 @@ def observe_base_images(names: Iterable[str], engine: EngineImages, base_map: Ba
     return found
 
 
+def plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Dagster metadata values as plain Python values (a MetadataValue's .value)."""
+    return {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest materialization of one asset: plain metadata, the run that made it, when, its
+    storage id (what a newer observation is compared with) and its tags (data version, provenance)."""
+
+    metadata: dict[str, Any]
+    run_id: str
+    timestamp: float
+    storage_id: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class AssetRecords:
     """Dagster's asset records (the newest materialization of each key) and the data versions of
     the newest observations, each read once: one verdict reads the images' records for the
@@ -128,23 +146,41 @@ class AssetRecords:
             self._read.update({k: found.get(k) for k in missing})
         return [record for k in keys if (record := self._read[k]) is not None]
 
+    def latest(self, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, Latest]:
+        """The newest materialization of each key that has one: the one way every stage reads
+        "the latest materialization's metadata" (one query for all keys not read yet)."""
+        found = {}
+        for record in self.get(keys):
+            entry = record.asset_entry.last_materialization_record
+            materialization = entry.event_log_entry.asset_materialization if entry else None
+            if entry is not None and materialization is not None:
+                event = entry.event_log_entry
+                found[record.asset_entry.asset_key] = Latest(plain(materialization.metadata), event.run_id,
+                                                             event.timestamp, entry.storage_id,
+                                                             dict(materialization.tags or {}))
+        return found
+
     def refreshed(self) -> AssetRecords:
         """For a new verdict after a run: the records read here whose key has had no newer
         materialization since (one grouped query for their newest event ids, honouring wipes),
         so that only the assets the run made are read again; observed versions are read afresh."""
-        from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-
         fresh = AssetRecords(self.instance)
-        storage = self.instance.event_log_storage
+        storage = sql_storage(self.instance)
         held = {k: r for k, r in self._read.items() if r is not None and r.asset_entry.last_materialization_record}
-        if not held or not isinstance(storage, SqlEventLogStorage):
+        if not held or storage is None:
             return fresh
-        ids = _newest_event_ids(storage, list(held), dg.DagsterEventType.ASSET_MATERIALIZATION)
+        ids = newest_event_ids(storage, list(held), dg.DagsterEventType.ASSET_MATERIALIZATION)
         for key, record in held.items():
             entry = record.asset_entry.last_materialization_record
             if entry is not None and ids.get(key) == entry.storage_id:
                 fresh._read[key] = record
         return fresh
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any]:
+    """Plain metadata of key's newest materialization ({} when it has none)."""
+    found = AssetRecords(instance).latest([key]).get(key)
+    return found.metadata if found else {}
 
 
 def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],
@@ -169,49 +205,23 @@ def latest_data_versions(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKe
     return versions
 
 
-def _newest_event_ids(storage: Any, keys: list[dg.AssetKey], kind: dg.DagsterEventType) -> dict[dg.AssetKey, int]:
-    """The storage id of each key's newest event of this kind, in one grouped query on Dagster's
-    SQL event log, honouring wipes as Dagster's own per-key reads do."""
-    import sqlalchemy as db
-    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
-
-    newest = (db.select(Events.c.asset_key, db.func.max(Events.c.id))
-              .where(Events.c.dagster_event_type == kind.value, Events.c.asset_key.in_([k.to_string() for k in keys]))
-              .group_by(Events.c.asset_key))
-    newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
-    with storage.index_connection() as conn:
-        rows = conn.execute(newest).fetchall()
-    return {key: row[1] for row in rows if (key := dg.AssetKey.from_db_string(row[0])) is not None}
-
-
 def latest_observations(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dg.EventLogRecord]:
     """The newest observation of each key, as its event record (storage id and event). Dagster reads them one query per key (its SQL asset
     records do not keep the last observation); on SQL storage, which is every storage Dagster
     ships, one grouped query finds the newest event id of every key (honouring wipes, as
     Dagster's own per-key read does) and a second reads those events: 100 services observe in
     two queries instead of 200."""
-    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
-    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-
-    storage = instance.event_log_storage
+    storage = sql_storage(instance)
     if not keys:
         return {}
-    if not isinstance(storage, SqlEventLogStorage):
+    if storage is None:
         found = {}
         for key in keys:
             records = instance.fetch_observations(key, limit=1).records
             if records:
                 found[key] = records[0]
         return found
-    import sqlalchemy as db
-
-    ids = list(_newest_event_ids(storage, keys, dg.DagsterEventType.ASSET_OBSERVATION).values())
-    with storage.index_connection() as conn:
-        # The events themselves, from the same table (Dagster's public reader by storage ids,
-        # get_event_records, is deprecated; fetch_observations reads one key at a time).
-        rows = conn.execute(db.select(Events.c.id, Events.c.event).where(Events.c.id.in_(ids))).fetchall() if ids else []
-    records = [dg.EventLogRecord(storage_id=row[0], event_log_entry=dg.deserialize_value(row[1], dg.EventLogEntry))
-               for row in rows]
+    records = events_by_id(storage, list(newest_event_ids(storage, keys, dg.DagsterEventType.ASSET_OBSERVATION).values()))
     return {r.event_log_entry.asset_observation.asset_key: r
             for r in records if r.event_log_entry.asset_observation is not None}
 
@@ -307,51 +317,26 @@ def stale_images(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance,
     """Dagster's own verdict on each image: {key: reason} for the stale and missing ones.
 
     This is the resolver behind the UI's "Stale" badge and RunRequest(stale_assets_only=True);
-    Dagster has no public function for it yet, so it is imported here and nowhere else."""
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-    from dagster._core.loader import LoadingContext
-    from dagster._utils.caching_instance_queryer import CachingInstanceQueryer
-
-    class _Loading(LoadingContext):  # one batch-loading scope for this call
-        def __init__(self) -> None:
-            self._loaders: dict[type, Any] = {}
-
-        @property
-        def instance(self) -> dg.DagsterInstance:
-            return instance
-
-        @property
-        def loaders(self) -> dict[type, Any]:
-            return self._loaders
-
+    Dagster has no public function for it yet: core/dagster_private.py holds the private call."""
     keys = may_be_stale(asset_graph, instance, keys, records)  # the resolver only where Dagster could say stale
     if not keys:
         return {}
-    loading = _Loading()
-    queryer = CachingInstanceQueryer(instance, asset_graph, loading)
-    # One query for every asset record the verdict reads, instead of one query per record.
-    queryer.prefetch_asset_records({k for key in keys for k in (key, *asset_graph.get(key).parent_keys)})
-    resolver = CachingStaleStatusResolver(instance, asset_graph, loading, instance_queryer=queryer)
     found: dict[dg.AssetKey, str] = {}
-    for key in keys:
-        status = resolver.get_status(key)
-        if status == StaleStatus.MISSING:
+    for key, (status, causes) in stale_statuses(asset_graph, instance, keys).items():
+        if status == "missing":
             found[key] = "never built"
-        elif status == StaleStatus.STALE:
-            causes = resolver.get_stale_root_causes(key)
-            found[key] = "; ".join(sorted({_cause_text(resolver, c) for c in causes})) or "stale"
+        else:
+            found[key] = "; ".join(sorted({_cause_text(*cause) for cause in causes})) or "stale"
     return found
 
 
-def _cause_text(resolver: CachingStaleStatusResolver, cause: StaleCause) -> str:
+def _cause_text(upstream: dg.AssetKey, version: str, reason: str) -> str:
     """A root cause in words: "source/users has a new data version", "image/users has a new code version"."""
-    upstream = cause.key.asset_key
-    version = resolver.get_current_data_version(upstream).value
     if GONE_MARK in version:
         return "its image is gone from the engine"
     if UNTESTED_MARK in version:
         return "its tests have no verdict (a run stopped between recording the image and its tests)"
-    return f"{upstream.to_user_string()} {cause.reason}"
+    return f"{upstream.to_user_string()} {reason}"
 
 
 @dataclass(frozen=True)

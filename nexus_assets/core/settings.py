@@ -4,7 +4,7 @@ defaults; secrets are never stored here, only read from the environment where us
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
 __all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "WORKDIR_GENERATED",
-           "WORKSPACE_STATE", "Settings"]
+           "WORKSPACE_STATE", "Settings", "default_values"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, not a machine
@@ -34,7 +34,7 @@ class Settings:
     workdir: Path
     registry: str
     version: str
-    max_parallel: int
+    max_parallel: int = 4  # builds, pushes and SBOM threads at once
     test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
     # The compose file that is the stack to build, relative to the repository (NEXUS_COMPOSE_FILE);
     # None: docker-compose.yml, else the first compose file by name (target.compose_model).
@@ -57,6 +57,8 @@ class Settings:
     # Base URL of the evidence file server (NEXUS_EVIDENCE_URL; "": http://127.0.0.1:3001): the UI's
     # links to logs, SBOMs, provenance, the manifest, the PDF and the package (core/metadata.py).
     evidence_url: str = ""
+    # a UI launch asks for the staging deploy after its release (automation/deploy_sensor.py)
+    deploy_staging: bool = False
 
     @property
     def reports(self) -> Path:
@@ -87,10 +89,11 @@ class Settings:
         NEXUS_SIGNING_KEY, NEXUS_REGISTRY_CACHE, NEXUS_SECRETS_FILE, NEXUS_EVIDENCE_URL; keyword overrides (from flags) win when not None. Without a version (flag
         or VERSION), the next patch after the target's last verified_release tag (1.0.0 for the first)."""
         env = os.environ
-        max_parallel = _number(int, "NEXUS_MAX_PARALLEL", env.get("NEXUS_MAX_PARALLEL"), 4)
-        test_timeout = _number(float, "NEXUS_TEST_TIMEOUT", env.get("NEXUS_TEST_TIMEOUT"), 120)
-        build_timeout = _number(float, "NEXUS_BUILD_TIMEOUT", env.get("NEXUS_BUILD_TIMEOUT"), 1800)
-        lock_wait = _number(float, "NEXUS_LOCK_WAIT", env.get("NEXUS_LOCK_WAIT"), 60)
+        default = default_values()  # the defaults written once, on the fields above
+        max_parallel = _number(int, "NEXUS_MAX_PARALLEL", env.get("NEXUS_MAX_PARALLEL"), default["max_parallel"])
+        test_timeout = _number(float, "NEXUS_TEST_TIMEOUT", env.get("NEXUS_TEST_TIMEOUT"), default["test_timeout"])
+        build_timeout = _number(float, "NEXUS_BUILD_TIMEOUT", env.get("NEXUS_BUILD_TIMEOUT"), default["build_timeout"])
+        lock_wait = _number(float, "NEXUS_LOCK_WAIT", env.get("NEXUS_LOCK_WAIT"), default["lock_wait"])
         settings = cls(
             repo=Path(env.get("NEXUS_REPO") or SAMPLE_REPO),
             workdir=Path(env.get("NEXUS_WORKDIR") or env.get("WORKDIR") or DEFAULT_WORKDIR),
@@ -102,7 +105,8 @@ class Settings:
             build_timeout=build_timeout,
             lock_wait=lock_wait,
             signing_key=env.get("NEXUS_SIGNING_KEY") or None,
-            registry_cache=_switch("NEXUS_REGISTRY_CACHE", env.get("NEXUS_REGISTRY_CACHE"), default=True),
+            registry_cache=_switch("NEXUS_REGISTRY_CACHE", env.get("NEXUS_REGISTRY_CACHE"),
+                                   default=default["registry_cache"]),
             secrets_file=env.get("NEXUS_SECRETS_FILE") or None,
             evidence_url=env.get("NEXUS_EVIDENCE_URL") or "",
         )
@@ -157,6 +161,12 @@ def attempts_from_env() -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:  # past it: backing off for hours
         raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries from 1 to {MAX_ATTEMPTS}; got {text!r}")
     return int(text)
+
+
+def default_values() -> dict[str, Any]:
+    """{field: default} of every Settings field that has one: the only place defaults are written
+    (resources/config.NexusConfig takes its own from here)."""
+    return {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 
 
 def _number(kind: type[int] | type[float], name: str, text: str | None, default: float) -> Any:

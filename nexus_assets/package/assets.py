@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_atomic
-from nexus_assets.core.freshness import kept_materialization, latest_metadata
+from nexus_assets.core.freshness import kept_materialization
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
@@ -23,6 +23,7 @@ from nexus_assets.core.keys import (
     DISCREPANCY_REPORT,
     WORKSPACE,
 )
+from nexus_assets.core.lineage import latest_metadata
 from nexus_assets.core.metadata import LINKED, EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.package.content import package_content

@@ -18,14 +18,14 @@ registry (images.cache reads it back on any machine before building)."""
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 import dagster as dg
 
 from nexus_assets.core.keys import PUSHED_IMAGES, TAGGED_IMAGES, image_key, pushed_key
-from nexus_assets.core.lineage import recorded_images
+from nexus_assets.core.lineage import AssetRecords, recorded_images
 from nexus_assets.core.settings import Settings
 from nexus_assets.publish.push import PushResult
 from nexus_assets.publish.pushes import Pushes
@@ -53,17 +53,8 @@ def pushed_specs(names: list[str], registry: str, version: str) -> list[dg.Asset
     return specs
 
 
-def _plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: getattr(value, "value", value) for key, value in (metadata or {}).items()}
-
-
 def _last_metadata(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dict[str, Any]]:
-    found = {}
-    for record in instance.get_asset_records(keys):  # one query for all
-        last = record.asset_entry.last_materialization
-        if last is not None and last.asset_materialization is not None:
-            found[record.asset_entry.asset_key] = _plain(last.asset_materialization.metadata)
-    return found
+    return {key: last.metadata for key, last in AssetRecords(instance).latest(keys).items()}  # one query for all
 
 
 def _why_not(name: str, image_id: str | None, tests: dict[str, Any], failed: dict[str, str],

@@ -1,7 +1,7 @@
 """The release group: the artifacts manifest and its gate (every released image has a registry
 digest), the verified release and the deployment report."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from nexus_assets.core.keys import (
     provenance_key,
     pushed_key,
 )
-from nexus_assets.core.lineage import AssetRecords, latest_observations, stale_images
+from nexus_assets.core.lineage import AssetRecords, latest_metadata, latest_observations, plain, stale_images
 from nexus_assets.core.metadata import EvidenceLinks, report_metadata, service_table_metadata
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.core.run_tags import RELEASE_TAG
@@ -46,31 +46,15 @@ if TYPE_CHECKING:  # type names only: Dagster names these types only in private 
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 
-def _plain(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: getattr(value, "value", value) for key, value in metadata.items()}
-
-
-def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any] | None:
-    event = instance.get_latest_materialization_event(key)
-    return _plain(event.asset_materialization.metadata) if event and event.asset_materialization else None
-
-
-def _stamp(record: dg.EventLogEntry) -> str:
+def _stamp(record: Any) -> str:
     return datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _last(known: AssetRecords, keys: list[dg.AssetKey]) -> dict[dg.AssetKey,
           tuple[int, dict[str, Any], dict[str, Any]]]:
     """{key: (storage id, plain metadata, {run_id, at})} of each key's newest materialization (one query)."""
-    found = {}
-    for asset in known.get(keys):
-        record = asset.asset_entry.last_materialization_record
-        materialization = record.event_log_entry.asset_materialization if record is not None else None
-        if record is not None and materialization is not None:
-            entry = record.event_log_entry
-            found[asset.asset_entry.asset_key] = (record.storage_id, _plain(materialization.metadata),
-                                                  {"run_id": entry.run_id, "at": _stamp(entry)})
-    return found
+    return {key: (last.storage_id, last.metadata, {"run_id": last.run_id, "at": _stamp(last)})
+            for key, last in known.latest(keys).items()}
 
 
 def _newer_observation(observed: dict[dg.AssetKey, dg.EventLogRecord], key: dg.AssetKey, after: int,
@@ -82,7 +66,7 @@ def _newer_observation(observed: dict[dg.AssetKey, dg.EventLogRecord], key: dg.A
         return None
 
     observation = record.event_log_entry.asset_observation
-    meta = _plain(observation.metadata if observation is not None else {})
+    meta = plain(observation.metadata if observation is not None else {})
     return meta.get("reason") if meta.get("status") == status else None
 
 
@@ -90,9 +74,9 @@ def service_records(context: dg.AssetExecutionContext, graph: "BaseAssetGraph[An
                     names: list[str]) -> list[ServiceRecord]:
     """Dagster's records for every service image and its push, read in one place for the manifest."""
     instance = context.instance
-    tagged = _latest_metadata(instance, TAGGED_IMAGES) or {}
+    tagged = latest_metadata(instance, TAGGED_IMAGES)
     rows = tagged.get("images") or {}
-    attested = (_latest_metadata(instance, ATTESTATIONS) or {}).get("services") or {}
+    attested = latest_metadata(instance, ATTESTATIONS).get("services") or {}
     known = AssetRecords(instance)  # one query per kind of key, shared with the staleness verdict
     stale = stale_images(graph, instance, [image_key(n) for n in names], known)
     images = _last(known, [image_key(n) for n in names])
@@ -165,7 +149,7 @@ def artifacts_manifest_asset(service_names: list[str],
                            git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
-            e2e = _latest_metadata(context.instance, E2E_TESTS)
+            e2e = latest_metadata(context.instance, E2E_TESTS) or None
             origin = Origin(git_commit=git.revision(), source_repository=git.remote_url(), run_id=context.run.run_id)
             refused, waivers, refused_waivers = refusals_and_waivers(settings)
             manifest = assemble_manifest(service_records(context, asset_graph(), service_names), settings,
@@ -294,10 +278,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
             record = read_json(record_path) if record_path.is_file() else None
             keys = [image_key(n) for n in service_names] + [ARTIFACTS_MANIFEST, VERIFIED_RELEASE]
             runs: dict[str, str] = {}
-            for asset in context.instance.get_asset_records(keys):  # one query for every image
-                last = asset.asset_entry.last_materialization_record
-                if last is not None:
-                    runs[asset.asset_entry.asset_key.to_user_string()] = last.run_id
+            for key, last in AssetRecords(context.instance).latest(keys).items():  # one query for every image
+                runs[key.to_user_string()] = last.run_id
             image_runs = {n: runs.pop(image_key(n).to_user_string()) for n in service_names
                           if image_key(n).to_user_string() in runs}
             report = build_report(settings, manifest, record, context.run.run_id, image_runs, runs)

@@ -3,46 +3,64 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from nexus_assets.core.keys import INVOCATION_TAG
-from nexus_assets.core.settings import Settings
+from nexus_assets.core.settings import Settings, default_values
 from nexus_assets.core.workdir_lock import workdir_lock
 
 # A step of another run waits this long for the working copy before it fails naming the holder.
 STEP_LOCK_WAIT_SECONDS = 600.0
 
 
+_DEFAULT = default_values()
+
+
+def _config(value: object) -> object:
+    """A Settings value as Dagster config holds it: a path as text, None (unset) as ""."""
+    return "" if value is None else str(value) if isinstance(value, Path) else value
+
+
 class NexusConfig(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
-    """Where the run reads and writes; bound from Settings in definitions.py."""
+    """Where the run reads and writes: core/settings.Settings as Dagster config, field for field.
+    The defaults are Settings' own (default_values); `of` and `settings` convert between the two,
+    and tests/core/test_settings_one_truth.py holds the field lists equal."""
 
     repo: str
     workdir: str
     registry: str
     version: str
-    max_parallel: int = 4
-    test_timeout: float = 120.0  # seconds per test stage and service; a hung stage fails alone
-    compose_file: str = ""  # the stack compose file (NEXUS_COMPOSE_FILE); "": the default choice
-    build_timeout: float = 1800.0  # seconds per image build; a longer build is stopped and fails alone
-    version_auto: bool = False  # no version given: version is the next patch after the last release tag
-    signing_key: str = ""  # the provenance signing key's path (NEXUS_SIGNING_KEY); "": under the working copy
-    registry_cache: bool = True  # the registry as a shared build cache (NEXUS_REGISTRY_CACHE)
-    evidence_url: str = ""  # the evidence server's base URL (NEXUS_EVIDENCE_URL); "": the default
+    max_parallel: int = _DEFAULT["max_parallel"]
+    test_timeout: float = _DEFAULT["test_timeout"]
+    compose_file: str = _config(_DEFAULT["compose_file"])  # type: ignore[assignment]  # "": the default choice
+    build_timeout: float = _DEFAULT["build_timeout"]
+    signing_key: str = _config(_DEFAULT["signing_key"])  # type: ignore[assignment]  # "": under the working copy
+    lock_wait: float = _DEFAULT["lock_wait"]
+    version_auto: bool = _DEFAULT["version_auto"]
+    registry_cache: bool = _DEFAULT["registry_cache"]
+    secrets_file: str = _config(_DEFAULT["secrets_file"])  # type: ignore[assignment]
+    evidence_url: str = _DEFAULT["evidence_url"]  # "": the default (NEXUS_EVIDENCE_URL)
     # Set in a UI launch's run config: the staging deploy follows the run once its release is made
     # (automation/deploy_sensor.py); nexus-agent deploys itself (--deploy-staging).
-    deploy_staging: bool = False
+    deploy_staging: bool = _DEFAULT["deploy_staging"]
+
+    @classmethod
+    def of(cls, settings: Settings) -> NexusConfig:
+        """The resource for these settings (definitions.py binds it)."""
+        values: dict[str, Any] = {f.name: _config(getattr(settings, f.name)) for f in fields(Settings)}
+        return cls(**values)
 
     def settings(self) -> Settings:
-        return Settings(
-            repo=Path(self.repo), workdir=Path(self.workdir), registry=self.registry,
-            version=self.version, max_parallel=self.max_parallel, test_timeout=self.test_timeout,
-            compose_file=self.compose_file or None,
-            build_timeout=self.build_timeout, version_auto=self.version_auto,
-            signing_key=self.signing_key or None, registry_cache=self.registry_cache,
-            evidence_url=self.evidence_url,
-        )
+        values: dict[str, Any] = {}
+        for f in fields(Settings):
+            value = getattr(self, f.name)
+            # a path field back to a Path, an optional one's "" back to None (unset)
+            values[f.name] = Path(value) if f.type in ("Path", Path) else (value or None) if f.default is None else value
+        return Settings(**values)
 
     def hold_workdir(self, context: dg.AssetExecutionContext) -> AbstractContextManager[None]:
         """The working copy held for this step: a no-op inside the nexus-agent invocation that

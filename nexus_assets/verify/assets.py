@@ -7,7 +7,7 @@ import dagster as dg
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES, image_key
-from nexus_assets.core.lineage import latest_observations
+from nexus_assets.core.lineage import latest_metadata, latest_observations
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.verify import e2e
 
@@ -44,11 +44,8 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
                   docker_engine: DockerEngine) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         client = docker_engine.client()
-        tagged = context.instance.get_latest_materialization_event(TAGGED_IMAGES)
-        problems = tagged.asset_materialization.metadata.get("problems") if tagged and tagged.asset_materialization \
-            else None
-        why = {str(p.get("service")): str(p.get("reason")) for p in getattr(problems, "value", None) or []
-               if isinstance(p, dict)}
+        problems = latest_metadata(context.instance, TAGGED_IMAGES).get("problems")
+        why = {str(p.get("service")): str(p.get("reason")) for p in problems or [] if isinstance(p, dict)}
         for key, record in latest_observations(context.instance, [image_key(n) for n in why]).items():
             seen = record.event_log_entry.asset_observation
             meta = {k: getattr(v, "value", v) for k, v in (seen.metadata if seen is not None else {}).items()}

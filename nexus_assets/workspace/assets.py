@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from nexus_assets.core.hashing import tree_hash
+from nexus_assets.core.hashing import workspace_version
 from nexus_assets.resources import NexusConfig
 from nexus_assets.workspace.sync import sync_workspace
 
@@ -25,7 +25,7 @@ def workspace(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.Mater
             context.log.warning(f"{skipped}: not a regular file; not copied into the working copy "
                                 "(replace it with a file, or remove it)")
         return dg.MaterializeResult(
-            data_version=dg.DataVersion(tree_hash(settings.repo)[:24]),
+            data_version=dg.DataVersion(workspace_version(settings.repo)),
             metadata={"repo": str(settings.repo), "workdir": str(settings.workdir), "files": result.files,
                       "copied": result.copied, "removed": result.removed,
                       "scaffolds_retired": list(result.retired)},

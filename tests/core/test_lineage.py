@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_assets.core.dagster_private import sql_storage
 from nexus_assets.core.keys import TEST_STAGES
 from nexus_assets.core.lineage import (
     UNTESTED_MARK,
@@ -71,9 +72,7 @@ def test_batch_read_of_newest_observations_agrees_with_dagsters_per_key_read():
     """latest_observations reads SQL storage in two queries; it must give what Dagster's own
     per-key read gives: the newest observation of each key, none before a wipe."""
     with dg.instance_for_test() as instance:  # SQLite storage, as nexus-agent uses
-        from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-
-        assert isinstance(instance.event_log_storage, SqlEventLogStorage)
+        assert sql_storage(instance) is not None
         for version in ("1", "2", "3"):
             _observe(instance, {"a": version, "b": version + "b"})
         _observe(instance, {"c": "only"})

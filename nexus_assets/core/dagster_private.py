@@ -1,0 +1,123 @@
+"""Every private Dagster name nexus-assets uses, in one place: Dagster has no public API for
+these, and a Dagster upgrade may move or change any of them. `PRIVATE` names each one;
+tests/core/test_dagster_private.py resolves every entry and checks the parameters called here,
+so an upgrade that breaks one fails that test by name instead of a run in the field.
+
+- The stale-status resolver behind the UI's "Stale" badge and `RunRequest(stale_assets_only=True)`
+  (`stale_statuses`): the one answer to "what is stale" (core/lineage.py).
+- Dagster's SQL event log, read in grouped queries (`newest_event_ids`, `events_by_id`): Dagster
+  reads the newest observation one query per key; 300 services would be 300 queries.
+
+Imports happen inside the functions: `nexus-agent run` with nothing changed loads no Dagster at all
+(cli/unchanged.py), and the code location pays for them only when it asks."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+if TYPE_CHECKING:  # annotations only (lineage.py and plan.py take the name from here)
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph as BaseAssetGraph
+
+# name -> "module:attribute" (attribute.method for a method called on an instance of it)
+PRIVATE = {
+    "BaseAssetGraph": "dagster._core.definitions.assets.graph.base_asset_graph:BaseAssetGraph",
+    "CachingStaleStatusResolver": "dagster._core.definitions.data_version:CachingStaleStatusResolver",
+    "StaleStatus": "dagster._core.definitions.data_version:StaleStatus",
+    "LoadingContext": "dagster._core.loader:LoadingContext",
+    "CachingInstanceQueryer": "dagster._utils.caching_instance_queryer:CachingInstanceQueryer",
+    "CachingInstanceQueryer.prefetch_asset_records":
+        "dagster._utils.caching_instance_queryer:CachingInstanceQueryer.prefetch_asset_records",
+    "SqlEventLogStorage": "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage",
+    "SqlEventLogStorage._add_assets_wipe_filter_to_query":
+        "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage._add_assets_wipe_filter_to_query",
+    "SqlEventLogStorage._get_assets_details":
+        "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage._get_assets_details",
+    "SqlEventLogStorage.index_connection":
+        "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage.index_connection",
+    "SqlEventLogStorageTable": "dagster._core.storage.event_log.schema:SqlEventLogStorageTable",
+}
+
+
+def private(name: str) -> Any:
+    """The private Dagster object PRIVATE names (ImportError/AttributeError naming it when gone)."""
+    module, _, path = PRIVATE[name].partition(":")
+    found: Any = importlib.import_module(module)
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def sql_storage(instance: dg.DagsterInstance) -> Any | None:
+    """The instance's event log when it is Dagster's SQL one (every storage Dagster ships), else None."""
+    storage = instance.event_log_storage
+    return storage if isinstance(storage, private("SqlEventLogStorage")) else None
+
+
+def newest_event_ids(storage: Any, keys: list[dg.AssetKey], kind: dg.DagsterEventType) -> dict[dg.AssetKey, int]:
+    """The storage id of each key's newest event of this kind, in one grouped query on Dagster's
+    SQL event log, honouring wipes as Dagster's own per-key reads do."""
+    import sqlalchemy as db
+
+    events = private("SqlEventLogStorageTable")
+    newest = (db.select(events.c.asset_key, db.func.max(events.c.id))
+              .where(events.c.dagster_event_type == kind.value, events.c.asset_key.in_([k.to_string() for k in keys]))
+              .group_by(events.c.asset_key))
+    newest = storage._add_assets_wipe_filter_to_query(newest, storage._get_assets_details(keys), keys)
+    with storage.index_connection() as conn:
+        rows = conn.execute(newest).fetchall()
+    return {key: row[1] for row in rows if (key := dg.AssetKey.from_db_string(row[0])) is not None}
+
+
+def events_by_id(storage: Any, ids: list[int]) -> list[dg.EventLogRecord]:
+    """The events of these storage ids, in one query (Dagster's public reader by storage ids,
+    get_event_records, is deprecated; fetch_observations reads one key at a time)."""
+    if not ids:
+        return []
+    import sqlalchemy as db
+
+    events = private("SqlEventLogStorageTable")
+    with storage.index_connection() as conn:
+        rows = conn.execute(db.select(events.c.id, events.c.event).where(events.c.id.in_(ids))).fetchall()
+    return [dg.EventLogRecord(storage_id=row[0], event_log_entry=dg.deserialize_value(row[1], dg.EventLogEntry))
+            for row in rows]
+
+
+def stale_statuses(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance,
+                   keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, tuple[str, list[tuple[dg.AssetKey, str, str]]]]:
+    """Dagster's stale status of each key: {key: ("missing" | "stale", [(upstream key, its new
+    data version, cause reason)...])} for the keys that are not fresh."""
+    resolver_class, stale_status = private("CachingStaleStatusResolver"), private("StaleStatus")
+    loading_context, queryer_class = private("LoadingContext"), private("CachingInstanceQueryer")
+
+    class _Loading(loading_context):  # type: ignore[misc,valid-type]  # one batch-loading scope for this call
+        def __init__(self) -> None:
+            self._loaders: dict[type, Any] = {}
+
+        @property
+        def instance(self) -> dg.DagsterInstance:
+            return instance
+
+        @property
+        def loaders(self) -> dict[type, Any]:
+            return self._loaders
+
+    keys = list(keys)
+    loading = _Loading()
+    queryer = queryer_class(instance, asset_graph, loading)
+    # One query for every asset record the verdict reads, instead of one query per record.
+    queryer.prefetch_asset_records({k for key in keys for k in (key, *asset_graph.get(key).parent_keys)})
+    resolver = resolver_class(instance, asset_graph, loading, instance_queryer=queryer)
+    found: dict[dg.AssetKey, tuple[str, list[tuple[dg.AssetKey, str, str]]]] = {}
+    for key in keys:
+        status = resolver.get_status(key)
+        if status == stale_status.MISSING:
+            found[key] = ("missing", [])
+        elif status == stale_status.STALE:
+            causes = [(c.key.asset_key, resolver.get_current_data_version(c.key.asset_key).value, c.reason)
+                      for c in resolver.get_stale_root_causes(key)]
+            found[key] = ("stale", causes)
+    return found
