@@ -54,7 +54,7 @@ from nexus_assets.verify.service_tests import run_integration, run_lint, run_uni
 from nexus_assets.workspace.assets import workspace
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]

@@ -56,7 +56,7 @@ from nexus_assets.evidence.check import CheckFailed, check_folder
 from nexus_assets.target.services import Service, build_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 from nexus_assets.core.metadata import EvidenceLinks
 

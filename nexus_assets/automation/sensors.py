@@ -29,7 +29,7 @@ from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.target.services import build_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 def _inputs(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, key: dg.AssetKey, records: AssetRecords) -> str:

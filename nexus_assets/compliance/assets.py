@@ -38,7 +38,7 @@ from nexus_assets.policy.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 # Bump when what the report shows or how it is drawn changes: every report turns stale.

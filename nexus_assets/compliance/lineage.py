@@ -16,7 +16,7 @@ import dagster as dg
 from nexus_assets.core.lineage import AssetRecords, latest_observations
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 @dataclass(frozen=True)

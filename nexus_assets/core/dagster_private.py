@@ -21,10 +21,14 @@ import dagster as dg
 
 if TYPE_CHECKING:  # annotations only (lineage.py and plan.py take the name from here)
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph as BaseAssetGraph
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecord as AssetCheckExecutionRecord,
+    )
 
 # name -> "module:attribute" (attribute.method for a method called on an instance of it)
 PRIVATE = {
     "BaseAssetGraph": "dagster._core.definitions.assets.graph.base_asset_graph:BaseAssetGraph",
+    "AssetCheckExecutionRecord": "dagster._core.storage.asset_check_execution_record:AssetCheckExecutionRecord",
     "CachingStaleStatusResolver": "dagster._core.definitions.data_version:CachingStaleStatusResolver",
     "StaleStatus": "dagster._core.definitions.data_version:StaleStatus",
     "LoadingContext": "dagster._core.loader:LoadingContext",

@@ -65,7 +65,7 @@ from nexus_assets.testing.cleanup import fail_orphan_runs, label_created, remove
 from nexus_assets.testing.stage import Publisher, ServiceTests, StageResult, docker_errors
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop

@@ -31,7 +31,7 @@ from nexus_assets.policy.secret_scan import env_secrets
 from nexus_assets.resources import GitRepo, NexusConfig
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 # Bump when the package's layout or scripts change: every package turns stale.

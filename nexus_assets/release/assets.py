@@ -43,7 +43,7 @@ from nexus_assets.target.secrets import repo_secrets
 from nexus_assets.target.services import build_services, refused_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from nexus_assets.core.dagster_private import BaseAssetGraph
 
 
 def _stamp(record: Any) -> str:

@@ -20,8 +20,7 @@ from nexus_assets.policy.waivers import by_line
 from nexus_assets.release.notes import Gate
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
+    from nexus_assets.core.dagster_private import AssetCheckExecutionRecord, BaseAssetGraph
 
 PARITY_GATE = dg.AssetCheckKey(DISCREPANCY_REPORT, "critical_modules_gate")
 
