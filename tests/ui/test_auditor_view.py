@@ -18,15 +18,15 @@ WAITING = "waiting for the auditor's metadata (issue 21): "
 
 
 def test_follows_the_package_back_to_the_commit(auditor, audited_run):
-    svc = audited_run.service
+    svc, services = audited_run.service, str(len(list((audited_run.repo / "services").iterdir())))
     auditor.open("deployment_package")
     auditor.shot("deployment_package")
-    assert auditor.entry("released") == "1"
+    assert auditor.entry("released") == services
     assert auditor.entry("path").endswith(".tar.gz")
 
     auditor.follow("artifacts_manifest")  # the package's upstream: what it pins
     auditor.shot("artifacts_manifest")
-    assert auditor.entry("with_digest") == "1" and auditor.entry("services") == "1"
+    assert auditor.entry("with_digest") == services and auditor.entry("services") == services
 
     auditor.follow("attestations")  # today the manifest reaches the images through the attestations
     auditor.shot("attestations")
@@ -34,20 +34,19 @@ def test_follows_the_package_back_to_the_commit(auditor, audited_run):
 
     auditor.follow(f"pushed/{svc}")
     auditor.shot("pushed")
-    digest = auditor.entry("digest")
-    assert digest.startswith("sha256:") and auditor.entry("pushed") == "true"
+    assert auditor.entry("digest").startswith("sha256:") and auditor.entry("pushed") == "true"
+    image_id = auditor.entry("image_id")
 
     auditor.follow(f"image/{svc}")
     auditor.shot("image")
-    assert auditor.entry("image_id") == auditor.page.locator(
-        "xpath=//tr[td[1][normalize-space()='image_id']]/td[last()]").first.inner_text().strip()
+    assert auditor.entry("image_id") == image_id  # the image pushed is the image built
     labels = json.loads(auditor.entry("labels"))
     assert labels["org.opencontainers.image.revision"] == audited_run.commit  # the commit, in the labels today
     assert labels["io.nexus-assets.service"] == svc
 
     auditor.follow(f"source/{svc}")
     auditor.shot("source")
-    assert f"source/{svc}".split("/")[-1] in auditor.page.inner_text("body")
+    assert f"image/{svc}" in auditor.lineage_links()  # the end of the chain: the sources the image was built from
 
 
 def test_image_shows_its_logs_sbom_and_provenance(auditor, audited_run):
@@ -99,7 +98,8 @@ def test_opens_a_build_log_through_its_link(auditor, audited_run):
 def test_manifest_links_each_service_to_its_provenance(auditor, audited_run):
     svc = audited_run.service
     auditor.open("artifacts_manifest")
-    assert f"provenance/{svc}" in auditor.lineage_links()
+    links = auditor.lineage_links()
+    assert f"provenance/{svc}" in links, f"the manifest links to {sorted(links)}, not to provenance/{svc}"
     assert svc in auditor.entry("services")  # a table of rows, one per service, not a count
     auditor.follow(f"provenance/{svc}")
     auditor.follow(f"pushed/{svc}")
@@ -123,4 +123,5 @@ def test_lineage_graph_tells_the_nodes_of_one_service_apart(auditor, audited_run
     auditor.page.wait_for_timeout(2000)  # the graph lays out after the data arrives
     auditor.shot("lineage")
     # The header's breadcrumb names the page's asset once; a node labelled with the bare name is another.
-    assert auditor.page.get_by_text(svc, exact=True).count() <= 2
+    bare = auditor.page.get_by_text(svc, exact=True).count()
+    assert bare <= 2, f"{bare - 1} nodes of the graph are labelled with the bare name {svc}"
