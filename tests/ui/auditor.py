@@ -64,6 +64,8 @@ class Auditor:
 
     def lineage_links(self) -> set[str]:
         """The asset keys the page links to in its lineage section (upstream and downstream)."""
+        # The lineage section arrives after the header (whose links carry a ?view=): wait for it.
+        self.page.locator('a[href^="/assets/"]:not([href*="?"])').first.wait_for(state="visible")
         hrefs = self.page.locator('a[href^="/assets/"]').evaluate_all("els => els.map(e => e.getAttribute('href'))")
         return {h.removeprefix("/assets/") for h in hrefs if "?" not in h}
 
