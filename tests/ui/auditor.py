@@ -45,7 +45,7 @@ class Auditor:
     def open(self, key: str, view: str = "") -> None:
         """The asset's page (key as Dagster prints it: image/users), rendered."""
         self.page.goto(f"{self.base}/assets/{key}" + (f"?view={view}" if view else ""))
-        self._rendered(key)
+        self._rendered(key, overview=not view)
 
     def follow(self, key: str) -> None:
         """Click the link to asset key in the page's lineage (upstream or downstream assets), as an
@@ -126,9 +126,12 @@ class Auditor:
         return path
 
     # --- internals -------------------------------------------------------------------
-    def _rendered(self, key: str) -> None:
-        # The asset page's header shows the key's last part once the asset's data has loaded.
+    def _rendered(self, key: str, overview: bool = True) -> None:
+        # The header names the asset at once; the overview's sections (status, metadata, lineage)
+        # arrive after it, the lineage section last: a page is read, and pictured, once it shows.
         self.page.get_by_text(key.split("/")[-1], exact=True).first.wait_for(state="visible")
+        if overview:
+            self.page.get_by_text("Upstream assets", exact=True).first.wait_for(state="visible")
         self.page.wait_for_load_state("networkidle")
         self._dismiss_dialogs()
 
