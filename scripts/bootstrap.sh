@@ -31,7 +31,8 @@ pkgs=(docker-registry docker-compose debootstrap apache2-utils openssh-server cu
 DEBIAN_MIRROR="${NEXUS_DEBIAN_MIRROR:-}"
 # shellcheck source=/dev/null
 if [ "$(. /etc/os-release && echo "${ID:-debian}")" = ubuntu ]; then
-  # Ubuntu (ubuntu-latest runners): no chromium deb (a snap; only tests/test_ui.py needs it), and
+  # Ubuntu (ubuntu-latest runners): no chromium deb (a snap; only tests/test_ui.py, tests/ui and
+  # benchmarks/ui_benchmark.py need it: the browser tests skip without /usr/bin/chromium), and
   # debootstrap needs Debian's keyring and mirror to make the bookworm root filesystem.
   pkgs+=(debian-archive-keyring); DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 else
