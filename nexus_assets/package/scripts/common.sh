@@ -102,6 +102,22 @@ verify_provenance() {
     || die "$dir: the signed provenance does not verify; nothing was started"
 }
 
+# Containers labelled as this project's that compose did not make (no config-hash label): one
+# replaced by hand keeps the name compose wants, and `up` would stop on the name conflict. Removed
+# before `up`, saying which.
+remove_strays() {
+  local ids id name made
+  ids="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
+  [ -n "$ids" ] || return 0
+  # shellcheck disable=SC2086 # one id per word
+  docker inspect -f '{{.Id}} {{.Name}} {{if index .Config.Labels "com.docker.compose.config-hash"}}compose{{else}}stray{{end}}' $ids \
+    | while read -r id name made; do
+        [ "$made" = compose ] && continue
+        say "removing ${name#/}: not started by compose (replaced by hand?)"
+        docker rm -f "$id" >/dev/null
+      done
+}
+
 # Wait until every service of a release has a running container that, where it has a health
 # check, is healthy; polled every second for at most TIMEOUT seconds counted from the call (made
 # once compose has started the last container). One `docker ps` and one `docker inspect` a poll

@@ -69,6 +69,7 @@ if [ "$PULL" -eq 1 ]; then
   say "pulling the images pinned by digest"
   compose_release "$DEST" pull
 fi
+remove_strays
 compose_release "$DEST" up -d --remove-orphans
 switch_to "$TAG" deploy
 say "waiting up to ${HEALTH_TIMEOUT}s for every container to be healthy"
