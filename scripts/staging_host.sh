@@ -15,8 +15,9 @@
 # NEXUS_STAGING_PORT (default 2222), NEXUS_STAGING_STATE (default /var/lib/nexus-staging/NAME),
 # NEXUS_STAGING_REGISTRY (default 127.0.0.1:5000), NEXUS_STAGING_SEED (images copied from this
 # machine's engine into the staging engine when it lacks them: the infrastructure a real host pulls
-# from a hub, unreachable here; default the postgres/redis/nginx names this engine has). Both
-# commands are idempotent.
+# from a hub, unreachable here; default the postgres/redis/nginx names this engine has),
+# NEXUS_STAGING_PROBE_INTERVAL (default 10: the NEXUS_PROBE_INTERVAL it prints). Both commands
+# are idempotent.
 set -euo pipefail
 
 NAME="${NEXUS_STAGING_NAME:-nexus-staging}"
@@ -181,6 +182,11 @@ print_settings() {
   printf 'export NEXUS_STAGING_SSH_KEY=%s\n' "$SSH/id_ed25519"
   printf 'export NEXUS_STAGING_KNOWN_HOSTS=%s\n' "$SSH/known_hosts"
   printf 'export NEXUS_STAGING_DIR=%s\n' "$HOST_DIR"
+  # This host shares this machine's cores with the pipeline: Docker starting every service's
+  # health check command every 2 s (the sample's images; 47 services: 23 a second) takes more
+  # than 2 cores can give and turns healthy services unhealthy. Every 10 s is enough for a
+  # staging host; the deploy still polls the containers' states every second.
+  printf 'export NEXUS_PROBE_INTERVAL=%s\n' "${NEXUS_STAGING_PROBE_INTERVAL:-10}"
 }
 
 up() {
@@ -233,5 +239,5 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) print_settings ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

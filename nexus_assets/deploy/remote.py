@@ -104,27 +104,37 @@ def _who() -> str:
 
 
 @contextmanager
-def host_lock(session: Session, staging: StagingSettings, release: str) -> Iterator[None]:
-    """HOST_DIR/.deploy.lock held with flock by a command left running for the deployment: a second
-    deployment waits up to lock_wait seconds, then fails naming the holder and since when."""
+def host_lock(session: Session, staging: StagingSettings, release: str,
+              say: Callable[[str], None] = lambda _: None) -> Iterator[None]:
+    """HOST_DIR/.deploy.lock held with flock by a command left running for the deployment (on a
+    file descriptor `cat` inherits: the lock goes when the connection does). A second deployment
+    says whom it waits for, waits up to lock_wait seconds and proceeds when the holder lets go, or
+    fails naming the holder and since when."""
     lock, holder = f"{staging.dir}/.deploy.lock", f"{staging.dir}/.deploy.lock.holder"
-    chan = session.open(f"mkdir -p {q(staging.dir)} && exec flock -w {int(staging.lock_wait)} {q(lock)} "
-                        "sh -c 'echo locked; exec cat >/dev/null'")
+    chan = session.open(f"mkdir -p {q(staging.dir)} && exec 9>>{q(lock)} && "
+                        f"{{ flock -n 9 || {{ echo waiting; flock -w {int(staging.lock_wait)} 9; }}; }} && "
+                        "echo locked && exec cat >/dev/null")
     chan.settimeout(staging.lock_wait + 30)
     got = b""
+    started = time.monotonic()
     try:
-        while not got.endswith(b"\n"):
+        while not got.endswith(b"locked\n"):
             piece = chan.recv(64)
             if not piece:
                 break
             got += piece
+            if got == b"waiting\n":
+                say(f"another deployment holds {lock} ({(session.read(holder) or 'holder unknown').strip()}); "
+                    f"waiting up to {staging.lock_wait:.0f}s")
     except TimeoutError:
         pass
-    if got.strip() != b"locked":
+    if not got.endswith(b"locked\n"):
         chan.close()
         raise DeployLockError(f"staging host {staging.target}: another deployment holds {lock} "
                               f"({(session.read(holder) or 'holder unknown').strip()}); waited {staging.lock_wait:.0f}s, "
                               "nothing was changed")
+    if got.startswith(b"waiting"):
+        say(f"got the deploy lock after {time.monotonic() - started:.1f}s")
     session.write(holder, f"{_who()} deploying {release} since {datetime.now(UTC).isoformat(timespec='seconds')}\n"
                   .encode(), 0o644)
     try:
@@ -136,17 +146,29 @@ def host_lock(session: Session, staging: StagingSettings, release: str) -> Itera
 
 
 def _prune(session: Session, staging: StagingSettings) -> list[str]:
-    """Keep the newest keep_releases releases (and the current one); remove the others and their
-    images no kept release uses."""
+    """Keep keep_releases releases: the current one, then those that ran here most recently
+    (deployments.log has one line per switch of `current`, so a release rolled back to ranks
+    above the failed one it replaced), then any never switched to, newest first. Remove the
+    others and their images no kept release uses."""
     script = f"""set -eu
 cd {q(staging.dir)}/releases
 current="$(basename "$(readlink ../current)")"
-kept="$(ls -1t | head -n {staging.keep_releases})"
-for r in $(ls -1t | tail -n +{staging.keep_releases + 1}); do
-  [ "$r" = "$current" ] && continue
+order="$( {{ if [ -f ../deployments.log ]; then tac ../deployments.log | awk '{{print $3}}'; fi; ls -1t; }} | awk '!seen[$0]++')"
+kept=""
+n=0
+for r in $current $order; do
+  [ -d "$r" ] || continue
+  case " $kept " in *" $r "*) continue ;; esac
+  [ "$n" -lt {staging.keep_releases} ] || break
+  kept="$kept $r"
+  n=$((n + 1))
+done
+for r in *; do
+  [ -d "$r" ] || continue
+  case " $kept " in *" $r "*) continue ;; esac
   for image in $(cut -f2 "$r/deployment/images.txt" 2>/dev/null); do
     used=0
-    for k in $kept $current; do grep -qF "$image" "$k/deployment/images.txt" 2>/dev/null && used=1; done
+    for k in $kept; do grep -qF "$image" "$k/deployment/images.txt" 2>/dev/null && used=1; done
     [ "$used" -eq 1 ] || docker image rm "$image" >/dev/null 2>&1 || true
   done
   rm -rf "$r"
@@ -178,7 +200,7 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
     digests = {i["service"]: i["repo_digest"] for i in manifest.get("images") or [] if i.get("repo_digest")}
     outcome = DeployOutcome(staging.target, package.tag, package.path.name)
     clock = time.monotonic()
-    with Session(staging) as session, host_lock(session, staging, package.tag):
+    with Session(staging) as session, host_lock(session, staging, package.tag, say):
         home = staging.dir
         outcome.previous = (session.run(f"readlink {q(home + '/current')} || true").out.strip().rsplit("/", 1)[-1]
                             or None)
@@ -198,7 +220,7 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
             clock = time.monotonic()
             runner = session.run(f"NEXUS_HEALTH_TIMEOUT={staging.health_timeout} bash {q(unpacked)}/scripts/"
                                  f"remote_deploy_runner.sh --host-dir {q(home)} --health-timeout "
-                                 f"{staging.health_timeout} --expect-keyid {keyid}",
+                                 f"{staging.health_timeout} --probe-interval {staging.probe_interval} --expect-keyid {keyid}",
                                  check=False, timeout=staging.health_timeout + 900)
             _say_host(runner.out + runner.err, say)
             outcome.durations["upload_to_healthy"] = round(time.monotonic() - clock, 2)

@@ -34,6 +34,7 @@ class StagingSettings:
     health_timeout: int = 30
     keep_releases: int = 5
     lock_wait: float = 60.0
+    probe_interval: int = 0  # how often Docker runs the containers' own health checks there (0: the images')
     connect_timeout: float = 10.0
 
     @property
@@ -53,10 +54,11 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> float:
 
 def staging_settings(host: str = "", ssh_key: str = "", known_hosts: str = "", dir: str = "",
                      env_file: str = "", health_timeout: str = "", keep_releases: str = "",
-                     lock_wait: str = "", need_env_file: bool = True) -> StagingSettings:
+                     lock_wait: str = "", probe_interval: str = "", need_env_file: bool = True) -> StagingSettings:
     """Settings from the given values (flags, job config), else NEXUS_STAGING_HOST, NEXUS_STAGING_SSH_KEY,
     NEXUS_STAGING_KNOWN_HOSTS, NEXUS_STAGING_DIR, NEXUS_STAGING_ENV_FILE, NEXUS_HEALTH_TIMEOUT (30),
-    NEXUS_KEEP_RELEASES (5), NEXUS_DEPLOY_LOCK_WAIT (60). Raises ConfigError naming the setting."""
+    NEXUS_KEEP_RELEASES (5), NEXUS_DEPLOY_LOCK_WAIT (60), NEXUS_PROBE_INTERVAL (0: the images' own).
+    Raises ConfigError naming the setting."""
     env = os.environ
     host = host or env.get("NEXUS_STAGING_HOST", "")
     match = _HOST_RE.match(host)
@@ -82,14 +84,19 @@ def staging_settings(host: str = "", ssh_key: str = "", known_hosts: str = "", d
     port = int(match["port"] or 22)
     if not 0 < port < 65536:
         raise ConfigError(f"NEXUS_STAGING_HOST: port {port} is out of range")
+    timeout = int(_number("NEXUS_HEALTH_TIMEOUT", health_timeout or env.get("NEXUS_HEALTH_TIMEOUT") or "30", int))
+    probe = int(_number("NEXUS_PROBE_INTERVAL", probe_interval or env.get("NEXUS_PROBE_INTERVAL") or "0", int))
+    if probe and probe >= timeout:
+        raise ConfigError(f"NEXUS_PROBE_INTERVAL ({probe}s) must be shorter than NEXUS_HEALTH_TIMEOUT ({timeout}s): "
+                          "Docker runs a container's first health check one interval after it starts")
     return StagingSettings(
         user=match["user"], host=match["host"].strip("[]"), port=port, ssh_key=key, known_hosts=known,
         dir=folder.rstrip("/") or "/", env_file=Path(secrets).expanduser() if secrets else None,
-        health_timeout=int(_number("NEXUS_HEALTH_TIMEOUT", health_timeout or env.get("NEXUS_HEALTH_TIMEOUT")
-                                   or "30", int)),
+        health_timeout=timeout,
         keep_releases=max(1, int(_number("NEXUS_KEEP_RELEASES", keep_releases or env.get("NEXUS_KEEP_RELEASES")
                                          or "5", int))),
-        lock_wait=_number("NEXUS_DEPLOY_LOCK_WAIT", lock_wait or env.get("NEXUS_DEPLOY_LOCK_WAIT") or "60", float))
+        lock_wait=_number("NEXUS_DEPLOY_LOCK_WAIT", lock_wait or env.get("NEXUS_DEPLOY_LOCK_WAIT") or "60", float),
+        probe_interval=probe)
 
 
 @dataclass
@@ -206,7 +213,8 @@ def _first(command: str) -> str:
 class StagingHost(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclassed bare, as Dagster documents it
     """Where `staging_deployment` deploys and the audit looks. Empty fields: the environment
     (NEXUS_STAGING_HOST, NEXUS_STAGING_SSH_KEY, NEXUS_STAGING_KNOWN_HOSTS, NEXUS_STAGING_DIR,
-    NEXUS_STAGING_ENV_FILE, NEXUS_HEALTH_TIMEOUT, NEXUS_KEEP_RELEASES)."""
+    NEXUS_STAGING_ENV_FILE, NEXUS_HEALTH_TIMEOUT, NEXUS_KEEP_RELEASES, NEXUS_DEPLOY_LOCK_WAIT,
+    NEXUS_PROBE_INTERVAL)."""
 
     host: str = ""
     ssh_key: str = ""
@@ -215,7 +223,10 @@ class StagingHost(dg.ConfigurableResource):  # type: ignore[type-arg]  # subclas
     env_file: str = ""
     health_timeout: str = ""
     keep_releases: str = ""
+    lock_wait: str = ""
+    probe_interval: str = ""
 
     def settings(self, need_env_file: bool = True) -> StagingSettings:
         return staging_settings(self.host, self.ssh_key, self.known_hosts, self.dir, self.env_file,
-                                self.health_timeout, self.keep_releases, need_env_file=need_env_file)
+                                self.health_timeout, self.keep_releases, self.lock_wait, self.probe_interval,
+                                need_env_file=need_env_file)

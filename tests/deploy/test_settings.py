@@ -12,7 +12,8 @@ from nexus_assets.resources.staging import staging_settings
 @pytest.fixture
 def files(tmp_path, monkeypatch):
     for name in ("NEXUS_STAGING_HOST", "NEXUS_STAGING_SSH_KEY", "NEXUS_STAGING_KNOWN_HOSTS", "NEXUS_STAGING_DIR",
-                 "NEXUS_STAGING_ENV_FILE", "NEXUS_HEALTH_TIMEOUT", "NEXUS_KEEP_RELEASES"):
+                 "NEXUS_STAGING_ENV_FILE", "NEXUS_HEALTH_TIMEOUT", "NEXUS_KEEP_RELEASES", "NEXUS_PROBE_INTERVAL",
+                 "NEXUS_DEPLOY_LOCK_WAIT"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "key").write_text("k")
     (tmp_path / "known").write_text("")
@@ -27,10 +28,12 @@ def test_host_port_and_defaults(files, monkeypatch):
     monkeypatch.setenv("NEXUS_STAGING_HOST", "root@10.0.0.2")
     settings = staging_settings()
     assert (settings.user, settings.host, settings.port, settings.dir) == ("root", "10.0.0.2", 22, "/opt/nexus-cos")
-    assert (settings.health_timeout, settings.keep_releases) == (30, 5)
+    assert (settings.health_timeout, settings.keep_releases, settings.probe_interval) == (30, 5, 0)
     flagged = staging_settings(host="deploy@[::1]:2222", dir="/srv/nexus/", health_timeout="5")
     assert (flagged.user, flagged.host, flagged.port, flagged.dir, flagged.health_timeout) == \
         ("deploy", "::1", 2222, "/srv/nexus", 5)
+    monkeypatch.setenv("NEXUS_PROBE_INTERVAL", "10")
+    assert staging_settings().probe_interval == 10
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -41,6 +44,9 @@ def test_host_port_and_defaults(files, monkeypatch):
     ({"NEXUS_STAGING_HOST": "r@h", "NEXUS_STAGING_DIR": "relative/dir"}, "NEXUS_STAGING_DIR must be an absolute"),
     ({"NEXUS_STAGING_HOST": "r@h", "NEXUS_STAGING_ENV_FILE": ""}, "never from the repository"),
     ({"NEXUS_STAGING_HOST": "r@h", "NEXUS_HEALTH_TIMEOUT": "soon"}, "NEXUS_HEALTH_TIMEOUT must be a number"),
+    ({"NEXUS_STAGING_HOST": "r@h", "NEXUS_PROBE_INTERVAL": "-1"}, "NEXUS_PROBE_INTERVAL must be zero or more"),
+    ({"NEXUS_STAGING_HOST": "r@h", "NEXUS_PROBE_INTERVAL": "10", "NEXUS_HEALTH_TIMEOUT": "8"},
+     "NEXUS_PROBE_INTERVAL .10s. must be shorter than NEXUS_HEALTH_TIMEOUT .8s.: Docker runs"),
 ])
 def test_each_bad_setting_is_named(files, monkeypatch, env, message):
     for key, value in env.items():

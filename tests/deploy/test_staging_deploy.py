@@ -1,6 +1,8 @@
 """The staging deploy against a real staging host (its own engine and sshd, scripts/staging_host.sh)
-and the session's registry: deploy v1 healthy, the drift audit, refusals that change nothing, and
-the automatic rollback of an unhealthy v2. The tests run in this order and share the host."""
+and the session's registry: deploy v1 healthy, the drift audit (a stopped container, one replaced
+by another image), refusals that change nothing, the automatic rollback of an unhealthy v2, a
+deployment that waits for the host's lock and proceeds, and the pruning of old releases with their
+images. The tests run in this order and share the host."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,8 +46,10 @@ def target(tmp_path_factory, session_registry, staging_host):
     subprocess.run([*GIT, "-C", str(repo), "commit", "-q", "-m", "monorepo"], check=True)
     (root / "secrets.env").write_text("UNUSED_SECRET=never-shown-4711\n")
     env = {k: v for k, v in staging_host.items() if k != "DOCKER_HOST"}
+    # NEXUS_PROBE_INTERVAL 0: two services need no slower health checks (the rollback test's 8 s
+    # deadline could not be met by a first check 10 s after the start); the prune test sets one
     env |= {"DAGSTER_HOME": str(root / "dagster_home"), "NEXUS_STAGING_ENV_FILE": str(root / "secrets.env"),
-            "NEXUS_HEALTH_TIMEOUT": "20", "NEXUS_REPO": str(repo)}
+            "NEXUS_HEALTH_TIMEOUT": "20", "NEXUS_REPO": str(repo), "NEXUS_PROBE_INTERVAL": "0"}
     registry = f"{session_registry.address}/stg-{uuid.uuid4().hex[:8]}"
     args = ["--repo", str(repo), "--workdir", str(root / "work"), "--registry", registry]
     with pytest.MonkeyPatch.context() as mp:
@@ -106,6 +111,33 @@ def test_deploy_v1_is_healthy_and_a_stopped_container_is_named_by_the_audit(targ
         waited += 1
         assert waited < 60, "node-svc-002 did not come back healthy"
         time.sleep(0.5)
+    assert main(["audit", "--workdir", str(target["work"])]) == 0
+
+
+def _pinned(target) -> dict[str, str]:
+    manifest = json.loads((target["work"] / "artifacts" / "artifacts_manifest.json").read_text())
+    return {i["service"]: i["repo_digest"] for i in manifest["images"]}
+
+
+def test_a_container_replaced_by_another_image_is_named_with_both_digests(target, capfd):
+    engine, pinned = target["engine"], _pinned(target)
+    old = engine.containers.get("nexus-cos_node-svc-002_1")
+    labels = {k: v for k, v in old.labels.items() if k in ("com.docker.compose.project", "com.docker.compose.service")}
+    env = old.attrs["Config"]["Env"]
+    old.remove(force=True)
+    # by hand, as an operator would: the same name and compose labels, another image the host has
+    engine.containers.run(pinned["node-svc-001"], name="nexus-cos_node-svc-002_1", labels=labels, environment=env,
+                          detach=True)
+    try:
+        assert main(["audit", "--workdir", str(target["work"])]) == 1
+        out = capfd.readouterr().out
+        assert (f"DRIFT node-svc-002: container nexus-cos_node-svc-002_1 runs another image {pinned['node-svc-001']}, "
+                f"not the pinned {pinned['node-svc-002']}") in out
+    finally:  # the package's own script puts the release back (it recreates what compose did not start)
+        staging = staging_settings(need_env_file=False)
+        with Session(staging) as session:
+            tag = session.run(f"readlink {staging.dir}/current").out.strip().rsplit("/", 1)[-1]
+            session.run(f"bash {staging.dir}/current/scripts/rollback_to_tag.sh {tag} --host-dir {staging.dir}")
     assert main(["audit", "--workdir", str(target["work"])]) == 0
 
 
@@ -238,3 +270,60 @@ def test_a_corrupted_package_tampered_provenance_and_a_held_lock_change_nothing(
             holder.close()
             session.run(f"rm -f {staging.dir}/.deploy.lock.holder")
     assert _host_state(target) == before
+
+
+def test_a_second_deployment_waits_for_the_lock_and_proceeds_when_it_is_let_go(target, capfd):
+    staging = staging_settings(need_env_file=False)
+    with Session(staging) as session:
+        holder = session.open(f"exec flock {staging.dir}/.deploy.lock sh -c 'echo held; exec cat >/dev/null'")
+        assert holder.recv(5) == b"held\n"
+        release = threading.Timer(4, lambda: (holder.shutdown_write(), holder.close()))
+        target["mp"].setenv("NEXUS_DEPLOY_LOCK_WAIT", "60")
+        started = time.monotonic()
+        release.start()
+        try:
+            assert _deploy_only(target) == 0
+        finally:
+            release.cancel()
+            target["mp"].delenv("NEXUS_DEPLOY_LOCK_WAIT")
+        assert time.monotonic() - started >= 4
+    out = capfd.readouterr().out
+    assert "waiting up to 60s" in out and "got the deploy lock after" in out
+    assert "check staging_deployment:post_deploy_audit passed" in out
+
+
+def _release_changing(target, version: str) -> None:
+    """Release `version` with node-svc-002 changed (a new image) and deploy it."""
+    repo = target["repo"]
+    (repo / "services" / "node-svc-002" / "RELEASE_NOTE.txt").write_text(f"{version}\n")
+    subprocess.run([*GIT, "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-q", "-m", f"node-svc-002 for {version}"], check=True)
+    assert main(["run", *target["args"], "--version", version, "--deploy-staging"]) == 0
+
+
+def test_old_releases_are_pruned_with_their_images_keeping_the_current_and_the_previous(target, capfd):
+    folder, engine = target["dir"], target["engine"]
+    releases = lambda: sorted(p.name for p in (folder / "releases").iterdir())  # noqa: E731
+    assert os.readlink(folder / "current") == "releases/verified_release_v1.0.1"  # the lock test deployed it
+    oldest = _pinned(target)["node-svc-002"]  # v1.0.1's node-svc-002, which no later release runs
+    shared = _pinned(target)["node-svc-001"]
+    target["mp"].setenv("NEXUS_KEEP_RELEASES", "2")
+    target["mp"].setenv("NEXUS_PROBE_INTERVAL", "3")  # and the host's health-check interval goes with a release
+    _release_changing(target, "1.0.2")
+    # v1.0.0 ran before v1.0.1 (it was last rolled back to before v1.0.1 was deployed again): pruned first
+    assert releases() == ["verified_release_v1.0.1", "verified_release_v1.0.2"]
+    _release_changing(target, "1.0.3")
+    capfd.readouterr()
+    assert releases() == ["verified_release_v1.0.2", "verified_release_v1.0.3"]
+    assert os.readlink(folder / "current") == "releases/verified_release_v1.0.3"
+    assert _report(target["work"])["pruned"] == ["verified_release_v1.0.1"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get(oldest)
+    assert engine.images.get(shared)  # v1.0.3 still runs it
+    current = _pinned(target)
+    for service, ref in current.items():
+        container = engine.containers.get(f"nexus-cos_{service}_1")
+        assert ref in engine.images.get(container.image.id).attrs["RepoDigests"]
+        assert container.attrs["Config"]["Healthcheck"]["Interval"] == 3_000_000_000
+    assert (folder / "releases" / "verified_release_v1.0.3" / "probe-interval.yml").is_file()
+    assert main(["audit", "--workdir", str(target["work"])]) == 0

@@ -22,11 +22,36 @@ compose() {
   fi
 }
 
-# compose for one deployed release: compose_release DIR ARGS...
+PROBE_FILE_NAME="probe-interval.yml"
+
+# compose for one deployed release: compose_release DIR ARGS... (with the host's probe
+# interval for that release, when the runner was given one: see write_probe_interval)
 compose_release() {
   local dir="$1"
   shift
-  compose -p "$PROJECT" -f "$dir/$COMPOSE_FILE_NAME" --env-file "$HOST_DIR/.env" "$@"
+  if [ -f "$dir/$PROBE_FILE_NAME" ]; then
+    compose -p "$PROJECT" -f "$dir/$COMPOSE_FILE_NAME" -f "$dir/$PROBE_FILE_NAME" --env-file "$HOST_DIR/.env" "$@"
+  else
+    compose -p "$PROJECT" -f "$dir/$COMPOSE_FILE_NAME" --env-file "$HOST_DIR/.env" "$@"
+  fi
+}
+
+# How often Docker runs each container's own health check on this host: SECONDS (0: as the
+# images and the compose file say). Docker runs the check command inside the container every
+# interval; 47 services checked every 2 s are 23 command starts a second, more than a 2-core
+# host can run beside them. Written next to the release's compose file as a compose override
+# that sets only healthcheck.interval (the engine keeps the image's test, timeout and retries).
+write_probe_interval() {
+  local dir="$1" seconds="$2" service
+  rm -f "$dir/$PROBE_FILE_NAME"
+  [ "$seconds" -gt 0 ] || return 0
+  {
+    printf '# written by remote_deploy_runner.sh --probe-interval %s: health checks every %ss on this host\n' "$seconds" "$seconds"
+    printf 'services:\n'
+    compose -p "$PROJECT" -f "$dir/$COMPOSE_FILE_NAME" --env-file "$HOST_DIR/.env" config --services \
+      | while IFS= read -r service; do printf '  %s:\n    healthcheck:\n      interval: %ss\n' "$service" "$seconds"; done
+  } >"$dir/$PROBE_FILE_NAME.tmp"
+  mv "$dir/$PROBE_FILE_NAME.tmp" "$dir/$PROBE_FILE_NAME"
 }
 
 # The release tag a package or release folder names in its RELEASE file.
@@ -77,23 +102,54 @@ verify_provenance() {
     || die "$dir: the signed provenance does not verify; nothing was started"
 }
 
-# Wait until every container of a release runs and, where it has a health check, is healthy;
-# polled every second for at most TIMEOUT seconds.
+# Containers labelled as this project's that compose did not make (no config-hash label): one
+# replaced by hand keeps the name compose wants, and `up` would stop on the name conflict. Removed
+# before `up`, saying which.
+remove_strays() {
+  local ids id name made
+  ids="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
+  [ -n "$ids" ] || return 0
+  # shellcheck disable=SC2086 # one id per word
+  docker inspect -f '{{.Id}} {{.Name}} {{if index .Config.Labels "com.docker.compose.config-hash"}}compose{{else}}stray{{end}}' $ids \
+    | while read -r id name made; do
+        [ "$made" = compose ] && continue
+        say "removing ${name#/}: not started by compose (replaced by hand?)"
+        docker rm -f "$id" >/dev/null
+      done
+}
+
+# Wait until every service of a release has a running container that, where it has a health
+# check, is healthy; polled every second for at most TIMEOUT seconds counted from the call (made
+# once compose has started the last container). One `docker ps` and one `docker inspect` a poll
+# (not one docker-compose start and one inspect per container: 47 services made a poll take
+# longer than the second it waits). A service with no container is waited for, not passed.
 wait_healthy() {
-  local dir="$1" timeout="$2" deadline id line waiting
+  local dir="$1" timeout="$2" deadline services service name state health ids
+  local -a waiting
+  local -A seen
+  services=" $(compose_release "$dir" config --services | tr '\n' ' ')"
   deadline=$((SECONDS + timeout))
   while :; do
     waiting=()
-    for id in $(compose_release "$dir" ps -q); do
-      line="$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id")"
-      case "$line" in
-        *" running healthy"|*" running none") ;;
-        *) waiting+=("${line#/}") ;;
-      esac
+    seen=()
+    ids="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # one id per word
+      while read -r service name state health; do
+        case "$services " in *" $service "*) ;; *) continue ;; esac
+        seen[$service]=1
+        case "$state $health" in
+          "running healthy"|"running none") ;;
+          *) waiting+=("${name#/} $state $health") ;;
+        esac
+      done < <(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids 2>/dev/null)
+    fi
+    for service in $services; do
+      [ -n "${seen[$service]:-}" ] || waiting+=("$service: no container")
     done
     [ "${#waiting[@]}" -eq 0 ] && return 0
     if [ "$SECONDS" -ge "$deadline" ]; then
-      say "not healthy after ${timeout}s: ${waiting[*]}"
+      say "not healthy after ${timeout}s (${#waiting[@]}): ${waiting[*]}"
       return 1
     fi
     sleep 1

@@ -31,18 +31,22 @@ TAG="$(release_tag "$CURRENT")"
 mkdir -p "$HOST_DIR/audit"
 REPORT="$HOST_DIR/audit/post_deploy_audit_$(date -u +%Y%m%dT%H%M%SZ).txt"
 failures=0
+# One deadline for the whole audit (not one per service: 47 services each waited for in turn
+# made a slow stack take many times --wait), and the project's containers found by their compose
+# labels with one `docker ps`, not one docker-compose start per service.
+DEADLINE=$((SECONDS + WAIT))
 check_service() {  # service, pinned image reference (empty for infrastructure)
-  local service="$1" pinned="$2" cid state health image digests deadline
-  cid="$(compose_release "$CURRENT" ps -q "$service" 2>/dev/null | head -n 1)"
+  local service="$1" pinned="$2" cid state health image digests
+  cid="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" \
+    --filter "label=com.docker.compose.service=$service" | head -n 1)"
   if [ -z "$cid" ]; then
     printf 'FAIL %s: no container\n' "$service" >>"$REPORT"
     return 1
   fi
-  deadline=$((SECONDS + WAIT))
   while :; do
-    state="$(docker inspect -f '{{.State.Status}}' "$cid")"
-    health="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$cid")"
-    [ "$health" != "starting" ] || [ "$SECONDS" -ge "$deadline" ] || { sleep 1; continue; }
+    read -r state health < <(docker inspect -f \
+      '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$cid")
+    [ "$health" != "starting" ] || [ "$SECONDS" -ge "$DEADLINE" ] || { sleep 1; continue; }
     break
   done
   if [ "$state" != "running" ] || { [ "$health" != "healthy" ] && [ "$health" != "none" ]; }; then

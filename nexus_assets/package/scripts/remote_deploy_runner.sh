@@ -4,7 +4,7 @@
 #
 #   cp deployment/.env.template .env && edit .env      # once, in the unpacked package
 #   bash scripts/remote_deploy_runner.sh [--host-dir DIR] [--env-file FILE] [--no-pull]
-#        [--health-timeout SECONDS] [--expect-keyid HEX]
+#        [--health-timeout SECONDS] [--probe-interval SECONDS] [--expect-keyid HEX]
 #
 # Verifies every file against SHA256SUMS and every image's signed provenance (python3 with
 # cryptography; --expect-keyid pins the signing key), checks that .env sets every key of the
@@ -12,7 +12,9 @@
 # DIR/releases/<tag>/ (default /opt/nexus-cos, or NEXUS_HOST_DIR), pulls the images pinned by
 # digest, starts the stack, points DIR/current at it and waits until every container is
 # healthy (NEXUS_HEALTH_TIMEOUT, default 30 s, polled every second; exit 1 naming the ones
-# that are not). Run scripts/post_deploy_audit.sh afterwards.
+# that are not). --probe-interval (NEXUS_PROBE_INTERVAL) sets how often Docker runs each
+# container's own health check on this host (default 0: as the images say); it is kept with the
+# release, so a rollback to it runs it the same way. Run scripts/post_deploy_audit.sh afterwards.
 set -euo pipefail
 
 PACKAGE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +24,7 @@ PACKAGE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENV_FILE="$PACKAGE_DIR/.env"
 PULL=1
 HEALTH_TIMEOUT="${NEXUS_HEALTH_TIMEOUT:-30}"
+PROBE_INTERVAL="${NEXUS_PROBE_INTERVAL:-0}"
 KEYID=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -29,13 +32,15 @@ while [ "$#" -gt 0 ]; do
     --env-file) ENV_FILE="${2:?--env-file needs a file}"; shift 2 ;;
     --no-pull) PULL=0; shift ;;
     --health-timeout) HEALTH_TIMEOUT="${2:?--health-timeout needs seconds}"; shift 2 ;;
+    --probe-interval) PROBE_INTERVAL="${2:?--probe-interval needs seconds}"; shift 2 ;;
     --expect-keyid) KEYID="${2:?--expect-keyid needs a hex key id}"; shift 2 ;;
-    -h|--help) sed -n '3,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,18p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" 2 ;;
   esac
 done
 
 [[ "$HEALTH_TIMEOUT" =~ ^[0-9]+$ ]] || die "--health-timeout takes whole seconds" 2
+[[ "$PROBE_INTERVAL" =~ ^[0-9]+$ ]] || die "--probe-interval takes whole seconds" 2
 
 verify_checksums "$PACKAGE_DIR"
 TAG="$(release_tag "$PACKAGE_DIR")"
@@ -55,12 +60,16 @@ say "checksums and signed provenance verified"
 mkdir -p "$HOST_DIR"
 install -m 600 "$ENV_FILE" "$HOST_DIR/.env"
 DEST="$(install_release "$PACKAGE_DIR" "$TAG")"
-say "release $TAG installed in $DEST"
+write_probe_interval "$DEST" "$PROBE_INTERVAL"
+note=""
+[ "$PROBE_INTERVAL" -eq 0 ] || note=" (health checks every ${PROBE_INTERVAL}s on this host)"
+say "release $TAG installed in $DEST$note"
 
 if [ "$PULL" -eq 1 ]; then
   say "pulling the images pinned by digest"
   compose_release "$DEST" pull
 fi
+remove_strays
 compose_release "$DEST" up -d --remove-orphans
 switch_to "$TAG" deploy
 say "waiting up to ${HEALTH_TIMEOUT}s for every container to be healthy"

@@ -55,6 +55,7 @@ while IFS=$'\t' read -r _ image; do
     break
   fi
 done <"$DEST/deployment/images.txt"
+remove_strays
 compose_release "$DEST" up -d --remove-orphans
 switch_to "$TAG" rollback
 wait_healthy "$DEST" "${NEXUS_HEALTH_TIMEOUT:-30}" || die "$TAG started again but is not healthy"
