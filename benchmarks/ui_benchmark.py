@@ -137,8 +137,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="that run's working copy (NEXUS_WORKDIR)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    from nexus_assets.testrepos.synthetic import generate_monorepo
     from playwright.sync_api import sync_playwright
+
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     results = []
     with tempfile.TemporaryDirectory(prefix="nexus-ui-bench-") as tmp, sync_playwright() as playwright:

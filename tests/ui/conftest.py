@@ -84,11 +84,10 @@ def audited_run(tmp_path_factory, session_registry):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: scripts/bootstrap.sh installs Debian's chromium package")
     pytest.importorskip("playwright.sync_api", reason="the playwright package (pyproject's dev extra) is not installed")
-    from nexus_assets.testrepos.synthetic import generate_monorepo
-
     from nexus_assets.cli.pipeline import run_pipeline
     from nexus_assets.core.settings import Settings
     from nexus_assets.resources import docker_client
+    from nexus_assets.testrepos.synthetic import generate_monorepo
 
     root = tmp_path_factory.mktemp("audited")
     repo, work = root / "repo", root / "work"
