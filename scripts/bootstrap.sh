@@ -51,7 +51,7 @@ fi
 # --- Docker engine ---------------------------------------------------------------
 if ! "$DOCKER" info >/dev/null 2>&1; then
   say "starting dockerd"
-  nohup dockerd >"$STATE/dockerd.log" 2>&1 &
+  setsid nohup dockerd >"$STATE/dockerd.log" 2>&1 &
   for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
   "$DOCKER" info >/dev/null 2>&1 || die "dockerd did not start; see $STATE/dockerd.log"
 fi
@@ -350,7 +350,7 @@ auth:
 EOF
 if ! curl -s -o /dev/null "http://$REGISTRY_ADDR/v2/"; then
   say "starting the registry on $REGISTRY_ADDR"
-  nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 &
+  setsid nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 &
   for _ in $(seq 1 30); do curl -s -o /dev/null "http://$REGISTRY_ADDR/v2/" && break; sleep 0.5; done
   curl -s -o /dev/null "http://$REGISTRY_ADDR/v2/" || die "the registry did not start; see $REG_DIR/registry.log"
 fi
