@@ -26,11 +26,13 @@ import dagster as dg
 
 from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
 from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
+from nexus_assets.attest.reuse import kept_provenance, sboms_from_registry, store_all
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
 from nexus_assets.attest.steps import (
     bom_makers,
     latest_records,
     masked_build_args,
+    sbom_relpath,
     write_provenance,
     write_sbom,
 )
@@ -100,7 +102,8 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
         artifacts = settings.artifacts
         keys = {n: sbom_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
-        records = latest_records(context.instance, [*keys.values(), *(image_key(n) for n in names)], known)
+        records = latest_records(context.instance, [*keys.values(), *(k(n) for n in names for k in (image_key, pushed_key))],
+                                 known)
         todo = []
         for name in _to_make(context, asset_graph, keys, artifacts, records, known):
             image = records.get(image_key(name))
@@ -108,7 +111,15 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
                 context.log.info(f"sbom/{name}: no image built yet, no SBOM")
             else:
                 todo.append((name, image.metadata))
-        context.log.info(f"making {len(todo)} SBOM(s); {len(names) - len(todo)} current or without an image")
+        # An image already pushed may have its SBOM and signed provenance in the registry (made by
+        # any machine): fetched and verified, not made again (attest.reuse).
+        fetched = _sboms_in_registry(context, settings, todo, records)
+        todo = [job for job in todo if job[0] not in fetched]
+        context.log.info(f"making {len(todo)} SBOM(s); {len(fetched)} fetched from the registry and verified; "
+                         f"{len(names) - len(todo) - len(fetched)} current or without an image")
+        for name, made in sorted(fetched.items()):
+            yield _output(_name("sbom", name), made["sha256"][:24],
+                          {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
 
         def one(job):
             name, image = job
@@ -145,6 +156,37 @@ def sbom_assets(names: list[str], asset_graph, suffix: str = "") -> dg.AssetsDef
         descriptions_by_output_name={o: f"artifacts/sbom/{n}.cdx.json: CycloneDX SBOM of image/{n}, the OS packages "
                                         "and language packages the image records" for o, n in outs.items()},
     )
+
+
+def _sboms_in_registry(context, settings, todo: list[tuple[str, dict]], records) -> dict[str, dict]:
+    """{service: SBOM record} of the services of todo whose pushed image's SBOM and provenance
+    the registry holds, verified with this run's key."""
+    wanted = {}
+    for name, image in todo:
+        pushed = records.get(pushed_key(name))
+        if pushed and pushed.metadata.get("image_id") == image["image_id"] and pushed.metadata.get("digest") \
+                and str(pushed.metadata.get("repo_digest") or "").startswith(settings.registry + "/"):
+            wanted[name] = (str(image["image_id"]), pushed.metadata)
+    if not wanted:
+        return {}
+    key, _ = load_or_create_key(settings.signing_key_path)
+    return sboms_from_registry(settings.registry, settings.artifacts, wanted, key.public_key(), context.log.warning)
+
+
+def _provenance_outputs(context, settings, done: dict[str, tuple[dict, dict]]):
+    """provenance/<service> of each one signed or kept in this step, once its SBOM and signed
+    provenance are beside its image in the registry (stored several at a time)."""
+    kept = sorted(n for n, (made, _) in done.items() if made.get("reused"))
+    if kept:
+        context.log.info(f"provenance kept, not signed again (same subject digest and SBOM, signed with this key): "
+                         f"{len(kept)} of {len(done)}")
+    stored = store_all(settings.registry, settings.artifacts, {
+        n: (pushed, sbom_relpath(n), str(made["path"])) for n, (made, pushed) in done.items()},
+        context.log.warning) if done else {}
+    for name, (made, _) in sorted(done.items()):
+        yield _output(_name("provenance", name), made["sha256"][:24],
+                      {**made, "path": dg.MetadataValue.path(str(settings.artifacts / made["path"])),
+                       "relpath": made["path"], "in_registry": stored.get(name, "")})
 
 
 def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
@@ -188,6 +230,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
         builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
         stale = set(_to_make(context, asset_graph, keys, artifacts, records, known))
         summary: dict[str, dict] = {}
+        done: dict[str, tuple[dict, dict]] = {}  # {service: (provenance record, pushed record)}
         for name in listed:
             image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))
             current = image.metadata.get("image_id") if image else None
@@ -200,12 +243,16 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
             elif "sbom" not in entry:
                 entry["reason"] = "no SBOM of the current image"
             elif name in stale:
-                facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
-                made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
-                                        artifacts, builder_id=builder, run_id=context.run_id)
-                context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
-                yield _output(_name("provenance", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"]})
+                # The same subject and SBOM as the statement already signed here (an unchanged image
+                # under a new version, or fetched from the registry by the SBOM step): kept as it is.
+                made = kept_provenance(artifacts, name, key.public_key(), pushed.metadata, entry["sbom"]["sha256"],
+                                       str(current))
+                if made is None:
+                    facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
+                    made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
+                                            artifacts, builder_id=builder, run_id=context.run_id)
+                    context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
+                done[name] = (made, pushed.metadata)
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
             if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
@@ -215,6 +262,7 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
                                        "digest": prov.metadata["digest"]}
             entry["image_id"] = current
             summary[name] = entry
+        yield from _provenance_outputs(context, settings, done)
         if not attestations:
             return
         signed = sum(1 for e in summary.values() if "provenance" in e)

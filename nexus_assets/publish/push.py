@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from nexus_assets.core.errors import EngineError, RegistryError
-from nexus_assets.core.registry import Credentials, RegistryClient, cache_tag, classify, with_retries
+from nexus_assets.core.registry import Credentials, Manifest, RegistryClient, cache_tag, classify, with_retries
 from nexus_assets.core.released import unreleased_tag
 from nexus_assets.core.services import release_tags
 
@@ -35,6 +35,7 @@ class PushResult:
     cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
     cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
     version_tagged: bool = True  # False: the version is released, its tags were left alone (core.released)
+    retagged: list[str] = field(default_factory=list)  # tags written by one manifest PUT each (no engine push)
 
     def metadata(self) -> dict:
         return asdict(self)
@@ -110,6 +111,8 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     attempts = 0
     pushed = False
     in_registry = False
+    manifest: Manifest | None = None  # the image's manifest as the registry holds it, read once
+    retagged: list[str] = []
     for ref in refs:
         tag = ref.rpartition(":")[2]
         if ref not in image.tags:  # the release tag names this image before it is pushed
@@ -119,8 +122,15 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
             digest, in_registry = remote, True  # this very image, pushed from another engine
         if digest is not None and remote == digest:
             continue
-        if in_registry and digest is not None:  # its manifest is there under another tag: one manifest PUT
-            registry_client.tag_manifest(repository, digest, tag, on_retry=log)
+        if digest is not None and manifest is None:
+            # The engine pushed (or pulled) this image here before: a new version of an unchanged
+            # image is its manifest under one more tag, the same bytes, no blob moved. The GET by
+            # digest checks the bytes; a registry that lost the manifest gets a real push.
+            manifest = registry_client.manifest(repository, digest)
+            in_registry = manifest is not None
+        if in_registry and manifest is not None:  # its manifest is there under another tag: one manifest PUT
+            registry_client.put_manifest(repository, manifest, tag, on_retry=log)
+            retagged.append(ref)
             pushed = True
             continue
 
@@ -149,4 +159,4 @@ def push_image(client, registry_client: RegistryClient, service: str, image_id: 
     return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}",
                       tag=release[0], tags=refs, registry=registry, pushed=pushed,
                       seconds=round(time.monotonic() - started, 2), attempts=attempts, cache_tag=cached,
-                      cache_tagged=cache_tagged, version_tagged=version_tags)
+                      cache_tagged=cache_tagged, version_tagged=version_tags, retagged=retagged)
