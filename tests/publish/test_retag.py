@@ -13,26 +13,20 @@ from nexus_assets.publish.push import push_image
 
 pytestmark = pytest.mark.docker
 
-_REQUEST = re.compile(r'http\.request\.method=(\w+) http\.request\.uri="([^"]+)"')
+_REQUEST = re.compile(r'"([A-Z]+) (/v2/[^ ]*) HTTP/[\d.]+" (\d{3})')  # the registry's access log
 
 
 def _logged(make_registry):
-    """A registry of the test's own that logs every request (info level), and a reader of what it
-    answered since the last read: [(method, uri)]."""
+    """A registry of the test's own, and a reader of the requests it answered since the last
+    read, from its access log: [(method, path)] (401 challenges left out)."""
     server = make_registry()
-    server.stop()
-    config = server.root / "config.yml"
-    config.write_text(config.read_text().replace("level: warn", "level: info"))
-    server.start()
     log = server.root / "registry.log"
     seen = [0]
 
     def since() -> list[tuple[str, str]]:
         text = log.read_text(errors="replace")
         new, seen[0] = text[seen[0]:], len(text)
-        # One "response completed" line per request answered (the 401 challenges are logged apart).
-        return [m.groups() for line in new.splitlines() if "response completed" in line
-                for m in [_REQUEST.search(line)] if m]
+        return [(m[1], m[2]) for m in _REQUEST.finditer(new) if m[3] != "401"]
 
     return server, since
 
