@@ -167,7 +167,7 @@ def _sboms_in_registry(context, settings, todo: list[tuple[str, dict]], records)
         if pushed and pushed.metadata.get("image_id") == image["image_id"] and pushed.metadata.get("digest") \
                 and str(pushed.metadata.get("repo_digest") or "").startswith(settings.registry + "/"):
             wanted[name] = (str(image["image_id"]), pushed.metadata)
-    if not wanted:
+    if not wanted or not settings.signing_key_path.exists():  # no key yet: nothing can verify, nothing to fetch
         return {}
     key, _ = load_or_create_key(settings.signing_key_path)
     return sboms_from_registry(settings.registry, settings.artifacts, wanted, key.public_key(), context.log.warning)
