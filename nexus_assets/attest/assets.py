@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 
 from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
+from nexus_assets.attest.in_registry import artifact_tag
 from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
 from nexus_assets.attest.reuse import kept_provenance, sboms_from_registry, store_all
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
@@ -181,12 +182,12 @@ def _provenance_outputs(context, settings, done: dict[str, tuple[dict, dict]]):
         context.log.info(f"provenance kept, not signed again (same subject digest and SBOM, signed with this key): "
                          f"{len(kept)} of {len(done)}")
     stored = store_all(settings.registry, settings.artifacts, {
-        n: (pushed, sbom_relpath(n), str(made["path"])) for n, (made, pushed) in done.items()},
+        n: (pushed, sbom_relpath(n), str(made["path"])) for n, (made, pushed) in done.items() if "in_registry" not in made},
         context.log.warning) if done else {}
     for name, (made, _) in sorted(done.items()):
         yield _output(_name("provenance", name), made["sha256"][:24],
                       {**made, "path": dg.MetadataValue.path(str(settings.artifacts / made["path"])),
-                       "relpath": made["path"], "in_registry": stored.get(name, "")})
+                       "relpath": made["path"], "in_registry": stored.get(name) or made.get("in_registry", "")})
 
 
 def _facts(name: str, pushed: dict, image, service, repo, names) -> BuildFacts:
@@ -252,6 +253,9 @@ def provenance_assets(names: list[str], asset_graph, signs: list[str] | None = N
                     made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
                                             artifacts, builder_id=builder, run_id=context.run_id)
                     context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
+                there = f"{made['subject'].split('@', 1)[0]}:{artifact_tag(made['digest'], 'sbom')}"
+                if made.get("reused") and sbom is not None and sbom.metadata.get("from_registry") == there:
+                    made = {**made, "in_registry": f"{there.removesuffix('.sbom')}.{{sbom,att}} (fetched from there)"}
                 done[name] = (made, pushed.metadata)
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
