@@ -26,7 +26,7 @@ import dagster as dg
 
 from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
 from nexus_assets.attest.in_registry import artifact_tag
-from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
+from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, PROVENANCE_VERSION, SBOM_VERSION, BuildFacts
 from nexus_assets.attest.reuse import kept_provenance, sboms_from_registry, store_all
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
 from nexus_assets.attest.steps import (
@@ -57,8 +57,6 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, may_be_stale
 from nexus_assets.core.services import build_services
 
-SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
-PROVENANCE_VERSION = "provenance-1"
 EVIDENCE_DIR = "evidence"  # under artifacts/
 
 

@@ -112,6 +112,12 @@ class Verified:
         return str(internal.get("imageId") or "")
 
     @property
+    def recipe(self) -> dict:
+        """How the statement and its SBOM were made (attest.provenance.RECIPE when it recorded one)."""
+        internal = (self.statement.get("predicate") or {}).get("buildDefinition", {}).get("internalParameters") or {}
+        return dict(internal.get("nexusRecipe") or {})
+
+    @property
     def built_by_run(self) -> str:
         return str(((self.statement.get("predicate") or {}).get("runDetails") or {}).get("metadata", {})
                    .get("invocationId") or "")

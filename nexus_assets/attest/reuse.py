@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nexus_assets.attest.in_registry import Refused, Verified, check_sbom, fetch, sbom_summary, store, verify_provenance
+from nexus_assets.attest.provenance import RECIPE
 from nexus_assets.attest.steps import provenance_relpath, sbom_relpath
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import write_atomic
@@ -47,7 +48,7 @@ def kept_provenance(artifacts: Path, service: str, public_key: Ed25519PublicKey,
         verified = verify_provenance(data, public_key, str(pushed["repo_digest"]))
     except (OSError, KeyError, Refused):
         return None
-    if verified.sbom_sha256 != sbom_sha256 or verified.image_id != image_id:
+    if verified.sbom_sha256 != sbom_sha256 or verified.image_id != image_id or verified.recipe != RECIPE:
         return None
     return provenance_made(relpath, data, verified, str(pushed["digest"]), str(pushed["repo_digest"]), "kept")
 
@@ -67,6 +68,8 @@ def _fetch_one(registry: str, artifacts: Path, service: str, image_id: str, push
         verified = verify_provenance(envelope, public_key, repo_digest)
         if verified.image_id != image_id:
             raise Refused(f"its provenance is of image {verified.image_id}, not {image_id}")
+        if verified.recipe != RECIPE:  # made by another version of this stage: made again here
+            raise Refused(f"made as {verified.recipe or 'an older recipe'}, not {RECIPE}")
         bom = check_sbom(document, verified, image_id)
     except Refused as exc:
         return None, str(exc)

@@ -12,7 +12,7 @@ import re
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nexus_assets.attest.in_registry import Refused, artifact_manifest, artifact_tag, fetch, store
-from nexus_assets.attest.provenance import envelope_line, statement_bytes
+from nexus_assets.attest.provenance import RECIPE, envelope_line, statement_bytes
 from nexus_assets.attest.reuse import sboms_from_registry
 from nexus_assets.attest.sbom import IMAGE_ID_PROPERTY
 from nexus_assets.attest.signing import sign_envelope
@@ -43,13 +43,14 @@ def _image(client: RegistryClient) -> Manifest:
     return manifest
 
 
-def _evidence(key: Ed25519PrivateKey, registry: str, digest: str, image_id: str) -> tuple[bytes, bytes]:
+def _evidence(key: Ed25519PrivateKey, registry: str, digest: str, image_id: str,
+              recipe: dict = RECIPE) -> tuple[bytes, bytes]:
     """(SBOM, provenance line) of the image, as the attest stage makes them (the fields checked)."""
     sbom = json.dumps({"metadata": {"component": {"properties": [{"name": IMAGE_ID_PROPERTY, "value": image_id}]}},
                        "components": [{"purl": "pkg:deb/debian/libc6@2.36"}]}).encode()
     statement = {"_type": "https://in-toto.io/Statement/v1",
                  "subject": [{"name": f"{registry.split('/')[0]}/{REPOSITORY}", "digest": {"sha256": digest.split(":")[1]}}],
-                 "predicate": {"buildDefinition": {"internalParameters": {"imageId": image_id}},
+                 "predicate": {"buildDefinition": {"internalParameters": {"imageId": image_id, "nexusRecipe": recipe}},
                                "runDetails": {"metadata": {"invocationId": "run-1"}, "byproducts": [
                                    {"name": "sbom", "digest": {"sha256": hashlib.sha256(sbom).hexdigest()}}]}}}
     return sbom, envelope_line(sign_envelope(key, PAYLOAD_TYPE, statement_bytes(statement)))
@@ -100,6 +101,14 @@ def test_stored_once_fetched_verified_and_a_tampered_copy_refused(make_registry,
         assert sboms_from_registry(registry, tmp_path / "b", {"svc": (image_id, pushed)}, other.public_key(),
                                    warnings.append) == {}
         assert "signature does not verify with key" in warnings[-1] and "made again from the image" in warnings[-1]
+
+        # Made by an older recipe of the attest stage (signed by this key): made again here.
+        old_sbom, old_provenance = _evidence(key, registry, image.digest, image_id, {"sbom": "sbom-0"})
+        store(client, REPOSITORY, image, {"sbom": (old_sbom, "svc.cdx.json"), "att": (old_provenance, "svc.intoto.jsonl")})
+        assert sboms_from_registry(registry, tmp_path / "d", {"svc": (image_id, pushed)}, key.public_key(),
+                                   warnings.append) == {}
+        assert "made as {'sbom': 'sbom-0'}" in warnings[-1]
+        store(client, REPOSITORY, image, files)
 
         # A tampered SBOM under the same tag: refused, nothing written.
         store(client, REPOSITORY, image, {"sbom": (sbom.replace(b"2.36", b"2.99"), "svc.cdx.json")})
