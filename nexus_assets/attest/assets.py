@@ -26,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
-from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, BuildFacts
+from nexus_assets.attest.in_registry import artifact_tag
+from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, PROVENANCE_VERSION, SBOM_VERSION, BuildFacts
+from nexus_assets.attest.reuse import kept_provenance, sboms_from_registry, store_all
 from nexus_assets.attest.signing import load_or_create_key, public_pem, signing_key_id
 from nexus_assets.attest.steps import (
     BomMaker,
     bom_makers,
     masked_build_args,
+    sbom_relpath,
     write_provenance,
     write_sbom,
 )
@@ -52,6 +55,7 @@ from nexus_assets.core.keys import (
     sbom_key,
 )
 from nexus_assets.core.lineage import AssetRecords, Latest, may_be_stale
+from nexus_assets.core.settings import Settings
 from nexus_assets.evidence.check import CheckFailed, check_folder
 from nexus_assets.target.services import Service, build_services
 
@@ -60,8 +64,6 @@ if TYPE_CHECKING:  # type names only: Dagster names these types only in private 
 
 from nexus_assets.core.metadata import EvidenceLinks
 
-SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
-PROVENANCE_VERSION = "provenance-1"
 EVIDENCE_DIR = "evidence"  # under artifacts/
 
 
@@ -107,7 +109,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
         artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
         keys = {n: sbom_key(n) for n in names}
         known = AssetRecords(context.instance)  # read once: the records and the staleness check share them
-        records = known.latest([*keys.values(), *(image_key(n) for n in names)])
+        records = known.latest([*keys.values(), *(k(n) for n in names for k in (image_key, pushed_key))])
         todo = []
         for name in _to_make(context, asset_graph, keys, artifacts, records, known):
             image = records.get(image_key(name))
@@ -115,7 +117,16 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
                 context.log.info(f"sbom/{name}: no image built yet, no SBOM")
             else:
                 todo.append((name, image.metadata))
-        context.log.info(f"making {len(todo)} SBOM(s); {len(names) - len(todo)} current or without an image")
+        # An image already pushed may have its SBOM and signed provenance in the registry (made by
+        # any machine): fetched and verified, not made again (attest.reuse).
+        fetched = _sboms_in_registry(context, settings, todo, records)
+        todo = [job for job in todo if job[0] not in fetched]
+        context.log.info(f"making {len(todo)} SBOM(s); {len(fetched)} fetched from the registry and verified; "
+                         f"{len(names) - len(todo) - len(fetched)} current or without an image")
+        for name, got in sorted(fetched.items()):
+            yield _output(_name("sbom", name), got["sha256"][:24],
+                          {**got, "path": dg.MetadataValue.path(str(artifacts / got["path"])), "relpath": got["path"],
+                           **links.entry("", artifacts / got["path"])})
 
         def one(job: tuple[str, dict[str, Any]], make_bom: BomMaker) -> tuple[str, dict[str, Any] | None, str | None]:
             name, image = job
@@ -155,6 +166,41 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
     ).map_asset_specs(lambda spec: spec.merge_attributes(kinds={"cyclonedx", "sbom"}))
 
 
+def _sboms_in_registry(context: dg.OpExecutionContext, settings: Settings, todo: list[tuple[str, dict[str, Any]]],
+                       records: dict[dg.AssetKey, Latest]) -> dict[str, dict[str, Any]]:
+    """{service: SBOM record} of the services of todo whose pushed image's SBOM and provenance
+    the registry holds, verified with this run's key."""
+    wanted: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, image in todo:
+        pushed = records.get(pushed_key(name))
+        if pushed and pushed.metadata.get("image_id") == image["image_id"] and pushed.metadata.get("digest") \
+                and str(pushed.metadata.get("repo_digest") or "").startswith(settings.registry + "/"):
+            wanted[name] = (str(image["image_id"]), pushed.metadata)
+    if not wanted or not settings.signing_key_path.exists():  # no key yet: nothing can verify, nothing to fetch
+        return {}
+    key, _ = load_or_create_key(settings.signing_key_path)
+    return sboms_from_registry(settings.registry, settings.artifacts, wanted, key.public_key(), context.log.warning)
+
+
+def _provenance_outputs(context: dg.OpExecutionContext, settings: Settings,
+                        done: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> Iterator[dg.Output[Any]]:
+    """provenance/<service> of each one signed or kept in this step, once its SBOM and signed
+    provenance are beside its image in the registry (stored several at a time)."""
+    kept = sorted(n for n, (made, _) in done.items() if made.get("reused"))
+    if kept:
+        context.log.info(f"provenance kept, not signed again (same subject digest and SBOM, signed with this key): "
+                         f"{len(kept)} of {len(done)}")
+    stored = store_all(settings.registry, settings.artifacts, {
+        n: (pushed, sbom_relpath(n), str(made["path"])) for n, (made, pushed) in done.items() if "in_registry" not in made},
+        context.log.warning) if done else {}
+    links = EvidenceLinks.of(settings)
+    for name, (made, _) in sorted(done.items()):
+        yield _output(_name("provenance", name), made["sha256"][:24],
+                      {**made, "path": dg.MetadataValue.path(str(settings.artifacts / made["path"])),
+                       "relpath": made["path"], "in_registry": stored.get(name) or made.get("in_registry", ""),
+                       **links.entry("", settings.artifacts / made["path"])})
+
+
 def _facts(name: str, pushed: dict[str, Any], image: Latest, service: Service | None, repo: Path,
            names: list[str]) -> BuildFacts:
     return BuildFacts(
@@ -191,6 +237,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         builder = os.environ.get("NEXUS_BUILDER_ID") or DEFAULT_BUILDER_ID
         stale = set(_to_make(context, asset_graph, keys, artifacts, records, known))
         summary: dict[str, dict[str, Any]] = {}
+        done: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # {service: (provenance record, pushed record)}
         for name in names:
             image, sbom, pushed = (records.get(k(name)) for k in (image_key, sbom_key, pushed_key))
             current = image.metadata.get("image_id") if image else None
@@ -203,14 +250,20 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
             elif "sbom" not in entry:
                 entry["reason"] = "no SBOM of the current image"
             elif name in stale:
-                assert image is not None  # current is its image id
-                facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
-                made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
-                                        artifacts, builder_id=builder, run_id=context.run_id)
-                context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
-                yield _output(_name("provenance", name), made["sha256"][:24],
-                              {**made, "path": dg.MetadataValue.path(str(artifacts / made["path"])), "relpath": made["path"],
-                               **links.entry("", artifacts / made["path"])})
+                # The same subject and SBOM as the statement already signed here (an unchanged image
+                # under a new version, or fetched from the registry by the SBOM step): kept as it is.
+                made = kept_provenance(artifacts, name, key.public_key(), pushed.metadata, entry["sbom"]["sha256"],
+                                       str(current))
+                if made is None:
+                    assert image is not None  # current is its image id
+                    facts = _facts(name, pushed.metadata, image, services.get(name), settings.repo, list(services))
+                    made = write_provenance(key, facts, {"path": entry["sbom"]["path"], "sha256": entry["sbom"]["sha256"]},
+                                            artifacts, builder_id=builder, run_id=context.run_id)
+                    context.log.info(f"provenance/{name}: signed {made['subject']} (key {made['key_id'][:16]})")
+                there = f"{made['subject'].split('@', 1)[0]}:{artifact_tag(made['digest'], 'sbom')}"
+                if made.get("reused") and sbom is not None and sbom.metadata.get("from_registry") == there:
+                    made = {**made, "in_registry": f"{there.removesuffix('.sbom')}.{{sbom,att}} (fetched from there)"}
+                done[name] = (made, pushed.metadata)
                 entry["provenance"] = {"path": made["path"], "sha256": made["sha256"], "digest": made["digest"]}
             prov = records.get(provenance_key(name))
             if "provenance" not in entry and "reason" not in entry and prov and pushed and file_intact(artifacts, {
@@ -220,6 +273,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
                                        "digest": prov.metadata["digest"]}
             entry["image_id"] = current
             summary[name] = entry
+        yield from _provenance_outputs(context, settings, done)
         signed = sum(1 for e in summary.values() if "provenance" in e)
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),

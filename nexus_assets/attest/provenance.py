@@ -16,6 +16,11 @@ from nexus_assets.evidence.check import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_
 BUILD_TYPE = "https://nexus-assets.dev/buildtypes/docker-engine-build/v1"
 DEFAULT_BUILDER_ID = "https://nexus-assets.dev/builders/dagster-docker-engine/v1"
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+SBOM_VERSION = "sbom-1"  # bump when what an SBOM holds changes: every SBOM is made again
+PROVENANCE_VERSION = "provenance-1"
+# What a statement records of how its SBOM and itself were made: one made another way (another
+# recipe) is never kept or fetched in place of a new one (attest.reuse).
+RECIPE = {"sbom": SBOM_VERSION, "provenance": PROVENANCE_VERSION}
 
 
 @dataclass
@@ -86,6 +91,7 @@ def build_statement(facts: BuildFacts, *, sbom_path: str, sbom_sha256: str, buil
                     "imageId": facts.image_id,
                     "labels": dict(sorted(facts.labels.items())),
                     "attestedByDagsterRun": attest_run_id,
+                    "nexusRecipe": dict(RECIPE),
                     # Built here, or pulled from the registry cache: then the invocation below is the
                     # run that pulled it, and the build is the one the cache tag's labels name.
                     "obtained": "pulled from the registry cache" if facts.cache else "built",

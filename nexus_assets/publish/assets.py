@@ -154,8 +154,9 @@ class Publishing:
             return dg.AssetObservation(asset_key=pushed_key(name), metadata={
                 "status": "not_pushed", "reason": self._refused.get(name) or self._pushes.problems[name],
                 "registry": self._settings.registry, "image_key": image_key(name).to_user_string()})
-        self._context.log.info(f"{'pushed' if result.pushed else 'already in the registry, not pushed again:'} "
-                               f"{result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else "")
+        how = ("already in the registry, not pushed again:" if not result.pushed else "pushed" if result.attempts
+               else f"tagged {', '.join(t.rpartition(':')[2] for t in result.retagged)} by a manifest PUT (no blob moved):")
+        self._context.log.info(f"{how} {result.repo_digest}" + (f" in {result.seconds:.1f}s" if result.pushed else "")
                                + (f"; in the registry cache as {result.cache_tag}" if result.cache_tagged else ""))
         # The data version names the repository too: the same content pushed under another
         # registry or path is another artifact (its provenance's subject is that name).
@@ -196,6 +197,7 @@ def _pushed_images(context: dg.AssetExecutionContext, settings: Settings, names:
         asset_key=PUSHED_IMAGES, data_version=dg.DataVersion(version),
         metadata={"images": dg.MetadataValue.json(rows), "problems": dg.MetadataValue.json(missing),
                   "in_registry": len(rows), "pushed_now": sum(1 for r in results.values() if r.pushed),
+                  "retagged_now": sum(1 for r in results.values() if r.pushed and not r.attempts),
                   "registry": settings.registry, "version": settings.version,
                   "credentials": "from environment" if any(os.environ.get(k) for k in (
                       "REGISTRY_USERNAME", "DOCKER_REGISTRY_TOKEN")) else "none"})

@@ -21,6 +21,9 @@ from nexus_assets.target.services import release_tags
 if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
     from docker import DockerClient
     from docker.models.images import Image
+from dataclasses import field
+
+from nexus_assets.registry.client import Manifest
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class PushResult:
     cache_tag: str = ""  # REGISTRY/nexus/<service>:cache-<key> when the image is in the shared build cache
     cache_tagged: bool = False  # True when this push wrote that tag (False: it was there, or not asked for)
     version_tagged: bool = True  # False: the version is released, its tags were left alone (registry.released)
+    retagged: list[str] = field(default_factory=list)  # tags written by one manifest PUT each (no engine push)
 
     def metadata(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +120,8 @@ def push_image(client: DockerClient, registry_client: RegistryClient, service: s
     attempts = 0
     pushed = False
     in_registry = False
+    manifest: Manifest | None = None  # the image's manifest as the registry holds it, read once
+    retagged: list[str] = []
     for ref in refs:
         tag = ref.rpartition(":")[2]
         if ref not in image.tags:  # the release tag names this image before it is pushed
@@ -125,8 +131,15 @@ def push_image(client: DockerClient, registry_client: RegistryClient, service: s
             digest, in_registry = remote, True  # this very image, pushed from another engine
         if digest is not None and remote == digest:
             continue
-        if in_registry and digest is not None:  # its manifest is there under another tag: one manifest PUT
-            registry_client.tag_manifest(repository, digest, tag, on_retry=log)
+        if digest is not None and manifest is None:
+            # The engine pushed (or pulled) this image here before: a new version of an unchanged
+            # image is its manifest under one more tag, the same bytes, no blob moved. The GET by
+            # digest checks the bytes; a registry that lost the manifest gets a real push.
+            manifest = registry_client.manifest(repository, digest)
+            in_registry = manifest is not None
+        if in_registry and manifest is not None:  # its manifest is there under another tag: one manifest PUT
+            registry_client.put_manifest(repository, manifest, tag, on_retry=log)
+            retagged.append(ref)
             pushed = True
             continue
 
@@ -155,4 +168,4 @@ def push_image(client: DockerClient, registry_client: RegistryClient, service: s
     return PushResult(service=service, image_id=image.id, digest=digest, repo_digest=f"{repo}@{digest}",
                       tag=release[0], tags=refs, registry=registry, pushed=pushed,
                       seconds=round(time.monotonic() - started, 2), attempts=attempts, cache_tag=cached,
-                      cache_tagged=cache_tagged, version_tagged=version_tags)
+                      cache_tagged=cache_tagged, version_tagged=version_tags, retagged=retagged)

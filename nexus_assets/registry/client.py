@@ -182,7 +182,7 @@ class RegistryClient:
         return (self.credentials.username, self.credentials.password) if self.credentials else None
 
     def _send(self, method: str, path: str, headers: dict[str, str], data: bytes | None = None) -> requests.Response:
-        url = self.base + path
+        url = path if path.startswith(("http://", "https://")) else self.base + path
         try:
             if self._bearer:
                 return self._session.request(method, url, headers={**headers, "Authorization": f"Bearer {self._bearer}"},
@@ -309,7 +309,13 @@ class RegistryClient:
         manifest = self.manifest(repository, digest)
         if manifest is None:
             raise RegistryError(f"registry {self.registry} has no manifest {repository}@{digest} to tag {tag}")
+        self.put_manifest(repository, manifest, tag, on_retry=on_retry)
+        return True
 
+    def put_manifest(self, repository: str, manifest: Manifest, tag: str,
+                     on_retry: Callable[[str], None] | None = None) -> None:
+        """PUT these very manifest bytes (its media type as the Content-Type) under tag; the
+        registry's answer must name the same digest, else a RegistryError."""
         def put() -> str | None:
             response = self._request("PUT", f"{repository}/manifests/{tag}", {"Content-Type": manifest.media_type},
                                      manifest.body)
@@ -318,9 +324,37 @@ class RegistryClient:
                                     f"/v2/{repository}/manifests/{tag}")
             return response.headers.get("Docker-Content-Digest")
         written = with_retries(put, on_retry=on_retry)
-        if written not in (None, digest):
-            raise RegistryError(f"registry {self.registry}: {repository}:{tag} names {written} after the PUT, not {digest}")
-        return True
+        if written not in (None, manifest.digest):
+            raise RegistryError(f"registry {self.registry}: {repository}:{tag} names {written} after the PUT, "
+                                f"not {manifest.digest}")
+
+    def put_blob(self, repository: str, data: bytes, on_retry: Callable[[str], None] | None = None) -> str:
+        """Put a small blob (an SBOM, a signed statement) in repository unless it is there: one
+        HEAD, else a POST that opens an upload and one PUT of the bytes. Its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+        def upload() -> None:
+            if self._request("HEAD", f"{repository}/blobs/{digest}").status_code == 200:
+                return
+            opened = self._request("POST", f"{repository}/blobs/uploads/")
+            location = opened.headers.get("Location") or ""
+            if opened.status_code != 202 or not location:
+                raise RegistryError(f"registry {self.registry} answered HTTP {opened.status_code} to POST "
+                                    f"/v2/{repository}/blobs/uploads/")
+            target = _relative(location, self.base)
+            done = self._request("PUT", target + ("&" if "?" in target else "?") + f"digest={digest}",
+                                 {"Content-Type": "application/octet-stream"}, data)
+            if done.status_code != 201:
+                raise RegistryError(f"registry {self.registry} answered HTTP {done.status_code} to the PUT of "
+                                    f"blob {repository}@{digest}")
+        with_retries(upload, on_retry=on_retry)
+        return digest
+
+
+def _relative(location: str, base: str) -> str:
+    """An upload Location (absolute URL, or a path from /v2/) as a path under base."""
+    path = location.removeprefix(base[:-len("/v2/")]) if location.startswith(("http://", "https://")) else location
+    return path.removeprefix("/v2/")
 
 
 def _why(exc: requests.RequestException) -> str:
