@@ -252,17 +252,20 @@ def run_build(argv: list[str], log, masked: Callable[[str], str], *, docker_host
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=cli_env(docker_host), text=True, errors="replace", start_new_session=True)
 
-    def stop(why: str) -> None:
+    def kill() -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    def stop(why: str) -> None:  # never blocks: a cancel stops every build at once
         if reason or proc.poll() is not None:
             return
         reason.append(why)
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        killer = threading.Timer(STOP_GRACE_SECONDS, kill)
+        killer.daemon = True
+        killer.start()
 
     timer = threading.Timer(timeout, stop, args=(f"timed out after {timeout:g}s",)) if timeout else None
     if timer is not None:
@@ -278,6 +281,7 @@ def run_build(argv: list[str], log, masked: Callable[[str], str], *, docker_host
             proc.wait()
     except BaseException:
         stop("stopped: the step ended")
+        kill()
         raise
     finally:
         if timer is not None:
