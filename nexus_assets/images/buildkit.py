@@ -222,7 +222,10 @@ def command(context: Path, dockerfile: str | None, tag: str, labels: dict[str, s
             iidfile: Path) -> list[str]:
     """The docker build command line (no --network: BuildKit's RUN steps use the default bridge,
     docker0, from where the package caches at the build network's gateway are reached)."""
-    args = [str(DOCKER_CLI), "build", "--progress=plain", "--iidfile", str(iidfile), "-t", tag]
+    # setpriv: the CLI is killed with the process that started it (its own session, below, keeps a
+    # terminal's Ctrl-C for the step's cancel), so a `kill -9` of nexus-agent cancels the build too.
+    setpriv = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] if Path("/usr/bin/setpriv").is_file() else []
+    args = [*setpriv, str(DOCKER_CLI), "build", "--progress=plain", "--iidfile", str(iidfile), "-t", tag]
     if dockerfile:
         args += ["-f", dockerfile if Path(dockerfile).is_absolute() else str(context / dockerfile)]
     for key, value in labels.items():

@@ -181,3 +181,26 @@ def test_without_buildkit_the_run_builds_classic_and_says_so_once(tmp_path, dock
     assert len(said) == 3  # the first Builder's line, the second's BuildKit line, its one fallback
     forced = Builder("buildkit")
     assert forced.refused("buildkit not supported by daemon") is False  # forced: the build fails instead
+
+
+@pytest.mark.docker
+def test_a_killed_nexus_agent_leaves_no_build_running(tmp_path):
+    """kill -9 of the process that runs the CLI kills the CLI too (setpriv's parent-death signal), and
+    the engine drops the build whose session went away."""
+    import signal
+    import subprocess
+    import sys
+
+    marker = f"{5_000_000 + uuid.uuid4().int % 1_000_000}"
+    (tmp_path / "Dockerfile").write_text(f"FROM python:3.11-slim\nRUN sleep {marker}\n")
+    script = ("import sys\nfrom pathlib import Path\nfrom nexus_assets.images import buildkit\n"
+              f"ctx = Path({str(tmp_path)!r})\n"
+              "argv = buildkit.command(ctx, None, 'nexus-test-killed:1', {}, {}, ctx / 'iid')\n"
+              "buildkit.run_build(argv, sys.stdout, lambda text: text)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _running(f"sleep {marker}"), 60, "the RUN step to start")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    wait_until(lambda: not _running(f"sleep {marker}"), 15, "the engine to drop the killed client's build")
