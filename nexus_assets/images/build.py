@@ -27,7 +27,7 @@ from nexus_assets.core.secrets import mask_secrets, secret_values
 from nexus_assets.core.secrets_rule import secret_line_rules
 from nexus_assets.core.services import Service
 from nexus_assets.images import buildkit
-from nexus_assets.images.buildkit import BUILDER_ENV, Builder, BuildKitRefused
+from nexus_assets.images.buildkit import BUILDER_ENV, Builder, BuildKitRefused, LayerCounts
 
 
 @dataclass(frozen=True)
@@ -178,15 +178,6 @@ def engine_gone() -> bool:
     except EngineError:
         return True
     return False
-
-
-@dataclass
-class LayerCounts:
-    """Which builder built an image, its steps after FROM and how many came from the layer cache."""
-
-    builder: str
-    steps: int = 0
-    cached: int = 0
 
 
 @functools.lru_cache(maxsize=4)
@@ -366,8 +357,7 @@ def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_ar
                 line = named or buildkit.step_line(service.dockerfile, step)
                 where = f" at {service.dockerfile} line {line}" if line else ""
                 raise BuildError(f"service {service.name}: docker build failed{where}: {error} (log: {log_path})")
-            counted = buildkit.count_steps(done.text)
-            return done.image_id, LayerCounts("buildkit", counted.steps, counted.cached)
+            return done.image_id, buildkit.count_steps(done.text)
     except OSError as exc:
         if exc.errno == errno.ENOSPC or not isinstance(exc, FileNotFoundError):
             raise

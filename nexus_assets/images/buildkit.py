@@ -134,7 +134,10 @@ class BuildKitRefused(BuildError):
 
 
 @dataclass
-class StepCounts:
+class LayerCounts:
+    """Which builder built an image, its steps after FROM and how many came from the layer cache."""
+
+    builder: str
     steps: int = 0
     cached: int = 0
 
@@ -157,11 +160,11 @@ def steps(text: str) -> dict[str, tuple[str | None, int, str]]:
     return found
 
 
-def count_steps(text: str) -> StepCounts:
+def count_steps(text: str) -> LayerCounts:
     """The steps after FROM (a FROM is never from the cache) and how many BuildKit took from its
     cache (`#N CACHED`)."""
     real = {vid for vid, (_, _, instruction) in steps(text).items() if not instruction.startswith("FROM ")}
-    return StepCounts(len(real), len(real & set(_CACHED.findall(text))))
+    return LayerCounts("buildkit", len(real), len(real & set(_CACHED.findall(text))))
 
 
 def failure(text: str) -> tuple[tuple[str | None, int, str] | None, int | None, str]:
