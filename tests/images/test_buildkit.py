@@ -106,7 +106,7 @@ def test_a_failing_run_names_its_dockerfile_line_through_buildkit(tmp_path, dock
 def test_cache_mounts_work_and_a_rebuild_counts_its_cache_hits(tmp_path, docker_client, unique_registry,
                                                               remove_test_images):
     cache_id = f"nexus-test-{uuid.uuid4().hex[:8]}"
-    first = _service(tmp_path / "repo", "writer", "FROM python:3.11-slim\nCOPY app.py /app.py\n"
+    first = _service(tmp_path / "repo", "writer", "FROM python:3.11-slim\nCOPY unique.txt /unique.txt\n"
                      f"RUN --mount=type=cache,target=/cache,id={cache_id} echo {cache_id} > /cache/seen\n",
                      **{"unique.txt": cache_id})
     built = _build(docker_client, first, unique_registry, tmp_path / "writer.log")
