@@ -1,11 +1,13 @@
 """Benchmark: our stale-only pipeline against the two the original shell scripts ran.
 
 Generates a synthetic monorepo (103 standard-library services by default) and measures,
-side by side in one run on the real engine, three pipelines:
+side by side in one run on the real engine, four pipelines:
   naive:     for each service in turn, `docker build`, then the same unit and integration
              tests as ours (the original build-and-test scripts);
   buildonly: for each service in turn, `docker build` only, no lint and no tests (the
              original build script alone), with the same kind of tags;
+  buildkit:  for each service in turn, `DOCKER_BUILDKIT=1 /usr/bin/docker build` only: what
+             a plain BuildKit loop does (the engine's built-in BuildKit, no buildx);
   ours:      `nexus-agent run`: lint, build, unit, integration per stale service, then what
              the release needs (push to the real registry, SBOM and signed provenance per
              pushed image, manifest, compliance PDF, deployment package, evidence pack,
@@ -18,10 +20,14 @@ copy, and none of ours's images in the engine (only its own repository path's ar
 against the registry its earlier runs pushed to, nothing changed: every image should come from
 the registry cache (0 builds, 0 test containers, one pull per service).
 
-All three use the engine's classic builder, whose layer cache is keyed by content, not by
-tag: one pipeline's images are build cache for the others. So before each cold run every
-benchmark image goes (all three registries' tags and the untagged images they left behind),
-and ours runs last among the cold runs (its own state carries into its next runs). The two
+The scripts use the engine's classic builder, whose layer cache is keyed by content, not by
+tag: one pipeline's images are build cache for the others; the BuildKit loop and ours (which
+builds through BuildKit where the engine offers it, NEXUS_BUILDER) share BuildKit's own cache.
+So before each cold run every benchmark image goes (all four registries' tags and the untagged
+images they left behind) and BuildKit's cache is emptied (`docker builder prune -af`: the whole
+engine's, so run the benchmark on a quiet engine; --keep-build-cache skips it, and the cold
+BuildKit runs then say how many steps came from the cache), and ours runs last among the cold
+runs (its own state carries into its next runs). The two
 scripts share one cache (the docker CLI sends the same build context), which differs from
 ours from the COPY step on (docker-py packs the context differently), so after the cold
 round one untimed build-only pass per script restores what its own last run would have left:
@@ -35,7 +41,7 @@ ours against both others with the issue's targets. Exit status 0 only if every r
 could be computed met its target and ours did exactly the expected work.
 
     .venv/bin/python benchmarks/run_benchmark.py [--services 103] [--max-parallel 4]
-        [--pipelines naive,buildonly,ours] [--json benchmarks/latest.json]
+        [--pipelines naive,buildonly,buildkit,ours] [--keep-build-cache] [--json benchmarks/latest.json]
 """
 
 from __future__ import annotations
@@ -55,14 +61,17 @@ from pathlib import Path
 # Benchmark the checkout this script lives in, not whichever copy the venv installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PIPELINES = ("naive", "buildonly", "ours")  # also the order within a round: ours last
+PIPELINES = ("naive", "buildonly", "buildkit", "ours")  # also the order within a round: ours last
+SCRIPTS = ("naive", "buildonly", "buildkit")  # the loops of `docker build`, every service every time
 STATES = ("cold", "unchanged", "one_change")
 FRESH = "ours_fresh_machine"  # after the rounds: ours on a fresh machine against the same registry
 # The scripts only tag; ours pushes, as `nexus-agent run` does, to a repository path of its own in the
 # real registry (set in main(): --registry, a fresh path per benchmark so the cold push is cold).
-REGISTRIES = {"naive": "bench-naive.local", "buildonly": "bench-buildonly.local", "ours": "bench-ours.local"}
+REGISTRIES = {"naive": "bench-naive.local", "buildonly": "bench-buildonly.local", "buildkit": "bench-buildkit.local",
+              "ours": "bench-ours.local"}
 CREDENTIALS = Path(os.environ.get("NEXUS_STATE_DIR", "/var/lib/nexus-assets")) / "registry" / "credentials.env"
-LABELS = {"naive": "naive (build + tests)", "buildonly": "build-only script", "ours": "ours (nexus-agent run)",
+LABELS = {"naive": "naive (build + tests)", "buildonly": "build-only script", "buildkit": "BuildKit build loop",
+          "ours": "ours (nexus-agent run)",
           "cold": "cold", "unchanged": "nothing changed", "one_change": "one service changed",
           "fresh_machine": "fresh machine"}
 
@@ -75,6 +84,11 @@ RATIOS = {
     "cold: ours / build-only": ("ours_cold", "buildonly_cold", "<=", 1.5),
     "nothing changed: build-only / ours": ("buildonly_unchanged", "ours_unchanged", ">=", 7),
     "one change: build-only / ours": ("buildonly_one_change", "ours_one_change", ">=", 4),
+    # What a plain BuildKit loop does: shown beside the script's, no target.
+    "cold: ours / BuildKit loop": ("ours_cold", "buildkit_cold", "", None),
+    "nothing changed: BuildKit loop / ours": ("buildkit_unchanged", "ours_unchanged", "", None),
+    "one change: BuildKit loop / ours": ("buildkit_one_change", "ours_one_change", "", None),
+    "cold: BuildKit loop / build-only": ("buildkit_cold", "buildonly_cold", "", None),
 }
 
 
@@ -114,7 +128,7 @@ def compute_ratios(results: dict[str, dict]) -> dict[str, dict]:
     for name, (num, den, op, target) in RATIOS.items():
         if num in results and den in results and results[den]["seconds"] > 0:
             value = results[num]["seconds"] / results[den]["seconds"]
-            met = value <= target if op == "<=" else value >= target
+            met = target is None or (value <= target if op == "<=" else value >= target)
             ratios[name] = {"value": value, "op": op, "target": target, "met": met}
     return ratios
 
@@ -132,7 +146,7 @@ def exact_work(results: dict[str, dict], services: int) -> dict[str, bool]:
         r = results[FRESH]
         checks[f"ours, fresh machine: 0 builds, 0 test containers, {services} pulled from the registry cache"] = (
             r["builds"] == 0 and r["test_containers"] == 0 and r.get("pulls") == services)
-    for p in ("naive", "buildonly"):
+    for p in SCRIPTS:
         runs = [results[f"{p}_{s}"] for s in STATES if f"{p}_{s}" in results]
         if runs:
             checks[f"{p}: {services} builds every run, no failure"] = all(
@@ -147,12 +161,21 @@ STEP = re.compile(r"^Step \d+/\d+ : (?!FROM )", re.MULTILINE)  # FROM is never "
 
 
 def build_steps(log_dir: Path, since: float = 0.0) -> dict[str, int]:
-    """The classic builder's steps after FROM in the build logs under log_dir written since `since`, and
-    how many it took from its cache: none in a cold run unless an image outside the benchmark
+    """The steps after FROM in the build logs under log_dir written since `since` (the classic
+    builder's `Step N/M`, BuildKit's `#N [stage i/n]`), and how many came from the cache
+    (`---> Using cache`, `#N CACHED`): none in a cold run unless an image outside the benchmark
     (another build on this engine) holds identical layers."""
-    texts = [log.read_text(errors="replace") for log in log_dir.rglob("build*.log") if log.stat().st_mtime >= since]
-    return {"build_steps": sum(len(STEP.findall(t)) for t in texts),
-            "cached_steps": sum(t.count("---> Using cache") for t in texts)}
+    from nexus_assets.images.buildkit import count_steps
+
+    steps = cached = 0
+    for log in log_dir.rglob("build*.log"):
+        if log.stat().st_mtime < since:
+            continue
+        text = log.read_text(errors="replace")
+        kit = count_steps(text)
+        steps += len(STEP.findall(text)) + kit.steps
+        cached += text.count("---> Using cache") + kit.cached
+    return {"build_steps": steps, "cached_steps": cached}
 
 
 def format_table(results: dict[str, dict]) -> str:
@@ -169,7 +192,9 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def format_ratios(ratios: dict[str, dict]) -> str:
-    return "\n".join(f"{name:36} {r['value']:8.2f}x  (target {r['op']} {r['target']}) {'met' if r['met'] else 'NOT MET'}"
+    return "\n".join(f"{name:38} {r['value']:8.2f}x  " + ("(no target)" if r["target"] is None else
+                                                           f"(target {r['op']} {r['target']}) "
+                                                           f"{'met' if r['met'] else 'NOT MET'}")
                      for name, r in ratios.items())
 
 
@@ -212,19 +237,21 @@ class BenchImages:
         self.seen &= {image_id for image_id, _ in self._listing()}
 
 
-def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool) -> dict:
+def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool, buildkit: bool = False) -> dict:
     """The original scripts: every service, one after another, `docker build` (and with
-    tests=True the same unit and integration tests as ours), every time."""
+    tests=True the same unit and integration tests as ours), every time; with buildkit=True the
+    same loop through BuildKit (DOCKER_BUILDKIT=1, plain progress: its log counts the steps)."""
     from nexus_assets.target.services import find_services
     from nexus_assets.verify import service_tests
 
     started = time.monotonic()
     builds = containers = failures = 0
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder, as ours uses
+    env = {**os.environ, "DOCKER_BUILDKIT": "1" if buildkit else "0"}  # the scripts' classic builder by default
+    progress = ["--progress=plain"] if buildkit else []
     for service in find_services(repo):
         tag = f"{registry}/nexus/{service.name}:bench"
         with open(logs / f"build_{service.name}.log", "w") as log:
-            done = subprocess.run(["/usr/bin/docker", "build", "-t", tag, str(service.path)],
+            done = subprocess.run(["/usr/bin/docker", "build", *progress, "-t", tag, str(service.path)],
                                   stdout=log, stderr=subprocess.STDOUT, env=env)
         builds += 1
         if done.returncode != 0:
@@ -239,6 +266,12 @@ def script_run(client, repo: Path, logs: Path, registry: str, *, tests: bool) ->
             failures += 0 if stage.passed else 1
     return {"seconds": time.monotonic() - started, "builds": builds, "test_containers": containers, "failures": failures,
             **build_steps(logs)}
+
+
+def prune_buildkit_cache() -> None:
+    """Empty BuildKit's cache, so a cold BuildKit build (the loop's, ours's) builds every step."""
+    subprocess.run(["/usr/bin/docker", "builder", "prune", "-af"], stdout=subprocess.DEVNULL, check=False,
+                   env={**os.environ, "DOCKER_BUILDKIT": "1"})
 
 
 def ours_run(settings) -> dict:
@@ -285,6 +318,8 @@ def main() -> int:
     parser.add_argument("--pipelines", type=parse_pipelines, default=PIPELINES,
                         help=f"comma-separated subset of {','.join(PIPELINES)} (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic repo and workdir")
+    parser.add_argument("--keep-build-cache", action="store_true",
+                        help="do not empty BuildKit's cache (the whole engine's) before the cold runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--registry", default=os.environ.get("REGISTRY", "127.0.0.1:5000"),
                         help="the registry ours pushes to (REGISTRY; default the bootstrap's 127.0.0.1:5000); "
@@ -321,10 +356,13 @@ def main() -> int:
         for state, pipeline in schedule(args.pipelines):
             if state == "cold":
                 images.clear()  # every pipeline's images are everyone's build cache
+                if not args.keep_build_cache and pipeline in ("buildkit", "ours"):
+                    prune_buildkit_cache()
             if state == "unchanged" and pipeline != "ours" and not restored:
                 for script in (p for p in args.pipelines if p != "ours"):  # the cold round cleared them
                     print(f"{LABELS[script]}: restoring its images and cache (untimed) ...", flush=True)
-                    script_run(client, repo, Path(tempfile.mkdtemp(dir=root)), REGISTRIES[script], tests=False)
+                    script_run(client, repo, Path(tempfile.mkdtemp(dir=root)), REGISTRIES[script], tests=False,
+                               buildkit=script == "buildkit")
                 restored = True
             if state == "one_change":
                 target.write_text(with_one_change(target, original, pipeline))
@@ -336,7 +374,7 @@ def main() -> int:
                 logs = root / "logs" / f"{pipeline}_{state}"  # kept with --keep: cold builds say no "Using cache"
                 logs.mkdir(parents=True)
                 results[f"{pipeline}_{state}"] = script_run(client, repo, logs, REGISTRIES[pipeline],
-                                                            tests=pipeline == "naive")
+                                                            tests=pipeline == "naive", buildkit=pipeline == "buildkit")
             images.note()
         if "ours" in args.pipelines:
             print(f"{LABELS['ours']}, {LABELS['fresh_machine']} (new DAGSTER_HOME and working copy, none of its "
@@ -359,7 +397,11 @@ def report(results: dict[str, dict], args: argparse.Namespace, services: int) ->
     print(format_ratios(ratios) or "(no ratios: they need ours and at least one of the scripts)")
     for name, ok in checks.items():
         print(f"{name}: {'yes' if ok else 'NO'}")
-    warm = [name for name, r in results.items() if name.endswith("_cold") and r["cached_steps"]]
+    # Only the classic scripts: their first step after FROM (a LABEL naming the service) differs per
+    # service, while BuildKit's first step is often shared by every service of a base (WORKDIR /app:
+    # LABEL and ENV are no steps), which a cold BuildKit run rightly takes from its own cache.
+    warm = [name for name, r in results.items()
+            if name.endswith("_cold") and r["cached_steps"] and name.split("_")[0] in ("naive", "buildonly")]
     if warm:
         print(f"note: cold run(s) {', '.join(warm)} reused cached build steps from images outside the benchmark "
               "(another build on this engine made identical layers); measure on a quiet engine")

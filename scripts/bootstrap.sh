@@ -61,6 +61,8 @@ fi
 # is a stable address on this host: there npm (verdaccio) and PyPI (proxpi) caches listen, so
 # that many services sharing dependencies download each package once. The substitutes point
 # npm and pip at them (below); a real base image goes to the registries directly.
+# BuildKit's RUN steps (the image step builds through BuildKit) use the engine's default bridge,
+# docker0, and reach the caches at this gateway through the host: keep docker0 (no --bridge=none).
 read_map() {  # prints KEY=VALUE lines (shell-quoted) for the map's settings, ---, then "alias target" lines
   python3 - "$BASE_MAP" <<'PY'
 import shlex, sys, tomllib

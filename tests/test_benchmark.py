@@ -36,7 +36,7 @@ def test_pipelines_option_keeps_run_order_and_refuses_unknown_names():
 
 def test_runs_are_interleaved_by_state_with_ours_last_in_each_round():
     order = bench.schedule(bench.PIPELINES)
-    assert order == [(s, p) for s in ("cold", "unchanged", "one_change") for p in ("naive", "buildonly", "ours")]
+    assert order == [(s, p) for s in ("cold", "unchanged", "one_change") for p in ("naive", "buildonly", "buildkit", "ours")]
     assert bench.schedule(("buildonly", "ours")) == [
         ("cold", "buildonly"), ("cold", "ours"), ("unchanged", "buildonly"), ("unchanged", "ours"),
         ("one_change", "buildonly"), ("one_change", "ours")]
@@ -88,7 +88,7 @@ def test_each_pipeline_changes_the_file_differently_and_it_stays_valid_source(tm
     names = generate_monorepo(tmp_path, 4)
     app = bench.changed_file(tmp_path, names)
     texts = {p: bench.with_one_change(app, app.read_text(), p) for p in bench.PIPELINES}
-    assert len(set(texts.values())) == 3 and all(t.startswith(app.read_text()) for t in texts.values())
+    assert len(set(texts.values())) == 4 and all(t.startswith(app.read_text()) for t in texts.values())
     compile(texts["ours"], str(app), "exec")  # a Python comment, not a syntax error
     assert bench.with_one_change(Path("server.js"), "x;\n", "ours").endswith("// benchmark: one change (ours)\n")
 
@@ -127,3 +127,16 @@ def test_build_steps_counts_steps_and_cache_hits_in_the_build_logs_of_this_run_o
     (tmp_path / "reports" / "test_results_b_unit.log").write_text("Step 1/1 : x\n ---> Using cache\n")  # not a build
     assert bench.build_steps(tmp_path) == {"build_steps": 3, "cached_steps": 2}
     assert bench.build_steps(tmp_path, since=2_000) == {"build_steps": 2, "cached_steps": 1}
+    # BuildKit's plain output (the BuildKit loop's logs, ours's): FROM is no step, `#N CACHED` a hit
+    (tmp_path / "reports" / "build_c.log").write_text(
+        "#1 [internal] load build definition from Dockerfile\n#1 DONE 0.0s\n"
+        "#4 [stage-0 1/3] FROM docker.io/library/x\n#4 DONE 0.0s\n#6 [stage-0 2/3] WORKDIR /app\n#6 CACHED\n"
+        "#7 [stage-0 3/3] COPY . .\n#7 DONE 0.1s\n#7 [stage-0 3/3] COPY . .\n")
+    assert bench.build_steps(tmp_path, since=2_000) == {"build_steps": 4, "cached_steps": 2}
+
+
+def test_the_buildkit_loop_is_shown_beside_the_script_without_a_target():
+    ratios = bench.compute_ratios({"buildonly_cold": run(100), "buildkit_cold": run(25), "ours_cold": run(50)})
+    assert ratios["cold: BuildKit loop / build-only"] == {"value": 0.25, "op": "", "target": None, "met": True}
+    assert ratios["cold: ours / BuildKit loop"]["value"] == 2.0
+    assert "(no target)" in bench.format_ratios(ratios) and "NOT MET" not in bench.format_ratios(ratios)

@@ -47,6 +47,7 @@ from nexus_assets.core.lineage import (
 from nexus_assets.core.metadata import EvidenceLinks
 from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
+from nexus_assets.images.buildkit import Builder
 from nexus_assets.images.cache import RegistryCache
 from nexus_assets.images.outcome import (
     build_and_test,
@@ -182,12 +183,14 @@ def _build_all(context: dg.AssetExecutionContext, docker_engine: DockerEngine, s
     cancel = Cancellation()
     secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
     cache = RegistryCache.open(settings, context.log.warning)  # asked once: a registry away is one warning
+    # BuildKit or the classic builder, probed and said once per run (a fallback is a warning)
+    builder = Builder.from_env(docker_engine.base_url, context.log.info, context.log.warning)
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
     futures = {}
     try:
         for service in services:
             futures[pool.submit(build_and_test, docker_engine, settings, service, origin, tests, cancel,
-                                 secrets, cache)] = service
+                                 secrets, cache, builder)] = service
         for future in as_completed(futures):
             service = futures[future]
             try:

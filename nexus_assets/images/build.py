@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from nexus_assets.target.services import Service
 if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
     from docker import APIClient, DockerClient
 
+from nexus_assets.images import buildkit
+from nexus_assets.images.buildkit import BUILDER_ENV, Builder, BuildKitRefused, LayerCounts
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,16 @@ def engine_gone() -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4)
+def _default_builder(docker_host: str, setting: str) -> Builder:
+    return Builder(setting, docker_host)
+
+
+def default_builder(docker_host: str = "") -> Builder:
+    """The Builder of a build_image call given none: NEXUS_BUILDER, probed once per process."""
+    return _default_builder(docker_host, buildkit.builder_setting())
+
+
 _STEP = re.compile(r"^Step (\d+)/\d+ : (\S+)")
 
 
@@ -216,19 +229,20 @@ def _network(client: DockerClient, name: str | None) -> str | None:
 def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
-                network: str | None = None) -> dict[str, Any]:
+                network: str | None = None, builder: Builder | None = None, docker_host: str = "") -> dict[str, Any]:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
     network: the network RUN steps use (the build network, where the package caches listen),
-    when the engine has it; else the engine's default.
+    when the engine has it; else the engine's default (classic builder only: BuildKit's RUN
+    steps use the default bridge, from where the caches are reached as well).
+    builder: the run's Builder (images.buildkit; default: NEXUS_BUILDER, probed once per
+    process); BuildKit through the docker CLI at docker_host (the engine resource's).
 
     The OCI labels say where the image comes from, and only what is known: `source` is the
     target repository's remote URL, `revision` its commit and `created` that commit's time
     (never the clock, so two builds of one commit carry the same labels); each is left out
     when the target is not a git checkout (or has no remote)."""
-    import docker.errors
-
     service = plan.service
     tags = plan.tags(registry, version)
     labels = {
@@ -249,13 +263,39 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    chosen = builder or default_builder(docker_host)
+    counts: LayerCounts | None = None
+    image_id: str | None = None
+    if chosen.kind == "buildkit":
+        why = chosen.unavailable()
+        if why:
+            raise BuildError(f"service {service.name}: {BUILDER_ENV}=buildkit, but BuildKit cannot build here: {why}")
+        try:
+            image_id, counts = _buildkit_image(service, tags[0], labels, plan.build_args, log_path, masked,
+                                               timeout=timeout, cancel=cancel, docker_host=docker_host)
+        except BuildKitRefused as exc:
+            if not chosen.refused(str(exc)):
+                raise BuildError(f"service {service.name}: {exc} (log: {log_path})") from None
+    if counts is None:
+        image_id, counts = _classic_image(client, service, tags[0], labels, plan.build_args, log_path, masked,
+                                          timeout=timeout, cancel=cancel, network=network)
+    return _tagged(client, service, tags, image_id, log_path, started, labels, counts)
+
+
+def _classic_image(client: DockerClient, service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str],
+                   log_path: Path, masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
+                   network: str | None) -> tuple[str | None, LayerCounts]:
+    """The classic builder through the SDK: (image id, steps and cache hits)."""
+    import docker.errors
+
     image_id = None
+    counts = LayerCounts("classic")
     with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log, \
             stream_deadline(client.api, timeout, cancel) as stopper:  # a full disk names the log
         try:
             stream = client.api.build(
-                path=str(service.path), dockerfile=dockerfile_argument(service), tag=tags[0], labels=labels,
-                buildargs=plan.build_args or None, network_mode=_network(client, network),
+                path=str(service.path), dockerfile=dockerfile_argument(service), tag=tag, labels=labels,
+                buildargs=build_args or None, network_mode=_network(client, network),
                 rm=True, forcerm=True, pull=False, decode=True,
             )
             step = None
@@ -264,6 +304,8 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
                     log.write(masked(chunk["stream"]))
                     if chunk["stream"].startswith("Step "):
                         step = chunk["stream"].strip()
+                        counts.steps += " : FROM " not in step
+                    counts.cached += "---> Using cache" in chunk["stream"]
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
@@ -293,6 +335,47 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
         if stopper.reason is not None:  # the stream ended because we shut it: not a finished build
             log.write(f"ERROR: build {stopper.reason}\n")
             raise BuildError(f"service {service.name}: build {stopper.reason} (log: {log_path})")
+    return image_id, counts
+
+
+def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str], log_path: Path,
+                    masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
+                    docker_host: str) -> tuple[str | None, LayerCounts]:
+    """BuildKit through the docker CLI: (image id from the iidfile, steps and cache hits).
+    BuildKitRefused when the engine or the CLI cannot build with BuildKit."""
+    iidfile = buildkit.iid_path(log_path)
+    argv = buildkit.command(service.path, dockerfile_argument(service), tag, labels, build_args, iidfile)
+    try:
+        with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log:
+            done = buildkit.run_build(argv, log, masked, docker_host=docker_host, timeout=timeout, cancel=cancel)
+            if done.stopped is not None:  # the CLI was stopped: the engine cancelled the build
+                log.write(f"ERROR: build {done.stopped}\n")
+                raise BuildError(f"service {service.name}: build {done.stopped} (log: {log_path})")
+            if done.returncode != 0 or done.image_id is None:
+                if buildkit.UNAVAILABLE.search(done.text):
+                    raise buildkit.BuildKitRefused(f"BuildKit refused: {buildkit.failure(done.text)[2]}")
+                if engine_gone():  # a stopping engine kills the running step
+                    log.write("ERROR: the Docker engine stopped answering during the build\n")
+                    raise EngineError(f"service {service.name}: lost the Docker engine during the build "
+                                      f"(log: {log_path})")
+                step, named, error = buildkit.failure(done.text)
+                line = named or buildkit.step_line(service.dockerfile, step)
+                where = f" at {service.dockerfile} line {line}" if line else ""
+                raise BuildError(f"service {service.name}: docker build failed{where}: {error} (log: {log_path})")
+            return done.image_id, buildkit.count_steps(done.text)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC or not isinstance(exc, FileNotFoundError):
+            raise
+        raise buildkit.BuildKitRefused(f"cannot run {buildkit.DOCKER_CLI}: {exc}") from None
+    finally:
+        iidfile.unlink(missing_ok=True)
+
+
+def _tagged(client: DockerClient, service: Service, tags: list[str], image_id: str | None, log_path: Path, started: float,
+            labels: dict[str, str], counts: LayerCounts) -> dict[str, Any]:
+    """Give the built image its other tags; what the image's metadata keeps of the build."""
+    import docker.errors
+
     try:
         image = client.images.get(image_id or tags[0])
         for tag in tags[1:]:
@@ -310,4 +393,6 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
         "seconds": round(time.monotonic() - started, 2),
         "labels": labels,
         "build_log": str(log_path),
+        "builder": counts.builder,
+        "layer_cache": {"steps": counts.steps, "cached": counts.cached},
     }

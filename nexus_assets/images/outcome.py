@@ -17,6 +17,7 @@ from nexus_assets.core.metadata import EvidenceLinks, log_tail
 from nexus_assets.core.settings import Settings
 from nexus_assets.images import pmmg
 from nexus_assets.images.build import BuildPlan, build_image, plan_build
+from nexus_assets.images.buildkit import Builder
 from nexus_assets.images.cache import RegistryCache, cache_key, take_from_cache
 from nexus_assets.policy.acceptance import NO_TESTS, no_tests_note
 from nexus_assets.resources import DockerEngine
@@ -62,7 +63,7 @@ def _not_run(service: Service, stage: str, reason: str, log_path: str) -> StageR
 def build_and_test(engine: DockerEngine, settings: Settings, service: Service, origin: dict[str, Any] | None,
                    tests: ServiceTests,
                    cancel: Cancellation | None = None, secrets: Sequence[str] = (),
-                   cache: RegistryCache | None = None) -> dict[str, Any]:
+                   cache: RegistryCache | None = None, builder: Builder | None = None) -> dict[str, Any]:
     """Lint, build, then unit and integration tests in the built image, for one service. origin:
     the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
     With a cache, an image of the same key that passed its tests elsewhere is pulled instead of
@@ -71,7 +72,8 @@ def build_and_test(engine: DockerEngine, settings: Settings, service: Service, o
     writes its log). Returns {"built": dict | None, "error": str | None, "stages": [StageResult],
     "notes": [str]} (notes: why a cache hit was not used). A build longer than
     settings.build_timeout fails this service alone; when cancel is thrown, the build is
-    stopped, the test containers removed, and Cancelled raised."""
+    stopped, the test containers removed, and Cancelled raised. builder: the run's (BuildKit or
+    the classic builder, images.buildkit); default NEXUS_BUILDER."""
     cancel = cancel or Cancellation()
     reports, timeout = settings.reports, settings.test_timeout
     notes: list[str] = []
@@ -105,7 +107,8 @@ def build_and_test(engine: DockerEngine, settings: Settings, service: Service, o
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
                     created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
-                    secrets=secrets, network=base_map.build_network,
+                    secrets=secrets, network=base_map.build_network, builder=builder,
+                    docker_host=getattr(engine, "base_url", ""),
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")
@@ -170,7 +173,9 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
                 f"{cache['seconds']:.1f}s ({'commit ' + cache['revision'][:12] if cache.get('revision') else 'no commit'}"
                 "); unit and integration passed when built; lint ")
     else:
-        done = f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s; tests "
+        layers = built.get("layer_cache") or {}
+        cached = f", {layers['cached']}/{layers['steps']} steps cached" if layers.get("steps") else ""
+        done = f"built {service.name} {built['image_id'][:19]} in {built['seconds']:.1f}s{cached}; tests "
     summary = (done + ("passed" if not failed else "FAILED: " + ", ".join(failed))
                + "".join(f"; {reason}" for reason in not_run))
     return dg.MaterializeResult(
@@ -196,6 +201,9 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
             "labels": built["labels"],
             "build_log": dg.MetadataValue.path(built["build_log"]),
             **(links.entry("build_log", built["build_log"]) if links is not None else {}),
+            # BuildKit or classic, and the steps after FROM the layer cache gave (not for a pull).
+            **({"builder": built["builder"], "layer_cache": dg.MetadataValue.json(built["layer_cache"])}
+               if "builder" in built else {}),
             "tests": test_states(stages),
             "test_containers": sum(s.containers for s in stages),
             # What its integration test ran beside it, and which of those were substitutes.

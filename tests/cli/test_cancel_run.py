@@ -143,9 +143,10 @@ def test_an_interrupted_run_stops_within_seconds_and_exits_130(agent, repo, dock
         proc, out = agent()
         build_log = agent.workdir / "reports" / "build_node-svc-001.log"
 
-        def hanging() -> bool:
+        def hanging() -> bool:  # the classic builder says "Running in"; BuildKit's step is a host process
             text = build_log.read_text() if build_log.is_file() else ""
-            return command in text and "Running in" in text.split(command, 1)[1]
+            return command in text and ("Running in" in text.split(command, 1)[1]
+                                        or bool(_left_in_engine(docker_client, command)))
 
         wait_until(hanging, 240, "the hanging build step to start")
     else:
