@@ -36,12 +36,6 @@ public key can re-sign everything, so the key id is what ties this pack to its s
 """
 
 
-def newest_compliance_report(reports: Path) -> Path | None:
-    """reports/compliance_report_YYYYMMDD.pdf, the newest by name, when one was made."""
-    found = sorted(reports.glob("compliance_report_*.pdf")) if reports.is_dir() else []
-    return found[-1] if found else None
-
-
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)

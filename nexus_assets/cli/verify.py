@@ -14,6 +14,7 @@ from pathlib import Path
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import VERIFIED_RELEASE_FILE
 from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.released import digests
 
@@ -60,7 +61,7 @@ def release_claim(workdir: Path, manifest: dict) -> tuple[bool, str]:
     very images, read from the last release attempt (artifacts/verified_release.json) and the
     manifest the release kept (WORKDIR/releases/vX.Y.Z/). No record: no release is claimed."""
     tag = manifest.get("release_tag") or f"verified_release_v{manifest.get('version')}"
-    path = workdir / "artifacts" / "verified_release.json"
+    path = workdir / VERIFIED_RELEASE_FILE
     if not path.is_file():
         return True, f"RELEASE {tag}: no release record (artifacts/verified_release.json): none claimed"
     try:

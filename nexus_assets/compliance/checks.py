@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import COMPLIANCE_REPORT, image_key
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, COMPLIANCE_REPORT, image_key
 from nexus_assets.policy.acceptance import missing_from_text, no_tests_mode
 from nexus_assets.policy.pmmg import Rule, browser_only, ownership_lock
 from nexus_assets.policy.pmmg_jobs import no_transcoding
@@ -25,7 +25,7 @@ from nexus_assets.resources import NexusConfig
 
 
 def _current_services(settings) -> list[str]:
-    path = settings.artifacts / "artifacts_manifest.json"
+    path = settings.workdir / ARTIFACTS_MANIFEST_FILE
     try:
         manifest = read_json(path)
     except (OSError, ValueError):

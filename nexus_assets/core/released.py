@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
+from nexus_assets.core.git import git_answer
 from nexus_assets.core.registry import RegistryClient, credentials_from_env
-from nexus_assets.core.release_version import git_out, is_git_checkout, release_tag
+from nexus_assets.core.release_version import is_git_checkout, release_tag
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
 UNRELEASED_TAG_PREFIX = "build-"  # the registry tag of an image pushed while its version is released
@@ -37,9 +38,9 @@ def released_manifest(repo: Path, version: str) -> dict | None:
     """The manifest the release tag of version holds, or None when version is not released (or
     the target is not a git checkout of its own: it has no release tags)."""
     tag = release_tag(version)
-    if not is_git_checkout(repo) or git_out(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
+    if not is_git_checkout(repo) or git_answer(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
         return None
-    shown = git_out(repo, "show", f"refs/tags/{tag}:releases/v{version}/artifacts_manifest.json")
+    shown = git_answer(repo, "show", f"refs/tags/{tag}:releases/v{version}/artifacts_manifest.json")
     try:
         manifest = json.loads(shown or "")
     except ValueError:  # a tag made by hand: released, its images unknown

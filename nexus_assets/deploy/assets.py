@@ -10,7 +10,15 @@ from typing import Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
-from nexus_assets.core.keys import DEPLOYMENT_PACKAGE, DEPLOYMENT_REPORT, STAGING_DEPLOYMENT, VERIFIED_RELEASE
+from nexus_assets.core.keys import (
+    DEPLOYMENT_PACKAGE,
+    DEPLOYMENT_REPORT,
+    DEPLOYMENT_REPORT_FILE,
+    STAGING_DEPLOYMENT,
+    VERIFIED_RELEASE,
+    dated,
+    newest,
+)
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.deploy.audit import Audit, collect
 from nexus_assets.deploy.remote import deploy, outcome_dict
@@ -24,15 +32,14 @@ AUDIT_JOB = "staging_audit"
 def _record(settings, staging_part: dict) -> str | None:
     """Add the deployment to today's reports/deployment_report_YYYYMMDD.json (written by the
     release's deployment_report, which this asset follows); its path, or None when there is none."""
-    path = settings.reports / f"deployment_report_{datetime.now(UTC):%Y%m%d}.json"
+    path = settings.workdir / dated(DEPLOYMENT_REPORT_FILE, datetime.now(UTC))
     if not path.is_file():
-        found = sorted(settings.reports.glob("deployment_report_*.json"))
-        if not found:
+        path = newest(settings.workdir, DEPLOYMENT_REPORT_FILE)
+        if path is None:
             return None
-        path = found[-1]
     report = read_json(path)
     report["staging"] = staging_part
-    write_json(path, checked_report(DeploymentReport, report, "reports/deployment_report_YYYYMMDD.json"))
+    write_json(path, checked_report(DeploymentReport, report, DEPLOYMENT_REPORT_FILE))
     return str(path)
 
 

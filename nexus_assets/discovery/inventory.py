@@ -21,7 +21,6 @@ import datetime as _dt
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
 from nexus_assets.core.compose_model import SECRET_ARG_ADVICE, compose_builds
 from nexus_assets.core.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
+from nexus_assets.core.git import git_answer
 from nexus_assets.core.secrets import (  # noqa: F401
     MASK,
     MIN_SECRET_LEN,
@@ -145,13 +145,7 @@ def read_service_list(repo: Path) -> dict:
 def git_state(repo: Path) -> dict | None:
     """Commit, branch and dirtiness (scoped to repo) of the checkout; None when not in git."""
     def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), *args],
-                                  capture_output=True, text=True, timeout=20, check=False,
-                                  env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return git_answer(repo, *args, timeout=20)
     top = git("rev-parse", "--show-toplevel")
     if top is None:
         return None

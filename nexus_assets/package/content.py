@@ -10,12 +10,13 @@ repository's `.env`: one that does stops the package, naming the file."""
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nexus_assets.core import evidence_check
+from nexus_assets.core.git import git_answer
+from nexus_assets.core.keys import DEPLOYMENT_PACKAGE_FILE, dated
 from nexus_assets.core.secret_scan import count_in_bytes
 from nexus_assets.core.secrets import read_env_files
 from nexus_assets.core.settings import Settings
@@ -38,18 +39,14 @@ def release_tag(version: str) -> str:
 
 
 def package_name(day: date) -> str:
-    return f"deployment_package_{day:%Y%m%d}"
+    """The package's folder name inside the archive: the archive's name without .tar.gz."""
+    return PurePosixPath(dated(DEPLOYMENT_PACKAGE_FILE, day)).name.removesuffix(".tar.gz")
 
 
 def commit_time(repo: Path) -> int | None:
     """The target's HEAD commit time (Unix seconds), or None when it is no git checkout."""
-    try:
-        done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), "log", "-1",
-                               "--format=%ct"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = done.stdout.strip()
-    return int(text) if done.returncode == 0 and text.isdigit() else None
+    text = git_answer(repo, "log", "-1", "--format=%ct", timeout=20) or ""
+    return int(text) if text.isdigit() else None
 
 
 def env_template(repo: Path, compose_text: str, version: str) -> tuple[bytes, list[str]]:

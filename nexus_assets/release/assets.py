@@ -11,14 +11,17 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
+    ARTIFACTS_MANIFEST_FILE,
     ATTESTATIONS,
     DEPLOYMENT_REPORT,
+    DISCREPANCY_REPORT_FILE,
     E2E_TESTS,
     PUSHED_IMAGES,
     RELEASE_KEYS,
     STAGING_DEPLOYMENT,
     TAGGED_IMAGES,
     VERIFIED_RELEASE,
+    VERIFIED_RELEASE_FILE,
     image_key,
     pushed_key,
 )
@@ -34,7 +37,7 @@ from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manife
 from nexus_assets.release.notes import Gate
 from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
-from nexus_assets.release.verified import RECORD, make_release
+from nexus_assets.release.verified import make_release
 from nexus_assets.resources import GitRepo, NexusConfig
 
 
@@ -105,7 +108,7 @@ def service_records(context: dg.AssetExecutionContext, graph, names: list[str]) 
 def _critical_evidence(settings) -> dict[str, str]:
     """{name: critical module} of every name the parity report gives as a critical module's
     evidence (the synopsis' mandatory marks included), and the module names themselves."""
-    path = settings.reports / "discrepancy_report.json"
+    path = settings.workdir / DISCREPANCY_REPORT_FILE
     report = read_json(path) if path.is_file() else {}
     found: dict[str, str] = {}
     for module in report.get("modules") or []:
@@ -158,8 +161,8 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
                                          origin, refused, waivers)
             manifest["problems"] += refused_waivers
             manifest["totals"]["problems"] = len(manifest["problems"])
-            path = settings.artifacts / "artifacts_manifest.json"
-            write_json(path, checked_report(ArtifactsManifest, manifest, "artifacts/artifacts_manifest.json"))
+            path = settings.workdir / ARTIFACTS_MANIFEST_FILE
+            write_json(path, checked_report(ArtifactsManifest, manifest, ARTIFACTS_MANIFEST_FILE))
             totals = manifest["totals"]
             context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a "
                              f"registry digest")
@@ -174,7 +177,7 @@ def artifacts_manifest_asset(service_names: list[str], asset_graph) -> dg.Assets
 @dg.asset_check(asset=ARTIFACTS_MANIFEST, blocking=True,
                 description="Guide gate: the manifest exists and every released image has a registry digest.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
-    path = nexus.settings().artifacts / "artifacts_manifest.json"
+    path = nexus.settings().workdir / ARTIFACTS_MANIFEST_FILE
     if not path.is_file():
         return dg.AssetCheckResult(passed=False, description=f"{path} does not exist")
     manifest = read_json(path)
@@ -226,7 +229,7 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown,
                                    registry_problems=registry)
             record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
-            write_json(settings.artifacts / RECORD, record)
+            write_json(settings.workdir / VERIFIED_RELEASE_FILE, record)
             for line in outcome.messages:
                 context.log.info(line)
             if outcome.notes and outcome.folder:
@@ -239,7 +242,7 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
             verdict = ("released" if not outcome.already_released else "already released") if outcome.made else \
                 outcome.messages[0]
             return dg.MaterializeResult(
-                metadata={**metadata, "record": dg.MetadataValue.path(str(settings.artifacts / RECORD))},
+                metadata={**metadata, "record": dg.MetadataValue.path(str(settings.workdir / VERIFIED_RELEASE_FILE))},
                 check_results=[dg.AssetCheckResult(
                     check_name="release_gates", passed=not outcome.failed_gates and not outcome.problems,
                     description=f"{outcome.tag}: {verdict if not outcome.problems else outcome.messages[-1]}",
@@ -258,8 +261,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
     def deployment_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
         settings = nexus.settings()
         with nexus.hold_workdir(context):
-            manifest = read_json(settings.artifacts / "artifacts_manifest.json")
-            record_path = settings.artifacts / RECORD
+            manifest = read_json(settings.workdir / ARTIFACTS_MANIFEST_FILE)
+            record_path = settings.workdir / VERIFIED_RELEASE_FILE
             record = read_json(record_path) if record_path.is_file() else None
             keys = [image_key(n) for n in service_names] + [ARTIFACTS_MANIFEST, VERIFIED_RELEASE]
             runs: dict[str, str] = {}

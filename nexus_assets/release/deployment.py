@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nexus_assets.core.keys import DEPLOYMENT_REPORT_FILE, dated
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.core.settings import Settings
 
@@ -15,7 +16,7 @@ SUMMARY_FIELDS = ("made", "version", "tag", "already_released", "failed_gates", 
 
 
 def report_path(settings: Settings, when: datetime | None = None) -> Path:
-    return settings.reports / f"deployment_report_{(when or datetime.now(UTC)):%Y%m%d}.json"
+    return settings.workdir / dated(DEPLOYMENT_REPORT_FILE, when or datetime.now(UTC))
 
 
 def release_summary(record: dict | None, version_auto: bool) -> dict | None:

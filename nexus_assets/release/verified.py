@@ -14,10 +14,19 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nexus_assets.core.fileio import read_json, write_atomic
+from nexus_assets.core.git import git_answer
 from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST_FILE,
+    COMPLIANCE_REPORT_FILE,
+    DEPLOYMENT_PACKAGE_FILE,
+    DISCOVERY_PARSED_FILE,
+    DISCREPANCY_REPORT_FILE,
+    newest,
+)
 from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
 from nexus_assets.core.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.core.settings import Settings
@@ -26,9 +35,8 @@ from nexus_assets.release.github import GitHubTarget, publish
 from nexus_assets.release.notes import Gate, render_notes, sbom_components, service_changes
 
 NOTES = "release_notes.md"
-MANIFEST = "artifacts_manifest.json"
+MANIFEST = PurePosixPath(ARTIFACTS_MANIFEST_FILE).name  # also its name in releases/vX.Y.Z/
 COMPONENTS = "sbom_components.json"
-RECORD = "verified_release.json"  # artifacts/<RECORD>: the last release attempt, for the deployment report
 PUSH_REMOTE_VARIABLE = "NEXUS_RELEASE_PUSH"  # a git remote to push the branch and tag to
 
 
@@ -59,15 +67,17 @@ class ReleaseOutcome:
 
 def attachment_paths(settings: Settings) -> tuple[list[Path], list[str]]:
     """The files a release carries, and the names of those this run did not produce."""
-    reports, found, missing = settings.reports, [], []
-    newest = {pattern: sorted(reports.glob(pattern))[-1:] if reports.is_dir() else []
-              for pattern in ("compliance_report_*.pdf", "deployment_package_*.tar.gz")}
+    found: list[Path] = []
+    missing: list[str] = []
+    def made(name: str) -> list[Path]:
+        path = newest(settings.workdir, name)
+        return [path] if path else []
     wanted: list[tuple[str, list[Path]]] = [
-        ("compliance PDF (reports/compliance_report_YYYYMMDD.pdf)", newest["compliance_report_*.pdf"]),
-        ("artifacts manifest", [settings.artifacts / MANIFEST]),
-        ("deployment package (reports/deployment_package_YYYYMMDD.tar.gz)", newest["deployment_package_*.tar.gz"]),
-        ("discovery report", [reports / "discovery_parsed.json"]),
-        ("discrepancy report", [reports / "discrepancy_report.json"]),
+        (f"compliance PDF ({COMPLIANCE_REPORT_FILE})", made(COMPLIANCE_REPORT_FILE)),
+        ("artifacts manifest", [settings.workdir / ARTIFACTS_MANIFEST_FILE]),
+        (f"deployment package ({DEPLOYMENT_PACKAGE_FILE})", made(DEPLOYMENT_PACKAGE_FILE)),
+        ("discovery report", [settings.workdir / DISCOVERY_PARSED_FILE]),
+        ("discrepancy report", [settings.workdir / DISCREPANCY_REPORT_FILE]),
         ("signing public key (artifacts/signing_key.pub)", [settings.artifacts / "signing_key.pub"]),
     ]
     for label, paths in wanted:
@@ -159,7 +169,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(f"release {version} not made: gate(s) failed: {', '.join(outcome.failed_gates)}")
         return outcome
     manifest = read_json(settings.artifacts / MANIFEST)
-    discrepancy_path = settings.reports / "discrepancy_report.json"
+    discrepancy_path = settings.workdir / DISCREPANCY_REPORT_FILE
     discrepancy = read_json(discrepancy_path) if discrepancy_path.is_file() else None
     in_git = is_git_checkout(repo)
     git = gitrelease.state(repo) if in_git else gitrelease.GitState(head=None, dirty=False)
@@ -192,7 +202,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(repeated)
         held = gitrelease.read_released(repo, version, NOTES)
         notes = held.decode("utf-8") if held is not None else notes
-        outcome.release_commit = gitrelease.git_out(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
+        outcome.release_commit = git_answer(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
         if not (folder / NOTES).is_file():
             _keep_folder(folder, attachments, notes, manifest, components)
     else:

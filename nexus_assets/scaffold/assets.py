@@ -10,6 +10,7 @@ from nexus_assets.core.reports import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
 
 WORKING_COPY_READY = "working-copy-ready"
+from nexus_assets.core.keys import SCAFFOLD_REPORT_FILE
 from nexus_assets.scaffold.generate import scaffold_missing
 from nexus_assets.scaffold.report import ScaffoldReport
 
@@ -28,8 +29,8 @@ def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -
                                    source=str(settings.repo / "docs" / "investor_synopsis.md"))
         rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
                 for r in results]
-        write_json(settings.reports / "scaffold_report.json",
-                   checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
+        write_json(settings.workdir / SCAFFOLD_REPORT_FILE,
+                   checked_report(ScaffoldReport, {"services": rows}, SCAFFOLD_REPORT_FILE))
         created = [r.name for r in results if r.created]
         context.log.info(f"scaffold: {len(created)} created, {len(results) - len(created)} already there")
         return dg.MaterializeResult(
