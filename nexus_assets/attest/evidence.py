@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nexus_assets.attest.signing import public_pem, sign_envelope, signing_key_id
 from nexus_assets.core import evidence_check
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.evidence_check import MANIFEST, PUBLIC_KEY, SUMS, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE, file_sha256
+from nexus_assets.core.evidence_check import MANIFEST, PUBLIC_KEY, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE
+from nexus_assets.core.hashing import SUMS, file_sha256, sha256sums
 
 README = """Evidence of a Nexus COS release
 ===============================
@@ -68,7 +69,7 @@ def build_evidence_pack(artifacts: Path, folder: Path, key: Ed25519PrivateKey, p
             encoding="utf-8")
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         listed = {name: file_sha256(staging / name) for name in files}
-        listing = "".join(f"{digest}  {name}\n" for name, digest in sorted(listed.items())).encode("utf-8")
+        listing = sha256sums(listed)
         (staging / SUMS).write_bytes(listing)
         envelope = sign_envelope(key, SUMS_PAYLOAD_TYPE, listing)
         (staging / SUMS_ENVELOPE).write_text(json.dumps(envelope, sort_keys=True, indent=2) + "\n", encoding="utf-8")

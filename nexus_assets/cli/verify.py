@@ -63,7 +63,7 @@ def release_claim(workdir: Path, manifest: dict) -> tuple[bool, str]:
     tag = manifest.get("release_tag") or f"verified_release_v{manifest.get('version')}"
     path = workdir / VERIFIED_RELEASE_FILE
     if not path.is_file():
-        return True, f"RELEASE {tag}: no release record (artifacts/verified_release.json): none claimed"
+        return True, f"RELEASE {tag}: no release record ({VERIFIED_RELEASE_FILE}): none claimed"
     try:
         record = read_json(path)
     except (OSError, ValueError):

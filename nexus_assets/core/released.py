@@ -17,10 +17,11 @@ import base64
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.git import git_answer
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.release_version import is_git_checkout, release_tag
 
@@ -40,7 +41,7 @@ def released_manifest(repo: Path, version: str) -> dict | None:
     tag = release_tag(version)
     if not is_git_checkout(repo) or git_answer(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
         return None
-    shown = git_answer(repo, "show", f"refs/tags/{tag}:releases/v{version}/artifacts_manifest.json")
+    shown = git_answer(repo, "show", f"refs/tags/{tag}:releases/v{version}/{PurePosixPath(ARTIFACTS_MANIFEST_FILE).name}")
     try:
         manifest = json.loads(shown or "")
     except ValueError:  # a tag made by hand: released, its images unknown

@@ -15,9 +15,11 @@ from nexus_assets.core.freshness import kept_materialization, latest_metadata
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
+    ARTIFACTS_MANIFEST_FILE,
     COMPLIANCE_REPORT,
     DEPLOYMENT_PACKAGE,
     DISCOVERY_PARSED,
+    DISCOVERY_PARSED_FILE,
     DISCREPANCY_REPORT,
     WORKSPACE,
 )
@@ -57,8 +59,8 @@ def deployment_package_asset(asset_graph) -> dg.AssetsDefinition:
                 context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**kept, "remade": False})
-            manifest = _read(settings.artifacts / "artifacts_manifest.json")
-            discovery = _read(settings.reports / "discovery_parsed.json")
+            manifest = _read(settings.workdir / ARTIFACTS_MANIFEST_FILE)
+            discovery = _read(settings.workdir / DISCOVERY_PARSED_FILE)
             pdf = latest_metadata(context.instance, COMPLIANCE_REPORT).get("path")
             public = {str(i.get("service")) for i in manifest.get("images") or []}
             _, secrets = env_secrets(settings.repo, public)

@@ -16,7 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from nexus_assets.core import evidence_check
 from nexus_assets.core.git import git_answer
-from nexus_assets.core.keys import DEPLOYMENT_PACKAGE_FILE, dated
+from nexus_assets.core.hashing import SUMS
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DEPLOYMENT_PACKAGE_FILE, dated
 from nexus_assets.core.secret_scan import count_in_bytes
 from nexus_assets.core.secrets import read_env_files
 from nexus_assets.core.settings import Settings
@@ -158,12 +159,12 @@ def package_content(settings: Settings, manifest: dict, discovery: dict, complia
     pdf = _optional(compliance_pdf)
     if pdf is not None and compliance_pdf is not None:
         files[f"reports/{compliance_pdf.name}"] = Entry(pdf)
-    manifest_bytes = _optional(settings.artifacts / "artifacts_manifest.json")
+    manifest_bytes = _optional(settings.workdir / ARTIFACTS_MANIFEST_FILE)
     if manifest_bytes is not None:
-        files["artifacts/artifacts_manifest.json"] = Entry(manifest_bytes)
+        files[ARTIFACTS_MANIFEST_FILE] = Entry(manifest_bytes)
     files.update({path: Entry(data) for path, data in _attestations(settings, manifest, compose.released).items()})
     files["README.md"] = Entry(_readme(settings, manifest, compose, commit or NA, name,
-                                       sorted([*files, "README.md", "SHA256SUMS"]), discovery))
+                                       sorted([*files, "README.md", SUMS]), discovery))
     leaking = sorted(path for path, entry in files.items() if count_in_bytes(entry.data, secrets))
     if leaking:
         raise PackageError(f"deployment package: a value of the repository's .env is in {', '.join(leaking)}; "

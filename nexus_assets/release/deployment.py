@@ -44,4 +44,4 @@ def build_report(settings: Settings, manifest: dict, record: dict | None, run_id
     payload = {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "version": settings.version,
                "registry": settings.registry, "repo": str(settings.repo), "run_id": run_id, "runs": runs,
                "built": built, "pushed": pushed, "release": release_summary(record, settings.version_auto)}
-    return checked_report(DeploymentReport, payload, "reports/deployment_report_YYYYMMDD.json")
+    return checked_report(DeploymentReport, payload, DEPLOYMENT_REPORT_FILE)

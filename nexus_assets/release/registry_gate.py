@@ -5,13 +5,14 @@ provenance; for a version already released, every tag still names the released d
 from __future__ import annotations
 
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.core.released import moved_tags, provenance_subject, released_manifest, version_tag_problems
 from nexus_assets.core.settings import Settings
 
 
 def registry_gate(settings: Settings) -> list[str]:
     """One line per version tag (or provenance) that does not name the digest it must, naming both."""
-    path = settings.artifacts / "artifacts_manifest.json"
+    path = settings.workdir / ARTIFACTS_MANIFEST_FILE
     if not path.is_file():
         return []  # the manifest's own gate says so
     manifest = read_json(path)

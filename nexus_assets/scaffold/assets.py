@@ -10,7 +10,7 @@ from nexus_assets.core.reports import modules_to_scaffold
 from nexus_assets.resources import NexusConfig
 
 WORKING_COPY_READY = "working-copy-ready"
-from nexus_assets.core.keys import SCAFFOLD_REPORT_FILE
+from nexus_assets.core.keys import DISCREPANCY_REPORT_FILE, SCAFFOLD_REPORT_FILE
 from nexus_assets.scaffold.generate import scaffold_missing
 from nexus_assets.scaffold.report import ScaffoldReport
 
@@ -23,7 +23,7 @@ from nexus_assets.scaffold.report import ScaffoldReport
 def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
-        report = read_json(settings.reports / "discrepancy_report.json")
+        report = read_json(settings.workdir / DISCREPANCY_REPORT_FILE)
         config = load_repo_config(settings.workdir)
         results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"],
                                    source=str(settings.repo / "docs" / "investor_synopsis.md"))
