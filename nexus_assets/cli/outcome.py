@@ -10,6 +10,7 @@ from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT_F
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.released import moved_tags, released_manifest
 from nexus_assets.core.settings import Settings
+from nexus_assets.resources.registry import Registry
 
 
 @dataclass
@@ -48,7 +49,7 @@ def say_release(settings: Settings) -> bool:
     released = released_manifest(settings.repo, settings.version)
     if released is None:
         return True
-    moved = moved_tags(released, settings.version)
+    moved = moved_tags(released, settings.version, Registry(address=settings.registry))
     for line in moved:
         print(f"[nexus] {release_tag(settings.version)} in the registry: {line}", flush=True)
     if moved:

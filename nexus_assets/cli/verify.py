@@ -15,8 +15,8 @@ from nexus_assets.core.errors import NexusError
 from nexus_assets.core.evidence_check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import VERIFIED_RELEASE_FILE
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
 from nexus_assets.core.released import digests
+from nexus_assets.resources.registry import Registry
 
 
 def _reference(entry: dict) -> tuple[str, str, str] | None:
@@ -41,7 +41,7 @@ def check_registry(entry: dict, verdict: Verdict) -> None:
         return
     registry, repository, tag = reference
     try:  # the same client (credentials, retries, messages without secrets) as the push
-        with RegistryClient(registry, credentials_from_env()) as client:
+        with Registry(address=registry).client() as client:
             by_digest = client.manifest_digest(repository, digest)
             by_tag = client.manifest_digest(repository, tag) if tag else None
     except NexusError as exc:

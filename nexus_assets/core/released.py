@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.git import git_answer
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
-from nexus_assets.core.registry import RegistryClient, credentials_from_env
+from nexus_assets.core.registry import CredentialSource, RegistryClient
 from nexus_assets.core.release_version import is_git_checkout, release_tag
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
@@ -62,7 +62,7 @@ def _repository(entry: dict) -> tuple[str, str] | None:
     return (host, path) if host and path else None
 
 
-def version_tag_problems(images: Iterable[dict], version: str,
+def version_tag_problems(images: Iterable[dict], version: str, access: CredentialSource,
                          expected: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """One line per image whose version tag in the registry does not name the digest expected
     (default: the entry's own `digest`; expected: {service: (digest, what it is)}), naming the
@@ -70,7 +70,7 @@ def version_tag_problems(images: Iterable[dict], version: str,
     problems: list[str] = []
     clients: dict[str, RegistryClient] = {}
     try:
-        credentials = credentials_from_env()
+        credentials = access.credentials()
         asked: list[tuple[RegistryClient, str, str, str, str]] = []
         for entry in images:
             service = str(entry.get("service"))
@@ -95,10 +95,10 @@ def version_tag_problems(images: Iterable[dict], version: str,
     return problems
 
 
-def moved_tags(released: dict, version: str) -> list[str]:
+def moved_tags(released: dict, version: str, access: CredentialSource) -> list[str]:
     """version_tag_problems of a released manifest: each tag that no longer names its released digest."""
     images = released.get("images") or []
-    return version_tag_problems(images, version, {str(i["service"]): (str(i["digest"]), "the released")
+    return version_tag_problems(images, version, access, {str(i["service"]): (str(i["digest"]), "the released")
                                                   for i in images if i.get("digest")})
 
 
@@ -118,11 +118,11 @@ def provenance_subject(artifacts: Path, entry: dict) -> str | None:
     return f"sha256:{found[0]}" if found else "none"
 
 
-def repair_tags(manifest: dict, version: str) -> list[str]:
+def repair_tags(manifest: dict, version: str, access: CredentialSource) -> list[str]:
     """Point every image's version tag back at its released digest (a manifest PUT of the
     released manifest under the tag); one line per tag, saying what was done."""
     done: list[str] = []
-    credentials = credentials_from_env()
+    credentials = access.credentials()
     for entry in manifest.get("images") or []:
         where = _repository(entry)
         digest = entry.get("digest")

@@ -53,6 +53,7 @@ from nexus_assets.images.outcome import build_and_test, check_result, failure_ev
 from nexus_assets.images.tags import tag_current_images, tags_code_version
 from nexus_assets.policy.acceptance import no_tests_mode
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
+from nexus_assets.resources.registry import Registry
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
@@ -99,7 +100,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
 
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
-                       git: GitRepo):
+                       git: GitRepo, registry: Registry):  # the registry: the shared build cache and the pushes
         settings = nexus.settings()
         with nexus.hold_workdir(context), contextlib.ExitStack() as stack:  # one writer per working copy
             # Each image is pushed as soon as it passed its tests, while the others still build;
@@ -161,7 +162,7 @@ def _build_all(context, docker_engine: DockerEngine, settings, services: Iterabl
     test container within seconds, and the interrupt goes on up to Dagster."""
     cancel = Cancellation()
     secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
-    cache = RegistryCache.open(settings, context.log.warning)  # asked once: a registry away is one warning
+    cache = RegistryCache.open(settings, context.resources.registry, context.log.warning)  # asked once: a registry away is one warning
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")
     futures = {}
     try:

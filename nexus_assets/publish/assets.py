@@ -17,7 +17,6 @@ registry (images.cache reads it back on any machine before building)."""
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 
 import dagster as dg
@@ -93,7 +92,7 @@ class Publishing:
     def __init__(self, context: dg.AssetExecutionContext, docker_engine, settings, names: list[str]) -> None:
         self._context, self._settings, self._names = context, settings, names
         self._selected = [n for n in names if pushed_key(n) in context.selected_asset_keys]
-        self._pushes = Pushes(docker_engine, settings, context.log)
+        self._pushes = Pushes(docker_engine, context.resources.registry, settings, context.log)
         self._refused: dict[str, str] = {}  # {service: reason} never handed to a push
         self._started: set[str] = set()  # services submitted or refused
         self._reported: set[str] = set()  # services whose pushed/<service> event was yielded
@@ -198,5 +197,4 @@ def _pushed_images(context, settings, names: list[str], results: dict[str, PushR
         metadata={"images": dg.MetadataValue.json(rows), "problems": dg.MetadataValue.json(missing),
                   "in_registry": len(rows), "pushed_now": sum(1 for r in results.values() if r.pushed),
                   "registry": settings.registry, "version": settings.version,
-                  "credentials": "from environment" if any(os.environ.get(k) for k in (
-                      "REGISTRY_USERNAME", "DOCKER_REGISTRY_TOKEN")) else "none"})
+                  "credentials": context.resources.registry.credentials_origin()})

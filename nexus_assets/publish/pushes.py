@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.registry import Credentials, RegistryClient, credentials_from_env
+from nexus_assets.core.registry import Credentials, CredentialSource, RegistryClient
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.released import IMMUTABLE, released_manifest
 from nexus_assets.publish.push import PushResult, push_image
@@ -26,8 +26,8 @@ class Pushes:
     """The pushes of one step: submit() as each image passes, ended() between builds, wait() at
     the end; results and problems ({service: reason}) fill in as pushes end."""
 
-    def __init__(self, docker_engine, settings, log) -> None:
-        self._engine, self._settings, self._log = docker_engine, settings, log
+    def __init__(self, docker_engine, registry: CredentialSource, settings, log) -> None:
+        self._engine, self._registry, self._settings, self._log = docker_engine, registry, settings, log
         self._stop = Cancellation()
         self._pool: ThreadPoolExecutor | None = None  # started with the first push
         self._credentials: Credentials | None = None
@@ -78,7 +78,7 @@ class Pushes:
         if not self._checked:
             self._checked = True
             try:
-                self._credentials = credentials_from_env()
+                self._credentials = self._registry.credentials()
                 checker = RegistryClient(self._settings.registry, self._credentials)
                 try:
                     checker.check(on_retry=lambda text: self._log.warning(text))

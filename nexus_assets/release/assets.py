@@ -39,6 +39,8 @@ from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
 from nexus_assets.release.verified import make_release
 from nexus_assets.resources import GitRepo, NexusConfig
+from nexus_assets.resources.github import GitHub
+from nexus_assets.resources.registry import Registry
 
 
 def _plain(metadata) -> dict:
@@ -219,15 +221,16 @@ def verified_release_asset(asset_graph, deps: list[dg.AssetKey], service_names: 
                     "the target repository, release notes, WORKDIR/releases/vX.Y.Z/, and a GitHub Release when "
                     "GITHUB_TOKEN and GITHUB_REPOSITORY are set. Refused, naming them, when a blocking gate failed.",
     )
-    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:
+    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig, registry: Registry,
+                         github: GitHub) -> dg.MaterializeResult:
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             # the staging deploy follows the release: its checks are not the release's gates
             gates = release_gates(context.instance, asset_graph(), settings, exclude=(*RELEASE_KEYS, STAGING_DEPLOYMENT))
             unknown = sorted({s.name for s in build_services(settings)} - set(service_names))
-            registry = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings)
+            moved = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings, registry)
             outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown,
-                                   registry_problems=registry)
+                                   registry_problems=moved, github=github.target())
             record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
             write_json(settings.workdir / VERIFIED_RELEASE_FILE, record)
             for line in outcome.messages:

@@ -31,8 +31,9 @@ from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, p
 from nexus_assets.core.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.core.settings import Settings
 from nexus_assets.release import gitrelease
-from nexus_assets.release.github import GitHubTarget, publish
+from nexus_assets.release.github import publish
 from nexus_assets.release.notes import Gate, render_notes, sbom_components, service_changes
+from nexus_assets.resources.github import GitHubTarget
 
 NOTES = "release_notes.md"
 MANIFEST = PurePosixPath(ARTIFACTS_MANIFEST_FILE).name  # also its name in releases/vX.Y.Z/
@@ -150,8 +151,10 @@ def _other_images(manifest: dict, released: dict | None) -> list[str]:
 
 
 def make_release(settings: Settings, gates: list[Gate], run_id: str | None = None,
-                 deferred_for: list[str] | None = None, registry_problems: list[str] | None = None) -> ReleaseOutcome:
+                 deferred_for: list[str] | None = None, registry_problems: list[str] | None = None,
+                 github: GitHubTarget | None = None) -> ReleaseOutcome:
     """The release of settings.version, or the reasons it was refused (see the module).
+    github: where it is also published (the GitHub resource's target); None: the folder only.
     deferred_for: services the graph does not know yet; the release waits for them.
     registry_problems: version tags in the registry that do not name the digests they must
     (release.assets reads them; core.released): they refuse a new release, and are reported,
@@ -228,9 +231,8 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(gitrelease.push_release(repo, remote, version))
     outcome.folder, outcome.notes = str(folder), notes
     outcome.attachments = [p.name for p in attachments]
-    target = GitHubTarget.from_env()
-    if target is not None:
-        done = publish(target, tag=outcome.tag, commit=outcome.release_commit if remote else git.head,
+    if github is not None:
+        done = publish(github, tag=outcome.tag, commit=outcome.release_commit if remote else git.head,
                        name=f"Verified release {version}", body=notes,
                        attachments=[folder / p.name for p in attachments if (folder / p.name).is_file()])
         outcome.github = asdict(done)
