@@ -45,6 +45,8 @@ from nexus_assets.release.assets import (
     verified_release_asset,
 )
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
+from nexus_assets.resources.github import GitHub
+from nexus_assets.resources.registry import Registry
 from nexus_assets.resources.staging import StagingHost
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.target.services import Service, build_services
@@ -119,6 +121,8 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             "nexus": nexus,
             "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
             "git": GitRepo(path=str(settings.repo)),
+            "registry": Registry(address=settings.registry),  # credentials: the environment's, when asked
+            "github": GitHub(),  # empty fields: GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL when a release asks
             "staging_host": StagingHost(),  # empty fields: NEXUS_STAGING_* at run time
         },
     )

@@ -111,6 +111,17 @@ def registry_credentials() -> tuple[str, str]:
     return os.environ["REGISTRY_USERNAME"], os.environ["REGISTRY_PASSWORD"]
 
 
+@pytest.fixture
+def registry_resource(registry_credentials):
+    """The registry resource a step is handed (resources/registry.py), pointed at a test's registry
+    with the session's credentials given to it: what tests substitute instead of the environment."""
+    from nexus_assets.resources.registry import Registry
+
+    def make(address: str) -> Registry:
+        return Registry(address=address, username=registry_credentials[0], password=registry_credentials[1])
+    return make
+
+
 @pytest.fixture(scope="session")
 def session_registry(tmp_path_factory, registry_credentials):
     """A registry for the session's pipeline runs, on a free loopback port: every test gets a path

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from nexus_assets.attest.evidence import build_evidence_pack, newest_compliance_report
+from nexus_assets.attest.evidence import build_evidence_pack
 from nexus_assets.attest.in_registry import artifact_tag
 from nexus_assets.attest.provenance import DEFAULT_BUILDER_ID, PROVENANCE_VERSION, SBOM_VERSION, BuildFacts
 from nexus_assets.attest.reuse import kept_provenance, sboms_from_registry, store_all
@@ -46,10 +46,12 @@ from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
     ATTESTATIONS,
     COMPLIANCE_REPORT,
+    COMPLIANCE_REPORT_FILE,
     EVIDENCE_PACK,
     FORCE_TAG,
     TAGGED_IMAGES,
     image_key,
+    newest,
     provenance_key,
     pushed_key,
     sbom_key,
@@ -321,7 +323,7 @@ def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:  #
     settings = context.resources.nexus.settings()
     key, _ = load_or_create_key(settings.signing_key_path)
     folder = settings.artifacts / EVIDENCE_DIR
-    pdf = newest_compliance_report(settings.reports)
+    pdf = newest(settings.workdir, COMPLIANCE_REPORT_FILE)
     listed = build_evidence_pack(settings.artifacts, folder, key, pdf)
     context.log.info(f"evidence pack {folder}: {len(listed)} files" + ("" if pdf else " (no compliance report yet)"))
     return dg.MaterializeResult(

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nexus_assets.attest.signing import public_pem, sign_envelope, signing_key_id
 from nexus_assets.core.errors import NexusError
+from nexus_assets.core.hashing import SUMS, file_sha256, sha256sums
 from nexus_assets.evidence import check as evidence_check
-from nexus_assets.evidence.check import MANIFEST, PUBLIC_KEY, SUMS, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE, file_sha256
+from nexus_assets.evidence.check import MANIFEST, PUBLIC_KEY, SUMS_ENVELOPE, SUMS_PAYLOAD_TYPE
 
 README = """Evidence of a Nexus COS release
 ===============================
@@ -34,12 +35,6 @@ Check it:   python3 verify.py              (or: python3 verify.py FOLDER --expec
 Compare the key id above with the one the release was published with: whoever can replace the
 public key can re-sign everything, so the key id is what ties this pack to its signer.
 """
-
-
-def newest_compliance_report(reports: Path) -> Path | None:
-    """reports/compliance_report_YYYYMMDD.pdf, the newest by name, when one was made."""
-    found = sorted(reports.glob("compliance_report_*.pdf")) if reports.is_dir() else []
-    return found[-1] if found else None
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -74,7 +69,7 @@ def build_evidence_pack(artifacts: Path, folder: Path, key: Ed25519PrivateKey, p
             encoding="utf-8")
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         listed = {name: file_sha256(staging / name) for name in files}
-        listing = "".join(f"{digest}  {name}\n" for name, digest in sorted(listed.items())).encode("utf-8")
+        listing = sha256sums(listed)
         (staging / SUMS).write_bytes(listing)
         envelope = sign_envelope(key, SUMS_PAYLOAD_TYPE, listing)
         (staging / SUMS_ENVELOPE).write_text(json.dumps(envelope, sort_keys=True, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,13 @@ from typing import Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import VERIFIED_RELEASE
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST_FILE,
+    DEPLOYMENT_REPORT_FILE,
+    VERIFIED_RELEASE,
+    VERIFIED_RELEASE_FILE,
+    newest,
+)
 from nexus_assets.core.settings import Settings
 
 _KINDS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION,
@@ -118,7 +124,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 def current_images(facts: RunFacts, settings: Settings) -> list[str]:
     """Services the manifest holds current that this run did not build or pull."""
-    manifest = _read(settings.artifacts / "artifacts_manifest.json") or {}
+    manifest = _read(settings.workdir / ARTIFACTS_MANIFEST_FILE) or {}
     done = facts.built | facts.pulled | set(facts.failed)
     return sorted(str(e["service"]) for e in manifest.get("images", [])
                   if e.get("status") == "current" and e.get("service") not in done)
@@ -127,7 +133,7 @@ def current_images(facts: RunFacts, settings: Settings) -> list[str]:
 def release_line(facts: RunFacts, settings: Settings) -> str:
     if not facts.released_in_run:
         return "no release step in this run"
-    record = _read(settings.artifacts / "verified_release.json") or {}
+    record = _read(settings.workdir / VERIFIED_RELEASE_FILE) or {}
     github = (record.get("github") or {}).get("url")
     if record.get("made"):
         where = f", GitHub Release {github}" if github else ""
@@ -141,8 +147,8 @@ def release_line(facts: RunFacts, settings: Settings) -> str:
 
 def deploy_lines(settings: Settings) -> list[str]:
     """The deploy and audit the newest deployment report records, when it records any."""
-    reports = sorted(settings.reports.glob("deployment_report_*.json"))
-    report = _read(reports[-1]) if reports else None
+    path = newest(settings.workdir, DEPLOYMENT_REPORT_FILE)
+    report = _read(path) if path else None
     lines = []
     for key in ("staging", "deploy", "deployment", "audit"):
         value = (report or {}).get(key)
@@ -154,7 +160,7 @@ def deploy_lines(settings: Settings) -> list[str]:
 def report_links(settings: Settings) -> list[str]:
     lines = [f"- `{path}`" for pattern in ("*.json", "*.pdf", "*.tar.gz")
              for path in sorted(settings.reports.glob(pattern))]
-    manifest = settings.artifacts / "artifacts_manifest.json"
+    manifest = settings.workdir / ARTIFACTS_MANIFEST_FILE
     if manifest.is_file():
         lines.append(f"- `{manifest}`")
     # The workflow's repository (GITHUB_WORKFLOW_REF: owner/name/.github/workflows/...), which differs

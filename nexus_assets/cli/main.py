@@ -16,6 +16,7 @@ from nexus_assets.cli import staging
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.fileio import write_json
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.core.settings import Settings
 
 EXIT_GATE_FAILED = 1
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(summary.pulled)} pulled from the registry cache, {len(summary.failed)} failed, "
               f"{len(summary.pushed)} pushed to {settings.registry}; "
               f"reports in {settings.reports}, "
-              f"manifest in {settings.artifacts / 'artifacts_manifest.json'}")
+              f"manifest in {settings.workdir / ARTIFACTS_MANIFEST_FILE}")
         if summary.ok and args.command == "run" and args.deploy_staging:
             return staging.deploy_staging(settings, args)
         return 0 if summary.ok else EXIT_GATE_FAILED

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT_FILE, VERIFIED_RELEASE_FILE
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.registry.released import moved_tags, released_manifest
+from nexus_assets.resources.registry import Registry
 
 
 @dataclass
@@ -33,7 +35,7 @@ def say_release(settings: Settings) -> bool:
     and whether a released version's tags still name its images in the registry (they can move
     while nothing here changes): False, naming each tag and the repair command, when one moved."""
     try:
-        record = read_json(settings.artifacts / "verified_release.json")
+        record = read_json(settings.workdir / VERIFIED_RELEASE_FILE)
     except (OSError, ValueError):
         record = {}
     if record.get("version") == settings.version and record.get("made"):
@@ -47,7 +49,7 @@ def say_release(settings: Settings) -> bool:
     released = released_manifest(settings.repo, settings.version)
     if released is None:
         return True
-    moved = moved_tags(released, settings.version)
+    moved = moved_tags(released, settings.version, Registry(address=settings.registry))
     for line in moved:
         print(f"[nexus] {release_tag(settings.version)} in the registry: {line}", flush=True)
     if moved:
@@ -59,7 +61,7 @@ def say_release(settings: Settings) -> bool:
 def waived_services(settings: Settings) -> set[str]:
     """The services the last manifest says the release goes without, under a waiver that holds."""
     try:
-        return {str(w["service"]) for w in read_json(settings.artifacts / "artifacts_manifest.json").get("waived") or []}
+        return {str(w["service"]) for w in read_json(settings.workdir / ARTIFACTS_MANIFEST_FILE).get("waived") or []}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
 
@@ -79,13 +81,13 @@ def drop_waived(summary: RunSummary, settings: Settings) -> None:
 def last_verdict(settings: Settings) -> bool:
     """The gates as the last run left them, read from its reports."""
     try:
-        manifest = read_json(settings.artifacts / "artifacts_manifest.json")
-        report = read_json(settings.reports / "discrepancy_report.json")
+        manifest = read_json(settings.workdir / ARTIFACTS_MANIFEST_FILE)
+        report = read_json(settings.workdir / DISCREPANCY_REPORT_FILE)
     except (OSError, ValueError):
         return False
     totals = manifest["totals"]
     waived = {w.get("service") for w in manifest.get("waived") or []}
     tests_failed = [i for i in manifest["images"] if i["status"] == "tests_failed" and i["service"] not in waived]
-    release = settings.artifacts / "verified_release.json"
+    release = settings.workdir / VERIFIED_RELEASE_FILE
     released = (not release.is_file()) or bool(read_json(release).get("made"))
     return not totals["problems"] and not tests_failed and bool(report["gate"]["passed"]) and released

@@ -8,6 +8,7 @@ from __future__ import annotations
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.registry.released import moved_tags, released_manifest, repair_tags
+from nexus_assets.resources.registry import Registry
 
 
 def repair(settings: Settings) -> int:
@@ -17,9 +18,10 @@ def repair(settings: Settings) -> int:
     if released is None:
         print(f"nexus-agent: error: {tag} is not a release tag of {settings.repo}: nothing to repair")
         return 2
-    for line in repair_tags(released, settings.version):
+    registry = Registry(address=settings.registry)
+    for line in repair_tags(released, settings.version, registry):
         print(f"[nexus] {line}")
-    left = moved_tags(released, settings.version)
+    left = moved_tags(released, settings.version, registry)
     for line in left:
         print(f"[nexus] still wrong: {line}")
     print(f"[nexus] {tag}: {'registry tags on the released digests' if not left else 'NOT repaired'}")

@@ -14,9 +14,10 @@ from typing import Any
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import read_json
+from nexus_assets.core.keys import VERIFIED_RELEASE_FILE
 from nexus_assets.evidence.check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
-from nexus_assets.registry.client import RegistryClient, credentials_from_env
 from nexus_assets.registry.released import digests
+from nexus_assets.resources.registry import Registry
 
 
 def _reference(entry: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -41,7 +42,7 @@ def check_registry(entry: dict[str, Any], verdict: Verdict) -> None:
         return
     registry, repository, tag = reference
     try:  # the same client (credentials, retries, messages without secrets) as the push
-        with RegistryClient(registry, credentials_from_env()) as client:
+        with Registry(address=registry).client() as client:
             by_digest = client.manifest_digest(repository, digest)
             by_tag = client.manifest_digest(repository, tag) if tag else None
     except NexusError as exc:
@@ -61,9 +62,9 @@ def release_claim(workdir: Path, manifest: dict[str, Any]) -> tuple[bool, str]:
     very images, read from the last release attempt (artifacts/verified_release.json) and the
     manifest the release kept (WORKDIR/releases/vX.Y.Z/). No record: no release is claimed."""
     tag = manifest.get("release_tag") or f"verified_release_v{manifest.get('version')}"
-    path = workdir / "artifacts" / "verified_release.json"
+    path = workdir / VERIFIED_RELEASE_FILE
     if not path.is_file():
-        return True, f"RELEASE {tag}: no release record (artifacts/verified_release.json): none claimed"
+        return True, f"RELEASE {tag}: no release record ({VERIFIED_RELEASE_FILE}): none claimed"
     try:
         record = read_json(path)
     except (OSError, ValueError):

@@ -21,9 +21,11 @@ from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
     COMPLIANCE_REPORT,
+    COMPLIANCE_REPORT_FILE,
     DISCOVERY_PARSED,
     DISCREPANCY_REPORT,
     SCAFFOLDED_SERVICES,
+    dated,
 )
 from nexus_assets.core.lineage import latest_metadata
 from nexus_assets.core.metadata import (
@@ -92,7 +94,7 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
             _, values = env_secrets(settings.repo, _public_names(settings) | set(data.images["service"]))
             charts = ChartCache(settings.cache / "charts")
             pdf = render(data, lambda text: mask_values(text, values), charts)
-            path = settings.reports / f"compliance_report_{today:%Y%m%d}.pdf"
+            path = settings.workdir / dated(COMPLIANCE_REPORT_FILE, today)
             write_atomic(path, pdf)
             context.log.info(f"compliance report {path}: verdict {data.verdict}; "
                              f"{data.secrets.found} secret value(s) found in outputs; charts drawn: "

@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import COMPLIANCE_REPORT, image_key
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, COMPLIANCE_REPORT, image_key
 from nexus_assets.core.lineage import AssetRecords
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.acceptance import missing_from_text, no_tests_mode
@@ -28,7 +28,7 @@ from nexus_assets.resources import NexusConfig
 
 
 def _current_services(settings: Settings) -> list[str]:
-    path = settings.artifacts / "artifacts_manifest.json"
+    path = settings.workdir / ARTIFACTS_MANIFEST_FILE
     try:
         manifest = read_json(path)
     except (OSError, ValueError):

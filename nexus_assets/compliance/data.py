@@ -22,7 +22,13 @@ from nexus_assets.compliance.lineage import LineageRow
 from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.compliance.policy import KycFlag, kyc_flag
 from nexus_assets.core.hashing import file_sha256
-from nexus_assets.core.keys import TEST_STAGES
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST_FILE,
+    DISCOVERY_PARSED_FILE,
+    DISCREPANCY_REPORT_FILE,
+    SCAFFOLD_REPORT_FILE,
+    TEST_STAGES,
+)
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.acceptance import NO_TESTS, blocking_states, e2e_state, no_tests_mode, report_contents
 from nexus_assets.policy.pmmg import PolicyVerdict, Rule, pmmg_verdict
@@ -182,8 +188,8 @@ def _gates(settings: Settings, discovery: dict[str, Any], discrepancy: dict[str,
            tests: pd.DataFrame,
            pmmg: PolicyVerdict, scan: SecretScan, no_tests: str = "warn") -> list[Gate]:
     gates = [Gate("discovery parsed", bool(discovery.get("summary")),
-                  "reports/discovery_parsed.json holds the inventory" if discovery.get("summary") else
-                  f"reports/discovery_parsed.json: {NA}")]
+                  f"{DISCOVERY_PARSED_FILE} holds the inventory" if discovery.get("summary") else
+                  f"{DISCOVERY_PARSED_FILE}: {NA}")]
     gate = discrepancy.get("gate") or {}
     gates.append(Gate("feature parity", bool(gate.get("passed")) if gate else False, gate.get("message") or NA))
     waived = {w.get("service"): w for w in manifest.get("waived") or []}
@@ -209,7 +215,7 @@ def _gates(settings: Settings, discovery: dict[str, Any], discrepancy: dict[str,
     gates.append(Gate("artifacts manifest", ok if manifest else False,
                       (f"{len(images) - len(without)}/{len(images)} images with a digest; "
                        f"{len(pinned)}/{len(released)} released images with a registry digest (repo_digest)"
-                       if manifest else f"artifacts/artifacts_manifest.json: {NA}")
+                       if manifest else f"{ARTIFACTS_MANIFEST_FILE}: {NA}")
                       + (f"; no digest: {', '.join(without[:12])}" if without else "")
                       + (f"; {len(waived)} waived, not released" if waived else "")))
     gates += [Gate(f"waived: {name}", None, f"not released ({w.get('why')}); waiver: {w.get('reason')}; {by_line(w)}; "
@@ -231,9 +237,9 @@ def _contents_gate(data: ReportData, inputs: dict[str, dict[str, Any]]) -> Gate:
         return "" if ok else why
 
     sections = {
-        "discovery": need(bool(inputs["discovery"].get("summary")), "reports/discovery_parsed.json " + NA),
-        "parity": need(bool(data.parity_summary.get("gate")), "reports/discrepancy_report.json " + NA),
-        "scaffolded modules": need("services" in inputs["scaffold"], "reports/scaffold_report.json " + NA),
+        "discovery": need(bool(inputs["discovery"].get("summary")), f"{DISCOVERY_PARSED_FILE} {NA}"),
+        "parity": need(bool(data.parity_summary.get("gate")), f"{DISCREPANCY_REPORT_FILE} {NA}"),
+        "scaffolded modules": need("services" in inputs["scaffold"], f"{SCAFFOLD_REPORT_FILE} {NA}"),
         "tests": need(bool(len(data.tests)), "no service in the manifest"),
         "images": need(bool(len(data.images)), "no image in the manifest"),
         "PMMG policy": need(bool(data.pmmg.rules), "no rule judged"),
@@ -250,10 +256,10 @@ def assemble(settings: Settings, *, commit: str | None, lineage: list[LineageRow
     """Everything the compliance PDF shows, from the pipeline's outputs. pmmg_images: {service:
     its PMMG browser-only verdict} as the image step recorded it (images.pmmg)."""
     notes: list[str] = []
-    discovery = _read(settings.reports / "discovery_parsed.json", notes)
-    discrepancy = _read(settings.reports / "discrepancy_report.json", notes)
-    scaffold = _read(settings.reports / "scaffold_report.json", notes)
-    manifest = _read(settings.artifacts / "artifacts_manifest.json", notes)
+    discovery = _read(settings.workdir / DISCOVERY_PARSED_FILE, notes)
+    discrepancy = _read(settings.workdir / DISCREPANCY_REPORT_FILE, notes)
+    scaffold = _read(settings.workdir / SCAFFOLD_REPORT_FILE, notes)
+    manifest = _read(settings.workdir / ARTIFACTS_MANIFEST_FILE, notes)
     modules, by_category = _modules(discrepancy)
     no_tests = no_tests_mode(settings.repo)
     tests, stage_counts = _tests(manifest, no_tests)

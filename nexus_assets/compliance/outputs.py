@@ -4,13 +4,13 @@ from data.py so that the report's gate, which runs even when the report is kept,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from nexus_assets.core.keys import COMPLIANCE_REPORT_FILE, DEPLOYMENT_PACKAGE_FILE, day_pattern
 from nexus_assets.core.settings import Settings
 
 # Made from this report, or this report itself: listed by the package, not here.
-_OWN_OUTPUTS = re.compile(r"^(compliance_report_\d{8}\.pdf|deployment_package_\d{8}\.tar\.gz)$")
+_OWN_OUTPUTS = [day_pattern(COMPLIANCE_REPORT_FILE), day_pattern(DEPLOYMENT_PACKAGE_FILE)]
 
 
 def artifact_files(settings: Settings) -> list[Path]:
@@ -19,5 +19,5 @@ def artifact_files(settings: Settings) -> list[Path]:
     for folder in (settings.reports, settings.artifacts):
         if folder.is_dir():
             found += [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-                      and not p.name.startswith(".") and not _OWN_OUTPUTS.match(p.name)]
+                      and not p.name.startswith(".") and not any(own.match(p.name) for own in _OWN_OUTPUTS)]
     return sorted(found)

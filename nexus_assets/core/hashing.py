@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -125,6 +126,34 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+SUMS = "SHA256SUMS"
+_SUMS_LINE = re.compile(r"^(?P<digest>[0-9a-f]{64}) [ *](?P<path>\S.*)$")
+
+
+def sha256sums(digests: Mapping[str, str]) -> bytes:
+    """The SHA256SUMS listing of {relative path: sha256}, in `sha256sum`'s format (`<hex>  <path>`,
+    sorted by path), so `sha256sum --check SHA256SUMS` reads it: the package's and the evidence
+    pack's alike."""
+    return "".join(f"{digests[path]}  {path}\n" for path in sorted(digests)).encode("utf-8")
+
+
+def parse_sha256sums(listing: bytes) -> dict[str, str]:
+    """{relative path: sha256} of a SHA256SUMS listing, read as `sha256sum --check --strict` reads
+    it (text or `*` binary mode marks; blank lines skipped). A ValueError names the first line
+    that is no `<sha256>  <path>`, or a path listed twice."""
+    listed: dict[str, str] = {}
+    for number, line in enumerate(listing.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _SUMS_LINE.match(line)
+        if match is None:
+            raise ValueError(f"{SUMS} line {number} is not `<sha256>  <path>`")
+        if match["path"] in listed:
+            raise ValueError(f"{SUMS} line {number} lists {match['path']} a second time")
+        listed[match["path"]] = match["digest"]
+    return listed
 
 
 def json_version(payload: object, *, drop: Iterable[str] = ("generated_at",)) -> str:

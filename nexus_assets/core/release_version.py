@@ -11,8 +11,9 @@ repository (the bundled sample lives inside this project's checkout) has no rele
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from nexus_assets.core.git import git_answer
 
 TAG_PREFIX = "verified_release_v"
 RELEASE_BRANCH = "verified_release"
@@ -39,18 +40,9 @@ def release_tag(version: str) -> str:
     return f"{TAG_PREFIX}{version}"
 
 
-def git_out(repo: Path, *args: str) -> str | None:
-    """stdout of `git -C repo ARGS`, stripped; None when git fails (or is missing)."""
-    try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def is_git_checkout(repo: Path) -> bool:
     """Whether repo is the top folder of its own git checkout (not a folder inside another one)."""
-    top = git_out(repo, "rev-parse", "--show-toplevel")
+    top = git_answer(repo, "rev-parse", "--show-toplevel")
     return top is not None and Path(top).resolve() == repo.resolve()
 
 
@@ -58,7 +50,7 @@ def release_versions(repo: Path) -> list[str]:
     """Every X.Y.Z released by a verified_release_vX.Y.Z tag, oldest version first."""
     if not is_git_checkout(repo):
         return []
-    listed = git_out(repo, "tag", "--list", f"{TAG_PREFIX}*") or ""
+    listed = git_answer(repo, "tag", "--list", f"{TAG_PREFIX}*") or ""
     versions = [t[len(TAG_PREFIX):] for t in listed.splitlines() if parse_version(t[len(TAG_PREFIX):])]
     return sorted(versions, key=lambda v: parse_version(v) or (0, 0, 0))
 
@@ -67,10 +59,10 @@ def released_commit(repo: Path, version: str) -> str | None:
     """The repository commit the release of version was made from (its release commit's
     source trailer; for a tag made by hand, the commit it points at)."""
     tag = release_tag(version)
-    trailer = git_out(repo, "log", "-1", f"--format=%(trailers:key={SOURCE_TRAILER},valueonly)", f"{tag}^{{commit}}")
+    trailer = git_answer(repo, "log", "-1", f"--format=%(trailers:key={SOURCE_TRAILER},valueonly)", f"{tag}^{{commit}}")
     if trailer:
         return trailer.splitlines()[0].strip()
-    return git_out(repo, "rev-parse", f"{tag}^{{commit}}")
+    return git_answer(repo, "rev-parse", f"{tag}^{{commit}}")
 
 
 def next_patch(version: str) -> str:
@@ -84,7 +76,7 @@ def auto_version(repo: Path) -> tuple[str, str]:
     if not versions:
         return FIRST_VERSION, f"no {TAG_PREFIX}* tag yet: first release"
     last = versions[-1]
-    head = git_out(repo, "rev-parse", "HEAD")
+    head = git_answer(repo, "rev-parse", "HEAD")
     if head and released_commit(repo, last) == head:
         return last, f"{release_tag(last)} already released HEAD {head[:12]}"
     return next_patch(last), f"next patch after {release_tag(last)}"

@@ -15,13 +15,12 @@ then, and release tags are kept always."""
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.fileio import mirror_tree
+from nexus_assets.core.git import GitError, git
 from nexus_assets.core.hashing import IGNORED_NAMES, tree_hash
 
 SAMPLE_REPO = Path(__file__).parent.parent / "sample_repo"
@@ -39,11 +38,10 @@ def sample_checkout_path(workdir: Path) -> Path:
 
 
 def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **COMMIT_ENV})
-    if done.returncode != 0:
-        raise ConfigError(f"cannot make the sample checkout {repo}: git {args[0]}: {done.stderr.strip()}")
-    return done.stdout
+    try:
+        return git(repo, *args, env=COMMIT_ENV, timeout=120)
+    except GitError as exc:
+        raise ConfigError(f"cannot make the sample checkout {repo}: {exc}") from None
 
 
 def sample_checkout(workdir: Path) -> Path:

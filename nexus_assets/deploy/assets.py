@@ -10,7 +10,15 @@ from typing import Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
-from nexus_assets.core.keys import DEPLOYMENT_PACKAGE, DEPLOYMENT_REPORT, STAGING_DEPLOYMENT, VERIFIED_RELEASE
+from nexus_assets.core.keys import (
+    DEPLOYMENT_PACKAGE,
+    DEPLOYMENT_REPORT,
+    DEPLOYMENT_REPORT_FILE,
+    STAGING_DEPLOYMENT,
+    VERIFIED_RELEASE,
+    dated,
+    newest,
+)
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
@@ -25,15 +33,13 @@ AUDIT_JOB = "staging_audit"
 def _record(settings: Settings, staging_part: dict[str, Any]) -> str | None:
     """Add the deployment to today's reports/deployment_report_YYYYMMDD.json (written by the
     release's deployment_report, which this asset follows); its path, or None when there is none."""
-    path = settings.reports / f"deployment_report_{datetime.now(UTC):%Y%m%d}.json"
-    if not path.is_file():
-        found = sorted(settings.reports.glob("deployment_report_*.json"))
-        if not found:
-            return None
-        path = found[-1]
+    today = settings.workdir / dated(DEPLOYMENT_REPORT_FILE, datetime.now(UTC))
+    path = today if today.is_file() else newest(settings.workdir, DEPLOYMENT_REPORT_FILE)
+    if path is None:
+        return None
     report = read_json(path)
     report["staging"] = staging_part
-    write_json(path, checked_report(DeploymentReport, report, "reports/deployment_report_YYYYMMDD.json"))
+    write_json(path, checked_report(DeploymentReport, report, DEPLOYMENT_REPORT_FILE))
     return str(path)
 
 

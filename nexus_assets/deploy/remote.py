@@ -27,6 +27,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from nexus_assets.core.errors import ConfigError, NexusError
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DEPLOYMENT_PACKAGE_FILE, newest
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
 from nexus_assets.evidence.check import key_id, load_public_key
@@ -69,10 +70,9 @@ class Package:
 
 def find_package(settings: Settings) -> Package:
     """The newest reports/deployment_package_*.tar.gz, its folder name, release tag and required keys."""
-    found = sorted(settings.reports.glob("deployment_package_*.tar.gz"))
-    if not found:
+    path = newest(settings.workdir, DEPLOYMENT_PACKAGE_FILE)
+    if path is None:
         raise ConfigError(f"no deployment package in {settings.reports}: run the pipeline first")
-    path = found[-1]
     with tarfile.open(path, "r:gz") as tar:
         names = tar.getnames()
         top = names[0].split("/", 1)[0]
@@ -196,7 +196,7 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
     if not key_path.is_file():
         raise ConfigError(f"no {key_path}: the release has no signing key to verify its provenance with")
     keyid = key_id(load_public_key(key_path))
-    manifest = json.loads((settings.artifacts / "artifacts_manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((settings.workdir / ARTIFACTS_MANIFEST_FILE).read_text(encoding="utf-8"))
     digests = {i["service"]: i["repo_digest"] for i in manifest.get("images") or [] if i.get("repo_digest")}
     outcome = DeployOutcome(staging.target, package.tag, package.path.name)
     clock = time.monotonic()

@@ -8,7 +8,7 @@ import dagster as dg
 from nexus_assets.core.errors import EngineError
 from nexus_assets.core.fileio import write_json
 from nexus_assets.core.hashing import json_version
-from nexus_assets.core.keys import WORKSPACE
+from nexus_assets.core.keys import DISCOVERY_PARSED_FILE, WORKSPACE
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.discovery.inventory import discover
@@ -43,8 +43,8 @@ def discovery_parsed(context: dg.AssetExecutionContext, nexus: NexusConfig,
         # The working copy is inventoried (scaffolds included); git state is the target repository's.
         inventory = discover(settings.workdir, archive=_archive_path(), docker_client=client,
                              git_repo=settings.repo, compose_file=settings.compose_file)
-        path = settings.reports / "discovery_parsed.json"
-        write_json(path, checked_report(DiscoveryReport, inventory, "reports/discovery_parsed.json"))
+        path = settings.workdir / DISCOVERY_PARSED_FILE
+        write_json(path, checked_report(DiscoveryReport, inventory, DISCOVERY_PARSED_FILE))
         for problem in inventory.get("problems", []):
             context.log.warning(f"{problem.get('file') or problem.get('service')}:{problem.get('line') or ''} {problem['message']}")
         summary = inventory.get("summary", {})

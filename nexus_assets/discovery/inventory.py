@@ -21,11 +21,11 @@ import datetime as _dt
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from nexus_assets.core.git import git_answer
 from nexus_assets.core.textfiles import (  # noqa: F401
     MAX_TEXT_BYTES,
     OUTPUT_DIRS,
@@ -62,6 +62,9 @@ from nexus_assets.target.services import (  # noqa: F401
     services_root,
     valid_service_name,
 )
+
+# Secret handling and Dockerfile parsing live in their own modules; the public names that
+# used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
 
 SERVICE_LIST = Path("deployment") / "service_list.txt"
 MANIFESTS = ("package.json", "requirements.txt", "pyproject.toml", "setup.py")
@@ -146,13 +149,7 @@ def read_service_list(repo: Path) -> dict[str, Any]:
 def git_state(repo: Path) -> dict[str, Any] | None:
     """Commit, branch and dirtiness (scoped to repo) of the checkout; None when not in git."""
     def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), *args],
-                                  capture_output=True, text=True, timeout=20, check=False,
-                                  env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return git_answer(repo, *args, timeout=20)
     top = git("rev-parse", "--show-toplevel")
     if top is None:
         return None

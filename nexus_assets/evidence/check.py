@@ -40,6 +40,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SUMS_PAYLOAD_TYPE = "text/plain; charset=utf-8; format=sha256sum"
 MANIFEST = "artifacts_manifest.json"
 PUBLIC_KEY = "signing_key.pub"
+# This file ships alone as verify.py and imports nothing of nexus-assets, so it keeps its own
+# copies of SUMS, file_sha256 and parse_sums: the one exception to core.hashing's writer and parser.
 SUMS = "SHA256SUMS"
 SUMS_ENVELOPE = "SHA256SUMS.dsse.json"
 
@@ -188,7 +190,8 @@ def check_image(folder: Path, entry: dict[str, Any], public_key: Ed25519PublicKe
 
 
 def parse_sums(text: str) -> dict[str, str]:
-    """{relative path: sha256} of a `sha256sum` listing."""
+    """{relative path: sha256} of a `sha256sum` listing. The standalone verifier's own parser
+    (see SUMS above); the package reads listings with core.hashing.parse_sha256sums."""
     sums = {}
     for line in text.splitlines():
         if line.strip():

@@ -68,6 +68,7 @@ from nexus_assets.testing.stage import Publisher, ServiceTests, StageResult, doc
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from nexus_assets.core.dagster_private import BaseAssetGraph
 
+from nexus_assets.resources.registry import Registry
 
 CANCEL_GRACE_SECONDS = 15.0  # an interrupted step waits this long for its builds and tests to stop
 
@@ -116,7 +117,7 @@ def service_images_asset(services: list[Service], tests: ServiceTests, asset_gra
 
     @dg.multi_asset(name="service_images", specs=specs, check_specs=check_specs, can_subset=True)
     def service_images(context: dg.AssetExecutionContext, nexus: NexusConfig, docker_engine: DockerEngine,
-                       git: GitRepo) -> Iterator[Any]:
+                       git: GitRepo, registry: Registry) -> Iterator[Any]:  # the registry: the shared build cache and the pushes
         settings = nexus.settings()
         with nexus.hold_workdir(context), contextlib.ExitStack() as stack:  # one writer per working copy
             # Each image is pushed as soon as it passed its tests, while the others still build;
@@ -182,7 +183,7 @@ def _build_all(context: dg.AssetExecutionContext, docker_engine: DockerEngine, s
     test container within seconds, and the interrupt goes on up to Dagster."""
     cancel = Cancellation()
     secrets = repo_secrets(settings.repo)  # masked in build logs; refused in images
-    cache = RegistryCache.open(settings, context.log.warning)  # asked once: a registry away is one warning
+    cache = RegistryCache.open(settings, context.resources.registry, context.log.warning)  # asked once: a registry away is one warning
     # BuildKit or the classic builder, probed and said once per run (a fallback is a warning)
     builder = Builder.from_env(docker_engine.base_url, context.log.info, context.log.warning)
     pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="build")

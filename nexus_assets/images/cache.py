@@ -31,7 +31,13 @@ from nexus_assets.core.errors import EngineError, NexusError, RegistryError
 from nexus_assets.core.lineage import recipe_version
 from nexus_assets.core.settings import Settings
 from nexus_assets.images.build import BuildPlan, stream_deadline
-from nexus_assets.registry.client import Credentials, RegistryClient, cache_tag, classify, credentials_from_env
+from nexus_assets.registry.client import (
+    Credentials,
+    CredentialSource,
+    RegistryClient,
+    cache_tag,
+    classify,
+)
 from nexus_assets.target.services import Service
 from nexus_assets.testing.stage import Stage, StageResult
 
@@ -100,12 +106,12 @@ class RegistryCache:
         self.registry, self.credentials = registry, credentials
 
     @classmethod
-    def open(cls, settings: Settings, warn: Callable[[str], None]) -> RegistryCache | None:
+    def open(cls, settings: Settings, registry: CredentialSource, warn: Callable[[str], None]) -> RegistryCache | None:
         """The cache, or None (and one warning) when it is off or the registry cannot be used."""
         if not settings.registry_cache:
             return None
         try:
-            credentials = credentials_from_env()
+            credentials = registry.credentials()
             with RegistryClient(settings.registry, credentials, timeout=LOOKUP_TIMEOUT) as client:
                 client.check(attempts=1)
         except NexusError as exc:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from nexus_assets.core.errors import NexusError
+from nexus_assets.core.hashing import SUMS, parse_sha256sums, sha256sums
 
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z, when the target has no commit to date it by
-SUMS = "SHA256SUMS"
 # gzip's own default: on a 103-service package (22 MB of tar, mostly SBOM JSON) 2% larger than
 # level 9 and less than half its time (0.26 s against 0.60 s).
 GZIP_LEVEL = 6
@@ -31,11 +31,6 @@ class PackageError(NexusError):
 class Entry:
     data: bytes
     executable: bool = False
-
-
-def sha256sums(files: dict[str, Entry]) -> bytes:
-    """sha256sum's format: `<hex>  <path>`, one line per file, sorted by path."""
-    return "".join(f"{hashlib.sha256(files[p].data).hexdigest()}  {p}\n" for p in sorted(files)).encode()
 
 
 def _info(name: str, mtime: int, *, directory: bool = False, size: int = 0, executable: bool = False) -> tarfile.TarInfo:
@@ -55,7 +50,7 @@ def build_tar_gz(top: str, files: dict[str, Entry], mtime: int) -> bytes:
         pure = PurePosixPath(path)
         if pure.is_absolute() or ".." in pure.parts or path == SUMS:
             raise PackageError(f"package entry {path!r}: must be a relative path inside the package, not {SUMS}")
-    every = {**files, SUMS: Entry(sha256sums(files))}
+    every = {**files, SUMS: Entry(sha256sums({p: hashlib.sha256(e.data).hexdigest() for p, e in files.items()}))}
     folders = {str(parent) for path in every for parent in PurePosixPath(path).parents if str(parent) != "."}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -101,12 +96,10 @@ def verify_tar_gz(data: bytes, shown: str) -> Verified:
     sums = contents.pop(f"{top}/{SUMS}", None)
     if sums is None:
         raise PackageError(f"{shown}: {top}/{SUMS} is missing")
-    listed: dict[str, str] = {}
-    for number, line in enumerate(sums.decode("utf-8", errors="replace").splitlines(), 1):
-        digest, sep, path = line.partition("  ")
-        if not sep or len(digest) != 64:
-            raise PackageError(f"{shown}: {SUMS} line {number} is not `<sha256>  <path>`")
-        listed[f"{top}/{path}"] = digest
+    try:
+        listed = {f"{top}/{path}": digest for path, digest in parse_sha256sums(sums).items()}
+    except ValueError as exc:
+        raise PackageError(f"{shown}: {exc}") from None
     for name, body in sorted(contents.items()):
         if name not in listed:
             raise PackageError(f"{shown}: {name} is not listed in {SUMS}")

@@ -17,9 +17,11 @@ from nexus_assets.core.freshness import kept_materialization
 from nexus_assets.core.hashing import file_sha256
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
+    ARTIFACTS_MANIFEST_FILE,
     COMPLIANCE_REPORT,
     DEPLOYMENT_PACKAGE,
     DISCOVERY_PARSED,
+    DISCOVERY_PARSED_FILE,
     DISCREPANCY_REPORT,
     WORKSPACE,
 )
@@ -63,14 +65,14 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
         with nexus.hold_workdir(context):  # one writer per working copy
             kept = kept_materialization(context.instance, asset_graph(), DEPLOYMENT_PACKAGE)
             links = EvidenceLinks.of(settings)
-            manifest = _read(settings.artifacts / "artifacts_manifest.json")
+            manifest = _read(settings.workdir / ARTIFACTS_MANIFEST_FILE)
             if kept is not None:
                 context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
                 rows = service_table_metadata(manifest, links, set(kept.get("pinned") or []))
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**{k: v for k, v in kept.items() if k not in LINKED},
                                                       **links.entry("", kept["path"]), **rows, "remade": False})
-            discovery = _read(settings.reports / "discovery_parsed.json")
+            discovery = _read(settings.workdir / DISCOVERY_PARSED_FILE)
             pdf = latest_metadata(context.instance, COMPLIANCE_REPORT).get("path")
             public = {str(i.get("service")) for i in manifest.get("images") or []}
             _, secrets = env_secrets(settings.repo, public)

@@ -10,12 +10,14 @@ repository's `.env`: one that does stops the package, naming the file."""
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nexus_assets.core.git import git_answer
+from nexus_assets.core.hashing import SUMS
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DEPLOYMENT_PACKAGE_FILE, dated
 from nexus_assets.core.settings import Settings
 from nexus_assets.evidence import check as evidence_check
 from nexus_assets.package.archive import DEFAULT_MTIME, Entry, PackageError
@@ -39,18 +41,14 @@ def release_tag(version: str) -> str:
 
 
 def package_name(day: date) -> str:
-    return f"deployment_package_{day:%Y%m%d}"
+    """The package's folder name inside the archive: the archive's name without .tar.gz."""
+    return PurePosixPath(dated(DEPLOYMENT_PACKAGE_FILE, day)).name.removesuffix(".tar.gz")
 
 
 def commit_time(repo: Path) -> int | None:
     """The target's HEAD commit time (Unix seconds), or None when it is no git checkout."""
-    try:
-        done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), "log", "-1",
-                               "--format=%ct"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = done.stdout.strip()
-    return int(text) if done.returncode == 0 and text.isdigit() else None
+    text = git_answer(repo, "log", "-1", "--format=%ct", timeout=20) or ""
+    return int(text) if text.isdigit() else None
 
 
 def env_template(repo: Path, compose_text: str, version: str) -> tuple[bytes, list[str]]:
@@ -163,12 +161,12 @@ def package_content(settings: Settings, manifest: dict[str, Any], discovery: dic
     pdf = _optional(compliance_pdf)
     if pdf is not None and compliance_pdf is not None:
         files[f"reports/{compliance_pdf.name}"] = Entry(pdf)
-    manifest_bytes = _optional(settings.artifacts / "artifacts_manifest.json")
+    manifest_bytes = _optional(settings.workdir / ARTIFACTS_MANIFEST_FILE)
     if manifest_bytes is not None:
-        files["artifacts/artifacts_manifest.json"] = Entry(manifest_bytes)
+        files[ARTIFACTS_MANIFEST_FILE] = Entry(manifest_bytes)
     files.update({path: Entry(data) for path, data in _attestations(settings, manifest, compose.released).items()})
     files["README.md"] = Entry(_readme(settings, manifest, compose, commit or NA, name,
-                                       sorted([*files, "README.md", "SHA256SUMS"]), discovery))
+                                       sorted([*files, "README.md", SUMS]), discovery))
     leaking = sorted(path for path, entry in files.items() if count_in_bytes(entry.data, secrets))
     if leaking:
         raise PackageError(f"deployment package: a value of the repository's .env is in {', '.join(leaking)}; "

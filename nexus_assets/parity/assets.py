@@ -5,7 +5,7 @@ import dagster as dg
 
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
-from nexus_assets.core.keys import DISCOVERY_PARSED
+from nexus_assets.core.keys import DISCOVERY_PARSED, DISCOVERY_PARSED_FILE, DISCREPANCY_REPORT_FILE
 from nexus_assets.core.metadata import report_metadata
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.parity.compare import compare
@@ -26,7 +26,7 @@ from nexus_assets.target.services import SCAFFOLD_MARKER
 def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
-        inventory = read_json(settings.reports / "discovery_parsed.json")
+        inventory = read_json(settings.workdir / DISCOVERY_PARSED_FILE)
         canonical = parse_synopsis(settings.workdir / "docs" / "investor_synopsis.md",
                                             display_path="docs/investor_synopsis.md")
         config = load_repo_config(settings.workdir)
@@ -38,8 +38,8 @@ def discrepancy_report(context: dg.AssetExecutionContext, nexus: NexusConfig) ->
         first = compare(canonical, source_view, config, scaffolded=earlier)
         planned = sorted(set(earlier) | {name for name, _ in modules_to_scaffold(first)})
         report = compare(canonical, source_view, config, scaffolded=planned)
-        path = settings.reports / "discrepancy_report.json"
-        write_json(path, checked_report(DiscrepancyReport, report, "reports/discrepancy_report.json"))
+        path = settings.workdir / DISCREPANCY_REPORT_FILE
+        write_json(path, checked_report(DiscrepancyReport, report, DISCREPANCY_REPORT_FILE))
         totals = report["totals"]
         counts = ", ".join(f"{k} {v}" for k, v in totals.items())
         gate = "passed" if report["gate"]["passed"] else "FAILED"

@@ -20,6 +20,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from nexus_assets.core.keys import SCAFFOLD_REPORT_FILE
+
 # "pmmg" as a whole word of a name (pmmg, nexus-pmmg, pmmg_client), or the system's full name.
 _PMMG_RE = re.compile(r"N3XUS-SYSTEM-PMMG|(?<![a-z0-9])pmmg(?![a-z0-9])", re.IGNORECASE)
 BROWSER_ONLY_RE = re.compile(r"browser[- ]only", re.IGNORECASE)
@@ -154,7 +156,7 @@ def never_scaffolded(discrepancy: dict[str, Any], scaffold: dict[str, Any]) -> R
     return Rule("never scaffolded", not scaffolded,
                 f"PMMG scaffolded as a container: {', '.join(scaffolded)}" if scaffolded else
                 f"no PMMG module scaffolded (PMMG modules in the synopsis: {', '.join(pmmg_modules) or 'none'})",
-                "reports/scaffold_report.json" if scaffolded else "")
+                SCAFFOLD_REPORT_FILE if scaffolded else "")
 
 
 def pmmg_verdict(repo: Path, discrepancy: dict[str, Any], scaffold: dict[str, Any],

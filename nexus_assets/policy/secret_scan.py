@@ -9,12 +9,11 @@ never a value."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.target.secrets import WHOLE_TOKEN_BELOW, mask_known, read_env_files, secret_values
+from nexus_assets.target.secrets import holds, mask_known, read_env_files, secret_values
 from nexus_assets.target.secrets_rule import SecretRule
 
 
@@ -41,15 +40,10 @@ def env_secrets(repo: Path, public_names: Iterable[str] = ()) -> tuple[list[str]
 
 
 def _occurs(data: bytes, value: str) -> bool:
-    for needle in {value.encode("utf-8"), json.dumps(value)[1:-1].encode("utf-8")}:  # as JSON holds it too
-        if len(value) >= WHOLE_TOKEN_BELOW:
-            if needle in data:
-                return True
-        # A short value counts only as a whole token, as target.secrets masks it: `auth` is no
-        # leak inside `auth-service`.
-        elif re.search(rb"(?<![\w-])" + re.escape(needle) + rb"(?![\w-])", data):
-            return True
-    return False
+    # A short value counts only as a whole token, as target.secrets masks it: `auth` is no leak
+    # inside `auth-service`; the value is searched as JSON holds it too.
+    needles = {value.encode("utf-8"), json.dumps(value)[1:-1].encode("utf-8")}
+    return any(holds(data, needle, len(value)) for needle in needles)
 
 
 def mask_values(text: str, values: Iterable[str]) -> str:

@@ -13,9 +13,7 @@ entry's line (`git blame`), or "uncommitted"."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.errors import InputError
+from nexus_assets.core.git import git_answer
 from nexus_assets.target.repo_config import CONFIG_NAME, load_repo_config
 from nexus_assets.target.services import refused_services, scan_services
 
@@ -79,15 +78,8 @@ def committed_by(repo: Path, line: int | None) -> tuple[str, str | None]:
     when the line is not committed (or the repository is not a git checkout)."""
     if line is None:
         return UNCOMMITTED, None
-    try:
-        done = subprocess.run(
-            ["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), "blame", "--porcelain",
-             "-L", f"{line},{line}", "--", CONFIG_NAME],
-            capture_output=True, text=True, timeout=20, check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired):
-        return UNCOMMITTED, None
-    lines = done.stdout.splitlines() if done.returncode == 0 else []
+    blamed = git_answer(repo, "blame", "--porcelain", "-L", f"{line},{line}", "--", CONFIG_NAME, timeout=20)
+    lines = blamed.splitlines() if blamed else []
     commit = lines[0].split(" ", 1)[0] if lines else ""
     if not commit or set(commit) == {"0"}:  # git blame's mark for a line not committed yet
         return UNCOMMITTED, None

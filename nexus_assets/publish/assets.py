@@ -17,7 +17,6 @@ registry (images.cache reads it back on any machine before building)."""
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -89,7 +88,7 @@ class Publishing:
                  names: list[str]) -> None:
         self._context, self._settings, self._names = context, settings, names
         self._selected = [n for n in names if pushed_key(n) in context.selected_asset_keys]
-        self._pushes = Pushes(docker_engine, settings, context.log)
+        self._pushes = Pushes(docker_engine, context.resources.registry, settings, context.log)
         self._refused: dict[str, str] = {}  # {service: reason} never handed to a push
         self._started: set[str] = set()  # services submitted or refused
         self._reported: set[str] = set()  # services whose pushed/<service> event was yielded
@@ -199,5 +198,4 @@ def _pushed_images(context: dg.AssetExecutionContext, settings: Settings, names:
                   "in_registry": len(rows), "pushed_now": sum(1 for r in results.values() if r.pushed),
                   "retagged_now": sum(1 for r in results.values() if r.pushed and not r.attempts),
                   "registry": settings.registry, "version": settings.version,
-                  "credentials": "from environment" if any(os.environ.get(k) for k in (
-                      "REGISTRY_USERNAME", "DOCKER_REGISTRY_TOKEN")) else "none"})
+                  "credentials": context.resources.registry.credentials_origin()})

@@ -23,7 +23,7 @@ from nexus_assets.core.errors import NexusError
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.publish.push import PushResult, push_image
-from nexus_assets.registry.client import Credentials, RegistryClient, credentials_from_env
+from nexus_assets.registry.client import Credentials, CredentialSource, RegistryClient
 from nexus_assets.registry.released import IMMUTABLE, released_manifest
 from nexus_assets.resources import DockerEngine
 
@@ -32,8 +32,9 @@ class Pushes:
     """The pushes of one step: submit() as each image passes, ended() between builds, wait() at
     the end; results and problems ({service: reason}) fill in as pushes end."""
 
-    def __init__(self, docker_engine: DockerEngine, settings: Settings, log: dg.DagsterLogManager) -> None:
-        self._engine, self._settings, self._log = docker_engine, settings, log
+    def __init__(self, docker_engine: DockerEngine, registry: CredentialSource, settings: Settings,
+                 log: dg.DagsterLogManager) -> None:
+        self._engine, self._registry, self._settings, self._log = docker_engine, registry, settings, log
         self._stop = Cancellation()
         self._pool: ThreadPoolExecutor | None = None  # started with the first push
         self._credentials: Credentials | None = None
@@ -85,7 +86,7 @@ class Pushes:
         if not self._checked:
             self._checked = True
             try:
-                self._credentials = credentials_from_env()
+                self._credentials = self._registry.credentials()
                 checker = RegistryClient(self._settings.registry, self._credentials)
                 try:
                     checker.check(on_retry=lambda text: self._log.warning(text))

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -78,6 +78,13 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | 
     if password:
         raise ConfigError("REGISTRY_PASSWORD is set without REGISTRY_USERNAME: set both, or DOCKER_REGISTRY_TOKEN")
     return None
+
+
+class CredentialSource(Protocol):
+    """Who we are to a registry, asked when a step needs it: the Registry resource
+    (resources/registry.py) answers, built once per process and handed to the steps."""
+
+    def credentials(self) -> Credentials | None: ...
 
 
 def split_registry(registry: str) -> tuple[str, str]:

@@ -17,12 +17,14 @@ import base64
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.core.release_version import git_out, is_git_checkout, release_tag
-from nexus_assets.registry.client import RegistryClient, credentials_from_env
+from nexus_assets.core.git import git_answer
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
+from nexus_assets.core.release_version import is_git_checkout, release_tag
+from nexus_assets.registry.client import CredentialSource, RegistryClient
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
 UNRELEASED_TAG_PREFIX = "build-"  # the registry tag of an image pushed while its version is released
@@ -38,9 +40,9 @@ def released_manifest(repo: Path, version: str) -> dict[str, Any] | None:
     """The manifest the release tag of version holds, or None when version is not released (or
     the target is not a git checkout of its own: it has no release tags)."""
     tag = release_tag(version)
-    if not is_git_checkout(repo) or git_out(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
+    if not is_git_checkout(repo) or git_answer(repo, "rev-parse", "--verify", "-q", f"refs/tags/{tag}") is None:
         return None
-    shown = git_out(repo, "show", f"refs/tags/{tag}:releases/v{version}/artifacts_manifest.json")
+    shown = git_answer(repo, "show", f"refs/tags/{tag}:releases/v{version}/{PurePosixPath(ARTIFACTS_MANIFEST_FILE).name}")
     try:
         manifest = json.loads(shown or "")
     except ValueError:  # a tag made by hand: released, its images unknown
@@ -61,7 +63,7 @@ def _repository(entry: dict[str, Any]) -> tuple[str, str] | None:
     return (host, path) if host and path else None
 
 
-def version_tag_problems(images: Iterable[dict[str, Any]], version: str,
+def version_tag_problems(images: Iterable[dict[str, Any]], version: str, access: CredentialSource,
                          expected: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """One line per image whose version tag in the registry does not name the digest expected
     (default: the entry's own `digest`; expected: {service: (digest, what it is)}), naming the
@@ -69,7 +71,7 @@ def version_tag_problems(images: Iterable[dict[str, Any]], version: str,
     problems: list[str] = []
     clients: dict[str, RegistryClient] = {}
     try:
-        credentials = credentials_from_env()
+        credentials = access.credentials()
         asked: list[tuple[RegistryClient, str, str, str, str]] = []
         for entry in images:
             service = str(entry.get("service"))
@@ -94,10 +96,10 @@ def version_tag_problems(images: Iterable[dict[str, Any]], version: str,
     return problems
 
 
-def moved_tags(released: dict[str, Any], version: str) -> list[str]:
+def moved_tags(released: dict[str, Any], version: str, access: CredentialSource) -> list[str]:
     """version_tag_problems of a released manifest: each tag that no longer names its released digest."""
     images = released.get("images") or []
-    return version_tag_problems(images, version, {str(i["service"]): (str(i["digest"]), "the released")
+    return version_tag_problems(images, version, access, {str(i["service"]): (str(i["digest"]), "the released")
                                                   for i in images if i.get("digest")})
 
 
@@ -117,11 +119,11 @@ def provenance_subject(artifacts: Path, entry: dict[str, Any]) -> str | None:
     return f"sha256:{found[0]}" if found else "none"
 
 
-def repair_tags(manifest: dict[str, Any], version: str) -> list[str]:
+def repair_tags(manifest: dict[str, Any], version: str, access: CredentialSource) -> list[str]:
     """Point every image's version tag back at its released digest (a manifest PUT of the
     released manifest under the tag); one line per tag, saying what was done."""
     done: list[str] = []
-    credentials = credentials_from_env()
+    credentials = access.credentials()
     for entry in manifest.get("images") or []:
         where = _repository(entry)
         digest = entry.get("digest")

@@ -13,14 +13,17 @@ from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import json_version
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
+    ARTIFACTS_MANIFEST_FILE,
     ATTESTATIONS,
     DEPLOYMENT_REPORT,
+    DISCREPANCY_REPORT_FILE,
     E2E_TESTS,
     PUSHED_IMAGES,
     RELEASE_KEYS,
     STAGING_DEPLOYMENT,
     TAGGED_IMAGES,
     VERIFIED_RELEASE,
+    VERIFIED_RELEASE_FILE,
     image_key,
     provenance_key,
     pushed_key,
@@ -37,13 +40,15 @@ from nexus_assets.release.manifest import Origin, ServiceRecord, assemble_manife
 from nexus_assets.release.notes import Gate
 from nexus_assets.release.registry_gate import registry_gate
 from nexus_assets.release.report import ArtifactsManifest
-from nexus_assets.release.verified import RECORD, make_release
+from nexus_assets.release.verified import make_release
 from nexus_assets.resources import GitRepo, NexusConfig
 from nexus_assets.target.secrets import repo_secrets
 from nexus_assets.target.services import build_services, refused_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from nexus_assets.core.dagster_private import BaseAssetGraph
+from nexus_assets.resources.github import GitHub
+from nexus_assets.resources.registry import Registry
 
 
 def _stamp(record: Any) -> str:
@@ -100,7 +105,7 @@ def service_records(context: dg.AssetExecutionContext, graph: "BaseAssetGraph[An
 def _critical_evidence(settings: Settings) -> dict[str, str]:
     """{name: critical module} of every name the parity report gives as a critical module's
     evidence (the synopsis' mandatory marks included), and the module names themselves."""
-    path = settings.reports / "discrepancy_report.json"
+    path = settings.workdir / DISCREPANCY_REPORT_FILE
     report = read_json(path) if path.is_file() else {}
     found: dict[str, str] = {}
     for module in report.get("modules") or []:
@@ -157,8 +162,8 @@ def artifacts_manifest_asset(service_names: list[str],
                                          origin, refused, waivers)
             manifest["problems"] += refused_waivers
             manifest["totals"]["problems"] = len(manifest["problems"])
-            path = settings.artifacts / "artifacts_manifest.json"
-            write_json(path, checked_report(ArtifactsManifest, manifest, "artifacts/artifacts_manifest.json"))
+            path = settings.workdir / ARTIFACTS_MANIFEST_FILE
+            write_json(path, checked_report(ArtifactsManifest, manifest, ARTIFACTS_MANIFEST_FILE))
             totals = manifest["totals"]
             context.log.info(f"manifest {path}: {totals['with_digest']}/{totals['services']} services with a "
                              f"registry digest")
@@ -175,7 +180,7 @@ def artifacts_manifest_asset(service_names: list[str],
 @dg.asset_check(asset=ARTIFACTS_MANIFEST, blocking=True,
                 description="Guide gate: the manifest exists and every released image has a registry digest.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
-    path = nexus.settings().artifacts / "artifacts_manifest.json"
+    path = nexus.settings().workdir / ARTIFACTS_MANIFEST_FILE
     if not path.is_file():
         return dg.AssetCheckResult(passed=False, description=f"{path} does not exist")
     manifest = read_json(path)
@@ -228,17 +233,18 @@ def verified_release_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]", dep
                     "GITHUB_TOKEN and GITHUB_REPOSITORY are set. Refused, naming them, when a blocking gate failed.",
     )
     # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def verified_release(context: dg.AssetExecutionContext, nexus: NexusConfig, registry: Registry,
+                         github: GitHub) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             # the staging deploy follows the release: its checks are not the release's gates
             gates = release_gates(context.instance, asset_graph(), settings, exclude=(*RELEASE_KEYS, STAGING_DEPLOYMENT))
             unknown = sorted({s.name for s in build_services(settings)} - set(service_names))
-            registry = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings)
+            moved = [] if unknown or any(g.blocks for g in gates) else registry_gate(settings, registry)
             outcome = make_release(settings, gates, context.run.run_id, deferred_for=unknown,
-                                   registry_problems=registry)
+                                   registry_problems=moved, github=github.target())
             record = {**asdict(outcome), "notes": None, "gates": _gate_rows(gates)}
-            write_json(settings.artifacts / RECORD, record)
+            write_json(settings.workdir / VERIFIED_RELEASE_FILE, record)
             for line in outcome.messages:
                 context.log.info(line)
             # the run says what became of its release (a deferred or refused one is no failed step)
@@ -253,7 +259,7 @@ def verified_release_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]", dep
             verdict = ("released" if not outcome.already_released else "already released") if outcome.made else \
                 outcome.messages[0]
             return dg.MaterializeResult(
-                metadata={**metadata, "record": dg.MetadataValue.path(str(settings.artifacts / RECORD))},
+                metadata={**metadata, "record": dg.MetadataValue.path(str(settings.workdir / VERIFIED_RELEASE_FILE))},
                 check_results=[dg.AssetCheckResult(
                     check_name="release_gates", passed=not outcome.failed_gates and not outcome.problems,
                     description=f"{outcome.tag}: {verdict if not outcome.problems else outcome.messages[-1]}",
@@ -273,8 +279,8 @@ def deployment_report_asset(service_names: list[str]) -> dg.AssetsDefinition:
     def deployment_report(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = nexus.settings()
         with nexus.hold_workdir(context):
-            manifest = read_json(settings.artifacts / "artifacts_manifest.json")
-            record_path = settings.artifacts / RECORD
+            manifest = read_json(settings.workdir / ARTIFACTS_MANIFEST_FILE)
+            record_path = settings.workdir / VERIFIED_RELEASE_FILE
             record = read_json(record_path) if record_path.is_file() else None
             keys = [image_key(n) for n in service_names] + [ARTIFACTS_MANIFEST, VERIFIED_RELEASE]
             runs: dict[str, str] = {}

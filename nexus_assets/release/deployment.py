@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nexus_assets.core.keys import DEPLOYMENT_REPORT_FILE, dated
 from nexus_assets.core.report_models import DeploymentReport, checked_report
 from nexus_assets.core.settings import Settings
 
@@ -16,7 +17,7 @@ SUMMARY_FIELDS = ("made", "version", "tag", "already_released", "failed_gates", 
 
 
 def report_path(settings: Settings, when: datetime | None = None) -> Path:
-    return settings.reports / f"deployment_report_{(when or datetime.now(UTC)):%Y%m%d}.json"
+    return settings.workdir / dated(DEPLOYMENT_REPORT_FILE, when or datetime.now(UTC))
 
 
 def release_summary(record: dict[str, Any] | None, version_auto: bool) -> dict[str, Any] | None:
@@ -44,4 +45,4 @@ def build_report(settings: Settings, manifest: dict[str, Any], record: dict[str,
     payload = {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "version": settings.version,
                "registry": settings.registry, "repo": str(settings.repo), "run_id": run_id, "runs": runs,
                "built": built, "pushed": pushed, "release": release_summary(record, settings.version_auto)}
-    return checked_report(DeploymentReport, payload, "reports/deployment_report_YYYYMMDD.json")
+    return checked_report(DeploymentReport, payload, DEPLOYMENT_REPORT_FILE)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import DISCREPANCY_REPORT
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT, DISCREPANCY_REPORT_FILE
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.waivers import by_line
 from nexus_assets.release.notes import Gate
@@ -30,7 +30,7 @@ def _name(key: dg.AssetCheckKey) -> str:
 
 
 def _parity(settings: Settings) -> Gate:
-    path = settings.reports / "discrepancy_report.json"
+    path = settings.workdir / DISCREPANCY_REPORT_FILE
     try:
         gate = read_json(path)["gate"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -69,7 +69,7 @@ _PER_SERVICE = ("image", "pushed", "sbom", "provenance")
 def _waived(settings: Settings) -> dict[str, dict[str, Any]]:
     """{service: its waiver} for the services the manifest says the release goes without."""
     try:
-        waived = read_json(settings.artifacts / "artifacts_manifest.json").get("waived") or []
+        waived = read_json(settings.workdir / ARTIFACTS_MANIFEST_FILE).get("waived") or []
     except (OSError, ValueError, AttributeError):
         return {}  # no manifest: its own gate says so
     return {w["service"]: w for w in waived if isinstance(w, dict) and w.get("service")}

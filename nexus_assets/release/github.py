@@ -7,7 +7,6 @@ message, log or report."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,31 +17,14 @@ import requests
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.release.gitrelease import scrub
+from nexus_assets.resources.github import GitHubTarget
 
-DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 RETRIES = 3  # for a refused connection and GitHub's 5xx; 4xx are answers, not accidents
 
 
 class GitHubError(NexusError):
     """GitHub refused or could not be reached; names the repository and the call, never the token."""
-
-
-@dataclass(frozen=True)
-class GitHubTarget:
-    api_url: str
-    repository: str  # owner/name
-    token: str = field(repr=False)
-
-    @classmethod
-    def from_env(cls) -> GitHubTarget | None:
-        """The target when GITHUB_TOKEN and GITHUB_REPOSITORY are both set, else None."""
-        token, repository = os.environ.get("GITHUB_TOKEN", ""), os.environ.get("GITHUB_REPOSITORY", "")
-        if not token or not repository:
-            return None
-        if repository.count("/") != 1 or not all(repository.split("/")):
-            raise GitHubError(f"GITHUB_REPOSITORY must be owner/name, got {repository!r}")
-        return cls((os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"), repository, token)
 
 
 @dataclass

@@ -10,16 +10,15 @@ every release; the next release reads the previous one's manifest from its tag."
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
+from nexus_assets.core.git import GitError, git, git_answer, run_git
 from nexus_assets.core.release_version import (
     RELEASE_BRANCH,
     SOURCE_TRAILER,
-    git_out,
     parse_version,
     release_tag,
     release_versions,
@@ -27,6 +26,7 @@ from nexus_assets.core.release_version import (
 )
 from nexus_assets.target.secrets import mask_secrets
 
+RELEASE_GIT_TIMEOUT = 120.0  # a push to a remote may take longer than a question
 # Secrets a release step may hold in its environment; never in a message.
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "REGISTRY_PASSWORD", "DOCKER_REGISTRY_TOKEN")
 
@@ -47,33 +47,30 @@ class GitState:
 
 
 def _identity_env(repo: Path) -> dict[str, str]:
-    """git's environment, with an identity for the release commit and tag when the repository
-    has none configured (a CI checkout often has none)."""
-    env = dict(os.environ)
-    if not git_out(repo, "config", "user.name"):
-        env.setdefault("GIT_AUTHOR_NAME", "nexus-agent")
-        env.setdefault("GIT_COMMITTER_NAME", "nexus-agent")
-    if not git_out(repo, "config", "user.email"):
-        env.setdefault("GIT_AUTHOR_EMAIL", "nexus-agent@localhost")
-        env.setdefault("GIT_COMMITTER_EMAIL", "nexus-agent@localhost")
+    """What git's environment needs for the release commit and tag: an identity when neither the
+    repository nor the environment configures one (a CI checkout often has none)."""
+    env: dict[str, str] = {}
+    if not git_answer(repo, "config", "user.name"):
+        env.update({k: os.environ.get(k) or "nexus-agent" for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")})
+    if not git_answer(repo, "config", "user.email"):
+        env.update({k: os.environ.get(k) or "nexus-agent@localhost" for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")})
     return env
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None, data: bytes | None = None) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], input=data, capture_output=True, env=env, timeout=120)
-    if done.returncode != 0:
-        error = scrub(done.stderr.decode("utf-8", "replace").strip())
-        raise ReleaseError(f"git {args[0]} failed in {repo}: {error}")
-    return done.stdout.decode("utf-8", "replace").strip()
+    try:
+        return git(repo, *args, env=env, data=data, timeout=RELEASE_GIT_TIMEOUT)
+    except GitError as exc:
+        raise ReleaseError(scrub(str(exc))) from None
 
 
 def state(repo: Path) -> GitState:
-    status = git_out(repo, "status", "--porcelain", "--untracked-files=no")
-    return GitState(head=git_out(repo, "rev-parse", "--verify", "-q", "HEAD"), dirty=bool(status))
+    status = git_answer(repo, "status", "--porcelain", "--untracked-files=no")
+    return GitState(head=git_answer(repo, "rev-parse", "--verify", "-q", "HEAD"), dirty=bool(status))
 
 
 def tag_exists(repo: Path, version: str) -> bool:
-    return git_out(repo, "rev-parse", "--verify", "-q", f"refs/tags/{release_tag(version)}") is not None
+    return git_answer(repo, "rev-parse", "--verify", "-q", f"refs/tags/{release_tag(version)}") is not None
 
 
 def previous_version(repo: Path, version: str) -> str | None:
@@ -85,9 +82,10 @@ def previous_version(repo: Path, version: str) -> str | None:
 
 def read_released(repo: Path, version: str, name: str) -> bytes | None:
     """releases/vX.Y.Z/<name> as the release commit of version holds it."""
-    done = subprocess.run(["git", "-C", str(repo), "show", f"{release_tag(version)}:releases/v{version}/{name}"],
-                          capture_output=True, timeout=60)
-    return done.stdout if done.returncode == 0 else None
+    try:
+        return run_git(repo, "show", f"{release_tag(version)}:releases/v{version}/{name}")
+    except GitError:
+        return None
 
 
 def release_commit(repo: Path, version: str, source: str, files: dict[str, bytes], summary: str) -> str:
@@ -102,7 +100,7 @@ def release_commit(repo: Path, version: str, source: str, files: dict[str, bytes
             _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},releases/v{version}/{name}", env=env)
         tree = _git(repo, "write-tree", env=env)
     parents = [source]
-    tip = git_out(repo, "rev-parse", "--verify", "-q", f"refs/heads/{RELEASE_BRANCH}")
+    tip = git_answer(repo, "rev-parse", "--verify", "-q", f"refs/heads/{RELEASE_BRANCH}")
     if tip and tip != source:
         parents.append(tip)
     message = f"Verified release {version}\n\n{summary}\n\n{SOURCE_TRAILER}: {source}\n"
@@ -121,9 +119,9 @@ def move_branch(repo: Path, commit: str) -> str:
     """Point verified_release at commit (created if missing). A branch checked out in the
     repository is left alone (moving it would change that working tree's files): says so."""
     ref = f"refs/heads/{RELEASE_BRANCH}"
-    if git_out(repo, "symbolic-ref", "-q", "HEAD") == ref:
+    if git_answer(repo, "symbolic-ref", "-q", "HEAD") == ref:
         return f"branch {RELEASE_BRANCH} is checked out in {repo}: not moved (check out another branch)"
-    old = git_out(repo, "rev-parse", "--verify", "-q", ref)
+    old = git_answer(repo, "rev-parse", "--verify", "-q", ref)
     _git(repo, "update-ref", "-m", "nexus-agent: verified release", ref, commit, *([old] if old else []))
     return f"branch {RELEASE_BRANCH} {'moved from ' + old[:12] + ' to' if old else 'created at'} {commit[:12]}"
 

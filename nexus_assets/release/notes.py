@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus_assets.core.keys import DISCREPANCY_REPORT_FILE
+
 MAX_LISTED = 25  # component changes listed per service; the rest are counted
 
 
@@ -107,7 +109,7 @@ def _listed(items: list[str]) -> str:
 
 def _modules(report: dict[str, Any] | None) -> list[str]:
     if not report:
-        return ["reports/discrepancy_report.json was not found: no module summary."]
+        return [f"{DISCREPANCY_REPORT_FILE} was not found: no module summary."]
     totals = report.get("totals") or {}
     gate = report.get("gate") or {}
     lines = [f"Parity {report.get('parity_percent', '-')} %: {totals.get('present', 0)} present, "

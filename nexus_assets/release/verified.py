@@ -14,22 +14,31 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nexus_assets.core.fileio import read_json, write_atomic
+from nexus_assets.core.git import git_answer
 from nexus_assets.core.hashing import file_sha256
-from nexus_assets.core.release_version import RELEASE_BRANCH, git_out, is_git_checkout, parse_version, release_tag
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST_FILE,
+    COMPLIANCE_REPORT_FILE,
+    DEPLOYMENT_PACKAGE_FILE,
+    DISCOVERY_PARSED_FILE,
+    DISCREPANCY_REPORT_FILE,
+    newest,
+)
+from nexus_assets.core.release_version import RELEASE_BRANCH, is_git_checkout, parse_version, release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.registry.released import IMMUTABLE, digests, released_manifest
 from nexus_assets.release import gitrelease
-from nexus_assets.release.github import GitHubTarget, publish
+from nexus_assets.release.github import publish
 from nexus_assets.release.notes import Gate, render_notes, sbom_components, service_changes
+from nexus_assets.resources.github import GitHubTarget
 
 NOTES = "release_notes.md"
-MANIFEST = "artifacts_manifest.json"
+MANIFEST = PurePosixPath(ARTIFACTS_MANIFEST_FILE).name  # also its name in releases/vX.Y.Z/
 COMPONENTS = "sbom_components.json"
-RECORD = "verified_release.json"  # artifacts/<RECORD>: the last release attempt, for the deployment report
 PUSH_REMOTE_VARIABLE = "NEXUS_RELEASE_PUSH"  # a git remote to push the branch and tag to
 
 
@@ -60,15 +69,17 @@ class ReleaseOutcome:
 
 def attachment_paths(settings: Settings) -> tuple[list[Path], list[str]]:
     """The files a release carries, and the names of those this run did not produce."""
-    reports, found, missing = settings.reports, [], []
-    newest = {pattern: sorted(reports.glob(pattern))[-1:] if reports.is_dir() else []
-              for pattern in ("compliance_report_*.pdf", "deployment_package_*.tar.gz")}
+    found: list[Path] = []
+    missing: list[str] = []
+    def made(name: str) -> list[Path]:
+        path = newest(settings.workdir, name)
+        return [path] if path else []
     wanted: list[tuple[str, list[Path]]] = [
-        ("compliance PDF (reports/compliance_report_YYYYMMDD.pdf)", newest["compliance_report_*.pdf"]),
-        ("artifacts manifest", [settings.artifacts / MANIFEST]),
-        ("deployment package (reports/deployment_package_YYYYMMDD.tar.gz)", newest["deployment_package_*.tar.gz"]),
-        ("discovery report", [reports / "discovery_parsed.json"]),
-        ("discrepancy report", [reports / "discrepancy_report.json"]),
+        (f"compliance PDF ({COMPLIANCE_REPORT_FILE})", made(COMPLIANCE_REPORT_FILE)),
+        ("artifacts manifest", [settings.workdir / ARTIFACTS_MANIFEST_FILE]),
+        (f"deployment package ({DEPLOYMENT_PACKAGE_FILE})", made(DEPLOYMENT_PACKAGE_FILE)),
+        ("discovery report", [settings.workdir / DISCOVERY_PARSED_FILE]),
+        ("discrepancy report", [settings.workdir / DISCREPANCY_REPORT_FILE]),
         ("signing public key (artifacts/signing_key.pub)", [settings.artifacts / "signing_key.pub"]),
     ]
     for label, paths in wanted:
@@ -143,8 +154,10 @@ def _other_images(manifest: dict[str, Any], released: dict[str, Any] | None) -> 
 
 
 def make_release(settings: Settings, gates: list[Gate], run_id: str | None = None,
-                 deferred_for: list[str] | None = None, registry_problems: list[str] | None = None) -> ReleaseOutcome:
+                 deferred_for: list[str] | None = None, registry_problems: list[str] | None = None,
+                 github: GitHubTarget | None = None) -> ReleaseOutcome:
     """The release of settings.version, or the reasons it was refused (see the module).
+    github: where it is also published (the GitHub resource's target); None: the folder only.
     deferred_for: services the graph does not know yet; the release waits for them.
     registry_problems: version tags in the registry that do not name the digests they must
     (release.assets reads them; registry.released): they refuse a new release, and are reported,
@@ -162,7 +175,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(f"release {version} not made: gate(s) failed: {', '.join(outcome.failed_gates)}")
         return outcome
     manifest = read_json(settings.artifacts / MANIFEST)
-    discrepancy_path = settings.reports / "discrepancy_report.json"
+    discrepancy_path = settings.workdir / DISCREPANCY_REPORT_FILE
     discrepancy = read_json(discrepancy_path) if discrepancy_path.is_file() else None
     in_git = is_git_checkout(repo)
     git = gitrelease.state(repo) if in_git else gitrelease.GitState(head=None, dirty=False)
@@ -195,7 +208,7 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(repeated)
         held = gitrelease.read_released(repo, version, NOTES)
         notes = held.decode("utf-8") if held is not None else notes
-        outcome.release_commit = git_out(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
+        outcome.release_commit = git_answer(repo, "rev-parse", f"{outcome.tag}^{{commit}}")
         if not (folder / NOTES).is_file():
             _keep_folder(folder, attachments, notes, manifest, components)
     else:
@@ -221,9 +234,8 @@ def make_release(settings: Settings, gates: list[Gate], run_id: str | None = Non
         outcome.messages.append(gitrelease.push_release(repo, remote, version))
     outcome.folder, outcome.notes = str(folder), notes
     outcome.attachments = [p.name for p in attachments]
-    target = GitHubTarget.from_env()
-    if target is not None:
-        done = publish(target, tag=outcome.tag, commit=outcome.release_commit if remote else git.head,
+    if github is not None:
+        done = publish(github, tag=outcome.tag, commit=outcome.release_commit if remote else git.head,
                        name=f"Verified release {version}", body=notes,
                        attachments=[folder / p.name for p in attachments if (folder / p.name).is_file()])
         outcome.github = asdict(done)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
+from nexus_assets.core.git import git_answer
+
 
 def _git(path: str, *args: str) -> str | None:
-    """git's answer in path (which may be a subfolder of a checkout), or None: not in git, git
-    missing, or no answer within 20 s. Never prompts; a checkout owned by another user is read."""
-    try:
-        done = subprocess.run(["git", "-c", f"safe.directory={Path(path).resolve()}", "-C", path, *args],
-                              capture_output=True, text=True, timeout=20, check=False,
-                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    """git's non-empty answer in path (which may be a subfolder of a checkout), or None."""
+    return git_answer(path, *args) or None
 
 
 def public_url(url: str) -> str | None:

@@ -11,6 +11,7 @@ from nexus_assets.resources import NexusConfig
 from nexus_assets.target.repo_config import load_repo_config
 
 WORKING_COPY_READY = "working-copy-ready"
+from nexus_assets.core.keys import DISCREPANCY_REPORT_FILE, SCAFFOLD_REPORT_FILE
 from nexus_assets.scaffold.generate import scaffold_missing
 from nexus_assets.scaffold.report import ScaffoldReport
 
@@ -24,14 +25,14 @@ from nexus_assets.scaffold.report import ScaffoldReport
 def scaffolded_services(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     with nexus.hold_workdir(context):  # one writer per working copy
-        report = read_json(settings.reports / "discrepancy_report.json")
+        report = read_json(settings.workdir / DISCREPANCY_REPORT_FILE)
         config = load_repo_config(settings.workdir)
         results = scaffold_missing(settings.workdir, modules_to_scaffold(report), config["scaffold"],
                                    source=str(settings.repo / "docs" / "investor_synopsis.md"))
         rows = [{"name": r.name, "language": r.language, "port": r.port, "created": r.created, "reason": r.reason}
                 for r in results]
-        write_json(settings.reports / "scaffold_report.json",
-                   checked_report(ScaffoldReport, {"services": rows}, "reports/scaffold_report.json"))
+        write_json(settings.workdir / SCAFFOLD_REPORT_FILE,
+                   checked_report(ScaffoldReport, {"services": rows}, SCAFFOLD_REPORT_FILE))
         created = [r.name for r in results if r.created]
         context.log.info(f"scaffold: {len(created)} created, {len(results) - len(created)} already there")
         return dg.MaterializeResult(

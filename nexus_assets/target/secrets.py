@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AnyStr
 
 from dotenv.parser import parse_stream
 
@@ -251,10 +251,19 @@ def secret_values(pairs: Iterable[tuple[str, str]], public_names: Iterable[str] 
     return list(judge_secrets(pairs, public_names, extra, rule))
 
 
+def whole_token(value: AnyStr) -> re.Pattern[AnyStr]:
+    """value where it stands as a whole token, not inside a longer word or dashed name (`auth` is
+    no token of `auth-service`): the one definition masking, the secret scan and the secrets rule
+    share, for text and for bytes."""
+    if isinstance(value, bytes):
+        return re.compile(rb"(?<![\w-])" + re.escape(value) + rb"(?![\w-])")
+    return re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+
+
 def _replace(text: str, value: str) -> str:
     if len(value) >= WHOLE_TOKEN_BELOW:
         return text.replace(value, MASK)
-    return re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", MASK, text)
+    return whole_token(value).sub(MASK, text)
 
 
 def mask_known(text: str, values: Iterable[str]) -> str:
@@ -331,9 +340,14 @@ def repo_secrets(repo: Path) -> SecretValues:
     return judge_secrets(read_env_files(repo)[1], rule=SecretRule.for_repo(repo))
 
 
-def holds(text: str, value: str) -> bool:
-    """Whether text holds value where mask_secrets would mask it (a short one as a whole token)."""
-    return bool(value) and value in text and _replace(text, value) != text
+def holds(text: AnyStr, value: AnyStr, length: int | None = None) -> bool:
+    """Whether text holds value where mask_secrets would mask it: anywhere when it is long, only
+    as a whole token when shorter than WHOLE_TOKEN_BELOW. length: the secret's own length, when
+    value is an encoding of it (JSON-escaped bytes)."""
+    if not value or value not in text:
+        return False
+    long = (len(value) if length is None else length) >= WHOLE_TOKEN_BELOW
+    return long or whole_token(value).search(text) is not None
 
 
 def is_reference(value: str) -> bool:

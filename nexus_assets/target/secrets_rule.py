@@ -20,16 +20,15 @@ one, a Dockerfile line holding one) are found here, naming the key and the rule,
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nexus_assets.core.git import GitError, run_git
 from nexus_assets.core.textfiles import inside, rel_path, walk_files
 from nexus_assets.target.repo_config import load_repo_config
-from nexus_assets.target.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference
+from nexus_assets.target.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference, whole_token
 
 # The files a value counts as configuration in: what compose, the builder and a new developer
 # read. A `.env` itself never counts (committed by mistake, it still holds secrets).
@@ -43,14 +42,10 @@ def _tracked(repo: Path) -> list[Path] | None:
     """The files git tracks under repo, or None when repo is in no git checkout (or git is
     missing). A checkout owned by another user is read; git never prompts."""
     try:
-        done = subprocess.run(["git", "-c", f"safe.directory={repo.resolve()}", "-C", str(repo), "ls-files", "-z"],
-                              capture_output=True, timeout=30, check=False,
-                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired):
+        listed = run_git(repo, "ls-files", "-z", timeout=30)
+    except GitError:
         return None
-    if done.returncode != 0:
-        return None
-    return [repo / name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    return [repo / name for name in listed.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
 def _read_configuration(repo: Path) -> tuple[dict[str, str], bool]:
@@ -104,7 +99,7 @@ class SecretRule:
         token (`v1-handshake` is not written in `v1-handshake-2`), or None."""
         if not value:
             return None
-        token = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+        token = whole_token(value)
         for name, text in sorted(self.configuration.items()):
             if value in text and token.search(text):
                 return name

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import E2E_TESTS, TAGGED_IMAGES, image_key
+from nexus_assets.core.keys import DISCOVERY_PARSED_FILE, E2E_TESTS, TAGGED_IMAGES, image_key
 from nexus_assets.core.lineage import latest_metadata, latest_observations
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.verify import e2e
@@ -51,7 +51,7 @@ def e2e_tests_asset() -> dg.AssetsDefinition:
             meta = {k: getattr(v, "value", v) for k, v in (seen.metadata if seen is not None else {}).items()}
             if meta.get("status") == "failed":  # the build's own reason (a Dockerfile line, a refusal)
                 why[key.path[-1]] = f"its build failed: {meta.get('reason')}"
-        for name, message in _discovery_problems(settings.reports / "discovery_parsed.json"):
+        for name, message in _discovery_problems(settings.workdir / DISCOVERY_PARSED_FILE):
             why.setdefault(name, f"refused by discovery: {message}")  # a link out, a secret: not in the graph
         try:
             result = e2e.run_e2e(

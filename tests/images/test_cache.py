@@ -14,6 +14,7 @@ from nexus_assets.core.lineage import RECIPE_VERSION
 from nexus_assets.core.settings import Settings
 from nexus_assets.images.build import BuildPlan
 from nexus_assets.images.cache import RegistryCache, cache_key
+from nexus_assets.resources.registry import Registry
 from tests.conftest import free_port
 
 
@@ -55,9 +56,10 @@ def test_a_bad_switch_value_names_the_variable(monkeypatch, tmp_path):
 def test_off_asks_nothing_and_a_registry_away_is_one_warning_without_a_wait(tmp_path):
     settings = Settings(repo=tmp_path, workdir=tmp_path / "w", registry=f"127.0.0.1:{free_port()}/x", version="1.0.0",
                         max_parallel=1)
+    registry = Registry(address=settings.registry)
     warnings: list[str] = []
-    assert RegistryCache.open(replace(settings, registry_cache=False), warnings.append) is None and warnings == []
+    assert RegistryCache.open(replace(settings, registry_cache=False), registry, warnings.append) is None and warnings == []
     started = time.monotonic()
-    assert RegistryCache.open(settings, warnings.append) is None
+    assert RegistryCache.open(settings, registry, warnings.append) is None
     assert time.monotonic() - started < 3, "one try: the builds do not wait for a registry that is away"
     assert len(warnings) == 1 and settings.registry in warnings[0] and "connection refused" in warnings[0]

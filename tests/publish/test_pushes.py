@@ -11,8 +11,8 @@ import pytest
 
 from nexus_assets.core.settings import Settings
 from nexus_assets.publish.pushes import Pushes
-from nexus_assets.registry.client import RegistryClient, credentials_from_env
 from nexus_assets.resources import DockerEngine
+from nexus_assets.resources.registry import Registry
 
 pytestmark = pytest.mark.docker
 
@@ -36,10 +36,14 @@ def _push_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("push")]
 
 
-def test_pushes_run_while_the_caller_goes_on_and_end_one_by_one(tmp_path, make_registry, images, registry_credentials):
+def test_pushes_run_while_the_caller_goes_on_and_end_one_by_one(tmp_path, make_registry, images, registry_resource,
+                                                                  monkeypatch):
     server = make_registry()
     log = Log()
-    with Pushes(DockerEngine(), _settings(tmp_path, server.address, max_parallel=2), log) as pushes:
+    registry = registry_resource(server.address)
+    for name in ("REGISTRY_USERNAME", "REGISTRY_PASSWORD", "DOCKER_REGISTRY_TOKEN"):  # the resource alone holds them
+        monkeypatch.delenv(name, raising=False)
+    with Pushes(DockerEngine(), registry, _settings(tmp_path, server.address, max_parallel=2), log) as pushes:
         submitted = time.monotonic()
         pushes.submit("one", images(), cache_key="k1")
         pushes.submit("two", images())
@@ -48,16 +52,17 @@ def test_pushes_run_while_the_caller_goes_on_and_end_one_by_one(tmp_path, make_r
         ended += list(pushes.wait())
     assert sorted(ended) == ["one", "two"] and pushes.problems == {}
     assert pushes.results["one"].cache_tagged and not pushes.results["two"].cache_tag
-    client = RegistryClient(server.address, credentials_from_env())
+    client = registry.client()
     assert client.manifest_digest("nexus/one", "1.0.0") == pushes.results["one"].digest
     client.close()
     assert next(text for level, text in log.lines if level == "info").startswith(f"pushing images to {server.address}")
 
 
-def test_an_interrupt_stops_the_pushes_in_flight_within_seconds(tmp_path, make_registry, images, registry_credentials):
+def test_an_interrupt_stops_the_pushes_in_flight_within_seconds(tmp_path, make_registry, images, registry_resource):
     server = make_registry()
     big = [images(size=160 * 1024 * 1024), images(size=160 * 1024 * 1024)]  # too big to finish before the interrupt
-    pushes = Pushes(DockerEngine(), _settings(tmp_path, server.address), Log())
+    registry = registry_resource(server.address)
+    pushes = Pushes(DockerEngine(), registry, _settings(tmp_path, server.address), Log())
     with pytest.raises(KeyboardInterrupt), pushes:
         pushes.submit("big1", big[0])
         pushes.submit("big2", big[1])  # one at a time: this one waits, and is dropped
@@ -69,7 +74,7 @@ def test_an_interrupt_stops_the_pushes_in_flight_within_seconds(tmp_path, make_r
     assert not _push_threads(), "a push thread still runs"
     assert time.monotonic() - stopped < 10, f"took {time.monotonic() - stopped:.1f}s to stop"
     assert pushes.results == {}
-    client = RegistryClient(server.address, credentials_from_env())
+    client = registry.client()
     assert client.manifest_digest("nexus/big1", "1.0.0") is None and client.manifest_digest("nexus/big2", "1.0.0") is None
     client.close()
 
@@ -78,7 +83,7 @@ def test_a_registry_down_is_one_error_line_and_the_same_reason_for_every_image(t
     server = make_registry()
     server.stop(kill=True)
     log = Log()
-    with Pushes(DockerEngine(), _settings(tmp_path, server.address), log) as pushes:
+    with Pushes(DockerEngine(), Registry(address=server.address), _settings(tmp_path, server.address), log) as pushes:
         pushes.submit("one", images())
         pushes.submit("two", images())
         assert list(pushes.wait()) == []

@@ -13,7 +13,7 @@ import json
 from nexus_assets.cli.main import main
 from nexus_assets.cli.outcome import say_release
 from nexus_assets.cli.verify import release_claim
-from nexus_assets.registry.client import RegistryClient, credentials_from_env
+from nexus_assets.resources.registry import Registry
 
 from .conftest import git, put_image
 from .test_release_assets import check, run_release
@@ -21,7 +21,7 @@ from .test_release_assets import check, run_release
 
 def tag_digest(registry: str, service: str, tag: str) -> str | None:
     host, _, prefix = registry.partition("/")
-    with RegistryClient(host, credentials_from_env()) as client:
+    with Registry(address=host).client() as client:
         return client.manifest_digest(f"{prefix}/nexus/{service}", tag)
 
 
@@ -41,7 +41,8 @@ def test_a_version_tag_naming_another_image_blocks_the_release_naming_both_diges
     assert record["made"] is False and record["problems"]
 
 
-def test_a_provenance_naming_another_digest_blocks_the_release(release_settings, target_repo, unique_registry):
+def test_a_provenance_naming_another_digest_blocks_the_release(release_settings, target_repo, unique_registry,
+                                                                registry_resource):
     settings = release_settings("1.2.0", registry=unique_registry)
     digests = {name: put_image(unique_registry, name, "1.2.0") for name in ("auth", "users")}
     run_release(settings, manifest_gate_passes=True, digests=digests)  # writes the inputs; released
@@ -59,7 +60,7 @@ def test_a_provenance_naming_another_digest_blocks_the_release(release_settings,
             entry["provenance"] = {"path": "provenance/users.intoto.jsonl",
                                    "sha256": hashlib.sha256(envelope.encode()).hexdigest()}
     manifest_path.write_text(json.dumps(manifest))
-    assert registry_gate(settings) == [f"users: the signed provenance names sha256:{'f' * 64}, "
+    assert registry_gate(settings, registry_resource(unique_registry)) == [f"users: the signed provenance names sha256:{'f' * 64}, "
                                        f"the manifest {digests['users']}"]
 
 

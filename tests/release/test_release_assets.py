@@ -5,6 +5,7 @@ the parity gate is read from its report, and the deployment report matches its s
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +14,8 @@ from jsonschema import Draft202012Validator
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST, DISCREPANCY_REPORT
 from nexus_assets.release.assets import deployment_report_asset, verified_release_asset
 from nexus_assets.resources import NexusConfig
+from nexus_assets.resources.github import GitHub
+from nexus_assets.resources.registry import Registry
 
 from .conftest import git, put_image, write_inputs
 
@@ -48,7 +51,11 @@ def run_release(settings, manifest_gate_passes: bool, parity_passes: bool = True
         assets=[discrepancy, manifest, verified_release_asset(lambda: built["graph"], [ARTIFACTS_MANIFEST], names),
                 deployment_report_asset(names)],
         resources={"nexus": NexusConfig(repo=str(settings.repo), workdir=str(settings.workdir),
-                                        registry=settings.registry, version=settings.version)})
+                                        registry=settings.registry, version=settings.version),
+                   # handed, not read from the environment: the session's registry, and no GitHub
+                   "registry": Registry(address=settings.registry, username=os.environ["REGISTRY_USERNAME"],
+                                        password=os.environ["REGISTRY_PASSWORD"]),
+                   "github": GitHub(publish=False)})
     built["graph"] = defs.resolve_asset_graph()
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
