@@ -20,7 +20,14 @@ from nexus_assets.compliance.assets import compliance_report_asset, compliance_r
 from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST, EVIDENCE_PACK, PIPELINE_JOB, RELEASE_DOCS, STAGING_DEPLOYMENT
+from nexus_assets.core.keys import (
+    ARTIFACTS_MANIFEST,
+    DISCREPANCY_REPORT_FILE,
+    EVIDENCE_PACK,
+    PIPELINE_JOB,
+    RELEASE_DOCS,
+    STAGING_DEPLOYMENT,
+)
 from nexus_assets.core.lineage import declared_bases
 from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.settings import Settings
@@ -95,7 +102,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     if base_names:
         assets.append(base_image_assets(base_names))
     # owners, the stage and each service's canonical category as tags (the UI filters by them)
-    assets = catalogued(assets, service_categories(settings.reports / "discrepancy_report.json"))
+    assets = catalogued(assets, service_categories(settings.workdir / DISCREPANCY_REPORT_FILE))
     nexus = NexusConfig.of(settings)
     built["defs"] = dg.Definitions(
         assets=assets,

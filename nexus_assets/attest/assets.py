@@ -105,7 +105,7 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
 
     @dg.op(name="make_sboms", ins={"images": dg.In(dg.Nothing)},
            out={o: dg.Out(dg.Nothing, is_required=False) for o in outs},
-           required_resource_keys={"nexus", "docker_engine"})
+           required_resource_keys={"nexus", "docker_engine", "registry"})
     def make_sboms(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
         artifacts, links = settings.artifacts, EvidenceLinks.of(settings)
@@ -181,7 +181,7 @@ def _sboms_in_registry(context: dg.OpExecutionContext, settings: Settings, todo:
     if not wanted or not settings.signing_key_path.exists():  # no key yet: nothing can verify, nothing to fetch
         return {}
     key, _ = load_or_create_key(settings.signing_key_path)
-    return sboms_from_registry(settings.registry, settings.artifacts, wanted, key.public_key(), context.log.warning)
+    return sboms_from_registry(settings.registry, context.resources.registry, settings.artifacts, wanted, key.public_key(), context.log.warning)
 
 
 def _provenance_outputs(context: dg.OpExecutionContext, settings: Settings,
@@ -192,7 +192,7 @@ def _provenance_outputs(context: dg.OpExecutionContext, settings: Settings,
     if kept:
         context.log.info(f"provenance kept, not signed again (same subject digest and SBOM, signed with this key): "
                          f"{len(kept)} of {len(done)}")
-    stored = store_all(settings.registry, settings.artifacts, {
+    stored = store_all(settings.registry, context.resources.registry, settings.artifacts, {
         n: (pushed, sbom_relpath(n), str(made["path"])) for n, (made, pushed) in done.items() if "in_registry" not in made},
         context.log.warning) if done else {}
     links = EvidenceLinks.of(settings)
@@ -224,7 +224,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
 
     @dg.op(name="sign_provenance", ins={"ready": dg.In(dg.Nothing)},
            out={**{o: dg.Out(dg.Nothing, is_required=False) for o in outs}, "attestations": dg.Out(dg.Nothing)},
-           required_resource_keys={"nexus"})
+           required_resource_keys={"nexus", "registry"})
     def sign_provenance(context: dg.OpExecutionContext) -> Iterator[dg.Output[Any]]:
         settings = context.resources.nexus.settings()
         artifacts, links = settings.artifacts, EvidenceLinks.of(settings)

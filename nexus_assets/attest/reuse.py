@@ -23,13 +23,13 @@ from nexus_assets.attest.provenance import RECIPE
 from nexus_assets.attest.steps import provenance_relpath, sbom_relpath
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import write_atomic
-from nexus_assets.registry.client import RegistryClient, credentials_from_env
+from nexus_assets.registry.client import CredentialSource, RegistryClient
 
 WORKERS = 8  # registry calls in flight: small requests, mostly waiting
 
 
-def _client(registry: str) -> RegistryClient:
-    return RegistryClient(registry, credentials_from_env())
+def _client(registry: str, access: CredentialSource) -> RegistryClient:
+    return RegistryClient(registry, access.credentials())
 
 
 def provenance_made(relpath: str, data: bytes, verified: Verified, digest: str, repo_digest: str, how: str) -> dict[str, Any]:
@@ -54,14 +54,14 @@ def kept_provenance(artifacts: Path, service: str, public_key: Ed25519PublicKey,
     return provenance_made(relpath, data, verified, str(pushed["digest"]), str(pushed["repo_digest"]), "kept")
 
 
-def _fetch_one(registry: str, artifacts: Path, service: str, image_id: str, pushed: dict[str, Any],
+def _fetch_one(registry: str, access: CredentialSource, artifacts: Path, service: str, image_id: str, pushed: dict[str, Any],
                public_key: Ed25519PublicKey) -> tuple[dict[str, Any] | None, str | None]:
     """(the SBOM record, None) when both copies in the registry verified (both files written),
     (None, None) when there are none, (None, why) when they were refused."""
     digest, repo_digest = str(pushed["digest"]), str(pushed["repo_digest"])
     repository = repo_digest.split("@", 1)[0].split("/", 1)[1]
     try:
-        with _client(registry) as client:
+        with _client(registry, access) as client:
             envelope = fetch(client, repository, digest, "att")
             document = fetch(client, repository, digest, "sbom") if envelope is not None else None
         if envelope is None or document is None:
@@ -83,13 +83,13 @@ def _fetch_one(registry: str, artifacts: Path, service: str, image_id: str, push
             "provenance_key_id": verified.key_id}, None
 
 
-def sboms_from_registry(registry: str, artifacts: Path, wanted: dict[str, tuple[str, dict[str, Any]]],
+def sboms_from_registry(registry: str, access: CredentialSource, artifacts: Path, wanted: dict[str, tuple[str, dict[str, Any]]],
                         public_key: Ed25519PublicKey, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """{service: SBOM record} of the services whose SBOM and provenance the registry holds and
     that verify. wanted: {service: (current image id, its pushed/<service> record of that image)}."""
     def one(item: tuple[str, tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any] | None, str | None]:
         name, (image_id, pushed) = item
-        return name, *_fetch_one(registry, artifacts, name, image_id, pushed, public_key)
+        return name, *_fetch_one(registry, access, artifacts, name, image_id, pushed, public_key)
 
     found: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -101,7 +101,7 @@ def sboms_from_registry(registry: str, artifacts: Path, wanted: dict[str, tuple[
     return found
 
 
-def store_all(registry: str, artifacts: Path, jobs: dict[str, tuple[dict[str, Any], str, str]],
+def store_all(registry: str, access: CredentialSource, artifacts: Path, jobs: dict[str, tuple[dict[str, Any], str, str]],
               log: Callable[[str], None]) -> dict[str, str]:
     """Put each service's SBOM and provenance beside its image in the registry (unless there).
     jobs: {service: (pushed record, SBOM relpath, provenance relpath)}. Returns {service: what
@@ -112,7 +112,7 @@ def store_all(registry: str, artifacts: Path, jobs: dict[str, tuple[dict[str, An
         name_in_registry = repo_digest.split("@", 1)[0]
         repository = name_in_registry.split("/", 1)[1]
         try:
-            with _client(registry) as client:
+            with _client(registry, access) as client:
                 subject = client.manifest(repository, digest)
                 if subject is None:
                     return name, f"not stored: the registry has no {repo_digest}"

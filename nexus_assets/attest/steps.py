@@ -20,8 +20,9 @@ from nexus_assets.attest.provenance import BuildFacts, build_statement, envelope
 from nexus_assets.attest.sbom import Package, image_packages, make_bom_json
 from nexus_assets.attest.signing import sign_envelope, signing_key_id
 from nexus_assets.core.fileio import write_atomic
+from nexus_assets.core.masking import mask_tree
 from nexus_assets.evidence.check import PAYLOAD_TYPE
-from nexus_assets.target.secrets import mask_tree, read_env_files, secret_values
+from nexus_assets.target.secrets import read_env_files, secret_values
 from nexus_assets.target.services import Service
 
 

@@ -75,7 +75,7 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
                 context.log.info("compliance report: the PMMG policy's inputs changed: made again")
                 kept = None
             links = EvidenceLinks.of(settings)
-            per_service = service_table_metadata(recorded_manifest(settings.artifacts), links)
+            per_service = service_table_metadata(recorded_manifest(settings.workdir), links)
             if kept is not None:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
                 return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),

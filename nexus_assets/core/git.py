@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
-from nexus_assets.target.secrets import mask_secrets
+from nexus_assets.core.masking import mask_secrets
 
 TIMEOUT = 60.0  # seconds; a question git cannot answer in a minute (a hung remote, a lock) fails
 _FIXED_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_PAGER": "cat"}

@@ -13,6 +13,7 @@ import dagster as dg
 
 from nexus_assets.core.evidence import DEFAULT_EVIDENCE_URL, EVIDENCE_FOLDERS
 from nexus_assets.core.hashing import file_sha256
+from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
 
 # Entries made again at each materialization, never copied from the last one (a kept report's
 # metadata comes back as plain values, the table and URL included).
@@ -71,10 +72,10 @@ def log_tail(path: Path | str, lines: int = LOG_TAIL_LINES) -> dg.MetadataValue:
                                + "\n".join(tail) + f"\n{fence}")
 
 
-def recorded_manifest(artifacts: Path) -> dict[str, Any]:
+def recorded_manifest(workdir: Path) -> dict[str, Any]:
     """artifacts/artifacts_manifest.json as written, {} when it is missing or unreadable."""
     try:
-        data = json.loads((artifacts / "artifacts_manifest.json").read_text(encoding="utf-8"))
+        data = json.loads((workdir / ARTIFACTS_MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

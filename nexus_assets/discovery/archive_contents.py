@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 from nexus_assets.core.errors import InputError
+from nexus_assets.core.masking import mask_tree
 from nexus_assets.core.textfiles import decode_text, problem, read_bounded
 from nexus_assets.discovery.archive import find_member, open_archive
-from nexus_assets.target.secrets import mask_tree, parse_env_dump, secret_values
+from nexus_assets.target.secrets import parse_env_dump, secret_values
 
 ARCHIVE_FILES = ("docker_ps.json", "systemd_services.txt", "compose_dump.txt", "env_dump.txt",
                  "port_map.txt", "docker_journal.txt")

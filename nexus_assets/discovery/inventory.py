@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.git import git_answer
+from nexus_assets.core.masking import MASK, mask_secrets, mask_tree  # noqa: F401
 from nexus_assets.core.textfiles import (  # noqa: F401
     MAX_TEXT_BYTES,
     OUTPUT_DIRS,
@@ -43,16 +44,7 @@ from nexus_assets.discovery.compose import build_stack, parse_compose_file
 # used to be defined here (mask_secrets, secret_values, parse_dockerfile, ...) stay importable.
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE, compose_builds
 from nexus_assets.target.dockerfile import no_healthcheck, parse_dockerfile, read_dockerfile
-from nexus_assets.target.secrets import (  # noqa: F401
-    MASK,
-    MIN_SECRET_LEN,
-    mask_secrets,
-    mask_tree,
-    parse_env_text,
-    read_env_files,
-    repo_secrets,
-    secret_values,
-)
+from nexus_assets.target.secrets import MIN_SECRET_LEN, parse_env_text, read_env_files, repo_secrets, secret_values  # noqa: F401
 from nexus_assets.target.services import (  # noqa: F401
     env_files_in_context,
     find_services,

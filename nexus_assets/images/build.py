@@ -21,10 +21,11 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
+from nexus_assets.core.masking import mask_secrets
 from nexus_assets.target.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.target.dockerfile import instructions, read_dockerfile
-from nexus_assets.target.secrets import mask_secrets, secret_values
+from nexus_assets.target.secrets import secret_values
 from nexus_assets.target.secrets_rule import secret_line_rules
 from nexus_assets.target.services import Service
 

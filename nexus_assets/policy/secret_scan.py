@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_assets.target.secrets import holds, mask_known, read_env_files, secret_values
+from nexus_assets.core.masking import holds, mask_known
+from nexus_assets.target.secrets import read_env_files, secret_values
 from nexus_assets.target.secrets_rule import SecretRule
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.git import GitError, git, git_answer, run_git
+from nexus_assets.core.masking import mask_secrets
 from nexus_assets.core.release_version import (
     RELEASE_BRANCH,
     SOURCE_TRAILER,
@@ -24,7 +25,6 @@ from nexus_assets.core.release_version import (
     release_versions,
     released_commit,
 )
-from nexus_assets.target.secrets import mask_secrets
 
 RELEASE_GIT_TIMEOUT = 120.0  # a push to a remote may take longer than a question
 # Secrets a release step may hold in its environment; never in a message.

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexus_assets.core.git import GitError, run_git
+from nexus_assets.core.masking import holds, whole_token
 from nexus_assets.core.textfiles import inside, rel_path, walk_files
 from nexus_assets.target.repo_config import load_repo_config
-from nexus_assets.target.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, holds, is_reference, whole_token
+from nexus_assets.target.secrets import MIN_SECRET_LEN, UNPARSED, SecretValues, is_reference
 
 # The files a value counts as configuration in: what compose, the builder and a new developer
 # read. A `.env` itself never counts (committed by mistake, it still holds secrets).

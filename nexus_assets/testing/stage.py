@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus_assets.core.fileio import naming
-from nexus_assets.target.secrets import mask_secrets, mask_tree
+from nexus_assets.core.masking import mask_secrets, mask_tree
 
 
 @dataclass(frozen=True)

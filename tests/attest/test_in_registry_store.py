@@ -70,9 +70,10 @@ def test_a_new_tag_of_an_image_there_is_one_manifest_put(make_registry):
         assert client.manifest_digest(REPOSITORY, "1.0.1") == image.digest == client.manifest_digest(REPOSITORY, "1.0.0")
 
 
-def test_stored_once_fetched_verified_and_a_tampered_copy_refused(make_registry, tmp_path):
+def test_stored_once_fetched_verified_and_a_tampered_copy_refused(make_registry, registry_resource, tmp_path):
     server = make_registry()
     registry = f"{server.address}/team"
+    access = registry_resource(registry)  # who we are to it: the resource a step is handed
     key = Ed25519PrivateKey.generate()
     with RegistryClient(registry, credentials_from_env()) as client:
         image = _image(client)
@@ -90,7 +91,7 @@ def test_stored_once_fetched_verified_and_a_tampered_copy_refused(make_registry,
 
         pushed = {"digest": image.digest, "repo_digest": f"{server.address}/{REPOSITORY}@{image.digest}"}
         warnings: list[str] = []
-        found = sboms_from_registry(registry, tmp_path, {"svc": (image_id, pushed)}, key.public_key(), warnings.append)
+        found = sboms_from_registry(registry, access, tmp_path, {"svc": (image_id, pushed)}, key.public_key(), warnings.append)
         assert found["svc"]["from_registry"] == f"{server.address}/{REPOSITORY}:{artifact_tag(image.digest, 'sbom')}"
         assert found["svc"]["components"] == 1 and found["svc"]["by_ecosystem"] == {"deb": 1} and not warnings
         assert (tmp_path / "sbom" / "svc.cdx.json").read_bytes() == sbom
@@ -98,21 +99,21 @@ def test_stored_once_fetched_verified_and_a_tampered_copy_refused(make_registry,
 
         # Another key: every copy refused, and the log says why.
         other = Ed25519PrivateKey.generate()
-        assert sboms_from_registry(registry, tmp_path / "b", {"svc": (image_id, pushed)}, other.public_key(),
+        assert sboms_from_registry(registry, access, tmp_path / "b", {"svc": (image_id, pushed)}, other.public_key(),
                                    warnings.append) == {}
         assert "signature does not verify with key" in warnings[-1] and "made again from the image" in warnings[-1]
 
         # Made by an older recipe of the attest stage (signed by this key): made again here.
         old_sbom, old_provenance = _evidence(key, registry, image.digest, image_id, {"sbom": "sbom-0"})
         store(client, REPOSITORY, image, {"sbom": (old_sbom, "svc.cdx.json"), "att": (old_provenance, "svc.intoto.jsonl")})
-        assert sboms_from_registry(registry, tmp_path / "d", {"svc": (image_id, pushed)}, key.public_key(),
+        assert sboms_from_registry(registry, access, tmp_path / "d", {"svc": (image_id, pushed)}, key.public_key(),
                                    warnings.append) == {}
         assert "made as {'sbom': 'sbom-0'}" in warnings[-1]
         store(client, REPOSITORY, image, files)
 
         # A tampered SBOM under the same tag: refused, nothing written.
         store(client, REPOSITORY, image, {"sbom": (sbom.replace(b"2.36", b"2.99"), "svc.cdx.json")})
-        assert sboms_from_registry(registry, tmp_path / "c", {"svc": (image_id, pushed)}, key.public_key(),
+        assert sboms_from_registry(registry, access, tmp_path / "c", {"svc": (image_id, pushed)}, key.public_key(),
                                    warnings.append) == {}
         assert "sha256 is not the one the signed provenance records" in warnings[-1]
         assert not (tmp_path / "c" / "sbom").exists()

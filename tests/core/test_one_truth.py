@@ -1,6 +1,6 @@
 """One truth each: the report files' names (core/keys.py, beside the asset keys), SHA256SUMS (one
 writer and one parser in core/hashing.py; the evidence pack's standalone verify.py excepted) and
-the whole-token rule of secret masking (core/secrets.whole_token). Each has a scan of the package
+the whole-token rule of secret masking (core/masking.whole_token). Each has a scan of the package
 that fails when a second copy appears, and behaviour checked against the real tools."""
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from nexus_assets.core.keys import (
     day_pattern,
     newest,
 )
+from nexus_assets.core.masking import holds, mask_known, mask_secrets, whole_token
 from nexus_assets.package.archive import Entry, PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.policy.secret_scan import count_in_bytes
-from nexus_assets.target.secrets import holds, mask_known, mask_secrets, whole_token
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nexus_assets"
 GUIDE_FILES = ("discovery_parsed.json", "discrepancy_report.json", "scaffold_report.json", "artifacts_manifest.json",
                "compliance_report_", "deployment_package_", "deployment_report_", "verified_release.json")
 # Ships alone as verify.py and imports nothing of nexus-assets: its own names, writer-free parser.
-STANDALONE = PACKAGE / "core" / "evidence_check.py"
+STANDALONE = PACKAGE / "evidence" / "check.py"
 
 
 def _modules() -> list[Path]:
@@ -137,13 +137,13 @@ def test_a_package_whose_listing_is_damaged_names_the_line(tmp_path):
 
 
 def test_the_whole_token_rule_is_written_once():
-    own = PACKAGE / "core" / "secrets.py"
+    own = PACKAGE / "core" / "masking.py"
     # A known value escaped into the look-behind that makes a token whole (the PMMG scan's fixed
     # word list uses the same look-behind, but for names it wrote itself, not for a value).
     rule = re.compile(r"\(\?<!\[\\\\?w-\]\).*escape\(")
     found = [f"{p.relative_to(PACKAGE)}:{n}" for p in _modules() if p != own
              for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if rule.search(line)]
-    assert found == [], f"a whole-token pattern written outside core/secrets.whole_token: {found}"
+    assert found == [], f"a whole-token pattern written outside core/masking.whole_token: {found}"
     assert len(rule.findall(own.read_text(encoding="utf-8"))) == 2  # text and bytes, in whole_token
 
 

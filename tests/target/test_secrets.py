@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import write_json
+from nexus_assets.core.masking import mask_secrets
 from nexus_assets.discovery.archive_contents import read_discovery_archive
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.parity.compare import compare
@@ -20,7 +21,6 @@ from nexus_assets.target.repo_config import load_repo_config
 from nexus_assets.target.secrets import (
     MIN_SECRET_LEN,
     UNPARSED,
-    mask_secrets,
     parse_env_dump,
     parse_env_text,
     read_env_files,

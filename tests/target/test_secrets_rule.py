@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import BuildError, InputError
+from nexus_assets.core.masking import mask_secrets
 from nexus_assets.discovery.inventory import discover
 from nexus_assets.images.build import plan_build
 from nexus_assets.policy.secret_scan import env_secrets
 from nexus_assets.target.baseimages import load_base_image_map
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE, compose_builds
-from nexus_assets.target.secrets import judge, mask_secrets, repo_secrets
+from nexus_assets.target.secrets import judge, repo_secrets
 from nexus_assets.target.secrets_rule import SecretRule, secret_line_rules
 from nexus_assets.target.services import find_services
 
