@@ -300,7 +300,11 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         keys_by_input_name={**keys_in, "tagged_images": TAGGED_IMAGES},
         keys_by_output_name={**{o: provenance_key(n) for o, n in outs.items()}, "attestations": ATTESTATIONS},
         internal_asset_deps={**{o: {pushed_key(n), sbom_key(n)} for o, n in outs.items()},
-                             "attestations": {TAGGED_IMAGES, *keys_in.values()}},
+                             # each provenance too: the auditor's chain runs provenance/* -> attestations ->
+                             # the manifest, inside this one step (a dependency of the manifest on an
+                             # output this step may leave out would skip the manifest)
+                             "attestations": {TAGGED_IMAGES, *keys_in.values(),
+                                              *(provenance_key(n) for n in outs.values())}},
         code_versions_by_output_name=dict.fromkeys([*outs, "attestations"], PROVENANCE_VERSION),
         group_name="attest",
         descriptions_by_output_name=described,

@@ -25,7 +25,6 @@ from nexus_assets.core.keys import (
     VERIFIED_RELEASE,
     VERIFIED_RELEASE_FILE,
     image_key,
-    provenance_key,
     pushed_key,
 )
 from nexus_assets.core.lineage import AssetRecords, latest_metadata, latest_observations, plain, stale_images
@@ -142,8 +141,8 @@ def artifacts_manifest_asset(service_names: list[str],
                              asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
     @dg.asset(
         key=ARTIFACTS_MANIFEST,
-        # every service's provenance too: the auditor's chain goes on from each signed image to the manifest
-        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS, *(provenance_key(n) for n in service_names)],
+        # each service's provenance reaches it through attestations (the auditor's chain)
+        deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
         group_name="release", kinds={"json"},
         description="artifacts/artifacts_manifest.json: the current image of every service, its local image id, "
                     "registry digest and tags, its sources, base images (and substitutions), test results and "

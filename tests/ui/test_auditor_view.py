@@ -90,9 +90,12 @@ def test_opens_a_build_log_through_its_link(auditor, audited_run):
 def test_manifest_links_each_service_to_its_provenance(auditor, audited_run):
     svc = audited_run.service
     auditor.open("artifacts_manifest")
-    links = auditor.lineage_links()
-    assert f"provenance/{svc}" in links, f"the manifest links to {sorted(links)}, not to provenance/{svc}"
     assert svc in auditor.entry("services")  # a table of rows, one per service, not a count
+    links = auditor.lineage_links()
+    assert "attestations" in links, f"the manifest links to {sorted(links)}, not to attestations"
+    auditor.follow("attestations")
+    links = auditor.lineage_links()
+    assert f"provenance/{svc}" in links, f"attestations link to {sorted(links)}, not to provenance/{svc}"
     auditor.follow(f"provenance/{svc}")
     auditor.follow(f"pushed/{svc}")
     auditor.follow(f"image/{svc}")
