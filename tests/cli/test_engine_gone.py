@@ -136,8 +136,10 @@ def test_the_engine_going_away_mid_run_is_said_per_service_and_the_next_run_buil
 
     def all_under_way() -> bool:
         text = build_log.read_text() if build_log.is_file() else ""
-        return (command in text and "Running in" in text.split(command, 1)[1]
-                and f"built {done}" in out.read_text() and unit_running())
+        # the classic builder says "Running in"; BuildKit's RUN step is a process on this host
+        started = "Running in" in text.split(command, 1)[1] if command in text else False
+        started = started or (command in text and subprocess.run(["pgrep", "-f", command], capture_output=True).returncode == 0)
+        return started and f"built {done}" in out.read_text() and unit_running()
 
     proc, out = _agent(repo, tmp_path, unique_registry, engine, "first")
     try:
