@@ -16,7 +16,7 @@ from nexus_assets.cli import staging
 from nexus_assets.cli.outcome import RunSummary
 from nexus_assets.core.errors import NexusError, no_space_line
 from nexus_assets.core.fileio import write_json
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
+from nexus_assets.core.report_paths import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.core.settings import Settings
 
 EXIT_GATE_FAILED = 1

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nexus_assets.core.fileio import read_json
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT_FILE, VERIFIED_RELEASE_FILE
 from nexus_assets.core.release_version import release_tag
+from nexus_assets.core.report_paths import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT_FILE, VERIFIED_RELEASE_FILE
 from nexus_assets.core.settings import Settings
+from nexus_assets.registry.client import Credentials, credentials_from_env
 from nexus_assets.registry.released import moved_tags, released_manifest
-from nexus_assets.resources.registry import Registry
 
 
 @dataclass
@@ -28,6 +28,14 @@ class RunSummary:
     broken_steps: list[str] = field(default_factory=list)  # steps that raised: not gates
     run_ids: list[str] = field(default_factory=list)
     stale: dict[str, str] = field(default_factory=dict)  # service -> Dagster's reason
+
+
+class _CredentialsFromEnv:
+    """Who we are to the registry, from the environment as the CLI's entry point reads it (the
+    Registry resource would load Dagster, which the nothing-changed path never needs)."""
+
+    def credentials(self) -> Credentials | None:
+        return credentials_from_env()
 
 
 def say_release(settings: Settings) -> bool:
@@ -49,7 +57,7 @@ def say_release(settings: Settings) -> bool:
     released = released_manifest(settings.repo, settings.version)
     if released is None:
         return True
-    moved = moved_tags(released, settings.version, Registry(address=settings.registry))
+    moved = moved_tags(released, settings.version, _CredentialsFromEnv())
     for line in moved:
         print(f"[nexus] {release_tag(settings.version)} in the registry: {line}", flush=True)
     if moved:

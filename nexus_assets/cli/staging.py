@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, cast
-
-import dagster as dg
+from typing import TYPE_CHECKING, Any, cast
 
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: importing Dagster costs every nexus-agent call ~1 s
+    import dagster as dg
 
 FLAGS = (("--staging-host", "host", "user@host[:port] (NEXUS_STAGING_HOST)"),
          ("--staging-ssh-key", "ssh_key", "the private key (NEXUS_STAGING_SSH_KEY)"),

@@ -3,10 +3,6 @@ by importing them, so stages stay independent of one another."""
 
 from __future__ import annotations
 
-import re
-from datetime import date
-from pathlib import Path, PurePosixPath
-
 import dagster as dg
 
 WORKSPACE = dg.AssetKey("workspace")
@@ -40,39 +36,42 @@ INVOCATION_TAG = "nexus/invocation"  # ties together the runs of one nexus-agent
 ORIGIN_TAG = "nexus/origin"  # cli | sensor | ui
 PIPELINE_JOB = "nexus_pipeline"  # the job every pipeline run (CLI, sensor, UI) is a run of
 
-# The files the assets write, relative to the working copy, named once beside their keys (the
-# operator guide's names): a path is `workdir / NAME`, and a message names NAME as it is.
-# YYYYMMDD is the day the file is made (dated() fills it in, any_day() globs, day_pattern() matches).
-DISCOVERY_PARSED_FILE = "reports/discovery_parsed.json"
-DISCREPANCY_REPORT_FILE = "reports/discrepancy_report.json"
-SCAFFOLD_REPORT_FILE = "reports/scaffold_report.json"
-ARTIFACTS_MANIFEST_FILE = "artifacts/artifacts_manifest.json"
-COMPLIANCE_REPORT_FILE = "reports/compliance_report_YYYYMMDD.pdf"
-DEPLOYMENT_PACKAGE_FILE = "reports/deployment_package_YYYYMMDD.tar.gz"
-DEPLOYMENT_REPORT_FILE = "reports/deployment_report_YYYYMMDD.json"
-VERIFIED_RELEASE_FILE = "artifacts/verified_release.json"  # the last release attempt, for the report
-_DAY = "YYYYMMDD"
-
-
-def dated(name: str, day: date) -> str:
-    """A dated file's name for day: `reports/compliance_report_20261207.pdf`."""
-    return name.replace(_DAY, f"{day:%Y%m%d}")
-
-
-def any_day(name: str) -> str:
-    """A glob for the dated file of any day, relative to the working copy."""
-    return name.replace(_DAY, "*")
-
-
-def day_pattern(name: str) -> re.Pattern[str]:
-    """Matches the base name of the dated file of any day (`compliance_report_20261207.pdf`)."""
-    return re.compile(re.escape(PurePosixPath(name).name).replace(_DAY, r"\d{8}") + "$")
-
-
-def newest(workdir: Path, name: str) -> Path | None:
-    """The newest dated file of that name under workdir (by its day), or None when none was made."""
-    found = sorted(workdir.glob(any_day(name)))
-    return found[-1] if found else None
+from nexus_assets.core.report_paths import (  # the report paths, beside the asset keys
+    ARTIFACTS_MANIFEST_FILE as ARTIFACTS_MANIFEST_FILE,
+)
+from nexus_assets.core.report_paths import (
+    COMPLIANCE_REPORT_FILE as COMPLIANCE_REPORT_FILE,
+)
+from nexus_assets.core.report_paths import (
+    DEPLOYMENT_PACKAGE_FILE as DEPLOYMENT_PACKAGE_FILE,
+)
+from nexus_assets.core.report_paths import (
+    DEPLOYMENT_REPORT_FILE as DEPLOYMENT_REPORT_FILE,
+)
+from nexus_assets.core.report_paths import (
+    DISCOVERY_PARSED_FILE as DISCOVERY_PARSED_FILE,
+)
+from nexus_assets.core.report_paths import (
+    DISCREPANCY_REPORT_FILE as DISCREPANCY_REPORT_FILE,
+)
+from nexus_assets.core.report_paths import (
+    SCAFFOLD_REPORT_FILE as SCAFFOLD_REPORT_FILE,
+)
+from nexus_assets.core.report_paths import (
+    VERIFIED_RELEASE_FILE as VERIFIED_RELEASE_FILE,
+)
+from nexus_assets.core.report_paths import (
+    any_day as any_day,
+)
+from nexus_assets.core.report_paths import (
+    dated as dated,
+)
+from nexus_assets.core.report_paths import (
+    day_pattern as day_pattern,
+)
+from nexus_assets.core.report_paths import (
+    newest as newest,
+)
 
 
 def image_key(service_name: str) -> dg.AssetKey:

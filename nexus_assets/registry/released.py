@@ -22,8 +22,8 @@ from typing import Any
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.git import git_answer
-from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.core.release_version import is_git_checkout, release_tag
+from nexus_assets.core.report_paths import ARTIFACTS_MANIFEST_FILE
 from nexus_assets.registry.client import CredentialSource, RegistryClient
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"

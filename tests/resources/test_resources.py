@@ -21,8 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "nexus_assets"
 SAMPLE = PACKAGE / "sample_repo"
 # Where the environment is read for an outside service: the resources themselves, and the client's
 # own reader they call. The staging host's `docker login` (deploy/remote.py) is not handed the
-# registry resource yet.
-READERS = {"resources/registry.py", "core/registry.py", "deploy/remote.py"}
+# registry resource yet. The CLI's nothing-changed path (cli/outcome.py) is an entry point, not a
+# step: it reads them as the CLI does, without loading Dagster for the resource.
+READERS = {"resources/registry.py", "registry/client.py", "deploy/remote.py", "cli/outcome.py"}
 
 
 def test_registry_credentials_given_to_the_resource_or_read_from_the_environment(monkeypatch):
