@@ -199,11 +199,7 @@ def sample_pipeline_runs(tmp_path_factory, session_registry):
         yield settings, first, documents, second
     finally:
         client = connect()
-        for image in client.api.images():
-            for tag in image.get("RepoTags") or []:
-                if tag.startswith(registry + "/"):
-                    with contextlib.suppress(Exception):
-                        client.api.remove_image(tag, force=True)
+        remove_registry_images(client, registry)
         client.close()
 
 
@@ -225,17 +221,36 @@ def settings_for(tmp_path: Path, unique_registry: str):
     return make
 
 
+def remove_registry_images(client, registry: str) -> None:
+    """Removes every image tagged under registry/. One listing (other tests remove images
+    meanwhile), and tag by tag: an image another test built from the same content (the build
+    cache gives it the same id) keeps its own tags."""
+    for image in client.api.images():
+        for tag in image.get("RepoTags") or []:
+            if tag.startswith(registry + "/"):
+                with contextlib.suppress(Exception):
+                    client.api.remove_image(tag, force=True)
+
+
+@pytest.fixture
+def built(tmp_path, settings_for, monkeypatch, remove_test_images):
+    """A two-service repository that nexus-agent has built: (repo, settings, instance)."""
+    from nexus_assets.cli.pipeline import open_instance, run_pipeline
+    from nexus_assets.testrepos.synthetic import generate_monorepo
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    repo = tmp_path / "repo"
+    generate_monorepo(repo, 2)
+    settings = settings_for(repo)
+    assert run_pipeline(settings).ok
+    return repo, settings, open_instance(settings)
+
+
 @pytest.fixture
 def remove_test_images(docker_client, unique_registry):
     """Removes every image tagged under this test's registry name afterwards."""
     yield
-    # One listing (other tests remove images meanwhile), and tag by tag: an image another test
-    # built from the same content (the build cache gives it the same id) keeps its own tags.
-    for image in docker_client.api.images():
-        for tag in image.get("RepoTags") or []:
-            if tag.startswith(unique_registry + "/"):
-                with contextlib.suppress(Exception):
-                    docker_client.api.remove_image(tag, force=True)
+    remove_registry_images(docker_client, unique_registry)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from nexus_assets.cli.pipeline import open_instance, run_pipeline
 from nexus_assets.definitions import build_definitions
-from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 AFTER = {"tagged_images", "pushed_images", "e2e_tests", "artifacts_manifest", "compliance_report", "deployment_package"}
@@ -33,17 +31,6 @@ def _tick(settings, instance, cursor=None):
 
 def _keys(request) -> set[str]:
     return {k.to_user_string() for k in request.asset_selection}
-
-
-@pytest.fixture
-def built(tmp_path, settings_for, monkeypatch, remove_test_images):
-    """A two-service repository that nexus-agent has built: (repo, settings, instance)."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    repo = tmp_path / "repo"
-    generate_monorepo(repo, 2)
-    settings = settings_for(repo)
-    assert run_pipeline(settings).ok
-    return repo, settings, open_instance(settings)
 
 
 def test_sensor_requests_only_what_changed_and_a_revert(built):

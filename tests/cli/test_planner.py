@@ -9,22 +9,10 @@ import pytest
 
 import nexus_assets.definitions as definitions
 from nexus_assets.cli import pipeline
-from nexus_assets.cli.pipeline import open_instance, run_pipeline
+from nexus_assets.cli.pipeline import run_pipeline
 from nexus_assets.core.keys import RELEASE_KEYS
-from nexus_assets.testrepos.synthetic import generate_monorepo
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@pytest.fixture
-def built(tmp_path, settings_for, monkeypatch, remove_test_images):
-    """A two-service repository that nexus-agent has built: (repo, settings, instance)."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    repo = tmp_path / "repo"
-    generate_monorepo(repo, 2)
-    settings = settings_for(repo)
-    assert run_pipeline(settings).ok
-    return repo, settings, open_instance(settings)
 
 
 def _count_builds(monkeypatch) -> list[int]:

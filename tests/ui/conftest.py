@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import remove_registry_images
+
 from .auditor import CHROMIUM, Auditor, launch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,11 +131,7 @@ def audited_run(tmp_path_factory, session_registry):
             yield AuditedRun(repo, work, work / ".dagster_home", service, commit, url, evidence_url)
         finally:
             client = docker_client()
-            for image in client.api.images():
-                for tag in image.get("RepoTags") or []:
-                    if tag.startswith(registry + "/"):
-                        with contextlib.suppress(Exception):
-                            client.api.remove_image(tag, force=True)
+            remove_registry_images(client, registry)
             client.close()
 
 
