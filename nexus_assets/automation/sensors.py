@@ -49,6 +49,9 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     cursor = json.loads(context.cursor) if context.cursor else {}
     requested: dict[str, str] = cursor.get("requested", {})
     notes: list[str] = []
+    # Hashed before the sources are observed: a change written during the tick is then seen by
+    # the image observation (its service named in the request) or by the next tick, never only here.
+    repo_version = workspace_version(settings.repo)
     services = build_services(settings)
     client = docker_engine.client()
     try:
@@ -74,7 +77,6 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
         (images if name in plan.images else pushes).append(name)
         notes.append(f"{name}: {reason}")
     pushes = sorted({*images, *pushes})
-    repo_version = workspace_version(settings.repo)
     prepare = cursor.get("repo") != repo_version and workspace_changed(context.instance, settings.repo, records)
     new_cursor = json.dumps({"requested": requested, "repo": repo_version}, sort_keys=True)
     if not images and not pushes and not prepare:  # a step after the images alone is no reason: no retry loop
@@ -85,7 +87,6 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
         job_name=PIPELINE_JOB, asset_selection=selection(asset_graph, [s.name for s in services], images, pushes),
         tags={INVOCATION_TAG: uuid.uuid4().hex[:12], ORIGIN_TAG: "sensor", "nexus/reason": "; ".join(notes)[:200]})
     return request, new_cursor, notes
-
 
 
 def repo_change_sensor(service_names: list[str]) -> dg.SensorDefinition:
