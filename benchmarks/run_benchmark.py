@@ -298,7 +298,7 @@ def ours_run(settings) -> dict:
 def fresh_machine_run(client, settings, root: Path) -> dict:
     """Ours as a new CI runner would run it: a new DAGSTER_HOME and working copy, none of ours's
     images in the engine (its own repository path only; the scripts' stay), the registry as ours
-    left it, nothing changed."""
+    left it, the same signing key (NEXUS_SIGNING_KEY), nothing changed."""
     import dataclasses
 
     ours = BenchImages(client, (REGISTRIES["ours"] + "/",))
@@ -308,6 +308,9 @@ def fresh_machine_run(client, settings, root: Path) -> dict:
     if left:
         raise RuntimeError(f"fresh machine: {len(left)} of ours's images are still in the engine: {left[:3]}")
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home_fresh")
+    # The team's signing key, as a CI runner gets it from a secret: the provenance in the registry
+    # was signed with it, so it is reused rather than signed again.
+    os.environ["NEXUS_SIGNING_KEY"] = str(settings.signing_key_path)
     return ours_run(dataclasses.replace(settings, workdir=root / "work_fresh"))
 
 
