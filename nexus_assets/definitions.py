@@ -20,6 +20,7 @@ from nexus_assets.compliance.assets import compliance_report_asset, compliance_r
 from nexus_assets.compliance.checks import PMMG_CHECKS
 from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
+from nexus_assets.core.instance_storage import tune_sqlite
 from nexus_assets.core.keys import (
     ARTIFACTS_MANIFEST,
     DISCREPANCY_REPORT_FILE,
@@ -76,6 +77,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     """The definitions for settings' repository; services as build_services(settings) gives them,
     when the caller has just read them. The graph's shape depends on the repository only (its code
     version), never on what a run will do: a run chooses by selection (core/plan.py)."""
+    tune_sqlite()  # a run this process executes stores its events at page-cache speed (core/instance_storage.py)
     if settings is None:  # the code location (UI, sensor): bad settings refused as nexus-agent refuses them
         settings = Settings.from_env()
         settings.validate()

@@ -18,6 +18,7 @@ from nexus_assets.cli import unchanged
 from nexus_assets.cli.outcome import RunSummary, drop_waived, last_verdict, say_release
 from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.errors import no_space_line, our_error_names
+from nexus_assets.core.instance_storage import tune_sqlite
 from nexus_assets.core.keys import (
     FORCE_TAG,
     INVOCATION_TAG,
@@ -52,6 +53,7 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
+    tune_sqlite()  # its events at page-cache speed, not an fsync each (core/instance_storage.py)
     return dg.DagsterInstance.get()
 
 

@@ -1,0 +1,106 @@
+"""Dagster's SQLite instance, tuned (core/instance_storage.py): WAL with synchronous=NORMAL and a
+keeper connection per file, and nothing committed lost when the process is killed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from nexus_assets.core import instance_storage
+from nexus_assets.core.instance_storage import kept_files, tune_sqlite
+
+MATERIALIZE = textwrap.dedent("""
+    import os, signal, sys
+    import dagster as dg
+    from nexus_assets.core.instance_storage import tune_sqlite
+
+    tune_sqlite()
+    specs = [dg.AssetSpec(["s", str(i)]) for i in range(int(sys.argv[1]))]
+
+    @dg.multi_asset(specs=specs)
+    def many():
+        for spec in specs:
+            yield dg.MaterializeResult(asset_key=spec.key, metadata={"n": int(spec.key.path[-1])})
+
+    dg.materialize([many], instance=dg.DagsterInstance.get())
+    print("materialized", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no exit handler, no connection closed
+""")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_connections_to_dagsters_files_are_tuned_and_kept(home: Path) -> None:
+    tune_sqlite()
+    tune_sqlite()  # again: still one hook
+    assert event.contains(Engine, "connect", instance_storage._on_connect)
+
+    @dg.asset
+    def one() -> None:
+        return None
+
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([one], instance=instance).success
+    index = home / "history" / "runs" / "index.db"
+    assert str(index) in kept_files()
+    # Every Dagster connection is closed, but the keeper is not: the WAL stays (no checkpoint and
+    # delete on each close), and a new connection through SQLAlchemy is NORMAL, not FULL.
+    assert Path(f"{index}-wal").exists()
+    engine = create_engine(f"sqlite:///{index}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_database_not_in_wal_mode_is_left_as_it_is(tmp_path: Path) -> None:
+    tune_sqlite()
+    path = tmp_path / "plain.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (x)"))
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL: SQLite's default
+    engine.dispose()
+    assert str(path) not in kept_files()
+
+
+def test_keepers_are_bounded(tmp_path: Path) -> None:
+    tune_sqlite()
+    for i in range(instance_storage.KEEPERS + 3):
+        engine = create_engine(f"sqlite:///{tmp_path / f'{i}.db'}", poolclass=NullPool)  # as Dagster's
+        with engine.begin() as connection:
+            connection.execute(text("PRAGMA journal_mode=WAL"))
+            connection.execute(text("CREATE TABLE t (x)"))
+        with engine.connect():  # a new connection: now WAL, kept
+            pass
+        engine.dispose()
+    kept = [f for f in kept_files() if f.startswith(str(tmp_path))]
+    assert len(kept_files()) <= instance_storage.KEEPERS
+    assert kept == [str(tmp_path / f"{i}.db") for i in range(3, instance_storage.KEEPERS + 3)]
+
+
+def test_a_killed_process_loses_nothing_it_committed(home: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", MATERIALIZE, "40"], capture_output=True, text=True,
+                          env={**os.environ, "DAGSTER_HOME": str(home)}, timeout=300)
+    assert done.returncode == -9 and "materialized" in done.stdout, done.stderr[-2000:]
+    with dg.DagsterInstance.get() as instance:
+        latest = {i: instance.get_latest_materialization_event(dg.AssetKey(["s", str(i)])) for i in range(40)}
+        assert all(event is not None for event in latest.values())
+        assert latest[39].asset_materialization.metadata["n"].value == 39  # type: ignore[union-attr]
+        [run] = instance.get_runs()
+        assert run.is_success
