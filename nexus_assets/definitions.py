@@ -6,7 +6,6 @@ the repository becomes an asset at the next load (nexus-agent reloads by itself)
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -126,7 +125,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": nexus,
-            "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
+            "docker_engine": DockerEngine.from_env(),
             "git": GitRepo(path=str(settings.repo)),
             "registry": Registry(address=settings.registry),  # credentials: the environment's, when asked
             "github": GitHub(),  # empty fields: GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL when a release asks

@@ -30,7 +30,7 @@ from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import definitions_for
 from nexus_assets.policy.waivers import check_waivers
-from nexus_assets.resources import docker_client
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.services import Service, build_services, services_root
 from nexus_assets.testing.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 
@@ -56,10 +56,10 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
 
 
 def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, services: list[Service],
-          **asked: Any) -> Plan:
+          engine: DockerEngine, **asked: Any) -> Plan:
     """The planner's answer for this graph (observing first, with the engine's image listing);
     asked: plan_run's keywords."""
-    client = docker_client()
+    client = engine.client()
     try:
         return plan_run(defs.resolve_asset_graph(), instance, settings, services, client, **asked)
     finally:
@@ -67,10 +67,12 @@ def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
-             summary: RunSummary, settings: Settings) -> None:
-    """One run of the pipeline job over keys, in this process; what happened goes to summary."""
+             summary: RunSummary, settings: Settings, engine: DockerEngine) -> None:
+    """One run of the pipeline job over keys, in this process, on the engine the planner asked;
+    what happened goes to summary."""
     result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-        instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
+        instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE,
+        resources={"docker_engine": engine})
     summary.run_ids.append(result.run_id)
     if _interrupted(result):
         cancel_all("interrupted")  # a step the interrupt reached between two events never saw it
@@ -167,31 +169,32 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: fl
     (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
     services_root(settings.repo)  # a missing repo or services/ ends here, in one line
     check_waivers(settings.repo, settings.compose_file)  # so does a bad or critical waiver (nexus-agent.toml)
-    docker_client().close()  # so does an unreachable engine
+    engine = DockerEngine.from_env()  # one for the invocation: the cleanup, the planner and the run
+    engine.client().close()  # so does an unreachable engine
     invocation = uuid.uuid4().hex[:12]
     with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
-        return _run_locked(settings, invocation, rebuild_all)
+        return _run_locked(settings, invocation, rebuild_all, engine)
 
 
-def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSummary:
+def _run_locked(settings: Settings, invocation: str, rebuild_all: bool, engine: DockerEngine) -> RunSummary:
     instance = open_instance(settings)
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
     unchanged.forget(settings)  # this run decides afresh
-    _clean_up_after_killed_runs(settings, instance)
+    _clean_up_after_killed_runs(settings, instance, engine)
     tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli", OWNER_TAG: owner()}
     if rebuild_all:
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
     services = build_services(settings)  # read once: definitions, observations and the tag check share it
     defs = definitions_for(settings, services)
-    plan = _plan(defs, instance, settings, services, rebuild_all=rebuild_all)
+    plan = _plan(defs, instance, settings, services, engine, rebuild_all=rebuild_all)
     summary.stale = dict(plan.stale)
     _announce({n: plan.stale.get(n, "rebuild asked (--all)") for n in plan.images}, len(services))
     if not plan.keys:
         if plan.release:  # the images, tags and manifest are as they were: only the release is due
             print("[nexus] nothing changed since the last run; the release is due", flush=True)
-            _execute(defs, plan.release, instance, tags, summary, settings)
+            _execute(defs, plan.release, instance, tags, summary, settings, engine)
             drop_waived(summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
@@ -200,7 +203,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         summary.ok = say_release(settings) and summary.ok  # a released version's registry tags that moved: exit 1
         _remember(settings, plan)
         return summary
-    _execute(defs, plan.selection, instance, tags, summary, settings)
+    _execute(defs, plan.selection, instance, tags, summary, settings, engine)
 
     now = services
     # Scaffolding may just have made services: a new code version of the graph.
@@ -209,15 +212,16 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         new = {s.name for s in now} - {s.name for s in services}
         if new:
             defs = definitions_for(settings, now)
-            fresh = _plan(defs, instance, settings, now, scaffolded=new)
+            fresh = _plan(defs, instance, settings, now, engine, scaffolded=new)
             summary.stale.update(fresh.stale)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh.images)}", flush=True)
-            _execute(defs, fresh.selection, instance, tags, summary, settings)
+            _execute(defs, fresh.selection, instance, tags, summary, settings, engine)
     drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
         # Asked again as the next run would: only what the run made is read again.
-        after = _plan(definitions_for(settings, now), instance, settings, now, records=plan.verdict.records.refreshed())
+        after = _plan(definitions_for(settings, now), instance, settings, now, engine,
+                      records=plan.verdict.records.refreshed())
         if after.settled:
             _remember(settings, after)
     return summary
@@ -227,10 +231,10 @@ def _remember(settings: Settings, plan: Plan) -> None:
     unchanged.remember(settings, plan.engine_tags, [i for i in plan.verdict.recorded.values() if i], len(plan.services))
 
 
-def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
+def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance, engine: DockerEngine) -> None:
     """Holding the working copy: remove the test containers and networks a killed run left, and
     mark failed the runs whose nexus-agent is gone (they would stay STARTED for ever)."""
-    client = docker_client()
+    client = engine.client()
     try:
         containers, networks = remove_leftovers(client, settings.workdir)
     finally:
@@ -245,7 +249,7 @@ def show_status(settings: Settings) -> int:
     """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
     instance = open_instance(settings)
     services = build_services(settings)
-    stale = _plan(definitions_for(settings, services), instance, settings, services).stale
+    stale = _plan(definitions_for(settings, services), instance, settings, services, DockerEngine.from_env()).stale
     for service in services:
         reason = stale.get(service.name)
         print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")

@@ -22,6 +22,7 @@ from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.masking import mask_secrets
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.target.dockerfile import instructions, read_dockerfile
@@ -173,17 +174,11 @@ def stream_deadline(api: APIClient, timeout: float | None, cancel: Cancellation 
         stopper.restore()
 
 
-def engine_gone() -> bool:
+def engine_gone(engine: DockerEngine) -> bool:
     """True when the engine no longer answers a ping on a new connection: a build that failed then
     failed because the engine went away (a stopping engine kills the running step), not by its
     own fault. A new connection, because a stopping engine still serves the ones already open."""
-    from nexus_assets.resources import docker_client
-
-    try:
-        docker_client(timeout=10).close()
-    except EngineError:
-        return True
-    return False
+    return not engine.answers()
 
 
 @functools.lru_cache(maxsize=4)
@@ -230,7 +225,8 @@ def _network(client: DockerClient, name: str | None) -> str | None:
 def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
-                network: str | None = None, builder: Builder | None = None, docker_host: str = "") -> dict[str, Any]:
+                network: str | None = None, builder: Builder | None = None,
+                engine: DockerEngine | None = None) -> dict[str, Any]:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
@@ -238,7 +234,8 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
     when the engine has it; else the engine's default (classic builder only: BuildKit's RUN
     steps use the default bridge, from where the caches are reached as well).
     builder: the run's Builder (images.buildkit; default: NEXUS_BUILDER, probed once per
-    process); BuildKit through the docker CLI at docker_host (the engine resource's).
+    process). engine: the DockerEngine resource client talks to (default: DOCKER_HOST's), where
+    BuildKit builds through the docker CLI and which a failed build asks whether it went away.
 
     The OCI labels say where the image comes from, and only what is known: `source` is the
     target repository's remote URL, `revision` its commit and `created` that commit's time
@@ -264,7 +261,8 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    chosen = builder or default_builder(docker_host)
+    engine = engine or DockerEngine.from_env()
+    chosen = builder or default_builder(engine.base_url)
     counts: LayerCounts | None = None
     image_id: str | None = None
     if chosen.kind == "buildkit":
@@ -273,19 +271,19 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
             raise BuildError(f"service {service.name}: {BUILDER_ENV}=buildkit, but BuildKit cannot build here: {why}")
         try:
             image_id, counts = _buildkit_image(service, tags[0], labels, plan.build_args, log_path, masked,
-                                               timeout=timeout, cancel=cancel, docker_host=docker_host)
+                                               timeout=timeout, cancel=cancel, engine=engine)
         except BuildKitRefused as exc:
             if not chosen.refused(str(exc)):
                 raise BuildError(f"service {service.name}: {exc} (log: {log_path})") from None
     if counts is None:
         image_id, counts = _classic_image(client, service, tags[0], labels, plan.build_args, log_path, masked,
-                                          timeout=timeout, cancel=cancel, network=network)
-    return _tagged(client, service, tags, image_id, log_path, started, labels, counts)
+                                          timeout=timeout, cancel=cancel, network=network, engine=engine)
+    return _tagged(client, engine, service, tags, image_id, log_path, started, labels, counts)
 
 
 def _classic_image(client: DockerClient, service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str],
                    log_path: Path, masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
-                   network: str | None) -> tuple[str | None, LayerCounts]:
+                   network: str | None, engine: DockerEngine) -> tuple[str | None, LayerCounts]:
     """The classic builder through the SDK: (image id, steps and cache hits)."""
     import docker.errors
 
@@ -312,7 +310,7 @@ def _classic_image(client: DockerClient, service: Service, tag: str, labels: dic
                 if "error" in chunk:
                     error = masked(str(chunk["error"]))
                     log.write(f"ERROR: {error}\n")
-                    if stopper.reason is None and engine_gone():  # a stopping engine kills the step
+                    if stopper.reason is None and engine_gone(engine):  # a stopping engine kills the step
                         log.write("ERROR: the Docker engine stopped answering during the build\n")
                         raise EngineError(f"service {service.name}: lost the Docker engine during the build "
                                           f"(log: {log_path})")
@@ -341,21 +339,21 @@ def _classic_image(client: DockerClient, service: Service, tag: str, labels: dic
 
 def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str], log_path: Path,
                     masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
-                    docker_host: str) -> tuple[str | None, LayerCounts]:
+                    engine: DockerEngine) -> tuple[str | None, LayerCounts]:
     """BuildKit through the docker CLI: (image id from the iidfile, steps and cache hits).
     BuildKitRefused when the engine or the CLI cannot build with BuildKit."""
     iidfile = buildkit.iid_path(log_path)
     argv = buildkit.command(service.path, dockerfile_argument(service), tag, labels, build_args, iidfile)
     try:
         with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log:
-            done = buildkit.run_build(argv, log, masked, docker_host=docker_host, timeout=timeout, cancel=cancel)
+            done = buildkit.run_build(argv, log, masked, docker_host=engine.base_url, timeout=timeout, cancel=cancel)
             if done.stopped is not None:  # the CLI was stopped: the engine cancelled the build
                 log.write(f"ERROR: build {done.stopped}\n")
                 raise BuildError(f"service {service.name}: build {done.stopped} (log: {log_path})")
             if done.returncode != 0 or done.image_id is None:
                 if buildkit.UNAVAILABLE.search(done.text):
                     raise buildkit.BuildKitRefused(f"BuildKit refused: {buildkit.failure(done.text)[2]}")
-                if engine_gone():  # a stopping engine kills the running step
+                if engine_gone(engine):  # a stopping engine kills the running step
                     log.write("ERROR: the Docker engine stopped answering during the build\n")
                     raise EngineError(f"service {service.name}: lost the Docker engine during the build "
                                       f"(log: {log_path})")
@@ -372,8 +370,8 @@ def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_ar
         iidfile.unlink(missing_ok=True)
 
 
-def _tagged(client: DockerClient, service: Service, tags: list[str], image_id: str | None, log_path: Path, started: float,
-            labels: dict[str, str], counts: LayerCounts) -> dict[str, Any]:
+def _tagged(client: DockerClient, engine: DockerEngine, service: Service, tags: list[str], image_id: str | None,
+            log_path: Path, started: float, labels: dict[str, str], counts: LayerCounts) -> dict[str, Any]:
     """Give the built image its other tags; what the image's metadata keeps of the build."""
     import docker.errors
 
@@ -383,7 +381,7 @@ def _tagged(client: DockerClient, service: Service, tags: list[str], image_id: s
             repo, _, tag_name = tag.rpartition(":")
             image.tag(repo, tag_name)
     except (docker.errors.NotFound, docker.errors.DockerException, ConnectionError, OSError) as exc:
-        if isinstance(exc, docker.errors.NotFound) and not engine_gone():
+        if isinstance(exc, docker.errors.NotFound) and not engine_gone(engine):
             raise BuildError(f"service {service.name}: the build ended without an image (log: {log_path})") from exc
         raise EngineError(f"service {service.name}: lost the Docker engine after the build (log: {log_path})") from exc
     return {

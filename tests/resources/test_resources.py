@@ -91,3 +91,15 @@ def test_no_step_reads_an_outside_service_s_settings_from_the_environment():
                                                  and getattr(node.value, "id", "") in {"GitHubTarget", "RegistryClient"}):
                 found.append(f"{shown}:{node.lineno}")
     assert found == [], f"an outside service's settings read from the environment in a step: {found}"
+
+
+def test_the_engine_resource_says_whether_it_answers_on_a_new_connection(tmp_path):
+    """A failed build asks the run's engine (images/build.engine_gone), not whatever DOCKER_HOST says."""
+    from nexus_assets.core.errors import EngineError
+    from nexus_assets.images.build import engine_gone
+    from nexus_assets.resources import DockerEngine
+
+    gone = DockerEngine(base_url=f"unix://{tmp_path}/no-engine.sock", timeout_seconds=5)
+    assert not gone.answers(timeout=2) and engine_gone(gone)
+    with pytest.raises(EngineError, match=f"no Docker engine reachable at unix://{tmp_path}/no-engine.sock"):
+        gone.client()
