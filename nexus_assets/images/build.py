@@ -22,6 +22,7 @@ from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.masking import mask_secrets
+from nexus_assets.core.settings import BUILDER_ENV, builder_setting
 from nexus_assets.resources import DockerEngine
 from nexus_assets.target.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any t
     from docker import APIClient, DockerClient
 
 from nexus_assets.images import buildkit
-from nexus_assets.images.buildkit import BUILDER_ENV, Builder, BuildKitRefused, LayerCounts
+from nexus_assets.images.buildkit import Builder, BuildKitRefused, LayerCounts
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def _default_builder(docker_host: str, setting: str) -> Builder:
 
 def default_builder(docker_host: str = "") -> Builder:
     """The Builder of a build_image call given none: NEXUS_BUILDER, probed once per process."""
-    return _default_builder(docker_host, buildkit.builder_setting())
+    return _default_builder(docker_host, builder_setting())
 
 
 _STEP = re.compile(r"^Step (\d+)/\d+ : (\S+)")
