@@ -88,16 +88,6 @@ def plan_build(service: Service, client: DockerClient, base_map: BaseImageMap, b
     )
 
 
-def code_version(service: Service, client: DockerClient, base_map: BaseImageMap) -> str:
-    """The fingerprint used as Dagster code_version at load time. A service that cannot be
-    planned (no Dockerfile, absent base) still gets a version from its tree, so a fix to it
-    shows up as a change."""
-    try:
-        return plan_build(service, client, base_map).fingerprint if client else "tree-" + service.sources_hash()[:20]
-    except BuildError:
-        return "unbuildable-" + service.sources_hash()[:16]
-
-
 def dockerfile_argument(service: Service) -> str | None:
     """The SDK's `dockerfile=`: relative to the context when inside it, else the absolute path
     (the SDK then sends its content along with the context, as `docker build -f` does)."""
