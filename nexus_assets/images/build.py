@@ -1,6 +1,6 @@
 """Step H, one service: resolve its base images, build its image on the real engine, tag it.
 
-Plain functions on a docker SDK client; the Dagster asset in assets/images.py runs many of
+Plain functions on a docker SDK client; the Dagster asset in images/assets.py runs many of
 these concurrently and records what they return."""
 
 from __future__ import annotations
