@@ -67,12 +67,10 @@ def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings
 
 
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
-             summary: RunSummary, settings: Settings, engine: DockerEngine) -> None:
-    """One run of the pipeline job over keys, in this process, on the engine the planner asked;
-    what happened goes to summary."""
+             summary: RunSummary, settings: Settings) -> None:
+    """One run of the pipeline job over keys, in this process; what happened goes to summary."""
     result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-        instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE,
-        resources={"docker_engine": engine})
+        instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
     summary.run_ids.append(result.run_id)
     if _interrupted(result):
         cancel_all("interrupted")  # a step the interrupt reached between two events never saw it
@@ -187,14 +185,14 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool, engine: 
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
     services = build_services(settings)  # read once: definitions, observations and the tag check share it
-    defs = definitions_for(settings, services)
+    defs = definitions_for(settings, services, engine)  # the run's docker_engine: the planner's
     plan = _plan(defs, instance, settings, services, engine, rebuild_all=rebuild_all)
     summary.stale = dict(plan.stale)
     _announce({n: plan.stale.get(n, "rebuild asked (--all)") for n in plan.images}, len(services))
     if not plan.keys:
         if plan.release:  # the images, tags and manifest are as they were: only the release is due
             print("[nexus] nothing changed since the last run; the release is due", flush=True)
-            _execute(defs, plan.release, instance, tags, summary, settings, engine)
+            _execute(defs, plan.release, instance, tags, summary, settings)
             drop_waived(summary, settings)
             summary.ok = summary.ok and not summary.failed_gates and not summary.broken_steps
             return summary
@@ -203,7 +201,7 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool, engine: 
         summary.ok = say_release(settings) and summary.ok  # a released version's registry tags that moved: exit 1
         _remember(settings, plan)
         return summary
-    _execute(defs, plan.selection, instance, tags, summary, settings, engine)
+    _execute(defs, plan.selection, instance, tags, summary, settings)
 
     now = services
     # Scaffolding may just have made services: a new code version of the graph.
@@ -211,16 +209,16 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool, engine: 
         now = build_services(settings)
         new = {s.name for s in now} - {s.name for s in services}
         if new:
-            defs = definitions_for(settings, now)
+            defs = definitions_for(settings, now, engine)
             fresh = _plan(defs, instance, settings, now, engine, scaffolded=new)
             summary.stale.update(fresh.stale)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh.images)}", flush=True)
-            _execute(defs, fresh.selection, instance, tags, summary, settings, engine)
+            _execute(defs, fresh.selection, instance, tags, summary, settings)
     drop_waived(summary, settings)
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
         # Asked again as the next run would: only what the run made is read again.
-        after = _plan(definitions_for(settings, now), instance, settings, now, engine,
+        after = _plan(definitions_for(settings, now, engine), instance, settings, now, engine,
                       records=plan.verdict.records.refreshed())
         if after.settled:
             _remember(settings, after)
@@ -249,7 +247,8 @@ def show_status(settings: Settings) -> int:
     """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
     instance = open_instance(settings)
     services = build_services(settings)
-    stale = _plan(definitions_for(settings, services), instance, settings, services, DockerEngine.from_env()).stale
+    engine = DockerEngine.from_env()
+    stale = _plan(definitions_for(settings, services, engine), instance, settings, services, engine).stale
     for service in services:
         reason = stale.get(service.name)
         print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")
