@@ -6,7 +6,6 @@ the repository becomes an asset at the next load (nexus-agent reloads by itself)
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -73,10 +72,12 @@ SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integ
 PUBLISHER = Publisher(specs=pushed_specs, start=start_publishing)
 
 
-def build_definitions(settings: Settings | None = None, services: list[Service] | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings | None = None, services: list[Service] | None = None,
+                      engine: DockerEngine | None = None) -> dg.Definitions:
     """The definitions for settings' repository; services as build_services(settings) gives them,
-    when the caller has just read them. The graph's shape depends on the repository only (its code
-    version), never on what a run will do: a run chooses by selection (core/plan.py)."""
+    when the caller has just read them; engine: the docker_engine resource (default: DOCKER_HOST's;
+    nexus-agent binds the one it plans with). The graph's shape depends on the repository only (its
+    code version), never on what a run will do: a run chooses by selection (core/plan.py)."""
     tune_sqlite()  # a run this process executes stores its events at page-cache speed (core/instance_storage.py)
     if settings is None:  # the code location (UI, sensor): bad settings refused as nexus-agent refuses them
         settings = Settings.from_env()
@@ -128,7 +129,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
         loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={
             "nexus": nexus,
-            "docker_engine": DockerEngine(base_url=os.environ.get("DOCKER_HOST", "")),
+            "docker_engine": engine or DockerEngine.from_env(),
             "git": GitRepo(path=str(settings.repo)),
             "registry": Registry(address=settings.registry),  # credentials: the environment's, when asked
             "github": GitHub(),  # empty fields: GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL when a release asks
@@ -138,17 +139,19 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     return built["defs"]
 
 
-_LOADED: list[tuple[Settings, list[Service], dg.Definitions]] = []  # this process's graph, per code version
+# this process's graph, per code version
+_LOADED: list[tuple[Settings, list[Service], DockerEngine, dg.Definitions]] = []
 
 
-def definitions_for(settings: Settings, services: list[Service]) -> dg.Definitions:
+def definitions_for(settings: Settings, services: list[Service], engine: DockerEngine | None = None) -> dg.Definitions:
     """The definitions for these settings and services, built once per process: the same graph
     while the repository's services are as they were (one static graph per code version); a
     service added since (scaffolded) is a new code version, loaded as a reload of the code
-    location would."""
-    for loaded_settings, loaded_services, defs in _LOADED:
-        if loaded_settings == settings and loaded_services == services:
+    location would. engine: as for build_definitions (resources compare by their config)."""
+    engine = engine or DockerEngine.from_env()
+    for loaded_settings, loaded_services, loaded_engine, defs in _LOADED:
+        if loaded_settings == settings and loaded_services == services and loaded_engine == engine:
             return defs
-    defs = build_definitions(settings, services)
-    _LOADED[:] = [(settings, services, defs)]  # the newest only: an older code version is not asked again
+    defs = build_definitions(settings, services, engine)
+    _LOADED[:] = [(settings, services, engine, defs)]  # the newest only: an older code version is not asked again
     return defs

@@ -48,6 +48,12 @@ def mounted_tmpfs(mount: Path, size: str, *, full: bool = False):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def write(path: Path, text: str) -> None:
+    """A UTF-8 text file at path, its folders made: a test's repository file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import definitions_for
 from nexus_assets.policy.waivers import check_waivers
-from nexus_assets.resources import docker_client
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.services import Service, build_services, services_root
 from nexus_assets.testing.cleanup import OWNER_TAG, fail_orphan_runs, owner, remove_leftovers
 
@@ -58,10 +58,10 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
 
 
 def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, services: list[Service],
-          **asked: Any) -> Plan:
+          engine: DockerEngine, **asked: Any) -> Plan:
     """The planner's answer for this graph (observing first, with the engine's image listing);
     asked: plan_run's keywords."""
-    client = docker_client()
+    client = engine.client()
     try:
         return plan_run(defs.resolve_asset_graph(), instance, settings, services, client, **asked)
     finally:
@@ -169,25 +169,26 @@ def run_pipeline(settings: Settings, *, rebuild_all: bool = False, lock_wait: fl
     (a second nexus-agent on the same --workdir waits lock_wait seconds, then fails naming us)."""
     services_root(settings.repo)  # a missing repo or services/ ends here, in one line
     check_waivers(settings.repo, settings.compose_file)  # so does a bad or critical waiver (nexus-agent.toml)
-    docker_client().close()  # so does an unreachable engine
+    engine = DockerEngine.from_env()  # one for the invocation: the cleanup, the planner and the run
+    engine.client().close()  # so does an unreachable engine
     invocation = uuid.uuid4().hex[:12]
     with workdir_lock(settings.workdir, invocation, wait_seconds=lock_wait):
-        return _run_locked(settings, invocation, rebuild_all)
+        return _run_locked(settings, invocation, rebuild_all, engine)
 
 
-def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSummary:
+def _run_locked(settings: Settings, invocation: str, rebuild_all: bool, engine: DockerEngine) -> RunSummary:
     instance = open_instance(settings)
     print(f"[nexus] target {settings.repo} -> workdir {settings.workdir} "
           f"(registry {settings.registry}, version {settings.version})", flush=True)
     unchanged.forget(settings)  # this run decides afresh
-    _clean_up_after_killed_runs(settings, instance)
+    _clean_up_after_killed_runs(settings, instance, engine)
     tags = {INVOCATION_TAG: invocation, ORIGIN_TAG: "cli", OWNER_TAG: owner()}
     if rebuild_all:
         tags[FORCE_TAG] = "true"
     summary = RunSummary()
     services = build_services(settings)  # read once: definitions, observations and the tag check share it
-    defs = definitions_for(settings, services)
-    plan = _plan(defs, instance, settings, services, rebuild_all=rebuild_all)
+    defs = definitions_for(settings, services, engine)  # the run's docker_engine: the planner's
+    plan = _plan(defs, instance, settings, services, engine, rebuild_all=rebuild_all)
     summary.stale = dict(plan.stale)
     _announce({n: plan.stale.get(n, "rebuild asked (--all)") for n in plan.images}, len(services))
     if not plan.keys:
@@ -210,8 +211,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
         now = build_services(settings)
         new = {s.name for s in now} - {s.name for s in services}
         if new:
-            defs = definitions_for(settings, now)
-            fresh = _plan(defs, instance, settings, now, scaffolded=new)
+            defs = definitions_for(settings, now, engine)
+            fresh = _plan(defs, instance, settings, now, engine, scaffolded=new)
             summary.stale.update(fresh.stale)
             print(f"[nexus] {len(new)} new service(s) scaffolded; building {len(fresh.images)}", flush=True)
             _execute(defs, fresh.selection, instance, tags, summary, settings)
@@ -219,7 +220,8 @@ def _run_locked(settings: Settings, invocation: str, rebuild_all: bool) -> RunSu
     summary.ok = summary.ok and not summary.failed and not summary.failed_gates and not summary.broken_steps
     if not summary.broken_steps:  # so that the next run, if nothing changes, need not load Dagster
         # Asked again as the next run would: only what the run made is read again.
-        after = _plan(definitions_for(settings, now), instance, settings, now, records=plan.verdict.records.refreshed())
+        after = _plan(definitions_for(settings, now, engine), instance, settings, now, engine,
+                      records=plan.verdict.records.refreshed())
         if after.settled:
             _remember(settings, after)
     return summary
@@ -229,10 +231,10 @@ def _remember(settings: Settings, plan: Plan) -> None:
     unchanged.remember(settings, plan.engine_tags, [i for i in plan.verdict.recorded.values() if i], len(plan.services))
 
 
-def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
+def _clean_up_after_killed_runs(settings: Settings, instance: dg.DagsterInstance, engine: DockerEngine) -> None:
     """Holding the working copy: remove the test containers and networks a killed run left, and
     mark failed the runs whose nexus-agent is gone (they would stay STARTED for ever)."""
-    client = docker_client()
+    client = engine.client()
     try:
         containers, networks = remove_leftovers(client, settings.workdir)
     finally:
@@ -247,7 +249,8 @@ def show_status(settings: Settings) -> int:
     """Print every service with Dagster's verdict on its image (observing first, as a run would)."""
     instance = open_instance(settings)
     services = build_services(settings)
-    stale = _plan(definitions_for(settings, services), instance, settings, services).stale
+    engine = DockerEngine.from_env()
+    stale = _plan(definitions_for(settings, services, engine), instance, settings, services, engine).stale
     for service in services:
         reason = stale.get(service.name)
         print(f"{service.name:40} {'stale' if reason else 'current':14} {reason or 'up to date'}")

@@ -15,6 +15,7 @@ from typing import Any
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.keys import VERIFIED_RELEASE_FILE
+from nexus_assets.core.release_version import release_tag
 from nexus_assets.evidence.check import MANIFEST, CheckFailed, Verdict, check_folder, key_id, load_public_key
 from nexus_assets.registry.released import digests
 from nexus_assets.resources.registry import Registry
@@ -61,7 +62,7 @@ def release_claim(workdir: Path, manifest: dict[str, Any]) -> tuple[bool, str]:
     """(holds, line): whether the release the manifest names (`release_tag`) was made from these
     very images, read from the last release attempt (artifacts/verified_release.json) and the
     manifest the release kept (WORKDIR/releases/vX.Y.Z/). No record: no release is claimed."""
-    tag = manifest.get("release_tag") or f"verified_release_v{manifest.get('version')}"
+    tag = manifest.get("release_tag") or release_tag(str(manifest.get("version")))
     path = workdir / VERIFIED_RELEASE_FILE
     if not path.is_file():
         return True, f"RELEASE {tag}: no release record ({VERIFIED_RELEASE_FILE}): none claimed"

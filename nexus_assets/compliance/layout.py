@@ -27,6 +27,7 @@ from reportlab.platypus import Image, LongTable, PageBreak, Paragraph, SimpleDoc
 
 from nexus_assets.compliance.charts import ChartCache
 from nexus_assets.compliance.data import ReportData
+from nexus_assets.core.release_version import release_tag
 
 MARGIN = 15 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -182,7 +183,7 @@ def _cover(text: _Text, data: ReportData) -> list[Any]:
     passed = data.verdict == "PASS"
     story: list[Any] = [Spacer(1, 30 * mm), Paragraph("Nexus COS compliance report", TITLE),
                    table(text, ["item", "value"], [
-                       ("version", data.version), ("release tag", f"verified_release_v{data.version}"),
+                       ("version", data.version), ("release tag", release_tag(data.version)),
                        ("commit", data.commit), ("date", data.report_date), ("registry", data.registry),
                        ("repository", data.repo), ("Dagster run", data.run_id)], [1, 3]),
                    Spacer(1, 8 * mm),

@@ -37,6 +37,7 @@ def valid_version(text: str) -> bool:
 
 
 def release_tag(version: str) -> str:
+    """The release's git tag (verified_release_vX.Y.Z): every stage names it through here."""
     return f"{TAG_PREFIX}{version}"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from nexus_assets.core.errors import ConfigError
 from nexus_assets.core.sample_checkout import SAMPLE_REPO, sample_checkout
 
-__all__ = ["DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "WORKDIR_GENERATED",
+__all__ = ["BUILDERS", "BUILDER_ENV", "DEFAULT_REGISTRY", "DEFAULT_WORKDIR", "SAMPLE_REPO", "UNCHANGED_STAMP", "WORKDIR_GENERATED",
            "WORKSPACE_STATE", "Settings", "default_values"]
 DEFAULT_WORKDIR = Path("/tmp/nexus_agent")  # the guide's WORKDIR
 DEFAULT_REGISTRY = "127.0.0.1:5000"
@@ -19,6 +19,8 @@ MAX_PARALLEL = 64  # builds, pushes and SBOM threads at once: past this a typo, 
 MAX_SECONDS = 86400.0  # a test stage, build or lock wait longer than a day: a typo, not a setting
 MAX_ATTEMPTS = 20
 DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
+BUILDER_ENV = "NEXUS_BUILDER"  # which builder builds the images (images/buildkit.py)
+BUILDERS = ("auto", "buildkit", "classic")
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
 # What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
@@ -138,6 +140,7 @@ class Settings:
         from nexus_assets.core.release_version import valid_version
 
         attempts_from_env()  # NEXUS_PUSH_ATTEMPTS, read where pushes happen: bad is bad input now, not mid-run
+        builder_setting()  # NEXUS_BUILDER, read when the image step starts: the same
         if not valid_version(self.version):  # 1.0 would later be released again as 1.0.0: one commit, two tags
             raise ConfigError(f"version {self.version!r} (--version, VERSION) is not X.Y.Z: give three whole "
                               "numbers without leading zeros, e.g. 1.2.0, or leave it out for the next patch")
@@ -161,6 +164,15 @@ def attempts_from_env() -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:  # past it: backing off for hours
         raise ConfigError(f"NEXUS_PUSH_ATTEMPTS must be a whole number of tries from 1 to {MAX_ATTEMPTS}; got {text!r}")
     return int(text)
+
+
+def builder_setting(env: dict[str, str] | None = None) -> str:
+    """NEXUS_BUILDER, checked: auto (unset or empty), buildkit or classic; read where the image
+    step starts (images/buildkit.py), checked with the other settings."""
+    value = (os.environ if env is None else env).get(BUILDER_ENV, "").strip().lower() or "auto"
+    if value not in BUILDERS:
+        raise ConfigError(f"{BUILDER_ENV}={value!r}: choose one of {', '.join(BUILDERS)}")
+    return value
 
 
 def default_values() -> dict[str, Any]:

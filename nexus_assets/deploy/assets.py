@@ -24,6 +24,7 @@ from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
 from nexus_assets.deploy.remote import deploy, outcome_dict
 from nexus_assets.resources import NexusConfig
+from nexus_assets.resources.registry import Registry
 from nexus_assets.resources.staging import Session, StagingHost
 
 DEPLOY_JOB = "staging_deploy"
@@ -56,11 +57,11 @@ def _record(settings: Settings, staging_part: dict[str, Any]) -> str | None:
                 "back to the previous release and audits again.",
 )
 # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-def staging_deployment(context: dg.AssetExecutionContext, nexus: NexusConfig,
-                       staging_host: StagingHost) -> dg.MaterializeResult:  # type: ignore[type-arg]
+def staging_deployment(context: dg.AssetExecutionContext, nexus: NexusConfig, staging_host: StagingHost,
+                       registry: Registry) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = nexus.settings()
     staging = staging_host.settings()
-    outcome = deploy(settings, staging, context.log.info)
+    outcome = deploy(settings, staging, registry, context.log.info)  # the registry: the host's docker login
     part = outcome_dict(outcome)
     report = _record(settings, part)
     audit = outcome.audit or {}

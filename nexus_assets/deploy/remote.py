@@ -32,7 +32,7 @@ from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.audit import Audit, collect
 from nexus_assets.evidence.check import key_id, load_public_key
 from nexus_assets.policy.pmmg import ownership_lock
-from nexus_assets.registry.client import credentials_from_env, split_registry
+from nexus_assets.registry.client import CredentialSource, split_registry
 from nexus_assets.resources.staging import Session, StagingSettings
 
 q = shlex.quote
@@ -184,8 +184,10 @@ def _log(session: Session, staging: StagingSettings, outcome: DeployOutcome, dig
     session.run(f"cat >> {q(staging.dir + '/deploy.log')}", stdin=(json.dumps(line, sort_keys=True) + "\n").encode())
 
 
-def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], None]) -> DeployOutcome:
-    """Deploy the newest deployment package to the staging host; see the module's docstring."""
+def deploy(settings: Settings, staging: StagingSettings, registry: CredentialSource,
+           say: Callable[[str], None]) -> DeployOutcome:
+    """Deploy the newest deployment package to the staging host; see the module's docstring.
+    registry: who the host's engine is to the registry (the Registry resource)."""
     package = find_package(settings)
     lock = ownership_lock(settings.repo)  # the guide: verified before any deployment, nothing touched if not
     if not lock.passed:
@@ -216,7 +218,7 @@ def deploy(settings: Settings, staging: StagingSettings, say: Callable[[str], No
             session.write(f"{unpacked}/.env", secrets, 0o600)
             outcome.durations["upload"] = round(time.monotonic() - clock, 2)
             say(f"uploaded {package.path.name} to {staging.target}:{incoming}")
-            _login(session, settings)
+            _login(session, settings, registry)
             clock = time.monotonic()
             runner = session.run(f"NEXUS_HEALTH_TIMEOUT={staging.health_timeout} bash {q(unpacked)}/scripts/"
                                  f"remote_deploy_runner.sh --host-dir {q(home)} --health-timeout "
@@ -284,10 +286,10 @@ def _roll_back(session: Session, staging: StagingSettings, tag: str, outcome: De
     outcome.durations["rollback_to_healthy"] = round(time.monotonic() - clock, 2)
 
 
-def _login(session: Session, settings: Settings) -> None:
-    """The host's engine logs in to the registry with the pipeline's credentials (the password on
-    stdin, never in a command line or a log); an open registry needs none."""
-    credentials = credentials_from_env()
+def _login(session: Session, settings: Settings, registry: CredentialSource) -> None:
+    """The host's engine logs in to the registry with the pipeline's credentials, the registry
+    resource's (the password on stdin, never in a command line or a log); an open registry needs none."""
+    credentials = registry.credentials()
     if credentials is None:
         return
     host, _ = split_registry(settings.registry)

@@ -1,18 +1,15 @@
 """Step H, one service: resolve its base images, build its image on the real engine, tag it.
 
-Plain functions on a docker SDK client; the Dagster asset in assets/images.py runs many of
+Plain functions on a docker SDK client; the Dagster asset in images/assets.py runs many of
 these concurrently and records what they return."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +19,8 @@ from nexus_assets.core.errors import BuildError, EngineError
 from nexus_assets.core.fileio import naming
 from nexus_assets.core.hashing import fingerprint
 from nexus_assets.core.masking import mask_secrets
+from nexus_assets.core.settings import BUILDER_ENV, builder_setting
+from nexus_assets.resources import DockerEngine
 from nexus_assets.target.baseimages import BaseImageMap, external_bases, resolve_base
 from nexus_assets.target.compose_model import SECRET_ARG_ADVICE
 from nexus_assets.target.dockerfile import instructions, read_dockerfile
@@ -30,10 +29,11 @@ from nexus_assets.target.secrets_rule import secret_line_rules
 from nexus_assets.target.services import Service
 
 if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
-    from docker import APIClient, DockerClient
+    from docker import DockerClient
 
 from nexus_assets.images import buildkit
-from nexus_assets.images.buildkit import BUILDER_ENV, Builder, BuildKitRefused, LayerCounts
+from nexus_assets.images.buildkit import Builder, BuildKitRefused, LayerCounts
+from nexus_assets.images.stream_deadline import stream_deadline
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,6 @@ def plan_build(service: Service, client: DockerClient, base_map: BaseImageMap, b
     )
 
 
-def code_version(service: Service, client: DockerClient, base_map: BaseImageMap) -> str:
-    """The fingerprint used as Dagster code_version at load time. A service that cannot be
-    planned (no Dockerfile, absent base) still gets a version from its tree, so a fix to it
-    shows up as a change."""
-    try:
-        return plan_build(service, client, base_map).fingerprint if client else "tree-" + service.sources_hash()[:20]
-    except BuildError:
-        return "unbuildable-" + service.sources_hash()[:16]
-
-
 def dockerfile_argument(service: Service) -> str | None:
     """The SDK's `dockerfile=`: relative to the context when inside it, else the absolute path
     (the SDK then sends its content along with the context, as `docker build -f` does)."""
@@ -109,81 +99,11 @@ def dockerfile_argument(service: Service) -> str | None:
         return str(service.dockerfile)
 
 
-class StreamStopper:
-    """Stops a build or a pull that streams on a client's connection: shutting the socket down
-    ends the blocked read at once, and the engine cancels what a client that went away asked
-    for (the classic builder kills and removes the step's container; a pull is dropped).
-    Installed on a per-thread client only."""
-
-    def __init__(self, api: APIClient) -> None:
-        self.reason: str | None = None
-        self._responses: list[Any] = []
-        self._lock = threading.Lock()
-        original = api._stream_helper
-
-        def stream_helper(response: Any, decode: bool = False) -> Any:  # the SDK hands every streamed response here
-            with self._lock:
-                self._responses.append(response)
-                stopped = self.reason is not None
-            if stopped:
-                self._shut(response)
-            return original(response, decode=decode)
-
-        api._stream_helper = stream_helper
-        self._api, self._original = api, original
-
-    def stop(self, reason: str) -> None:
-        with self._lock:
-            if self.reason is not None:
-                return
-            self.reason = reason
-            responses = list(self._responses)
-        for response in responses:
-            self._shut(response)
-
-    @staticmethod
-    def _shut(response: Any) -> None:
-        with contextlib.suppress(Exception):
-            raw = response.raw._fp.fp.raw  # the socket file under http.client's response
-            sock = getattr(raw, "_sock", raw)
-            sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            response.close()
-
-    def restore(self) -> None:
-        self._api._stream_helper = self._original
-
-
-@contextlib.contextmanager
-def stream_deadline(api: APIClient, timeout: float | None, cancel: Cancellation | None) -> Iterator[StreamStopper]:
-    """A StreamStopper on api, thrown after timeout seconds or when cancel is thrown: inside,
-    a stream the engine sends ends at once, and stopper.reason says why."""
-    stopper = StreamStopper(api)
-    timer = threading.Timer(timeout, stopper.stop, args=(f"timed out after {timeout:g}s",)) if timeout else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        with cancel.hook(lambda: stopper.stop(f"stopped: the run was {cancel.reason}")) if cancel \
-                else contextlib.nullcontext():
-            yield stopper
-    finally:
-        if timer is not None:
-            timer.cancel()
-        stopper.restore()
-
-
-def engine_gone() -> bool:
+def engine_gone(engine: DockerEngine) -> bool:
     """True when the engine no longer answers a ping on a new connection: a build that failed then
     failed because the engine went away (a stopping engine kills the running step), not by its
     own fault. A new connection, because a stopping engine still serves the ones already open."""
-    from nexus_assets.resources import docker_client
-
-    try:
-        docker_client(timeout=10).close()
-    except EngineError:
-        return True
-    return False
+    return not engine.answers()
 
 
 @functools.lru_cache(maxsize=4)
@@ -193,7 +113,7 @@ def _default_builder(docker_host: str, setting: str) -> Builder:
 
 def default_builder(docker_host: str = "") -> Builder:
     """The Builder of a build_image call given none: NEXUS_BUILDER, probed once per process."""
-    return _default_builder(docker_host, buildkit.builder_setting())
+    return _default_builder(docker_host, builder_setting())
 
 
 _STEP = re.compile(r"^Step (\d+)/\d+ : (\S+)")
@@ -230,7 +150,8 @@ def _network(client: DockerClient, name: str | None) -> str | None:
 def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version: str, revision: str | None,
                 source: str | None, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
-                network: str | None = None, builder: Builder | None = None, docker_host: str = "") -> dict[str, Any]:
+                network: str | None = None, builder: Builder | None = None,
+                engine: DockerEngine | None = None) -> dict[str, Any]:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
@@ -238,7 +159,8 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
     when the engine has it; else the engine's default (classic builder only: BuildKit's RUN
     steps use the default bridge, from where the caches are reached as well).
     builder: the run's Builder (images.buildkit; default: NEXUS_BUILDER, probed once per
-    process); BuildKit through the docker CLI at docker_host (the engine resource's).
+    process). engine: the DockerEngine resource client talks to (default: DOCKER_HOST's), where
+    BuildKit builds through the docker CLI and which a failed build asks whether it went away.
 
     The OCI labels say where the image comes from, and only what is known: `source` is the
     target repository's remote URL, `revision` its commit and `created` that commit's time
@@ -264,7 +186,8 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    chosen = builder or default_builder(docker_host)
+    engine = engine or DockerEngine.from_env()
+    chosen = builder or default_builder(engine.base_url)
     counts: LayerCounts | None = None
     image_id: str | None = None
     if chosen.kind == "buildkit":
@@ -273,19 +196,19 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
             raise BuildError(f"service {service.name}: {BUILDER_ENV}=buildkit, but BuildKit cannot build here: {why}")
         try:
             image_id, counts = _buildkit_image(service, tags[0], labels, plan.build_args, log_path, masked,
-                                               timeout=timeout, cancel=cancel, docker_host=docker_host)
+                                               timeout=timeout, cancel=cancel, engine=engine)
         except BuildKitRefused as exc:
             if not chosen.refused(str(exc)):
                 raise BuildError(f"service {service.name}: {exc} (log: {log_path})") from None
     if counts is None:
         image_id, counts = _classic_image(client, service, tags[0], labels, plan.build_args, log_path, masked,
-                                          timeout=timeout, cancel=cancel, network=network)
-    return _tagged(client, service, tags, image_id, log_path, started, labels, counts)
+                                          timeout=timeout, cancel=cancel, network=network, engine=engine)
+    return _tagged(client, engine, service, tags, image_id, log_path, started, labels, counts)
 
 
 def _classic_image(client: DockerClient, service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str],
                    log_path: Path, masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
-                   network: str | None) -> tuple[str | None, LayerCounts]:
+                   network: str | None, engine: DockerEngine) -> tuple[str | None, LayerCounts]:
     """The classic builder through the SDK: (image id, steps and cache hits)."""
     import docker.errors
 
@@ -312,7 +235,7 @@ def _classic_image(client: DockerClient, service: Service, tag: str, labels: dic
                 if "error" in chunk:
                     error = masked(str(chunk["error"]))
                     log.write(f"ERROR: {error}\n")
-                    if stopper.reason is None and engine_gone():  # a stopping engine kills the step
+                    if stopper.reason is None and engine_gone(engine):  # a stopping engine kills the step
                         log.write("ERROR: the Docker engine stopped answering during the build\n")
                         raise EngineError(f"service {service.name}: lost the Docker engine during the build "
                                           f"(log: {log_path})")
@@ -341,21 +264,21 @@ def _classic_image(client: DockerClient, service: Service, tag: str, labels: dic
 
 def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_args: dict[str, str], log_path: Path,
                     masked: Callable[[str], str], *, timeout: float | None, cancel: Cancellation | None,
-                    docker_host: str) -> tuple[str | None, LayerCounts]:
+                    engine: DockerEngine) -> tuple[str | None, LayerCounts]:
     """BuildKit through the docker CLI: (image id from the iidfile, steps and cache hits).
     BuildKitRefused when the engine or the CLI cannot build with BuildKit."""
     iidfile = buildkit.iid_path(log_path)
     argv = buildkit.command(service.path, dockerfile_argument(service), tag, labels, build_args, iidfile)
     try:
         with naming(log_path), open(log_path, "w", encoding="utf-8", buffering=1) as log:
-            done = buildkit.run_build(argv, log, masked, docker_host=docker_host, timeout=timeout, cancel=cancel)
+            done = buildkit.run_build(argv, log, masked, docker_host=engine.base_url, timeout=timeout, cancel=cancel)
             if done.stopped is not None:  # the CLI was stopped: the engine cancelled the build
                 log.write(f"ERROR: build {done.stopped}\n")
                 raise BuildError(f"service {service.name}: build {done.stopped} (log: {log_path})")
             if done.returncode != 0 or done.image_id is None:
                 if buildkit.UNAVAILABLE.search(done.text):
                     raise buildkit.BuildKitRefused(f"BuildKit refused: {buildkit.failure(done.text)[2]}")
-                if engine_gone():  # a stopping engine kills the running step
+                if engine_gone(engine):  # a stopping engine kills the running step
                     log.write("ERROR: the Docker engine stopped answering during the build\n")
                     raise EngineError(f"service {service.name}: lost the Docker engine during the build "
                                       f"(log: {log_path})")
@@ -372,8 +295,8 @@ def _buildkit_image(service: Service, tag: str, labels: dict[str, str], build_ar
         iidfile.unlink(missing_ok=True)
 
 
-def _tagged(client: DockerClient, service: Service, tags: list[str], image_id: str | None, log_path: Path, started: float,
-            labels: dict[str, str], counts: LayerCounts) -> dict[str, Any]:
+def _tagged(client: DockerClient, engine: DockerEngine, service: Service, tags: list[str], image_id: str | None,
+            log_path: Path, started: float, labels: dict[str, str], counts: LayerCounts) -> dict[str, Any]:
     """Give the built image its other tags; what the image's metadata keeps of the build."""
     import docker.errors
 
@@ -383,7 +306,7 @@ def _tagged(client: DockerClient, service: Service, tags: list[str], image_id: s
             repo, _, tag_name = tag.rpartition(":")
             image.tag(repo, tag_name)
     except (docker.errors.NotFound, docker.errors.DockerException, ConnectionError, OSError) as exc:
-        if isinstance(exc, docker.errors.NotFound) and not engine_gone():
+        if isinstance(exc, docker.errors.NotFound) and not engine_gone(engine):
             raise BuildError(f"service {service.name}: the build ended without an image (log: {log_path})") from exc
         raise EngineError(f"service {service.name}: lost the Docker engine after the build (log: {log_path})") from exc
     return {

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import IO
 
 from nexus_assets.core.cancel import Cancellation
-from nexus_assets.core.errors import BuildError, ConfigError
+from nexus_assets.core.errors import BuildError
+from nexus_assets.core.settings import BUILDER_ENV, builder_setting
 from nexus_assets.target.dockerfile import instructions, read_dockerfile
 
 DOCKER_CLI = Path("/usr/bin/docker")  # Debian's 20.10 client: BuildKit without buildx
-BUILDER_ENV = "NEXUS_BUILDER"
-BUILDERS = ("auto", "buildkit", "classic")
 MIN_CLIENT = (20, 10)
 STOP_GRACE_SECONDS = 5.0  # after SIGINT the CLI cancels its session; then it is killed
 # Instructions that are a BuildKit step (a vertex in the plain output); the others only set
@@ -39,14 +38,6 @@ STEP_KEYWORDS = {"FROM", "RUN", "COPY", "ADD", "WORKDIR"}
 # What an engine or a client that cannot build with BuildKit says.
 UNAVAILABLE = re.compile(r"buildkit not supported|buildx component is missing|BuildKit is enabled but|"
                          r"not supported by the (?:daemon|server)|unknown flag: --iidfile", re.IGNORECASE)
-
-
-def builder_setting(env: dict[str, str] | None = None) -> str:
-    """NEXUS_BUILDER, checked: auto, buildkit or classic."""
-    value = (os.environ if env is None else env).get(BUILDER_ENV, "").strip().lower() or "auto"
-    if value not in BUILDERS:
-        raise ConfigError(f"{BUILDER_ENV}={value!r}: choose one of {', '.join(BUILDERS)}")
-    return value
 
 
 def cli_env(docker_host: str = "") -> dict[str, str]:

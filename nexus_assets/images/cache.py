@@ -30,7 +30,8 @@ from nexus_assets.core.cancel import Cancellation
 from nexus_assets.core.errors import EngineError, NexusError, RegistryError
 from nexus_assets.core.lineage import recipe_version
 from nexus_assets.core.settings import Settings
-from nexus_assets.images.build import BuildPlan, stream_deadline
+from nexus_assets.images.build import BuildPlan
+from nexus_assets.images.stream_deadline import stream_deadline
 from nexus_assets.registry.client import (
     Credentials,
     CredentialSource,

@@ -108,7 +108,7 @@ def build_and_test(engine: DockerEngine, settings: Settings, service: Service, o
                     created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
                     secrets=secrets, network=base_map.build_network, builder=builder,
-                    docker_host=getattr(engine, "base_url", ""),
+                    engine=engine,
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")

@@ -18,6 +18,7 @@ from typing import Any
 from nexus_assets.core.git import git_answer
 from nexus_assets.core.hashing import SUMS
 from nexus_assets.core.keys import ARTIFACTS_MANIFEST_FILE, DEPLOYMENT_PACKAGE_FILE, dated
+from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.evidence import check as evidence_check
 from nexus_assets.package.archive import DEFAULT_MTIME, Entry, PackageError
@@ -34,10 +35,6 @@ COMPOSE_NAME = "docker-compose.full.yml"
 NA = "not available"
 # ${VAR} or $VAR is needed; ${VAR:-default} / ${VAR-default} / ${VAR:+x} has a fallback.
 _VAR_USE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-+?])?|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def release_tag(version: str) -> str:
-    return f"verified_release_v{version}"
 
 
 def package_name(day: date) -> str:

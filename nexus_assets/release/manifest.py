@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.settings import Settings
 from nexus_assets.target.services import release_tags
 
@@ -153,7 +154,7 @@ def assemble_manifest(records: list[ServiceRecord], settings: Settings, e2e: dic
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": settings.version,
-        "release_tag": f"verified_release_v{settings.version}",
+        "release_tag": release_tag(settings.version),
         "registry": settings.registry,
         "git_commit": origin.git_commit,
         "source_repository": origin.source_repository,

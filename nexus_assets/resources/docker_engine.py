@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -34,5 +35,21 @@ class DockerEngine(dg.ConfigurableResource):  # type: ignore[type-arg]  # subcla
     base_url: str = ""
     timeout_seconds: int = 300
 
-    def client(self) -> DockerClient:
-        return docker_client(self.base_url, self.timeout_seconds)
+    @classmethod
+    def from_env(cls) -> DockerEngine:
+        """The engine DOCKER_HOST names (unset: the local socket): the one the definitions bind
+        and nexus-agent pings, plans with and hands its run."""
+        return cls(base_url=os.environ.get("DOCKER_HOST", ""))
+
+    def client(self, timeout: int | None = None) -> DockerClient:
+        """A client on a new connection that has answered a ping, or an EngineError saying what to do."""
+        return docker_client(self.base_url, timeout or self.timeout_seconds)
+
+    def answers(self, timeout: int = 10) -> bool:
+        """Whether the engine answers a ping on a new connection now (a stopping engine still
+        serves the connections already open)."""
+        try:
+            self.client(timeout).close()
+        except EngineError:
+            return False
+        return True

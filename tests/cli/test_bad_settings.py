@@ -110,6 +110,8 @@ def test_the_bundled_sample_and_fixture_settings_are_valid():
     ([], {"NEXUS_LOCK_WAIT": "-1"}, "NEXUS_LOCK_WAIT must be 0 to 86400, got -1.0"),
     ([], {"NEXUS_PUSH_ATTEMPTS": "0"}, "NEXUS_PUSH_ATTEMPTS must be a whole number of tries"),
     ([], {"NEXUS_PUSH_ATTEMPTS": "100000"}, "NEXUS_PUSH_ATTEMPTS must be a whole number of tries"),
+    # read when the image step starts; it failed that step (exit 1) after the prepare steps had run
+    ([], {"NEXUS_BUILDER": "kaniko"}, "NEXUS_BUILDER='kaniko': choose one of auto, buildkit, classic"),
 ])
 def test_out_of_range_flags_and_environment_are_exit_2_naming_the_setting(tmp_path, repo, args, env, named):
     line = _one_line(tmp_path, repo, *args, **env)

@@ -80,6 +80,7 @@ def test_a_deploy_without_the_pmmg_ownership_lock_is_refused_before_the_host_is_
 
     from nexus_assets.core.settings import Settings
     from nexus_assets.deploy.remote import deploy
+    from nexus_assets.resources.registry import Registry
 
     repo, work = tmp_path / "repo", tmp_path / "work"
     (repo / "services").mkdir(parents=True)
@@ -95,4 +96,4 @@ def test_a_deploy_without_the_pmmg_ownership_lock_is_refused_before_the_host_is_
     staging = staging_settings(host="root@127.0.0.1:9", dir="/opt/nexus")
     with pytest.raises(ConfigError, match=r"staging deploy refused, nothing changed on root@127.0.0.1:9: "
                                           r"CANONICAL_RATIFICATION_INDEX.md not found"):
-        deploy(settings, staging, print)
+        deploy(settings, staging, Registry(address=settings.registry), print)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import BuildError, ConfigError
+from nexus_assets.core.settings import builder_setting
 from nexus_assets.images import buildkit
 from nexus_assets.images.build import build_image, plan_build
 from nexus_assets.images.buildkit import Builder
@@ -74,10 +75,10 @@ def test_the_plain_output_gives_steps_cache_hits_and_the_failure_in_classic_word
 
 
 def test_the_setting_is_checked_and_forced_classic_probes_nothing():
-    assert buildkit.builder_setting({}) == "auto"
-    assert buildkit.builder_setting({"NEXUS_BUILDER": " BuildKit "}) == "buildkit"
+    assert builder_setting({}) == "auto"
+    assert builder_setting({"NEXUS_BUILDER": " BuildKit "}) == "buildkit"
     with pytest.raises(ConfigError, match="NEXUS_BUILDER='kaniko': choose one of auto, buildkit, classic"):
-        buildkit.builder_setting({"NEXUS_BUILDER": "kaniko"})
+        builder_setting({"NEXUS_BUILDER": "kaniko"})
     said: list[str] = []
     assert Builder("classic", say=said.append).kind == "classic" and said == ["builder: classic (NEXUS_BUILDER=classic)"]
 

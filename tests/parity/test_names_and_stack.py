@@ -19,6 +19,7 @@ from nexus_assets.parity.report import DiscrepancyReport
 from nexus_assets.parity.synopsis import parse_synopsis
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.target.repo_config import DEFAULTS
+from tests.conftest import write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONFIG = {"parity": dict(DEFAULTS["parity"])}
@@ -48,11 +49,6 @@ STACK = """services:
   postgres:
     image: postgres:15-alpine
 """
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture

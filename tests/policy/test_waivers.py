@@ -13,6 +13,7 @@ from nexus_assets.cli.main import main
 from nexus_assets.core.errors import InputError
 from nexus_assets.policy.waivers import check_waivers, read_waivers
 from nexus_assets.target.services import refused_services
+from tests.conftest import write
 
 DOCKERFILE = "FROM node:18-alpine\nCOPY . .\nCMD [\"node\", \"server.js\"]\n"
 
@@ -20,11 +21,6 @@ DOCKERFILE = "FROM node:18-alpine\nCOPY . .\nCMD [\"node\", \"server.js\"]\n"
 def git(repo: Path, *args: str, author: str = "Ops Lead") -> None:
     subprocess.run(["git", "-C", str(repo), "-c", f"user.name={author}", "-c", "user.email=ops@example.invalid",
                     *args], check=True, capture_output=True)
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture

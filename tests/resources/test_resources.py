@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nexus_assets.core.errors import ConfigError
-from nexus_assets.core.keys import VERIFIED_RELEASE, image_key
+from nexus_assets.core.keys import STAGING_DEPLOYMENT, VERIFIED_RELEASE, image_key
 from nexus_assets.core.settings import Settings
 from nexus_assets.definitions import build_definitions
 from nexus_assets.resources.github import GitHub
@@ -20,10 +20,9 @@ from nexus_assets.resources.registry import Registry
 PACKAGE = Path(__file__).resolve().parents[2] / "nexus_assets"
 SAMPLE = PACKAGE / "sample_repo"
 # Where the environment is read for an outside service: the resources themselves, and the client's
-# own reader they call. The staging host's `docker login` (deploy/remote.py) is not handed the
-# registry resource yet. The CLI's nothing-changed path (cli/outcome.py) is an entry point, not a
+# own reader they call. The CLI's nothing-changed path (cli/outcome.py) is an entry point, not a
 # step: it reads them as the CLI does, without loading Dagster for the resource.
-READERS = {"resources/registry.py", "registry/client.py", "deploy/remote.py", "cli/outcome.py"}
+READERS = {"resources/registry.py", "registry/client.py", "cli/outcome.py"}
 
 
 def test_registry_credentials_given_to_the_resource_or_read_from_the_environment(monkeypatch):
@@ -74,6 +73,8 @@ def test_the_definitions_hand_every_outside_service_as_a_resource_and_hold_no_cr
     release = graph.get(VERIFIED_RELEASE).assets_def.required_resource_keys
     images = graph.get(image_key("users")).assets_def.required_resource_keys
     assert {"registry", "github"} <= release and {"registry", "docker_engine", "git"} <= images
+    # the staging host's engine logs in to the registry with the registry resource's credentials
+    assert {"registry", "staging_host"} <= graph.get(STAGING_DEPLOYMENT).assets_def.required_resource_keys
 
 
 def test_no_step_reads_an_outside_service_s_settings_from_the_environment():
@@ -90,3 +91,15 @@ def test_no_step_reads_an_outside_service_s_settings_from_the_environment():
                                                  and getattr(node.value, "id", "") in {"GitHubTarget", "RegistryClient"}):
                 found.append(f"{shown}:{node.lineno}")
     assert found == [], f"an outside service's settings read from the environment in a step: {found}"
+
+
+def test_the_engine_resource_says_whether_it_answers_on_a_new_connection(tmp_path):
+    """A failed build asks the run's engine (images/build.engine_gone), not whatever DOCKER_HOST says."""
+    from nexus_assets.core.errors import EngineError
+    from nexus_assets.images.build import engine_gone
+    from nexus_assets.resources import DockerEngine
+
+    gone = DockerEngine(base_url=f"unix://{tmp_path}/no-engine.sock", timeout_seconds=5)
+    assert not gone.answers(timeout=2) and engine_gone(gone)
+    with pytest.raises(EngineError, match=f"no Docker engine reachable at unix://{tmp_path}/no-engine.sock"):
+        gone.client()
