@@ -20,7 +20,7 @@ import dagster as dg
 from nexus_assets.automation.sensors import reload_notes
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import INVOCATION_TAG, PIPELINE_JOB
-from nexus_assets.core.plan import plan_run
+from nexus_assets.core.plan import plan_run, workspace_changed
 from nexus_assets.core.run_tags import run_tags
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.target.services import build_services
@@ -62,8 +62,12 @@ def plan_ui_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_
     if plan.settled:
         return None, [*notes, "nothing is due: nexus-agent run would launch no run"]
     notes += [f"{name}: {plan.stale.get(name, 'its push is due')}" for name in plan.pushes]
-    if not plan.pushes:
-        notes.append("the steps after the images are due" if plan.keys else "only the release is due")
+    if not plan.keys:
+        notes.append("only the release is due")
+    elif not plan.pushes:
+        notes.append("the repository content changed" if workspace_changed(context.instance, settings.repo,
+                                                                           plan.verdict.records)
+                     else "a step after the images is due (stale, or a release tag moved in the engine)")
     selected = set(plan.selection)
     # Named, not left to the default: the UI's preview launches only the checks a request names,
     # and nexus-agent runs every check of the assets it selects.

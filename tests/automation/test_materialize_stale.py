@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -32,7 +33,7 @@ BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "nexus_assets", "repositoryName": "__repository__"}
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-PREVIEW = """mutation($selector: SensorSelector!) { sensorDryRun(selectorData: $selector) {
+PREVIEW = """mutation($selector: SensorSelector!, $cursor: String) { sensorDryRun(selectorData: $selector, cursor: $cursor) {
   __typename ... on PythonError { message }
   ... on DryRunInstigationTick { evaluationResult { skipReason error { message }
     runRequests { runConfigYaml jobName tags { key value } assetSelection { path }
@@ -48,7 +49,10 @@ STALE_STATUS = "{ assetNodes { assetKey { path } staleStatus isMaterializable } 
 def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(url + "/graphql", data=json.dumps({"query": query, "variables": variables or {}})
                                      .encode(), headers={"Content-Type": "application/json"})
-    answer = json.loads(urllib.request.urlopen(request, timeout=120).read())
+    try:
+        answer = json.loads(urllib.request.urlopen(request, timeout=120).read())
+    except urllib.error.HTTPError as exc:  # the webserver's own words, not just "500"
+        pytest.fail(f"GraphQL answered {exc.code}: {exc.read().decode(errors='replace')[:3000]}")
     assert "errors" not in answer, answer["errors"]
     return answer["data"]
 
@@ -68,7 +72,9 @@ def _wait_for_assets(url: str, timeout: float = 120) -> list[dict]:
 
 
 def _preview(url: str) -> dict:
-    tick = _graphql(url, PREVIEW, {"selector": {**LOCATION, "sensorName": "materialize_stale"}})["sensorDryRun"]
+    # the page sends the sensor's cursor, empty for this one (it keeps none)
+    tick = _graphql(url, PREVIEW, {"selector": {**LOCATION, "sensorName": "materialize_stale"}, "cursor": ""})
+    tick = tick["sensorDryRun"]
     assert tick["__typename"] == "DryRunInstigationTick", tick
     result = tick["evaluationResult"]
     assert result["error"] is None, result["error"]
@@ -140,6 +146,7 @@ def test_the_ui_launches_exactly_the_planners_run(built, tmp_path):
         assert {dg.AssetCheckKey(dg.AssetKey(c["assetKey"]["path"]), c["name"]) for c in request["assetChecks"]} == checks
         tags = {t["key"]: t["value"] for t in request["tags"]}
         assert tags["nexus/origin"] == "ui" and tags["nexus/version"] == settings.version and tags["nexus/invocation"]
+        assert tags["nexus/reason"] == "the repository content changed"
 
         run = instance.get_run_by_id(_apply(url, request))
         assert run is not None and run.job_name == "nexus_pipeline"
