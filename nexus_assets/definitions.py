@@ -12,6 +12,7 @@ import dagster as dg
 
 from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
 from nexus_assets.automation.deploy_sensor import deploy_after_release
+from nexus_assets.automation.materialize_stale import materialize_stale_sensor
 from nexus_assets.automation.notify import notify_logger
 from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
@@ -124,7 +125,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
             description="The whole pipeline, workspace to manifest. Fresh images are left as they are; a run "
                         "tagged nexus/force=true rebuilds every selected image."), deploy_job, audit_job],
         schedules=[audit_schedule],
-        sensors=[repo_change_sensor(names), *notify_sensors(settings, PIPELINE_JOB),
+        sensors=[repo_change_sensor(names), materialize_stale_sensor(names), *notify_sensors(settings, PIPELINE_JOB),
                  deploy_after_release(PIPELINE_JOB, deploy_job)],
         loggers={"console": nexus_console, "notify": notify_logger(settings)},
         resources={

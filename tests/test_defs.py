@@ -25,6 +25,8 @@ def test_definitions_have_every_stage_and_one_image_per_sample_service(tmp_path)
     assert sorted(k.split("/", 1)[1] for k in keys if k.startswith("image/")) == sample_services
     assert defs.resolve_job_def("nexus_pipeline") is not None
     assert defs.resolve_sensor_def("repo_change_sensor") is not None
+    # the UI's way to the planner's run, evaluated by hand: never launches on its own as shipped
+    assert defs.resolve_sensor_def("materialize_stale").default_status == dg.DefaultSensorStatus.STOPPED
     manifest = graph.get(dg.AssetKey("artifacts_manifest"))
     # the auditor's chain goes on after provenance: each service's provenance is upstream of
     # attestations, which is upstream of the manifest

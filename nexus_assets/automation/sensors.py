@@ -26,7 +26,7 @@ from nexus_assets.core.keys import (
 from nexus_assets.core.lineage import AssetRecords, latest_data_versions
 from nexus_assets.core.plan import plan_run, selection, workspace_changed
 from nexus_assets.resources import DockerEngine, NexusConfig
-from nexus_assets.target.services import build_services
+from nexus_assets.target.services import Service, build_services
 
 if TYPE_CHECKING:  # type names only: Dagster names these types only in private modules
     from nexus_assets.core.dagster_private import BaseAssetGraph
@@ -37,6 +37,12 @@ def _inputs(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstance, key:
     parents = sorted(asset_graph.get(key).parent_keys, key=lambda k: k.to_user_string())
     held = latest_data_versions(instance, [*parents, key], records)
     return "|".join(f"{k.to_user_string()}={held.get(k, '')}" for k in [*parents, key])
+
+
+def reload_notes(services: list[Service], known: set[str]) -> list[str]:
+    """A note for each service the loaded graph does not know yet (added since the code location loaded)."""
+    return [f"new service {s.name}: reload the code location (Deployment > Reload) to add its asset; Dagster "
+            "cannot add assets without a reload" for s in services if s.name not in known]
 
 
 def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine,
@@ -59,10 +65,7 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     finally:
         client.close()
     records = plan.verdict.records
-    for service in services:
-        if service.name not in known:
-            notes.append(f"new service {service.name}: reload the code location (Deployment > Reload) to add its "
-                         "asset; Dagster cannot add assets without a reload")
+    notes += reload_notes(services, known)
     images: list[str] = []
     pushes: list[str] = []
     for name in plan.pushes:  # the images to build, and the current images to push (a new version)
