@@ -183,6 +183,14 @@ def summarize(rows: list[dict]) -> dict:
     return summary
 
 
+def paired_ratios(rows: dict[tuple[str, int, str], list[dict]], sizes: list[int]) -> dict[str, dict[str, float]]:
+    """{size: {mode: median of this / against, run by run}}: each pair ran back to back, so a ratio
+    holds on a shared machine whose load moves between rounds, where two medians may not."""
+    return {str(size): {mode: round(statistics.median(
+        a["total_s"] / b["total_s"] for a, b in zip(rows[("this", size, mode)], rows[("against", size, mode)],
+                                                    strict=True)), 3) for mode in MODES} for size in sizes}
+
+
 def format_table(results: dict) -> str:
     sides = list(results["sides"])
     head = ["services", "assets", "load: dagster dev (imports + definitions + snapshot)",
@@ -239,7 +247,8 @@ def main() -> int:
             for run in range(args.runs):  # interleaved: every size, mode and side once per round
                 for size in sizes:
                     for mode in MODES:
-                        for side, checkout in sides.items():
+                        # ABBA: which side goes first alternates, so neither always follows the other
+                        for side, checkout in list(sides.items())[::1 if run % 2 == 0 else -1]:
                             home = root / f"home-{side}-{size}-{mode}-{run}"
                             home.mkdir()
                             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
@@ -257,8 +266,13 @@ def main() -> int:
                "checkouts": {side: str(path) for side, path in sides.items()},
                "sides": {side: {str(size): {mode: summarize(rows[(side, size, mode)]) for mode in MODES}
                                 for size in sizes} for side in sides}}
+    if args.against:
+        results["paired_ratios"] = paired_ratios(rows, sizes)
     print("\nmedians of", args.runs, "fresh processes each; seconds inside the process (phases in brackets)\n")
     print(format_table(results))
+    for size, by_mode in results.get("paired_ratios", {}).items():
+        print(f"{size} services, this / against, median of the {args.runs} paired runs (a run of each side in "
+              "turn, so machine load hits both): " + ", ".join(f"{m} {r:.2f}" for m, r in by_mode.items()))
     calls = max(s[m]["engine_calls"] for side in results["sides"].values() for s in side.values() for m in MODES)
     print(f"\nengine calls while loading: {calls} (DOCKER_HOST pointed at a socket no engine answers)")
     if args.json:
