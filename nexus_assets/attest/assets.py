@@ -92,6 +92,12 @@ def _output(name: str, version: str, metadata: dict[str, Any]) -> dg.Output[Any]
         return dg.Output(None, name, data_version=dg.DataVersion(version), metadata=metadata)
 
 
+def _kinds(*kinds: str) -> dict[str, str]:
+    """kinds as the tags an AssetSpec stores them in (`dagster/kind/<kind>`), for from_graph, which
+    takes tags and no kinds: one pass over 1,000 specs fewer than map_asset_specs afterwards."""
+    return {f"dagster/kind/{kind}": "" for kind in kinds}
+
+
 def _untagged(reference: str) -> str:
     """REGISTRY/nexus/svc:1.0.0 -> REGISTRY/nexus/svc: the SBOM names the image, not one release of it."""
     name, sep, tag = reference.rpartition(":")
@@ -165,7 +171,8 @@ def sbom_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]
         group_name="attest",
         descriptions_by_output_name={o: f"SBOM of {n}: artifacts/sbom/{n}.cdx.json, CycloneDX SBOM of image/{n}, the "
                                         "OS packages and language packages the image records" for o, n in outs.items()},
-    ).map_asset_specs(lambda spec: spec.merge_attributes(kinds={"cyclonedx", "sbom"}))
+        tags_by_output_name=dict.fromkeys(outs, _kinds("cyclonedx", "sbom")),
+    )
 
 
 def _sboms_in_registry(context: dg.OpExecutionContext, settings: Settings, todo: list[tuple[str, dict[str, Any]]],
@@ -308,8 +315,8 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
         code_versions_by_output_name=dict.fromkeys([*outs, "attestations"], PROVENANCE_VERSION),
         group_name="attest",
         descriptions_by_output_name=described,
-    ).map_asset_specs(lambda spec: spec.merge_attributes(
-        kinds={"json"} if spec.key == ATTESTATIONS else {"slsa", "provenance"}))
+        tags_by_output_name={**dict.fromkeys(outs, _kinds("slsa", "provenance")), "attestations": _kinds("json")},
+    )
 
 
 def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> list[dg.AssetsDefinition]:

@@ -23,10 +23,11 @@ OUTPUT_DIRS = frozenset({"reports", "artifacts", "output"})
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 
 
-def inside(root: Path, path: Path) -> bool:
-    """True when path, with every link resolved, stays under root."""
+def inside(root: Path, path: Path, *, resolved_root: Path | None = None) -> bool:
+    """True when path, with every link resolved, stays under root. resolved_root: root.resolve(),
+    from a caller that asks about many paths (each resolve is a walk of lstat calls)."""
     try:
-        path.resolve().relative_to(root.resolve())
+        path.resolve().relative_to(resolved_root or root.resolve())
     except (ValueError, OSError, RuntimeError):
         return False
     return True

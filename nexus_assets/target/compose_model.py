@@ -56,10 +56,11 @@ def load_compose_yaml(text: str, shown: str) -> tuple[Any, list[dict[str, Any]]]
         return None, [problem(shown, None, "invalid YAML: nested too deeply; file skipped")]
 
 
-def resolve_build(repo: Path, compose: Path, build: Any) -> dict[str, Any] | None:
+def resolve_build(repo: Path, compose: Path, build: Any, *, resolved_repo: Path | None = None) -> dict[str, Any] | None:
     """A compose `build:` resolved against the compose file's folder. A context or Dockerfile
     that resolves outside the repository (links followed) is `refused`: nothing there is looked
-    at, built or counted as evidence of a module."""
+    at, built or counted as evidence of a module. resolved_repo: repo.resolve(), from a caller
+    resolving many builds."""
     if build is None:
         return None
     spec = build if isinstance(build, dict) else {}
@@ -73,9 +74,9 @@ def resolve_build(repo: Path, compose: Path, build: Any) -> dict[str, Any] | Non
                 "outside_repo": remote, "refused": False}
     resolved = Path(os.path.normpath(compose.parent / context))
     rel = Path(os.path.relpath(resolved, repo)).as_posix()
-    outside_repo = not inside(repo, resolved)
+    outside_repo = not inside(repo, resolved, resolved_root=resolved_repo)
     unresolved = "$" in dockerfile  # `${DOCKERFILE}`: the file cannot be checked, the context can
-    refused = outside_repo or (not unresolved and not inside(repo, resolved / dockerfile))
+    refused = outside_repo or (not unresolved and not inside(repo, resolved / dockerfile, resolved_root=resolved_repo))
     return {"context": rel, "remote": False, "unresolved": unresolved,
             "exists": None if refused else resolved.is_dir(), "dockerfile": dockerfile,
             "dockerfile_exists": None if refused or unresolved else (resolved / dockerfile).is_file(),
@@ -296,6 +297,7 @@ def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | No
     rule = SecretRule.for_repo(repo)  # what is secret here: target.secrets_rule
     secrets = judge_secrets(env.items(), rule=rule)
     found = []
+    resolved_repo = repo.resolve()  # once, not twice per service
     for name in sorted(services, key=str):
         spec = services[name] if isinstance(services[name], dict) else {}
         raw = spec.get("build")
@@ -309,7 +311,7 @@ def compose_builds(repo: Path, chosen: str | None = None, secrets_file: str | No
         else:
             problems.append(problem(shown, None, "`build:` is neither a path nor a mapping; not built", name))
             continue
-        build = resolve_build(repo, path, raw)
+        build = resolve_build(repo, path, raw, resolved_repo=resolved_repo)
         assert build is not None
         if build["refused"] or build["remote"] or build["unresolved"]:
             why = ("resolves outside the repository; refused: nothing is built from outside the repository"

@@ -55,8 +55,9 @@ def _read_configuration(repo: Path) -> tuple[dict[str, str], bool]:
     tracked = _tracked(repo)
     candidates = tracked if tracked is not None else walk_files(repo, _CONFIGURATION_RE)
     texts: dict[str, str] = {}
+    root = repo.resolve()  # once, not once per file (1,000 services: 2,000 files)
     for path in candidates:
-        if not _CONFIGURATION_RE.match(path.name) or not path.is_file() or not inside(repo, path):
+        if not _CONFIGURATION_RE.match(path.name) or not path.is_file() or not inside(repo, path, resolved_root=root):
             continue
         try:
             if path.stat().st_size > _MAX_FILE_BYTES:

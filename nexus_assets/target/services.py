@@ -247,12 +247,13 @@ def scan_services(repo: Path, compose_file: str | None = None,
                 for p in compose_problems if p.get("service") and "refused: nothing is built from outside" in p["message"]]
     found: dict[str, Service] = {}
     covered: set[Path] = set()
+    clean = {s.path for s in folders}  # link_outside just found no link out under these (scan_folders)
     for build in builds:
         if not valid_service_name(build.name):
             problems.append(problem(build.compose_file, None, f"compose service {build.name[:60]!r} is not a valid "
                                     "service name (lowercase letters, digits, '-', '_', '.'); not built", build.name))
             continue
-        escaped = link_outside(repo, build.context)
+        escaped = None if build.context in clean else link_outside(repo, build.context)
         if escaped is not None:
             where = rel_path(escaped, repo)
             refused.append(Refusal(build.name, where, f"{where} resolves outside the repository (a link)",
