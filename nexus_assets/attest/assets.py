@@ -38,6 +38,7 @@ from nexus_assets.attest.steps import (
     write_provenance,
     write_sbom,
 )
+from nexus_assets.core.dagster_private import prefetch_input_versions
 from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import file_intact
@@ -277,6 +278,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
             entry["image_id"] = current
             summary[name] = entry
         yield from _provenance_outputs(context, settings, done)
+        prefetch_input_versions(context, keys.values())  # what attestations is made from, in one query
         signed = sum(1 for e in summary.values() if "provenance" in e)
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),
