@@ -82,7 +82,8 @@ def compliance_report_part(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> 
             per_service = service_table_metadata(recorded_manifest(settings.workdir), links)
             if kept is not None:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
-                return dg.MaterializeResult(asset_key=COMPLIANCE_REPORT, data_version=dg.DataVersion(str(kept["sha256"])),
+                return dg.MaterializeResult(asset_key=COMPLIANCE_REPORT,
+                                            data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**{k: v for k, v in kept.items() if k not in LINKED},
                                                       **links.entry("", kept["path"]), **per_service, "remade": False})
             # Loaded here, not with the definitions: pandas, reportlab (and matplotlib, when a chart is

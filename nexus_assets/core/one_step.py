@@ -46,8 +46,8 @@ def one_step(name: str, parts: Sequence[Part], resource_keys: set[str]) -> dg.As
     depends on an asset the step did not make."""
     keys = {p.spec.key for p in parts}
 
-    @dg.multi_asset(name=name, specs=[p.spec for p in parts], check_specs=[c.spec for p in parts for c in p.checks], can_subset=True,
-                    required_resource_keys=resource_keys)
+    @dg.multi_asset(name=name, specs=[p.spec for p in parts], check_specs=[c.spec for p in parts for c in p.checks],
+                    can_subset=True, required_resource_keys=resource_keys)
     def step(context: dg.AssetExecutionContext) -> Iterator[Any]:
         stopped: dict[dg.AssetKey, str] = {}  # asset -> the blocking check of this step that stops it
         for part in parts:

@@ -72,7 +72,8 @@ def deployment_package_part(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
             if kept is not None:
                 context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
                 rows = service_table_metadata(manifest, links, set(kept.get("pinned") or []))
-                return dg.MaterializeResult(asset_key=DEPLOYMENT_PACKAGE, data_version=dg.DataVersion(str(kept["sha256"])),
+                return dg.MaterializeResult(asset_key=DEPLOYMENT_PACKAGE,
+                                            data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**{k: v for k, v in kept.items() if k not in LINKED},
                                                       **links.entry("", kept["path"]), **rows, "remade": False})
             discovery = _read(settings.workdir / DISCOVERY_PARSED_FILE)
