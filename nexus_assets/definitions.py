@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from nexus_assets.attest.assets import attest_assets, evidence_pack, evidence_pack_verifies
+from nexus_assets.attest.assets import EVIDENCE_PACK_PART, attest_assets
 from nexus_assets.automation.deploy_sensor import deploy_after_release
 from nexus_assets.automation.materialize_stale import materialize_stale_sensor
 from nexus_assets.automation.notify import notify_logger
 from nexus_assets.automation.notify_sensors import notify_sensors
 from nexus_assets.automation.sensors import repo_change_sensor
-from nexus_assets.compliance.assets import compliance_report_asset, compliance_report_gate
-from nexus_assets.compliance.checks import PMMG_CHECKS
+from nexus_assets.compliance.assets import compliance_report_part
 from nexus_assets.core.catalog import catalogued, service_categories
 from nexus_assets.core.console import nexus_console
 from nexus_assets.core.instance_storage import tune_sqlite
@@ -30,6 +29,7 @@ from nexus_assets.core.keys import (
     STAGING_DEPLOYMENT,
 )
 from nexus_assets.core.lineage import declared_bases
+from nexus_assets.core.one_step import one_step
 from nexus_assets.core.run_tags import run_tags
 from nexus_assets.core.settings import Settings
 from nexus_assets.deploy.assets import (
@@ -42,14 +42,13 @@ from nexus_assets.deploy.assets import (
 from nexus_assets.discovery.assets import discovery_parsed
 from nexus_assets.images.assets import service_images_asset
 from nexus_assets.images.sources import base_image_assets, source_assets
-from nexus_assets.package.assets import deployment_package_asset, deployment_package_verifies
+from nexus_assets.package.assets import deployment_package_part
 from nexus_assets.parity.assets import discrepancy_report
 from nexus_assets.parity.checks import critical_modules_gate
 from nexus_assets.publish.assets import pushed_specs, start_publishing
 from nexus_assets.release.assets import (
-    artifacts_manifest_asset,
+    artifacts_manifest_part,
     deployment_report_asset,
-    manifest_has_digests,
     verified_release_asset,
 )
 from nexus_assets.resources import DockerEngine, GitRepo, NexusConfig
@@ -92,8 +91,13 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     def asset_graph() -> BaseAssetGraph[Any]:
         return built["defs"].resolve_asset_graph()
 
-    assets: list[Any] = [*PREPARE_ASSETS, e2e_tests_asset(), artifacts_manifest_asset(names, asset_graph), evidence_pack,
-                    compliance_report_asset(asset_graph), deployment_package_asset(asset_graph),
+    assets: list[Any] = [*PREPARE_ASSETS, e2e_tests_asset(),
+                    # the manifest, the compliance PDF, the package and the evidence pack with their gates:
+                    # one step, each still its own asset and checks (a step each cost more than most made)
+                    one_step("release_documents", [artifacts_manifest_part(names, asset_graph),
+                                                   compliance_report_part(asset_graph),
+                                                   deployment_package_part(asset_graph), EVIDENCE_PACK_PART],
+                             {"nexus", "git"}),
                     # the release follows the manifest, the documents it attaches and the evidence
                     # pack, and reads their gates
                     verified_release_asset(asset_graph, [ARTIFACTS_MANIFEST, *RELEASE_DOCS, EVIDENCE_PACK], names),
@@ -110,8 +114,7 @@ def build_definitions(settings: Settings | None = None, services: list[Service] 
     nexus = NexusConfig.of(settings)
     built["defs"] = dg.Definitions(
         assets=assets,
-        asset_checks=[critical_modules_gate, manifest_has_digests, compliance_report_gate,
-                      deployment_package_verifies, evidence_pack_verifies, staging_drift_audit, *PMMG_CHECKS],
+        asset_checks=[critical_modules_gate, staging_drift_audit],
         jobs=[dg.define_asset_job(
             # the staging deploy is a job of its own (deploy_job): a pipeline run never deploys
             PIPELINE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STAGING_DEPLOYMENT),

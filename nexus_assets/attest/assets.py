@@ -38,6 +38,7 @@ from nexus_assets.attest.steps import (
     write_provenance,
     write_sbom,
 )
+from nexus_assets.core.dagster_private import prefetch_input_versions
 from nexus_assets.core.errors import no_space_line
 from nexus_assets.core.fileio import write_atomic
 from nexus_assets.core.freshness import file_intact
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # type names only: Dagster names these types only in private 
     from nexus_assets.core.dagster_private import BaseAssetGraph
 
 from nexus_assets.core.metadata import EvidenceLinks
+from nexus_assets.core.one_step import Check, Part
 
 EVIDENCE_DIR = "evidence"  # under artifacts/
 
@@ -283,6 +285,7 @@ def provenance_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGrap
             entry["image_id"] = current
             summary[name] = entry
         yield from _provenance_outputs(context, settings, done)
+        prefetch_input_versions(context, keys.values())  # what attestations is made from, in one query
         signed = sum(1 for e in summary.values() if "provenance" in e)
         context.log.info(f"attestations: {signed}/{len(names)} images with signed provenance")
         yield _output("attestations", json_version(summary),
@@ -324,13 +327,7 @@ def attest_assets(names: list[str], asset_graph: "Callable[[], BaseAssetGraph[An
     return [sbom_assets(names, asset_graph), provenance_assets(names, asset_graph)]
 
 
-@dg.asset(key=EVIDENCE_PACK, deps=[ARTIFACTS_MANIFEST, ATTESTATIONS, COMPLIANCE_REPORT], group_name="attest",
-          kinds={"folder"},
-          required_resource_keys={"nexus"},
-          description="artifacts/evidence/: the manifest, SBOMs, signed provenance, public key, compliance report and "
-                      "a standalone verify.py, with signed SHA256SUMS: what an auditor takes away.")
-# Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:  # type: ignore[type-arg]
+def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult[Any]:
     settings = context.resources.nexus.settings()
     key, _ = load_or_create_key(settings.signing_key_path)
     folder = settings.artifacts / EVIDENCE_DIR
@@ -338,24 +335,38 @@ def evidence_pack(context: dg.AssetExecutionContext) -> dg.MaterializeResult:  #
     listed = build_evidence_pack(settings.artifacts, folder, key, pdf)
     context.log.info(f"evidence pack {folder}: {len(listed)} files" + ("" if pdf else " (no compliance report yet)"))
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(json_version(listed)),
+        asset_key=EVIDENCE_PACK, data_version=dg.DataVersion(json_version(listed)),
         metadata={"path": dg.MetadataValue.path(str(folder)), **EvidenceLinks.of(settings).entry("", f"{folder}/"),
                   "files": len(listed),
                   "compliance_report": pdf.name if pdf else "", "key_id": signing_key_id(key),
                   "sha256sums": dg.MetadataValue.json(listed)})
 
 
-@dg.asset_check(asset=EVIDENCE_PACK, blocking=True, required_resource_keys={"nexus"},
-                description="Gate: every signature, digest and checksum in the evidence pack verifies offline.")
-def evidence_pack_verifies(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+EVIDENCE_GATE = dg.AssetCheckSpec("evidence_pack_verifies", asset=EVIDENCE_PACK, blocking=True,
+                                  description="Gate: every signature, digest and checksum in the evidence pack "
+                                              "verifies offline.")
+
+
+def evidence_pack_verifies(context: dg.AssetExecutionContext) -> dg.AssetCheckResult:
+    """The evidence pack's gate (EVIDENCE_GATE)."""
     folder = context.resources.nexus.settings().artifacts / EVIDENCE_DIR
     try:
         verdicts = check_folder(folder)
     except CheckFailed as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc))
+        return dg.AssetCheckResult(asset_key=EVIDENCE_PACK, check_name=EVIDENCE_GATE.name, passed=False,
+                                   description=str(exc))
     failed = [v.line() for v in verdicts if not v.passed]
     shown = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more (nexus-agent verify lists them)"
                                      if len(failed) > 5 else "")
-    return dg.AssetCheckResult(passed=not failed,
+    return dg.AssetCheckResult(asset_key=EVIDENCE_PACK, check_name=EVIDENCE_GATE.name, passed=not failed,
                                description="every check passed" if not failed else f"{len(failed)} failed: {shown}",
                                metadata={"checked": len(verdicts), "failed": len(failed)})
+
+
+# artifacts/evidence/ and its gate, one part of the release documents' step (core/one_step.py)
+EVIDENCE_PACK_PART = Part(
+    dg.AssetSpec(key=EVIDENCE_PACK, deps=[ARTIFACTS_MANIFEST, ATTESTATIONS, COMPLIANCE_REPORT], group_name="attest",
+                 kinds={"folder"},
+                 description="artifacts/evidence/: the manifest, SBOMs, signed provenance, public key, compliance "
+                             "report and a standalone verify.py, with signed SHA256SUMS: what an auditor takes away."),
+    evidence_pack, (Check(EVIDENCE_GATE, evidence_pack_verifies),))

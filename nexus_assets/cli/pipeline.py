@@ -97,6 +97,7 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
             summary.failed.append(observation.asset_key.path[-1])
         if observation.asset_key.path[0] == "pushed" and status is not None and status.value == "not_pushed":
             summary.not_pushed.append(observation.asset_key.path[-1])
+    gates: list[str] = []  # this run's failed gates: a blocking one fails the step that evaluated it
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:  # not run, no tests, skipped
             said = evaluation.description or ""
@@ -108,6 +109,7 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
         if not evaluation.passed:
             label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.failed_gates.append(label)
+            gates.append(label)
             print(f"[nexus] check {label} FAILED: {evaluation.description or ''}", flush=True)
     blocking, broken = [], []
     for event in result.get_step_failure_events():
@@ -121,7 +123,8 @@ def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.Dagster
     summary.broken_steps += broken
     released = any(e.asset_key == VERIFIED_RELEASE for e in result.get_asset_materialization_events())
     if VERIFIED_RELEASE in keys and not released:  # Dagster skipped the release step: say why
-        why = [f"blocking gate {', '.join(blocking)} failed"] if blocking else []
+        # the gates by name: one step evaluates several (core/one_step.py)
+        why = [f"blocking gate {', '.join(gates or blocking)} failed"] if blocking else []
         why += [f"step {', '.join(broken)} failed"] if broken else []
         print(f"[nexus] release {settings.version} not made: {'; '.join(why) or 'a step before it did not run'}",
               flush=True)

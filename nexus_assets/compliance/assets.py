@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from nexus_assets.compliance.checks import contents_problems, policy_fingerprint, recorded_pmmg_images
+from nexus_assets.compliance.checks import PMMG_CHECKS, contents_problems, policy_fingerprint, recorded_pmmg_images
 from nexus_assets.compliance.lineage import ancestors, lineage_rows
 from nexus_assets.compliance.outputs import artifact_files
 from nexus_assets.core.fileio import write_atomic
@@ -35,6 +35,7 @@ from nexus_assets.core.metadata import (
     report_metadata,
     service_table_metadata,
 )
+from nexus_assets.core.one_step import Check, Part
 from nexus_assets.core.settings import Settings
 from nexus_assets.policy.secret_scan import env_secrets, mask_values, scan_files
 from nexus_assets.resources import GitRepo, NexusConfig
@@ -53,8 +54,10 @@ def _public_names(settings: Settings) -> set[str]:
         if (settings.workdir / "services").is_dir() else set()
 
 
-def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
-    @dg.asset(
+def compliance_report_part(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> Part:
+    """compliance_report, its gate and the PMMG rules' checks, one part of the release
+    documents' step (core/one_step.py)."""
+    spec = dg.AssetSpec(
         key=COMPLIANCE_REPORT,
         deps=[ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, SCAFFOLDED_SERVICES],
         group_name="compliance", kinds={"pdf"}, code_version=REPORT_CODE_VERSION,
@@ -62,9 +65,10 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
                     "scaffolded modules, tests, images and digests, PMMG policy, secret scan, KYC flag, lineage "
                     "from the Dagster instance and the sha256 of every artifact.",
     )
-    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-    def compliance_report(context: dg.AssetExecutionContext, nexus: NexusConfig,
-                          git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
+
+    def compliance_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult[Any]:
+        nexus: NexusConfig = context.resources.nexus
+        git: GitRepo = context.resources.git
         settings = nexus.settings()
         graph = asset_graph()
         with nexus.hold_workdir(context):  # one writer per working copy
@@ -78,7 +82,8 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
             per_service = service_table_metadata(recorded_manifest(settings.workdir), links)
             if kept is not None:
                 context.log.info(f"compliance report {kept['path']} is fresh: left as it is")
-                return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
+                return dg.MaterializeResult(asset_key=COMPLIANCE_REPORT,
+                                            data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**{k: v for k, v in kept.items() if k not in LINKED},
                                                       **links.entry("", kept["path"]), **per_service, "remade": False})
             # Loaded here, not with the definitions: pandas, reportlab (and matplotlib, when a chart is
@@ -100,7 +105,7 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
                              f"{data.secrets.found} secret value(s) found in outputs; charts drawn: "
                              f"{', '.join(charts.drawn) or 'none (kept from an earlier report)'}")
             return dg.MaterializeResult(
-                data_version=dg.DataVersion(file_sha256(path)),
+                asset_key=COMPLIANCE_REPORT, data_version=dg.DataVersion(file_sha256(path)),
                 metadata={**report_metadata(path, links), **per_service, "verdict": data.verdict, "remade": True,
                           "secrets_found": data.secrets.found, "files_scanned": data.secrets.files_scanned,
                           "services": len(data.images), "policy": policy,
@@ -110,14 +115,12 @@ def compliance_report_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") ->
                           "contents_passed": next(bool(g.passed) for g in data.gates if g.name == "compliance report")},
             )
 
-    return compliance_report
+    gate = Check(REPORT_GATE, lambda context: compliance_report_gate(context, context.resources.nexus))
+    return Part(spec, compliance_report, (gate, *PMMG_CHECKS))
 
 
-@dg.asset_check(asset=COMPLIANCE_REPORT, blocking=True,
-                description="Guide gate: the compliance PDF exists, is the file recorded, holds every section and "
-                            "every gate with its evidence (read back from the PDF), and no .env secret value "
-                            "is in any output under reports/ and artifacts/.")
-def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
+def compliance_report_gate(context: dg.AssetExecutionContext, nexus: NexusConfig) -> dg.AssetCheckResult:
+    """The report's own gate (REPORT_GATE)."""
     settings = nexus.settings()
     metadata = latest_metadata(context.instance, COMPLIANCE_REPORT)
     path = Path(str(metadata.get("path") or ""))
@@ -134,8 +137,15 @@ def compliance_report_gate(context: dg.AssetCheckExecutionContext, nexus: NexusC
     if scan.found:
         problems.append(f"{scan.found} .env secret value(s) found in: {', '.join(sorted(scan.findings))}")
     return dg.AssetCheckResult(
-        passed=not problems,
+        asset_key=COMPLIANCE_REPORT, check_name=REPORT_GATE.name, passed=not problems,
         description="; ".join(problems) or f"{path.name} present; {scan.values} secret value(s) searched in "
                                            f"{scan.files_scanned} output file(s): none found",
         metadata={"secrets_found": scan.found, "files_scanned": scan.files_scanned},
     )
+
+
+# the check is named as its function
+REPORT_GATE = dg.AssetCheckSpec(compliance_report_gate.__name__, asset=COMPLIANCE_REPORT, blocking=True,
+                                description="Guide gate: the compliance PDF exists, is the file recorded, holds every "
+                                            "section and every gate with its evidence (read back from the PDF), and "
+                                            "no .env secret value is in any output under reports/ and artifacts/.")

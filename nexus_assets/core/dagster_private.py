@@ -7,6 +7,8 @@ so an upgrade that breaks one fails that test by name instead of a run in the fi
   (`stale_statuses`): the one answer to "what is stale" (core/lineage.py).
 - Dagster's SQL event log, read in grouped queries (`newest_event_ids`, `events_by_id`): Dagster
   reads the newest observation one query per key; 300 services would be 300 queries.
+- A step's versions of its inputs that are outputs of the same step, read in one query
+  (`prefetch_input_versions`): Dagster reads each one query per key.
 
 Imports happen inside the functions: `nexus-agent run` with nothing changed loads no Dagster at all
 (cli/unchanged.py), and the code location pays for them only when it asks."""
@@ -43,6 +45,9 @@ PRIVATE = {
     "SqlEventLogStorage.index_connection":
         "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage.index_connection",
     "SqlEventLogStorageTable": "dagster._core.storage.event_log.schema:SqlEventLogStorageTable",
+    "StepExecutionContext": "dagster._core.execution.context.system:StepExecutionContext",
+    "DataVersionCache._fetch_input_asset_version_info":
+        "dagster._core.execution.context.data_version_cache:DataVersionCache._fetch_input_asset_version_info",
 }
 
 
@@ -125,3 +130,17 @@ def stale_statuses(asset_graph: BaseAssetGraph[Any], instance: dg.DagsterInstanc
                       for c in resolver.get_stale_root_causes(key)]
             found[key] = ("stale", causes)
     return found
+
+
+def prefetch_input_versions(context: dg.OpExecutionContext, keys: Iterable[dg.AssetKey]) -> None:
+    """Read, in one query, the versions Dagster records as the provenance of the step's next
+    outputs for these inputs. Dagster reads the versions of a step's inputs from other steps in
+    one query when the step starts, but an input that is also an output of the same step (an
+    internal dependency) one query per key when an output that depends on it is recorded:
+    `attestations` over every service's provenance was one query per service. Call it after the
+    outputs those keys name are recorded (Dagster forgets a key's version when it records it)."""
+    step = context.get_step_execution_context()
+    cache = step._data_version_cache  # the step's DataVersionCache
+    missing = [k for k in dict.fromkeys(keys) if k not in (step.input_asset_records or {})]
+    if missing:
+        private("DataVersionCache._fetch_input_asset_version_info")(cache, missing)

@@ -27,6 +27,7 @@ from nexus_assets.core.keys import (
 )
 from nexus_assets.core.lineage import latest_metadata
 from nexus_assets.core.metadata import LINKED, EvidenceLinks, report_metadata, service_table_metadata
+from nexus_assets.core.one_step import Check, Part
 from nexus_assets.package.archive import PackageError, build_tar_gz, verify_tar_gz
 from nexus_assets.package.content import package_content
 from nexus_assets.policy.secret_scan import env_secrets
@@ -48,8 +49,9 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
-    @dg.asset(
+def deployment_package_part(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> Part:
+    """deployment_package and its gate, one part of the release documents' step (core/one_step.py)."""
+    spec = dg.AssetSpec(
         key=DEPLOYMENT_PACKAGE,
         deps=[COMPLIANCE_REPORT, ARTIFACTS_MANIFEST, DISCOVERY_PARSED, DISCREPANCY_REPORT, WORKSPACE],
         group_name="package", kinds={"tar"}, code_version=PACKAGE_CODE_VERSION,
@@ -58,9 +60,10 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
                     "deployment/.env.template (keys only), deploy/audit/rollback scripts, reports, manifest, SBOMs, "
                     "provenance, public key, SHA256SUMS.",
     )
-    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-    def deployment_package(context: dg.AssetExecutionContext, nexus: NexusConfig,
-                           git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
+
+    def deployment_package(context: dg.AssetExecutionContext) -> dg.MaterializeResult[Any]:
+        nexus: NexusConfig = context.resources.nexus
+        git: GitRepo = context.resources.git
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             kept = kept_materialization(context.instance, asset_graph(), DEPLOYMENT_PACKAGE)
@@ -69,7 +72,8 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
             if kept is not None:
                 context.log.info(f"deployment package {kept['path']} is fresh: left as it is")
                 rows = service_table_metadata(manifest, links, set(kept.get("pinned") or []))
-                return dg.MaterializeResult(data_version=dg.DataVersion(str(kept["sha256"])),
+                return dg.MaterializeResult(asset_key=DEPLOYMENT_PACKAGE,
+                                            data_version=dg.DataVersion(str(kept["sha256"])),
                                             metadata={**{k: v for k, v in kept.items() if k not in LINKED},
                                                       **links.entry("", kept["path"]), **rows, "remade": False})
             discovery = _read(settings.workdir / DISCOVERY_PARSED_FILE)
@@ -87,7 +91,7 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
             context.log.info(f"deployment package {path}: {len(compose.released)} service(s) pinned by digest, "
                              f"{len(compose.excluded)} left out, infrastructure {infrastructure}")
             return dg.MaterializeResult(
-                data_version=dg.DataVersion(file_sha256(path)),
+                asset_key=DEPLOYMENT_PACKAGE, data_version=dg.DataVersion(file_sha256(path)),
                 metadata={**report_metadata(path, links), "remade": True, "files": len(content.files) + 1,
                           "released": len(compose.released), "excluded": dg.MetadataValue.json(compose.excluded),
                           "pinned": sorted(compose.released),
@@ -97,18 +101,28 @@ def deployment_package_asset(asset_graph: "Callable[[], BaseAssetGraph[Any]]") -
                           **service_table_metadata(manifest, links, set(compose.released))},
             )
 
-    return deployment_package
+    return Part(spec, deployment_package, (Check(PACKAGE_GATE, deployment_package_verifies),))
 
 
-@dg.asset_check(asset=DEPLOYMENT_PACKAGE, blocking=True,
-                description="Guide gate: the deployment package reads back whole and every file matches SHA256SUMS.")
-def deployment_package_verifies(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def deployment_package_verifies(context: dg.AssetExecutionContext) -> dg.AssetCheckResult:
+    """The package's gate (PACKAGE_GATE)."""
     path = Path(str(latest_metadata(context.instance, DEPLOYMENT_PACKAGE).get("path") or ""))
     if not path.is_file():
-        return dg.AssetCheckResult(passed=False, description=f"{path or 'the deployment package'} does not exist")
+        return _verdict(False, f"{path or 'the deployment package'} does not exist")
     try:
         verified = verify_tar_gz(path.read_bytes(), str(path))
     except PackageError as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc))
-    return dg.AssetCheckResult(passed=True, description=f"{path.name}: {verified.files} files read back, every "
-                                                        "checksum verifies", metadata={"files": verified.files})
+        return _verdict(False, str(exc))
+    return _verdict(True, f"{path.name}: {verified.files} files read back, every checksum verifies",
+                    {"files": verified.files})
+
+
+# the check is named as its function
+PACKAGE_GATE = dg.AssetCheckSpec(deployment_package_verifies.__name__, asset=DEPLOYMENT_PACKAGE, blocking=True,
+                                 description="Guide gate: the deployment package reads back whole and every file "
+                                             "matches SHA256SUMS.")
+
+
+def _verdict(passed: bool, description: str, metadata: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=DEPLOYMENT_PACKAGE, check_name=PACKAGE_GATE.name, passed=passed,
+                               description=description, metadata=metadata)

@@ -29,6 +29,7 @@ from nexus_assets.core.keys import (
 )
 from nexus_assets.core.lineage import AssetRecords, latest_metadata, latest_observations, plain, stale_images
 from nexus_assets.core.metadata import EvidenceLinks, report_metadata, service_table_metadata
+from nexus_assets.core.one_step import Check, Part
 from nexus_assets.core.report_models import checked_report
 from nexus_assets.core.run_tags import RELEASE_TAG
 from nexus_assets.core.settings import Settings
@@ -137,9 +138,14 @@ def refusals_and_waivers(settings: Settings) -> tuple[list[dict[str, Any]], list
     return refused, waivers, problems
 
 
-def artifacts_manifest_asset(service_names: list[str],
-                             asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> dg.AssetsDefinition:
-    @dg.asset(
+MANIFEST_GATE = dg.AssetCheckSpec("manifest_has_digests", asset=ARTIFACTS_MANIFEST, blocking=True,
+                                  description="Guide gate: the manifest exists and every released image has a "
+                                              "registry digest.")
+
+
+def artifacts_manifest_part(service_names: list[str], asset_graph: "Callable[[], BaseAssetGraph[Any]]") -> Part:
+    """artifacts_manifest and its gate, one part of the release documents' step (core/one_step.py)."""
+    spec = dg.AssetSpec(
         key=ARTIFACTS_MANIFEST,
         # each service's provenance reaches it through attestations (the auditor's chain)
         deps=[TAGGED_IMAGES, PUSHED_IMAGES, E2E_TESTS, ATTESTATIONS],
@@ -148,9 +154,10 @@ def artifacts_manifest_asset(service_names: list[str],
                     "registry digest and tags, its sources, base images (and substitutions), test results and "
                     "Dagster runs, read from Dagster's records. Schema: schemas/artifacts_manifest.schema.json.",
     )
-    # Dagster reads this return annotation; on an asset with checks it takes MaterializeResult bare.
-    def artifacts_manifest(context: dg.AssetExecutionContext, nexus: NexusConfig,
-                           git: GitRepo) -> dg.MaterializeResult:  # type: ignore[type-arg]
+
+    def artifacts_manifest(context: dg.AssetExecutionContext) -> dg.MaterializeResult[Any]:
+        nexus: NexusConfig = context.resources.nexus
+        git: GitRepo = context.resources.git
         settings = nexus.settings()
         with nexus.hold_workdir(context):  # one writer per working copy
             e2e = latest_metadata(context.instance, E2E_TESTS) or None
@@ -168,20 +175,21 @@ def artifacts_manifest_asset(service_names: list[str],
                              f"registry digest")
             links = EvidenceLinks.of(settings)
             return dg.MaterializeResult(
-                data_version=dg.DataVersion(json_version(manifest)),
+                asset_key=ARTIFACTS_MANIFEST, data_version=dg.DataVersion(json_version(manifest)),
                 metadata={**report_metadata(path, links), **totals, "problems": dg.MetadataValue.json(manifest["problems"]),
                           **service_table_metadata(manifest, links)},
             )
 
-    return artifacts_manifest
+    return Part(spec, artifacts_manifest,
+                (Check(MANIFEST_GATE, lambda context: manifest_has_digests(context.resources.nexus)),))
 
 
-@dg.asset_check(asset=ARTIFACTS_MANIFEST, blocking=True,
-                description="Guide gate: the manifest exists and every released image has a registry digest.")
 def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
+    """The manifest's gate (MANIFEST_GATE)."""
     path = nexus.settings().workdir / ARTIFACTS_MANIFEST_FILE
     if not path.is_file():
-        return dg.AssetCheckResult(passed=False, description=f"{path} does not exist")
+        return dg.AssetCheckResult(asset_key=ARTIFACTS_MANIFEST, check_name=MANIFEST_GATE.name, passed=False,
+                                   description=f"{path} does not exist")
     manifest = read_json(path)
     missing = unreleased(manifest)
     # A waiver refused (a critical module) is a problem of its own: the service is not released either.
@@ -192,6 +200,7 @@ def manifest_has_digests(nexus: NexusConfig) -> dg.AssetCheckResult:
     for p in manifest["problems"]:
         reasons[p["service"]] = f"{reasons[p['service']]}; {p['reason']}" if p["service"] in reasons else p["reason"]
     return dg.AssetCheckResult(
+        asset_key=ARTIFACTS_MANIFEST, check_name=MANIFEST_GATE.name,
         passed=passed,
         description="every released image has a registry digest" if passed else
         "no registry digest for: " + ("; ".join(f"{n} ({reasons.get(n, 'no image')})" for n in missing[:5])

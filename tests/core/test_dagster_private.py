@@ -12,7 +12,14 @@ import dagster as dg
 import pytest
 
 from nexus_assets.core import dagster_private
-from nexus_assets.core.dagster_private import PRIVATE, newest_event_ids, private, sql_storage, stale_statuses
+from nexus_assets.core.dagster_private import (
+    PRIVATE,
+    newest_event_ids,
+    prefetch_input_versions,
+    private,
+    sql_storage,
+    stale_statuses,
+)
 
 PACKAGE = Path(dagster_private.__file__).resolve().parents[1]
 # The parameters called by name or position in dagster_private.py, per private callable.
@@ -23,10 +30,12 @@ CALLED = {
     "SqlEventLogStorage._add_assets_wipe_filter_to_query": ["self", "query", "assets_details", "asset_keys"],
     "SqlEventLogStorage._get_assets_details": ["self", "asset_keys"],
     "SqlEventLogStorage.index_connection": ["self"],
+    "DataVersionCache._fetch_input_asset_version_info": ["self", "asset_keys"],
 }
 METHODS = {"CachingStaleStatusResolver": ["get_status", "get_stale_root_causes", "get_current_data_version"],
            "LoadingContext": ["instance", "loaders"], "StaleStatus": ["MISSING", "STALE"],
-           "SqlEventLogStorageTable": ["c"]}
+           "SqlEventLogStorageTable": ["c"],
+           "StepExecutionContext": ["input_asset_records"]}
 
 
 @pytest.mark.parametrize("name", sorted(PRIVATE))
@@ -93,3 +102,27 @@ def test_no_other_module_imports_dagsters_private_packages():
     found = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
              if p.name != "dagster_private.py" and private_import.search(p.read_text(encoding="utf-8"))]
     assert not found, f"import Dagster's private modules through core/dagster_private.py only: {found}"
+
+
+def test_the_versions_of_a_steps_own_outputs_are_read_in_one_query_and_recorded_as_provenance():
+    """prefetch_input_versions on a real run: an output recorded earlier in the step is read back
+    (with its new version) before the output made from it is recorded, and that output's
+    provenance names it, as when Dagster reads it itself."""
+    first, second = dg.AssetKey("first"), dg.AssetKey("second")
+    seen: dict = {}
+
+    @dg.multi_asset(specs=[dg.AssetSpec(first), dg.AssetSpec(second, deps=[first])])
+    def both(context):
+        yield dg.MaterializeResult(asset_key=first, data_version=dg.DataVersion("v1"))
+        prefetch_input_versions(context, [first])
+        seen.update(context.get_step_execution_context().input_asset_records or {})
+        yield dg.MaterializeResult(asset_key=second, data_version=dg.DataVersion("v2"))
+
+    with dg.instance_for_test() as instance:
+        result = dg.Definitions(assets=[both]).resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance)
+        assert result.success
+        assert seen[first] is not None and seen[first].data_version == dg.DataVersion("v1")
+        record = instance.get_asset_records([second])[0].asset_entry.last_materialization
+        provenance = dg.DataProvenance.from_tags(record.asset_materialization.tags)
+        assert provenance.input_data_versions == {first: dg.DataVersion("v1")}
