@@ -292,3 +292,11 @@ def wait_until(condition, seconds: float, what: str, every: float = 0.2):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def run_finished(instance, run_id: str, timeout: float = 300):
+    """The Dagster run once it has finished (whatever its status), asked every second."""
+    def finished():
+        run = instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+    return wait_until(finished, timeout, f"run {run_id} to finish", every=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, run_finished
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
-    port = _free_port()
+    port = free_port()
     env = {"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(home), "NEXUS_WORKDIR": str(home / "work")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
@@ -124,16 +120,6 @@ def _launch(url: str, assets: list[str], checks: list[tuple[str, str]] | None = 
     return launched["run"]["runId"]
 
 
-def _finished(instance, run_id: str, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.is_finished:
-            return run
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish within {timeout:.0f}s")
-
-
 @pytest.mark.docker
 def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(tmp_path, remove_test_images,
                                                                                 unique_registry):
@@ -160,7 +146,7 @@ def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(
             "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
             "  class: DefaultRunCoordinator\n")
         instance = dg.DagsterInstance.get()
-        port = _free_port()
+        port = free_port()
         proc = _start_webserver(env, port)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -180,7 +166,7 @@ def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(
 
             # "Materialize stale": the UI launches the stale assets; exactly that image is built.
             stale = sorted(k for k, v in after.items() if v == "STALE")
-            run = _finished(instance, _launch(url, stale))
+            run = run_finished(instance, _launch(url, stale))
             assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
             built = {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in instance.get_records_for_run(
                 run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
@@ -188,7 +174,7 @@ def test_ui_shows_exactly_the_changed_service_as_stale_and_materializes_only_it(
             assert _stale_status(url)["image/node-svc-002"] == "FRESH"
 
             # A check executed alone re-runs that stage against the recorded image.
-            run = _finished(instance, _launch(url, [], checks=[("image/node-svc-001", "unit")]))
+            run = run_finished(instance, _launch(url, [], checks=[("image/node-svc-001", "unit")]))
             evaluations = instance.get_records_for_run(
                 run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
             assert len(evaluations) == 1

@@ -17,13 +17,12 @@ import uuid
 
 import dagster as dg
 
-from nexus_assets.automation.sensors import reload_notes
+from nexus_assets.automation.sensors import plan_now, reload_notes
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.keys import INVOCATION_TAG, PIPELINE_JOB
-from nexus_assets.core.plan import plan_run, workspace_changed
+from nexus_assets.core.plan import workspace_changed
 from nexus_assets.core.run_tags import run_tags
 from nexus_assets.resources import DockerEngine, NexusConfig
-from nexus_assets.target.services import build_services
 from nexus_assets.testing.cleanup import OWNER_TAG, owner_alive
 
 SENSOR = "materialize_stale"
@@ -52,13 +51,8 @@ def plan_ui_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_
     busy = run_under_way(context.instance)
     if busy:
         return None, [f"a {PIPELINE_JOB} run is under way ({busy}): preview again when it has finished"]
-    services = build_services(settings)
-    client = docker_engine.client()
-    try:
-        plan = plan_run(graph, context.instance, settings, services, client)
-    finally:
-        client.close()
-    notes = reload_notes(services, known)
+    plan = plan_now(context, settings, docker_engine)
+    notes = reload_notes(plan.services, known)
     if plan.settled:
         return None, [*notes, "nothing is due: nexus-agent run would launch no run"]
     notes += [f"{name}: {plan.stale.get(name, 'its push is due')}" for name in plan.pushes]

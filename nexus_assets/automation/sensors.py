@@ -24,7 +24,8 @@ from nexus_assets.core.keys import (
     pushed_key,
 )
 from nexus_assets.core.lineage import AssetRecords, latest_data_versions
-from nexus_assets.core.plan import plan_run, selection, workspace_changed
+from nexus_assets.core.plan import Plan, plan_run, selection, workspace_changed
+from nexus_assets.core.settings import Settings
 from nexus_assets.resources import DockerEngine, NexusConfig
 from nexus_assets.target.services import Service, build_services
 
@@ -45,6 +46,18 @@ def reload_notes(services: list[Service], known: set[str]) -> list[str]:
             "cannot add assets without a reload" for s in services if s.name not in known]
 
 
+def plan_now(context: dg.SensorEvaluationContext, settings: Settings, docker_engine: DockerEngine) -> Plan:
+    """The planner's answer for the sensor's repository as it is now (core/plan.py), with a client
+    of the engine for this tick only."""
+    assert context.repository_def is not None  # Dagster always evaluates a sensor within its repository
+    client = docker_engine.client()
+    try:
+        return plan_run(context.repository_def.asset_graph, context.instance, settings, build_services(settings),
+                        client)
+    finally:
+        client.close()
+
+
 def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, docker_engine: DockerEngine,
                     known: set[str]) -> tuple[dg.RunRequest | None, str, list[str]]:
     """(run request or None, new cursor, notes) for this tick: the planner's selection without
@@ -58,13 +71,8 @@ def plan_sensor_run(context: dg.SensorEvaluationContext, nexus: NexusConfig, doc
     # Hashed before the sources are observed: a change written during the tick is then seen by
     # the image observation (its service named in the request) or by the next tick, never only here.
     repo_version = workspace_version(settings.repo)
-    services = build_services(settings)
-    client = docker_engine.client()
-    try:
-        plan = plan_run(asset_graph, context.instance, settings, services, client)
-    finally:
-        client.close()
-    records = plan.verdict.records
+    plan = plan_now(context, settings, docker_engine)
+    services, records = plan.services, plan.verdict.records
     notes += reload_notes(services, known)
     images: list[str] = []
     pushes: list[str] = []

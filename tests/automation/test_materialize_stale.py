@@ -26,7 +26,7 @@ from nexus_assets.core.plan import plan_run
 from nexus_assets.definitions import build_definitions
 from nexus_assets.resources import docker_client
 from nexus_assets.target.services import build_services
-from tests.conftest import free_port
+from tests.conftest import free_port, run_finished
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -94,16 +94,6 @@ def _apply(url: str, request: dict) -> str:
     return str(run["run"]["runId"])
 
 
-def _finished(instance: dg.DagsterInstance, run_id: str, timeout: float = 300) -> dg.DagsterRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.is_finished:
-            return run
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish within {timeout:.0f} s")
-
-
 def test_the_ui_launches_exactly_the_planners_run(built, tmp_path):
     repo, settings, instance = built
     # A change no image is made from: the prepare steps, the steps after the images and the
@@ -155,7 +145,7 @@ def test_the_ui_launches_exactly_the_planners_run(built, tmp_path):
         assert run.tags["nexus/origin"] == "ui" and run.tags["nexus/invocation"] == tags["nexus/invocation"]
         busy = _preview(url)  # a second click while the run is under way launches nothing
         assert not busy["runRequests"] and run.run_id in busy["skipReason"], busy
-        run = _finished(instance, run.run_id)
+        run = run_finished(instance, run.run_id)
         assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
         made = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
