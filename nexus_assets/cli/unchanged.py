@@ -29,6 +29,7 @@ from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
 from nexus_assets.core.engine_images import EngineImages
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
+from nexus_assets.core.instance_storage import release as release_keepers
 from nexus_assets.core.settings import UNCHANGED_STAMP, WORKDIR_GENERATED, Settings
 from nexus_assets.core.workdir_lock import LOCK_NAME
 
@@ -93,7 +94,9 @@ def _inputs(settings: Settings) -> str | None:
 def remember(settings: Settings, tags: dict[str, str | None], recorded: Iterable[str], services: int) -> None:
     """After a full verdict of "nothing to do": tags, {engine tag the verdict resolved: image id
     or None}; recorded, the image ids Dagster holds for the services. Written last, after every
-    read and write of that verdict, so the storage's state is the one it left."""
+    read and write of that verdict, so the storage's state is the one it left: with the SQLite
+    keepers closed first, or their last close at exit would rewrite the files after the stamp."""
+    release_keepers()
     inputs = _inputs(settings)
     if inputs is None:
         return
@@ -115,6 +118,18 @@ def unchanged(settings: Settings) -> int | None:
         return None
     if not isinstance(stamp, dict) or stamp.get("inputs") != _inputs(settings):
         return None
+    engine = EngineImages.read_unix_socket() or _read_through_sdk()  # one listing, as the full verdict reads it
+    if engine is None:
+        return None
+    if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
+        return None
+    if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
+        return None
+    return int(stamp.get("services", 0))
+
+
+def _read_through_sdk() -> EngineImages | None:
+    """The listing from an engine the standard library does not reach (TCP, TLS, SSH)."""
     import docker
 
     try:
@@ -122,12 +137,7 @@ def unchanged(settings: Settings) -> int | None:
     except docker.errors.DockerException:
         return None
     try:
-        engine = EngineImages.read(client)  # one listing, as the full verdict reads it
-        if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
-            return None
-        if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
-            return None
-        return int(stamp.get("services", 0))
+        return EngineImages.of(client.api.images(), None)
     except docker.errors.DockerException:
         return None
     finally:

@@ -47,6 +47,15 @@ def tune_sqlite() -> None:
         _installed = True
 
 
+def release() -> None:
+    """Close every keeper: the last connection to each file closing checkpoints its WAL into the
+    database and deletes it, so the files are as this process will leave them when it ends (what
+    the nothing-changed check fingerprints, cli/unchanged.py). Later connections keep files anew."""
+    with _lock:
+        while _keepers:
+            _keepers.popitem(last=False)[1].close()
+
+
 def kept_files() -> list[str]:
     """The database files a keeper holds open now (for tests and diagnostics)."""
     with _lock:

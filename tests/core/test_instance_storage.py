@@ -104,3 +104,38 @@ def test_a_killed_process_loses_nothing_it_committed(home: Path) -> None:
         assert latest[39].asset_materialization.metadata["n"].value == 39  # type: ignore[union-attr]
         [run] = instance.get_runs()
         assert run.is_success
+
+
+STAMP_THEN_EXIT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import dagster as dg
+    from nexus_assets.cli.unchanged import _dagster_storage
+    from nexus_assets.core.instance_storage import release, tune_sqlite
+
+    tune_sqlite()
+
+    @dg.asset
+    def one() -> None:
+        return None
+
+    instance = dg.DagsterInstance.get()
+    assert dg.materialize([one], instance=instance).success
+    if sys.argv[1] == "release":
+        release()
+    print(_dagster_storage(Path(sys.argv[2])))
+""")
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_released_keepers_leave_the_files_as_the_process_leaves_them(home: Path, release: bool) -> None:
+    """The nothing-changed stamp fingerprints Dagster's files by stat while the process that wrote
+    them still runs: with the keepers released first, the files the next run sees are the ones
+    stamped; left open, their close at exit checkpoints the WAL and the next run never matches."""
+    from nexus_assets.cli.unchanged import _dagster_storage
+
+    done = subprocess.run([sys.executable, "-c", STAMP_THEN_EXIT, "release" if release else "keep", str(home)],
+                          capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(home)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    stamped = done.stdout.strip().splitlines()[-1]
+    assert (stamped == _dagster_storage(home)) is release
