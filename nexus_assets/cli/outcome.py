@@ -4,13 +4,16 @@ run that knows nothing changed (cli/unchanged.py) says the same as one that aske
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nexus_assets.core.fileio import read_json
 from nexus_assets.core.release_version import release_tag
 from nexus_assets.core.report_paths import ARTIFACTS_MANIFEST_FILE, DISCREPANCY_REPORT_FILE, VERIFIED_RELEASE_FILE
 from nexus_assets.core.settings import Settings
-from nexus_assets.registry.client import Credentials, credentials_from_env
 from nexus_assets.registry.released import moved_tags, released_manifest
+
+if TYPE_CHECKING:  # the registry client (requests) loads only when a released version is asked about
+    from nexus_assets.registry.client import Credentials
 
 
 @dataclass
@@ -35,6 +38,8 @@ class _CredentialsFromEnv:
     Registry resource would load Dagster, which the nothing-changed path never needs)."""
 
     def credentials(self) -> Credentials | None:
+        from nexus_assets.registry.client import credentials_from_env
+
         return credentials_from_env()
 
 

@@ -4,6 +4,7 @@ defaults; secrets are never stored here, only read from the environment where us
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ MAX_ATTEMPTS = 20
 DEFAULT_ATTEMPTS = 4  # tries of one registry call or push, retries included (NEXUS_PUSH_ATTEMPTS)
 BUILDER_ENV = "NEXUS_BUILDER"  # which builder builds the images (images/buildkit.py)
 BUILDERS = ("auto", "buildkit", "classic")
+# The image reference grammar the Docker SDK checks every build's tag against (docker.utils.build's
+# _TAG; tests/core/test_image_reference.py keeps them equal): written here so that checking
+# the settings does not import the SDK, a quarter of a second of a nothing-changed run.
+IMAGE_REFERENCE = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(?::[0-9]+)?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+                             r"(:[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})?$")
 UNCHANGED_STAMP = ".nexus-unchanged.json"  # WORKDIR's record of the last "nothing to do" (cli/unchanged.py)
 WORKSPACE_STATE = ".nexus-workspace.json"  # what the workspace sync copied last (workspace/sync.py)
 # What the pipeline makes itself at the top of WORKDIR, beside the repository's files: a sync never
@@ -144,11 +150,9 @@ class Settings:
         if not valid_version(self.version):  # 1.0 would later be released again as 1.0.0: one commit, two tags
             raise ConfigError(f"version {self.version!r} (--version, VERSION) is not X.Y.Z: give three whole "
                               "numbers without leading zeros, e.g. 1.2.0, or leave it out for the next patch")
-        from docker.utils import match_tag  # the reference grammar the SDK checks every build's tag against
-
-        if not match_tag(f"nexus/service:{self.version}"):  # also its length (128)
+        if not IMAGE_REFERENCE.match(f"nexus/service:{self.version}"):  # also its length (128)
             raise ConfigError(f"version {self.version!r} (--version, VERSION) cannot be an image tag: use X.Y.Z")
-        if not match_tag(f"{self.registry}/nexus/service:{self.version}"):
+        if not IMAGE_REFERENCE.match(f"{self.registry}/nexus/service:{self.version}"):
             raise ConfigError(f"registry {self.registry!r} cannot name an image (REGISTRY, --registry): use "
                               "host[:port][/path], the path in lowercase letters, digits and . _ -")
         if self.secrets_file and not Path(self.secrets_file).expanduser().is_file():

@@ -18,13 +18,15 @@ import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_assets.core.errors import NexusError
 from nexus_assets.core.git import git_answer
 from nexus_assets.core.release_version import is_git_checkout, release_tag
 from nexus_assets.core.report_paths import ARTIFACTS_MANIFEST_FILE
-from nexus_assets.registry.client import CredentialSource, RegistryClient
+
+if TYPE_CHECKING:  # requests loads only when the registry is asked: a run with nothing to do never asks
+    from nexus_assets.registry.client import CredentialSource, RegistryClient
 
 IMMUTABLE = "a released version is immutable: a new version is required to ship changed images"
 UNRELEASED_TAG_PREFIX = "build-"  # the registry tag of an image pushed while its version is released
@@ -68,6 +70,8 @@ def version_tag_problems(images: Iterable[dict[str, Any]], version: str, access:
     """One line per image whose version tag in the registry does not name the digest expected
     (default: the entry's own `digest`; expected: {service: (digest, what it is)}), naming the
     tag and both digests. A registry that cannot be asked is one line naming it."""
+    from nexus_assets.registry.client import RegistryClient
+
     problems: list[str] = []
     clients: dict[str, RegistryClient] = {}
     try:
@@ -122,6 +126,8 @@ def provenance_subject(artifacts: Path, entry: dict[str, Any]) -> str | None:
 def repair_tags(manifest: dict[str, Any], version: str, access: CredentialSource) -> list[str]:
     """Point every image's version tag back at its released digest (a manifest PUT of the
     released manifest under the tag); one line per tag, saying what was done."""
+    from nexus_assets.registry.client import RegistryClient
+
     done: list[str] = []
     credentials = access.credentials()
     for entry in manifest.get("images") or []:
