@@ -9,6 +9,9 @@ so an upgrade that breaks one fails that test by name instead of a run in the fi
   reads the newest observation one query per key; 300 services would be 300 queries.
 - A step's versions of its inputs that are outputs of the same step, read in one query
   (`prefetch_input_versions`): Dagster reads each one query per key.
+- Dagster's SQLite storages connecting through kept engines (`pool_sqlite_storage`): Dagster
+  creates an engine, opens a connection, and closes both for every statement group, three or
+  four times per event stored (core/instance_storage.py).
 
 Imports happen inside the functions: `nexus-agent run` with nothing changed loads no Dagster at all
 (cli/unchanged.py), and the code location pays for them only when it asks."""
@@ -16,8 +19,8 @@ Imports happen inside the functions: `nexus-agent run` with nothing changed load
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import dagster as dg
 
@@ -38,6 +41,19 @@ PRIVATE = {
     "CachingInstanceQueryer.prefetch_asset_records":
         "dagster._utils.caching_instance_queryer:CachingInstanceQueryer.prefetch_asset_records",
     "SqlEventLogStorage": "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage",
+    "SqliteEventLogStorage": "dagster._core.storage.event_log.sqlite.sqlite_event_log:SqliteEventLogStorage",
+    "SqliteEventLogStorage._connect": "dagster._core.storage.event_log.sqlite.sqlite_event_log:SqliteEventLogStorage._connect",
+    "SqliteEventLogStorage._initdb": "dagster._core.storage.event_log.sqlite.sqlite_event_log:SqliteEventLogStorage._initdb",
+    "SqliteEventLogStorage.conn_string_for_shard":
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log:SqliteEventLogStorage.conn_string_for_shard",
+    "SqliteEventLogStorage.has_table":
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log:SqliteEventLogStorage.has_table",
+    "SqliteRunStorage.connect": "dagster._core.storage.runs.sqlite.sqlite_run_storage:SqliteRunStorage.connect",
+    "SqliteRunStorage": "dagster._core.storage.runs.sqlite.sqlite_run_storage:SqliteRunStorage",
+    "SqliteScheduleStorage": "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage:SqliteScheduleStorage",
+    "SqliteScheduleStorage.connect":
+        "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage:SqliteScheduleStorage.connect",
+    "SQLITE_BUSY_TIMEOUT_SECONDS": "dagster._core.storage.sqlite:SQLITE_BUSY_TIMEOUT_SECONDS",
     "SqlEventLogStorage._add_assets_wipe_filter_to_query":
         "dagster._core.storage.event_log.sql_event_log:SqlEventLogStorage._add_assets_wipe_filter_to_query",
     "SqlEventLogStorage._get_assets_details":
@@ -144,3 +160,105 @@ def prefetch_input_versions(context: dg.OpExecutionContext, keys: Iterable[dg.As
     missing = [k for k in dict.fromkeys(keys) if k not in (step.input_asset_records or {})]
     if missing:
         private("DataVersionCache._fetch_input_asset_version_info")(cache, missing)
+
+
+def pool_sqlite_storage(keep: int) -> Callable[[], None]:
+    """Dagster's default SQLite storages connecting through kept engines instead of a new engine
+    and SQLite connection for every statement group (three or four per event stored):
+    - SqliteEventLogStorage._connect: one engine per database file, used under the storage's own
+      lock (`_db_lock`) as before, with Dagster's busy timeout; a database is initialised the first
+      time a storage touches it, also again after `wipe` (which forgets that); at most `keep`
+      engines per storage, the oldest disposed;
+    - SqliteEventLogStorage.has_table, asked on every asset event: a table once there is remembered
+      (Dagster's migrations add tables, nothing here drops one);
+    - SqliteRunStorage.connect and SqliteScheduleStorage.connect: one engine per storage (its pool
+      hands a second thread a connection of its own).
+    Returns the function that disposes every kept engine (their connections close, so each file's
+    last close checkpoints its WAL as at the end of a process). Once per process: later calls
+    return the same function."""
+    import contextlib
+    import threading
+    import weakref
+    from collections import OrderedDict
+
+    import sqlalchemy as db
+    from sqlalchemy.pool import NullPool, QueuePool
+
+    event_log = private("SqliteEventLogStorage")
+    if getattr(event_log._connect, "nexus_dispose", None) is not None:
+        return cast(Callable[[], None], event_log._connect.nexus_dispose)
+    busy_timeout = private("SQLITE_BUSY_TIMEOUT_SECONDS")
+    touched: weakref.WeakSet[Any] = weakref.WeakSet()  # storages holding kept engines
+    touched_lock = threading.Lock()
+
+    def kept(url: str, **arguments: Any) -> Any:
+        return db.create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=4,
+                                connect_args={**arguments, "check_same_thread": False})
+
+    def remember(storage: Any) -> None:
+        with touched_lock:
+            touched.add(storage)
+
+    @contextlib.contextmanager
+    def _connect(self: Any, shard: str) -> Iterator[Any]:
+        with self._db_lock:
+            engines: OrderedDict[str, Any] = self.__dict__.setdefault("_nexus_engines", OrderedDict())
+            engine = engines.get(shard)
+            if engine is not None and shard not in self._initialized_dbs:  # wiped: the file may be new
+                engines.pop(shard).dispose()
+                engine = None
+            if engine is None:
+                url = self.conn_string_for_shard(shard)
+                if shard not in self._initialized_dbs:  # as Dagster does it: its own engine, which it may connect twice
+                    self._initdb(db.create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout}))
+                    self._initialized_dbs.add(shard)
+                engine = engines[shard] = kept(url, timeout=busy_timeout)
+                remember(self)
+                while len(engines) > keep:
+                    engines.popitem(last=False)[1].dispose()
+            engines.move_to_end(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    original_has_table = event_log.has_table
+
+    def has_table(self: Any, table_name: str) -> bool:
+        tables: set[str] = self.__dict__.setdefault("_nexus_tables", set())
+        if table_name not in tables and original_has_table(self, table_name):
+            tables.add(table_name)
+        return table_name in tables
+
+    def connect_once(storage_class: Any) -> None:
+        lock = threading.Lock()
+
+        @contextlib.contextmanager
+        def connect(self: Any) -> Iterator[Any]:
+            with lock:
+                engine = self.__dict__.get("_nexus_engine")
+                if engine is None:
+                    engine = self.__dict__["_nexus_engine"] = kept(self._conn_string)
+                    remember(self)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+        storage_class.connect = connect
+
+    def dispose_all() -> None:
+        with touched_lock:
+            storages = list(touched)
+        for storage in storages:
+            engine = storage.__dict__.pop("_nexus_engine", None)
+            if engine is not None:
+                engine.dispose()
+            if "_nexus_engines" in storage.__dict__:
+                with storage._db_lock:
+                    engines = storage.__dict__["_nexus_engines"]
+                    while engines:
+                        engines.popitem()[1].dispose()
+
+    _connect.nexus_dispose = dispose_all  # type: ignore[attr-defined]
+    event_log._connect = _connect
+    event_log.has_table = has_table
+    connect_once(private("SqliteRunStorage"))
+    connect_once(private("SqliteScheduleStorage"))
+    return dispose_all

@@ -15,6 +15,10 @@ make that a page-cache write:
   last one: it leaves the WAL to the automatic checkpoint instead of checkpointing on every close.
 Keepers are bounded (the most recent files), so a long-lived process (a code server evaluating
 sensors, which opens run shards as it reads) does not hold one file per run ever seen.
+- the event log (one kept engine per database file), the runs and the schedules connecting
+  through kept engines instead of a new engine and connection per statement group, three or four
+  per event stored (core/dagster_private.pool_sqlite_storage): two runs of a 100-asset, 300-check
+  step, 15.4 s -> 6.2-6.8 s.
 
 `tune_sqlite()` is called where this project's code opens or executes on an instance (the CLI's
 `open_instance`, the code location's definitions); calling it again does nothing."""
@@ -25,12 +29,14 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 KEEPERS = 8  # database files kept open at once: the index, runs, schedules and the latest run shards
 
 _lock = threading.Lock()
 _keepers: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+_dispose_engines: list[Callable[[], None]] = []  # the event log's kept engines (once installed)
 _installed = False
 
 
@@ -43,7 +49,10 @@ def tune_sqlite() -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
+        from nexus_assets.core.dagster_private import pool_sqlite_storage  # Dagster: not on import (cli/unchanged)
+
         event.listen(Engine, "connect", _on_connect)
+        _dispose_engines.append(pool_sqlite_storage(KEEPERS))
         _installed = True
 
 
@@ -51,6 +60,8 @@ def release() -> None:
     """Close every keeper: the last connection to each file closing checkpoints its WAL into the
     database and deletes it, so the files are as this process will leave them when it ends (what
     the nothing-changed check fingerprints, cli/unchanged.py). Later connections keep files anew."""
+    for dispose in _dispose_engines:
+        dispose()
     with _lock:
         while _keepers:
             _keepers.popitem(last=False)[1].close()
