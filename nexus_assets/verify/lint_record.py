@@ -103,7 +103,7 @@ def label_value(service: Service, result: StageResult) -> str | None:
         return None
     try:
         inputs, versions = lint_inputs(service)
-    except OSError:
+    except (OSError, ValueError):  # unreadable now: no label, lint runs (never a reason to fail)
         return None
     hadolint = result.details.get("hadolint") or {}
     findings = [[str(f.get("code")), f.get("line"), str(f.get("level"))] for f in hadolint.get("findings") or []]
@@ -139,7 +139,7 @@ def from_label(service: Service, log_dir: Path, labels: dict[str, str], source: 
         return None
     try:
         inputs, versions = lint_inputs(service)
-    except OSError:
+    except (OSError, ValueError):  # unreadable now: no label, lint runs (never a reason to fail)
         return None
     if inputs != record.get("inputs"):
         return None
