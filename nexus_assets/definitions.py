@@ -58,6 +58,7 @@ from nexus_assets.resources.staging import StagingHost
 from nexus_assets.scaffold.assets import scaffolded_services
 from nexus_assets.target.services import Service, build_services
 from nexus_assets.testing.stage import Publisher, ServiceTests
+from nexus_assets.verify import lint_record
 from nexus_assets.verify.assets import e2e_tests_asset
 from nexus_assets.verify.service_tests import run_integration, run_lint, run_unit, run_unit_and_integration
 from nexus_assets.workspace.assets import workspace
@@ -68,7 +69,8 @@ if TYPE_CHECKING:  # type names only: Dagster names these types only in private 
 
 PREPARE_ASSETS = [workspace, discovery_parsed, discrepancy_report, scaffolded_services]
 SERVICE_TESTS = ServiceTests(lint=run_lint, unit=run_unit, integration=run_integration,
-                             unit_and_integration=run_unit_and_integration)
+                             unit_and_integration=run_unit_and_integration,
+                             lint_labels=lint_record.labels, lint_from_label=lint_record.from_label)
 PUBLISHER = Publisher(specs=pushed_specs, start=start_publishing)
 
 

@@ -9,7 +9,7 @@ import errno
 import functools
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,7 +151,7 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
                 source: str | None, log_path: Path, timeout: float | None = None,
                 cancel: Cancellation | None = None, created: str | None = None, secrets: Sequence[str] = (),
                 network: str | None = None, builder: Builder | None = None,
-                engine: DockerEngine | None = None) -> dict[str, Any]:
+                engine: DockerEngine | None = None, extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build and tag the image; write the builder's output to log_path. Returns what an auditor
     needs: tags, image id, size, seconds, and the OCI labels set. A build still running after
     timeout seconds, or when cancel is thrown, is stopped in the engine and fails (BuildError).
@@ -161,6 +161,7 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
     builder: the run's Builder (images.buildkit; default: NEXUS_BUILDER, probed once per
     process). engine: the DockerEngine resource client talks to (default: DOCKER_HOST's), where
     BuildKit builds through the docker CLI and which a failed build asks whether it went away.
+    extra_labels: more labels the image carries (lint's result, io.nexus-assets.lint).
 
     The OCI labels say where the image comes from, and only what is known: `source` is the
     target repository's remote URL, `revision` its commit and `created` that commit's time
@@ -173,6 +174,7 @@ def build_image(client: DockerClient, plan: BuildPlan, *, registry: str, version
         "org.opencontainers.image.version": version,
         "io.nexus-assets.source-hash": plan.fingerprint,
         "io.nexus-assets.service": service.name,
+        **(extra_labels or {}),
     }
     for name, value in (("source", source), ("revision", revision), ("created", created)):
         if value:

@@ -8,7 +8,12 @@ Before building a stale image, the image step asks the registry for that tag. On
 the image's config from the registry (a small blob), takes it only when its labels carry the
 same fingerprint and service, pulls it by digest, gives it the release tags as a build would,
 and records its unit and integration checks as "passed when built" naming the cache tag and the
-commit it was built from (its OCI labels): no build, no test container. A fresh machine with an
+commit it was built from (its OCI labels): no build, no test container. Its lint check is
+recorded so too, from the lint result the image carries in its label io.nexus-assets.lint
+(written at build time, verify.lint_record): no lint runs, unless the image has no such label
+(built by an earlier nexus-assets) or what lint reads differs here (another hadolint or node,
+a file the .dockerignore keeps out of the key). The key itself is unchanged by that label: it
+covers what decides the image, and lint's own inputs are checked against the label instead. A fresh machine with an
 empty Dagster instance - every CI runner - so rebuilds only what changed since any machine last
 built it.
 
@@ -89,6 +94,10 @@ class CacheHit:
             return "built by an earlier run; no commit recorded"
         return f"built from commit {revision[:12]}" + (f" of {source}" if source else "") + \
             (f", committed {created}" if created else "")
+
+    def origin(self) -> str:
+        """The cache tag, the digest and where it was built from, in words."""
+        return f"{self.ref} ({self.repo}@{self.digest}), {self.built_by()}"
 
     def record(self, seconds: float, pulled: bool) -> dict[str, Any]:
         """What the image's metadata keeps of the hit."""

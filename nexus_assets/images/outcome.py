@@ -66,19 +66,20 @@ def build_and_test(engine: DockerEngine, settings: Settings, service: Service, o
                    cache: RegistryCache | None = None, builder: Builder | None = None) -> dict[str, Any]:
     """Lint, build, then unit and integration tests in the built image, for one service. origin:
     the target's git {"revision", "source" (remote URL), "created" (commit time)} for the labels.
-    With a cache, an image of the same key that passed its tests elsewhere is pulled instead of
-
-    built and tested (lint still runs: it reads the Dockerfile here, costs no container, and
-    writes its log). Returns {"built": dict | None, "error": str | None, "stages": [StageResult],
-    "notes": [str]} (notes: why a cache hit was not used). A build longer than
-    settings.build_timeout fails this service alone; when cancel is thrown, the build is
-    stopped, the test containers removed, and Cancelled raised. builder: the run's (BuildKit or
-    the classic builder, images.buildkit); default NEXUS_BUILDER."""
+    With a cache, the cache is asked first: an image of the same key that passed its tests
+    elsewhere is pulled instead of built and tested, and its lint result is read from its label
+    io.nexus-assets.lint (verify.lint_record: no lint runs; an image without the label, or whose
+    lint inputs differ here, is linted). A miss lints, then builds, lint's result going into
+    the label; a failed lint fails its check, the image is still built and tested. Returns
+    {"built": dict | None, "error": str | None, "stages": [StageResult], "notes": [str]}
+    (notes: why a cache hit was not used). A build longer than settings.build_timeout fails
+    this service alone; when cancel is thrown, the build is stopped, the test containers
+    removed, and Cancelled raised. builder: the run's (BuildKit or the classic builder,
+    images.buildkit); default NEXUS_BUILDER."""
     cancel = cancel or Cancellation()
     reports, timeout = settings.reports, settings.test_timeout
     notes: list[str] = []
     cancel.raise_if_cancelled(f"service {service.name}")
-    stages = [tests.lint(service, reports, timeout=timeout)]
     client = engine.client()  # one client per thread: the SDK's session is not shared safely
     created = label_created(client, settings.workdir)  # owner-labelled: a killed run's are found
 
@@ -89,29 +90,33 @@ def build_and_test(engine: DockerEngine, settings: Settings, service: Service, o
         finally:
             other.close()
 
+    stages: list[StageResult] = []
     try:
         with cancel.hook(remove_containers):
             try:
                 cancel.raise_if_cancelled(f"service {service.name}")
                 base_map = load_base_image_map()
                 plan = plan_build(service, client, base_map, service.build_args, secrets)
-                taken = _from_cache(client, plan, cache, settings, cancel, notes) if cache is not None else None
+                taken = _from_cache(client, plan, cache, settings, cancel, notes, tests) if cache is not None else None
                 if taken is not None:
                     built, cached = taken
                     built.update(source_hash=plan.fingerprint, tree_hash=plan.tree_hash, base_images=plan.bases,
                                  cache_key=cache_key(plan))
-                    return {"built": built, "error": None, "stages": stages + cached, "notes": notes,
+                    return {"built": built, "error": None, "stages": cached, "notes": notes,
                             "pmmg": _pmmg(client, service, built, settings)}
+                stages.append(tests.lint(service, reports, timeout=timeout))
                 built = build_image(
                     client, plan, registry=settings.registry, version=settings.version,
                     revision=(origin or {}).get("revision"), source=(origin or {}).get("source"),
                     created=(origin or {}).get("created"),
                     log_path=reports / f"build_{service.name}.log", timeout=settings.build_timeout, cancel=cancel,
                     secrets=secrets, network=base_map.build_network, builder=builder,
-                    engine=engine,
+                    engine=engine, extra_labels=tests.lint_labels(service, stages[0]) if tests.lint_labels else None,
                 )
             except NexusError as exc:
                 cancel.raise_if_cancelled(f"service {service.name}")
+                if not stages:  # not planned (no Dockerfile, a secret in its build): lint says its part as ever
+                    stages.append(tests.lint(service, reports, timeout=timeout))
                 log = str(reports / f"build_{service.name}.log")
                 stages += [_not_run(service, s, "the image did not build", log) for s in ("unit", "integration")]
                 return {"built": None, "error": str(exc), "stages": stages, "notes": notes}
@@ -137,21 +142,31 @@ def _pmmg(client: DockerClient, service: Service, built: dict[str, Any], setting
 
 
 def _from_cache(client: DockerClient, plan: BuildPlan, cache: RegistryCache, settings: Settings, cancel: Cancellation,
-                notes: list[str]) -> tuple[dict[str, Any], list[StageResult]] | None:
-    """(built, [unit, integration]) from the registry cache, or None to build: a miss, a hit that
-    is not this plan's, or a registry failing meanwhile (said in notes, never a failure)."""
+                notes: list[str], tests: ServiceTests) -> tuple[dict[str, Any], list[StageResult]] | None:
+    """(built, [lint, unit, integration]) from the registry cache, or None to lint and build: a
+    miss, a hit that is not this plan's, or a registry failing meanwhile (said in notes, never a
+    failure). Lint's result comes from the image's label when it can stand for a run here, else
+    lint runs (an image of an earlier recipe has no label)."""
     try:
         hit = cache.lookup(plan.service, plan)
         if hit is None:
             return None
-        return take_from_cache(client, plan, hit, cache, registry=settings.registry, version=settings.version,
-                               reports=settings.reports, timeout=settings.test_timeout, cancel=cancel,
-                               pull_timeout=settings.build_timeout)  # a pull stands in for a build: same deadline
+        built, cached = take_from_cache(client, plan, hit, cache, registry=settings.registry, version=settings.version,
+                                        reports=settings.reports, timeout=settings.test_timeout, cancel=cancel,
+                                        pull_timeout=settings.build_timeout)  # a pull stands in for a build
     except Cancelled:
         raise
     except NexusError as exc:
         notes.append(f"registry cache not used, building: {exc}")
         return None
+    lint = (tests.lint_from_label(plan.service, settings.reports, hit.labels, hit.origin(), timeout=settings.test_timeout)
+            if tests.lint_from_label is not None else None)
+    return built, [lint or tests.lint(plan.service, settings.reports, timeout=settings.test_timeout), *cached]
+
+
+def cached_lint(stages: list[StageResult]) -> bool:
+    """True when the lint stage's result was read from a cached image's label, not run."""
+    return any(s.stage == "lint" and s.details.get("from_cache") for s in stages)
 
 
 def test_states(stages: list[StageResult]) -> dict[str, str]:
@@ -171,7 +186,8 @@ def success_event(service: Service, outcome: dict[str, Any], no_tests: str = "wa
     if cache:
         done = (f"pulled {service.name} {built['image_id'][:19]} from the registry cache {cache['tag']} in "
                 f"{cache['seconds']:.1f}s ({'commit ' + cache['revision'][:12] if cache.get('revision') else 'no commit'}"
-                "); unit and integration passed when built; lint ")
+                "); " + ("lint, unit and integration passed when built; tests " if cached_lint(stages)
+                         else "unit and integration passed when built; lint "))
     else:
         layers = built.get("layer_cache") or {}
         cached = f", {layers['cached']}/{layers['steps']} steps cached" if layers.get("steps") else ""

@@ -106,7 +106,8 @@ class ImageEntry(ReportModel):
     obtained: Literal["built", "pulled from cache"] | None = Field(
         default=None, description="How this machine got the image: built (and tested) here, or pulled from the "
                                   "registry cache, where only images whose lint, unit and integration tests all "
-                                  "passed are kept; its unit and integration results are then those of its build.")
+                                  "passed are kept; its unit and integration results (and lint's, when the image's "
+                                  "label io.nexus-assets.lint carries it) are then those of its build.")
     cache: CachePull | None = Field(default=None, description="The registry cache tag and build commit of an image "
                                                               "pulled from the cache; null when built here.")
     push_run_id: str | None = Field(description="Dagster run that pushed it (or found it already pushed).")

@@ -137,6 +137,12 @@ class ServiceTests:
     # Both against one container: (client, service, image_id, log_dir, *, timeout) -> (unit, integration).
     # None: the image step calls unit and then integration.
     unit_and_integration: Any = None
+    # Lint's result carried in the image (verify.lint_record): (service, lint StageResult) -> the
+    # labels to build the image with; and for an image from the registry cache, (service,
+    # log_dir, its labels, where it came from, *, timeout) -> the lint StageResult those labels
+    # carry, or None to run lint. None: no label written, lint runs on a cache hit too.
+    lint_labels: Any = None
+    lint_from_label: Any = None
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,20 @@ def copied_files(service: Service) -> tuple[list[Path], dict[str, Any]]:
                                   "service's folder)", "sources": sources, "files": len(files)}
 
 
-def lint_files(st: Stage, service: Service) -> list[Path]:
-    """The files the syntax checks read: the whole context when it is the service's folder, else
-    (a context at the repository root, or above the Dockerfile's folder) only what the
-    Dockerfile's COPY/ADD bring in (verify.lint_scope)."""
+def scoped_files(service: Service) -> tuple[list[Path], dict[str, Any] | None]:
+    """The files the syntax checks read, and the scope's record (None: the whole context): the
+    whole context when it is the service's folder, else (a context at the repository root, or
+    above the Dockerfile's folder) only what the Dockerfile's COPY/ADD bring in."""
     if not wider_context(service):
-        return walk_sources(service.path)
-    files, scope = copied_files(service)
+        return walk_sources(service.path), None
+    return copied_files(service)
+
+
+def lint_files(st: Stage, service: Service) -> list[Path]:
+    """scoped_files, with the scope said in the stage's details and log."""
+    files, scope = scoped_files(service)
+    if scope is None:
+        return files
     st.details["lint_scope"] = scope
     st.write(f"# the build context {service.folder} is wider than the service's folder: checking the "
              f"{scope['files']} file(s) that COPY/ADD bring in ({', '.join(scope['sources']) or 'none'})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import logging
 import os
@@ -116,6 +117,21 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
         unit_log = (second_settings.reports / f"test_results_{name}_unit.log").read_text()
         assert f"passed when built: from the registry cache {cache_tags[name]}" in unit_log
         assert f"built from commit {commit[:12]}" in unit_log
+        # No lint ran (hadolint, py_compile and node --check each log their command line, "$ ..."):
+        # its result is the one the image carries in its label, with the details of when it was built.
+        lint_log = (second_settings.reports / f"test_results_{name}_lint.log").read_text()
+        assert "not run again: the image comes from the registry cache " + cache_tags[name] in lint_log
+        assert f"built from commit {commit[:12]}" in lint_log and "\n$ " not in lint_log, lint_log
+    lint = open_instance(second_settings).event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey(["image", NAMES[2]]), "lint")])
+    evaluation = next(iter(lint.values())).evaluation
+    assert evaluation is not None and evaluation.passed
+    assert evaluation.description.startswith("passed when built: hadolint: "), evaluation.description
+    assert f"from the registry cache {cache_tags[NAMES[2]]}" in evaluation.description
+    details = evaluation.metadata["details"].value
+    assert details["from_cache"].startswith(cache_tags[NAMES[2]]) and details["python_files"] >= 1
+    assert set(details["hadolint"]["levels"]) <= {"error", "warning", "info", "style"}
+    assert details["tools"]["hadolint"].startswith("Haskell Dockerfile Linter")
     check = open_instance(second_settings).event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey(["image", NAMES[0]]), "integration")])
     evaluation = next(iter(check.values())).evaluation
@@ -146,10 +162,24 @@ def test_a_fresh_machine_pulls_instead_of_building_and_a_changed_or_foreign_imag
     for line in docker_client.api.push(repo_name, tag=tag, auth_config=auth, stream=True, decode=True):
         assert "error" not in line, line
     docker_client.api.remove_image(f"{repo_name}:{tag}")
+    # node-svc-001's cached image as an earlier nexus-assets made it, without lint's result in a
+    # label (emptied: a label cannot be removed from an image): it is pulled, and linted here.
+    repo_name, _, tag = cache_tags["node-svc-001"].rpartition(":")
+    local = f"{second_settings.registry}/nexus/node-svc-001:1.0.0"  # the pulled image, as the engine has it
+    dockerfile = f'FROM {local}\nLABEL io.nexus-assets.lint=""\n'.encode()
+    older, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=cache_tags["node-svc-001"], rm=True)
+    assert older.labels.get("io.nexus-assets.lint") == ""
+    for line in docker_client.api.push(repo_name, tag=tag, auth_config=auth, stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.api.remove_image(f"{repo_name}:{tag}")
     fourth_settings = replace(fresh_machine(first_settings, tmp_path, monkeypatch, docker_client, "fourth"),
                               version="1.0.2")
     fourth = run_pipeline(fourth_settings)
     assert fourth.ok and fourth.built == ["py-svc-003"] and sorted(fourth.pulled) == ["node-svc-001", "node-svc-002"]
+    linted = (fourth_settings.reports / "test_results_node-svc-001_lint.log").read_text()
+    assert "\n$ " in linted and "hadolint" in linted and "not run again" not in linted, linted
+    assert "not run again" in (fourth_settings.reports / "test_results_node-svc-002_lint.log").read_text()
+    assert "\n$ " in (fourth_settings.reports / "test_results_py-svc-003_lint.log").read_text(), "a miss lints"
     warned = warnings_of(fourth_settings, fourth)
     refused = [line for line in warned if "registry cache not used, building" in line]
     assert len(refused) == 1 and "py-svc-003" in refused[0] and "carries source hash" in refused[0], warned
