@@ -24,9 +24,10 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
-from nexus_assets.core.engine_images import EngineImages
+from nexus_assets.core.engine_images import EngineImages, image_ids_over_socket
 from nexus_assets.core.fileio import read_json, write_json
 from nexus_assets.core.hashing import IGNORED_NAMES
 from nexus_assets.core.instance_storage import release as release_keepers
@@ -118,18 +119,21 @@ def unchanged(settings: Settings) -> int | None:
         return None
     if not isinstance(stamp, dict) or stamp.get("inputs") != _inputs(settings):
         return None
-    engine = EngineImages.read_unix_socket() or _read_through_sdk()  # one listing, as the full verdict reads it
-    if engine is None:
+    tags: dict[str, str | None] = stamp.get("tags", {})
+    recorded = [i for i in stamp.get("recorded", []) if i not in set(tags.values())]
+    found = image_ids_over_socket([*tags, *recorded])
+    if found is None:
+        return _unchanged_through_sdk(stamp)
+    if any(found.get(tag) != image_id for tag, image_id in tags.items()):
         return None
-    if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
-        return None
-    if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
+    if not all(found.get(image_id) == image_id for image_id in recorded):
         return None
     return int(stamp.get("services", 0))
 
 
-def _read_through_sdk() -> EngineImages | None:
-    """The listing from an engine the standard library does not reach (TCP, TLS, SSH)."""
+def _unchanged_through_sdk(stamp: dict[str, Any]) -> int | None:
+    """The same comparison on one listing through the SDK, for an engine the standard library
+    does not reach (TCP, TLS, SSH)."""
     import docker
 
     try:
@@ -137,7 +141,12 @@ def _read_through_sdk() -> EngineImages | None:
     except docker.errors.DockerException:
         return None
     try:
-        return EngineImages.of(client.api.images(), None)
+        engine = EngineImages.read(client)  # one listing, as the full verdict reads it
+        if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
+            return None
+        if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
+            return None
+        return int(stamp.get("services", 0))
     except docker.errors.DockerException:
         return None
     finally:

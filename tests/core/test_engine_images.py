@@ -1,5 +1,5 @@
-"""The engine's image listing read with the standard library over the Unix socket (the
-nothing-changed check) is the Docker SDK's listing; any other engine address is left to the SDK."""
+"""The engine's image ids asked with the standard library over the Unix socket (the
+nothing-changed check) are the Docker SDK's; any other engine address is left to the SDK."""
 
 from __future__ import annotations
 
@@ -7,27 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from nexus_assets.core.engine_images import EngineImages
+from nexus_assets.core.engine_images import EngineImages, image_ids_over_socket
 
 
 @pytest.mark.docker
-def test_the_socket_listing_is_the_sdks(docker_client) -> None:
-    through_sdk = EngineImages.read(docker_client)
-    over_socket = EngineImages.read_unix_socket()
-    assert over_socket is not None and over_socket.client is None
-    assert over_socket.ids == through_sdk.ids
-    assert {tag: row["Id"] for tag, row in over_socket.by_tag.items()} == \
-        {tag: row["Id"] for tag, row in through_sdk.by_tag.items()}
-    unknown = "sha256:" + "0" * 64
-    assert not over_socket.has(unknown)  # no SDK client: only what the listing shows
+def test_the_socket_answers_as_the_sdks_listing(docker_client) -> None:
+    listing = EngineImages.read(docker_client)
+    tags = sorted(listing.by_tag)[:40]
+    some_id = next(iter(sorted(listing.ids)))
+    missing = ["nexus-test/never-built:0.0.0", "sha256:" + "0" * 64]
+    found = image_ids_over_socket([*tags, some_id, *missing])
+    assert found is not None
+    assert {tag: found[tag] for tag in tags} == {tag: listing.tag_id(tag) for tag in tags}
+    assert found[some_id] == some_id
+    assert found[missing[0]] is None and found[missing[1]] is None
 
 
 @pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "ssh://user@host"])
 def test_other_engine_addresses_are_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
     monkeypatch.setenv("DOCKER_HOST", host)
-    assert EngineImages.read_unix_socket() is None
+    assert image_ids_over_socket(["anything:1"]) is None
 
 
-def test_a_socket_nobody_answers_on_is_no_listing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_socket_nobody_answers_on_gives_no_answer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
-    assert EngineImages.read_unix_socket(timeout=2) is None
+    assert image_ids_over_socket(["anything:1"], timeout=2) is None
