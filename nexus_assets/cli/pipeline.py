@@ -20,6 +20,7 @@ from nexus_assets.core.cancel import cancel_all
 from nexus_assets.core.errors import no_space_line, our_error_names
 from nexus_assets.core.instance_storage import tune_sqlite
 from nexus_assets.core.keys import (
+    COMPLIANCE_REPORT,
     FORCE_TAG,
     INVOCATION_TAG,
     ORIGIN_TAG,
@@ -27,6 +28,7 @@ from nexus_assets.core.keys import (
     VERIFIED_RELEASE,
 )
 from nexus_assets.core.plan import Plan, plan_run
+from nexus_assets.core.preload import preload
 from nexus_assets.core.settings import Settings
 from nexus_assets.core.workdir_lock import workdir_lock
 from nexus_assets.definitions import definitions_for
@@ -71,6 +73,8 @@ def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings
 def _execute(defs: dg.Definitions, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
              summary: RunSummary, settings: Settings) -> None:
     """One run of the pipeline job over keys, in this process; what happened goes to summary."""
+    if COMPLIANCE_REPORT in keys:  # its libraries load while the images build (core/preload.py)
+        preload(["nexus_assets.compliance.layout"])
     result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False, tags=tags, run_config=CONSOLE)
     summary.run_ids.append(result.run_id)
