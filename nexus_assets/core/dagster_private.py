@@ -171,8 +171,9 @@ def pool_sqlite_storage(keep: int) -> Callable[[], None]:
       engines per storage, the oldest disposed;
     - SqliteEventLogStorage.has_table, asked on every asset event: a table once there is remembered
       (Dagster's migrations add tables, nothing here drops one);
-    - SqliteRunStorage.connect and SqliteScheduleStorage.connect: one engine per storage (its pool
-      hands a second thread a connection of its own).
+    - SqliteRunStorage.connect and SqliteScheduleStorage.connect: one engine per storage, one
+      connection kept (a second thread at the same moment gets one of its own, closed after use
+      as Dagster's are: no limit, no wait).
     Returns the function that disposes every kept engine (their connections close, so each file's
     last close checkpoints its WAL as at the end of a process). Once per process: later calls
     return the same function."""
@@ -192,7 +193,7 @@ def pool_sqlite_storage(keep: int) -> Callable[[], None]:
     touched_lock = threading.Lock()
 
     def kept(url: str, **arguments: Any) -> Any:
-        return db.create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=4,
+        return db.create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=-1,
                                 connect_args={**arguments, "check_same_thread": False})
 
     def remember(storage: Any) -> None:

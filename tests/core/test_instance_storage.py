@@ -171,3 +171,30 @@ def test_the_event_log_stores_through_one_kept_connection_per_file_and_survives_
     finally:
         event.remove(Engine, "connect", count)
         instance_storage.release()
+
+
+def test_threads_share_the_kept_engines_without_waiting_on_each_other(home: Path) -> None:
+    """Many threads reading runs and events at once while a run stores its events: every read
+    answers (a kept engine hands a busy moment's extra thread a connection of its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tune_sqlite()
+
+    @dg.asset
+    def seen() -> None:
+        return None
+
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([seen], instance=instance).success
+
+        def read(_: int) -> int:
+            for _ in range(20):
+                assert instance.get_run_records(limit=5)
+                assert instance.fetch_materializations(dg.AssetKey("seen"), limit=1).records
+            return 1
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            readers = pool.map(read, range(8))
+            assert dg.materialize([seen], instance=instance).success
+            assert sum(readers) == 8
+    instance_storage.release()
