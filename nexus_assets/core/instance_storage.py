@@ -36,7 +36,8 @@ KEEPERS = 8  # database files kept open at once: the index, runs, schedules and 
 
 _lock = threading.Lock()
 _keepers: OrderedDict[str, sqlite3.Connection] = OrderedDict()
-_dispose_engines: list[Callable[[], None]] = []  # the event log's kept engines (once installed)
+_dispose_engines: list[Callable[[], None]] = []  # disposes the storages' kept engines (once installed)
+_pool_lock = threading.Lock()
 _installed = False
 
 
@@ -49,11 +50,19 @@ def tune_sqlite() -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
-        from nexus_assets.core.dagster_private import pool_sqlite_storage  # Dagster: not on import (cli/unchanged)
-
         event.listen(Engine, "connect", _on_connect)
-        _dispose_engines.append(pool_sqlite_storage(KEEPERS))
         _installed = True
+
+
+def _keep_engines() -> None:
+    """Dagster's SQLite storages keep their engines (dagster_private.pool_sqlite_storage), from
+    the first SQLite connection on: by then Dagster has imported its storage modules, which a code
+    location that only loads its definitions never needs (half a second of its load time)."""
+    with _pool_lock:
+        if not _dispose_engines:
+            from nexus_assets.core.dagster_private import pool_sqlite_storage
+
+            _dispose_engines.append(pool_sqlite_storage(KEEPERS))
 
 
 def release() -> None:
@@ -76,6 +85,7 @@ def kept_files() -> list[str]:
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return  # PostgreSQL (the containerized stack) or anything else: untouched
+    _keep_engines()
     cursor = dbapi_connection.cursor()
     try:
         if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
