@@ -134,10 +134,14 @@ def test_a_run_launched_through_graphql_builds_an_image_in_its_own_container(sta
     assert run_container.attrs["HostConfig"]["NetworkMode"] == "host"
 
     status = wait_until(lambda: _finished(url, run_id), 600, f"run {run_id} to finish", every=3)
-    run_container.reload()
     logs = run_container.logs(tail=60).decode(errors="replace")
     assert status == "SUCCESS", logs
-    assert run_container.status == "exited" and run_container.attrs["State"]["ExitCode"] == 0, logs
+
+    def exited() -> bool:  # the run worker records the run's success, then cleans up and exits
+        run_container.reload()
+        return run_container.status == "exited"
+    wait_until(exited, 60, f"the container of run {run_id} to exit", every=0.5)
+    assert run_container.attrs["State"]["ExitCode"] == 0, run_container.logs(tail=60).decode(errors="replace")
 
     # The image the run built, under the release tag, in the engine and pushed.
     tag = f"{env['REGISTRY']}/nexus/{SERVICE}:1.0.0"
