@@ -24,7 +24,6 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from nexus_assets.cli.outcome import RunSummary, last_verdict, say_release
 from nexus_assets.core.engine_images import EngineImages, image_ids_over_socket
@@ -120,20 +119,21 @@ def unchanged(settings: Settings) -> int | None:
     if not isinstance(stamp, dict) or stamp.get("inputs") != _inputs(settings):
         return None
     tags: dict[str, str | None] = stamp.get("tags", {})
-    recorded = [i for i in stamp.get("recorded", []) if i not in set(tags.values())]
+    tagged = set(tags.values())
+    recorded = [i for i in stamp.get("recorded", []) if i not in tagged]  # a tag's id is checked with its tag
     found = image_ids_over_socket([*tags, *recorded])
     if found is None:
-        return _unchanged_through_sdk(stamp)
-    if any(found.get(tag) != image_id for tag, image_id in tags.items()):
+        found = _image_ids_through_sdk(tags, recorded)
+    if found is None or any(found.get(tag) != image_id for tag, image_id in tags.items()):
         return None
     if not all(found.get(image_id) == image_id for image_id in recorded):
         return None
     return int(stamp.get("services", 0))
 
 
-def _unchanged_through_sdk(stamp: dict[str, Any]) -> int | None:
-    """The same comparison on one listing through the SDK, for an engine the standard library
-    does not reach (TCP, TLS, SSH)."""
+def _image_ids_through_sdk(tags: Iterable[str], ids: Iterable[str]) -> dict[str, str | None] | None:
+    """What image_ids_over_socket answers, from one listing through the SDK, for an engine the
+    standard library does not reach (TCP, TLS, SSH); None when it does not answer."""
     import docker
 
     try:
@@ -142,11 +142,8 @@ def _unchanged_through_sdk(stamp: dict[str, Any]) -> int | None:
         return None
     try:
         engine = EngineImages.read(client)  # one listing, as the full verdict reads it
-        if any(engine.tag_id(tag) != image_id for tag, image_id in stamp.get("tags", {}).items()):
-            return None
-        if not all(engine.has(image_id) for image_id in stamp.get("recorded", [])):
-            return None
-        return int(stamp.get("services", 0))
+        return {**{tag: engine.tag_id(tag) for tag in tags},
+                **{image_id: image_id if engine.has(image_id) else None for image_id in ids}}
     except docker.errors.DockerException:
         return None
     finally:

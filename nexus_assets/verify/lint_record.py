@@ -26,9 +26,9 @@ from shutil import which
 from typing import Any
 
 from nexus_assets.target.services import Service
-from nexus_assets.testing.stage import Stage, StageResult
+from nexus_assets.testing.stage import StageResult
 from nexus_assets.verify.lint_scope import scoped_files
-from nexus_assets.verify.service_tests import hadolint_binary
+from nexus_assets.verify.service_tests import hadolint_binary, lint_stage
 
 LABEL = "io.nexus-assets.lint"
 FORMAT = 1  # bumped when the label's fields change: a label of another format is not read
@@ -58,8 +58,8 @@ def tools(py_files: int, js_files: int) -> dict[str, str]:
     found = {"hadolint": tool_version(hadolint) if hadolint else ""}
     if py_files:
         found["python"] = ".".join(str(n) for n in sys.version_info[:3])
-    node = which("node") if js_files else None
     if js_files:
+        node = which("node")
         found["node"] = tool_version(node) if node else ""
     return found
 
@@ -143,9 +143,7 @@ def from_label(service: Service, log_dir: Path, labels: dict[str, str], source: 
         return None
     if inputs != record.get("inputs"):
         return None
-    st = Stage(service.name, "lint", log_dir, timeout)
-    if service.compose_name:
-        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
+    st = lint_stage(service, log_dir, timeout)
     st.write(f"# not run again: the image comes from the registry cache {source}; its label {LABEL} carries "
              "lint's result from when it was built, and what lint reads here (the Dockerfile, the files it checks, "
              f"hadolint's configuration, the tools' versions) hashes to the same {inputs}")

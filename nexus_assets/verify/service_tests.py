@@ -73,12 +73,18 @@ sys.exit(1 if bad else 0)
 """
 
 
+def lint_stage(service: Service, log_dir: Path, timeout: float) -> Stage:
+    """The lint stage of service, its log opened, with where its build came from (names only)."""
+    st = Stage(service.name, "lint", log_dir, timeout)
+    if service.compose_name:
+        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
+    return st
+
+
 def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageResult:
     """hadolint on the Dockerfile (error-level findings fail, warnings and info are reported),
     then a syntax check of every .py (py_compile, host python) and .js (node --check, host node)."""
-    st = Stage(service.name, "lint", log_dir, timeout)
-    if service.compose_name:  # where its build came from (names only)
-        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
+    st = lint_stage(service, log_dir, timeout)
     if service.dockerfile is None:
         return st.result(False, f"no Dockerfile in {service.path}: add one (lint checks it with hadolint)")
     problems: list[str] = []

@@ -32,3 +32,15 @@ def test_other_engine_addresses_are_left_to_the_sdk(monkeypatch: pytest.MonkeyPa
 def test_a_socket_nobody_answers_on_gives_no_answer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
     assert image_ids_over_socket(["anything:1"], timeout=2) is None
+
+
+@pytest.mark.docker
+def test_the_sdk_fallback_answers_as_the_socket(docker_client) -> None:
+    """For an engine the standard library does not reach, the nothing-changed check asks the SDK
+    the same question (cli/unchanged.py): the answers agree on the real engine."""
+    from nexus_assets.cli.unchanged import _image_ids_through_sdk
+
+    listing = EngineImages.read(docker_client)
+    tags = [*sorted(listing.by_tag)[:20], "nexus-test/never-built:0.0.0"]
+    ids = [next(iter(sorted(listing.ids))), "sha256:" + "0" * 64]
+    assert _image_ids_through_sdk(tags, ids) == image_ids_over_socket([*tags, *ids])
