@@ -27,8 +27,8 @@ from typing import Any
 
 from nexus_assets.target.services import Service
 from nexus_assets.testing.stage import StageResult
-from nexus_assets.verify.lint_scope import scoped_files
-from nexus_assets.verify.service_tests import hadolint_binary, lint_stage
+from nexus_assets.verify.lint_scope import lint_stage, scoped_files
+from nexus_assets.verify.service_tests import hadolint_binary
 
 LABEL = "io.nexus-assets.lint"
 FORMAT = 1  # bumped when the label's fields change: a label of another format is not read

@@ -112,3 +112,11 @@ def lint_files(st: Stage, service: Service) -> list[Path]:
     st.write(f"# the build context {service.folder} is wider than the service's folder: checking the "
              f"{scope['files']} file(s) that COPY/ADD bring in ({', '.join(scope['sources']) or 'none'})")
     return files
+
+
+def lint_stage(service: Service, log_dir: Path, timeout: float) -> Stage:
+    """The lint stage of service, its log opened, with where its build came from (names only)."""
+    st = Stage(service.name, "lint", log_dir, timeout)
+    if service.compose_name:
+        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
+    return st

@@ -32,7 +32,7 @@ from nexus_assets.testing.stage import Stage, StageResult, docker_errors
 from nexus_assets.verify.e2e import run_e2e  # noqa: F401  (re-exported for the tests)
 from nexus_assets.verify.infrastructure import prepare
 from nexus_assets.verify.integration import NotRun, attach, integration_body, own_network, spec_get_paths
-from nexus_assets.verify.lint_scope import lint_files
+from nexus_assets.verify.lint_scope import lint_files, lint_stage
 from nexus_assets.verify.sandbox import POLL, container_logs, exec_in, start_container
 
 if TYPE_CHECKING:  # type names only: the Docker SDK is untyped (these are Any to mypy)
@@ -71,14 +71,6 @@ with tempfile.TemporaryDirectory() as tmp:
             print("SYNTAX %s: %s" % (name, " ".join(exc.msg.split())))
 sys.exit(1 if bad else 0)
 """
-
-
-def lint_stage(service: Service, log_dir: Path, timeout: float) -> Stage:
-    """The lint stage of service, its log opened, with where its build came from (names only)."""
-    st = Stage(service.name, "lint", log_dir, timeout)
-    if service.compose_name:
-        st.details["compose"] = {"compose_file": service.compose_file, "compose_service": service.compose_name}
-    return st
 
 
 def run_lint(service: Service, log_dir: Path, *, timeout: float = 60) -> StageResult:
